@@ -1,0 +1,2 @@
+// Package bbm will hold batched background migrations.
+package bbm

@@ -1,0 +1,2 @@
+// Package enqueuer will hold a capacity-filling import enqueuer.
+package enqueuer

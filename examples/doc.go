@@ -1,0 +1,3 @@
+// Package examples holds runnable programs that show how a registry wires Ferry;
+// start with examples/quickstart.
+package examples

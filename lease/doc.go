@@ -1,0 +1,2 @@
+// Package lease will hold exclusive leases with fencing tokens.
+package lease

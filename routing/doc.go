@@ -1,0 +1,2 @@
+// Package routing will hold worker-attribute selectors and routing rules.
+package routing
