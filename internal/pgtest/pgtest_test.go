@@ -1,0 +1,70 @@
+package pgtest_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/stretchr/testify/require"
+
+	"github.com/ferryhq/ferry/internal/pgtest"
+)
+
+func TestMain(m *testing.M) { pgtest.Main(m) }
+
+func TestURLGivesFreshMigratedDatabase(t *testing.T) {
+	ctx := context.Background()
+	pool := pgtest.Pool(t)
+	var n int
+	require.NoError(t, pool.QueryRow(ctx, `SELECT count(*) FROM ferry_schema_migrations`).Scan(&n))
+	require.Positive(t, n)
+	_, err := pool.Exec(ctx, `CREATE TABLE only_here (id int)`)
+	require.NoError(t, err)
+
+	other := pgtest.Pool(t)
+	err = other.QueryRow(ctx, `SELECT count(*) FROM only_here`).Scan(&n)
+	require.Error(t, err, "databases must not share tables")
+}
+
+func TestEmptyURLHasNoSchema(t *testing.T) {
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, pgtest.EmptyURL(t))
+	require.NoError(t, err)
+	defer conn.Close(ctx)
+	var exists bool
+	require.NoError(t, conn.QueryRow(ctx, `SELECT to_regclass('ferry_schema_migrations') IS NOT NULL`).Scan(&exists))
+	require.False(t, exists)
+}
+
+func TestReplicaFollowsWithDelay(t *testing.T) {
+	ctx := context.Background()
+	rep := pgtest.NewReplicated(t, 300*time.Millisecond)
+	primary, err := pgx.Connect(ctx, rep.PrimaryURL)
+	require.NoError(t, err)
+	defer primary.Close(ctx)
+	replica, err := pgx.Connect(ctx, rep.ReplicaURL)
+	require.NoError(t, err)
+	defer replica.Close(ctx)
+
+	var inRecovery bool
+	require.NoError(t, replica.QueryRow(ctx, `SELECT pg_is_in_recovery()`).Scan(&inRecovery))
+	require.True(t, inRecovery)
+
+	_, err = primary.Exec(ctx, `CREATE TABLE t (v int); INSERT INTO t VALUES (1)`)
+	require.NoError(t, err)
+	// Right after the write the delayed replica cannot have it yet...
+	err = replica.QueryRow(ctx, `SELECT v FROM t`).Scan(new(int))
+	require.Error(t, err)
+	// ...and eventually it does.
+	require.Eventually(t, func() bool {
+		var v int
+		return replica.QueryRow(ctx, `SELECT v FROM t`).Scan(&v) == nil && v == 1
+	}, 10*time.Second, 20*time.Millisecond)
+}
+
+func BenchmarkNewDatabase(b *testing.B) {
+	for b.Loop() {
+		pgtest.URL(b)
+	}
+}

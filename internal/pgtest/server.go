@@ -1,0 +1,324 @@
+package pgtest
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"runtime"
+	"sort"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// ErrUnavailable is returned when no PostgreSQL server can be started here;
+// its message names what is missing.
+var ErrUnavailable = errors.New("pgtest: cannot start a throwaway PostgreSQL server")
+
+// Superuser is the database superuser of every server Start makes.
+const Superuser = "postgres"
+
+// dirPrefix names the temp dirs of servers; the pid after it lets a later
+// run sweep what a crashed run left behind.
+const dirPrefix = "ferry-pgtest-"
+
+// ServerOptions tunes Start.
+type ServerOptions struct {
+	// Settings are extra postgres -c settings.
+	Settings map[string]string
+	// StartTimeout bounds how long Start waits for the server to accept
+	// connections. Default 30s.
+	StartTimeout time.Duration
+}
+
+// Server is a throwaway PostgreSQL server in a temp dir, reachable only on a
+// unix socket in that dir, with trust auth and fsync off. It is stopped
+// with Stop, and also (SIGQUIT) if the process that started it dies.
+type Server struct {
+	dir     string // temp dir: data/ and the socket
+	data    string
+	bin     string
+	cred    *syscall.Credential
+	exited  chan struct{}
+	waitErr error
+	proc    *os.Process
+}
+
+// Start runs initdb into a new temp dir and starts a server on it.
+func Start(ctx context.Context, opts ServerOptions) (*Server, error) {
+	bin, err := FindBinaries()
+	if err != nil {
+		return nil, err
+	}
+	sweepStale()
+	cred, err := serverCredential()
+	if err != nil {
+		return nil, err
+	}
+	dir, err := os.MkdirTemp("", fmt.Sprintf("%s%d-", dirPrefix, os.Getpid()))
+	if err != nil {
+		return nil, fmt.Errorf("pgtest: temp dir: %w", err)
+	}
+	s := &Server{dir: dir, data: filepath.Join(dir, "data"), bin: bin, cred: cred}
+	if err := s.chown(); err != nil {
+		s.removeDir()
+		return nil, err
+	}
+	if out, err := s.run(ctx, "initdb", "-D", s.data, "-U", Superuser, "--auth=trust",
+		"--no-sync", "-E", "UTF8", "--locale=C"); err != nil {
+		s.removeDir()
+		return nil, fmt.Errorf("%w: initdb failed: %v\n%s", ErrUnavailable, err, tail(out))
+	}
+	if err := s.launch(ctx, opts); err != nil {
+		s.removeDir()
+		return nil, err
+	}
+	return s, nil
+}
+
+// launch starts postgres on s.data and waits until it accepts connections.
+func (s *Server) launch(ctx context.Context, opts ServerOptions) error {
+	args := []string{"-D", s.data, "-k", s.dir, "-p", "5432",
+		"-c", "listen_addresses=", "-c", "fsync=off", "-c", "synchronous_commit=off",
+		"-c", "full_page_writes=off", "-c", "max_connections=300",
+		"-c", "shared_buffers=128MB", "-c", "max_wal_size=2GB"}
+	keys := make([]string, 0, len(opts.Settings))
+	for k := range opts.Settings {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		args = append(args, "-c", k+"="+opts.Settings[k])
+	}
+	logFile, err := os.Create(filepath.Join(s.dir, "postgres.log"))
+	if err != nil {
+		return fmt.Errorf("pgtest: log file: %w", err)
+	}
+	s.exited = make(chan struct{})
+	started := make(chan error, 1)
+	// Pdeathsig fires when the *thread* that forked the child exits, so the
+	// child is forked from a goroutine locked to its thread for as long as
+	// the server lives.
+	go func() {
+		runtime.LockOSThread()
+		defer logFile.Close()
+		cmd := exec.Command(filepath.Join(s.bin, "postgres"), args...)
+		cmd.Stdout, cmd.Stderr = logFile, logFile
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: s.cred, Pdeathsig: syscall.SIGQUIT, Setpgid: true}
+		if err := cmd.Start(); err != nil {
+			started <- err
+			close(s.exited)
+			return
+		}
+		s.proc = cmd.Process
+		started <- nil
+		s.waitErr = cmd.Wait()
+		close(s.exited)
+		// The thread stays locked and is discarded, as Pdeathsig requires.
+	}()
+	if err := <-started; err != nil {
+		return fmt.Errorf("%w: starting postgres: %v", ErrUnavailable, err)
+	}
+	timeout := opts.StartTimeout
+	if timeout <= 0 {
+		timeout = 30 * time.Second
+	}
+	if err := s.waitReady(ctx, timeout); err != nil {
+		_ = s.Stop()
+		return err
+	}
+	return nil
+}
+
+func (s *Server) waitReady(ctx context.Context, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		conn, err := pgx.Connect(ctx, s.URL("postgres"))
+		if err == nil {
+			_ = conn.Close(ctx)
+			return nil
+		}
+		select {
+		case <-s.exited:
+			return fmt.Errorf("%w: postgres exited: %v\n%s", ErrUnavailable, s.waitErr, tail(s.log()))
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(20 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%w: postgres not ready after %s: %v\n%s", ErrUnavailable, timeout, err, tail(s.log()))
+		}
+	}
+}
+
+// URL is a connection string for database db on this server.
+func (s *Server) URL(db string) string {
+	return fmt.Sprintf("host=%s port=5432 user=%s dbname=%s sslmode=disable", s.dir, Superuser, db)
+}
+
+// Dir is the server's temp dir (data and socket).
+func (s *Server) Dir() string { return s.dir }
+
+// StartReplica makes a streaming replica of s with pg_basebackup -R and
+// starts it. applyDelay, when positive, sets recovery_min_apply_delay so the
+// replica lags behind for real.
+func (s *Server) StartReplica(ctx context.Context, applyDelay time.Duration) (*Server, error) {
+	dir, err := os.MkdirTemp("", fmt.Sprintf("%s%d-", dirPrefix, os.Getpid()))
+	if err != nil {
+		return nil, fmt.Errorf("pgtest: temp dir: %w", err)
+	}
+	r := &Server{dir: dir, data: filepath.Join(dir, "data"), bin: s.bin, cred: s.cred}
+	if err := r.chown(); err != nil {
+		r.removeDir()
+		return nil, err
+	}
+	if out, err := r.run(ctx, "pg_basebackup", "-D", r.data, "-R", "-X", "stream",
+		"--checkpoint=fast", "--no-sync", "-h", s.dir, "-p", "5432", "-U", Superuser); err != nil {
+		r.removeDir()
+		return nil, fmt.Errorf("pgtest: pg_basebackup: %v\n%s", err, tail(out))
+	}
+	settings := map[string]string{"hot_standby": "on"}
+	if applyDelay > 0 {
+		settings["recovery_min_apply_delay"] = fmt.Sprintf("%dms", applyDelay.Milliseconds())
+	}
+	if err := r.launch(ctx, ServerOptions{Settings: settings}); err != nil {
+		r.removeDir()
+		return nil, err
+	}
+	return r, nil
+}
+
+// Stop shuts the server down (fast mode, then immediate after 10s) and
+// removes its temp dir.
+func (s *Server) Stop() error {
+	if s.proc != nil {
+		_ = s.proc.Signal(syscall.SIGINT)
+		select {
+		case <-s.exited:
+		case <-time.After(10 * time.Second):
+			_ = s.proc.Signal(syscall.SIGQUIT)
+			<-s.exited
+		}
+	}
+	return s.removeDir()
+}
+
+func (s *Server) removeDir() error {
+	if err := os.RemoveAll(s.dir); err != nil {
+		return fmt.Errorf("pgtest: removing %s: %w", s.dir, err)
+	}
+	return nil
+}
+
+func (s *Server) log() []byte {
+	b, _ := os.ReadFile(filepath.Join(s.dir, "postgres.log"))
+	return b
+}
+
+// run runs a PostgreSQL tool as the server's OS user.
+func (s *Server) run(ctx context.Context, tool string, args ...string) ([]byte, error) {
+	cmd := exec.CommandContext(ctx, filepath.Join(s.bin, tool), args...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: s.cred}
+	cmd.Dir = s.dir
+	return cmd.CombinedOutput()
+}
+
+func (s *Server) chown() error {
+	if s.cred == nil {
+		return nil
+	}
+	if err := os.Chown(s.dir, int(s.cred.Uid), int(s.cred.Gid)); err != nil {
+		return fmt.Errorf("pgtest: chown %s: %w", s.dir, err)
+	}
+	return nil
+}
+
+// serverCredential is the postgres OS user when running as root (the
+// server refuses to run as root), else nil (run as ourselves).
+func serverCredential() (*syscall.Credential, error) {
+	if os.Geteuid() != 0 {
+		return nil, nil
+	}
+	u, err := user.Lookup("postgres")
+	if err != nil {
+		return nil, fmt.Errorf("%w: running as root and there is no 'postgres' OS user to run the server as (install the postgresql package)", ErrUnavailable)
+	}
+	uid, _ := strconv.ParseUint(u.Uid, 10, 32)
+	gid, _ := strconv.ParseUint(u.Gid, 10, 32)
+	return &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}, nil
+}
+
+// FindBinaries returns the directory holding initdb and postgres: the
+// newest /usr/lib/postgresql/*/bin, else the PATH's.
+func FindBinaries() (string, error) {
+	has := func(dir string) bool {
+		for _, tool := range []string{"initdb", "postgres", "pg_basebackup"} {
+			if _, err := os.Stat(filepath.Join(dir, tool)); err != nil {
+				return false
+			}
+		}
+		return true
+	}
+	dirs, _ := filepath.Glob("/usr/lib/postgresql/*/bin")
+	sort.Slice(dirs, func(i, j int) bool { return versionOf(dirs[i]) > versionOf(dirs[j]) })
+	for _, d := range dirs {
+		if has(d) {
+			return d, nil
+		}
+	}
+	if p, err := exec.LookPath("initdb"); err == nil {
+		if real, err := filepath.EvalSymlinks(p); err == nil && has(filepath.Dir(real)) {
+			return filepath.Dir(real), nil
+		}
+		if has(filepath.Dir(p)) {
+			return filepath.Dir(p), nil
+		}
+	}
+	return "", fmt.Errorf("%w: no initdb/postgres/pg_basebackup in /usr/lib/postgresql/*/bin or PATH (apt-get install postgresql-15)", ErrUnavailable)
+}
+
+func versionOf(binDir string) int {
+	v, _ := strconv.Atoi(filepath.Base(filepath.Dir(binDir)))
+	return v
+}
+
+// sweepStale removes temp dirs (and stops servers) left by processes that
+// died without cleaning up, e.g. a test binary that panicked.
+func sweepStale() {
+	dirs, _ := filepath.Glob(filepath.Join(os.TempDir(), dirPrefix+"*"))
+	for _, d := range dirs {
+		rest := strings.TrimPrefix(filepath.Base(d), dirPrefix)
+		pid, err := strconv.Atoi(strings.SplitN(rest, "-", 2)[0])
+		if err != nil || pid == os.Getpid() || processAlive(pid) {
+			continue
+		}
+		if b, err := os.ReadFile(filepath.Join(d, "data", "postmaster.pid")); err == nil {
+			if pm, err := strconv.Atoi(strings.TrimSpace(strings.SplitN(string(b), "\n", 2)[0])); err == nil && processAlive(pm) {
+				_ = syscall.Kill(pm, syscall.SIGQUIT)
+				time.Sleep(100 * time.Millisecond)
+			}
+		}
+		_ = os.RemoveAll(d)
+	}
+}
+
+func processAlive(pid int) bool {
+	err := syscall.Kill(pid, 0)
+	return err == nil || errors.Is(err, syscall.EPERM)
+}
+
+func tail(b []byte) string {
+	lines := bytes.Split(bytes.TrimSpace(b), []byte("\n"))
+	if len(lines) > 15 {
+		lines = lines[len(lines)-15:]
+	}
+	return string(bytes.Join(lines, []byte("\n")))
+}

@@ -1,0 +1,19 @@
+// Package storage is Ferry's Postgres plumbing on pgx/v5.
+//
+// Querier is the subset of pgx that pools, connections and transactions
+// share, so Ferry code and host Work run inside or outside a transaction
+// alike. InTx runs a function in a transaction that commits on nil, rolls
+// back on error or panic, and retries serialization failures and deadlocks.
+//
+// Migrate applies Ferry's embedded schema (numbered SQL files, one per
+// package) in order, each in its own transaction, under an advisory lock so
+// that several processes may start at once; it records what it applied in
+// ferry_schema_migrations and refuses a schema newer than the binary.
+//
+// DB is a primary with optional streaming replicas. Writes go to the
+// primary. DB.Read routes a read for a sticky key (say a repository path)
+// to a replica only once that replica has replayed the primary's WAL up to
+// the position recorded at the key's last write (RecordWrite or WriteTx);
+// otherwise, or when replicas are unhealthy or too far behind, the read
+// goes to the primary. UsePrimary forces the primary for a context.
+package storage

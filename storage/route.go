@@ -1,0 +1,275 @@
+package storage
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+)
+
+type usePrimaryKey struct{}
+
+// UsePrimary returns a context under which DB.Read always picks the primary,
+// for code that must never see a lagging replica (e.g. a handler that
+// checks a state another process has just changed).
+func UsePrimary(ctx context.Context) context.Context {
+	return context.WithValue(ctx, usePrimaryKey{}, true)
+}
+
+// UsesPrimary reports whether ctx was made by UsePrimary.
+func UsesPrimary(ctx context.Context) bool {
+	v, _ := ctx.Value(usePrimaryKey{}).(bool)
+	return v
+}
+
+// Target says where a routed read went.
+type Target int
+
+const (
+	// TargetPrimary is the primary.
+	TargetPrimary Target = iota
+	// TargetReplica is one of the replicas.
+	TargetReplica
+)
+
+// String returns "primary" or "replica".
+func (t Target) String() string {
+	if t == TargetReplica {
+		return "replica"
+	}
+	return "primary"
+}
+
+// Read returns where a read for the sticky key should go: a replica that
+// has replayed every write recorded for key (and every write whose key was
+// forgotten), is healthy and not too far behind; otherwise the primary. An
+// empty key has no writes of its own. The replica's Querier falls back to
+// the primary when the replica fails on a connection level.
+func (db *DB) Read(ctx context.Context, key string) Querier {
+	q, _ := db.Choose(ctx, key)
+	return q
+}
+
+// Choose is Read that also says which kind of server it picked.
+func (db *DB) Choose(ctx context.Context, key string) (Querier, Target) {
+	if len(db.replicas) == 0 || UsesPrimary(ctx) {
+		return db.primary, TargetPrimary
+	}
+	now := time.Now()
+	need := db.sticky.need(key, now)
+	db.mu.Lock()
+	start := db.next
+	db.next = (db.next + 1) % len(db.replicas)
+	db.mu.Unlock()
+	for i := range db.replicas {
+		r := db.replicas[(start+i)%len(db.replicas)]
+		if db.replicaCanServe(ctx, r, need, now) {
+			return &replicaQuerier{db: db, r: r}, TargetReplica
+		}
+	}
+	return db.primary, TargetPrimary
+}
+
+// replicaCanServe reads the replica's replay position again when the cached
+// one is stale, or behind need and not just read.
+func (db *DB) replicaCanServe(ctx context.Context, r *replica, need uint64, now time.Time) bool {
+	st := r.snapshot()
+	if now.Before(st.downUntil) {
+		return false
+	}
+	stale := now.Sub(st.checkedAt) > db.cfg.ReplicaCheckInterval
+	behind := st.replayLSN < need
+	if stale || (behind && now.Sub(st.checkedAt) > replicaRecheck) {
+		if err := db.refreshReplica(ctx, r); err != nil {
+			return false
+		}
+		st = r.snapshot()
+	}
+	return st.replayLSN >= need && st.lagBytes <= db.cfg.MaxReplicaLagBytes
+}
+
+// replicaRecheck bounds how often a replica known to be behind a sticky key
+// is asked again, so a burst of reads after one write costs few round trips.
+const replicaRecheck = 5 * time.Millisecond
+
+// refreshReplica reads the replica's replay position and the primary's
+// insert position (for the lag), marking the replica down on failure.
+// Concurrent refreshes of one replica share one round trip.
+func (db *DB) refreshReplica(ctx context.Context, r *replica) error {
+	_, err, _ := db.refreshes.Do(r.name, func() (any, error) {
+		return nil, db.readReplicaPosition(ctx, r)
+	})
+	return err
+}
+
+func (db *DB) readReplicaPosition(ctx context.Context, r *replica) error {
+	var inRecovery bool
+	var replay int64
+	err := r.pool.QueryRow(ctx, `SELECT pg_is_in_recovery(),
+		COALESCE((pg_last_wal_replay_lsn() - '0/0'::pg_lsn)::bigint, 0)`).Scan(&inRecovery, &replay)
+	if err == nil && !inRecovery {
+		err = fmt.Errorf("storage: %s is not in recovery (promoted?)", r.name)
+	}
+	if err != nil {
+		if ctx.Err() == nil {
+			r.markDown(time.Now().Add(db.cfg.ReplicaRetryAfter))
+			db.cfg.Logger.WarnContext(ctx, "replica check failed; reads go elsewhere",
+				"replica", r.name, "retry_after", db.cfg.ReplicaRetryAfter, "error", err)
+		}
+		return err
+	}
+	primaryLSN, err := db.currentLSN(ctx)
+	if err != nil {
+		return err
+	}
+	lag := int64(primaryLSN) - replay
+	r.record(uint64(replay), max(lag, 0), time.Now())
+	return nil
+}
+
+func (db *DB) currentLSN(ctx context.Context) (uint64, error) {
+	var lsn int64
+	if err := db.primary.QueryRow(ctx,
+		`SELECT (pg_current_wal_insert_lsn() - '0/0'::pg_lsn)::bigint`).Scan(&lsn); err != nil {
+		return 0, fmt.Errorf("storage: reading the primary's WAL position: %w", err)
+	}
+	return uint64(lsn), nil
+}
+
+// RecordWrite remembers the primary's current WAL insert position for key,
+// so that later reads for key go to a replica only once it has replayed
+// that far. Call it after the write has committed. Without replicas it does
+// nothing.
+func (db *DB) RecordWrite(ctx context.Context, key string) error {
+	if len(db.replicas) == 0 {
+		return nil
+	}
+	lsn, err := db.currentLSN(ctx)
+	if err != nil {
+		return err
+	}
+	db.sticky.put(key, lsn, time.Now())
+	return nil
+}
+
+// WriteTx runs fn in a transaction on the primary (see InTx) and, once it
+// has committed, records the write for key.
+func (db *DB) WriteTx(ctx context.Context, key string, fn func(tx pgx.Tx) error) error {
+	if err := InTx(ctx, db.primary, fn); err != nil {
+		return err
+	}
+	return db.RecordWrite(ctx, key)
+}
+
+// replica is one replica pool and what is known of its position.
+type replica struct {
+	name string
+	pool *pgxpool.Pool
+
+	mu sync.Mutex
+	st replicaState
+}
+
+type replicaState struct {
+	replayLSN uint64
+	lagBytes  int64
+	checkedAt time.Time
+	downUntil time.Time
+}
+
+func (r *replica) snapshot() replicaState {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.st
+}
+
+func (r *replica) record(replay uint64, lag int64, at time.Time) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.st = replicaState{replayLSN: replay, lagBytes: lag, checkedAt: at}
+}
+
+func (r *replica) markDown(until time.Time) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.st.downUntil = until
+	r.st.checkedAt = time.Time{}
+}
+
+// replicaQuerier runs on a replica and falls back to the primary when the
+// replica fails on a connection level.
+type replicaQuerier struct {
+	db *DB
+	r  *replica
+}
+
+func (q *replicaQuerier) fallback(ctx context.Context, err error) bool {
+	if ctx.Err() != nil || !isConnectionFailure(err) {
+		return false
+	}
+	q.r.markDown(time.Now().Add(q.db.cfg.ReplicaRetryAfter))
+	q.db.cfg.Logger.WarnContext(ctx, "replica failed; retrying on the primary", "replica", q.r.name, "error", err)
+	return true
+}
+
+func (q *replicaQuerier) Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error) {
+	tag, err := q.r.pool.Exec(ctx, sql, args...)
+	if err != nil && q.fallback(ctx, err) {
+		return q.db.primary.Exec(ctx, sql, args...)
+	}
+	return tag, err
+}
+
+func (q *replicaQuerier) Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error) {
+	rows, err := q.r.pool.Query(ctx, sql, args...)
+	if err != nil && q.fallback(ctx, err) {
+		return q.db.primary.Query(ctx, sql, args...)
+	}
+	return rows, err
+}
+
+func (q *replicaQuerier) QueryRow(ctx context.Context, sql string, args ...any) pgx.Row {
+	return &fallbackRow{q: q, ctx: ctx, sql: sql, args: args}
+}
+
+// fallbackRow defers the query to Scan, where pgx reports its errors.
+type fallbackRow struct {
+	q    *replicaQuerier
+	ctx  context.Context
+	sql  string
+	args []any
+}
+
+func (r *fallbackRow) Scan(dest ...any) error {
+	err := r.q.r.pool.QueryRow(r.ctx, r.sql, r.args...).Scan(dest...)
+	if err != nil && r.q.fallback(r.ctx, err) {
+		return r.q.db.primary.QueryRow(r.ctx, r.sql, r.args...).Scan(dest...)
+	}
+	return err
+}
+
+// isConnectionFailure tells errors of the server or the network (worth
+// another server) from errors of the query itself.
+func isConnectionFailure(err error) bool {
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return false
+	}
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		// 08: connection exception; 57P: operator intervention (shutdown,
+		// cannot connect now); 40001 on a standby is a recovery conflict.
+		return strings.HasPrefix(pgErr.Code, "08") || strings.HasPrefix(pgErr.Code, "57P")
+	}
+	var connErr *pgconn.ConnectError
+	var netErr net.Error
+	return errors.As(err, &connErr) || errors.As(err, &netErr) ||
+		errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || pgconn.SafeToRetry(err)
+}

@@ -1,0 +1,163 @@
+package storage_test
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/stretchr/testify/require"
+
+	"github.com/ferryhq/ferry/internal/pgtest"
+	"github.com/ferryhq/ferry/storage"
+)
+
+func openReplicated(t *testing.T, delay time.Duration) (*storage.DB, pgtest.Replicated) {
+	t.Helper()
+	ctx := context.Background()
+	rep := pgtest.NewReplicated(t, delay)
+	db, err := storage.Open(ctx, storage.Config{
+		PrimaryURL: rep.PrimaryURL, ReplicaURLs: []string{rep.ReplicaURL},
+		ReplicaCheckInterval: 50 * time.Millisecond, Logger: quiet,
+	})
+	require.NoError(t, err)
+	t.Cleanup(db.Close)
+	_, err = db.Exec(ctx, `CREATE TABLE repos (path text PRIMARY KEY, state text NOT NULL)`)
+	require.NoError(t, err)
+	return db, rep
+}
+
+// waitReplicated waits until the replica has replayed everything so far.
+func waitReplicated(t *testing.T, db *storage.DB) {
+	t.Helper()
+	require.NoError(t, db.RecordWrite(context.Background(), "sync"))
+	require.Eventually(t, func() bool {
+		_, target := db.Choose(context.Background(), "sync")
+		return target == storage.TargetReplica
+	}, 20*time.Second, 20*time.Millisecond)
+}
+
+func TestReadYourWritesWithLaggingReplica(t *testing.T) {
+	ctx := context.Background()
+	db, rep := openReplicated(t, 500*time.Millisecond)
+	const repos = 5
+	for i := range repos {
+		_, err := db.Exec(ctx, `INSERT INTO repos VALUES ($1, 'default')`, fmt.Sprintf("group/repo-%d", i))
+		require.NoError(t, err)
+	}
+	waitReplicated(t, db)
+
+	replica, err := pgx.Connect(ctx, rep.ReplicaURL)
+	require.NoError(t, err)
+	defer replica.Close(ctx)
+
+	staleDirect, replicaReads := 0, 0
+	states := []string{"pre_importing", "pre_import_done", "importing", "import_done"}
+	for round, state := range states {
+		for i := range repos {
+			path := fmt.Sprintf("group/repo-%d", i)
+			require.NoError(t, db.WriteTx(ctx, path, func(tx pgx.Tx) error {
+				_, err := tx.Exec(ctx, `UPDATE repos SET state = $2 WHERE path = $1`, path, state)
+				return err
+			}))
+			// A plain replica read right after the write sees the old state...
+			var direct string
+			require.NoError(t, replica.QueryRow(ctx, `SELECT state FROM repos WHERE path = $1`, path).Scan(&direct))
+			if direct != state {
+				staleDirect++
+			}
+			// ...a routed read never does.
+			q, target := db.Choose(ctx, path)
+			var got string
+			require.NoError(t, q.QueryRow(ctx, `SELECT state FROM repos WHERE path = $1`, path).Scan(&got))
+			require.Equal(t, state, got, "round %d %s read from %s", round, path, target)
+			if target == storage.TargetReplica {
+				replicaReads++
+			}
+		}
+	}
+	require.Positive(t, staleDirect, "the replica must really lag for this test to mean anything")
+
+	// Once the replica has caught up, reads for those keys go to it again.
+	waitReplicated(t, db)
+	_, target := db.Choose(ctx, "group/repo-0")
+	require.Equal(t, storage.TargetReplica, target)
+	t.Logf("direct replica reads that were stale: %d of %d; routed reads served by the replica: %d", staleDirect, repos*len(states), replicaReads)
+}
+
+func TestUsePrimaryForcesPrimary(t *testing.T) {
+	ctx := context.Background()
+	db, _ := openReplicated(t, 0)
+	waitReplicated(t, db)
+	_, target := db.Choose(ctx, "")
+	require.Equal(t, storage.TargetReplica, target)
+	_, target = db.Choose(storage.UsePrimary(ctx), "")
+	require.Equal(t, storage.TargetPrimary, target)
+	require.True(t, storage.UsesPrimary(storage.UsePrimary(ctx)))
+}
+
+func TestReadsFallBackToPrimaryWhenReplicaDies(t *testing.T) {
+	ctx := context.Background()
+	db, rep := openReplicated(t, 0)
+	_, err := db.Exec(ctx, `INSERT INTO repos VALUES ('a/b', 'default')`)
+	require.NoError(t, err)
+	waitReplicated(t, db)
+	q, target := db.Choose(ctx, "")
+	require.Equal(t, storage.TargetReplica, target)
+
+	require.NoError(t, rep.Replica.Stop())
+	// The Querier chosen before the replica died still answers, from the primary.
+	var state string
+	require.NoError(t, q.QueryRow(ctx, `SELECT state FROM repos WHERE path = 'a/b'`).Scan(&state))
+	require.Equal(t, "default", state)
+	// And new reads are routed to the primary.
+	_, target = db.Choose(ctx, "")
+	require.Equal(t, storage.TargetPrimary, target)
+	rows, err := db.Read(ctx, "").Query(ctx, `SELECT path FROM repos`)
+	require.NoError(t, err)
+	rows.Close()
+}
+
+func TestWithoutReplicasEverythingIsPrimary(t *testing.T) {
+	ctx := context.Background()
+	db, err := storage.Open(ctx, storage.Config{PrimaryURL: pgtest.URL(t), Logger: quiet})
+	require.NoError(t, err)
+	defer db.Close()
+	require.NoError(t, db.RecordWrite(ctx, "k"))
+	_, target := db.Choose(ctx, "k")
+	require.Equal(t, storage.TargetPrimary, target)
+}
+
+func TestOpenBadInput(t *testing.T) {
+	ctx := context.Background()
+	_, err := storage.Open(ctx, storage.Config{})
+	require.ErrorIs(t, err, storage.ErrConfig)
+
+	_, err = storage.Open(ctx, storage.Config{PrimaryURL: "postgres://user:secret@host:notaport/db"})
+	require.ErrorIs(t, err, storage.ErrConfig)
+	require.NotContains(t, err.Error(), "secret", "errors must not leak passwords")
+
+	ctx2, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	_, err = storage.Open(ctx2, storage.Config{PrimaryURL: "postgres://u:secret@127.0.0.1:1/db?connect_timeout=2"})
+	require.ErrorContains(t, err, "127.0.0.1:1/db")
+	require.NotContains(t, err.Error(), "secret")
+
+	_, err = storage.Open(ctx, storage.Config{PrimaryURL: pgtest.URL(t), ReplicaURLs: []string{"postgres://x:y@h:bad/db"}})
+	require.ErrorIs(t, err, storage.ErrConfig)
+	require.ErrorContains(t, err, "replica 0")
+}
+
+func TestOpenWithDeadReplicaStillServes(t *testing.T) {
+	ctx := context.Background()
+	db, err := storage.Open(ctx, storage.Config{
+		PrimaryURL:  pgtest.URL(t),
+		ReplicaURLs: []string{"postgres://u@127.0.0.1:1/db?connect_timeout=1"},
+		Logger:      quiet,
+	})
+	require.NoError(t, err)
+	defer db.Close()
+	_, target := db.Choose(ctx, "")
+	require.Equal(t, storage.TargetPrimary, target)
+}
