@@ -1,0 +1,89 @@
+package routing
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Sentinel errors. Every error returned by this package wraps one of them, so
+// callers can test with errors.Is and still print a message that says what is
+// wrong and where.
+var (
+	// ErrInvalidSelector is wrapped by every *SyntaxError from Parse.
+	ErrInvalidSelector = errors.New("routing: invalid selector")
+	// ErrInvalidRule is wrapped by every *RuleError from ParseRules and NewRouter.
+	ErrInvalidRule = errors.New("routing: invalid rule")
+	// ErrInvalidWorker is wrapped by errors about worker metadata: a malformed
+	// all_queues.yml file or entry (see *EntryError).
+	ErrInvalidWorker = errors.New("routing: invalid worker metadata")
+	// ErrDuplicateWorker reports two workers with the same ID.
+	ErrDuplicateWorker = errors.New("routing: duplicate worker")
+	// ErrInvalidQueue reports a queue name that servers could not listen to.
+	ErrInvalidQueue = errors.New("routing: invalid queue name")
+
+	// errNilRouter is returned when a nil *Router is passed where one is needed.
+	errNilRouter = errors.New("routing: nil Router")
+)
+
+// SyntaxError is a selector that Parse rejected. Offset is the 0-based byte
+// offset in Query where the problem was found.
+type SyntaxError struct {
+	Query  string
+	Offset int
+	Msg    string
+}
+
+func (e *SyntaxError) Error() string {
+	return fmt.Sprintf("routing: selector %q: offset %d: %s", e.Query, e.Offset, e.Msg)
+}
+
+// Unwrap returns ErrInvalidSelector.
+func (e *SyntaxError) Unwrap() error { return ErrInvalidSelector }
+
+// RuleError is a routing rule that could not be read or compiled. Index is the
+// rule's 0-based position in the rule list; Line is its line in the rules file
+// (0 when the rule did not come from ParseRules).
+type RuleError struct {
+	Index int
+	Line  int
+	Err   error
+}
+
+func (e *RuleError) Error() string {
+	if e.Line > 0 {
+		return fmt.Sprintf("routing: rule %d (line %d): %v", e.Index, e.Line, e.Err)
+	}
+	return fmt.Sprintf("routing: rule %d: %v", e.Index, e.Err)
+}
+
+// Unwrap returns ErrInvalidRule and the underlying cause (for example a
+// *SyntaxError), so errors.Is and errors.As see both.
+func (e *RuleError) Unwrap() []error { return []error{ErrInvalidRule, e.Err} }
+
+// EntryError is an all_queues.yml entry that ReadWorkers rejected. Index is the
+// entry's 0-based position in the input (counting across YAML documents), Line
+// the 1-based line of the offending node, Key the attribute at fault ("" when
+// the entry as a whole is malformed) and Name the entry's queue name when known.
+type EntryError struct {
+	Index int
+	Line  int
+	Key   string
+	Name  string
+	Msg   string
+}
+
+func (e *EntryError) Error() string {
+	where := fmt.Sprintf("entry %d", e.Index)
+	if e.Name != "" {
+		where += fmt.Sprintf(" (name %q, line %d)", e.Name, e.Line)
+	} else {
+		where += fmt.Sprintf(" (line %d)", e.Line)
+	}
+	if e.Key != "" {
+		return fmt.Sprintf("routing: all_queues %s: key %q: %s", where, e.Key, e.Msg)
+	}
+	return fmt.Sprintf("routing: all_queues %s: %s", where, e.Msg)
+}
+
+// Unwrap returns ErrInvalidWorker.
+func (e *EntryError) Unwrap() error { return ErrInvalidWorker }

@@ -1,0 +1,296 @@
+package routing
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// ReadWorkers reads worker metadata in the all_queues.yml format of
+// Rails/Sidekiq deployments: a YAML list of mappings with the keys name
+// (required), worker_name, feature_category, has_external_dependencies,
+// urgency, resource_boundary, weight, idempotent, tags and queue_namespace,
+// plus Ferry's optional rollout flags depends_on_queue_name and
+// limited_capacity (see Worker).
+//
+// Both spellings found in the wild are accepted: plain keys ("name: foo") and
+// the Ruby-symbol keys and values written by Rails (":name: foo",
+// ":urgency: :low"); a leading ":" is removed from keys and from the values of
+// feature_category, urgency, resource_boundary, queue_namespace and tags.
+// Several YAML documents in r are read in turn; to merge several files, read
+// each and pass the results to MergeWorkers.
+//
+// Unknown keys are ignored. A wrong type, a missing or invalid name, a
+// malformed worker_name or queue_namespace, or a key given twice is an
+// *EntryError naming the entry and the key. Two entries with the same ID are an
+// ErrDuplicateWorker error. Nothing is returned on error.
+func ReadWorkers(r io.Reader) ([]Worker, error) {
+	dec := yaml.NewDecoder(r)
+	var workers []Worker
+	seen := make(map[string]int)
+	index := 0
+	for {
+		var doc yaml.Node
+		err := dec.Decode(&doc)
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return nil, fmt.Errorf("%w: all_queues: %w", ErrInvalidWorker, err)
+		}
+		root := documentRoot(&doc)
+		if root == nil {
+			continue
+		}
+		if root.Kind != yaml.SequenceNode {
+			return nil, fmt.Errorf("%w: all_queues: line %d: want a list of worker entries, got %s",
+				ErrInvalidWorker, root.Line, describeNode(root))
+		}
+		for _, item := range root.Content {
+			w, err := decodeWorker(index, item)
+			if err != nil {
+				return nil, err
+			}
+			if prev, dup := seen[w.ID()]; dup {
+				return nil, fmt.Errorf("%w %q: all_queues entries %d and %d", ErrDuplicateWorker, w.ID(), prev, index)
+			}
+			seen[w.ID()] = index
+			workers = append(workers, w)
+			index++
+		}
+	}
+	return workers, nil
+}
+
+// MergeWorkers concatenates worker lists, for example the results of reading
+// a deployment's main and enterprise all_queues.yml files. A worker ID present
+// in more than one list is an ErrDuplicateWorker error naming both lists:
+// silently letting one file win could route a worker by stale metadata.
+func MergeWorkers(lists ...[]Worker) ([]Worker, error) {
+	type origin struct{ list, index int }
+	seen := make(map[string]origin)
+	var out []Worker
+	for li, list := range lists {
+		for i, w := range list {
+			if prev, dup := seen[w.ID()]; dup {
+				return nil, fmt.Errorf("%w %q: list %d index %d and list %d index %d",
+					ErrDuplicateWorker, w.ID(), prev.list, prev.index, li, i)
+			}
+			seen[w.ID()] = origin{li, i}
+			out = append(out, w)
+		}
+	}
+	return out, nil
+}
+
+// documentRoot returns the top node of a decoded document, or nil when the
+// document is empty or null.
+func documentRoot(doc *yaml.Node) *yaml.Node {
+	n := doc
+	if n.Kind == yaml.DocumentNode {
+		if len(n.Content) == 0 {
+			return nil
+		}
+		n = n.Content[0]
+	}
+	n = resolveAlias(n)
+	if n.Kind == 0 || (n.Kind == yaml.ScalarNode && n.ShortTag() == "!!null") {
+		return nil
+	}
+	return n
+}
+
+// resolveAlias follows one alias (*anchor) to the node it names. yaml.v3
+// rejects aliases to undefined anchors, and anchors cannot refer to
+// themselves, so one step suffices.
+func resolveAlias(n *yaml.Node) *yaml.Node {
+	if n != nil && n.Kind == yaml.AliasNode && n.Alias != nil {
+		return n.Alias
+	}
+	return n
+}
+
+func decodeWorker(index int, item *yaml.Node) (Worker, error) {
+	n := resolveAlias(item)
+	fail := func(line int, key, name, format string, args ...any) error {
+		return &EntryError{Index: index, Line: line, Key: key, Name: name, Msg: fmt.Sprintf(format, args...)}
+	}
+	if n.Kind != yaml.MappingNode {
+		return Worker{}, fail(n.Line, "", "", "want a mapping of worker attributes, got %s", describeNode(n))
+	}
+	// Find the name first so every later error can mention it.
+	var name string
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, v := n.Content[i], resolveAlias(n.Content[i+1])
+		if k.Kind == yaml.ScalarNode && strings.TrimPrefix(k.Value, ":") == "name" &&
+			v.Kind == yaml.ScalarNode && v.ShortTag() == "!!str" {
+			name = v.Value
+		}
+	}
+
+	var w Worker
+	seen := make(map[string]bool)
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, v := n.Content[i], resolveAlias(n.Content[i+1])
+		if k.Kind != yaml.ScalarNode {
+			return Worker{}, fail(k.Line, "", name, "want string keys, got %s", describeNode(k))
+		}
+		key := strings.TrimPrefix(k.Value, ":")
+		if key == "<<" {
+			return Worker{}, fail(k.Line, key, name, "YAML merge keys are not supported; write the attributes out")
+		}
+		if seen[key] {
+			return Worker{}, fail(k.Line, key, name, "given twice")
+		}
+		seen[key] = true
+		var err error
+		switch key {
+		case "name":
+			w.QueueName, err = stringValue(v, false)
+			if err == nil && v.ShortTag() == "!!null" {
+				err = errors.New("must not be null")
+			}
+			if err == nil && !validQueueName(w.QueueName) {
+				err = fmt.Errorf("invalid queue name %q: use letters, digits and _:.-/", w.QueueName)
+			}
+		case "worker_name":
+			w.WorkerName, err = stringValue(v, false)
+			if err == nil && w.WorkerName != "" && !validClassName(w.WorkerName) {
+				err = fmt.Errorf("invalid class name %q: want a constant path like Foo::BarWorker", w.WorkerName)
+			}
+		case "feature_category":
+			w.FeatureCategory, err = stringValue(v, true)
+		case "urgency":
+			w.Urgency, err = stringValue(v, true)
+		case "resource_boundary":
+			w.ResourceBoundary, err = stringValue(v, true)
+		case "queue_namespace":
+			w.QueueNamespace, err = stringValue(v, true)
+			if err == nil && w.QueueNamespace != "" && !validNamespace(w.QueueNamespace) {
+				err = fmt.Errorf("invalid queue namespace %q: use letters, digits and _.-/", w.QueueNamespace)
+			}
+		case "has_external_dependencies":
+			w.HasExternalDependencies, err = boolValue(v)
+		case "idempotent":
+			w.Idempotent, err = boolValue(v)
+		case "depends_on_queue_name":
+			w.DependsOnQueueName, err = boolValue(v)
+		case "limited_capacity":
+			w.LimitedCapacity, err = boolValue(v)
+		case "weight":
+			w.Weight, err = weightValue(v)
+		case "tags":
+			w.Tags, err = tagsValue(v)
+		default:
+			// Unknown keys are ignored: the format grows over time.
+		}
+		if err != nil {
+			return Worker{}, fail(v.Line, key, name, "%v", err)
+		}
+	}
+	if !seen["name"] {
+		return Worker{}, fail(n.Line, "name", "", "missing; every entry needs its queue name")
+	}
+	return w, nil
+}
+
+// stringValue reads a string scalar; null reads as "". With symbol set, a
+// leading ":" (a Ruby symbol) is removed.
+func stringValue(v *yaml.Node, symbol bool) (string, error) {
+	if v.Kind == yaml.ScalarNode {
+		switch v.ShortTag() {
+		case "!!null":
+			return "", nil
+		case "!!str":
+			if symbol {
+				return strings.TrimPrefix(v.Value, ":"), nil
+			}
+			return v.Value, nil
+		}
+	}
+	return "", fmt.Errorf("want a string, got %s", describeNode(v))
+}
+
+func boolValue(v *yaml.Node) (bool, error) {
+	if v.Kind == yaml.ScalarNode {
+		switch v.ShortTag() {
+		case "!!null":
+			return false, nil
+		case "!!bool":
+			var b bool
+			if err := v.Decode(&b); err != nil {
+				return false, err
+			}
+			return b, nil
+		}
+	}
+	return false, fmt.Errorf("want true or false, got %s", describeNode(v))
+}
+
+func weightValue(v *yaml.Node) (int, error) {
+	if v.Kind == yaml.ScalarNode {
+		switch v.ShortTag() {
+		case "!!null":
+			return 0, nil
+		case "!!int":
+			var n int
+			if err := v.Decode(&n); err != nil {
+				return 0, fmt.Errorf("want an integer: %w", err)
+			}
+			if n < 0 {
+				return 0, fmt.Errorf("want a non-negative integer, got %d", n)
+			}
+			return n, nil
+		}
+	}
+	return 0, fmt.Errorf("want an integer, got %s", describeNode(v))
+}
+
+func tagsValue(v *yaml.Node) ([]string, error) {
+	if v.Kind == yaml.ScalarNode && v.ShortTag() == "!!null" {
+		return nil, nil
+	}
+	if v.Kind != yaml.SequenceNode {
+		return nil, fmt.Errorf("want a list of strings, got %s", describeNode(v))
+	}
+	var tags []string
+	for i, item := range v.Content {
+		item = resolveAlias(item)
+		if item.Kind != yaml.ScalarNode || item.ShortTag() != "!!str" {
+			return nil, fmt.Errorf("item %d: want a string, got %s", i, describeNode(item))
+		}
+		tags = append(tags, strings.TrimPrefix(item.Value, ":"))
+	}
+	return tags, nil
+}
+
+// describeNode names a node's type for error messages, quoting short scalars.
+func describeNode(n *yaml.Node) string {
+	switch n.Kind {
+	case yaml.SequenceNode:
+		return "a list"
+	case yaml.MappingNode:
+		return "a mapping"
+	case yaml.ScalarNode:
+		kind := map[string]string{
+			"!!str": "string", "!!int": "integer", "!!float": "float", "!!bool": "boolean",
+			"!!null": "null", "!!timestamp": "timestamp", "!!binary": "binary",
+		}[n.ShortTag()]
+		if kind == "" {
+			kind = "scalar " + n.ShortTag()
+		}
+		if kind == "null" {
+			return kind
+		}
+		v := n.Value
+		if len(v) > 40 {
+			v = v[:40] + "…"
+		}
+		return fmt.Sprintf("%s %q", kind, v)
+	default:
+		return "an unsupported YAML node"
+	}
+}

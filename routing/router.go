@@ -1,0 +1,105 @@
+package routing
+
+import (
+	"fmt"
+	"slices"
+)
+
+// Options configures a Router. The zero value is ready to use.
+type Options struct {
+	// DefaultQueue receives workers that no rule matches. Empty (the default)
+	// sends each such worker to its generated queue name; set it to "default"
+	// to use Sidekiq's default queue, as Rails deployments do.
+	DefaultQueue string
+
+	// CacheSize bounds how many workers' routes Route remembers. Zero means
+	// 10,000; a negative value disables the cache. When the cache is full it is
+	// emptied and refills from later calls.
+	CacheSize int
+}
+
+const defaultCacheSize = 10_000
+
+// Router sends workers to queues by an ordered list of rules: the first rule
+// whose selector matches a worker decides its queue. A Router is immutable
+// apart from its cache and safe for concurrent use.
+type Router struct {
+	rules        []Rule
+	compiled     []compiledRule
+	defaultQueue string
+	cache        *routeCache // nil when disabled
+}
+
+// NewRouter compiles rules. A rule whose query does not parse or whose queue
+// is not a valid queue name is a *RuleError naming its index; an invalid
+// Options.DefaultQueue wraps ErrInvalidQueue. opts may be nil.
+func NewRouter(rules []Rule, opts *Options) (*Router, error) {
+	var o Options
+	if opts != nil {
+		o = *opts
+	}
+	if o.DefaultQueue != "" && !validQueueName(o.DefaultQueue) {
+		return nil, fmt.Errorf("%w: Options.DefaultQueue %q: use letters, digits and _:.-/", ErrInvalidQueue, o.DefaultQueue)
+	}
+	r := &Router{
+		rules:        slices.Clone(rules),
+		compiled:     make([]compiledRule, len(rules)),
+		defaultQueue: o.DefaultQueue,
+	}
+	for i, rule := range rules {
+		c, err := compileRule(rule)
+		if err != nil {
+			return nil, &RuleError{Index: i, Err: err}
+		}
+		r.compiled[i] = c
+	}
+	switch {
+	case o.CacheSize == 0:
+		r.cache = newRouteCache(defaultCacheSize)
+	case o.CacheSize > 0:
+		r.cache = newRouteCache(o.CacheSize)
+	}
+	return r, nil
+}
+
+// Rules returns a copy of the router's rules, in order.
+func (r *Router) Rules() []Rule { return slices.Clone(r.rules) }
+
+// Route returns the queue for w: the queue of the first matching rule (the
+// generated queue name when that rule's queue is empty), or the default queue
+// when no rule matches.
+//
+// Results are cached by w.ID(). A cached result is used only when every
+// attribute that routing reads (the selector attributes and the class name
+// and namespace behind generated names) equals the copy stored with it, so a
+// worker whose metadata changed is routed afresh, never by stale data. Weight,
+// Idempotent and the rollout flags do not take part. Cache hits do not
+// allocate or take locks.
+func (r *Router) Route(w Worker) string {
+	if r.cache == nil {
+		return r.route(&w)
+	}
+	if q, ok := r.cache.get(&w); ok {
+		return q
+	}
+	q := r.route(&w)
+	r.cache.put(&w, q)
+	return q
+}
+
+// route evaluates the rules without the cache.
+func (r *Router) route(w *Worker) string {
+	for i := range r.compiled {
+		c := &r.compiled[i]
+		if c.sel.match(w) {
+			if c.queue == "" {
+				return GeneratedQueueName(*w)
+			}
+			return c.queue
+		}
+	}
+	if r.defaultQueue != "" {
+		return r.defaultQueue
+	}
+	return GeneratedQueueName(*w)
+}
