@@ -115,7 +115,8 @@ func (p *parser) term() (term, error) {
 	}
 
 	start := p.pos
-	for !p.eof() && isIdentByte(p.peek()) {
+	// Read the whole word, so "urg-ency" is reported as one unknown attribute.
+	for !p.eof() && isValueByte(p.peek()) {
 		p.pos++
 	}
 	name := p.q[start:p.pos]
@@ -205,10 +206,6 @@ func quoteByte(c byte) string {
 		return fmt.Sprintf("%q", string(c))
 	}
 	return fmt.Sprintf("byte 0x%02x", c)
-}
-
-func isIdentByte(c byte) bool {
-	return isLower(c) || isUpper(c) || isDigit(c) || c == '_'
 }
 
 // isValueByte reports whether c may appear in a value: printable ASCII except
