@@ -1,0 +1,167 @@
+package transfer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"syscall"
+	"time"
+
+	"gocloud.dev/gcerrors"
+	"google.golang.org/api/googleapi"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+)
+
+// RetryPolicy bounds how failed storage operations are retried. Waits grow
+// exponentially from InitialBackoff by Multiplier up to MaxBackoff, and each
+// wait is drawn uniformly from its upper half ("equal jitter") so that many
+// workers hitting the same outage do not retry in lockstep.
+type RetryPolicy struct {
+	// MaxAttempts is the total number of attempts, including the first.
+	// Default 5. Set 1 to disable retries.
+	MaxAttempts int
+	// InitialBackoff is the wait before the second attempt. Default 100ms.
+	InitialBackoff time.Duration
+	// MaxBackoff caps a single wait. Default 10s.
+	MaxBackoff time.Duration
+	// Multiplier grows the wait after each attempt. Default 2.
+	Multiplier float64
+	// Retryable decides whether an error is worth another attempt.
+	// Default IsRetryable.
+	Retryable func(error) bool
+}
+
+func (p RetryPolicy) withDefaults() RetryPolicy {
+	if p.MaxAttempts <= 0 {
+		p.MaxAttempts = 5
+	}
+	if p.InitialBackoff <= 0 {
+		p.InitialBackoff = 100 * time.Millisecond
+	}
+	if p.MaxBackoff <= 0 {
+		p.MaxBackoff = 10 * time.Second
+	}
+	if p.MaxBackoff < p.InitialBackoff {
+		p.MaxBackoff = p.InitialBackoff
+	}
+	if p.Multiplier < 1 {
+		p.Multiplier = 2
+	}
+	if p.Retryable == nil {
+		p.Retryable = IsRetryable
+	}
+	return p
+}
+
+// backoff returns the wait before attempt n+1, after n failed attempts.
+func (p RetryPolicy) backoff(n int) time.Duration {
+	d := float64(p.InitialBackoff)
+	for i := 1; i < n && d < float64(p.MaxBackoff); i++ {
+		d *= p.Multiplier
+	}
+	upper := min(time.Duration(d), p.MaxBackoff)
+	half := upper / 2
+	return half + rand.N(upper-half+1)
+}
+
+// do runs op until it succeeds, fails with an error the policy does not
+// retry, runs out of attempts, or ctx is done. It returns the number of
+// attempts made and the last error.
+func (p RetryPolicy) do(ctx context.Context, op func(ctx context.Context) error) (int, error) {
+	for attempt := 1; ; attempt++ {
+		err := op(ctx)
+		if err == nil {
+			return attempt, nil
+		}
+		if ctx.Err() != nil {
+			return attempt, withCause(ctx, err)
+		}
+		if attempt >= p.MaxAttempts || !p.Retryable(err) {
+			return attempt, err
+		}
+		t := time.NewTimer(p.backoff(attempt))
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return attempt, withCause(ctx, err)
+		case <-t.C:
+		}
+	}
+}
+
+// withCause makes sure an error returned because ctx ended says so.
+func withCause(ctx context.Context, err error) error {
+	cause := context.Cause(ctx)
+	if cause == nil || errors.Is(err, cause) {
+		return err
+	}
+	return fmt.Errorf("%w (after: %w)", cause, err)
+}
+
+// errTruncated marks a read that ended before the object's size; it is
+// usually a dropped connection and worth retrying.
+var errTruncated = errors.New("transfer: read ended early")
+
+// IsRetryable reports whether err looks transient: gocloud error codes
+// ResourceExhausted, DeadlineExceeded and Internal; gRPC Unavailable and
+// Aborted; HTTP 408, 429 and 5xx (from *googleapi.Error or any error with an HTTPStatusCode
+// method); truncated reads, bare EOFs, connection resets and network timeouts.
+// Context cancellation, ErrCorrupt, ErrMissingBlob and validation errors are
+// never retried.
+func IsRetryable(err error) bool {
+	switch {
+	case err == nil,
+		errors.Is(err, context.Canceled),
+		errors.Is(err, ErrCorrupt),
+		errors.Is(err, ErrMissingBlob),
+		errors.Is(err, ErrInvalidDigest),
+		errors.Is(err, ErrInvalidName),
+		errors.Is(err, ErrInvalidPath),
+		errors.Is(err, ErrBadLink),
+		errors.Is(err, ErrBadManifest):
+		return false
+	case errors.Is(err, errTruncated),
+		errors.Is(err, io.ErrUnexpectedEOF),
+		// An operation that fails with a bare EOF read something that was
+		// cut short, such as fileblob's metadata file being rewritten by a
+		// concurrent writer.
+		errors.Is(err, io.EOF),
+		errors.Is(err, syscall.ECONNRESET),
+		errors.Is(err, syscall.EPIPE):
+		return true
+	}
+	if status, ok := httpStatus(err); ok {
+		return status == http.StatusRequestTimeout ||
+			status == http.StatusTooManyRequests ||
+			status >= 500
+	}
+	switch gcerrors.Code(err) {
+	case gcerrors.ResourceExhausted, gcerrors.DeadlineExceeded, gcerrors.Internal:
+		return true
+	}
+	// gocloud has no "unavailable" code; drivers speaking gRPC carry it in
+	// the status instead.
+	switch status.Code(err) {
+	case codes.Unavailable, codes.ResourceExhausted, codes.DeadlineExceeded, codes.Internal, codes.Aborted:
+		return true
+	}
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
+
+func httpStatus(err error) (int, bool) {
+	var gerr *googleapi.Error
+	if errors.As(err, &gerr) {
+		return gerr.Code, true
+	}
+	var withStatus interface{ HTTPStatusCode() int }
+	if errors.As(err, &withStatus) {
+		return withStatus.HTTPStatusCode(), true
+	}
+	return 0, false
+}

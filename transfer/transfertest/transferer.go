@@ -1,0 +1,159 @@
+package transfertest
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"math/rand/v2"
+	"sync"
+	"testing"
+
+	"gocloud.dev/blob"
+
+	"github.com/ferryhq/ferry/transfer"
+)
+
+// TransfererHarness is what RunTransfererTests needs for one test: a
+// Transferer and the buckets and layout it copies between.
+type TransfererHarness struct {
+	Transferer transfer.Transferer
+	Src, Dst   *blob.Bucket
+	Layout     transfer.Layout
+	// ServerSide says the Transferer copies inside the storage service. It
+	// then cannot hash the source, so a source object whose bytes do not
+	// match its digest is copied as is (size and checksum still verified).
+	ServerSide bool
+}
+
+// RunTransfererTests checks the Transferer contract: verified copies, skip
+// when present, ErrCorrupt with nothing written, ErrMissingBlob,
+// ErrInvalidDigest, empty and multi-chunk blobs, and concurrent transfers
+// of one digest. newHarness is called once per subtest with empty buckets.
+func RunTransfererTests(t *testing.T, newHarness func(t *testing.T) TransfererHarness) {
+	t.Helper()
+	ctx := context.Background()
+
+	t.Run("CopiesAndSkips", func(t *testing.T) {
+		h := newHarness(t)
+		data := RandomBytes(1, 70_000)
+		d := PutBlob(t, h.Src, h.Layout, data)
+		res, err := h.Transferer.Transfer(ctx, d)
+		if err != nil {
+			t.Fatalf("Transfer: %v", err)
+		}
+		if res.Digest != d || res.Bytes != int64(len(data)) || res.Skipped || res.ServerSide != h.ServerSide || res.Attempts < 1 {
+			t.Fatalf("first Transfer result = %+v", res)
+		}
+		assertBlob(t, h.Dst, h.Layout, d, data)
+		res, err = h.Transferer.Transfer(ctx, d)
+		if err != nil {
+			t.Fatalf("second Transfer: %v", err)
+		}
+		if !res.Skipped || res.Bytes != int64(len(data)) {
+			t.Fatalf("second Transfer result = %+v, want skipped", res)
+		}
+	})
+
+	t.Run("EmptyAndLargeBlobs", func(t *testing.T) {
+		h := newHarness(t)
+		for _, size := range []int{0, 1, 3<<20 + 17} {
+			data := RandomBytes(uint64(size), size)
+			d := PutBlob(t, h.Src, h.Layout, data)
+			if _, err := h.Transferer.Transfer(ctx, d); err != nil {
+				t.Fatalf("Transfer of %d bytes: %v", size, err)
+			}
+			assertBlob(t, h.Dst, h.Layout, d, data)
+		}
+	})
+
+	t.Run("CorruptSourceLandsNothing", func(t *testing.T) {
+		h := newHarness(t)
+		data := RandomBytes(2, 5000)
+		d := transfer.DigestOf(data)
+		bad := bytes.Clone(data)
+		bad[2500] ^= 1
+		if err := h.Src.WriteAll(ctx, h.Layout.BlobKey(d), bad, nil); err != nil {
+			t.Fatal(err)
+		}
+		_, err := h.Transferer.Transfer(ctx, d)
+		if h.ServerSide {
+			t.Logf("server-side Transferer copied a corrupt source as is (err=%v); it cannot hash without reading", err)
+			return
+		}
+		if !errors.Is(err, transfer.ErrCorrupt) {
+			t.Fatalf("Transfer of corrupt blob: err = %v, want ErrCorrupt", err)
+		}
+		if ok, _ := h.Dst.Exists(ctx, h.Layout.BlobKey(d)); ok {
+			t.Fatal("corrupt blob landed at the destination")
+		}
+	})
+
+	t.Run("MissingBlob", func(t *testing.T) {
+		h := newHarness(t)
+		_, err := h.Transferer.Transfer(ctx, transfer.DigestOf([]byte("not there")))
+		if !errors.Is(err, transfer.ErrMissingBlob) {
+			t.Fatalf("err = %v, want ErrMissingBlob", err)
+		}
+	})
+
+	t.Run("InvalidDigest", func(t *testing.T) {
+		h := newHarness(t)
+		for _, d := range []transfer.Digest{"", "sha256:abc", transfer.Digest("sha512:" + transfer.DigestOf(nil).Hex()), "sha256:../../../../etc/passwd"} {
+			if _, err := h.Transferer.Transfer(ctx, d); !errors.Is(err, transfer.ErrInvalidDigest) {
+				t.Errorf("Transfer(%q): err = %v, want ErrInvalidDigest", d, err)
+			}
+		}
+	})
+
+	t.Run("ConcurrentSameDigest", func(t *testing.T) {
+		h := newHarness(t)
+		data := RandomBytes(3, 200_000)
+		d := PutBlob(t, h.Src, h.Layout, data)
+		var wg sync.WaitGroup
+		errs := make(chan error, 8)
+		for range 8 {
+			wg.Go(func() {
+				if _, err := h.Transferer.Transfer(ctx, d); err != nil {
+					errs <- err
+				}
+			})
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			t.Errorf("concurrent Transfer: %v", err)
+		}
+		assertBlob(t, h.Dst, h.Layout, d, data)
+	})
+}
+
+// RandomBytes returns n deterministic pseudo-random bytes for seed.
+func RandomBytes(seed uint64, n int) []byte {
+	r := rand.New(rand.NewPCG(seed, 0x5eed))
+	p := make([]byte, n)
+	for i := range p {
+		p[i] = byte(r.Uint32())
+	}
+	return p
+}
+
+// PutBlob stores data as a blob in the layout and returns its digest.
+func PutBlob(t testing.TB, b *blob.Bucket, l transfer.Layout, data []byte) transfer.Digest {
+	t.Helper()
+	d := transfer.DigestOf(data)
+	if err := b.WriteAll(context.Background(), l.BlobKey(d), data, nil); err != nil {
+		t.Fatalf("PutBlob: %v", err)
+	}
+	return d
+}
+
+func assertBlob(t *testing.T, b *blob.Bucket, l transfer.Layout, d transfer.Digest, want []byte) {
+	t.Helper()
+	got, err := b.ReadAll(context.Background(), l.BlobKey(d))
+	if err != nil {
+		t.Fatalf("reading %s at destination: %v", d, err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Fatalf("blob %s at destination differs from source (%d vs %d bytes)", d, len(got), len(want))
+	}
+}
