@@ -207,4 +207,3 @@ func TestNewRejectsBadRoot(t *testing.T) {
 		}
 	}
 }
-
