@@ -13,7 +13,7 @@ import (
 	"github.com/ferryhq/ferry/storage"
 )
 
-func openReplicated(t *testing.T, delay time.Duration) (*storage.DB, pgtest.Replicated) {
+func openReplicated(t testing.TB, delay time.Duration) (*storage.DB, pgtest.Replicated) {
 	t.Helper()
 	ctx := context.Background()
 	rep := pgtest.NewReplicated(t, delay)
@@ -29,7 +29,7 @@ func openReplicated(t *testing.T, delay time.Duration) (*storage.DB, pgtest.Repl
 }
 
 // waitReplicated waits until the replica has replayed everything so far.
-func waitReplicated(t *testing.T, db *storage.DB) {
+func waitReplicated(t testing.TB, db *storage.DB) {
 	t.Helper()
 	require.NoError(t, db.RecordWrite(context.Background(), "sync"))
 	require.Eventually(t, func() bool {

@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Installs the servers Ferry's tests run against, when they are missing:
+# PostgreSQL 15 (initdb, postgres, pg_basebackup) and redis-server. Uses
+# apt-get (as root, or through sudo). Prints what it did; never fails
+# silently: a missing server later fails the tests under CI=true.
+set -euo pipefail
+
+need=()
+if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && ! command -v initdb >/dev/null 2>&1; then
+  need+=(postgresql-15)
+fi
+if ! command -v redis-server >/dev/null 2>&1; then
+  need+=(redis-server)
+fi
+if [ ${#need[@]} -eq 0 ]; then
+  exit 0
+fi
+
+sudo=""
+if [ "$(id -u)" -ne 0 ]; then
+  if command -v sudo >/dev/null 2>&1; then sudo="sudo"; else
+    echo "test-deps: missing ${need[*]} and not root (no sudo): install them, or set FERRY_TEST_DATABASE_URL" >&2
+    exit 0
+  fi
+fi
+echo "test-deps: installing ${need[*]}"
+# Keep package scripts from starting system-wide daemons: tests start their own.
+$sudo sh -c 'printf "#!/bin/sh\nexit 101\n" > /usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d'
+$sudo env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+$sudo rm -f /usr/sbin/policy-rc.d
+echo "test-deps: installed ${need[*]}"
