@@ -1,0 +1,260 @@
+package lease
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+)
+
+// GuardOptions tunes GuardWith. The zero value gives Guard's behaviour.
+type GuardOptions struct {
+	// RenewEvery is the time between renewals. It must be shorter than the
+	// ttl. Default ttl/3, which leaves two more chances before expiry
+	// when a renewal is slow.
+	RenewEvery time.Duration
+	// Wait, when not nil, makes GuardWith wait for a held key as Wait does
+	// instead of failing with ErrHeld.
+	Wait *WaitOptions
+	// ReleaseTimeout bounds the final Release, which runs even when ctx is
+	// already done. Default 5s.
+	ReleaseTimeout time.Duration
+	// Logger receives lost leases and failed renewals and releases.
+	// Default: slog.Default().
+	Logger *slog.Logger
+}
+
+const defaultReleaseTimeout = 5 * time.Second
+
+// Guard runs fn while holding the lease on key; see GuardWith.
+func Guard(ctx context.Context, locker Locker, key string, ttl time.Duration, fn func(ctx context.Context, l Lease) error) error {
+	return GuardWith(ctx, locker, key, ttl, GuardOptions{}, fn)
+}
+
+// GuardWith acquires the lease on key (failing with an error that wraps
+// ErrHeld when it is taken, unless opts.Wait is set), runs fn, and releases
+// the lease when fn returns or panics.
+//
+// While fn runs the lease is renewed in the background every
+// opts.RenewEvery. fn's context is cancelled at once when
+//   - a renewal finds the lease lost: the error wraps ErrLost;
+//   - a renewal fails otherwise: the error wraps ErrRenewFailed and the
+//     renewal's error;
+//   - the lease reaches its expiry, by the local clock, without a
+//     successful renewal (a renewal is stuck, say): the error wraps ErrLost.
+//
+// In those cases GuardWith returns that error, with fn's own error wrapped
+// as well, even when fn returned nil: fn may have done some of its work
+// without holding the lease. Otherwise it returns fn's error unchanged, or
+// an error wrapping ErrLost when the final Release shows the lease had
+// been lost, or a Release failure joined to fn's error. A panic in fn
+// propagates after the release. Every goroutine GuardWith starts has ended
+// when it returns.
+func GuardWith(ctx context.Context, locker Locker, key string, ttl time.Duration, opts GuardOptions, fn func(ctx context.Context, l Lease) error) error {
+	if err := Check(key, ttl); err != nil {
+		return fmt.Errorf("lease: guard on key %q: %w", key, err)
+	}
+	every := opts.RenewEvery
+	if every <= 0 {
+		every = ttl / 3
+	}
+	if every >= ttl {
+		return fmt.Errorf("%w: guard on key %q: RenewEvery %s is not shorter than the ttl %s", ErrInvalid, key, every, ttl)
+	}
+	logger := opts.Logger
+	if logger == nil {
+		logger = slog.Default()
+	}
+	releaseTimeout := opts.ReleaseTimeout
+	if releaseTimeout <= 0 {
+		releaseTimeout = defaultReleaseTimeout
+	}
+
+	sent := time.Now()
+	var l Lease
+	var err error
+	if opts.Wait != nil {
+		l, err = Wait(ctx, locker, key, ttl, *opts.Wait)
+	} else {
+		l, err = locker.Acquire(ctx, key, ttl)
+	}
+	if err != nil {
+		return fmt.Errorf("lease: guard on key %q: %w", key, err)
+	}
+
+	fnCtx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	h := &hold{l: l, ttl: ttl, every: every, cancel: cancel, logger: logger,
+		stop: make(chan struct{}), extended: make(chan struct{}, 1), expiry: sent.Add(ttl)}
+	base := context.WithoutCancel(ctx)
+	h.wg.Go(func() { h.renew(base) })
+	h.wg.Go(h.watch)
+
+	finished := false
+	defer func() {
+		if !finished { // fn panicked: still stop renewing and release
+			h.finish()
+			h.release(ctx, releaseTimeout)
+		}
+	}()
+	fnErr := fn(fnCtx, l)
+	finished = true
+	h.finish()
+	relErr := h.release(ctx, releaseTimeout)
+
+	if cause := h.failure(); cause != nil {
+		if fnErr != nil {
+			return fmt.Errorf("%w (fn returned: %w)", cause, fnErr)
+		}
+		return cause
+	}
+	switch {
+	case relErr == nil:
+		return fnErr
+	case errors.Is(relErr, ErrLost):
+		lost := fmt.Errorf("lease: guard on key %q (token %d): the lease was lost while fn ran: %w", key, l.Token(), relErr)
+		if fnErr != nil {
+			return fmt.Errorf("%w (fn returned: %w)", lost, fnErr)
+		}
+		return lost
+	default:
+		return errors.Join(fnErr, fmt.Errorf("lease: guard on key %q (token %d): release: %w", key, l.Token(), relErr))
+	}
+}
+
+// hold keeps a lease renewed while fn runs and cancels fn's context when
+// the lease cannot be kept.
+type hold struct {
+	l        Lease
+	ttl      time.Duration
+	every    time.Duration
+	cancel   context.CancelCauseFunc
+	logger   *slog.Logger
+	stop     chan struct{} // closed when fn has returned
+	extended chan struct{} // tells watch that expiry moved
+	wg       sync.WaitGroup
+
+	mu       sync.Mutex
+	expiry   time.Time // by the local clock; see Lease.ExpiresAt
+	cause    error     // why fn was stopped, if it was
+	finished bool
+}
+
+// renew renews the lease every h.every until stop is closed or a renewal
+// fails. base carries ctx's values but not its cancellation: a caller's
+// cancellation reaches fn, and the lease must stay renewed until fn returns.
+func (h *hold) renew(base context.Context) {
+	t := time.NewTimer(h.every)
+	defer t.Stop()
+	for {
+		select {
+		case <-h.stop:
+			return
+		case <-t.C:
+		}
+		sent := time.Now()
+		h.mu.Lock()
+		expiry := h.expiry
+		h.mu.Unlock()
+		// Past the expiry a renewal cannot save the lease.
+		rctx, cancel := context.WithDeadline(base, expiry)
+		err := h.l.Renew(rctx)
+		expired := rctx.Err() != nil
+		cancel()
+		if err != nil {
+			select {
+			case <-h.stop: // fn is done; the outcome no longer matters
+				return
+			default:
+			}
+			switch {
+			case errors.Is(err, ErrLost):
+				h.fail(fmt.Errorf("lease: guard on key %q (token %d): the lease was lost, found at renewal: %w", h.l.Key(), h.l.Token(), err))
+			case expired:
+				h.fail(fmt.Errorf("lease: guard on key %q (token %d): %w: it expired at %s before a renewal succeeded: %w",
+					h.l.Key(), h.l.Token(), ErrLost, expiry.Format(time.RFC3339Nano), err))
+			default:
+				h.fail(fmt.Errorf("lease: guard on key %q (token %d): %w: %w", h.l.Key(), h.l.Token(), ErrRenewFailed, err))
+			}
+			return
+		}
+		h.extend(sent.Add(h.ttl))
+		t.Reset(h.every)
+	}
+}
+
+func (h *hold) extend(expiry time.Time) {
+	h.mu.Lock()
+	h.expiry = expiry
+	h.mu.Unlock()
+	select {
+	case h.extended <- struct{}{}:
+	default:
+	}
+}
+
+// watch cancels fn when the lease reaches its expiry, by the local clock,
+// without a successful renewal: a stuck renewal must not leave fn running
+// on a lease that another holder may already have.
+func (h *hold) watch() {
+	t := time.NewTimer(time.Hour) // reset below before any use
+	defer t.Stop()
+	for {
+		h.mu.Lock()
+		expiry := h.expiry
+		h.mu.Unlock()
+		wait := time.Until(expiry)
+		if wait <= 0 {
+			h.fail(fmt.Errorf("lease: guard on key %q (token %d): %w: it expired at %s without a successful renewal",
+				h.l.Key(), h.l.Token(), ErrLost, expiry.Format(time.RFC3339Nano)))
+			return
+		}
+		t.Reset(wait)
+		select {
+		case <-h.stop:
+			return
+		case <-h.extended: // Reset (Go 1.23 timers) drops a stale tick
+		case <-t.C:
+		}
+	}
+}
+
+// fail records the first reason to stop fn and cancels fn's context.
+func (h *hold) fail(cause error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.cause != nil || h.finished {
+		return
+	}
+	h.cause = cause
+	h.cancel(cause)
+	h.logger.Warn("lease guard stopped its function", "key", h.l.Key(), "token", h.l.Token(), "error", cause)
+}
+
+func (h *hold) failure() error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.cause
+}
+
+// finish stops the renewals and the watchdog and waits for them to end.
+// From here on nothing cancels fn or changes the outcome.
+func (h *hold) finish() {
+	h.mu.Lock()
+	h.finished = true
+	h.mu.Unlock()
+	close(h.stop)
+	h.wg.Wait()
+}
+
+func (h *hold) release(ctx context.Context, timeout time.Duration) error {
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), timeout)
+	defer cancel()
+	err := h.l.Release(rctx)
+	if err != nil {
+		h.logger.Warn("lease guard could not release its lease", "key", h.l.Key(), "token", h.l.Token(), "error", err)
+	}
+	return err
+}

@@ -1,0 +1,181 @@
+package leasetest
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/ferryhq/ferry/lease"
+)
+
+// Options tunes NewLocker. The zero value is ready to use.
+type Options struct {
+	// Clock decides when leases expire. Default: the system clock. With a
+	// FakeClock, leases expire only when the test advances it.
+	Clock Clock
+	// Holder names this locker in the HeldError others get. Default
+	// "leasetest".
+	Holder string
+}
+
+// Locker is an in-memory lease.Locker for hosts' unit tests. It behaves
+// like the real backends (it passes Run) but lives in one process.
+type Locker struct {
+	clock  Clock
+	holder string
+
+	mu         sync.Mutex
+	keys       map[string]*entry
+	renewErr   error
+	acquireErr error
+}
+
+// entry is the state of one key. The token stays when the lease ends, so
+// that the next acquisition's token is larger.
+type entry struct {
+	token   int64
+	holder  string
+	expires time.Time // zero once released
+}
+
+var _ lease.Locker = (*Locker)(nil)
+
+// NewLocker returns an empty in-memory Locker.
+func NewLocker(opts Options) *Locker {
+	if opts.Clock == nil {
+		opts.Clock = systemClock{}
+	}
+	if opts.Holder == "" {
+		opts.Holder = "leasetest"
+	}
+	return &Locker{clock: opts.Clock, holder: opts.Holder, keys: make(map[string]*entry)}
+}
+
+// Acquire implements lease.Locker.
+func (m *Locker) Acquire(ctx context.Context, key string, ttl time.Duration) (lease.Lease, error) {
+	if err := lease.Check(key, ttl); err != nil {
+		return nil, err
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("lease: acquiring key %q: %w", key, err)
+	}
+	sent := time.Now()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.acquireErr != nil {
+		return nil, fmt.Errorf("lease: acquiring key %q: %w", key, m.acquireErr)
+	}
+	now := m.clock.Now()
+	e := m.keys[key]
+	if e == nil {
+		e = &entry{}
+		m.keys[key] = e
+	}
+	if now.Before(e.expires) {
+		return nil, &lease.HeldError{Key: key, Holder: e.holder, ExpiresAt: e.expires}
+	}
+	e.token++
+	e.holder = m.holder
+	e.expires = now.Add(ttl)
+	return &memLease{m: m, key: key, token: e.token, ttl: ttl, expiresAt: sent.Add(ttl)}, nil
+}
+
+// FailRenewals makes every later Renew fail with err (a stand-in for a
+// network failure) without touching the leases; nil restores normal
+// renewals.
+func (m *Locker) FailRenewals(err error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.renewErr = err
+}
+
+// FailAcquires makes every later Acquire fail with err; nil restores it.
+func (m *Locker) FailAcquires(err error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.acquireErr = err
+}
+
+// Holder returns the token of the lease currently held on key, and whether
+// there is one.
+func (m *Locker) Holder(key string) (token int64, held bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	e := m.keys[key]
+	if e == nil || !m.clock.Now().Before(e.expires) {
+		return 0, false
+	}
+	return e.token, true
+}
+
+// current reports whether token is the live lease on key; m.mu is held.
+func (m *Locker) current(key string, token int64) (*entry, bool) {
+	e := m.keys[key]
+	if e == nil || e.token != token || !m.clock.Now().Before(e.expires) {
+		return nil, false
+	}
+	return e, true
+}
+
+type memLease struct {
+	m     *Locker
+	key   string
+	token int64
+	ttl   time.Duration
+
+	mu        sync.Mutex
+	expiresAt time.Time
+	released  bool
+}
+
+func (l *memLease) Key() string  { return l.key }
+func (l *memLease) Token() int64 { return l.token }
+
+func (l *memLease) ExpiresAt() time.Time {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.expiresAt
+}
+
+func (l *memLease) Renew(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("lease: renewing key %q (token %d): %w", l.key, l.token, err)
+	}
+	sent := time.Now()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.m.mu.Lock()
+	defer l.m.mu.Unlock()
+	if l.m.renewErr != nil {
+		return fmt.Errorf("lease: renewing key %q (token %d): %w", l.key, l.token, l.m.renewErr)
+	}
+	e, ok := l.m.current(l.key, l.token)
+	if l.released || !ok {
+		return fmt.Errorf("lease: renewing key %q (token %d): %w", l.key, l.token, lease.ErrLost)
+	}
+	e.expires = l.m.clock.Now().Add(l.ttl)
+	l.expiresAt = sent.Add(l.ttl)
+	return nil
+}
+
+func (l *memLease) Release(ctx context.Context) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.released {
+		return nil
+	}
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("lease: releasing key %q (token %d): %w", l.key, l.token, err)
+	}
+	l.m.mu.Lock()
+	defer l.m.mu.Unlock()
+	e, ok := l.m.current(l.key, l.token)
+	if !ok {
+		return fmt.Errorf("lease: releasing key %q (token %d): %w", l.key, l.token, lease.ErrLost)
+	}
+	e.expires = time.Time{}
+	e.holder = ""
+	l.released = true
+	return nil
+}
