@@ -1,0 +1,52 @@
+package enqueuer
+
+import "errors"
+
+// Sentinel errors. Errors returned by this package wrap one of these when
+// the condition applies, so callers test them with errors.Is.
+var (
+	// ErrInvalidTransition means an event is not allowed from the
+	// repository's state; the *TransitionError names both states.
+	ErrInvalidTransition = errors.New("enqueuer: invalid transition")
+
+	// ErrStateChanged means a compare-and-set transition lost: the
+	// repository was no longer in the state the caller read.
+	ErrStateChanged = errors.New("enqueuer: repository state changed")
+
+	// ErrNotFound means the store has no such repository.
+	ErrNotFound = errors.New("enqueuer: repository not found")
+
+	// ErrExists means a repository with that path is already stored.
+	ErrExists = errors.New("enqueuer: repository already exists")
+
+	// ErrInvalidPath means a repository path is not a valid registry
+	// repository name (empty segments, "..", upper case, too long, …).
+	ErrInvalidPath = errors.New("enqueuer: invalid repository path")
+
+	// ErrConfig reports a Config or options struct that cannot be used.
+	ErrConfig = errors.New("enqueuer: invalid config")
+
+	// ErrTooManyImports means the registry already runs as many imports as
+	// it allows (HTTP 429). The enqueuer stops the run and marks nothing.
+	ErrTooManyImports = errors.New("enqueuer: registry is running too many imports")
+
+	// ErrRegistryUnavailable means the registry could not be reached or
+	// kept failing (network errors, timeouts, 5xx) after the retries.
+	ErrRegistryUnavailable = errors.New("enqueuer: registry unavailable")
+
+	// ErrImportInProgress means the registry is already importing or
+	// pre-importing the repository (HTTP 409 or 425).
+	ErrImportInProgress = errors.New("enqueuer: import already in progress at the registry")
+
+	// ErrPreImportFailed means a final import was refused because the
+	// repository's pre-import failed (HTTP 424).
+	ErrPreImportFailed = errors.New("enqueuer: pre-import failed at the registry")
+
+	// ErrNative means the registry already serves the repository from its
+	// new metadata store, so there is nothing to import (HTTP 200 to a start).
+	ErrNative = errors.New("enqueuer: repository is already native at the registry")
+
+	// ErrRegistryNotFound means the registry does not know the repository
+	// (HTTP 404).
+	ErrRegistryNotFound = errors.New("enqueuer: repository not found at the registry")
+)
