@@ -37,14 +37,19 @@ func Wait(ctx context.Context, locker Locker, key string, ttl time.Duration, opt
 	maxB = max(maxB, minB)
 	backoff := minB
 	var timer *time.Timer
+	var held error // the last ErrHeld
 	for {
 		l, err := locker.Acquire(ctx, key, ttl)
 		if err == nil {
 			return l, nil
 		}
 		if !errors.Is(err, ErrHeld) {
+			if held != nil && ctx.Err() != nil {
+				return nil, fmt.Errorf("lease: waiting for key %q: %w (last attempt: %w)", key, ctx.Err(), held)
+			}
 			return nil, err
 		}
+		held = err
 		// "Equal jitter": half the backoff for sure, half at random, so
 		// that waiters spread out but none retries much too early.
 		delay := backoff/2 + rand.N(backoff/2+1)
