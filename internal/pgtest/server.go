@@ -72,10 +72,9 @@ func Start(ctx context.Context, opts ServerOptions) (*Server, error) {
 		s.removeDir()
 		return nil, err
 	}
-	if out, err := s.run(ctx, "initdb", "-D", s.data, "-U", Superuser, "--auth=trust",
-		"--no-sync", "-E", "UTF8", "--locale=C"); err != nil {
+	if err := s.initData(ctx); err != nil {
 		s.removeDir()
-		return nil, fmt.Errorf("%w: initdb failed: %v\n%s", ErrUnavailable, err, tail(out))
+		return nil, err
 	}
 	if err := s.launch(ctx, opts); err != nil {
 		s.removeDir()
