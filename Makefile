@@ -24,4 +24,4 @@ fuzz:
 # the same run and prints `ferry-bench:` lines with the ratio.
 bench: deps
 	$(GO) test -run '^$$' -bench . -timeout 60m ./... 2>&1 | tee bench.out
-	@echo; echo "== summary =="; grep -h 'ferry-bench:' bench.out | sed 's/^.*ferry-bench: //' | sort -u
+	@echo; echo "== Ferry vs baselines (same run) =="; $(GO) run ./internal/benchreport/cmd bench.out
