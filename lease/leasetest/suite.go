@@ -3,11 +3,8 @@ package leasetest
 import (
 	"context"
 	"errors"
-	"fmt"
-	"math/rand/v2"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -307,90 +304,7 @@ func testConcurrentUse(t *testing.T, lk lease.Locker) {
 	mustRelease(t, mustAcquire(t, lk, "jobs/concurrent", time.Minute))
 }
 
-// ContentionResult is what Contend observed.
-type ContentionResult struct {
-	Acquired int64 // successful acquisitions
-	Attempts int64 // Acquire calls
-}
-
-// Contend runs workers goroutines for d, each repeatedly acquiring key,
-// incrementing a shared counter while it holds the lease, and releasing
-// it. It reports as test errors two holders at once, a token that did not
-// increase, a lost update of the counter, and a Release that failed. The
-// ttl is long (10s) so that only a broken Locker, not a slow machine, lets
-// a second holder in.
-func Contend(t testing.TB, lk lease.Locker, key string, workers int, d time.Duration) ContentionResult {
-	t.Helper()
-	const ttl = 10 * time.Second
-	var (
-		holding   atomic.Bool
-		lastToken atomic.Int64
-		counter   atomic.Int64 // read and written non-atomically on purpose
-		acquired  atomic.Int64
-		attempts  atomic.Int64
-		failed    atomic.Bool
-	)
-	ctx := context.Background()
-	deadline := time.Now().Add(d)
-	var wg sync.WaitGroup
-	for w := range workers {
-		wg.Go(func() {
-			for time.Now().Before(deadline) && !failed.Load() {
-				attempts.Add(1)
-				l, err := lk.Acquire(ctx, key, ttl)
-				if errors.Is(err, lease.ErrHeld) {
-					time.Sleep(time.Duration(rand.N(500)) * time.Microsecond)
-					continue
-				}
-				if err != nil {
-					t.Errorf("worker %d: Acquire: %v", w, err)
-					failed.Store(true)
-					return
-				}
-				if !holding.CompareAndSwap(false, true) {
-					t.Errorf("worker %d got token %d while another worker held the lease", w, l.Token())
-					failed.Store(true)
-				}
-				if prev := lastToken.Load(); l.Token() <= prev {
-					t.Errorf("worker %d got token %d after token %d", w, l.Token(), prev)
-					failed.Store(true)
-				}
-				lastToken.Store(l.Token())
-				n := counter.Load()
-				time.Sleep(time.Duration(rand.N(100)) * time.Microsecond) // widen the window for a lost update
-				counter.Store(n + 1)
-				acquired.Add(1)
-				holding.Store(false)
-				if err := l.Release(ctx); err != nil {
-					t.Errorf("worker %d: Release(token %d): %v", w, l.Token(), err)
-					failed.Store(true)
-				}
-			}
-		})
-	}
-	wg.Wait()
-	res := ContentionResult{Acquired: acquired.Load(), Attempts: attempts.Load()}
-	if got := counter.Load(); got != res.Acquired {
-		t.Errorf("counter = %d after %d acquisitions: updates were lost, so two holders overlapped", got, res.Acquired)
-	}
-	if res.Acquired == 0 {
-		t.Errorf("no worker ever acquired %q in %s", key, d)
-	}
-	l, err := lk.Acquire(ctx, key, time.Minute)
-	if err != nil {
-		t.Errorf("Acquire after contention: %v (a release was lost)", err)
-	} else if err := l.Release(ctx); err != nil {
-		t.Errorf("Release after contention: %v", err)
-	}
-	return res
-}
-
 func testContention(t *testing.T, lk lease.Locker) {
 	res := Contend(t, lk, "jobs/contended", 50, 2*time.Second)
 	t.Logf("50 goroutines, 2s: %d acquisitions in %d attempts", res.Acquired, res.Attempts)
-}
-
-// String formats the result for logs.
-func (r ContentionResult) String() string {
-	return fmt.Sprintf("%d acquisitions in %d attempts", r.Acquired, r.Attempts)
 }

@@ -1,0 +1,11 @@
+// Package pglease is the Postgres lease.Locker: leases live in the
+// ferry_leases table (created by storage.Migrate), one row per key, and
+// expire by the database's clock only, so clients' clocks never decide who
+// holds a key. Acquire, Renew and Release are one statement, and one round
+// trip, each.
+//
+// Fence makes a write in a caller's transaction conditional on a lease
+// still being current: it locks the key's row for the rest of the
+// transaction, so a newer holder cannot take over until the write has
+// committed or rolled back.
+package pglease

@@ -1,0 +1,60 @@
+package pglease
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/ferryhq/ferry/lease"
+)
+
+// fenceSQL locks the key's row FOR SHARE: a takeover (an UPDATE) waits for
+// the caller's transaction, while fenced writes of the same holder do not
+// wait for each other.
+const fenceSQL = `
+SELECT token, expires_at = '-infinity', expires_at > statement_timestamp(), NULLIF(expires_at, '-infinity')
+FROM ferry_leases WHERE key = $1 FOR SHARE`
+
+// Fence fails with an error wrapping lease.ErrFenced unless token is the
+// current, unexpired lease on key, judged by the database clock. It locks
+// the key's lease row until tx ends, so no newer holder can take the key
+// before the writes that tx makes after Fence are committed or rolled
+// back: call Fence first in the transaction, then write.
+//
+// The lock also makes the holder's own Renew, and other holders' Acquire
+// of an expired lease, wait for tx; keep fenced transactions well shorter
+// than the ttl. Under REPEATABLE READ or SERIALIZABLE, a takeover that
+// committed after tx's snapshot fails Fence with a serialization error
+// (40001), which storage.InTx retries.
+func Fence(ctx context.Context, tx pgx.Tx, key string, token int64) error {
+	if err := lease.CheckKey(key); err != nil {
+		return err
+	}
+	if token <= 0 {
+		return fmt.Errorf("%w: fencing key %q: token %d is not positive", lease.ErrInvalid, key, token)
+	}
+	var (
+		current        int64
+		released, live bool
+		expires        *time.Time
+	)
+	err := tx.QueryRow(ctx, fenceSQL, key).Scan(&current, &released, &live, &expires)
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+		return fmt.Errorf("%w: key %q has never been leased (token %d)", lease.ErrFenced, key, token)
+	case err != nil:
+		return fmt.Errorf("lease: fencing key %q (token %d): %w", key, token, err)
+	case current > token:
+		return fmt.Errorf("%w: key %q has a newer holder (token %d > %d)", lease.ErrFenced, key, current, token)
+	case current < token:
+		return fmt.Errorf("%w: key %q has never had token %d (current %d)", lease.ErrFenced, key, token, current)
+	case released:
+		return fmt.Errorf("%w: the lease on key %q (token %d) was released", lease.ErrFenced, key, token)
+	case !live:
+		return fmt.Errorf("%w: the lease on key %q (token %d) expired at %s", lease.ErrFenced, key, token, expires.UTC().Format(time.RFC3339Nano))
+	}
+	return nil
+}

@@ -1,0 +1,164 @@
+package pglease
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/ferryhq/ferry/lease"
+	"github.com/ferryhq/ferry/storage"
+)
+
+// Options tunes New. The zero value is ready to use.
+type Options struct {
+	// Holder names this process in the HeldError that other holders get.
+	// Default "<hostname>/<pid>".
+	Holder string
+}
+
+// Locker is a lease.Locker on Postgres. It is safe for concurrent use.
+type Locker struct {
+	db     storage.Querier
+	holder string
+}
+
+var _ lease.Locker = (*Locker)(nil)
+
+// New returns a Locker on db, a pool (or *storage.DB) on a database that
+// has Ferry's schema. Do not pass a transaction: leases taken in it would
+// stay invisible to others until it commits.
+func New(db storage.Querier, opts Options) *Locker {
+	if opts.Holder == "" {
+		host, _ := os.Hostname()
+		opts.Holder = fmt.Sprintf("%s/%d", host, os.Getpid())
+	}
+	return &Locker{db: db, holder: opts.Holder}
+}
+
+// acquireSQL takes the key when it has no row or its lease has expired or
+// was released, bumping the token; otherwise it reports the current
+// holder. ON CONFLICT locks the row, and its WHERE is checked against the
+// row's latest version, so two callers never both get the key. The second
+// branch reads the statement's snapshot: a holder that committed after the
+// snapshot was taken shows up as held with no holder row.
+const acquireSQL = `
+WITH taken AS (
+	INSERT INTO ferry_leases AS l (key, token, holder, acquired_at, expires_at)
+	VALUES ($1, 1, $2, statement_timestamp(), statement_timestamp() + $3 * interval '1 microsecond')
+	ON CONFLICT (key) DO UPDATE
+		SET token = l.token + 1, holder = excluded.holder,
+		    acquired_at = excluded.acquired_at, expires_at = excluded.expires_at
+		WHERE l.expires_at <= statement_timestamp()
+	RETURNING token, expires_at
+)
+SELECT true, token, expires_at, ''::text FROM taken
+UNION ALL
+SELECT false, token, NULLIF(expires_at, '-infinity'), holder FROM ferry_leases
+WHERE key = $1 AND NOT EXISTS (SELECT FROM taken)`
+
+// Acquire implements lease.Locker.
+func (lk *Locker) Acquire(ctx context.Context, key string, ttl time.Duration) (lease.Lease, error) {
+	if err := lease.Check(key, ttl); err != nil {
+		return nil, err
+	}
+	sent := time.Now()
+	var (
+		acquired bool
+		token    int64
+		expires  *time.Time // nil: released after the snapshot was taken
+		holder   string
+	)
+	err := lk.db.QueryRow(ctx, acquireSQL, key, lk.holder, ttl.Microseconds()).Scan(&acquired, &token, &expires, &holder)
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+		return nil, &lease.HeldError{Key: key}
+	case err != nil:
+		return nil, fmt.Errorf("lease: acquiring key %q: %w", key, err)
+	case !acquired && expires == nil:
+		return nil, &lease.HeldError{Key: key}
+	case !acquired:
+		return nil, &lease.HeldError{Key: key, Holder: holder, ExpiresAt: *expires}
+	}
+	return &pgLease{lk: lk, key: key, token: token, ttl: ttl, expiresAt: sent.Add(ttl)}, nil
+}
+
+const renewSQL = `
+UPDATE ferry_leases SET expires_at = statement_timestamp() + $3 * interval '1 microsecond'
+WHERE key = $1 AND token = $2 AND expires_at > statement_timestamp()`
+
+// releaseSQL ends the lease if it is still current, and is true if it did
+// or if this very lease was released before (a retried Release whose
+// first answer was lost), which the statement's snapshot still shows.
+const releaseSQL = `
+WITH released AS (
+	UPDATE ferry_leases SET expires_at = '-infinity', holder = ''
+	WHERE key = $1 AND token = $2 AND expires_at > statement_timestamp()
+	RETURNING 1
+)
+SELECT EXISTS (SELECT FROM released)
+    OR EXISTS (SELECT FROM ferry_leases WHERE key = $1 AND token = $2 AND expires_at = '-infinity')`
+
+type pgLease struct {
+	lk    *Locker
+	key   string
+	token int64
+	ttl   time.Duration
+
+	mu        sync.Mutex
+	expiresAt time.Time
+	released  bool
+}
+
+func (l *pgLease) Key() string  { return l.key }
+func (l *pgLease) Token() int64 { return l.token }
+
+func (l *pgLease) ExpiresAt() time.Time {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.expiresAt
+}
+
+func (l *pgLease) Renew(ctx context.Context) error {
+	l.mu.Lock()
+	released := l.released
+	l.mu.Unlock()
+	if released {
+		return fmt.Errorf("lease: renewing key %q (token %d): %w: it was released", l.key, l.token, lease.ErrLost)
+	}
+	sent := time.Now()
+	tag, err := l.lk.db.Exec(ctx, renewSQL, l.key, l.token, l.ttl.Microseconds())
+	if err != nil {
+		return fmt.Errorf("lease: renewing key %q (token %d): %w", l.key, l.token, err)
+	}
+	if tag.RowsAffected() == 0 {
+		return fmt.Errorf("lease: renewing key %q (token %d): %w: it expired or another holder took it", l.key, l.token, lease.ErrLost)
+	}
+	l.mu.Lock()
+	if sent.Add(l.ttl).After(l.expiresAt) {
+		l.expiresAt = sent.Add(l.ttl)
+	}
+	l.mu.Unlock()
+	return nil
+}
+
+func (l *pgLease) Release(ctx context.Context) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.released {
+		return nil
+	}
+	var ok bool
+	if err := l.lk.db.QueryRow(ctx, releaseSQL, l.key, l.token).Scan(&ok); err != nil {
+		return fmt.Errorf("lease: releasing key %q (token %d): %w", l.key, l.token, err)
+	}
+	if !ok {
+		return fmt.Errorf("lease: releasing key %q (token %d): %w: it expired or another holder took it", l.key, l.token, lease.ErrLost)
+	}
+	l.released = true
+	return nil
+}
