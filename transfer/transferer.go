@@ -2,11 +2,14 @@ package transfer
 
 import (
 	"context"
+	"crypto/sha256"
 	"fmt"
+	"io"
 	"log/slog"
 	"sync"
 	"time"
 
+	"cloud.google.com/go/storage"
 	"gocloud.dev/blob"
 	"gocloud.dev/gcerrors"
 )
@@ -166,7 +169,14 @@ func (t *transferer) stream(ctx context.Context, d Digest, key string) (Result, 
 	// verification never becomes visible at the destination.
 	wctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	w, err := t.dst.NewWriter(wctx, key, &blob.WriterOptions{ContentType: "application/octet-stream"})
+	var gcsWriter *storage.Writer
+	w, err := t.dst.NewWriter(wctx, key, &blob.WriterOptions{
+		ContentType: "application/octet-stream",
+		BeforeWrite: func(as func(any) bool) error {
+			as(&gcsWriter)
+			return nil
+		},
+	})
 	if err != nil {
 		return Result{}, err
 	}
@@ -175,14 +185,50 @@ func (t *transferer) stream(ctx context.Context, d Digest, key string) (Result, 
 		err = verify(d, got, n, size)
 	}
 	if err != nil {
-		cancel()
-		_ = w.Close()
+		t.abort(ctx, d, key, w, cancel, gcsWriter, err)
 		return Result{}, err
 	}
 	if err := w.Close(); err != nil {
 		return Result{}, err
 	}
 	return Result{Bytes: n}, nil
+}
+
+// abort stops a write that must not land.
+func (t *transferer) abort(ctx context.Context, d Digest, key string, w *blob.Writer, cancel context.CancelFunc, gcsWriter *storage.Writer, cause error) {
+	cancel()
+	if gcsWriter != nil {
+		// The GCS writer notices the cancelled context in a background
+		// goroutine, which can lose the race with Close and let the
+		// upload finish. Failing its pipe first makes the abort certain.
+		_ = gcsWriter.CloseWithError(cause) //nolint:staticcheck // see above
+	}
+	if w.Close() == nil {
+		// The driver committed anyway. Remove the object unless it is a
+		// good copy that a concurrent transfer wrote.
+		t.removeIfBad(ctx, d, key)
+	}
+}
+
+// removeIfBad deletes the destination object at key unless its content
+// hashes to d.
+func (t *transferer) removeIfBad(ctx context.Context, d Digest, key string) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+	defer cancel()
+	r, err := t.dst.NewReader(ctx, key, nil)
+	if err != nil {
+		return
+	}
+	h := sha256.New()
+	_, err = io.Copy(h, r)
+	_ = r.Close()
+	if err == nil && sum(h) == d {
+		return
+	}
+	if err := t.dst.Delete(ctx, key); err != nil && gcerrors.Code(err) != gcerrors.NotFound {
+		t.log.ErrorContext(ctx, "transfer: could not remove a copy that failed verification",
+			slog.String("key", key), slog.Any("error", err))
+	}
 }
 
 // alreadyThere reports whether dst already holds a blob of the source's

@@ -157,3 +157,16 @@ func assertBlob(t *testing.T, b *blob.Bucket, l transfer.Layout, d transfer.Dige
 		t.Fatalf("blob %s at destination differs from source (%d vs %d bytes)", d, len(got), len(want))
 	}
 }
+
+// AssertBlobVerified fails the test unless the blob d exists in b and its
+// content hashes to d.
+func AssertBlobVerified(t testing.TB, b *blob.Bucket, l transfer.Layout, d transfer.Digest) {
+	t.Helper()
+	got, err := b.ReadAll(context.Background(), l.BlobKey(d))
+	if err != nil {
+		t.Fatalf("reading %s: %v", d, err)
+	}
+	if transfer.DigestOf(got) != d {
+		t.Fatalf("blob %s hashes to %s", d, transfer.DigestOf(got))
+	}
+}

@@ -1,0 +1,184 @@
+package transfer_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+
+	"cloud.google.com/go/storage"
+	"gocloud.dev/blob"
+	"gocloud.dev/blob/gcsblob"
+	"google.golang.org/api/option"
+
+	"github.com/ferryhq/ferry/transfer"
+	"github.com/ferryhq/ferry/transfer/transfertest"
+)
+
+func TestTransfererGCSServerSide(t *testing.T) {
+	transfertest.RunTransfererTests(t, func(t *testing.T) transfertest.TransfererHarness {
+		gcs := transfertest.NewFakeGCS(t, "src", "dst")
+		src, dst := gcs.Bucket(t, "src"), gcs.Bucket(t, "dst")
+		return transfertest.TransfererHarness{
+			Transferer: mustNew(t, src, dst, transfer.Options{Retry: fastRetry}),
+			Src:        src, Dst: dst, Layout: mustLayout(t, ""), ServerSide: true,
+		}
+	})
+}
+
+func TestTransfererGCSStreamed(t *testing.T) {
+	transfertest.RunTransfererTests(t, func(t *testing.T) transfertest.TransfererHarness {
+		gcs := transfertest.NewFakeGCS(t, "src", "dst")
+		src, dst := gcs.Bucket(t, "src"), gcs.Bucket(t, "dst")
+		return transfertest.TransfererHarness{
+			Transferer: mustNew(t, src, dst, transfer.Options{Retry: fastRetry, DisableServerSideCopy: true}),
+			Src:        src, Dst: dst, Layout: mustLayout(t, ""),
+		}
+	})
+}
+
+func TestGCSServerSideMovesNoBlobBytesThroughHost(t *testing.T) {
+	ctx := context.Background()
+	gcs := transfertest.NewFakeGCS(t, "src", "dst")
+	src, dst := gcs.Bucket(t, "src"), gcs.Bucket(t, "dst")
+	l := mustLayout(t, "")
+	var digests []transfer.Digest
+	for i := range 5 {
+		digests = append(digests, transfertest.PutBlob(t, src, l, transfertest.RandomBytes(uint64(i), 300_000)))
+	}
+	tr := mustNew(t, src, dst, transfer.Options{})
+	gcs.Traffic.Reset()
+	for _, d := range digests {
+		res, err := tr.Transfer(ctx, d)
+		if err != nil || !res.ServerSide {
+			t.Fatalf("Transfer = %+v, %v; want server-side", res, err)
+		}
+	}
+	if got := gcs.Traffic.PayloadBytes(); got != 0 {
+		t.Fatalf("%d blob bytes passed through the host, want 0", got)
+	}
+	if got := gcs.Traffic.Rewrites(); got != int64(len(digests)) {
+		t.Fatalf("rewrite calls = %d, want %d", got, len(digests))
+	}
+	for _, d := range digests {
+		transfertest.AssertBlobVerified(t, dst, l, d)
+	}
+}
+
+// scriptedRewrites lets a test replace the responses to rewrite calls.
+type scriptedRewrites struct {
+	next http.RoundTripper
+	mu   sync.Mutex
+	// script[i] handles the i-th rewrite call; nil passes it through.
+	script []func(req *http.Request, next http.RoundTripper) (*http.Response, error)
+	calls  []*http.Request
+}
+
+func (s *scriptedRewrites) RoundTrip(req *http.Request) (*http.Response, error) {
+	if !strings.Contains(req.URL.Path, "/rewriteTo/") {
+		return s.next.RoundTrip(req)
+	}
+	s.mu.Lock()
+	i := len(s.calls)
+	s.calls = append(s.calls, req)
+	var step func(*http.Request, http.RoundTripper) (*http.Response, error)
+	if i < len(s.script) {
+		step = s.script[i]
+	}
+	s.mu.Unlock()
+	if step == nil {
+		return s.next.RoundTrip(req)
+	}
+	return step(req, s.next)
+}
+
+func jsonResponse(req *http.Request, status int, body any) *http.Response {
+	p, _ := json.Marshal(body)
+	return &http.Response{
+		StatusCode: status, Status: http.StatusText(status), Request: req,
+		Header: http.Header{"Content-Type": []string{"application/json"}},
+		Body:   io.NopCloser(bytes.NewReader(p)), ContentLength: int64(len(p)),
+	}
+}
+
+func scriptedGCS(t *testing.T, script ...func(*http.Request, http.RoundTripper) (*http.Response, error)) (*scriptedRewrites, *blob.Bucket, *blob.Bucket) {
+	t.Helper()
+	gcs := transfertest.NewFakeGCS(t, "src", "dst")
+	rt := &scriptedRewrites{next: gcs.Server.HTTPClient().Transport, script: script}
+	client, err := storage.NewClient(context.Background(), option.WithHTTPClient(&http.Client{Transport: rt}), option.WithoutAuthentication())
+	if err != nil {
+		t.Fatal(err)
+	}
+	open := func(name string) *blob.Bucket {
+		b, err := gcsblob.OpenBucket(context.Background(), nil, name, &gcsblob.Options{Client: client})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = b.Close() })
+		return b
+	}
+	return rt, open("src"), open("dst")
+}
+
+// A large rewrite hands out a token, the next call fails with a 503, and
+// the retry resumes with the token instead of starting over.
+func TestGCSRewriteResumesWithTokenAfter503(t *testing.T) {
+	ctx := context.Background()
+	partial := func(req *http.Request, _ http.RoundTripper) (*http.Response, error) {
+		return jsonResponse(req, 200, map[string]any{
+			"kind": "storage#rewriteResponse", "totalBytesRewritten": "1048576",
+			"objectSize": "3000000", "done": false, "rewriteToken": "token-1",
+		}), nil
+	}
+	unavailable := func(req *http.Request, _ http.RoundTripper) (*http.Response, error) {
+		return jsonResponse(req, 503, map[string]any{"error": map[string]any{"code": 503, "message": "Service Unavailable"}}), nil
+	}
+	rt, src, dst := scriptedGCS(t, partial, unavailable)
+	l := mustLayout(t, "")
+	d := transfertest.PutBlob(t, src, l, transfertest.RandomBytes(7, 3_000_000))
+	res, err := mustNew(t, src, dst, transfer.Options{Retry: fastRetry}).Transfer(ctx, d)
+	if err != nil || !res.ServerSide || res.Attempts != 2 {
+		t.Fatalf("Transfer = %+v, %v; want server-side in 2 attempts", res, err)
+	}
+	if len(rt.calls) != 3 {
+		t.Fatalf("rewrite calls = %d, want 3", len(rt.calls))
+	}
+	for i, want := range []string{"", "token-1", "token-1"} {
+		if got := rt.calls[i].URL.Query().Get("rewriteToken"); got != want {
+			t.Errorf("rewrite call %d carried token %q, want %q", i+1, got, want)
+		}
+	}
+	transfertest.AssertBlobVerified(t, dst, l, d)
+}
+
+// A copy whose CRC32C disagrees with the source is removed and reported.
+func TestGCSRewriteChecksumMismatchIsRemoved(t *testing.T) {
+	ctx := context.Background()
+	badCRC := func(req *http.Request, next http.RoundTripper) (*http.Response, error) {
+		resp, err := next.RoundTrip(req)
+		if err != nil {
+			return nil, err
+		}
+		var body map[string]any
+		if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
+			return nil, err
+		}
+		body["resource"].(map[string]any)["crc32c"] = "AAAAAA=="
+		return jsonResponse(req, resp.StatusCode, body), nil
+	}
+	_, src, dst := scriptedGCS(t, badCRC)
+	l := mustLayout(t, "")
+	d := transfertest.PutBlob(t, src, l, []byte("config blob"))
+	_, err := mustNew(t, src, dst, transfer.Options{Retry: fastRetry}).Transfer(ctx, d)
+	if !errors.Is(err, transfer.ErrCorrupt) {
+		t.Fatalf("err = %v, want ErrCorrupt", err)
+	}
+	if ok, _ := dst.Exists(ctx, l.BlobKey(d)); ok {
+		t.Fatal("a copy with the wrong checksum was left at the destination")
+	}
+}

@@ -1,0 +1,282 @@
+package transfer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"time"
+
+	"gocloud.dev/blob"
+	"golang.org/x/sync/errgroup"
+	"golang.org/x/sync/semaphore"
+)
+
+// ImportOptions configures an Importer. The zero value imports every tag
+// of every repository, stopping at the first failure.
+type ImportOptions struct {
+	// Root is the layout root in the source bucket. Default DefaultRoot;
+	// "/" means the bucket root.
+	Root string
+	// Tags selects the tags to import. Default AllTags().
+	Tags TagPolicy
+	// MaxTags, if positive, skips repositories with more tags than this and
+	// lists them in Report.TooLarge.
+	MaxTags int
+	// IncludeUntagged also imports manifests no selected tag reaches and
+	// blobs linked in _layers that no imported manifest references (an
+	// in-place style full copy). By default only what the selected tags
+	// reach is imported; the rest would be garbage-collected anyway.
+	IncludeUntagged bool
+	// DryRun reads and validates everything and reports what would be
+	// imported, without transferring blobs or calling the Sink (other than
+	// HasManifest).
+	DryRun bool
+	// ContinueOnError keeps importing other repositories after one fails.
+	// By default the first failure cancels the rest.
+	ContinueOnError bool
+	// RepositoryConcurrency is how many repositories are imported at once.
+	// Default 4.
+	RepositoryConcurrency int
+	// Concurrency bounds storage work in flight across the whole import:
+	// blob transfers, blob stats and manifest reads. Default 32.
+	Concurrency int
+	// Retry bounds retries of source reads. See RetryPolicy for defaults.
+	// (Blob transfers retry under the Transferer's own policy.)
+	Retry RetryPolicy
+	// Progress, if set, is called after every event, one call at a time;
+	// it should return quickly.
+	Progress func(Progress)
+	// Logger receives per-repository messages. Default: discard.
+	Logger *slog.Logger
+}
+
+// Importer imports repositories from the distribution storage layout in a
+// source bucket: blobs go through a Transferer, metadata to a Sink.
+type Importer struct {
+	reader *LayoutReader
+	tr     Transferer
+	sink   Sink
+	opts   ImportOptions
+	log    *slog.Logger
+}
+
+// NewImporter returns an Importer reading the layout from src.
+func NewImporter(src *blob.Bucket, tr Transferer, sink Sink, opts ImportOptions) (*Importer, error) {
+	if src == nil || tr == nil || sink == nil {
+		return nil, errors.New("transfer.NewImporter: source bucket, Transferer and Sink are required")
+	}
+	layout, err := NewLayout(opts.Root)
+	if err != nil {
+		return nil, fmt.Errorf("transfer.NewImporter: %w", err)
+	}
+	if opts.Tags == nil {
+		opts.Tags = AllTags()
+	}
+	if opts.RepositoryConcurrency <= 0 {
+		opts.RepositoryConcurrency = 4
+	}
+	if opts.Concurrency <= 0 {
+		opts.Concurrency = 32
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	return &Importer{
+		reader: NewLayoutReader(src, layout, opts.Retry),
+		tr:     tr,
+		sink:   sink,
+		opts:   opts,
+		log:    opts.Logger,
+	}, nil
+}
+
+// Repositories lists the repositories in the source layout.
+func (im *Importer) Repositories(ctx context.Context) ([]string, error) {
+	return im.reader.Repositories(ctx)
+}
+
+// PreImport runs the first pass over the named repositories (all of them if
+// none are named): blobs and manifests, no tags. It is idempotent.
+func (im *Importer) PreImport(ctx context.Context, repos ...string) (*Report, error) {
+	return im.run(ctx, PreImport, repos)
+}
+
+// Import runs the final pass over the named repositories (all of them if
+// none are named): whatever PreImport would do that is not done yet, then
+// the tags. It is idempotent.
+//
+// The error is nil only if every repository succeeded (too-large ones do
+// not count as failures). Otherwise it is the first *RepositoryError or,
+// with ContinueOnError, all of them joined. The Report is returned either
+// way.
+func (im *Importer) Import(ctx context.Context, repos ...string) (*Report, error) {
+	return im.run(ctx, FinalImport, repos)
+}
+
+func (im *Importer) run(ctx context.Context, pass Pass, names []string) (*Report, error) {
+	start := time.Now()
+	if len(names) == 0 {
+		var err error
+		if names, err = im.reader.Repositories(ctx); err != nil {
+			return nil, fmt.Errorf("transfer: discovering repositories: %w", err)
+		}
+	} else {
+		names = slices.Clone(names)
+		slices.Sort(names)
+		names = slices.Compact(names)
+	}
+
+	runCtx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	st := &runState{
+		ctx:      runCtx,
+		pass:     pass,
+		sem:      semaphore.NewWeighted(int64(im.opts.Concurrency)),
+		progress: newTracker(pass, len(names), im.opts.Progress),
+	}
+	im.log.InfoContext(ctx, "transfer: import starting", slog.String("pass", pass.String()),
+		slog.Int("repositories", len(names)), slog.Bool("dry_run", im.opts.DryRun))
+
+	reports := make([]RepositoryReport, len(names))
+	var (
+		g        errgroup.Group
+		firstErr error
+		errOnce  = make(chan struct{}, 1)
+	)
+	g.SetLimit(im.opts.RepositoryConcurrency)
+	for i, name := range names {
+		reports[i].Name = name
+		if runCtx.Err() != nil {
+			reports[i].Err = &RepositoryError{Repository: name, Err: fmt.Errorf("not started: %w", context.Cause(runCtx))}
+			continue
+		}
+		g.Go(func() error {
+			reports[i] = im.importRepository(runCtx, st, pass, name)
+			if err := reports[i].Err; err != nil && !im.opts.ContinueOnError {
+				select {
+				case errOnce <- struct{}{}:
+					firstErr = err
+					cancel(err)
+				default:
+				}
+			}
+			return nil
+		})
+	}
+	_ = g.Wait()
+
+	rep := &Report{Pass: pass, DryRun: im.opts.DryRun, Repositories: reports, Duration: time.Since(start)}
+	prog := st.progress.snapshot()
+	rep.BlobsCopied, rep.BlobsSkipped, rep.BytesCopied, rep.Stats = prog.BlobsCopied, prog.BlobsSkipped, prog.BytesCopied, prog.Stats
+	var errs []error
+	for _, rr := range reports {
+		rep.Manifests += rr.Manifests
+		if pass == FinalImport {
+			rep.Tags += len(rr.Tags)
+		}
+		if rr.TooLarge {
+			rep.TooLarge = append(rep.TooLarge, TooLargeRepository{Name: rr.Name, Tags: rr.TagsTotal, Limit: im.opts.MaxTags})
+		}
+		if rr.Err != nil {
+			errs = append(errs, rr.Err)
+		}
+	}
+	im.log.InfoContext(ctx, "transfer: import finished", slog.String("summary", rep.Summary()))
+	switch {
+	case ctx.Err() != nil:
+		return rep, fmt.Errorf("transfer: import interrupted: %w", context.Cause(ctx))
+	case firstErr != nil:
+		return rep, firstErr
+	default:
+		return rep, errors.Join(errs...)
+	}
+}
+
+// importRepository plans and then applies one repository.
+func (im *Importer) importRepository(ctx context.Context, st *runState, pass Pass, name string) (rr RepositoryReport) {
+	start := time.Now()
+	rr.Name = name
+	st.progress.repoStarted(name)
+	defer func() {
+		rr.Duration = time.Since(start)
+		st.progress.repoDone(name, rr.Duration, rr.Err)
+		log := im.log.With(slog.String("repository", name), slog.Duration("took", rr.Duration))
+		switch {
+		case rr.Err != nil:
+			log.WarnContext(ctx, "transfer: repository failed", slog.Any("error", rr.Err))
+		case rr.TooLarge:
+			log.InfoContext(ctx, "transfer: repository has too many tags; skipped", slog.Int("tags", rr.TagsTotal), slog.Int("limit", im.opts.MaxTags))
+		default:
+			log.InfoContext(ctx, "transfer: repository done", slog.Int("manifests", rr.Manifests), slog.Int("blobs", rr.Blobs))
+		}
+	}()
+
+	p, err := im.plan(ctx, st, name)
+	if err != nil {
+		rr.Err = &RepositoryError{Repository: name, Err: err}
+		return rr
+	}
+	rr.TagsTotal, rr.TooLarge = p.tagsTotal, p.tooLarge
+	if p.tooLarge {
+		return rr
+	}
+	for _, t := range p.tags {
+		rr.Tags = append(rr.Tags, t.Name)
+	}
+	rr.Manifests, rr.ManifestsKnown, rr.Blobs, rr.Bytes = len(p.manifests), p.known, len(p.blobs), p.bytes
+	if pass == PreImport {
+		rr.Tags = nil
+	}
+	if im.opts.DryRun {
+		return rr
+	}
+	if err := im.apply(ctx, st, pass, p); err != nil {
+		rr.Err = &RepositoryError{Repository: name, Err: err}
+	}
+	return rr
+}
+
+// apply writes a plan: blobs (transferred, then linked), then manifests
+// children-first, then, in the final pass, tags.
+func (im *Importer) apply(ctx context.Context, st *runState, pass Pass, p *repoPlan) error {
+	if err := im.sink.CreateRepository(ctx, p.name); err != nil {
+		return fmt.Errorf("sink: creating repository: %w", err)
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(im.opts.Concurrency)
+	for _, b := range p.blobs {
+		g.Go(func() error {
+			if err := gctx.Err(); err != nil {
+				return err
+			}
+			res, shared, err := st.transfer(im.tr, b.Digest)
+			if err != nil {
+				return err
+			}
+			st.progress.blobDone(p.name, res, shared)
+			if err := im.sink.LinkBlob(gctx, p.name, b); err != nil {
+				return fmt.Errorf("sink: linking blob %s: %w", b.Digest, err)
+			}
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return err
+	}
+	for _, m := range p.manifests {
+		if err := im.sink.PutManifest(ctx, p.name, m); err != nil {
+			return fmt.Errorf("sink: putting manifest %s: %w", m.Digest, err)
+		}
+	}
+	if pass != FinalImport {
+		return nil
+	}
+	for _, t := range p.tags {
+		if err := im.sink.Tag(ctx, p.name, t.Name, t.Digest); err != nil {
+			return fmt.Errorf("sink: tagging %q: %w", t.Name, err)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,125 @@
+package transfer
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+
+	"gocloud.dev/blob"
+	"gocloud.dev/gcerrors"
+)
+
+// LayoutSink is a Sink that writes the distribution storage layout into a
+// bucket: layer links, manifest payloads and revision links, tag links. With
+// it, an import is a complete registry-to-registry copy that a distribution
+// registry can serve from the destination bucket.
+//
+// Writes are skipped when the object already has the right content, so
+// repeating an import does not even touch modification times.
+type LayoutSink struct {
+	b      *blob.Bucket
+	layout Layout
+	retry  RetryPolicy
+}
+
+// NewLayoutSink returns a LayoutSink writing under layout in b. The zero
+// RetryPolicy means the defaults.
+func NewLayoutSink(b *blob.Bucket, layout Layout, retry RetryPolicy) *LayoutSink {
+	return &LayoutSink{b: b, layout: layout, retry: retry.withDefaults()}
+}
+
+// CreateRepository validates the name. The layout has no repository
+// marker: a repository appears with its first link.
+func (s *LayoutSink) CreateRepository(_ context.Context, repo string) error {
+	return ValidateRepository(repo)
+}
+
+// LinkBlob writes the repository's layer link for the blob.
+func (s *LayoutSink) LinkBlob(ctx context.Context, repo string, desc Descriptor) error {
+	if err := s.check(repo, desc.Digest); err != nil {
+		return err
+	}
+	return s.writeLink(ctx, s.layout.LayerLinkKey(repo, desc.Digest), desc.Digest)
+}
+
+// HasManifest reports whether the revision link exists and names digest.
+func (s *LayoutSink) HasManifest(ctx context.Context, repo string, digest Digest) (bool, error) {
+	if err := s.check(repo, digest); err != nil {
+		return false, err
+	}
+	got, err := s.read(ctx, s.layout.RevisionLinkKey(repo, digest))
+	if gcerrors.Code(err) == gcerrors.NotFound {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	return string(bytes.TrimSpace(got)) == string(digest), nil
+}
+
+// PutManifest stores the payload as a blob (after checking it hashes to
+// the manifest's digest) and then writes the revision link.
+func (s *LayoutSink) PutManifest(ctx context.Context, repo string, m *Manifest) error {
+	if err := s.check(repo, m.Digest); err != nil {
+		return err
+	}
+	if got := DigestOf(m.Payload); got != m.Digest {
+		return fmt.Errorf("%w: manifest %s: payload hashes to %s", ErrCorrupt, m.Digest, got)
+	}
+	if err := s.writeIfDifferent(ctx, s.layout.BlobKey(m.Digest), m.Payload); err != nil {
+		return err
+	}
+	return s.writeLink(ctx, s.layout.RevisionLinkKey(repo, m.Digest), m.Digest)
+}
+
+// Tag writes the tag's history entry and then its current link.
+func (s *LayoutSink) Tag(ctx context.Context, repo, tag string, digest Digest) error {
+	if err := s.check(repo, digest); err != nil {
+		return err
+	}
+	if err := ValidateTag(tag); err != nil {
+		return err
+	}
+	if err := s.writeLink(ctx, s.layout.TagIndexLinkKey(repo, tag, digest), digest); err != nil {
+		return err
+	}
+	return s.writeLink(ctx, s.layout.TagCurrentLinkKey(repo, tag), digest)
+}
+
+func (s *LayoutSink) check(repo string, d Digest) error {
+	if err := ValidateRepository(repo); err != nil {
+		return err
+	}
+	return d.Validate()
+}
+
+func (s *LayoutSink) writeLink(ctx context.Context, key string, d Digest) error {
+	return s.writeIfDifferent(ctx, key, []byte(d))
+}
+
+func (s *LayoutSink) writeIfDifferent(ctx context.Context, key string, content []byte) error {
+	got, err := s.read(ctx, key)
+	if err == nil && bytes.Equal(got, content) {
+		return nil
+	}
+	if err != nil && gcerrors.Code(err) != gcerrors.NotFound {
+		return err
+	}
+	_, err = s.retry.do(ctx, func(ctx context.Context) error {
+		return s.b.WriteAll(ctx, key, content, &blob.WriterOptions{ContentType: "application/octet-stream"})
+	})
+	if err != nil {
+		return fmt.Errorf("writing %q: %w", key, err)
+	}
+	return nil
+}
+
+func (s *LayoutSink) read(ctx context.Context, key string) ([]byte, error) {
+	var got []byte
+	_, err := s.retry.do(ctx, func(ctx context.Context) error {
+		var err error
+		got, err = s.b.ReadAll(ctx, key)
+		return err
+	})
+	return got, err
+}

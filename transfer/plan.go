@@ -1,0 +1,246 @@
+package transfer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sync"
+
+	"golang.org/x/sync/errgroup"
+)
+
+// maxIndexDepth bounds how deeply indexes may nest.
+const maxIndexDepth = 4
+
+// repoPlan is everything one repository needs, worked out and validated
+// before anything is written, so bad input never leaves a repository half
+// imported.
+type repoPlan struct {
+	name      string
+	tagsTotal int
+	tags      []Tag // selected, newest first
+	tooLarge  bool
+	// manifests to put, children before the indexes that list them.
+	manifests []*Manifest
+	known     int // manifests the sink already has
+	blobs     []Descriptor
+	bytes     int64
+}
+
+// loaded is one manifest reached while planning.
+type loaded struct {
+	m     *Manifest // nil if known
+	known bool
+	via   string // how it was reached, for error messages
+	depth int
+}
+
+// plan reads and validates repository name for pass.
+func (im *Importer) plan(ctx context.Context, st *runState, name string) (*repoPlan, error) {
+	if err := ValidateRepository(name); err != nil {
+		return nil, err
+	}
+	p := &repoPlan{name: name}
+	tags, err := im.reader.Tags(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	p.tagsTotal = len(tags)
+	if im.opts.MaxTags > 0 && len(tags) > im.opts.MaxTags {
+		p.tooLarge = true
+		return p, nil
+	}
+	p.tags = im.opts.Tags.SelectTags(slices.Clone(tags))
+
+	// Roots: the manifests of selected tags, plus every revision and layer
+	// link when untagged content is wanted.
+	var roots []Digest
+	via := map[Digest]string{}
+	addRoot := func(d Digest, how string) {
+		if _, ok := via[d]; !ok {
+			via[d] = how
+			roots = append(roots, d)
+		}
+	}
+	for _, t := range p.tags {
+		addRoot(t.Digest, fmt.Sprintf("tag %q", t.Name))
+	}
+	var layerLinks []Digest
+	if im.opts.IncludeUntagged {
+		revs, err := im.reader.Revisions(ctx, name)
+		if err != nil {
+			return nil, err
+		}
+		for _, d := range revs {
+			addRoot(d, "revision link")
+		}
+		if layerLinks, err = im.reader.Layers(ctx, name); err != nil {
+			return nil, err
+		}
+	}
+
+	manifests, err := im.loadManifests(ctx, st, name, roots, via)
+	if err != nil {
+		return nil, err
+	}
+
+	// Order manifests children-first, and collect their blobs in order of
+	// first reference.
+	var (
+		seenBlob = map[Digest]bool{}
+		wanted   []Descriptor
+		owner    []string
+		visit    func(d Digest)
+		visited  = map[Digest]bool{}
+	)
+	visit = func(d Digest) {
+		if visited[d] {
+			return
+		}
+		visited[d] = true
+		l := manifests[d]
+		if l.known {
+			p.known++
+			return
+		}
+		for _, c := range l.m.Manifests {
+			visit(c.Digest)
+		}
+		for i, b := range l.m.Blobs() {
+			if !seenBlob[b.Digest] {
+				seenBlob[b.Digest] = true
+				wanted = append(wanted, b)
+				what := "layer"
+				if i == 0 {
+					what = "config"
+				}
+				owner = append(owner, fmt.Sprintf("%s: manifest %s: %s", l.via, d, what))
+			}
+		}
+		p.manifests = append(p.manifests, l.m)
+	}
+	for _, d := range roots {
+		visit(d)
+	}
+	for _, d := range layerLinks {
+		if !seenBlob[d] {
+			seenBlob[d] = true
+			wanted = append(wanted, Descriptor{Digest: d, Size: -1})
+			owner = append(owner, "layer link")
+		}
+	}
+	if p.blobs, err = im.checkBlobs(ctx, st, wanted, owner); err != nil {
+		return nil, err
+	}
+	for _, b := range p.blobs {
+		p.bytes += b.Size
+	}
+	return p, nil
+}
+
+// loadManifests reads, verifies and parses every manifest reachable from
+// roots (following index children), level by level and concurrently.
+// Manifests the sink already has are not read.
+func (im *Importer) loadManifests(ctx context.Context, st *runState, repo string, roots []Digest, via map[Digest]string) (map[Digest]*loaded, error) {
+	out := map[Digest]*loaded{}
+	var mu sync.Mutex
+	level := roots
+	for depth := 0; len(level) > 0; depth++ {
+		var next []Digest
+		g, gctx := errgroup.WithContext(ctx)
+		g.SetLimit(im.opts.Concurrency)
+		for _, d := range level {
+			mu.Lock()
+			_, dup := out[d]
+			how := via[d]
+			if !dup {
+				out[d] = &loaded{via: how, depth: depth}
+			}
+			mu.Unlock()
+			if dup {
+				continue
+			}
+			g.Go(func() error {
+				var (
+					known bool
+					m     *Manifest
+				)
+				err := st.limit(gctx, func() error {
+					var err error
+					if known, err = im.sink.HasManifest(gctx, repo, d); err != nil {
+						return fmt.Errorf("sink: checking manifest %s: %w", d, err)
+					}
+					if !known {
+						m, err = im.reader.Manifest(gctx, d)
+					}
+					return err
+				})
+				if err != nil {
+					return fmt.Errorf("%s: %w", how, err)
+				}
+				mu.Lock()
+				defer mu.Unlock()
+				l := out[d]
+				l.known, l.m = known, m
+				if m == nil {
+					return nil
+				}
+				if len(m.Manifests) > 0 && depth >= maxIndexDepth {
+					return fmt.Errorf("%s: %w: manifest %s: indexes nested deeper than %d levels", how, ErrBadManifest, d, maxIndexDepth)
+				}
+				for _, c := range m.Manifests {
+					if _, ok := via[c.Digest]; !ok {
+						via[c.Digest] = fmt.Sprintf("%s: index %s: child", how, d)
+					}
+					next = append(next, c.Digest)
+				}
+				return nil
+			})
+		}
+		if err := g.Wait(); err != nil {
+			return nil, err
+		}
+		slices.Sort(next)
+		level = slices.Compact(next)
+	}
+	return out, nil
+}
+
+// checkBlobs makes sure every wanted blob exists in the source with the
+// size its descriptor claims, filling in unknown sizes (-1). Foreign layers
+// that are not stored are dropped.
+func (im *Importer) checkBlobs(ctx context.Context, st *runState, wanted []Descriptor, owner []string) ([]Descriptor, error) {
+	keep := make([]bool, len(wanted))
+	g, _ := errgroup.WithContext(ctx)
+	g.SetLimit(im.opts.Concurrency)
+	for i := range wanted {
+		g.Go(func() error {
+			desc := &wanted[i]
+			size, err := st.blobSize(im.reader, desc.Digest)
+			switch {
+			case errors.Is(err, ErrMissingBlob) && len(desc.URLs) > 0:
+				im.log.DebugContext(ctx, "transfer: foreign layer not stored; skipping", slog.String("digest", string(desc.Digest)))
+				return nil
+			case err != nil:
+				return fmt.Errorf("%s: %w", owner[i], err)
+			case desc.Size >= 0 && desc.Size != size:
+				return fmt.Errorf("%s: %w: %s: descriptor says %d bytes, stored blob has %d", owner[i], ErrCorrupt, desc.Digest, desc.Size, size)
+			}
+			desc.Size = size
+			keep[i] = true
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return nil, err
+	}
+	var out []Descriptor
+	for i, d := range wanted {
+		if keep[i] {
+			out = append(out, d)
+		}
+	}
+	return out, nil
+}

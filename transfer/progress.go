@@ -1,0 +1,171 @@
+package transfer
+
+import (
+	"fmt"
+	"sync"
+	"time"
+)
+
+// EventKind says what a Progress update is about.
+type EventKind int
+
+// Progress events.
+const (
+	// EventRepositoryStarted: the importer began a repository.
+	EventRepositoryStarted EventKind = iota + 1
+	// EventRepositoryDone: a repository finished, successfully or not.
+	EventRepositoryDone
+	// EventBlobDone: a blob was transferred (or found already present).
+	EventBlobDone
+)
+
+// String returns the event's name.
+func (k EventKind) String() string {
+	switch k {
+	case EventRepositoryStarted:
+		return "repository-started"
+	case EventRepositoryDone:
+		return "repository-done"
+	case EventBlobDone:
+		return "blob-done"
+	}
+	return fmt.Sprintf("event(%d)", int(k))
+}
+
+// Progress is a snapshot of an import, delivered to ImportOptions.Progress
+// after every event.
+type Progress struct {
+	Kind       EventKind
+	Pass       Pass
+	Repository string
+	// Blob is set for EventBlobDone.
+	Blob *Result
+	// Err is the repository's failure for EventRepositoryDone, if any.
+	Err error
+
+	RepositoriesDone   int // finished, including failed and too-large ones
+	RepositoriesFailed int
+	RepositoriesTotal  int
+
+	// BlobsCopied and BlobsSkipped count distinct blobs: copied ones and
+	// ones the destination already held. BlobsShared counts blobs another
+	// repository of this import had already handled.
+	BlobsCopied  int64
+	BlobsSkipped int64
+	BlobsShared  int64
+	BytesCopied  int64
+
+	Elapsed time.Duration
+	// BytesPerSecond is BytesCopied over Elapsed.
+	BytesPerSecond float64
+	Stats          Stats
+	// ETA estimates the time left: the average wall time per finished
+	// repository so far (which already reflects concurrency) times the
+	// repositories left. Zero until one repository has finished.
+	ETA time.Duration
+}
+
+// Stats are timing statistics of an import.
+type Stats struct {
+	// Repositories is how many repositories the timings cover.
+	Repositories  int
+	RepositoryMin time.Duration
+	RepositoryMax time.Duration
+	RepositoryAvg time.Duration
+	// BlobTransfers is how many Transfer calls the timings cover.
+	BlobTransfers int
+	BlobMin       time.Duration
+	BlobMax       time.Duration
+	BlobAvg       time.Duration
+}
+
+// tracker accumulates progress and calls the callback, one call at a time.
+type tracker struct {
+	mu       sync.Mutex
+	p        Progress
+	start    time.Time
+	repoSum  time.Duration
+	blobSum  time.Duration
+	callback func(Progress)
+}
+
+func newTracker(pass Pass, total int, callback func(Progress)) *tracker {
+	return &tracker{p: Progress{Pass: pass, RepositoriesTotal: total}, start: time.Now(), callback: callback}
+}
+
+func (t *tracker) repoStarted(name string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.emit(EventRepositoryStarted, name, nil, nil)
+}
+
+func (t *tracker) repoDone(name string, took time.Duration, err error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	p := &t.p
+	p.RepositoriesDone++
+	if err != nil {
+		p.RepositoriesFailed++
+	}
+	s := &p.Stats
+	s.Repositories++
+	t.repoSum += took
+	if s.Repositories == 1 || took < s.RepositoryMin {
+		s.RepositoryMin = took
+	}
+	s.RepositoryMax = max(s.RepositoryMax, took)
+	s.RepositoryAvg = t.repoSum / time.Duration(s.Repositories)
+	t.emit(EventRepositoryDone, name, nil, err)
+}
+
+func (t *tracker) blobDone(repo string, res Result, shared bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	p := &t.p
+	switch {
+	case shared:
+		p.BlobsShared++
+	case res.Skipped:
+		p.BlobsSkipped++
+	default:
+		p.BlobsCopied++
+		p.BytesCopied += res.Bytes
+	}
+	if !shared {
+		s := &p.Stats
+		s.BlobTransfers++
+		t.blobSum += res.Duration
+		if s.BlobTransfers == 1 || res.Duration < s.BlobMin {
+			s.BlobMin = res.Duration
+		}
+		s.BlobMax = max(s.BlobMax, res.Duration)
+		s.BlobAvg = t.blobSum / time.Duration(s.BlobTransfers)
+	}
+	t.emit(EventBlobDone, repo, &res, nil)
+}
+
+// emit refreshes the derived figures and calls the callback. t.mu is held.
+func (t *tracker) emit(kind EventKind, repo string, res *Result, err error) {
+	p := &t.p
+	p.Elapsed = time.Since(t.start)
+	if secs := p.Elapsed.Seconds(); secs > 0 {
+		p.BytesPerSecond = float64(p.BytesCopied) / secs
+	}
+	if p.RepositoriesDone > 0 {
+		p.ETA = p.Elapsed / time.Duration(p.RepositoriesDone) * time.Duration(p.RepositoriesTotal-p.RepositoriesDone)
+	}
+	if t.callback == nil {
+		return
+	}
+	snap := *p
+	snap.Kind, snap.Repository, snap.Blob, snap.Err = kind, repo, res, err
+	t.callback(snap)
+}
+
+func (t *tracker) snapshot() Progress {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	p := t.p
+	p.Elapsed = time.Since(t.start)
+	return p
+}

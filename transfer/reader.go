@@ -1,0 +1,317 @@
+package transfer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"gocloud.dev/blob"
+	"gocloud.dev/gcerrors"
+	"golang.org/x/sync/errgroup"
+)
+
+// Tag is a tag of a repository and the manifest it currently points to.
+type Tag struct {
+	Name   string
+	Digest Digest
+	// ModTime is when the tag was last written (the modification time of
+	// its current link). It orders tags by recency.
+	ModTime time.Time
+}
+
+// LayoutReader reads the distribution storage layout from a bucket. Every
+// storage call is retried under its RetryPolicy. It is safe for concurrent
+// use.
+type LayoutReader struct {
+	b      *blob.Bucket
+	layout Layout
+	retry  RetryPolicy
+}
+
+// NewLayoutReader returns a LayoutReader for the layout in b. The zero
+// RetryPolicy means the defaults.
+func NewLayoutReader(b *blob.Bucket, layout Layout, retry RetryPolicy) *LayoutReader {
+	return &LayoutReader{b: b, layout: layout, retry: retry.withDefaults()}
+}
+
+// Layout returns the layout the reader reads.
+func (r *LayoutReader) Layout() Layout { return r.layout }
+
+// repositoryMarkers are the directories whose presence makes a path a
+// repository. Repository path components cannot start with "_", so they
+// never clash with nested repository names.
+var repositoryMarkers = []string{"_manifests", "_layers", "_uploads"}
+
+// walkConcurrency bounds parallel listings while discovering repositories.
+const walkConcurrency = 8
+
+// maxRepositoryDepth stops runaway recursion in a malformed layout.
+const maxRepositoryDepth = 64
+
+// Repositories returns the names of all repositories, sorted. A directory is
+// a repository when it holds _manifests, _layers or _uploads; other
+// subdirectories are searched for nested repositories, so "a/b" and
+// "a/b/c" can both be repositories. Names are returned as found; use
+// ValidateRepository before trusting one.
+func (r *LayoutReader) Repositories(ctx context.Context) ([]string, error) {
+	type dir struct{ prefix, name string }
+	var (
+		mu    sync.Mutex
+		repos []string
+	)
+	level := []dir{{prefix: r.layout.RepositoriesPrefix()}}
+	for depth := 0; len(level) > 0; depth++ {
+		if depth > maxRepositoryDepth {
+			return nil, fmt.Errorf("%w: repositories nested deeper than %d levels under %q", ErrInvalidPath, maxRepositoryDepth, level[0].prefix)
+		}
+		var next []dir
+		g, gctx := errgroup.WithContext(ctx)
+		g.SetLimit(walkConcurrency)
+		for _, d := range level {
+			g.Go(func() error {
+				children, err := r.listDirs(gctx, d.prefix)
+				if err != nil {
+					return err
+				}
+				mu.Lock()
+				defer mu.Unlock()
+				for _, c := range children {
+					if strings.HasPrefix(c, "_") {
+						if d.name != "" && slices.Contains(repositoryMarkers, c) && !slices.Contains(repos, d.name) {
+							repos = append(repos, d.name)
+						}
+						continue
+					}
+					name := c
+					if d.name != "" {
+						name = d.name + "/" + c
+					}
+					next = append(next, dir{prefix: d.prefix + c + "/", name: name})
+				}
+				return nil
+			})
+		}
+		if err := g.Wait(); err != nil {
+			return nil, err
+		}
+		slices.SortFunc(next, func(a, b dir) int { return strings.Compare(a.prefix, b.prefix) })
+		level = next
+	}
+	slices.Sort(repos)
+	return repos, nil
+}
+
+// Tags returns the tags of repo, newest first (by ModTime, then by name
+// descending). A tag with a bad name, a missing or malformed current link
+// fails the whole call.
+func (r *LayoutReader) Tags(ctx context.Context, repo string) ([]Tag, error) {
+	if err := ValidateRepository(repo); err != nil {
+		return nil, err
+	}
+	names, err := r.listDirs(ctx, r.layout.TagsPrefix(repo))
+	if err != nil {
+		return nil, err
+	}
+	tags := make([]Tag, len(names))
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(walkConcurrency)
+	for i, name := range names {
+		g.Go(func() error {
+			if err := ValidateTag(name); err != nil {
+				return err
+			}
+			d, mod, err := r.readLink(gctx, r.layout.TagCurrentLinkKey(repo, name))
+			if err != nil {
+				return fmt.Errorf("tag %q: %w", name, err)
+			}
+			tags[i] = Tag{Name: name, Digest: d, ModTime: mod}
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return nil, err
+	}
+	SortTagsNewestFirst(tags)
+	return tags, nil
+}
+
+// SortTagsNewestFirst orders tags by ModTime descending, breaking ties by
+// name descending, the order tag policies expect.
+func SortTagsNewestFirst(tags []Tag) {
+	slices.SortStableFunc(tags, func(a, b Tag) int {
+		if c := b.ModTime.Compare(a.ModTime); c != 0 {
+			return c
+		}
+		return strings.Compare(b.Name, a.Name)
+	})
+}
+
+// Revisions returns the digests of every manifest revision linked in repo.
+func (r *LayoutReader) Revisions(ctx context.Context, repo string) ([]Digest, error) {
+	if err := ValidateRepository(repo); err != nil {
+		return nil, err
+	}
+	return r.readLinkDir(ctx, r.layout.RevisionsPrefix(repo), "revision")
+}
+
+// Layers returns the digests of every blob linked in repo's _layers.
+func (r *LayoutReader) Layers(ctx context.Context, repo string) ([]Digest, error) {
+	if err := ValidateRepository(repo); err != nil {
+		return nil, err
+	}
+	return r.readLinkDir(ctx, r.layout.LayersPrefix(repo), "layer")
+}
+
+// readLinkDir reads <prefix><hex>/link for every <hex> directory and checks
+// that each link names the digest of its directory.
+func (r *LayoutReader) readLinkDir(ctx context.Context, prefix, what string) ([]Digest, error) {
+	dirs, err := r.listDirs(ctx, prefix)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Digest, len(dirs))
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(walkConcurrency)
+	for i, h := range dirs {
+		g.Go(func() error {
+			want, err := digestFromHex(h)
+			if err != nil {
+				return fmt.Errorf("%w: %s directory %q: %w", ErrInvalidPath, what, prefix+h, err)
+			}
+			got, _, err := r.readLink(gctx, prefix+h+"/link")
+			if err != nil {
+				return fmt.Errorf("%s %s: %w", what, want, err)
+			}
+			if got != want {
+				return fmt.Errorf("%w: %s link %q names %s", ErrBadLink, what, prefix+h+"/link", got)
+			}
+			out[i] = got
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// Manifest reads, verifies and parses the manifest blob d.
+func (r *LayoutReader) Manifest(ctx context.Context, d Digest) (*Manifest, error) {
+	if err := d.Validate(); err != nil {
+		return nil, err
+	}
+	var payload []byte
+	_, err := r.retry.do(ctx, func(ctx context.Context) error {
+		rd, err := r.b.NewReader(ctx, r.layout.BlobKey(d), nil)
+		if err != nil {
+			return err
+		}
+		defer rd.Close()
+		if rd.Size() > maxManifestSize {
+			return fmt.Errorf("%w: manifest %s is %d bytes, more than the %d allowed", ErrBadManifest, d, rd.Size(), maxManifestSize)
+		}
+		payload, err = io.ReadAll(io.LimitReader(rd, maxManifestSize+1))
+		if err == nil && int64(len(payload)) != rd.Size() {
+			err = fmt.Errorf("%w: got %d of %d bytes", errTruncated, len(payload), rd.Size())
+		}
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("manifest %s: %w", d, missingOr(err, d))
+	}
+	return ParseManifest(d, payload)
+}
+
+// BlobSize returns the size of blob d's data; the error wraps
+// ErrMissingBlob if there is none.
+func (r *LayoutReader) BlobSize(ctx context.Context, d Digest) (int64, error) {
+	if err := d.Validate(); err != nil {
+		return 0, err
+	}
+	var size int64
+	_, err := r.retry.do(ctx, func(ctx context.Context) error {
+		a, err := r.b.Attributes(ctx, r.layout.BlobKey(d))
+		if err != nil {
+			return missingOr(err, d)
+		}
+		size = a.Size
+		return nil
+	})
+	return size, err
+}
+
+// maxLinkSize bounds a link file; real ones are 71 bytes.
+const maxLinkSize = 1024
+
+// readLink reads a link file and returns the digest it names and its
+// modification time. Surrounding whitespace is tolerated.
+func (r *LayoutReader) readLink(ctx context.Context, key string) (Digest, time.Time, error) {
+	var (
+		content []byte
+		mod     time.Time
+	)
+	_, err := r.retry.do(ctx, func(ctx context.Context) error {
+		rd, err := r.b.NewReader(ctx, key, nil)
+		if err != nil {
+			return err
+		}
+		defer rd.Close()
+		mod = rd.ModTime()
+		content, err = io.ReadAll(io.LimitReader(rd, maxLinkSize+1))
+		return err
+	})
+	if gcerrors.Code(err) == gcerrors.NotFound {
+		return "", time.Time{}, fmt.Errorf("%w: %q does not exist", ErrBadLink, key)
+	}
+	if err != nil {
+		return "", time.Time{}, fmt.Errorf("reading link %q: %w", key, err)
+	}
+	if len(content) > maxLinkSize {
+		return "", time.Time{}, fmt.Errorf("%w: %q is longer than %d bytes", ErrBadLink, key, maxLinkSize)
+	}
+	d, err := ParseDigest(strings.TrimSpace(string(content)))
+	if err != nil {
+		return "", time.Time{}, fmt.Errorf("%w: %q: %w", ErrBadLink, key, err)
+	}
+	return d, mod, nil
+}
+
+// listPageSize is the page size of listings.
+const listPageSize = 1000
+
+// listDirs returns the names of the "directories" directly under prefix,
+// sorted. Plain objects are ignored.
+func (r *LayoutReader) listDirs(ctx context.Context, prefix string) ([]string, error) {
+	var out []string
+	token := blob.FirstPageToken
+	for token != nil {
+		var (
+			objs []*blob.ListObject
+			next []byte
+		)
+		_, err := r.retry.do(ctx, func(ctx context.Context) error {
+			var err error
+			objs, next, err = r.b.ListPage(ctx, token, listPageSize, &blob.ListOptions{Prefix: prefix, Delimiter: "/"})
+			if errors.Is(err, io.EOF) {
+				objs, next, err = nil, nil, nil
+			}
+			return err
+		})
+		if err != nil {
+			return nil, fmt.Errorf("listing %q: %w", prefix, err)
+		}
+		for _, o := range objs {
+			if o.IsDir {
+				out = append(out, strings.TrimSuffix(strings.TrimPrefix(o.Key, prefix), "/"))
+			}
+		}
+		token = next
+	}
+	slices.Sort(out)
+	return out, nil
+}

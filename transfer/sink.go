@@ -1,0 +1,29 @@
+package transfer
+
+import "context"
+
+// Sink receives the metadata of imported repositories: the registry that
+// is being migrated to implements it (typically over its database).
+//
+// The importer calls a Sink in an order that never leaves a reference
+// dangling: CreateRepository first; LinkBlob only after the blob has been
+// transferred and verified; PutManifest only after every blob it references
+// has been linked and every child manifest has been put; Tag only after its
+// manifest has been put. Every method must be idempotent: calling it again
+// with the same arguments changes nothing. Methods may be called
+// concurrently, for different repositories and for different blobs of the
+// same repository.
+type Sink interface {
+	// CreateRepository makes sure the repository exists.
+	CreateRepository(ctx context.Context, repo string) error
+	// LinkBlob makes a transferred blob available in the repository.
+	LinkBlob(ctx context.Context, repo string, blob Descriptor) error
+	// HasManifest reports whether the manifest was already put in the
+	// repository, in which case the importer skips it and everything it
+	// references. It is what makes a second pass fast.
+	HasManifest(ctx context.Context, repo string, digest Digest) (bool, error)
+	// PutManifest records a manifest (with its payload) in the repository.
+	PutManifest(ctx context.Context, repo string, m *Manifest) error
+	// Tag points tag at the manifest digest, replacing any older target.
+	Tag(ctx context.Context, repo, tag string, digest Digest) error
+}
