@@ -12,9 +12,9 @@ type Options struct {
 	// to use Sidekiq's default queue, as Rails deployments do.
 	DefaultQueue string
 
-	// CacheSize bounds how many workers' routes Route remembers. Zero means
-	// 10,000; a negative value disables the cache. When the cache is full it is
-	// emptied and refills from later calls.
+	// CacheSize bounds how many workers' routes Route remembers (a few
+	// hundred bytes each). Zero means 10,000; a negative value disables the
+	// cache. When the cache is full it is emptied and refills from later calls.
 	CacheSize int
 }
 
@@ -69,12 +69,14 @@ func (r *Router) Rules() []Rule { return slices.Clone(r.rules) }
 // generated queue name when that rule's queue is empty), or the default queue
 // when no rule matches.
 //
-// Results are cached by w.ID(). A cached result is used only when every
-// attribute that routing reads (the selector attributes and the class name
-// and namespace behind generated names) equals the copy stored with it, so a
-// worker whose metadata changed is routed afresh, never by stale data. Weight,
-// Idempotent and the rollout flags do not take part. Cache hits do not
-// allocate or take locks.
+// Results are cached with w.ID() as the key. A cached result is used only when
+// every attribute that routing reads (the selector attributes and the class
+// name and namespace behind generated names) equals the copy stored with it,
+// so a worker whose metadata changed is routed afresh, never by stale data;
+// Weight, Idempotent and the rollout flags never change a route and are not
+// compared. Cache hits take no locks and do not allocate; they are fastest
+// when the same Worker value (the same strings) is routed again, as when
+// workers come from a registry.
 func (r *Router) Route(w Worker) string {
 	if r.cache == nil {
 		return r.route(&w)

@@ -2,6 +2,7 @@ package routing
 
 import (
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 
@@ -115,7 +116,7 @@ func TestRouteCacheLimit(t *testing.T) {
 	r.cache.mu.Lock()
 	defer r.cache.mu.Unlock()
 	require.LessOrEqual(t, len(r.cache.dirty), 8)
-	require.LessOrEqual(t, len(*r.cache.read.Load()), 8)
+	require.LessOrEqual(t, len(r.cache.read.Load().byID), 8)
 }
 
 func TestRouteCachedDoesNotAllocate(t *testing.T) {
@@ -164,4 +165,20 @@ func TestRouteConcurrent(t *testing.T) {
 	for err := range errs {
 		t.Error(err)
 	}
+}
+
+// The fast path finds entries by the address of the ID's bytes; equal IDs at
+// other addresses must still hit, and a different ID sharing the address
+// (a prefix of the same bytes) must not.
+func TestRouteCacheKeyIsContentNotAddress(t *testing.T) {
+	r := mustRouter(t, []Rule{{Query: "worker_name=FooWorker", Queue: "foo-queue"}}, nil)
+	long := "FooWorkerX"
+	short := long[:9] // "FooWorker", sharing long's bytes
+	for range 3 {
+		require.Equal(t, "foo-queue", r.Route(Worker{WorkerName: short}))
+		require.Equal(t, "foo_worker_x", r.Route(Worker{WorkerName: long}))
+		require.Equal(t, "foo-queue", r.Route(Worker{WorkerName: strings.Clone(short)}))
+	}
+	copied := Worker{WorkerName: strings.Clone(short)}
+	require.Zero(t, testing.AllocsPerRun(10, func() { r.Route(copied) }))
 }

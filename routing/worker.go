@@ -1,7 +1,6 @@
 package routing
 
 import (
-	"slices"
 	"strings"
 )
 
@@ -150,18 +149,4 @@ func validClassName(s string) bool {
 		}
 	}
 	return true
-}
-
-// sameRoute reports whether a and b agree on every attribute that routing
-// reads (selector attributes plus what GeneratedQueueName uses). Weight,
-// Idempotent and the rollout flags are left out: they never change a route.
-func sameRoute(a, b *Worker) bool {
-	return a.WorkerName == b.WorkerName &&
-		a.QueueName == b.QueueName &&
-		a.FeatureCategory == b.FeatureCategory &&
-		a.Urgency == b.Urgency &&
-		a.ResourceBoundary == b.ResourceBoundary &&
-		a.HasExternalDependencies == b.HasExternalDependencies &&
-		a.QueueNamespace == b.QueueNamespace &&
-		slices.Equal(a.Tags, b.Tags)
 }
