@@ -33,6 +33,7 @@ type SyntaxError struct {
 	Msg    string
 }
 
+// Error says what is wrong with the selector and at which offset.
 func (e *SyntaxError) Error() string {
 	return fmt.Sprintf("routing: selector %q: offset %d: %s", e.Query, e.Offset, e.Msg)
 }
@@ -49,6 +50,7 @@ type RuleError struct {
 	Err   error
 }
 
+// Error names the rule by index (and line, when known) and the cause.
 func (e *RuleError) Error() string {
 	if e.Line > 0 {
 		return fmt.Sprintf("routing: rule %d (line %d): %v", e.Index, e.Line, e.Err)
@@ -72,6 +74,7 @@ type EntryError struct {
 	Msg   string
 }
 
+// Error names the entry (index, queue name, line) and the key at fault.
 func (e *EntryError) Error() string {
 	where := fmt.Sprintf("entry %d", e.Index)
 	if e.Name != "" {

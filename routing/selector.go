@@ -59,6 +59,7 @@ func lookupAttribute(name string) (attribute, bool) {
 	return 0, false
 }
 
+// String returns the attribute's name in the selector language.
 func (a attribute) String() string {
 	switch a {
 	case attrWorkerName:

@@ -27,12 +27,20 @@ func (r *Router) Table(workers []Worker) (*RoutingTable, error) {
 	if r == nil {
 		return nil, errNilRouter
 	}
+	// Sort positions rather than the (large) Worker values themselves.
+	order := make([]int, len(workers))
+	for i := range order {
+		order[i] = i
+	}
+	slices.SortFunc(order, func(a, b int) int { return cmp.Compare(workers[a].ID(), workers[b].ID()) })
 	t := &RoutingTable{
-		workers: slices.Clone(workers),
+		workers: make([]Worker, len(workers)),
 		index:   make(map[string]int, len(workers)),
 		byQueue: make(map[string][]int),
 	}
-	slices.SortStableFunc(t.workers, func(a, b Worker) int { return cmp.Compare(a.ID(), b.ID()) })
+	for i, j := range order {
+		t.workers[i] = workers[j]
+	}
 	t.queueOf = make([]string, len(t.workers))
 	for i := range t.workers {
 		w := &t.workers[i]
@@ -151,7 +159,9 @@ func Diff(before, after *RoutingTable) []Change {
 			changes = append(changes, Change{Worker: w, From: before.queueOf[i]})
 		}
 	}
-	slices.SortStableFunc(changes, func(a, b Change) int { return cmp.Compare(a.Worker.ID(), b.Worker.ID()) })
+	// IDs are unique within each table and old-only workers are not in the
+	// new one, so no two changes share an ID and any sort order is total.
+	slices.SortFunc(changes, func(a, b Change) int { return cmp.Compare(a.Worker.ID(), b.Worker.ID()) })
 	return changes
 }
 

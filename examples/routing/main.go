@@ -40,7 +40,10 @@ func main() {
 // listFlag collects a repeatable string flag.
 type listFlag []string
 
-func (l *listFlag) String() string     { return strings.Join(*l, ",") }
+// String implements flag.Value.
+func (l *listFlag) String() string { return strings.Join(*l, ",") }
+
+// Set implements flag.Value by appending one more value.
 func (l *listFlag) Set(v string) error { *l = append(*l, v); return nil }
 
 // run is main without the process: it parses args, reads the files and writes
