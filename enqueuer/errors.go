@@ -46,6 +46,11 @@ var (
 	// new metadata store, so there is nothing to import (HTTP 200 to a start).
 	ErrNative = errors.New("enqueuer: repository is already native at the registry")
 
+	// ErrTooManyAborts ends a run that aborted Config.MaxAbortsPerRun
+	// repositories: the registry is probably refusing every start, and
+	// going on would only use up the repositories' retries.
+	ErrTooManyAborts = errors.New("enqueuer: too many aborted starts in one run")
+
 	// ErrRegistryNotFound means the registry does not know the repository
 	// (HTTP 404).
 	ErrRegistryNotFound = errors.New("enqueuer: repository not found at the registry")

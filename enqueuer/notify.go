@@ -1,0 +1,295 @@
+package enqueuer
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/ferryhq/ferry/storage"
+)
+
+// Notification statuses the registry sends to the Handler.
+const (
+	NotifyPreImportComplete = "pre_import_complete"
+	NotifyPreImportFailed   = "pre_import_failed"
+	NotifyImportComplete    = "import_complete"
+	NotifyImportFailed      = "import_failed"
+)
+
+// DefaultMaxBodyBytes is HandlerOptions.MaxBodyBytes' default.
+const DefaultMaxBodyBytes = 16 << 10
+
+// notification is what a status means for the state machine: the state it
+// expects, the event it applies, and the states in which it was already
+// applied (a duplicate delivery).
+type notification struct {
+	from    State
+	event   Event
+	applied []State
+}
+
+var notifications = map[string]notification{
+	NotifyPreImportComplete: {StatePreImporting, EventFinishPreImport, []State{StatePreImportDone, StateImporting, StateImportDone}},
+	NotifyPreImportFailed:   {StatePreImporting, EventAbort, []State{StateImportAborted}},
+	NotifyImportComplete:    {StateImporting, EventFinishImport, []State{StateImportDone}},
+	NotifyImportFailed:      {StateImporting, EventAbort, []State{StateImportAborted}},
+}
+
+// HandlerOptions configures NewHandler. Store and Secret are required.
+type HandlerOptions struct {
+	// Store holds the repositories. Every call gets a context from
+	// storage.UsePrimary.
+	Store Store
+	// Secret is the shared secret the registry sends as
+	// "Authorization: Bearer <Secret>".
+	Secret string
+	// OnChange, when set, is called after a notification changed a
+	// repository and the answer was sent, in the request's goroutine and
+	// with a context that is not cancelled with the request. It is the
+	// place to trigger the enqueuer again (the capacity just grew, or a
+	// final import is due); keep it short, e.g. start a goroutine or
+	// enqueue a job. Duplicate notifications do not call it.
+	OnChange func(ctx context.Context, r Repository)
+	// MaxBodyBytes bounds the request body; larger ones get 413. Default
+	// DefaultMaxBodyBytes.
+	MaxBodyBytes int64
+	// Logger receives one line per notification. Default: slog.Default().
+	Logger *slog.Logger
+	// Clock is the time recorded for state changes. Default time.Now.
+	Clock func() time.Time
+}
+
+// Handler is the registry's notification endpoint:
+//
+//	PUT <prefix>/repositories/<path>/migration/status
+//	Authorization: Bearer <secret>
+//	{"status": "pre_import_complete", "reason": "..."}
+//
+// status is one of pre_import_complete, pre_import_failed, import_complete
+// and import_failed; reason (or the registry's "detail") is optional and
+// recorded as the abort reason of a failure. The answers are 200 when the
+// state changed or the notification had already been applied (a duplicate
+// delivery), 400 for a malformed request or with "wrong migration state
+// (<state>)" when the repository is in a state the notification does not
+// fit, 401 without credentials, 403 with wrong ones, 404 for an unknown
+// repository, 405 for another method and 413 for a body over the limit.
+// Error bodies are JSON {"message": "..."}.
+//
+// Every read and write goes to the primary: the import may have been
+// started a moment ago by another process, and a replica that has not
+// replayed that yet would report the old state.
+type Handler struct {
+	opts       HandlerOptions
+	secretHash [sha256.Size]byte
+}
+
+// NewHandler returns a Handler.
+func NewHandler(opts HandlerOptions) (*Handler, error) {
+	if opts.Store == nil {
+		return nil, fmt.Errorf("%w: HandlerOptions.Store is required", ErrConfig)
+	}
+	if opts.Secret == "" {
+		return nil, fmt.Errorf("%w: HandlerOptions.Secret is required", ErrConfig)
+	}
+	if opts.MaxBodyBytes <= 0 {
+		opts.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	if opts.Clock == nil {
+		opts.Clock = time.Now
+	}
+	return &Handler{opts: opts, secretHash: sha256.Sum256([]byte(opts.Secret))}, nil
+}
+
+// statusRequest is the body of a notification.
+type statusRequest struct {
+	Status string `json:"status"`
+	Reason string `json:"reason"`
+	Detail string `json:"detail"` // the registry's name for the reason
+}
+
+// ServeHTTP implements http.Handler.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, req *http.Request) {
+	if req.Method != http.MethodPut {
+		w.Header().Set("Allow", http.MethodPut)
+		writeMessage(w, http.StatusMethodNotAllowed, "method not allowed")
+		return
+	}
+	if code, msg := h.authorize(req); code != 0 {
+		if code == http.StatusUnauthorized {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="ferry-enqueuer"`)
+		}
+		writeMessage(w, code, msg)
+		return
+	}
+	path, code, msg := repositoryPath(req.URL.Path)
+	if code != 0 {
+		writeMessage(w, code, msg)
+		return
+	}
+	body, code, msg := h.readBody(w, req)
+	if code != 0 {
+		writeMessage(w, code, msg)
+		return
+	}
+	n, ok := notifications[body.Status]
+	if !ok {
+		writeMessage(w, http.StatusBadRequest, fmt.Sprintf("unknown status %q", body.Status))
+		return
+	}
+	reason := body.Reason
+	if reason == "" {
+		reason = body.Detail
+	}
+	if len(reason) > maxReasonLen {
+		reason = reason[:maxReasonLen]
+	}
+
+	ctx := storage.UsePrimary(req.Context())
+	repo, changed, err := h.apply(ctx, path, body.Status, n, reason)
+	var wrong *wrongStateError
+	switch {
+	case errors.Is(err, ErrNotFound):
+		writeMessage(w, http.StatusNotFound, "repository not found")
+		return
+	case errors.As(err, &wrong):
+		h.opts.Logger.WarnContext(ctx, "enqueuer: notification does not fit the migration state",
+			append([]any{"status", body.Status}, repoAttrs(wrong.repo)...)...)
+		writeMessage(w, http.StatusBadRequest, fmt.Sprintf("wrong migration state (%s)", wrong.repo.State))
+		return
+	case err != nil:
+		h.opts.Logger.ErrorContext(ctx, "enqueuer: notification failed",
+			"status", body.Status, "container_repository_path", path, "error", err)
+		writeMessage(w, http.StatusInternalServerError, "internal error")
+		return
+	}
+	h.opts.Logger.InfoContext(ctx, "enqueuer: notification",
+		append([]any{"status", body.Status, "duplicate", !changed}, repoAttrs(repo)...)...)
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusOK)
+	_ = json.NewEncoder(w).Encode(map[string]any{"migration_state": repo.State, "changed": changed})
+	if changed && h.opts.OnChange != nil {
+		if f, ok := w.(http.Flusher); ok {
+			f.Flush()
+		}
+		h.opts.OnChange(context.WithoutCancel(ctx), repo)
+	}
+}
+
+// wrongStateError is a notification that does not fit the state.
+type wrongStateError struct{ repo Repository }
+
+func (e *wrongStateError) Error() string {
+	return fmt.Sprintf("wrong migration state (%s)", e.repo.State)
+}
+
+// apply reads the repository and applies the notification by
+// compare-and-set, reading again when another change won the race.
+func (h *Handler) apply(ctx context.Context, path, status string, n notification, reason string) (Repository, bool, error) {
+	const attempts = 5
+	var repo Repository
+	for range attempts {
+		var err error
+		repo, err = h.opts.Store.Get(ctx, path)
+		if err != nil {
+			return Repository{}, false, err
+		}
+		for _, s := range n.applied {
+			if repo.State == s {
+				return repo, false, nil
+			}
+		}
+		if repo.State != n.from {
+			return repo, false, &wrongStateError{repo: repo}
+		}
+		after, err := h.opts.Store.Transition(ctx, Change{ID: repo.ID, From: repo.State, Event: n.event, Reason: reason, At: h.opts.Clock()})
+		if errors.Is(err, ErrStateChanged) {
+			continue
+		}
+		if err != nil {
+			return Repository{}, false, err
+		}
+		return after, true, nil
+	}
+	return repo, false, fmt.Errorf("enqueuer: %s of %s: %w %d times in a row", status, path, ErrStateChanged, attempts)
+}
+
+// authorize checks the bearer secret in constant time. It returns 0 when
+// the request may go on.
+func (h *Handler) authorize(req *http.Request) (int, string) {
+	auth := req.Header.Get("Authorization")
+	if auth == "" {
+		return http.StatusUnauthorized, "missing credentials"
+	}
+	scheme, token, ok := strings.Cut(auth, " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") || token == "" {
+		return http.StatusUnauthorized, "credentials must be a bearer token"
+	}
+	// Hashing first makes the comparison independent of the lengths too.
+	given := sha256.Sum256([]byte(token))
+	if subtle.ConstantTimeCompare(given[:], h.secretHash[:]) != 1 {
+		return http.StatusForbidden, "wrong credentials"
+	}
+	return 0, ""
+}
+
+// repositoryPath extracts and checks <path> from
+// .../repositories/<path>/migration/status.
+func repositoryPath(urlPath string) (string, int, string) {
+	const marker, suffix = "/repositories/", "/migration/status"
+	i := strings.Index(urlPath, marker)
+	if i < 0 || !strings.HasSuffix(urlPath, suffix) {
+		return "", http.StatusNotFound, "no such endpoint"
+	}
+	start, end := i+len(marker), len(urlPath)-len(suffix)
+	if start > end { // ".../repositories/migration/status"
+		return "", http.StatusBadRequest, "invalid repository path: empty"
+	}
+	path := urlPath[start:end]
+	if err := ValidatePath(path); err != nil {
+		return "", http.StatusBadRequest, strings.TrimPrefix(err.Error(), "enqueuer: ")
+	}
+	return path, 0, ""
+}
+
+// readBody decodes one JSON object of at most MaxBodyBytes.
+func (h *Handler) readBody(w http.ResponseWriter, req *http.Request) (statusRequest, int, string) {
+	var body statusRequest
+	raw, err := io.ReadAll(http.MaxBytesReader(w, req.Body, h.opts.MaxBodyBytes))
+	var tooBig *http.MaxBytesError
+	switch {
+	case errors.As(err, &tooBig):
+		return body, http.StatusRequestEntityTooLarge, fmt.Sprintf("body larger than %d bytes", h.opts.MaxBodyBytes)
+	case err != nil:
+		return body, http.StatusBadRequest, "reading the body failed"
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	if err := dec.Decode(&body); err != nil {
+		return body, http.StatusBadRequest, "malformed JSON body"
+	}
+	if dec.More() {
+		return body, http.StatusBadRequest, "malformed JSON body: more than one value"
+	}
+	if body.Status == "" {
+		return body, http.StatusBadRequest, `missing "status"`
+	}
+	return body, 0, ""
+}
+
+func writeMessage(w http.ResponseWriter, code int, msg string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(code)
+	_ = json.NewEncoder(w).Encode(map[string]string{"message": msg})
+}

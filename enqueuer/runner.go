@@ -1,0 +1,403 @@
+package enqueuer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"sync"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+)
+
+// Skip reasons the enqueuer records itself; Config.Exclude adds its own.
+const (
+	SkipTooManyTags    = "too_many_tags"
+	SkipTooManyRetries = "too_many_retries"
+	SkipNative         = "native_import"
+)
+
+// finalBatch caps the final imports one round starts.
+const finalBatch = 100
+
+// maxReasonLen bounds a stored abort reason (an error message).
+const maxReasonLen = 1024
+
+// Runner is what a Strategy drives during one Run, under the lease. Its
+// methods are safe for concurrent use.
+type Runner struct {
+	e     *Enqueuer
+	begin time.Time
+
+	mu     sync.Mutex
+	report *Report
+	aborts int // starts aborted in this run
+}
+
+// Progress is what one Runner.Start round did.
+type Progress struct {
+	// Free is the free capacity when the round began.
+	Free int
+	// Started counts new pre-imports (import types next and retry) the
+	// registry accepted; each took one unit of Free.
+	Started int
+	// Finals counts final imports started; they hold capacity already.
+	Finals int
+	// Skipped counts repositories skipped while looking for candidates.
+	Skipped int
+	// Aborted counts starts the registry refused because of the
+	// repository.
+	Aborted int
+	// Exhausted means fewer candidates were found than could have been
+	// started: there is nothing left to start for now.
+	Exhausted bool
+}
+
+// Now returns the current time by Config.Clock.
+func (r *Runner) Now() time.Time { return r.e.cfg.Clock() }
+
+// Began returns when the run began, by Config.Clock.
+func (r *Runner) Began() time.Time { return r.begin }
+
+// Enabled asks the feature flag (Config.Enabled).
+func (r *Runner) Enabled(ctx context.Context) bool { return r.e.cfg.Enabled(ctx) }
+
+// Stop records why the strategy ended the run, unless a reason is already
+// recorded.
+func (r *Runner) Stop(reason StopReason) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.report.Stopped == "" {
+		r.report.Stopped = reason
+	}
+}
+
+// Free returns the capacity minus the imports in progress, at least 0.
+func (r *Runner) Free(ctx context.Context) (int, error) {
+	inProgress, err := r.e.cfg.Store.CountInProgress(ctx)
+	if err != nil {
+		return 0, err
+	}
+	return max(r.e.cfg.Capacity(ctx)-inProgress, 0), nil
+}
+
+// claim is a transition made before the registry was asked: it is kept
+// when the registry accepts and reverted when the registry refuses for
+// reasons of its own.
+type claim struct {
+	before, after Repository
+	typ           ImportType
+}
+
+// Start runs one round. It claims, in this order, every pre-imported
+// repository for its final import, aborted repositories for a retry and
+// new repositories, at most min(n, free capacity) of the last two kinds,
+// skipping those that Config rules out. Then it asks the registry to start
+// them all, at most max(n, 1) at a time. A repository is claimed by a
+// compare-and-set transition before the registry is asked, so it is never
+// started twice; when the registry is full (ErrTooManyImports) or cannot be
+// reached (ErrRegistryUnavailable) the claims it did not accept are
+// reverted and Start returns that error, which the strategy should return
+// to end the run. Other refusals abort the repository and the round goes
+// on. Repositories aborted during this run are not retried in it.
+func (r *Runner) Start(ctx context.Context, n int) (Progress, error) {
+	var p Progress
+	claims, err := r.claimFinals(ctx)
+	if err != nil {
+		r.revertAll(ctx, claims)
+		return p, err
+	}
+	p.Free, err = r.Free(ctx)
+	if err != nil {
+		r.revertAll(ctx, claims)
+		return p, err
+	}
+	if want := min(n, p.Free); want > 0 {
+		fresh, skipped, err := r.claimFresh(ctx, want)
+		p.Skipped = skipped
+		claims = append(claims, fresh...)
+		if err != nil {
+			r.revertAll(ctx, claims)
+			return p, err
+		}
+		p.Exhausted = len(fresh) < want
+	}
+	if len(claims) == 0 {
+		return p, nil
+	}
+
+	var (
+		mu      sync.Mutex
+		stopErr error
+	)
+	stopping := func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return stopErr != nil
+	}
+	var g errgroup.Group
+	g.SetLimit(max(1, min(n, len(claims))))
+	for _, c := range claims {
+		g.Go(func() error {
+			if stopping() {
+				r.revert(ctx, c, "run stopping")
+				return nil
+			}
+			res, err := r.startOne(ctx, c)
+			mu.Lock()
+			defer mu.Unlock()
+			switch res {
+			case resultStarted:
+				if c.typ == ImportFinal {
+					p.Finals++
+				} else {
+					p.Started++
+				}
+			case resultSkipped:
+				p.Skipped++
+			case resultAborted:
+				p.Aborted++
+			case resultStop:
+				if stopErr == nil {
+					stopErr = err
+				}
+			}
+			return nil
+		})
+	}
+	_ = g.Wait() // the goroutines report through stopErr
+	if stopErr != nil {
+		return p, stopErr
+	}
+	if err := r.checkAborts(); err != nil {
+		return p, err
+	}
+	return p, ctx.Err()
+}
+
+// claimFinals claims pre-imported repositories for their final import.
+func (r *Runner) claimFinals(ctx context.Context) ([]claim, error) {
+	done, err := r.e.cfg.Store.List(ctx, ListOptions{State: StatePreImportDone, Limit: finalBatch})
+	if err != nil {
+		return nil, err
+	}
+	var claims []claim
+	for _, cand := range done {
+		after, err := r.e.cfg.Store.Transition(ctx, Change{ID: cand.ID, From: cand.State, Event: EventStartImport, At: r.Now()})
+		if errors.Is(err, ErrStateChanged) {
+			continue
+		}
+		if err != nil {
+			return claims, err
+		}
+		claims = append(claims, claim{before: cand, after: after, typ: ImportFinal})
+	}
+	return claims, nil
+}
+
+// claimFresh claims up to want repositories: aborted ones first (retry),
+// then new ones (next), oldest first, skipping those ruled out.
+func (r *Runner) claimFresh(ctx context.Context, want int) (claims []claim, skipped int, err error) {
+	phases := []struct {
+		state State
+		event Event
+		typ   ImportType
+		// before keeps repositories aborted during this run out.
+		before time.Time
+	}{
+		{StateImportAborted, EventRetry, ImportRetry, r.begin},
+		{StateDefault, EventStartPreImport, ImportNext, time.Time{}},
+	}
+	for _, ph := range phases {
+		// Each page holds only repositories still in ph.state; handled
+		// ones left it, so the next page shows new ones. The bound
+		// guards against a competitor that keeps reverting.
+		for range 1000 {
+			if len(claims) >= want {
+				return claims, skipped, nil
+			}
+			limit := want - len(claims) + 10
+			page, err := r.e.cfg.Store.List(ctx, ListOptions{State: ph.state, ChangedBefore: ph.before, Limit: limit})
+			if err != nil {
+				return claims, skipped, err
+			}
+			for _, cand := range page {
+				if len(claims) >= want {
+					break
+				}
+				if reason := r.skipReason(ctx, cand, ph.typ); reason != "" {
+					ok, err := r.skip(ctx, cand, ph.typ, reason)
+					if err != nil {
+						return claims, skipped, err
+					}
+					if ok {
+						skipped++
+					}
+					continue
+				}
+				after, err := r.e.cfg.Store.Transition(ctx, Change{ID: cand.ID, From: cand.State, Event: ph.event, At: r.Now()})
+				if errors.Is(err, ErrStateChanged) {
+					continue
+				}
+				if err != nil {
+					return claims, skipped, err
+				}
+				claims = append(claims, claim{before: cand, after: after, typ: ph.typ})
+			}
+			if len(page) < limit {
+				break
+			}
+		}
+	}
+	return claims, skipped, nil
+}
+
+func (r *Runner) skipReason(ctx context.Context, cand Repository, typ ImportType) string {
+	cfg := r.e.cfg
+	switch {
+	case typ == ImportRetry && cand.RetryCount >= cfg.MaxRetries:
+		return SkipTooManyRetries
+	case cfg.MaxTagsCount > 0 && cand.TagCount > cfg.MaxTagsCount:
+		return SkipTooManyTags
+	case cfg.Exclude != nil:
+		return cfg.Exclude(ctx, cand)
+	}
+	return ""
+}
+
+// skip moves cand to StateImportSkipped; false means another caller
+// changed it first.
+func (r *Runner) skip(ctx context.Context, cand Repository, typ ImportType, reason string) (bool, error) {
+	after, err := r.e.cfg.Store.Transition(ctx, Change{ID: cand.ID, From: cand.State, Event: EventSkip, Reason: reason, At: r.Now()})
+	if errors.Is(err, ErrStateChanged) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	r.e.cfg.Logger.InfoContext(ctx, "enqueuer: repository skipped",
+		append([]any{"import_type", string(typ), "reason", reason}, repoAttrs(after)...)...)
+	r.record(func(rep *Report) {
+		rep.Skipped = append(rep.Skipped, Outcome{Repository: after, ImportType: typ, Reason: reason})
+	})
+	return true, nil
+}
+
+type startResult int
+
+const (
+	resultStarted startResult = iota
+	resultSkipped
+	resultAborted
+	resultStop
+	resultLost // the claim could not be settled; logged
+)
+
+// startOne asks the registry to start c and settles the claim.
+func (r *Runner) startOne(ctx context.Context, c claim) (startResult, error) {
+	var err error
+	if c.typ == ImportFinal {
+		err = r.e.cfg.Registry.StartImport(ctx, c.after.Path)
+	} else {
+		err = r.e.cfg.Registry.StartPreImport(ctx, c.after.Path)
+	}
+	switch {
+	case err == nil:
+		r.e.cfg.Logger.InfoContext(ctx, "enqueuer: import started",
+			append([]any{"import_type", string(c.typ)}, repoAttrs(c.after)...)...)
+		r.record(func(rep *Report) {
+			rep.Started = append(rep.Started, Outcome{Repository: c.after, ImportType: c.typ})
+		})
+		return resultStarted, nil
+	case errors.Is(err, ErrTooManyImports), errors.Is(err, ErrRegistryUnavailable), ctx.Err() != nil:
+		// Not the repository's fault: it goes back to where it was.
+		r.e.cfg.Logger.InfoContext(ctx, "enqueuer: registry refused the start; stopping this run",
+			append([]any{"import_type", string(c.typ), "error", err}, repoAttrs(c.before)...)...)
+		r.revert(ctx, c, "registry refused")
+		if ctx.Err() != nil && !errors.Is(err, ctx.Err()) {
+			err = fmt.Errorf("%w (registry: %w)", ctx.Err(), err)
+		}
+		return resultStop, err
+	case errors.Is(err, ErrNative) && c.typ != ImportFinal:
+		if !r.revert(ctx, c, "native") {
+			return resultLost, err
+		}
+		if ok, serr := r.skip(context.WithoutCancel(ctx), c.before, c.typ, SkipNative); serr != nil || !ok {
+			r.e.cfg.Logger.ErrorContext(ctx, "enqueuer: could not skip a native repository",
+				append([]any{"error", serr}, repoAttrs(c.before)...)...)
+			return resultLost, err
+		}
+		return resultSkipped, nil
+	default:
+		if r.abort(context.WithoutCancel(ctx), c.after, c.typ, err.Error()) {
+			r.mu.Lock()
+			r.aborts++
+			r.mu.Unlock()
+			return resultAborted, nil
+		}
+		return resultLost, err
+	}
+}
+
+// abort moves a repository in progress to StateImportAborted.
+func (r *Runner) abort(ctx context.Context, cur Repository, typ ImportType, reason string) bool {
+	if len(reason) > maxReasonLen {
+		reason = reason[:maxReasonLen]
+	}
+	after, err := r.e.cfg.Store.Transition(ctx, Change{ID: cur.ID, From: cur.State, Event: EventAbort, Reason: reason, At: r.Now()})
+	if err != nil {
+		r.e.cfg.Logger.ErrorContext(ctx, "enqueuer: could not abort a repository",
+			append([]any{"import_type", string(typ), "reason", reason, "error", err}, repoAttrs(cur)...)...)
+		return false
+	}
+	r.e.cfg.Logger.WarnContext(ctx, "enqueuer: import aborted",
+		append([]any{"import_type", string(typ), "reason", reason}, repoAttrs(after)...)...)
+	r.record(func(rep *Report) {
+		rep.Aborted = append(rep.Aborted, Outcome{Repository: after, ImportType: typ, Reason: reason})
+	})
+	return true
+}
+
+// revert undoes a claim the registry did not act on. It runs even when ctx
+// is done: a claim left behind would hold capacity until the stale guard
+// finds it.
+func (r *Runner) revert(ctx context.Context, c claim, why string) bool {
+	_, err := r.e.cfg.Store.Revert(context.WithoutCancel(ctx), c.after, c.before)
+	if err != nil {
+		r.e.cfg.Logger.ErrorContext(ctx, "enqueuer: could not revert a claim; the stale guard will abort it",
+			append([]any{"import_type", string(c.typ), "why", why, "error", err}, repoAttrs(c.after)...)...)
+		return false
+	}
+	return true
+}
+
+func (r *Runner) revertAll(ctx context.Context, claims []claim) {
+	for _, c := range claims {
+		r.revert(ctx, c, "round failed")
+	}
+}
+
+// checkAborts ends a run that keeps aborting repositories: the registry is
+// likely refusing everything, and going on would burn retries.
+func (r *Runner) checkAborts() error {
+	limit := r.e.cfg.MaxAbortsPerRun
+	if limit <= 0 {
+		return nil
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.aborts >= limit {
+		return fmt.Errorf("%w: %d starts aborted in this run", ErrTooManyAborts, r.aborts)
+	}
+	return nil
+}
+
+func (r *Runner) record(f func(*Report)) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	f(r.report)
+}
+
+// unlimited is the n of a round bounded only by the free capacity.
+const unlimited = math.MaxInt

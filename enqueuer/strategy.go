@@ -1,0 +1,103 @@
+package enqueuer
+
+import (
+	"context"
+	"time"
+)
+
+// DefaultLoopDeadline bounds how long Loop and ParallelLoop keep a run
+// going: well under the lease's ttl, and short enough that a job system
+// does not take the run for stuck.
+const DefaultLoopDeadline = 250 * time.Second
+
+// Strategy decides how one Run fills the capacity, by calling the Runner's
+// Start as often and with what width it sees fit. It returns the first
+// error a Runner method returns (Run turns ErrTooManyImports into a normal
+// end) and records with Runner.Stop why it stopped. Hosts may write their
+// own; Once, Loop and ParallelLoop are provided.
+type Strategy interface {
+	Fill(ctx context.Context, r *Runner) error
+}
+
+// Once starts at most one new import per run (plus any final imports that
+// are due): the behaviour before loop mode, kept as a baseline. It needs
+// many overlapping triggers to fill the capacity, and most of them find
+// the lease held.
+type Once struct{}
+
+// Fill implements Strategy.
+func (Once) Fill(ctx context.Context, r *Runner) error {
+	if !r.Enabled(ctx) {
+		r.Stop(StopDisabled)
+		return nil
+	}
+	if _, err := r.Start(ctx, 1); err != nil {
+		return err
+	}
+	r.Stop(StopOnce)
+	return nil
+}
+
+// Loop starts imports one after the other inside one run, until the
+// capacity is full, the deadline has passed, the feature flag is off, or
+// nothing is left to start.
+type Loop struct {
+	// Deadline bounds the run, from its beginning. Default
+	// DefaultLoopDeadline.
+	Deadline time.Duration
+}
+
+// Fill implements Strategy.
+func (s Loop) Fill(ctx context.Context, r *Runner) error {
+	return fillLoop(ctx, r, s.Deadline, 1)
+}
+
+// ParallelLoop is Loop that starts up to the whole free capacity at once:
+// each round claims that many repositories and asks the registry for all of
+// them concurrently, so filling the capacity takes about one registry round
+// trip instead of one per repository.
+type ParallelLoop struct {
+	// Deadline bounds the run, from its beginning. Default
+	// DefaultLoopDeadline.
+	Deadline time.Duration
+	// MaxConcurrency caps the registry calls in flight. Default 0: the
+	// free capacity.
+	MaxConcurrency int
+}
+
+// Fill implements Strategy.
+func (s ParallelLoop) Fill(ctx context.Context, r *Runner) error {
+	n := unlimited
+	if s.MaxConcurrency > 0 {
+		n = s.MaxConcurrency
+	}
+	return fillLoop(ctx, r, s.Deadline, n)
+}
+
+func fillLoop(ctx context.Context, r *Runner, deadline time.Duration, n int) error {
+	if deadline <= 0 {
+		deadline = DefaultLoopDeadline
+	}
+	end := r.Began().Add(deadline)
+	for {
+		if !r.Enabled(ctx) {
+			r.Stop(StopDisabled)
+			return nil
+		}
+		p, err := r.Start(ctx, n)
+		if err != nil {
+			return err
+		}
+		switch {
+		case p.Free-p.Started <= 0:
+			r.Stop(StopCapacityFull)
+			return nil
+		case p.Exhausted:
+			r.Stop(StopNothingLeft)
+			return nil
+		case !r.Now().Before(end):
+			r.Stop(StopDeadline)
+			return nil
+		}
+	}
+}
