@@ -1,0 +1,187 @@
+package redislease
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/ferryhq/ferry/lease"
+)
+
+// Options tunes New. The zero value is ready to use.
+type Options struct {
+	// Prefix starts every Redis key the Locker uses. Default "ferry:lease:".
+	Prefix string
+	// Holder names this process in the HeldError that other holders get.
+	// Default "<hostname>/<pid>".
+	Holder string
+}
+
+// Locker is a lease.Locker on Redis. It is safe for concurrent use.
+type Locker struct {
+	client redis.Scripter
+	prefix string
+	holder string
+}
+
+var _ lease.Locker = (*Locker)(nil)
+
+// New returns a Locker on client: a *redis.Client, *redis.ClusterClient,
+// *redis.Ring or anything else that runs scripts.
+func New(client redis.Scripter, opts Options) *Locker {
+	if opts.Prefix == "" {
+		opts.Prefix = "ferry:lease:"
+	}
+	if opts.Holder == "" {
+		host, _ := os.Hostname()
+		opts.Holder = fmt.Sprintf("%s/%d", host, os.Getpid())
+	}
+	return &Locker{client: client, prefix: opts.Prefix, holder: opts.Holder}
+}
+
+// acquireScript sets the lease if the key is free and returns
+// {1, value, token}, or returns {0, current value, remaining ms}.
+// KEYS: lease, counter. ARGV: nonce, holder, ttl in ms.
+var acquireScript = redis.NewScript(`
+local cur = redis.call('GET', KEYS[1])
+if cur then
+	return {0, cur, redis.call('PTTL', KEYS[1])}
+end
+local now = redis.call('TIME')
+local floor = tonumber(now[1]) * 1000000 + tonumber(now[2])
+local token = redis.call('INCR', KEYS[2])
+if token < floor then
+	token = floor
+	redis.call('SET', KEYS[2], string.format('%d', token))
+end
+local val = string.format('%d', token) .. ':' .. ARGV[1] .. ':' .. ARGV[2]
+redis.call('SET', KEYS[1], val, 'PX', ARGV[3], 'NX')
+return {1, val, token}
+`)
+
+// renewScript extends the lease if it still has this acquisition's value.
+var renewScript = redis.NewScript(`
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+	return redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+return 0
+`)
+
+// releaseScript deletes the lease if it still has this acquisition's value.
+var releaseScript = redis.NewScript(`
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+	return redis.call('DEL', KEYS[1])
+end
+return 0
+`)
+
+func (lk *Locker) keys(key string) []string {
+	k := lk.prefix + "{" + key + "}"
+	return []string{k, k + ":token"}
+}
+
+// Acquire implements lease.Locker.
+func (lk *Locker) Acquire(ctx context.Context, key string, ttl time.Duration) (lease.Lease, error) {
+	if err := lease.Check(key, ttl); err != nil {
+		return nil, err
+	}
+	var nonce [12]byte
+	_, _ = rand.Read(nonce[:]) // never fails (crypto/rand)
+	sent := time.Now()
+	res, err := acquireScript.Run(ctx, lk.client, lk.keys(key), hex.EncodeToString(nonce[:]), lk.holder, ttl.Milliseconds()).Slice()
+	if err != nil {
+		return nil, fmt.Errorf("lease: acquiring key %q: %w", key, err)
+	}
+	if len(res) != 3 {
+		return nil, fmt.Errorf("lease: acquiring key %q: unexpected reply %v", key, res)
+	}
+	ok, _ := res[0].(int64)
+	val, _ := res[1].(string)
+	n, _ := res[2].(int64)
+	if ok != 1 {
+		held := &lease.HeldError{Key: key, Holder: holderOf(val)}
+		if n > 0 {
+			held.ExpiresAt = sent.Add(time.Duration(n) * time.Millisecond)
+		}
+		return nil, held
+	}
+	return &redisLease{lk: lk, key: key, keys: lk.keys(key), value: val, token: n, ttl: ttl, expiresAt: sent.Add(ttl)}, nil
+}
+
+// holderOf returns the holder's name from a lease value "token:nonce:holder".
+func holderOf(val string) string {
+	parts := strings.SplitN(val, ":", 3)
+	if len(parts) != 3 {
+		return ""
+	}
+	return parts[2]
+}
+
+type redisLease struct {
+	lk    *Locker
+	key   string
+	keys  []string
+	value string
+	token int64
+	ttl   time.Duration
+
+	mu        sync.Mutex
+	expiresAt time.Time
+	released  bool
+}
+
+func (l *redisLease) Key() string  { return l.key }
+func (l *redisLease) Token() int64 { return l.token }
+
+func (l *redisLease) ExpiresAt() time.Time {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.expiresAt
+}
+
+func (l *redisLease) Renew(ctx context.Context) error {
+	l.mu.Lock()
+	released := l.released
+	l.mu.Unlock()
+	if released {
+		return fmt.Errorf("lease: renewing key %q (token %d): %w: it was released", l.key, l.token, lease.ErrLost)
+	}
+	sent := time.Now()
+	n, err := renewScript.Run(ctx, l.lk.client, l.keys[:1], l.value, l.ttl.Milliseconds()).Int64()
+	if err != nil {
+		return fmt.Errorf("lease: renewing key %q (token %d): %w", l.key, l.token, err)
+	}
+	if n != 1 {
+		return fmt.Errorf("lease: renewing key %q (token %d): %w: it expired or another holder took it", l.key, l.token, lease.ErrLost)
+	}
+	l.mu.Lock()
+	if sent.Add(l.ttl).After(l.expiresAt) {
+		l.expiresAt = sent.Add(l.ttl)
+	}
+	l.mu.Unlock()
+	return nil
+}
+
+func (l *redisLease) Release(ctx context.Context) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.released {
+		return nil
+	}
+	n, err := releaseScript.Run(ctx, l.lk.client, l.keys[:1], l.value).Int64()
+	if err != nil {
+		return fmt.Errorf("lease: releasing key %q (token %d): %w", l.key, l.token, err)
+	}
+	if n != 1 {
+		return fmt.Errorf("lease: releasing key %q (token %d): %w: it expired or another holder took it", l.key, l.token, lease.ErrLost)
+	}
+	l.released = true
+	return nil
+}

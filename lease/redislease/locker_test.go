@@ -1,0 +1,176 @@
+package redislease_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/ferryhq/ferry/internal/redistest"
+	"github.com/ferryhq/ferry/lease"
+	"github.com/ferryhq/ferry/lease/leasetest"
+	"github.com/ferryhq/ferry/lease/redislease"
+)
+
+func newClient(t testing.TB, opts *redis.Options) *redis.Client {
+	t.Helper()
+	c := redis.NewClient(opts)
+	t.Cleanup(func() { _ = c.Close() })
+	return c
+}
+
+func TestConformance(t *testing.T) {
+	srv := redistest.New(t)
+	client := newClient(t, srv.Options())
+	var n atomic.Int64
+	leasetest.Run(t, func(t *testing.T) lease.Locker {
+		// One server for the suite; a prefix per subtest keeps them apart.
+		return redislease.New(client, redislease.Options{Prefix: fmt.Sprintf("suite%d:", n.Add(1))})
+	})
+}
+
+func TestHeldErrorNamesHolder(t *testing.T) {
+	client := newClient(t, redistest.New(t).Options())
+	a := redislease.New(client, redislease.Options{Holder: "enqueuer:7f9c"})
+	b := redislease.New(client, redislease.Options{})
+	l, err := a.Acquire(t.Context(), "enqueuer", time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = b.Acquire(t.Context(), "enqueuer", time.Minute)
+	var held *lease.HeldError
+	if !errors.As(err, &held) || held.Holder != "enqueuer:7f9c" || time.Until(held.ExpiresAt) < 50*time.Second {
+		t.Fatalf("Acquire of a held key: %v, want a HeldError naming enqueuer:7f9c, expiring in about a minute", err)
+	}
+	if err := l.Release(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	l, err = b.Acquire(t.Context(), "enqueuer", time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Release(t.Context())
+	_, err = a.Acquire(t.Context(), "enqueuer", time.Minute)
+	host, _ := os.Hostname()
+	if !strings.Contains(err.Error(), host+"/") {
+		t.Errorf("default holder: %v, want the host name %q in it", err, host)
+	}
+}
+
+// Redis loses everything (a restart without persistence, say): the lease
+// is gone, but the next token is still larger than every earlier one.
+func TestTokensSurviveDataLoss(t *testing.T) {
+	client := newClient(t, redistest.New(t).Options())
+	lk := redislease.New(client, redislease.Options{})
+	var last int64
+	for i := range 3 {
+		l, err := lk.Acquire(t.Context(), "k", time.Minute)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if l.Token() <= last {
+			t.Fatalf("round %d: token %d after %d", i, l.Token(), last)
+		}
+		last = l.Token()
+		if err := client.FlushAll(t.Context()).Err(); err != nil {
+			t.Fatal(err)
+		}
+		if err := l.Renew(t.Context()); !errors.Is(err, lease.ErrLost) {
+			t.Errorf("Renew after the data was lost: %v, want ErrLost", err)
+		}
+	}
+}
+
+func TestKeysShareAHashTag(t *testing.T) {
+	client := newClient(t, redistest.New(t).Options())
+	lk := redislease.New(client, redislease.Options{Prefix: "p:"})
+	l, err := lk.Acquire(t.Context(), "a/b", time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys, err := client.Keys(t.Context(), "*").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]bool{"p:{a/b}": true, "p:{a/b}:token": true}
+	if len(keys) != 2 || !want[keys[0]] || !want[keys[1]] {
+		t.Errorf("keys %v, want %v", keys, want)
+	}
+	if ttl := client.PTTL(t.Context(), "p:{a/b}").Val(); ttl <= 0 || ttl > time.Minute {
+		t.Errorf("lease key PTTL %s", ttl)
+	}
+	if ttl := client.PTTL(t.Context(), "p:{a/b}:token").Val(); ttl != -1 {
+		t.Errorf("counter PTTL %s, want none (-1)", ttl)
+	}
+	_ = l.Release(t.Context())
+}
+
+// countingHook counts the commands a client sends.
+type countingHook struct{ n atomic.Int64 }
+
+func (h *countingHook) DialHook(next redis.DialHook) redis.DialHook { return next }
+func (h *countingHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		h.n.Add(1)
+		return next(ctx, cmd)
+	}
+}
+func (h *countingHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return next
+}
+
+func TestOneCommandEach(t *testing.T) {
+	client := newClient(t, redistest.New(t).Options())
+	hook := &countingHook{}
+	client.AddHook(hook)
+	lk := redislease.New(client, redislease.Options{})
+	// Load the scripts: the first run of each is EVALSHA then EVAL.
+	warm, err := lk.Acquire(t.Context(), "warm", time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = warm.Renew(t.Context())
+	_ = warm.Release(t.Context())
+
+	var l lease.Lease
+	steps := []struct {
+		name string
+		fn   func() error
+	}{
+		{"Acquire", func() (err error) { l, err = lk.Acquire(t.Context(), "k", time.Minute); return err }},
+		{"Acquire of a held key", func() error {
+			if _, err := lk.Acquire(t.Context(), "k", time.Minute); !errors.Is(err, lease.ErrHeld) {
+				return err
+			}
+			return nil
+		}},
+		{"Renew", func() error { return l.Renew(t.Context()) }},
+		{"Release", func() error { return l.Release(t.Context()) }},
+	}
+	for _, s := range steps {
+		before := hook.n.Load()
+		if err := s.fn(); err != nil {
+			t.Fatalf("%s: %v", s.name, err)
+		}
+		if n := hook.n.Load() - before; n != 1 {
+			t.Errorf("%s sent %d commands, want 1", s.name, n)
+		}
+	}
+}
+
+func TestProcesses(t *testing.T) {
+	const envSock = "FERRY_REDISLEASE_TEST_SOCKET"
+	var opts leasetest.ProcessOptions
+	if !leasetest.IsChild() {
+		opts.Env = []string{envSock + "=" + redistest.New(t).Addr()}
+	}
+	leasetest.ContendAcrossProcesses(t, "enqueuer", opts, func(t *testing.T) lease.Locker {
+		return redislease.New(newClient(t, &redis.Options{Network: "unix", Addr: os.Getenv(envSock)}), redislease.Options{})
+	})
+}
