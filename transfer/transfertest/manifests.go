@@ -1,0 +1,77 @@
+package transfertest
+
+import (
+	"encoding/json"
+
+	"github.com/ferryhq/ferry/transfer"
+)
+
+// Media types of configs and layers used by the builders and the generator.
+const (
+	MediaTypeDockerConfig = "application/vnd.docker.container.image.v1+json"
+	MediaTypeDockerLayer  = "application/vnd.docker.image.rootfs.diff.tar.gzip"
+	MediaTypeOCIConfig    = "application/vnd.oci.image.config.v1+json"
+	MediaTypeOCILayer     = "application/vnd.oci.image.layer.v1.tar+gzip"
+)
+
+type jsonDescriptor struct {
+	MediaType string        `json:"mediaType"`
+	Digest    string        `json:"digest"`
+	Size      int64         `json:"size"`
+	URLs      []string      `json:"urls,omitempty"`
+	Platform  *jsonPlatform `json:"platform,omitempty"`
+}
+
+type jsonPlatform struct {
+	Architecture string `json:"architecture"`
+	OS           string `json:"os"`
+}
+
+func toJSON(d transfer.Descriptor) jsonDescriptor {
+	return jsonDescriptor{MediaType: d.MediaType, Digest: string(d.Digest), Size: d.Size, URLs: d.URLs}
+}
+
+// ImageManifest returns the JSON of an image manifest of the given media
+// type (Docker schema2 or OCI).
+func ImageManifest(mediaType string, config transfer.Descriptor, layers ...transfer.Descriptor) []byte {
+	m := struct {
+		SchemaVersion int              `json:"schemaVersion"`
+		MediaType     string           `json:"mediaType"`
+		Config        jsonDescriptor   `json:"config"`
+		Layers        []jsonDescriptor `json:"layers"`
+	}{SchemaVersion: 2, MediaType: mediaType, Config: toJSON(config), Layers: []jsonDescriptor{}}
+	for _, l := range layers {
+		m.Layers = append(m.Layers, toJSON(l))
+	}
+	p, _ := json.MarshalIndent(m, "", "   ")
+	return p
+}
+
+// Architectures are assigned, in order, to the children of IndexManifest.
+var Architectures = []string{"amd64", "arm64", "ppc64le", "s390x", "riscv64"}
+
+// IndexManifest returns the JSON of a manifest list or OCI index of the
+// given media type. Children get linux platforms in Architectures order.
+func IndexManifest(mediaType string, children ...transfer.Descriptor) []byte {
+	m := struct {
+		SchemaVersion int              `json:"schemaVersion"`
+		MediaType     string           `json:"mediaType"`
+		Manifests     []jsonDescriptor `json:"manifests"`
+	}{SchemaVersion: 2, MediaType: mediaType, Manifests: []jsonDescriptor{}}
+	for i, c := range children {
+		j := toJSON(c)
+		j.Platform = &jsonPlatform{Architecture: Architectures[i%len(Architectures)], OS: "linux"}
+		m.Manifests = append(m.Manifests, j)
+	}
+	p, _ := json.MarshalIndent(m, "", "   ")
+	return p
+}
+
+// ConfigAndLayerTypes returns the config and layer media types that go with
+// a manifest media type.
+func ConfigAndLayerTypes(manifestType string) (config, layer string) {
+	if manifestType == transfer.MediaTypeOCIManifest || manifestType == transfer.MediaTypeOCIIndex {
+		return MediaTypeOCIConfig, MediaTypeOCILayer
+	}
+	return MediaTypeDockerConfig, MediaTypeDockerLayer
+}

@@ -1,0 +1,198 @@
+package transfertest
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"sync"
+
+	"github.com/ferryhq/ferry/transfer"
+)
+
+// MemSink is an in-memory transfer.Sink. It is strict about call order: it
+// rejects a blob link or manifest for a repository that was not created, a
+// manifest whose blobs are not linked or whose children are not put, and a
+// tag for a manifest that is not put, so tests catch an importer that
+// writes in the wrong order. It is safe for concurrent use.
+type MemSink struct {
+	mu    sync.Mutex
+	repos map[string]*memRepo
+	calls map[string]int
+	fail  func(method, repo string) error
+}
+
+type memRepo struct {
+	blobs     map[transfer.Digest]transfer.Descriptor
+	manifests map[transfer.Digest]*transfer.Manifest
+	tags      map[string]transfer.Digest
+}
+
+// NewMemSink returns an empty MemSink.
+func NewMemSink() *MemSink {
+	return &MemSink{repos: map[string]*memRepo{}, calls: map[string]int{}}
+}
+
+// FailWith makes every later call consult fail first (method is
+// "CreateRepository", "LinkBlob", "HasManifest", "PutManifest" or "Tag");
+// a non-nil error is returned instead of doing the call. Pass nil to stop.
+func (s *MemSink) FailWith(fail func(method, repo string) error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.fail = fail
+}
+
+// Calls returns how many times method was called (failed calls included).
+func (s *MemSink) Calls(method string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.calls[method]
+}
+
+// State returns a copy of what the sink holds.
+func (s *MemSink) State() State {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := State{}
+	for name, r := range s.repos {
+		rs := RepositoryState{Tags: map[string]transfer.Digest{}}
+		for d := range r.blobs {
+			rs.Blobs = append(rs.Blobs, d)
+		}
+		for d := range r.manifests {
+			rs.Manifests = append(rs.Manifests, d)
+		}
+		for t, d := range r.tags {
+			rs.Tags[t] = d
+		}
+		slices.Sort(rs.Blobs)
+		slices.Sort(rs.Manifests)
+		out[name] = rs
+	}
+	return out
+}
+
+// Manifest returns a stored manifest, or nil.
+func (s *MemSink) Manifest(repo string, d transfer.Digest) *transfer.Manifest {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if r := s.repos[repo]; r != nil {
+		return r.manifests[d]
+	}
+	return nil
+}
+
+// begin counts the call, applies FailWith and validates the name. s.mu
+// must be held.
+func (s *MemSink) begin(method, repo string) error {
+	s.calls[method]++
+	if s.fail != nil {
+		if err := s.fail(method, repo); err != nil {
+			return err
+		}
+	}
+	return transfer.ValidateRepository(repo)
+}
+
+func (s *MemSink) repo(repo string) (*memRepo, error) {
+	r := s.repos[repo]
+	if r == nil {
+		return nil, fmt.Errorf("transfertest: repository %q was not created", repo)
+	}
+	return r, nil
+}
+
+// CreateRepository implements transfer.Sink.
+func (s *MemSink) CreateRepository(_ context.Context, repo string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.begin("CreateRepository", repo); err != nil {
+		return err
+	}
+	if s.repos[repo] == nil {
+		s.repos[repo] = &memRepo{
+			blobs:     map[transfer.Digest]transfer.Descriptor{},
+			manifests: map[transfer.Digest]*transfer.Manifest{},
+			tags:      map[string]transfer.Digest{},
+		}
+	}
+	return nil
+}
+
+// LinkBlob implements transfer.Sink.
+func (s *MemSink) LinkBlob(_ context.Context, repo string, desc transfer.Descriptor) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.begin("LinkBlob", repo); err != nil {
+		return err
+	}
+	if err := desc.Digest.Validate(); err != nil {
+		return err
+	}
+	r, err := s.repo(repo)
+	if err != nil {
+		return err
+	}
+	r.blobs[desc.Digest] = desc
+	return nil
+}
+
+// HasManifest implements transfer.Sink.
+func (s *MemSink) HasManifest(_ context.Context, repo string, d transfer.Digest) (bool, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.begin("HasManifest", repo); err != nil {
+		return false, err
+	}
+	r := s.repos[repo]
+	return r != nil && r.manifests[d] != nil, nil
+}
+
+// PutManifest implements transfer.Sink.
+func (s *MemSink) PutManifest(_ context.Context, repo string, m *transfer.Manifest) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.begin("PutManifest", repo); err != nil {
+		return err
+	}
+	r, err := s.repo(repo)
+	if err != nil {
+		return err
+	}
+	if got := transfer.DigestOf(m.Payload); got != m.Digest {
+		return fmt.Errorf("%w: manifest %s: payload hashes to %s", transfer.ErrCorrupt, m.Digest, got)
+	}
+	for _, b := range m.Blobs() {
+		// Foreign layers are usually not stored, so they are not linked.
+		if _, ok := r.blobs[b.Digest]; !ok && len(b.URLs) == 0 {
+			return fmt.Errorf("transfertest: manifest %s put before its blob %s was linked in %q", m.Digest, b.Digest, repo)
+		}
+	}
+	for _, c := range m.Manifests {
+		if r.manifests[c.Digest] == nil {
+			return fmt.Errorf("transfertest: index %s put before its child %s in %q", m.Digest, c.Digest, repo)
+		}
+	}
+	r.manifests[m.Digest] = m
+	return nil
+}
+
+// Tag implements transfer.Sink.
+func (s *MemSink) Tag(_ context.Context, repo, tag string, d transfer.Digest) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.begin("Tag", repo); err != nil {
+		return err
+	}
+	if err := transfer.ValidateTag(tag); err != nil {
+		return err
+	}
+	r, err := s.repo(repo)
+	if err != nil {
+		return err
+	}
+	if r.manifests[d] == nil {
+		return fmt.Errorf("transfertest: tag %q points at manifest %s, which was not put in %q", tag, d, repo)
+	}
+	r.tags[tag] = d
+	return nil
+}

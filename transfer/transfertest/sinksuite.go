@@ -1,0 +1,205 @@
+package transfertest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"testing"
+
+	"github.com/ferryhq/ferry/transfer"
+)
+
+// SinkHarness is what RunSinkTests needs for one test: an empty Sink and a
+// way to read back what it holds.
+type SinkHarness struct {
+	Sink  transfer.Sink
+	State func(ctx context.Context) (State, error)
+}
+
+// RunSinkTests checks the Sink contract: the import call sequence is
+// recorded, every call is idempotent, tags move, nested repositories are
+// independent, bad names are rejected, and concurrent links are safe.
+// Repositories that were created but hold nothing need not appear in the
+// State. newHarness is called once per subtest.
+func RunSinkTests(t *testing.T, newHarness func(t *testing.T) SinkHarness) {
+	t.Helper()
+	ctx := context.Background()
+	fx := newSinkFixture()
+
+	state := func(t *testing.T, h SinkHarness) State {
+		t.Helper()
+		s, err := h.State(ctx)
+		if err != nil {
+			t.Fatalf("reading sink state: %v", err)
+		}
+		for name, r := range s {
+			if len(r.Blobs)+len(r.Manifests)+len(r.Tags) == 0 {
+				delete(s, name)
+			}
+		}
+		return s
+	}
+	check := func(t *testing.T, h SinkHarness, want State) {
+		t.Helper()
+		if d := Diff(want, state(t, h)); d != "" {
+			t.Fatalf("sink state differs:\n%s", d)
+		}
+	}
+
+	t.Run("ImportSequence", func(t *testing.T) {
+		h := newHarness(t)
+		fx.load(t, h.Sink, "group/app")
+		check(t, h, State{"group/app": fx.want()})
+		for _, d := range []transfer.Digest{fx.image.Digest, fx.index.Digest} {
+			if ok, err := h.Sink.HasManifest(ctx, "group/app", d); err != nil || !ok {
+				t.Errorf("HasManifest(%s) = %v, %v; want true", d, ok, err)
+			}
+		}
+		if ok, err := h.Sink.HasManifest(ctx, "group/app", transfer.DigestOf([]byte("nope"))); err != nil || ok {
+			t.Errorf("HasManifest(unknown) = %v, %v; want false", ok, err)
+		}
+		if ok, err := h.Sink.HasManifest(ctx, "group/other", fx.image.Digest); err != nil || ok {
+			t.Errorf("HasManifest in another repository = %v, %v; want false", ok, err)
+		}
+	})
+
+	t.Run("Idempotent", func(t *testing.T) {
+		h := newHarness(t)
+		fx.load(t, h.Sink, "app")
+		before := state(t, h)
+		fx.load(t, h.Sink, "app")
+		if d := Diff(before, state(t, h)); d != "" {
+			t.Fatalf("repeating the calls changed the sink:\n%s", d)
+		}
+	})
+
+	t.Run("TagMoves", func(t *testing.T) {
+		h := newHarness(t)
+		fx.load(t, h.Sink, "app")
+		if err := h.Sink.Tag(ctx, "app", "latest", fx.image.Digest); err != nil {
+			t.Fatal(err)
+		}
+		want := fx.want()
+		want.Tags["latest"] = fx.image.Digest
+		check(t, h, State{"app": want})
+	})
+
+	t.Run("NestedRepositories", func(t *testing.T) {
+		h := newHarness(t)
+		fx.load(t, h.Sink, "a/b")
+		if err := h.Sink.CreateRepository(ctx, "a/b/c"); err != nil {
+			t.Fatal(err)
+		}
+		if err := h.Sink.LinkBlob(ctx, "a/b/c", fx.layer); err != nil {
+			t.Fatal(err)
+		}
+		check(t, h, State{"a/b": fx.want(), "a/b/c": {Blobs: []transfer.Digest{fx.layer.Digest}, Tags: map[string]transfer.Digest{}}})
+	})
+
+	t.Run("RejectsBadNames", func(t *testing.T) {
+		h := newHarness(t)
+		for _, name := range []string{"", "../etc", "a/../b", "UPPER", "a//b", "/abs", "_hidden"} {
+			if err := h.Sink.CreateRepository(ctx, name); !errors.Is(err, transfer.ErrInvalidName) {
+				t.Errorf("CreateRepository(%q): err = %v, want ErrInvalidName", name, err)
+			}
+		}
+		fx.load(t, h.Sink, "app")
+		for _, tag := range []string{"", "../x", "a/b", ".hidden", string(make([]byte, 200))} {
+			if err := h.Sink.Tag(ctx, "app", tag, fx.image.Digest); !errors.Is(err, transfer.ErrInvalidName) {
+				t.Errorf("Tag(%q): err = %v, want ErrInvalidName", tag, err)
+			}
+		}
+	})
+
+	t.Run("ConcurrentLinks", func(t *testing.T) {
+		h := newHarness(t)
+		if err := h.Sink.CreateRepository(ctx, "app"); err != nil {
+			t.Fatal(err)
+		}
+		var (
+			wg    sync.WaitGroup
+			mu    sync.Mutex
+			errs  []error
+			blobs []transfer.Digest
+		)
+		for i := range 32 {
+			data := []byte(fmt.Sprintf("blob %d", i))
+			d := transfer.DigestOf(data)
+			blobs = append(blobs, d)
+			wg.Go(func() {
+				if err := h.Sink.LinkBlob(ctx, "app", transfer.Descriptor{MediaType: MediaTypeDockerLayer, Digest: d, Size: int64(len(data))}); err != nil {
+					mu.Lock()
+					errs = append(errs, err)
+					mu.Unlock()
+				}
+			})
+		}
+		wg.Wait()
+		if len(errs) > 0 {
+			t.Fatalf("concurrent LinkBlob: %v", errors.Join(errs...))
+		}
+		check(t, h, State{"app": {Blobs: sortDigests(blobs), Tags: map[string]transfer.Digest{}}})
+	})
+}
+
+// sinkFixture is a small image (config + layer), a multi-arch index of it,
+// and a tag.
+type sinkFixture struct {
+	config, layer transfer.Descriptor
+	image, index  *transfer.Manifest
+}
+
+func newSinkFixture() *sinkFixture {
+	fx := &sinkFixture{}
+	cfg, lay := []byte(`{"architecture":"amd64"}`), []byte("layer-bytes")
+	fx.config = transfer.Descriptor{MediaType: MediaTypeOCIConfig, Digest: transfer.DigestOf(cfg), Size: int64(len(cfg))}
+	fx.layer = transfer.Descriptor{MediaType: MediaTypeOCILayer, Digest: transfer.DigestOf(lay), Size: int64(len(lay))}
+	fx.image = mustParse(ImageManifest(transfer.MediaTypeOCIManifest, fx.config, fx.layer))
+	fx.index = mustParse(IndexManifest(transfer.MediaTypeOCIIndex,
+		transfer.Descriptor{MediaType: transfer.MediaTypeOCIManifest, Digest: fx.image.Digest, Size: int64(len(fx.image.Payload))}))
+	return fx
+}
+
+func mustParse(payload []byte) *transfer.Manifest {
+	m, err := transfer.ParseManifest(transfer.DigestOf(payload), payload)
+	if err != nil {
+		panic(err) // the fixture is built from constants
+	}
+	return m
+}
+
+// load makes the calls an importer would make for the fixture.
+func (fx *sinkFixture) load(t *testing.T, s transfer.Sink, repo string) {
+	t.Helper()
+	ctx := context.Background()
+	steps := []func() error{
+		func() error { return s.CreateRepository(ctx, repo) },
+		func() error { return s.LinkBlob(ctx, repo, fx.config) },
+		func() error { return s.LinkBlob(ctx, repo, fx.layer) },
+		func() error { return s.PutManifest(ctx, repo, fx.image) },
+		func() error { return s.PutManifest(ctx, repo, fx.index) },
+		func() error { return s.Tag(ctx, repo, "v1.0.0", fx.index.Digest) },
+		func() error { return s.Tag(ctx, repo, "latest", fx.index.Digest) },
+	}
+	for i, step := range steps {
+		if err := step(); err != nil {
+			t.Fatalf("sink call %d for %q: %v", i+1, repo, err)
+		}
+	}
+}
+
+func (fx *sinkFixture) want() RepositoryState {
+	return RepositoryState{
+		Blobs:     sortDigests([]transfer.Digest{fx.config.Digest, fx.layer.Digest}),
+		Manifests: sortDigests([]transfer.Digest{fx.image.Digest, fx.index.Digest}),
+		Tags:      map[string]transfer.Digest{"v1.0.0": fx.index.Digest, "latest": fx.index.Digest},
+	}
+}
+
+func sortDigests(ds []transfer.Digest) []transfer.Digest {
+	out := slices.Clone(ds)
+	slices.Sort(out)
+	return out
+}

@@ -1,0 +1,153 @@
+package transfertest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+
+	"gocloud.dev/blob"
+
+	"github.com/ferryhq/ferry/transfer"
+)
+
+// State is what a Sink holds, by repository name. Tests compare States.
+type State map[string]RepositoryState
+
+// RepositoryState is the content of one repository.
+type RepositoryState struct {
+	// Blobs and Manifests are sorted digests.
+	Blobs     []transfer.Digest
+	Manifests []transfer.Digest
+	Tags      map[string]transfer.Digest
+}
+
+// Counts returns the totals of linked blobs (counted per repository),
+// manifests and tags.
+func (s State) Counts() (blobs, manifests, tags int) {
+	for _, r := range s {
+		blobs += len(r.Blobs)
+		manifests += len(r.Manifests)
+		tags += len(r.Tags)
+	}
+	return blobs, manifests, tags
+}
+
+// Diff describes the differences between want and got, or returns "" if
+// they are equal.
+func Diff(want, got State) string {
+	var out string
+	for _, name := range sortedKeys(want, got) {
+		w, inW := want[name]
+		g, inG := got[name]
+		switch {
+		case !inG:
+			out += fmt.Sprintf("repository %q missing\n", name)
+			continue
+		case !inW:
+			out += fmt.Sprintf("repository %q unexpected\n", name)
+			continue
+		}
+		out += diffList(name, "blob", w.Blobs, g.Blobs)
+		out += diffList(name, "manifest", w.Manifests, g.Manifests)
+		for tag, d := range w.Tags {
+			if g.Tags[tag] != d {
+				out += fmt.Sprintf("repository %q: tag %q = %q, want %q\n", name, tag, g.Tags[tag], d)
+			}
+		}
+		for tag, d := range g.Tags {
+			if _, ok := w.Tags[tag]; !ok {
+				out += fmt.Sprintf("repository %q: unexpected tag %q -> %s\n", name, tag, d)
+			}
+		}
+	}
+	return out
+}
+
+func diffList(repo, what string, want, got []transfer.Digest) string {
+	var out string
+	for _, d := range want {
+		if _, ok := slices.BinarySearch(got, d); !ok {
+			out += fmt.Sprintf("repository %q: %s %s missing\n", repo, what, d)
+		}
+	}
+	for _, d := range got {
+		if _, ok := slices.BinarySearch(want, d); !ok {
+			out += fmt.Sprintf("repository %q: unexpected %s %s\n", repo, what, d)
+		}
+	}
+	return out
+}
+
+func sortedKeys(states ...State) []string {
+	var keys []string
+	for _, s := range states {
+		for k := range s {
+			keys = append(keys, k)
+		}
+	}
+	slices.Sort(keys)
+	return slices.Compact(keys)
+}
+
+// ReadLayoutState reads the State of a distribution layout in b: per
+// repository its layer links, revision links and tags.
+func ReadLayoutState(ctx context.Context, b *blob.Bucket, l transfer.Layout) (State, error) {
+	r := transfer.NewLayoutReader(b, l, transfer.RetryPolicy{})
+	names, err := r.Repositories(ctx)
+	if err != nil {
+		return nil, err
+	}
+	s := State{}
+	for _, name := range names {
+		var rs RepositoryState
+		if rs.Blobs, err = r.Layers(ctx, name); err != nil {
+			return nil, err
+		}
+		if rs.Manifests, err = r.Revisions(ctx, name); err != nil {
+			return nil, err
+		}
+		tags, err := r.Tags(ctx, name)
+		if err != nil {
+			return nil, err
+		}
+		rs.Tags = map[string]transfer.Digest{}
+		for _, t := range tags {
+			rs.Tags[t.Name] = t.Digest
+		}
+		slices.Sort(rs.Blobs)
+		slices.Sort(rs.Manifests)
+		s[name] = rs
+	}
+	return s, nil
+}
+
+// CheckBlobs reads every blob under the layout in b and checks that its
+// content hashes to the digest in its key. It returns how many blobs it
+// checked and the first problem found.
+func CheckBlobs(ctx context.Context, b *blob.Bucket, l transfer.Layout) (int, error) {
+	it := b.List(&blob.ListOptions{Prefix: l.BlobsPrefix()})
+	n := 0
+	for {
+		o, err := it.Next(ctx)
+		if err != nil {
+			if errors.Is(err, io.EOF) {
+				return n, nil
+			}
+			return n, err
+		}
+		if o.IsDir {
+			continue
+		}
+		data, err := b.ReadAll(ctx, o.Key)
+		if err != nil {
+			return n, err
+		}
+		d := transfer.DigestOf(data)
+		if l.BlobKey(d) != o.Key {
+			return n, fmt.Errorf("%w: %q holds content hashing to %s", transfer.ErrCorrupt, o.Key, d)
+		}
+		n++
+	}
+}
