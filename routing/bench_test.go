@@ -166,7 +166,7 @@ func BenchmarkParseAndRoute(b *testing.B) {
 				b.Fatal(err)
 			}
 		}
-		b.ReportMetric(b.Elapsed().Seconds()/float64(b.N)*1e9/1000, "ns/worker")
+		reportPerWorker(b, "read+parse+route-1000-workers-20-rules", len(workers))
 	})
 	b.Run("parse+route", func(b *testing.B) {
 		b.ReportAllocs()
@@ -176,8 +176,17 @@ func BenchmarkParseAndRoute(b *testing.B) {
 				b.Fatal(err)
 			}
 		}
-		b.ReportMetric(b.Elapsed().Seconds()/float64(b.N)*1e9/1000, "ns/worker")
+		reportPerWorker(b, "parse+route-1000-workers-20-rules", len(workers))
 	})
+}
+
+// reportPerWorker records ns/worker and prints a ferry-bench line. The issue
+// names no baseline for the batch path, so none is printed.
+func reportPerWorker(b *testing.B, name string, workers int) {
+	b.Helper()
+	perOp := float64(b.Elapsed().Nanoseconds()) / float64(b.N)
+	b.ReportMetric(perOp/float64(workers), "ns/worker")
+	b.Logf("ferry-bench: %s ferry=%.2fms (%.0fns/worker) baseline=none", name, perOp/1e6, perOp/float64(workers))
 }
 
 func workersYAML(workers []Worker) string {
