@@ -17,8 +17,7 @@ unit:
 	$(GO) test -race -count=1 -timeout 20m ./...
 
 fuzz:
-	@if [ -f routing/fuzz_test.go ]; then \
-		$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime 10s ./routing; fi
+	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime 10s ./routing
 
 # bench runs every benchmark once; each compares Ferry with its baseline in
 # the same run and prints `ferry-bench:` lines with the ratio.
