@@ -1,0 +1,136 @@
+package bbm_test
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/stretchr/testify/require"
+
+	"github.com/ferryhq/ferry/bbm"
+	"github.com/ferryhq/ferry/internal/pgtest"
+	"github.com/ferryhq/ferry/storage"
+)
+
+// testLogger discards logs unless BBM_TEST_LOG is set.
+func testLogger() *slog.Logger {
+	if os.Getenv("BBM_TEST_LOG") != "" {
+		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	return slog.New(slog.DiscardHandler)
+}
+
+// fastOptions are Options for tests: no pauses, quick backoffs.
+func fastOptions() bbm.Options {
+	return bbm.Options{
+		Logger:          testLogger(),
+		BatchPause:      -1,
+		RetryBackoff:    time.Millisecond,
+		MaxRetryBackoff: 5 * time.Millisecond,
+		Interval:        5 * time.Millisecond,
+		MaxBackoff:      50 * time.Millisecond,
+		JobTimeout:      10 * time.Second,
+		LeaseGrace:      time.Second,
+		LockWaitTimeout: 30 * time.Second,
+	}
+}
+
+func newPool(t testing.TB, url string) *pgxpool.Pool {
+	t.Helper()
+	pool, err := pgxpool.New(context.Background(), url)
+	require.NoError(t, err)
+	t.Cleanup(pool.Close)
+	return pool
+}
+
+// itemsTable creates a table of n rows with keys 1..n and a NULL column
+// "filled" to backfill with id*2.
+func itemsTable(t testing.TB, db storage.Querier, name string, n int) {
+	t.Helper()
+	ctx := context.Background()
+	_, err := db.Exec(ctx, fmt.Sprintf(`CREATE TABLE %s (id bigint PRIMARY KEY, payload text NOT NULL, filled bigint);
+		INSERT INTO %[1]s (id, payload) SELECT g, md5(g::text) FROM generate_series(1, %d) g;
+		ANALYZE %[1]s`, name, n))
+	require.NoError(t, err)
+}
+
+// fillWork sets filled = id*2 on the batch: idempotent, since it writes a
+// value computed from the row.
+func fillWork(name string) bbm.Work {
+	return bbm.WorkFunc(name, func(ctx context.Context, db storage.Querier, b bbm.Batch) error {
+		_, err := db.Exec(ctx, `UPDATE `+b.Table.Sanitize()+` SET filled = `+b.QuotedKey()+` * 2
+			WHERE `+b.QuotedKey()+` BETWEEN $1 AND $2`, b.Start, b.End)
+		return err
+	})
+}
+
+func countWhere(t testing.TB, db storage.Querier, sql string) int {
+	t.Helper()
+	var n int
+	require.NoError(t, db.QueryRow(context.Background(), sql).Scan(&n))
+	return n
+}
+
+// requireFilled checks that every row of table has filled = id*2.
+func requireFilled(t testing.TB, db storage.Querier, table string) {
+	t.Helper()
+	bad := countWhere(t, db, `SELECT count(*) FROM `+table+` WHERE filled IS DISTINCT FROM id * 2`)
+	require.Zero(t, bad, "rows of %s not filled", table)
+}
+
+// events records observer calls.
+type events struct {
+	mu        sync.Mutex
+	started   []bbm.JobEvent
+	finished  []bbm.JobEvent
+	throttled []bbm.ThrottleEvent
+	done      []*bbm.Migration
+}
+
+func (e *events) observer() bbm.Observer {
+	return bbm.ObserverFuncs{
+		OnJobStarted: func(_ context.Context, ev bbm.JobEvent) {
+			e.mu.Lock()
+			defer e.mu.Unlock()
+			e.started = append(e.started, ev)
+		},
+		OnJobFinished: func(_ context.Context, ev bbm.JobEvent) {
+			e.mu.Lock()
+			defer e.mu.Unlock()
+			e.finished = append(e.finished, ev)
+		},
+		OnThrottled: func(_ context.Context, ev bbm.ThrottleEvent) {
+			e.mu.Lock()
+			defer e.mu.Unlock()
+			e.throttled = append(e.throttled, ev)
+		},
+		OnMigrationDone: func(_ context.Context, m *bbm.Migration) {
+			e.mu.Lock()
+			defer e.mu.Unlock()
+			e.done = append(e.done, m)
+		},
+	}
+}
+
+func (e *events) failures() []bbm.JobEvent {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	var out []bbm.JobEvent
+	for _, ev := range e.finished {
+		if ev.Err != nil {
+			out = append(out, ev)
+		}
+	}
+	return out
+}
+
+// pgSetup is a migrated database with a pool.
+func pgSetup(t testing.TB) *pgxpool.Pool {
+	t.Helper()
+	return newPool(t, pgtest.URL(t))
+}

@@ -1,0 +1,84 @@
+package bbm
+
+import (
+	"context"
+	"time"
+)
+
+// Observer is told what workers do, for metrics and tracing; bbm itself
+// depends on no metrics library. Calls are made synchronously from the
+// worker's goroutine, so they should be quick.
+type Observer interface {
+	// JobStarted is called after an attempt was claimed, before Work.Do.
+	JobStarted(ctx context.Context, e JobEvent)
+	// JobFinished is called after the attempt's outcome was recorded.
+	JobFinished(ctx context.Context, e JobEvent)
+	// Throttled is called each time the Throttler says hold.
+	Throttled(ctx context.Context, e ThrottleEvent)
+	// MigrationDone is called when a worker finishes or fails a migration.
+	MigrationDone(ctx context.Context, m *Migration)
+}
+
+// JobEvent describes one attempt of a job.
+type JobEvent struct {
+	Migration   string
+	MigrationID int64
+	JobID       int64
+	Start       int64
+	End         int64
+	Attempt     int
+	BatchSize   int
+	// Duration (JobFinished) is how long the Work's transaction ran, from
+	// begin to commit or rollback.
+	Duration time.Duration
+	// Err (JobFinished) is nil on success, else a *JobError.
+	Err error
+	// NextBatchSize (JobFinished) is the size the next new job of the
+	// migration will get.
+	NextBatchSize int
+}
+
+// ThrottleEvent describes a hold.
+type ThrottleEvent struct {
+	Reason string
+	Wait   time.Duration
+}
+
+// ObserverFuncs is an Observer made of optional functions; nil ones are
+// skipped.
+type ObserverFuncs struct {
+	OnJobStarted    func(ctx context.Context, e JobEvent)
+	OnJobFinished   func(ctx context.Context, e JobEvent)
+	OnThrottled     func(ctx context.Context, e ThrottleEvent)
+	OnMigrationDone func(ctx context.Context, m *Migration)
+}
+
+var _ Observer = ObserverFuncs{}
+
+// JobStarted implements Observer.
+func (o ObserverFuncs) JobStarted(ctx context.Context, e JobEvent) {
+	if o.OnJobStarted != nil {
+		o.OnJobStarted(ctx, e)
+	}
+}
+
+// JobFinished implements Observer.
+func (o ObserverFuncs) JobFinished(ctx context.Context, e JobEvent) {
+	if o.OnJobFinished != nil {
+		o.OnJobFinished(ctx, e)
+	}
+}
+
+// Throttled implements Observer.
+func (o ObserverFuncs) Throttled(ctx context.Context, e ThrottleEvent) {
+	if o.OnThrottled != nil {
+		o.OnThrottled(ctx, e)
+	}
+}
+
+// MigrationDone implements Observer.
+func (o ObserverFuncs) MigrationDone(ctx context.Context, m *Migration) {
+	if o.OnMigrationDone != nil {
+		o.OnMigrationDone(ctx, m)
+	}
+}

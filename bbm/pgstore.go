@@ -1,0 +1,449 @@
+package bbm
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/ferryhq/ferry/storage"
+)
+
+// DefaultLockKey is the advisory lock key workers share by default
+// ("ferrybbm" in ASCII).
+const DefaultLockKey int64 = 0x6665727279626d6d
+
+// PostgresStoreOptions tunes NewPostgresStore. The zero value is ready to use.
+type PostgresStoreOptions struct {
+	// LockKey is the advisory lock key of the worker lock. Workers that
+	// share a key run one at a time. Default DefaultLockKey.
+	LockKey int64
+}
+
+// PostgresStore is the Store on Ferry's schema (storage/migrations/0003_bbm.sql).
+// Its writes run on db outside any Work transaction. The worker lock is a
+// session-level advisory lock on a connection of its own, so a worker holds
+// no transaction open between jobs, and the lock goes with the connection
+// when a process dies.
+type PostgresStore struct {
+	db      storage.Beginner
+	lockKey int64
+}
+
+var _ Store = (*PostgresStore)(nil)
+
+// NewPostgresStore returns a Store on db: a *pgxpool.Pool or a *storage.DB
+// (whose primary is used). Any other storage.Beginner works for everything
+// but AcquireLock, which needs a pool to take a dedicated connection from.
+func NewPostgresStore(db storage.Beginner, opts PostgresStoreOptions) *PostgresStore {
+	if opts.LockKey == 0 {
+		opts.LockKey = DefaultLockKey
+	}
+	return &PostgresStore{db: db, lockKey: opts.LockKey}
+}
+
+const migrationColumns = `id, name, table_schema, table_name, column_name, key_column, min_key, max_key,
+	batch_size, status, work_name, strategy, error_code, error_message, total_tuples,
+	created_at, updated_at, started_at, finished_at`
+
+const jobColumns = `id, migration_id, min_key, max_key, batch_size, status, attempts, error_code,
+	error_message, created_at, started_at, finished_at, lease_expires_at, duration_us`
+
+func scanMigration(row pgx.Row) (*Migration, error) {
+	var m Migration
+	var started, finished *time.Time
+	err := row.Scan(&m.ID, &m.Name, &m.Schema, &m.Table, &m.Column, &m.KeyColumn, &m.MinKey, &m.MaxKey,
+		&m.BatchSize, &m.Status, &m.WorkName, &m.Strategy, &m.ErrorCode, &m.ErrorMessage, &m.TotalTuples,
+		&m.CreatedAt, &m.UpdatedAt, &started, &finished)
+	if err != nil {
+		return nil, err
+	}
+	m.StartedAt, m.FinishedAt = deref(started), deref(finished)
+	return &m, nil
+}
+
+func scanJob(row pgx.Row) (*Job, error) {
+	var j Job
+	var started, finished, lease *time.Time
+	var us int64
+	err := row.Scan(&j.ID, &j.MigrationID, &j.MinKey, &j.MaxKey, &j.BatchSize, &j.Status, &j.Attempts,
+		&j.ErrorCode, &j.ErrorMessage, &j.CreatedAt, &started, &finished, &lease, &us)
+	if err != nil {
+		return nil, err
+	}
+	j.StartedAt, j.FinishedAt, j.LeaseExpiresAt = deref(started), deref(finished), deref(lease)
+	j.Duration = time.Duration(us) * time.Microsecond
+	return &j, nil
+}
+
+func deref(t *time.Time) time.Time {
+	if t == nil {
+		return time.Time{}
+	}
+	return *t
+}
+
+func collect[T any](rows pgx.Rows, scan func(pgx.Row) (*T, error)) ([]*T, error) {
+	defer rows.Close()
+	var out []*T
+	for rows.Next() {
+		v, err := scan(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, v)
+	}
+	return out, rows.Err()
+}
+
+func isUniqueViolation(err error, constraint string) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && pgErr.Code == "23505" && pgErr.ConstraintName == constraint
+}
+
+// CreateMigration implements Store.
+func (s *PostgresStore) CreateMigration(ctx context.Context, m *Migration) error {
+	if m.Status == "" {
+		m.Status = StatusActive
+	}
+	if m.Strategy == "" {
+		m.Strategy = IntegerRange
+	}
+	row := s.db.QueryRow(ctx, `INSERT INTO ferry_bbm_migrations
+		(name, table_schema, table_name, column_name, key_column, min_key, max_key, batch_size,
+		 status, work_name, strategy, error_code, error_message, total_tuples, finished_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14,
+		 CASE WHEN $9 = 'finished' THEN now() END)
+		RETURNING `+migrationColumns,
+		m.Name, m.Schema, m.Table, m.Column, m.KeyColumn, m.MinKey, m.MaxKey, m.BatchSize,
+		m.Status, m.WorkName, m.Strategy, m.ErrorCode, TruncateMessage(m.ErrorMessage), m.TotalTuples)
+	got, err := scanMigration(row)
+	if isUniqueViolation(err, "ferry_bbm_migrations_name_key") {
+		return fmt.Errorf("%w: %q", ErrDuplicateMigration, m.Name)
+	}
+	if err != nil {
+		return fmt.Errorf("bbm: creating migration %q: %w", m.Name, err)
+	}
+	*m = *got
+	return nil
+}
+
+// Migration implements Store.
+func (s *PostgresStore) Migration(ctx context.Context, id int64) (*Migration, error) {
+	m, err := scanMigration(s.db.QueryRow(ctx, `SELECT `+migrationColumns+` FROM ferry_bbm_migrations WHERE id = $1`, id))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, fmt.Errorf("%w: id %d", ErrMigrationNotFound, id)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("bbm: reading migration %d: %w", id, err)
+	}
+	return m, nil
+}
+
+// MigrationByName implements Store.
+func (s *PostgresStore) MigrationByName(ctx context.Context, name string) (*Migration, error) {
+	m, err := scanMigration(s.db.QueryRow(ctx, `SELECT `+migrationColumns+` FROM ferry_bbm_migrations WHERE name = $1`, name))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, fmt.Errorf("%w: %q", ErrMigrationNotFound, name)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("bbm: reading migration %q: %w", name, err)
+	}
+	return m, nil
+}
+
+// Migrations implements Store.
+func (s *PostgresStore) Migrations(ctx context.Context, statuses ...Status) ([]*Migration, error) {
+	rows, err := s.db.Query(ctx, `SELECT `+migrationColumns+` FROM ferry_bbm_migrations
+		WHERE cardinality($1::text[]) = 0 OR status = ANY($1::text[]) ORDER BY id`, statusStrings(statuses))
+	if err != nil {
+		return nil, fmt.Errorf("bbm: listing migrations: %w", err)
+	}
+	ms, err := collect(rows, scanMigration)
+	if err != nil {
+		return nil, fmt.Errorf("bbm: listing migrations: %w", err)
+	}
+	return ms, nil
+}
+
+func statusStrings(ss []Status) []string {
+	out := make([]string, len(ss))
+	for i, s := range ss {
+		out[i] = string(s)
+	}
+	return out
+}
+
+// SetMigrationStatus implements Store.
+func (s *PostgresStore) SetMigrationStatus(ctx context.Context, id int64, c StatusChange) (*Migration, error) {
+	return setStatus(ctx, s.db, id, c)
+}
+
+func setStatus(ctx context.Context, q storage.Querier, id int64, c StatusChange) (*Migration, error) {
+	if !c.To.Valid() {
+		return nil, fmt.Errorf("%w: unknown status %q", ErrInvalidTransition, c.To)
+	}
+	m, err := scanMigration(q.QueryRow(ctx, `UPDATE ferry_bbm_migrations SET
+			status = $2, error_code = $4, error_message = $5, updated_at = now(),
+			started_at = CASE WHEN $2 = 'running' THEN COALESCE(started_at, now()) ELSE started_at END,
+			finished_at = CASE WHEN $2 = 'finished' THEN now() ELSE finished_at END
+		WHERE id = $1 AND (cardinality($3::text[]) = 0 OR status = ANY($3::text[]))
+		RETURNING `+migrationColumns,
+		id, c.To, statusStrings(c.From), c.Code, TruncateMessage(c.Message)))
+	if errors.Is(err, pgx.ErrNoRows) {
+		cur, err := scanMigration(q.QueryRow(ctx, `SELECT `+migrationColumns+` FROM ferry_bbm_migrations WHERE id = $1`, id))
+		if errors.Is(err, pgx.ErrNoRows) {
+			return nil, fmt.Errorf("%w: id %d", ErrMigrationNotFound, id)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("bbm: reading migration %d: %w", id, err)
+		}
+		return nil, fmt.Errorf("%w: migration %q is %s, not %v", ErrInvalidTransition, cur.Name, cur.Status, c.From)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("bbm: updating migration %d: %w", id, err)
+	}
+	return m, nil
+}
+
+// ResumePaused implements Store.
+func (s *PostgresStore) ResumePaused(ctx context.Context) (int, error) {
+	tag, err := s.db.Exec(ctx, `UPDATE ferry_bbm_migrations SET status = 'active', updated_at = now()
+		WHERE status = 'paused'`)
+	if err != nil {
+		return 0, fmt.Errorf("bbm: resuming paused migrations: %w", err)
+	}
+	return int(tag.RowsAffected()), nil
+}
+
+// RetryMigration implements Store.
+func (s *PostgresStore) RetryMigration(ctx context.Context, id int64) (*Migration, error) {
+	var m *Migration
+	err := storage.InTx(ctx, s.db, func(tx pgx.Tx) error {
+		var err error
+		m, err = setStatus(ctx, tx, id, StatusChange{To: StatusRunning, From: []Status{StatusFailed}})
+		if err != nil {
+			return err
+		}
+		_, err = tx.Exec(ctx, `UPDATE ferry_bbm_jobs SET attempts = 0
+			WHERE migration_id = $1 AND status = 'failed'`, id)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("bbm: retrying migration %d: %w", id, err)
+	}
+	return m, nil
+}
+
+// FinishMigration implements Store.
+func (s *PostgresStore) FinishMigration(ctx context.Context, id int64) (bool, error) {
+	tag, err := s.db.Exec(ctx, `UPDATE ferry_bbm_migrations m SET status = 'finished',
+			error_code = '', error_message = '', updated_at = now(), finished_at = now()
+		WHERE id = $1 AND status IN ('active', 'running')
+		  AND NOT EXISTS (SELECT 1 FROM ferry_bbm_jobs j WHERE j.migration_id = m.id AND j.status <> 'finished')`, id)
+	if err != nil {
+		return false, fmt.Errorf("bbm: finishing migration %d: %w", id, err)
+	}
+	return tag.RowsAffected() == 1, nil
+}
+
+// ClaimJob implements Store.
+func (s *PostgresStore) ClaimJob(ctx context.Context, c Claim) (*Job, error) {
+	if c.Lease <= 0 {
+		return nil, fmt.Errorf("bbm: claim of migration %d: lease must be positive", c.MigrationID)
+	}
+	var job *Job
+	err := storage.InTx(ctx, s.db, func(tx pgx.Tx) error {
+		// Locking the migration row serialises claims of one migration.
+		var status Status
+		var name string
+		err := tx.QueryRow(ctx, `SELECT status, name FROM ferry_bbm_migrations WHERE id = $1 FOR UPDATE`,
+			c.MigrationID).Scan(&status, &name)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return fmt.Errorf("%w: id %d", ErrMigrationNotFound, c.MigrationID)
+		}
+		if err != nil {
+			return err
+		}
+		if status != StatusActive && status != StatusRunning && status != StatusFailed {
+			return fmt.Errorf("%w: migration %q is %s", ErrInvalidTransition, name, status)
+		}
+		lease := c.Lease.Microseconds()
+		if c.JobID == 0 {
+			job, err = claimNew(ctx, tx, c, lease)
+		} else {
+			job, err = scanJob(tx.QueryRow(ctx, `UPDATE ferry_bbm_jobs SET status = 'running',
+					attempts = attempts + 1, error_code = '', error_message = '', started_at = now(),
+					finished_at = NULL, lease_expires_at = now() + $4::bigint * interval '1 microsecond'
+				WHERE id = $1 AND migration_id = $2 AND status = 'failed' AND attempts = $3
+				RETURNING `+jobColumns, c.JobID, c.MigrationID, c.Attempts, lease))
+			if errors.Is(err, pgx.ErrNoRows) {
+				return fmt.Errorf("%w: job %d is no longer failed with %d attempts", ErrJobConflict, c.JobID, c.Attempts)
+			}
+		}
+		if err != nil {
+			return err
+		}
+		_, err = setStatus(ctx, tx, c.MigrationID, StatusChange{To: StatusRunning})
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("bbm: claiming a job of migration %d: %w", c.MigrationID, err)
+	}
+	return job, nil
+}
+
+func claimNew(ctx context.Context, tx pgx.Tx, c Claim, leaseMicros int64) (*Job, error) {
+	if c.MinKey > c.MaxKey || c.BatchSize <= 0 {
+		return nil, fmt.Errorf("%w: new job [%d, %d] batch %d", ErrInvalidRange, c.MinKey, c.MaxKey, c.BatchSize)
+	}
+	var top *int64
+	if err := tx.QueryRow(ctx, `SELECT max_key FROM ferry_bbm_jobs WHERE migration_id = $1
+		ORDER BY min_key DESC LIMIT 1`, c.MigrationID).Scan(&top); err != nil && !errors.Is(err, pgx.ErrNoRows) {
+		return nil, err
+	}
+	if top != nil && c.MinKey <= *top {
+		return nil, fmt.Errorf("%w: range [%d, %d] overlaps jobs up to %d", ErrJobConflict, c.MinKey, c.MaxKey, *top)
+	}
+	return scanJob(tx.QueryRow(ctx, `INSERT INTO ferry_bbm_jobs
+			(migration_id, min_key, max_key, batch_size, status, attempts, started_at, lease_expires_at)
+		VALUES ($1, $2, $3, $4, 'running', 1, now(), now() + $5::bigint * interval '1 microsecond')
+		RETURNING `+jobColumns, c.MigrationID, c.MinKey, c.MaxKey, c.BatchSize, leaseMicros))
+}
+
+// FinishJob implements Store.
+func (s *PostgresStore) FinishJob(ctx context.Context, r JobResult) (*Job, error) {
+	job, err := scanJob(s.db.QueryRow(ctx, `UPDATE ferry_bbm_jobs SET status = 'finished',
+			finished_at = now(), lease_expires_at = NULL, duration_us = $3, error_code = '', error_message = ''
+		WHERE id = $1 AND status = 'running' AND attempts = $2
+		RETURNING `+jobColumns, r.JobID, r.Attempt, r.Duration.Microseconds()))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, fmt.Errorf("%w: job %d attempt %d", ErrJobLost, r.JobID, r.Attempt)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("bbm: finishing job %d: %w", r.JobID, err)
+	}
+	return job, nil
+}
+
+// FailJob implements Store.
+func (s *PostgresStore) FailJob(ctx context.Context, f JobFailure) (*Job, error) {
+	var job *Job
+	err := storage.InTx(ctx, s.db, func(tx pgx.Tx) error {
+		var err error
+		job, err = scanJob(tx.QueryRow(ctx, `UPDATE ferry_bbm_jobs SET status = 'failed',
+				attempts = attempts - CASE WHEN $4 THEN 1 ELSE 0 END,
+				finished_at = now(), lease_expires_at = NULL, duration_us = $3,
+				error_code = $5, error_message = $6
+			WHERE id = $1 AND status = 'running' AND attempts = $2
+			RETURNING `+jobColumns, f.JobID, f.Attempt, f.Duration.Microseconds(), f.Refund,
+			f.Code, TruncateMessage(f.Message)))
+		if errors.Is(err, pgx.ErrNoRows) {
+			return fmt.Errorf("%w: job %d attempt %d", ErrJobLost, f.JobID, f.Attempt)
+		}
+		if err != nil || f.MigrationCode == CodeNone {
+			return err
+		}
+		_, err = tx.Exec(ctx, `UPDATE ferry_bbm_migrations SET status = 'failed', error_code = $2,
+				error_message = $3, updated_at = now()
+			WHERE id = $1 AND status IN ('active', 'running')`,
+			job.MigrationID, f.MigrationCode, TruncateMessage(f.Message))
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("bbm: recording failure of job %d: %w", f.JobID, err)
+	}
+	return job, nil
+}
+
+// ReapExpiredJobs implements Store.
+func (s *PostgresStore) ReapExpiredJobs(ctx context.Context, maxAttempts int) ([]*Job, error) {
+	var jobs []*Job
+	err := storage.InTx(ctx, s.db, func(tx pgx.Tx) error {
+		rows, err := tx.Query(ctx, `UPDATE ferry_bbm_jobs SET status = 'failed', finished_at = now(),
+				lease_expires_at = NULL, error_code = 'job_abandoned',
+				error_message = 'lease expired: the worker running this job died or lost its lock'
+			WHERE status = 'running' AND lease_expires_at < now()
+			RETURNING `+jobColumns)
+		if err != nil {
+			return err
+		}
+		if jobs, err = collect(rows, scanJob); err != nil {
+			return err
+		}
+		for _, j := range jobs {
+			if j.Attempts < maxAttempts {
+				continue
+			}
+			if _, err := tx.Exec(ctx, `UPDATE ferry_bbm_migrations SET status = 'failed', error_code = $2,
+					error_message = $3, updated_at = now()
+				WHERE id = $1 AND status IN ('active', 'running')`, j.MigrationID, CodeMaxJobAttemptsReached,
+				fmt.Sprintf("job %d [%d, %d] abandoned on its last attempt (%d)", j.ID, j.MinKey, j.MaxKey, j.Attempts)); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("bbm: reaping expired jobs: %w", err)
+	}
+	return jobs, nil
+}
+
+// LastJob implements Store.
+func (s *PostgresStore) LastJob(ctx context.Context, migrationID int64) (*Job, error) {
+	j, err := scanJob(s.db.QueryRow(ctx, `SELECT `+jobColumns+` FROM ferry_bbm_jobs
+		WHERE migration_id = $1 ORDER BY min_key DESC LIMIT 1`, migrationID))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("bbm: reading the last job of migration %d: %w", migrationID, err)
+	}
+	return j, nil
+}
+
+// UnfinishedJobs implements Store.
+func (s *PostgresStore) UnfinishedJobs(ctx context.Context, migrationID int64) ([]*Job, error) {
+	return s.jobs(ctx, `SELECT `+jobColumns+` FROM ferry_bbm_jobs
+		WHERE migration_id = $1 AND status <> 'finished' ORDER BY min_key`, migrationID)
+}
+
+// Jobs implements Store.
+func (s *PostgresStore) Jobs(ctx context.Context, migrationID int64) ([]*Job, error) {
+	return s.jobs(ctx, `SELECT `+jobColumns+` FROM ferry_bbm_jobs WHERE migration_id = $1 ORDER BY min_key`, migrationID)
+}
+
+func (s *PostgresStore) jobs(ctx context.Context, sql string, migrationID int64) ([]*Job, error) {
+	rows, err := s.db.Query(ctx, sql, migrationID)
+	if err != nil {
+		return nil, fmt.Errorf("bbm: listing jobs of migration %d: %w", migrationID, err)
+	}
+	jobs, err := collect(rows, scanJob)
+	if err != nil {
+		return nil, fmt.Errorf("bbm: listing jobs of migration %d: %w", migrationID, err)
+	}
+	return jobs, nil
+}
+
+// JobStats implements Store.
+func (s *PostgresStore) JobStats(ctx context.Context, migrationID int64) (JobStats, error) {
+	var st JobStats
+	var first, last *time.Time
+	err := s.db.QueryRow(ctx, `SELECT count(*),
+			count(*) FILTER (WHERE status = 'running'),
+			count(*) FILTER (WHERE status = 'finished'),
+			count(*) FILTER (WHERE status = 'failed'),
+			COALESCE(sum(max_key - min_key + 1) FILTER (WHERE status = 'finished'), 0)::bigint,
+			min(started_at), max(finished_at) FILTER (WHERE status = 'finished')
+		FROM ferry_bbm_jobs WHERE migration_id = $1`, migrationID).
+		Scan(&st.Total, &st.Running, &st.Finished, &st.Failed, &st.KeysDone, &first, &last)
+	if err != nil {
+		return JobStats{}, fmt.Errorf("bbm: summing jobs of migration %d: %w", migrationID, err)
+	}
+	st.FirstStarted, st.LastFinished = deref(first), deref(last)
+	return st, nil
+}
