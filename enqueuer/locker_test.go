@@ -4,12 +4,13 @@ import (
 	"testing"
 
 	"github.com/ferryhq/ferry/lease"
-	"github.com/ferryhq/ferry/lease/leasetest"
+	"github.com/ferryhq/ferry/lease/pglease"
 	"github.com/ferryhq/ferry/storage"
 )
 
-// postgresLocker is the locker for the Postgres variants.
+// postgresLocker is the locker of the Postgres variants: the lease lives in
+// the same database as the repositories.
 func postgresLocker(t testing.TB, db *storage.DB) lease.Locker {
 	t.Helper()
-	return leasetest.NewLocker(leasetest.Options{})
+	return pglease.New(db, pglease.Options{Holder: t.Name()})
 }

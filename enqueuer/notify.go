@@ -84,6 +84,12 @@ type HandlerOptions struct {
 // repository, 405 for another method and 413 for a body over the limit.
 // Error bodies are JSON {"message": "..."}.
 //
+// The handler finds <path> itself, so it may be mounted under any prefix
+// that does not contain "/repositories/". Note that an http.ServeMux in
+// front of it redirects paths with "." or ".." segments or "//" to their
+// cleaned form before the handler sees them; mounted directly (or under
+// http.StripPrefix), the handler refuses such paths with 400.
+//
 // Every read and write goes to the primary: the import may have been
 // started a moment ago by another process, and a replica that has not
 // replayed that yet would report the old state.

@@ -1,0 +1,285 @@
+package enqueuer_test
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/ferryhq/ferry/enqueuer"
+	"github.com/ferryhq/ferry/enqueuer/enqueuertest"
+	"github.com/ferryhq/ferry/storage"
+)
+
+const secret = "notification-secret"
+
+// notifier sends notifications to a Handler through a real HTTP server.
+type notifier struct {
+	srv     *httptest.Server
+	changes atomic.Int64
+	mu      sync.Mutex
+	changed []enqueuer.Repository
+}
+
+func newNotifier(t testing.TB, store enqueuer.Store) *notifier {
+	t.Helper()
+	n := &notifier{}
+	h, err := enqueuer.NewHandler(enqueuer.HandlerOptions{
+		Store: store, Secret: secret, Logger: quiet,
+		OnChange: func(ctx context.Context, r enqueuer.Repository) {
+			require.NoError(t, context.Cause(ctx), "OnChange's context outlives the request")
+			require.True(t, storage.UsesPrimary(ctx))
+			n.changes.Add(1)
+			n.mu.Lock()
+			n.changed = append(n.changed, r)
+			n.mu.Unlock()
+		},
+	})
+	require.NoError(t, err)
+	// Served directly: a ServeMux in front would clean "g/../r" and "g//r"
+	// by redirecting before the handler could refuse them.
+	n.srv = httptest.NewServer(h)
+	t.Cleanup(n.srv.Close)
+	return n
+}
+
+type answer struct {
+	code int
+	body map[string]any
+}
+
+func (n *notifier) send(t testing.TB, method, urlPath, auth, body string) answer {
+	t.Helper()
+	req, err := http.NewRequest(method, n.srv.URL+urlPath, strings.NewReader(body))
+	require.NoError(t, err)
+	if auth != "" {
+		req.Header.Set("Authorization", auth)
+	}
+	resp, err := n.srv.Client().Do(req)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	a := answer{code: resp.StatusCode}
+	require.NoError(t, json.Unmarshal(raw, &a.body), "answers are JSON: %q", raw)
+	return a
+}
+
+func statusURL(path string) string {
+	return "/api/v4/internal/registry/repositories/" + path + "/migration/status"
+}
+
+func (n *notifier) notify(t testing.TB, path, status string) answer {
+	t.Helper()
+	return n.send(t, http.MethodPut, statusURL(path), "Bearer "+secret, `{"status":"`+status+`"}`)
+}
+
+func TestHandlerMigrationFlow(t *testing.T) {
+	store := enqueuertest.NewStore(enqueuertest.StoreOptions{})
+	n := newNotifier(t, store)
+	r := addNew(t, store, "gitlab-org/gitlab-test/image", 1)[0]
+	r = transition(t, store, r, enqueuer.EventStartPreImport, "")
+
+	a := n.notify(t, r.Path, enqueuer.NotifyPreImportComplete)
+	require.Equal(t, http.StatusOK, a.code, a.body)
+	require.Equal(t, map[string]any{"migration_state": "pre_import_done", "changed": true}, a.body)
+	require.EqualValues(t, 1, n.changes.Load())
+
+	// A duplicate delivery is fine and changes nothing.
+	a = n.notify(t, r.Path, enqueuer.NotifyPreImportComplete)
+	require.Equal(t, http.StatusOK, a.code)
+	require.Equal(t, false, a.body["changed"])
+	require.EqualValues(t, 1, n.changes.Load(), "duplicates do not re-run the enqueuer")
+
+	// import_complete before the import started does not fit.
+	a = n.notify(t, r.Path, enqueuer.NotifyImportComplete)
+	require.Equal(t, http.StatusBadRequest, a.code)
+	require.Equal(t, "wrong migration state (pre_import_done)", a.body["message"])
+
+	r = transition(t, store, get(t, store, r.Path), enqueuer.EventStartImport, "")
+	a = n.notify(t, r.Path, enqueuer.NotifyPreImportComplete)
+	require.Equal(t, http.StatusOK, a.code, "a late duplicate of pre_import_complete")
+	a = n.notify(t, r.Path, enqueuer.NotifyImportComplete)
+	require.Equal(t, http.StatusOK, a.code)
+	require.Equal(t, "import_done", a.body["migration_state"])
+	require.Equal(t, enqueuer.StateImportDone, get(t, store, r.Path).State)
+	require.EqualValues(t, 2, n.changes.Load())
+}
+
+func TestHandlerFailuresRecordReason(t *testing.T) {
+	store := enqueuertest.NewStore(enqueuertest.StoreOptions{})
+	n := newNotifier(t, store)
+	rs := addNew(t, store, "g/r", 2)
+	transition(t, store, rs[0], enqueuer.EventStartPreImport, "")
+	a := n.send(t, http.MethodPut, statusURL(rs[0].Path), "Bearer "+secret, `{"status":"pre_import_failed","reason":"manifest unknown"}`)
+	require.Equal(t, http.StatusOK, a.code)
+	got := get(t, store, rs[0].Path)
+	require.Equal(t, enqueuer.StateImportAborted, got.State)
+	require.Equal(t, "manifest unknown", got.AbortReason)
+	a = n.notify(t, rs[0].Path, enqueuer.NotifyPreImportFailed)
+	require.Equal(t, http.StatusOK, a.code, "duplicate failure")
+
+	r := transition(t, store, rs[1], enqueuer.EventStartPreImport, "")
+	r = transition(t, store, r, enqueuer.EventFinishPreImport, "")
+	transition(t, store, r, enqueuer.EventStartImport, "")
+	// The registry's own field name for the reason is "detail".
+	a = n.send(t, http.MethodPut, statusURL(rs[1].Path), "Bearer "+secret,
+		`{"name":"r-1","path":"g/r-1","status":"import_failed","detail":"importing tags: broken pipe"}`)
+	require.Equal(t, http.StatusOK, a.code)
+	got = get(t, store, rs[1].Path)
+	require.Equal(t, enqueuer.StateImportAborted, got.State)
+	require.Equal(t, "importing tags: broken pipe", got.AbortReason)
+}
+
+func TestHandlerWrongStateAndUnknownRepository(t *testing.T) {
+	store := enqueuertest.NewStore(enqueuertest.StoreOptions{})
+	n := newNotifier(t, store)
+	r := addNew(t, store, "g/r", 1)[0]
+	a := n.notify(t, r.Path, enqueuer.NotifyPreImportComplete)
+	require.Equal(t, http.StatusBadRequest, a.code)
+	require.Equal(t, "wrong migration state (default)", a.body["message"])
+	require.Equal(t, enqueuer.StateDefault, get(t, store, r.Path).State)
+
+	a = n.notify(t, "g/unknown", enqueuer.NotifyPreImportComplete)
+	require.Equal(t, http.StatusNotFound, a.code)
+	require.Zero(t, n.changes.Load())
+}
+
+func TestHandlerAuth(t *testing.T) {
+	store := enqueuertest.NewStore(enqueuertest.StoreOptions{})
+	n := newNotifier(t, store)
+	r := transition(t, store, addNew(t, store, "g/r", 1)[0], enqueuer.EventStartPreImport, "")
+	body := `{"status":"pre_import_complete"}`
+	for _, tc := range []struct {
+		auth string
+		code int
+	}{
+		{"", http.StatusUnauthorized},
+		{"Basic dXNlcjpwYXNz", http.StatusUnauthorized},
+		{"Bearer", http.StatusUnauthorized},
+		{"Bearer ", http.StatusUnauthorized},
+		{"Bearer wrong", http.StatusForbidden},
+		{"Bearer " + secret + "x", http.StatusForbidden},
+		{"Bearer " + secret[:len(secret)-1], http.StatusForbidden},
+	} {
+		a := n.send(t, http.MethodPut, statusURL(r.Path), tc.auth, body)
+		require.Equal(t, tc.code, a.code, "auth %q", tc.auth)
+	}
+	require.Equal(t, enqueuer.StatePreImporting, get(t, store, r.Path).State, "nothing changed without the secret")
+
+	req, err := http.NewRequest(http.MethodPut, n.srv.URL+statusURL(r.Path), strings.NewReader(body))
+	require.NoError(t, err)
+	resp, err := n.srv.Client().Do(req)
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Equal(t, `Bearer realm="ferry-enqueuer"`, resp.Header.Get("WWW-Authenticate"))
+
+	// Auth comes before anything else: an unknown repository is not revealed.
+	require.Equal(t, http.StatusForbidden, n.send(t, http.MethodPut, statusURL("g/unknown"), "Bearer nope", body).code)
+	require.Equal(t, http.StatusOK, n.send(t, http.MethodPut, statusURL(r.Path), "bearer "+secret, body).code, "the scheme is case-insensitive")
+}
+
+func TestHandlerBadInput(t *testing.T) {
+	store := enqueuertest.NewStore(enqueuertest.StoreOptions{})
+	n := newNotifier(t, store)
+	r := transition(t, store, addNew(t, store, "g/r", 1)[0], enqueuer.EventStartPreImport, "")
+	auth := "Bearer " + secret
+	good := `{"status":"pre_import_complete"}`
+	for _, tc := range []struct {
+		name, method, path, body string
+		code                     int
+		msg                      string
+	}{
+		{"malformed JSON", "PUT", statusURL(r.Path), `{"status":`, 400, "malformed JSON body"},
+		{"not an object", "PUT", statusURL(r.Path), `["pre_import_complete"]`, 400, "malformed JSON body"},
+		{"wrong type", "PUT", statusURL(r.Path), `{"status":5}`, 400, "malformed JSON body"},
+		{"two values", "PUT", statusURL(r.Path), good + good, 400, "more than one value"},
+		{"empty body", "PUT", statusURL(r.Path), ``, 400, "malformed JSON body"},
+		{"no status", "PUT", statusURL(r.Path), `{"reason":"x"}`, 400, `missing "status"`},
+		{"unknown status", "PUT", statusURL(r.Path), `{"status":"import_started"}`, 400, `unknown status "import_started"`},
+		{"dot-dot", "PUT", statusURL("g/../r"), good, 400, `".."`},
+		{"dot-dot escaped", "PUT", "/api/v4/internal/registry/repositories/g/%2E%2E/r/migration/status", good, 400, `".."`},
+		{"empty segment", "PUT", statusURL("g//r"), good, 400, "empty segment"},
+		{"leading slash", "PUT", statusURL("/g/r"), good, 400, "empty segment"},
+		{"empty path", "PUT", statusURL(""), good, 400, "empty"},
+		{"no path", "PUT", "/api/v4/internal/registry/repositories/migration/status", good, 400, "empty"},
+		{"upper case", "PUT", statusURL("G/R"), good, 400, "invalid repository path"},
+		{"wrong suffix", "PUT", "/api/v4/internal/registry/repositories/g/r/migration", good, 404, "no such endpoint"},
+		{"GET", "GET", statusURL(r.Path), ``, 405, "method not allowed"},
+		{"POST", "POST", statusURL(r.Path), good, 405, "method not allowed"},
+		{"huge body", "PUT", statusURL(r.Path), `{"status":"pre_import_complete","reason":"` + strings.Repeat("x", 1<<20) + `"}`, 413, "body larger than"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			a := n.send(t, tc.method, tc.path, auth, tc.body)
+			require.Equal(t, tc.code, a.code, a.body)
+			require.Contains(t, a.body["message"], tc.msg)
+		})
+	}
+	require.Equal(t, enqueuer.StatePreImporting, get(t, store, r.Path).State, "bad requests change nothing")
+	require.Zero(t, n.changes.Load())
+
+	_, err := enqueuer.NewHandler(enqueuer.HandlerOptions{Store: store})
+	require.ErrorIs(t, err, enqueuer.ErrConfig)
+	_, err = enqueuer.NewHandler(enqueuer.HandlerOptions{Secret: "x"})
+	require.ErrorIs(t, err, enqueuer.ErrConfig)
+}
+
+// Many deliveries of one notification at once: exactly one applies it.
+func TestHandlerConcurrentDuplicates(t *testing.T) {
+	store := enqueuertest.NewStore(enqueuertest.StoreOptions{})
+	n := newNotifier(t, store)
+	r := transition(t, store, addNew(t, store, "g/r", 1)[0], enqueuer.EventStartPreImport, "")
+	var wg sync.WaitGroup
+	var changed atomic.Int64
+	for range 20 {
+		wg.Go(func() {
+			a := n.notify(t, r.Path, enqueuer.NotifyPreImportComplete)
+			require.Equal(t, http.StatusOK, a.code)
+			if a.body["changed"] == true {
+				changed.Add(1)
+			}
+		})
+	}
+	wg.Wait()
+	require.EqualValues(t, 1, changed.Load())
+	require.EqualValues(t, 1, n.changes.Load())
+}
+
+// The OnChange callback re-runs the enqueuer: a completed pre-import gets
+// its final import at once.
+func TestHandlerCallbackRerunsEnqueuer(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t, nil, enqueuertest.RegistryOptions{})
+	addNew(t, e.store, "g/r", 1)
+	enq := e.enqueuer(t, enqueuer.Config{Capacity: capacity(1)})
+	_, err := enq.Run(ctx)
+	require.NoError(t, err)
+	require.Equal(t, enqueuer.StatePreImporting, get(t, e.store, "g/r-0").State)
+
+	runs := make(chan enqueuer.Report, 1)
+	h, err := enqueuer.NewHandler(enqueuer.HandlerOptions{
+		Store: e.store, Secret: secret, Logger: quiet,
+		OnChange: func(ctx context.Context, _ enqueuer.Repository) {
+			rep, err := enq.Run(ctx)
+			require.NoError(t, err)
+			runs <- rep
+		},
+	})
+	require.NoError(t, err)
+	e.reg.Complete("g/r-0")
+	rec := httptest.NewRecorder()
+	req := httptest.NewRequest(http.MethodPut, "/repositories/g/r-0/migration/status", strings.NewReader(`{"status":"pre_import_complete"}`))
+	req.Header.Set("Authorization", "Bearer "+secret)
+	h.ServeHTTP(rec, req)
+	require.Equal(t, http.StatusOK, rec.Code)
+	rep := <-runs
+	require.Equal(t, 1, rep.Count(enqueuer.ImportFinal))
+	require.Equal(t, enqueuer.StateImporting, get(t, e.store, "g/r-0").State)
+}
