@@ -61,9 +61,9 @@ func ExampleWait() {
 	held, _ := locker.Acquire(ctx, "nightly-gc", time.Minute)
 	time.AfterFunc(50*time.Millisecond, func() { _ = held.Release(ctx) })
 
-	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	waitCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	l, err := lease.Wait(ctx, locker, "nightly-gc", time.Minute, lease.WaitOptions{})
+	l, err := lease.Wait(waitCtx, locker, "nightly-gc", time.Minute, lease.WaitOptions{})
 	if err != nil {
 		fmt.Println(err)
 		return

@@ -12,9 +12,13 @@ import (
 // GuardOptions tunes GuardWith. The zero value gives Guard's behaviour.
 type GuardOptions struct {
 	// RenewEvery is the time between renewals. It must be shorter than the
-	// ttl. Default ttl/3, which leaves two more chances before expiry
-	// when a renewal is slow.
+	// ttl. Default ttl/3.
 	RenewEvery time.Duration
+	// RenewTimeout is how long one renewal may take. A renewal that has
+	// not answered by then counts as failed (fn is stopped) even if the
+	// backend is still retrying, so that fn has time to stop before the
+	// lease can expire. Default RenewEvery; never later than the expiry.
+	RenewTimeout time.Duration
 	// Wait, when not nil, makes GuardWith wait for a held key as Wait does
 	// instead of failing with ErrHeld.
 	Wait *WaitOptions
@@ -38,20 +42,21 @@ func Guard(ctx context.Context, locker Locker, key string, ttl time.Duration, fn
 // the lease when fn returns or panics.
 //
 // While fn runs the lease is renewed in the background every
-// opts.RenewEvery. fn's context is cancelled at once when
+// opts.RenewEvery. fn's context is cancelled at once, with the reason as
+// its cause (context.Cause), when
 //   - a renewal finds the lease lost: the error wraps ErrLost;
-//   - a renewal fails otherwise: the error wraps ErrRenewFailed and the
-//     renewal's error;
+//   - a renewal fails, or does not answer within opts.RenewTimeout: the
+//     error wraps ErrRenewFailed (and the renewal's error, if it returned);
 //   - the lease reaches its expiry, by the local clock, without a
-//     successful renewal (a renewal is stuck, say): the error wraps ErrLost.
+//     successful renewal: the error wraps ErrLost.
 //
 // In those cases GuardWith returns that error, with fn's own error wrapped
-// as well, even when fn returned nil: fn may have done some of its work
-// without holding the lease. Otherwise it returns fn's error unchanged, or
-// an error wrapping ErrLost when the final Release shows the lease had
-// been lost, or a Release failure joined to fn's error. A panic in fn
-// propagates after the release. Every goroutine GuardWith starts has ended
-// when it returns.
+// as well, even when fn returned nil: fn may have done part of its work
+// without the lease. Otherwise it returns fn's error unchanged; or, when
+// the final Release shows that the lease had been lost, an error wrapping
+// ErrLost; or a Release failure joined to fn's error. A panic in fn
+// propagates after the release. The goroutines GuardWith starts have
+// ended when it returns.
 func GuardWith(ctx context.Context, locker Locker, key string, ttl time.Duration, opts GuardOptions, fn func(ctx context.Context, l Lease) error) error {
 	if err := Check(key, ttl); err != nil {
 		return fmt.Errorf("lease: guard on key %q: %w", key, err)
@@ -62,6 +67,10 @@ func GuardWith(ctx context.Context, locker Locker, key string, ttl time.Duration
 	}
 	if every >= ttl {
 		return fmt.Errorf("%w: guard on key %q: RenewEvery %s is not shorter than the ttl %s", ErrInvalid, key, every, ttl)
+	}
+	timeout := opts.RenewTimeout
+	if timeout <= 0 {
+		timeout = every
 	}
 	logger := opts.Logger
 	if logger == nil {
@@ -86,8 +95,8 @@ func GuardWith(ctx context.Context, locker Locker, key string, ttl time.Duration
 
 	fnCtx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
-	h := &hold{l: l, ttl: ttl, every: every, cancel: cancel, logger: logger,
-		stop: make(chan struct{}), extended: make(chan struct{}, 1), expiry: sent.Add(ttl)}
+	h := &hold{l: l, ttl: ttl, every: every, timeout: timeout, cancel: cancel, logger: logger,
+		stop: make(chan struct{}), changed: make(chan struct{}, 1), expiry: sent.Add(ttl)}
 	base := context.WithoutCancel(ctx)
 	h.wg.Go(func() { h.renew(base) })
 	h.wg.Go(h.watch)
@@ -127,17 +136,19 @@ func GuardWith(ctx context.Context, locker Locker, key string, ttl time.Duration
 // hold keeps a lease renewed while fn runs and cancels fn's context when
 // the lease cannot be kept.
 type hold struct {
-	l        Lease
-	ttl      time.Duration
-	every    time.Duration
-	cancel   context.CancelCauseFunc
-	logger   *slog.Logger
-	stop     chan struct{} // closed when fn has returned
-	extended chan struct{} // tells watch that expiry moved
-	wg       sync.WaitGroup
+	l       Lease
+	ttl     time.Duration
+	every   time.Duration
+	timeout time.Duration
+	cancel  context.CancelCauseFunc
+	logger  *slog.Logger
+	stop    chan struct{} // closed when fn has returned
+	changed chan struct{} // wakes watch when the deadlines below move
+	wg      sync.WaitGroup
 
 	mu       sync.Mutex
 	expiry   time.Time // by the local clock; see Lease.ExpiresAt
+	answerBy time.Time // deadline of the renewal in flight; zero if none
 	cause    error     // why fn was stopped, if it was
 	finished bool
 }
@@ -156,12 +167,15 @@ func (h *hold) renew(base context.Context) {
 		}
 		sent := time.Now()
 		h.mu.Lock()
-		expiry := h.expiry
+		h.answerBy = sent.Add(h.timeout)
+		if h.expiry.Before(h.answerBy) {
+			h.answerBy = h.expiry
+		}
+		deadline := h.answerBy
 		h.mu.Unlock()
-		// Past the expiry a renewal cannot save the lease.
-		rctx, cancel := context.WithDeadline(base, expiry)
+		h.poke()
+		rctx, cancel := context.WithDeadline(base, deadline)
 		err := h.l.Renew(rctx)
-		expired := rctx.Err() != nil
 		cancel()
 		if err != nil {
 			select {
@@ -169,53 +183,60 @@ func (h *hold) renew(base context.Context) {
 				return
 			default:
 			}
-			switch {
-			case errors.Is(err, ErrLost):
+			if errors.Is(err, ErrLost) {
 				h.fail(fmt.Errorf("lease: guard on key %q (token %d): the lease was lost, found at renewal: %w", h.l.Key(), h.l.Token(), err))
-			case expired:
-				h.fail(fmt.Errorf("lease: guard on key %q (token %d): %w: it expired at %s before a renewal succeeded: %w",
-					h.l.Key(), h.l.Token(), ErrLost, expiry.Format(time.RFC3339Nano), err))
-			default:
+			} else {
 				h.fail(fmt.Errorf("lease: guard on key %q (token %d): %w: %w", h.l.Key(), h.l.Token(), ErrRenewFailed, err))
 			}
 			return
 		}
-		h.extend(sent.Add(h.ttl))
+		h.mu.Lock()
+		h.expiry = sent.Add(h.ttl)
+		h.answerBy = time.Time{}
+		h.mu.Unlock()
+		h.poke()
 		t.Reset(h.every)
 	}
 }
 
-func (h *hold) extend(expiry time.Time) {
-	h.mu.Lock()
-	h.expiry = expiry
-	h.mu.Unlock()
+func (h *hold) poke() {
 	select {
-	case h.extended <- struct{}{}:
+	case h.changed <- struct{}{}:
 	default:
 	}
 }
 
-// watch cancels fn when the lease reaches its expiry, by the local clock,
-// without a successful renewal: a stuck renewal must not leave fn running
-// on a lease that another holder may already have.
+// watch stops fn when the lease reaches its local expiry, or a renewal its
+// deadline, whatever the backend's client does with the renewal's context:
+// a stuck renewal must not leave fn running on a lease that another holder
+// may soon get.
 func (h *hold) watch() {
 	t := time.NewTimer(time.Hour) // reset below before any use
 	defer t.Stop()
 	for {
 		h.mu.Lock()
-		expiry := h.expiry
+		expiry, answerBy := h.expiry, h.answerBy
 		h.mu.Unlock()
-		wait := time.Until(expiry)
-		if wait <= 0 {
+		now := time.Now()
+		switch {
+		case !now.Before(expiry):
 			h.fail(fmt.Errorf("lease: guard on key %q (token %d): %w: it expired at %s without a successful renewal",
 				h.l.Key(), h.l.Token(), ErrLost, expiry.Format(time.RFC3339Nano)))
 			return
+		case !answerBy.IsZero() && !now.Before(answerBy):
+			h.fail(fmt.Errorf("lease: guard on key %q (token %d): %w: no answer within %s",
+				h.l.Key(), h.l.Token(), ErrRenewFailed, h.timeout))
+			return
 		}
-		t.Reset(wait)
+		next := expiry
+		if !answerBy.IsZero() && answerBy.Before(next) {
+			next = answerBy
+		}
+		t.Reset(time.Until(next))
 		select {
 		case <-h.stop:
 			return
-		case <-h.extended: // Reset (Go 1.23 timers) drops a stale tick
+		case <-h.changed: // Reset (Go 1.23 timers) drops a stale tick
 		case <-t.C:
 		}
 	}

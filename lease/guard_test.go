@@ -161,16 +161,31 @@ func TestGuardRenewalFails(t *testing.T) {
 	}
 }
 
-func TestGuardStuckRenewal(t *testing.T) {
+// stuckGuard runs Guard over a Renew that hangs, ignoring its context,
+// until fn has been cancelled, and returns Guard's error.
+func stuckGuard(t *testing.T, opts lease.GuardOptions) error {
 	spy := &spyLocker{Locker: leasetest.NewLocker(leasetest.Options{}), block: make(chan struct{})}
-	const ttl = 300 * time.Millisecond
 	var once sync.Once
-	err := lease.GuardWith(t.Context(), spy, "k", ttl, quiet, func(ctx context.Context, l lease.Lease) error {
-		<-ctx.Done() // only the local expiry can end this: Renew hangs
-		once.Do(func() { close(spy.block) })
+	unblock := func() { once.Do(func() { close(spy.block) }) }
+	defer unblock()
+	opts.Logger = discard
+	return lease.GuardWith(t.Context(), spy, "k", 300*time.Millisecond, opts, func(ctx context.Context, l lease.Lease) error {
+		<-ctx.Done() // only Guard's own timers can end this: Renew hangs
+		unblock()
 		return ctx.Err()
 	})
-	once.Do(func() { close(spy.block) })
+}
+
+func TestGuardRenewalTimesOut(t *testing.T) {
+	err := stuckGuard(t, lease.GuardOptions{})
+	if !errors.Is(err, lease.ErrRenewFailed) || !strings.Contains(err.Error(), "no answer") {
+		t.Errorf("Guard with a stuck renewal: %v, want ErrRenewFailed saying it did not answer", err)
+	}
+}
+
+func TestGuardExpiresWhileRenewing(t *testing.T) {
+	// The renewal may take as long as it likes: the local expiry stops fn.
+	err := stuckGuard(t, lease.GuardOptions{RenewTimeout: time.Hour})
 	if !errors.Is(err, lease.ErrLost) || !strings.Contains(err.Error(), "expired") {
 		t.Errorf("Guard with a stuck renewal: %v, want ErrLost saying the lease expired", err)
 	}
