@@ -1,0 +1,146 @@
+package enqueuer_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"time"
+
+	"github.com/ferryhq/ferry/enqueuer"
+	"github.com/ferryhq/ferry/enqueuer/enqueuertest"
+	"github.com/ferryhq/ferry/lease/leasetest"
+)
+
+// The seed's scenario: capacity 4, two aborted and four new repositories.
+// One run retries the aborted ones and starts the two oldest new ones.
+func ExampleEnqueuer_Run() {
+	ctx := context.Background()
+	store := enqueuertest.NewStore(enqueuertest.StoreOptions{})
+	long := time.Date(2019, 1, 1, 0, 0, 0, 0, time.UTC)
+	for i := 1; i <= 6; i++ {
+		r, _ := store.Add(ctx, enqueuer.NewRepository{
+			Path: fmt.Sprintf("gitlab-org/gitlab-test/test_image_%d", i), CreatedAt: long.Add(time.Duration(i) * time.Hour)})
+		if i <= 2 { // an earlier attempt failed
+			r, _ = store.Transition(ctx, enqueuer.Change{ID: r.ID, From: r.State, Event: enqueuer.EventStartPreImport, At: long})
+			_, _ = store.Transition(ctx, enqueuer.Change{ID: r.ID, From: r.State, Event: enqueuer.EventAbort, Reason: "pre_import_failed", At: long})
+		}
+	}
+	enq, err := enqueuer.New(enqueuer.Config{
+		Store:    store,
+		Registry: enqueuertest.NewRegistry(enqueuertest.RegistryOptions{}),
+		Locker:   leasetest.NewLocker(leasetest.Options{}),
+		Capacity: func(context.Context) int { return 4 },
+		Strategy: enqueuer.Loop{},
+		Logger:   slog.New(slog.DiscardHandler),
+	})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	rep, err := enq.Run(ctx)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	for _, s := range rep.Started {
+		fmt.Println(s.ImportType, s.Repository.Path, s.Repository.State)
+	}
+	fmt.Println("stopped:", rep.Stopped)
+	for _, r := range store.All() {
+		if r.State == enqueuer.StateDefault {
+			fmt.Println("waiting:", r.Path)
+		}
+	}
+	// Output:
+	// retry gitlab-org/gitlab-test/test_image_1 pre_importing
+	// retry gitlab-org/gitlab-test/test_image_2 pre_importing
+	// next gitlab-org/gitlab-test/test_image_3 pre_importing
+	// next gitlab-org/gitlab-test/test_image_4 pre_importing
+	// stopped: capacity_full
+	// waiting: gitlab-org/gitlab-test/test_image_5
+	// waiting: gitlab-org/gitlab-test/test_image_6
+}
+
+// The registry reports a finished pre-import; a duplicate delivery is
+// accepted, a notification that does not fit the state is not.
+func ExampleHandler() {
+	ctx := context.Background()
+	store := enqueuertest.NewStore(enqueuertest.StoreOptions{})
+	r, _ := store.Add(ctx, enqueuer.NewRepository{Path: "group/image"})
+	_, _ = store.Transition(ctx, enqueuer.Change{ID: r.ID, From: r.State, Event: enqueuer.EventStartPreImport})
+
+	h, err := enqueuer.NewHandler(enqueuer.HandlerOptions{
+		Store:  store,
+		Secret: "shared-secret",
+		OnChange: func(ctx context.Context, r enqueuer.Repository) {
+			fmt.Println("re-run the enqueuer: group/image is", r.State)
+		},
+		Logger: slog.New(slog.DiscardHandler),
+	})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	send := func(status string) {
+		req := httptest.NewRequest(http.MethodPut, "/internal/registry/repositories/group/image/migration/status",
+			strings.NewReader(`{"status":"`+status+`"}`))
+		req.Header.Set("Authorization", "Bearer shared-secret")
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		fmt.Print(rec.Code, " ", rec.Body.String())
+	}
+	send("pre_import_complete")
+	send("pre_import_complete")
+	send("import_complete")
+	// Output:
+	// re-run the enqueuer: group/image is pre_import_done
+	// 200 {"changed":true,"migration_state":"pre_import_done"}
+	// 200 {"changed":false,"migration_state":"pre_import_done"}
+	// 400 {"message":"wrong migration state (pre_import_done)"}
+}
+
+// The state machine names both states when an event does not fit.
+func ExampleNext() {
+	to, err := enqueuer.Next(enqueuer.StateDefault, enqueuer.EventStartPreImport)
+	fmt.Println(to, err)
+	_, err = enqueuer.Next(enqueuer.StateImportDone, enqueuer.EventRetry)
+	fmt.Println(err)
+	// Output:
+	// pre_importing <nil>
+	// enqueuer: invalid transition from import_done to pre_importing (event retry)
+}
+
+// The HTTP client against a registry that allows two imports at a time.
+func ExampleHTTPRegistry() {
+	ctx := context.Background()
+	fake := enqueuertest.NewRegistry(enqueuertest.RegistryOptions{MaxImports: 2})
+	srv := httptest.NewServer(enqueuertest.RegistryHandler(fake))
+	defer srv.Close()
+
+	c, err := enqueuer.NewHTTPRegistry(enqueuer.HTTPRegistryOptions{BaseURL: srv.URL, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	for _, p := range []string{"group/a", "group/b", "group/c"} {
+		switch err := c.StartPreImport(ctx, p); {
+		case err == nil:
+			fmt.Println(p, "pre-import started")
+		case errors.Is(err, enqueuer.ErrTooManyImports):
+			fmt.Println(p, "refused: the registry is full, try again later")
+		default:
+			fmt.Println(p, err)
+		}
+	}
+	st, _ := c.ImportStatus(ctx, "group/a")
+	fmt.Println("group/a:", st.Status)
+	// Output:
+	// group/a pre-import started
+	// group/b pre-import started
+	// group/c refused: the registry is full, try again later
+	// group/a: pre_import_in_progress
+}
