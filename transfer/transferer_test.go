@@ -207,3 +207,5 @@ func TestNewRejectsBadRoot(t *testing.T) {
 		}
 	}
 }
+
+func memblobOpen() *blob.Bucket { return memblob.OpenBucket(nil) }

@@ -1,0 +1,421 @@
+package transfer_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"runtime"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"gocloud.dev/blob"
+
+	"github.com/ferryhq/ferry/transfer"
+	"github.com/ferryhq/ferry/transfer/faultblob"
+	"github.com/ferryhq/ferry/transfer/transfertest"
+)
+
+func generate(t testing.TB, b *blob.Bucket, spec transfertest.Spec) *transfertest.Registry {
+	t.Helper()
+	reg, err := transfertest.Generate(context.Background(), b, spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return reg
+}
+
+func newImporter(t testing.TB, src *blob.Bucket, tr transfer.Transferer, sink transfer.Sink, opts transfer.ImportOptions) *transfer.Importer {
+	t.Helper()
+	im, err := transfer.NewImporter(src, tr, sink, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return im
+}
+
+func requireState(t testing.TB, want, got transfertest.State) {
+	t.Helper()
+	if d := transfertest.Diff(want, got); d != "" {
+		t.Fatalf("sink state differs from the layout:\n%s", d)
+	}
+}
+
+// wantBlobs is the set of blobs the expected state links anywhere.
+func wantBlobs(s transfertest.State) map[transfer.Digest]bool {
+	out := map[transfer.Digest]bool{}
+	for _, r := range s {
+		for _, d := range r.Blobs {
+			out[d] = true
+		}
+	}
+	return out
+}
+
+// requireDestinationBlobs checks that dst holds exactly the wanted blobs,
+// each verified against its digest.
+func requireDestinationBlobs(t testing.TB, dst *blob.Bucket, l transfer.Layout, want map[transfer.Digest]bool) {
+	t.Helper()
+	n, err := transfertest.CheckBlobs(context.Background(), dst, l)
+	if err != nil {
+		t.Fatalf("destination blob check: %v", err)
+	}
+	if n != len(want) {
+		t.Fatalf("destination holds %d blobs, want %d", n, len(want))
+	}
+	for d := range want {
+		if ok, _ := dst.Exists(context.Background(), l.BlobKey(d)); !ok {
+			t.Fatalf("blob %s missing at the destination", d)
+		}
+	}
+}
+
+func TestImportTwoPassesAreExactAndIdempotent(t *testing.T) {
+	ctx := context.Background()
+	src, dst := memBucket(t), memBucket(t)
+	reg := generate(t, src, transfertest.SmallSpec(1))
+	sink := transfertest.NewMemSink()
+	im := newImporter(t, src, mustNew(t, src, dst, transfer.Options{}), sink, transfer.ImportOptions{})
+
+	pre := reg.Expect(transfertest.ExpectOptions{Pass: transfer.PreImport})
+	for run := 1; run <= 2; run++ {
+		rep, err := im.PreImport(ctx)
+		if err != nil {
+			t.Fatalf("PreImport run %d: %v", run, err)
+		}
+		requireState(t, pre, sink.State())
+		if rep.Tags != 0 {
+			t.Fatalf("PreImport reported %d tags", rep.Tags)
+		}
+		if run == 2 && (rep.BlobsCopied != 0 || rep.Manifests != 0) {
+			t.Fatalf("second PreImport copied %d blobs and put %d manifests, want none", rep.BlobsCopied, rep.Manifests)
+		}
+	}
+	if sink.Calls("Tag") != 0 {
+		t.Fatalf("PreImport tagged %d times", sink.Calls("Tag"))
+	}
+
+	final := reg.Expect(transfertest.ExpectOptions{Pass: transfer.FinalImport})
+	putsBefore := sink.Calls("PutManifest")
+	for run := 1; run <= 2; run++ {
+		rep, err := im.Import(ctx)
+		if err != nil {
+			t.Fatalf("Import run %d: %v", run, err)
+		}
+		requireState(t, final, sink.State())
+		_, _, tags := final.Counts()
+		if rep.Tags != tags || rep.BlobsCopied != 0 || rep.Manifests != 0 {
+			t.Fatalf("Import run %d after PreImport: tags %d (want %d), blobs copied %d, manifests put %d (want 0, 0)",
+				run, rep.Tags, tags, rep.BlobsCopied, rep.Manifests)
+		}
+	}
+	if got := sink.Calls("PutManifest"); got != putsBefore {
+		t.Fatalf("final passes put %d more manifests, want 0", got-putsBefore)
+	}
+	requireDestinationBlobs(t, dst, reg.Layout, wantBlobs(final))
+}
+
+// With LayoutSink and IncludeUntagged the import is a full registry copy:
+// the destination layout reads back exactly like the source.
+func TestImportFullCopyIntoLayoutSink(t *testing.T) {
+	ctx := context.Background()
+	srcDir, dstDir := t.TempDir(), t.TempDir()
+	src, dst := fileBucket(t, srcDir), fileBucket(t, dstDir)
+	reg := generate(t, src, transfertest.SmallSpec(2))
+	sink := transfer.NewLayoutSink(dst, reg.Layout, transfer.RetryPolicy{})
+	im := newImporter(t, src, mustNew(t, src, dst, transfer.Options{}), sink, transfer.ImportOptions{IncludeUntagged: true})
+	if _, err := im.PreImport(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := im.Import(ctx); err != nil {
+		t.Fatal(err)
+	}
+	want, err := transfertest.ReadLayoutState(ctx, src, reg.Layout)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := transfertest.ReadLayoutState(ctx, dst, reg.Layout)
+	if err != nil {
+		t.Fatal(err)
+	}
+	requireState(t, want, got)
+	all := map[transfer.Digest]bool{}
+	for d := range reg.Blobs {
+		all[d] = true
+	}
+	requireDestinationBlobs(t, dst, reg.Layout, all)
+}
+
+func TestImportTagPolicies(t *testing.T) {
+	ctx := context.Background()
+	src := memBucket(t)
+	reg := generate(t, src, transfertest.SmallSpec(3))
+	maxTags := 0
+	for _, r := range reg.Repositories {
+		maxTags = max(maxTags, len(r.Tags))
+	}
+	limit := maxTags - 1
+	for _, tc := range []struct {
+		name    string
+		policy  transfer.TagPolicy
+		maxTags int
+	}{
+		{"All", transfer.AllTags(), 0},
+		{"MostRecent3", transfer.MostRecentTags(3), 0},
+		{"Semver10", transfer.SemverTags(10), 0},
+		{"Semver2MaxTags", transfer.SemverTags(2), limit},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dst := memBucket(t)
+			sink := transfertest.NewMemSink()
+			im := newImporter(t, src, mustNew(t, src, dst, transfer.Options{}), sink,
+				transfer.ImportOptions{Tags: tc.policy, MaxTags: tc.maxTags})
+			rep, err := im.Import(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := reg.Expect(transfertest.ExpectOptions{Tags: tc.policy, MaxTags: tc.maxTags, Pass: transfer.FinalImport})
+			requireState(t, want, sink.State())
+			var tooLarge []string
+			for _, e := range rep.TooLarge {
+				tooLarge = append(tooLarge, e.Name)
+				if e.Tags <= e.Limit || e.Limit != tc.maxTags {
+					t.Errorf("catalog entry %+v", e)
+				}
+			}
+			if !slices.Equal(tooLarge, reg.TooLarge(tc.maxTags)) {
+				t.Fatalf("too-large catalog = %v, want %v", tooLarge, reg.TooLarge(tc.maxTags))
+			}
+			if tc.maxTags > 0 && len(tooLarge) == 0 {
+				t.Fatal("the test layout should have a repository over the limit")
+			}
+			requireDestinationBlobs(t, dst, reg.Layout, wantBlobs(want))
+		})
+	}
+}
+
+func TestSemverPolicy(t *testing.T) {
+	at := func(i int) time.Time { return time.Unix(int64(1000+i), 0) }
+	var tags []transfer.Tag
+	for i, name := range []string{"build-1", "v1.0.0", "build-2", "1.2.3-rc.1+meta", "master", "feature-x", "latest", "v01.0.0", "build-3"} {
+		tags = append(tags, transfer.Tag{Name: name, ModTime: at(i)})
+	}
+	transfer.SortTagsNewestFirst(tags)
+	names := func(ts []transfer.Tag) []string {
+		var out []string
+		for _, t := range ts {
+			out = append(out, t.Name)
+		}
+		return out
+	}
+	if got := names(transfer.SemverTags(0).SelectTags(tags)); !slices.Equal(got, []string{"latest", "master", "1.2.3-rc.1+meta", "v1.0.0"}) {
+		t.Errorf("SemverTags(0) = %v", got)
+	}
+	// Back-filled with the most recent others up to 6 tags in total.
+	if got := names(transfer.SemverTags(6).SelectTags(tags)); !slices.Equal(got, []string{"build-3", "v01.0.0", "latest", "master", "1.2.3-rc.1+meta", "v1.0.0"}) {
+		t.Errorf("SemverTags(6) = %v", got)
+	}
+	if got := names(transfer.MostRecentTags(2).SelectTags(tags)); !slices.Equal(got, []string{"build-3", "v01.0.0"}) {
+		t.Errorf("MostRecentTags(2) = %v", got)
+	}
+}
+
+func TestImportDryRunWritesNothing(t *testing.T) {
+	ctx := context.Background()
+	src, rawDst := memBucket(t), memBucket(t)
+	reg := generate(t, src, transfertest.SmallSpec(4))
+	dst, dstStats := faultblob.Wrap(rawDst, faultblob.Options{})
+	sink := transfertest.NewMemSink()
+	im := newImporter(t, src, mustNew(t, src, dst, transfer.Options{}), sink, transfer.ImportOptions{DryRun: true, IncludeUntagged: true})
+	rep, err := im.Import(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !rep.DryRun || dstStats.Ops(faultblob.OpWrite) != 0 || dstStats.Ops(faultblob.OpAttributes) != 0 {
+		t.Fatalf("dry run touched the destination: writes %d, attributes %d", dstStats.Ops(faultblob.OpWrite), dstStats.Ops(faultblob.OpAttributes))
+	}
+	for _, m := range []string{"CreateRepository", "LinkBlob", "PutManifest", "Tag"} {
+		if n := sink.Calls(m); n != 0 {
+			t.Fatalf("dry run called Sink.%s %d times", m, n)
+		}
+	}
+	want := reg.Expect(transfertest.ExpectOptions{IncludeUntagged: true, Pass: transfer.FinalImport})
+	blobs, manifests, tags := want.Counts()
+	var gotBlobs int
+	for _, rr := range rep.Repositories {
+		gotBlobs += rr.Blobs
+	}
+	if rep.Manifests != manifests || rep.Tags != tags || gotBlobs != blobs {
+		t.Fatalf("dry run reports %d manifests, %d tags, %d blob links; want %d, %d, %d", rep.Manifests, rep.Tags, gotBlobs, manifests, tags, blobs)
+	}
+}
+
+// countingTransferer counts Transfer calls per digest.
+type countingTransferer struct {
+	next  transfer.Transferer
+	mu    sync.Mutex
+	calls map[transfer.Digest]int
+}
+
+func (c *countingTransferer) Transfer(ctx context.Context, d transfer.Digest) (transfer.Result, error) {
+	c.mu.Lock()
+	c.calls[d]++
+	c.mu.Unlock()
+	return c.next.Transfer(ctx, d)
+}
+
+func TestImportCopiesSharedBlobsOnce(t *testing.T) {
+	ctx := context.Background()
+	rawSrc, dst := memBucket(t), memBucket(t)
+	spec := transfertest.SmallSpec(5)
+	spec.Repositories, spec.Images, spec.BaseImages = 12, 60, 2
+	reg := generate(t, rawSrc, spec)
+	// Latency keeps transfers in flight long enough to overlap.
+	src, _ := faultblob.Wrap(rawSrc, faultblob.Options{Latency: 2 * time.Millisecond})
+	ct := &countingTransferer{next: mustNew(t, src, dst, transfer.Options{}), calls: map[transfer.Digest]int{}}
+	sink := transfertest.NewMemSink()
+	im := newImporter(t, src, ct, sink, transfer.ImportOptions{RepositoryConcurrency: 12, Concurrency: 16})
+	rep, err := im.Import(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := reg.Expect(transfertest.ExpectOptions{Pass: transfer.FinalImport})
+	requireState(t, want, sink.State())
+	links, _, _ := want.Counts()
+	unique := wantBlobs(want)
+	if links <= len(unique) {
+		t.Fatalf("test layout shares no blobs between repositories (%d links, %d blobs)", links, len(unique))
+	}
+	for d, n := range ct.calls {
+		if n != 1 {
+			t.Errorf("blob %s transferred %d times", d, n)
+		}
+	}
+	if len(ct.calls) != len(unique) || rep.BlobsCopied != int64(len(unique)) {
+		t.Fatalf("transferred %d distinct blobs (report: %d copied), want %d", len(ct.calls), rep.BlobsCopied, len(unique))
+	}
+}
+
+func TestImportProgress(t *testing.T) {
+	ctx := context.Background()
+	src, dst := memBucket(t), memBucket(t)
+	reg := generate(t, src, transfertest.SmallSpec(6))
+	var (
+		events []transfer.Progress
+		busy   atomic.Int32
+	)
+	im := newImporter(t, src, mustNew(t, src, dst, transfer.Options{}), transfertest.NewMemSink(), transfer.ImportOptions{
+		Progress: func(p transfer.Progress) {
+			if busy.Add(1) != 1 {
+				t.Error("progress callback called concurrently")
+			}
+			events = append(events, p)
+			busy.Add(-1)
+		},
+	})
+	rep, err := im.Import(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kinds := map[transfer.EventKind]int{}
+	for _, e := range events {
+		kinds[e.Kind]++
+		if e.RepositoriesTotal != len(reg.Repositories) {
+			t.Fatalf("event total = %d, want %d", e.RepositoriesTotal, len(reg.Repositories))
+		}
+	}
+	last := events[len(events)-1]
+	if kinds[transfer.EventRepositoryStarted] != len(reg.Repositories) || kinds[transfer.EventRepositoryDone] != len(reg.Repositories) ||
+		int64(kinds[transfer.EventBlobDone]) != last.BlobsCopied+last.BlobsShared+last.BlobsSkipped {
+		t.Fatalf("event counts %v, last %+v", kinds, last)
+	}
+	s := last.Stats
+	if last.RepositoriesDone != len(reg.Repositories) || last.ETA != 0 || last.BytesCopied != rep.BytesCopied || last.BytesPerSecond <= 0 ||
+		s.Repositories != len(reg.Repositories) || s.RepositoryMin > s.RepositoryAvg || s.RepositoryAvg > s.RepositoryMax ||
+		s.BlobTransfers == 0 || s.BlobMin > s.BlobAvg || s.BlobAvg > s.BlobMax {
+		t.Fatalf("final progress = %+v", last)
+	}
+	var sawETA bool
+	for _, e := range events {
+		sawETA = sawETA || (e.RepositoriesDone > 0 && e.RepositoriesDone < e.RepositoriesTotal && e.ETA > 0)
+	}
+	if !sawETA {
+		t.Fatal("no progress event had an ETA while repositories remained")
+	}
+}
+
+func TestRepositoriesFindsNestedPaths(t *testing.T) {
+	ctx := context.Background()
+	src := memBucket(t)
+	reg := generate(t, src, transfertest.SmallSpec(7))
+	l := reg.Layout
+	// An uploads-only repository nested inside another, and a stray file.
+	if err := src.WriteAll(ctx, l.RepositoryPrefix(reg.Repositories[0].Name+"/uploads-only")+"_uploads/x/data", []byte("x"), nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := src.WriteAll(ctx, l.RepositoriesPrefix()+"README", []byte("x"), nil); err != nil {
+		t.Fatal(err)
+	}
+	im := newImporter(t, src, mustNew(t, src, memBucket(t), transfer.Options{}), transfertest.NewMemSink(), transfer.ImportOptions{})
+	got, err := im.Repositories(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want []string
+	for _, r := range reg.Repositories {
+		want = append(want, r.Name)
+	}
+	want = append(want, reg.Repositories[0].Name+"/uploads-only")
+	slices.Sort(want)
+	if !slices.Equal(got, want) {
+		t.Fatalf("Repositories = %v\nwant %v", got, want)
+	}
+}
+
+func ExampleImporter() {
+	ctx := context.Background()
+	src, dst := memblobOpen(), memblobOpen()
+	defer src.Close()
+	defer dst.Close()
+	reg, err := transfertest.Generate(ctx, src, transfertest.SmallSpec(1))
+	if err != nil {
+		panic(err)
+	}
+	tr, err := transfer.New(src, dst, transfer.Options{})
+	if err != nil {
+		panic(err)
+	}
+	sink := transfertest.NewMemSink()
+	im, err := transfer.NewImporter(src, tr, sink, transfer.ImportOptions{Tags: transfer.SemverTags(3)})
+	if err != nil {
+		panic(err)
+	}
+	if _, err := im.PreImport(ctx); err != nil {
+		panic(err)
+	}
+	rep, err := im.Import(ctx)
+	if err != nil {
+		panic(err)
+	}
+	_, _, tags := sink.State().Counts()
+	fmt.Printf("%d repositories imported, %d tags, %d blobs copied by the final pass\n", len(rep.Repositories), tags, rep.BlobsCopied)
+	fmt.Println("matches layout:", transfertest.Diff(reg.Expect(transfertest.ExpectOptions{Tags: transfer.SemverTags(3), Pass: transfer.FinalImport}), sink.State()) == "")
+	// Output:
+	// 7 repositories imported, 31 tags, 0 blobs copied by the final pass
+	// matches layout: true
+}
+
+func goroutinesSettle(t *testing.T, baseline int) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for runtime.NumGoroutine() > baseline {
+		if time.Now().After(deadline) {
+			buf := make([]byte, 1<<20)
+			t.Fatalf("goroutines leaked: %d > %d\n%s", runtime.NumGoroutine(), baseline, buf[:runtime.Stack(buf, true)])
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
