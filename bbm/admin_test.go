@@ -1,0 +1,224 @@
+package bbm_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/ferryhq/ferry/bbm"
+)
+
+func TestRegisterRejectsBadInputAndLosesNothing(t *testing.T) {
+	ctx := context.Background()
+	pool := pgSetup(t)
+	itemsTable(t, pool, "items", 100)
+	_, err := pool.Exec(ctx, `CREATE TABLE x (id int); CREATE TABLE users (id int)`)
+	require.NoError(t, err)
+	w := bbm.NewSyncWorker(pool, fastOptions())
+	require.NoError(t, w.Register(fillWork("fill")))
+	admin := w.Admin()
+	ok := bbm.Definition{Name: "m", Table: "items", Column: "id", Work: "fill", BatchSize: 10}
+
+	for name, tc := range map[string]struct {
+		edit func(*bbm.Definition)
+		want error
+		msg  string
+	}{
+		"unknown work":       {func(d *bbm.Definition) { d.Work = "nope" }, bbm.ErrUnknownWork, `"nope"`},
+		"missing table":      {func(d *bbm.Definition) { d.Table = "no_such_table" }, bbm.ErrInvalidTable, "does not exist"},
+		"missing schema":     {func(d *bbm.Definition) { d.Table = "nope.items" }, bbm.ErrInvalidTable, "does not exist"},
+		"missing column":     {func(d *bbm.Definition) { d.Column = "nope" }, bbm.ErrInvalidColumn, "does not exist"},
+		"text key column":    {func(d *bbm.Definition) { d.Column = "payload" }, bbm.ErrInvalidColumn, "integer"},
+		"injection":          {func(d *bbm.Definition) { d.Table = "users; DROP TABLE x" }, bbm.ErrInvalidTable, "users; DROP TABLE x"},
+		"quoted injection":   {func(d *bbm.Definition) { d.Table = `items"; DROP TABLE x; --` }, bbm.ErrInvalidTable, ""},
+		"three parts":        {func(d *bbm.Definition) { d.Table = `"x"."y"."z"` }, bbm.ErrInvalidTable, "3 dotted parts"},
+		"column injection":   {func(d *bbm.Definition) { d.Column = "id; DROP TABLE x" }, bbm.ErrInvalidColumn, ""},
+		"quoted odd table":   {func(d *bbm.Definition) { d.Table = `"users; DROP TABLE x"` }, bbm.ErrInvalidTable, "does not exist"},
+		"min above max":      {func(d *bbm.Definition) { d.MinKey, d.MaxKey = 50, 10 }, bbm.ErrInvalidRange, "50 > max 10"},
+		"min above table":    {func(d *bbm.Definition) { d.MinKey = 500 }, bbm.ErrInvalidRange, "500"},
+		"zero batch":         {func(d *bbm.Definition) { d.BatchSize = 0 }, bbm.ErrInvalidBatchSize, "0"},
+		"negative batch":     {func(d *bbm.Definition) { d.BatchSize = -5 }, bbm.ErrInvalidBatchSize, "-5"},
+		"empty name":         {func(d *bbm.Definition) { d.Name = "" }, bbm.ErrInvalidName, ""},
+		"bad name":           {func(d *bbm.Definition) { d.Name = "a name with spaces" }, bbm.ErrInvalidName, ""},
+		"bad strategy":       {func(d *bbm.Definition) { d.Strategy = "random" }, bbm.ErrInvalidStrategy, "random"},
+		"null without index": {func(d *bbm.Definition) { d.Strategy, d.Column = bbm.NullKeys, "filled" }, bbm.ErrMissingNullIndex, "CREATE INDEX"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			d := ok
+			tc.edit(&d)
+			m, err := admin.Register(ctx, d)
+			require.ErrorIs(t, err, tc.want)
+			require.Contains(t, err.Error(), tc.msg)
+			require.Nil(t, m)
+		})
+	}
+	_, err = admin.Register(ctx, ok)
+	require.NoError(t, err)
+	_, err = admin.Register(ctx, ok)
+	require.ErrorIs(t, err, bbm.ErrDuplicateMigration)
+	require.ErrorContains(t, err, `"m"`)
+
+	// Nothing was lost or created along the way.
+	require.Equal(t, 1, countWhere(t, pool, `SELECT count(*) FROM ferry_bbm_migrations`))
+	require.Equal(t, 100, countWhere(t, pool, `SELECT count(*) FROM items`))
+	require.Equal(t, 0, countWhere(t, pool, `SELECT count(*) FROM x`))
+	require.Equal(t, 0, countWhere(t, pool, `SELECT count(*) FROM users`))
+}
+
+func TestRegisterDetectsKeyRange(t *testing.T) {
+	ctx := context.Background()
+	pool := pgSetup(t)
+	_, err := pool.Exec(ctx, `CREATE TABLE sparse (id bigint PRIMARY KEY, filled bigint);
+		INSERT INTO sparse (id) VALUES (1000), (1500), (9000); CREATE TABLE empty (id int PRIMARY KEY, filled bigint)`)
+	require.NoError(t, err)
+	w := bbm.NewSyncWorker(pool, fastOptions())
+	require.NoError(t, w.Register(fillWork("fill")))
+	a := w.Admin()
+
+	m, err := a.Register(ctx, bbm.Definition{Name: "auto", Table: "sparse", Column: "id", Work: "fill", BatchSize: 100})
+	require.NoError(t, err)
+	require.Equal(t, [2]int64{1000, 9000}, [2]int64{m.MinKey, m.MaxKey})
+	m, err = a.Register(ctx, bbm.Definition{Name: "min_given", Table: "sparse", Column: "id", Work: "fill", BatchSize: 100, MinKey: 1})
+	require.NoError(t, err)
+	require.Equal(t, [2]int64{1, 9000}, [2]int64{m.MinKey, m.MaxKey})
+	m, err = a.Register(ctx, bbm.Definition{Name: "both", Table: "sparse", Column: "id", Work: "fill", BatchSize: 100, MinKey: -5, MaxKey: 1200})
+	require.NoError(t, err)
+	require.Equal(t, [2]int64{-5, 1200}, [2]int64{m.MinKey, m.MaxKey})
+	require.Equal(t, bbm.StatusActive, m.Status)
+	m, err = a.Register(ctx, bbm.Definition{Name: "empty", Table: "empty", Column: "id", Work: "fill", BatchSize: 100})
+	require.NoError(t, err)
+	require.Equal(t, bbm.StatusFinished, m.Status, "an empty table has nothing to do")
+	m, err = a.Register(ctx, bbm.Definition{Name: "paused", Table: "sparse", Column: "id", Work: "fill", BatchSize: 100, Paused: true})
+	require.NoError(t, err)
+	require.Equal(t, bbm.StatusPaused, m.Status)
+}
+
+// Quoted, mixed-case, schema-qualified names are resolved exactly and only
+// ever reach SQL quoted.
+func TestRegisterQuotedSchemaQualifiedNames(t *testing.T) {
+	ctx := context.Background()
+	pool := pgSetup(t)
+	_, err := pool.Exec(ctx, `CREATE SCHEMA "Odd Schema";
+		CREATE TABLE "Odd Schema"."Items; x" ("Key" bigint PRIMARY KEY, filled bigint);
+		INSERT INTO "Odd Schema"."Items; x" ("Key") SELECT generate_series(1, 250)`)
+	require.NoError(t, err)
+	w := bbm.NewSyncWorker(pool, fastOptions())
+	require.NoError(t, w.Register(fillWork("fill")))
+	m, err := w.Admin().Register(ctx, bbm.Definition{Name: "odd", Table: `"Odd Schema"."Items; x"`, Column: `"Key"`, Work: "fill", BatchSize: 100})
+	require.NoError(t, err)
+	require.Equal(t, "Odd Schema", m.Schema)
+	require.Equal(t, "Items; x", m.Table)
+	require.Equal(t, "Key", m.Column)
+	require.Equal(t, `"Odd Schema"."Items; x"`, m.QualifiedTable())
+	require.NoError(t, w.Run(ctx))
+	require.Zero(t, countWhere(t, pool, `SELECT count(*) FROM "Odd Schema"."Items; x" WHERE filled IS DISTINCT FROM "Key" * 2`))
+
+	// Unquoted names fold to lower case, as in SQL: "Key" is not key.
+	_, err = w.Admin().Register(ctx, bbm.Definition{Name: "odd2", Table: `"Odd Schema"."Items; x"`, Column: "Key", Work: "fill", BatchSize: 100})
+	require.ErrorIs(t, err, bbm.ErrInvalidColumn)
+}
+
+func TestPauseResumeRetryAndStatus(t *testing.T) {
+	ctx := context.Background()
+	pool := pgSetup(t)
+	itemsTable(t, pool, "items", 1000)
+	w := bbm.NewSyncWorker(pool, fastOptions())
+	require.NoError(t, w.Register(fillWork("fill")))
+	a := w.Admin()
+	_, err := a.Register(ctx, bbm.Definition{Name: "m", Table: "items", Column: "id", Work: "fill", BatchSize: 100})
+	require.NoError(t, err)
+
+	p, err := a.Status(ctx, "m")
+	require.NoError(t, err)
+	require.Equal(t, 0.0, p.Percent)
+	require.Equal(t, int64(1000), p.KeysTotal)
+	require.Equal(t, time.Duration(-1), p.ETA, "ETA is unknown before any job")
+	require.Contains(t, p.String(), "ETA unknown")
+
+	m, err := a.Pause(ctx, "m")
+	require.NoError(t, err)
+	require.Equal(t, bbm.StatusPaused, m.Status)
+	_, err = a.Pause(ctx, "m")
+	require.NoError(t, err, "pausing twice is a no-op")
+	require.NoError(t, w.Run(ctx))
+	require.Equal(t, 1000, countWhere(t, pool, `SELECT count(*) FROM items WHERE filled IS NULL`), "a paused migration ran")
+
+	n, err := w.ResumeEligibleMigrations(ctx)
+	require.NoError(t, err)
+	require.Equal(t, 1, n)
+	require.NoError(t, w.Run(ctx))
+	requireFilled(t, pool, "items")
+	p, err = a.Status(ctx, "m")
+	require.NoError(t, err)
+	require.Equal(t, 100.0, p.Percent)
+	require.Zero(t, p.ETA)
+	require.Positive(t, p.Rate)
+
+	_, err = a.Pause(ctx, "m")
+	require.ErrorIs(t, err, bbm.ErrInvalidTransition)
+	_, err = a.Resume(ctx, "m")
+	require.ErrorIs(t, err, bbm.ErrInvalidTransition)
+	_, err = a.RetryFailed(ctx, "m")
+	require.ErrorIs(t, err, bbm.ErrInvalidTransition)
+	_, err = a.Status(ctx, "nope")
+	require.ErrorIs(t, err, bbm.ErrMigrationNotFound)
+	_, err = a.Pause(ctx, "nope")
+	require.ErrorIs(t, err, bbm.ErrMigrationNotFound)
+}
+
+// Progress and ETA come from the jobs done so far; a Handler that wraps the
+// worker stops after four jobs to look at a half-done migration.
+func TestStatusMidway(t *testing.T) {
+	ctx := context.Background()
+	pool := pgSetup(t)
+	itemsTable(t, pool, "items", 1000)
+	opts := fastOptions()
+	h := &stopAfter{n: 4}
+	opts.Handler = h
+	w := bbm.NewSyncWorker(pool, opts)
+	h.inner = w
+	require.NoError(t, w.Register(fillWork("fill")))
+	_, err := w.Admin().Register(ctx, bbm.Definition{Name: "m", Table: "items", Column: "id", Work: "fill", BatchSize: 100})
+	require.NoError(t, err)
+	require.NoError(t, w.Run(ctx))
+	p, err := w.Admin().Status(ctx, "m")
+	require.NoError(t, err)
+	require.Equal(t, bbm.StatusRunning, p.Migration.Status)
+	require.Equal(t, 40.0, p.Percent)
+	require.Equal(t, 4, p.Jobs.Finished)
+	require.Positive(t, p.Rate)
+	require.Positive(t, p.ETA)
+	require.Contains(t, p.String(), "40.0%")
+	all, err := w.Admin().StatusAll(ctx)
+	require.NoError(t, err)
+	require.Len(t, all, 1)
+	require.Equal(t, 4, h.found)
+}
+
+// stopAfter is a Handler that wraps a worker and finds no more jobs after n.
+type stopAfter struct {
+	inner bbm.Handler
+	n     int
+	found int
+}
+
+func (h *stopAfter) GrabLock(ctx context.Context, s bbm.Store) (bbm.Lock, error) {
+	return h.inner.GrabLock(ctx, s)
+}
+
+func (h *stopAfter) FindJob(ctx context.Context, s bbm.Store) (*bbm.Job, error) {
+	if h.found == h.n {
+		return nil, nil
+	}
+	j, err := h.inner.FindJob(ctx, s)
+	if j != nil {
+		h.found++
+	}
+	return j, err
+}
+
+func (h *stopAfter) ExecuteJob(ctx context.Context, s bbm.Store, j *bbm.Job) error {
+	return h.inner.ExecuteJob(ctx, s, j)
+}

@@ -1,0 +1,54 @@
+package bbm_test
+
+import (
+	"context"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/ferryhq/ferry/bbm"
+)
+
+func TestSyncWorkerBackfillsTable(t *testing.T) {
+	ctx := context.Background()
+	pool := pgSetup(t)
+	itemsTable(t, pool, "items", 10_000)
+	var ev events
+	opts := fastOptions()
+	opts.Observer = ev.observer()
+	w := bbm.NewSyncWorker(pool, opts)
+	require.NoError(t, w.Register(fillWork("fill")))
+	m, err := w.Admin().Register(ctx, bbm.Definition{Name: "fill_items", Table: "items", Column: "id", Work: "fill", BatchSize: 1000})
+	require.NoError(t, err)
+	require.Equal(t, int64(1), m.MinKey)
+	require.Equal(t, int64(10_000), m.MaxKey)
+	require.Equal(t, "public", m.Schema)
+
+	require.NoError(t, w.Run(ctx))
+	require.Equal(t, 1, w.FinishedMigrationCount())
+	requireFilled(t, pool, "items")
+
+	p, err := w.Admin().Status(ctx, "fill_items")
+	require.NoError(t, err)
+	require.Equal(t, bbm.StatusFinished, p.Migration.Status)
+	require.Equal(t, 100.0, p.Percent)
+	require.Equal(t, 10, p.Jobs.Finished)
+	require.Equal(t, int64(10_000), p.Jobs.KeysDone)
+	t.Log(p)
+
+	jobs, err := bbm.NewPostgresStore(pool, bbm.PostgresStoreOptions{}).Jobs(ctx, m.ID)
+	require.NoError(t, err)
+	require.Len(t, jobs, 10)
+	for i, j := range jobs {
+		require.Equal(t, bbm.JobFinished, j.Status)
+		require.Equal(t, 1, j.Attempts)
+		require.Equal(t, int64(i*1000+1), j.MinKey)
+	}
+	require.Len(t, ev.started, 10)
+	require.Len(t, ev.finished, 10)
+	require.Len(t, ev.done, 1)
+
+	// A second run has nothing to do.
+	require.NoError(t, w.Run(ctx))
+	require.Equal(t, 0, w.FinishedMigrationCount())
+}
