@@ -2,7 +2,6 @@ package transfer_test
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"runtime"
 	"slices"
@@ -418,4 +417,3 @@ func goroutinesSettle(t *testing.T, baseline int) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
-

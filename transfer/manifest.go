@@ -122,13 +122,13 @@ func ParseManifest(d Digest, payload []byte) (*Manifest, error) {
 		}
 		c, err := parseDescriptor(*raw.Config)
 		if err != nil {
-			return nil, bad("config: %v", err)
+			return nil, fmt.Errorf("%w: manifest %s: config: %w", ErrBadManifest, d, err)
 		}
 		m.Config = &c
 		for i, l := range raw.Layers {
 			desc, err := parseDescriptor(l)
 			if err != nil {
-				return nil, bad("layer %d: %v", i, err)
+				return nil, fmt.Errorf("%w: manifest %s: layer %d: %w", ErrBadManifest, d, i, err)
 			}
 			m.Layers = append(m.Layers, desc)
 		}
@@ -139,7 +139,7 @@ func ParseManifest(d Digest, payload []byte) (*Manifest, error) {
 		for i, c := range raw.Manifests {
 			desc, err := parseDescriptor(c)
 			if err != nil {
-				return nil, bad("child manifest %d: %v", i, err)
+				return nil, fmt.Errorf("%w: manifest %s: child manifest %d: %w", ErrBadManifest, d, i, err)
 			}
 			m.Manifests = append(m.Manifests, desc)
 		}
