@@ -118,7 +118,7 @@ func (s *LayoutSink) read(ctx context.Context, key string) ([]byte, error) {
 	var got []byte
 	_, err := s.retry.do(ctx, func(ctx context.Context) error {
 		var err error
-		got, err = s.b.ReadAll(ctx, key)
+		got, _, err = readSmall(ctx, s.b, key, maxManifestSize)
 		return err
 	})
 	return got, err

@@ -207,17 +207,10 @@ func (r *LayoutReader) Manifest(ctx context.Context, d Digest) (*Manifest, error
 	}
 	var payload []byte
 	_, err := r.retry.do(ctx, func(ctx context.Context) error {
-		rd, err := r.b.NewReader(ctx, r.layout.BlobKey(d), nil)
-		if err != nil {
-			return err
-		}
-		defer rd.Close()
-		if rd.Size() > maxManifestSize {
-			return fmt.Errorf("%w: manifest %s is %d bytes, more than the %d allowed", ErrBadManifest, d, rd.Size(), maxManifestSize)
-		}
-		payload, err = io.ReadAll(io.LimitReader(rd, maxManifestSize+1))
-		if err == nil && int64(len(payload)) != rd.Size() {
-			err = fmt.Errorf("%w: got %d of %d bytes", errTruncated, len(payload), rd.Size())
+		var err error
+		payload, _, err = readSmall(ctx, r.b, r.layout.BlobKey(d), maxManifestSize)
+		if errors.Is(err, errTooLarge) {
+			err = fmt.Errorf("%w: manifest %s: %w", ErrBadManifest, d, err)
 		}
 		return err
 	})
@@ -256,29 +249,47 @@ func (r *LayoutReader) readLink(ctx context.Context, key string) (Digest, time.T
 		mod     time.Time
 	)
 	_, err := r.retry.do(ctx, func(ctx context.Context) error {
-		rd, err := r.b.NewReader(ctx, key, nil)
-		if err != nil {
-			return err
-		}
-		defer rd.Close()
-		mod = rd.ModTime()
-		content, err = io.ReadAll(io.LimitReader(rd, maxLinkSize+1))
+		var err error
+		content, mod, err = readSmall(ctx, r.b, key, maxLinkSize)
 		return err
 	})
-	if gcerrors.Code(err) == gcerrors.NotFound {
+	switch {
+	case gcerrors.Code(err) == gcerrors.NotFound:
 		return "", time.Time{}, fmt.Errorf("%w: %q does not exist", ErrBadLink, key)
-	}
-	if err != nil {
+	case errors.Is(err, errTooLarge):
+		return "", time.Time{}, fmt.Errorf("%w: %q: %w", ErrBadLink, key, err)
+	case err != nil:
 		return "", time.Time{}, fmt.Errorf("reading link %q: %w", key, err)
-	}
-	if len(content) > maxLinkSize {
-		return "", time.Time{}, fmt.Errorf("%w: %q is longer than %d bytes", ErrBadLink, key, maxLinkSize)
 	}
 	d, err := ParseDigest(strings.TrimSpace(string(content)))
 	if err != nil {
 		return "", time.Time{}, fmt.Errorf("%w: %q: %w", ErrBadLink, key, err)
 	}
 	return d, mod, nil
+}
+
+// errTooLarge marks an object bigger than its kind allows.
+var errTooLarge = errors.New("object too large")
+
+// readSmall reads a whole small object, refusing ones over limit bytes and
+// reporting reads that end before the object's size as retryable.
+func readSmall(ctx context.Context, b *blob.Bucket, key string, limit int64) ([]byte, time.Time, error) {
+	rd, err := b.NewReader(ctx, key, nil)
+	if err != nil {
+		return nil, time.Time{}, err
+	}
+	defer rd.Close()
+	if rd.Size() > limit {
+		return nil, time.Time{}, fmt.Errorf("%w: %d bytes, more than the %d allowed", errTooLarge, rd.Size(), limit)
+	}
+	data, err := io.ReadAll(io.LimitReader(rd, limit+1))
+	if err != nil {
+		return nil, time.Time{}, err
+	}
+	if int64(len(data)) != rd.Size() {
+		return nil, time.Time{}, fmt.Errorf("%w: got %d of %d bytes of %q", errTruncated, len(data), rd.Size(), key)
+	}
+	return data, rd.ModTime(), nil
 }
 
 // listPageSize is the page size of listings.
