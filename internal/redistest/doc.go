@@ -1,7 +1,8 @@
 // Package redistest gives tests a throwaway redis-server: started from the
 // machine's redis-server binary (Debian package redis-server) in a temp
 // dir, reachable only on a unix socket there, with an append-only file
-// fsynced at every write so that data survives Restart. It is stopped when
+// (fsynced every second, and flushed by the graceful shutdown that Restart
+// does) so that data survives Restart. It is stopped when
 // the test ends, or by SIGTERM if the test binary dies, and a later run
 // removes whatever a crashed run left behind.
 //

@@ -118,7 +118,7 @@ func (s *Server) launch(ctx context.Context) error {
 		"--dir", s.dir, "--pidfile", filepath.Join(s.dir, "redis.pid"),
 		"--logfile", filepath.Join(s.dir, "redis.log"),
 		"--daemonize", "no", "--save", "",
-		"--appendonly", "yes", "--appendfsync", "always",
+		"--appendonly", "yes", "--appendfsync", "everysec",
 	}
 	s.exited = make(chan struct{})
 	started := make(chan error, 1)

@@ -28,12 +28,8 @@ func contender(t *testing.T, lk lease.Locker, key string, fnRunning *atomic.Bool
 			case <-time.After(5 * time.Millisecond):
 			}
 			l, err := lk.Acquire(context.Background(), key, time.Minute)
-			if errors.Is(err, lease.ErrHeld) {
-				continue
-			}
 			if err != nil {
-				t.Errorf("contender: %v", err)
-				return
+				continue // held, or the contender's connection was killed too
 			}
 			if fnRunning.Load() {
 				t.Errorf("contender got token %d while the guarded function was still running", l.Token())

@@ -9,10 +9,10 @@
 //
 // The token comes from INCR of a per-key counter, prefix + "{key}:token",
 // in the same script that sets the lease, so taking the lease and getting
-// the token are atomic. The counter is also raised to at least the server's
-// clock in microseconds: tokens keep increasing even when Redis loses the
-// counter (a restart without persistence, a failover to a replica that had
-// not received the last writes), as long as the server clock does not step
+// the token are atomic. A new counter starts at the server's clock in
+// microseconds, so tokens keep increasing even when Redis loses the counter
+// (a restart without persistence, a failover to a replica that had not
+// received the last writes), as long as the server clock does not step
 // back. Such a loss also loses the lease itself, so a second holder may
 // start before the first one's next renewal notices; fencing (see package
 // lease) is what protects data then. For leases that survive restarts, run

@@ -49,16 +49,20 @@ func New(client redis.Scripter, opts Options) *Locker {
 // acquireScript sets the lease if the key is free and returns
 // {1, value, token}, or returns {0, current value, remaining ms}.
 // KEYS: lease, counter. ARGV: nonce, holder, ttl in ms.
+//
+// INCR returns 1 only when the counter is new or was lost; the token then
+// starts from the server's clock in microseconds, which is past every
+// token handed out before (they grew by one per acquisition from an
+// earlier clock reading). TIME is read only then, as it costs a little.
 var acquireScript = redis.NewScript(`
 local cur = redis.call('GET', KEYS[1])
 if cur then
 	return {0, cur, redis.call('PTTL', KEYS[1])}
 end
-local now = redis.call('TIME')
-local floor = tonumber(now[1]) * 1000000 + tonumber(now[2])
 local token = redis.call('INCR', KEYS[2])
-if token < floor then
-	token = floor
+if token == 1 then
+	local now = redis.call('TIME')
+	token = tonumber(now[1]) * 1000000 + tonumber(now[2])
 	redis.call('SET', KEYS[2], string.format('%d', token))
 end
 local val = string.format('%d', token) .. ':' .. ARGV[1] .. ':' .. ARGV[2]

@@ -1,0 +1,97 @@
+package leasetest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/ferryhq/ferry/lease"
+)
+
+// ContendedRate is what BenchContended measured.
+type ContendedRate struct {
+	Workers         int
+	AcquiredPerSec  float64 // successful Acquire+Release cycles
+	AttemptsPerSec  float64 // Acquire calls, most of them answered ErrHeld
+	AttemptsPerLock float64
+}
+
+func (r ContendedRate) String() string {
+	return fmt.Sprintf("%d goroutines: %.0f acquisitions/s, %.0f attempts/s (%.1f attempts per acquisition)",
+		r.Workers, r.AcquiredPerSec, r.AttemptsPerSec, r.AttemptsPerLock)
+}
+
+// BenchContended measures contended throughput: workers goroutines call
+// Acquire on one key in a tight loop, releasing at once when they get it,
+// until b.N acquisitions have been made. It reports acquisitions/s and
+// attempts/s as benchmark metrics and returns them.
+func BenchContended(b *testing.B, lk lease.Locker, key string, workers int) ContendedRate {
+	b.Helper()
+	ctx := context.Background()
+	var acquired, attempts atomic.Int64
+	target := int64(b.N)
+	var wg sync.WaitGroup
+	b.ResetTimer()
+	start := time.Now()
+	for range workers {
+		wg.Go(func() {
+			for acquired.Load() < target {
+				attempts.Add(1)
+				l, err := lk.Acquire(ctx, key, time.Minute)
+				if errors.Is(err, lease.ErrHeld) {
+					continue
+				}
+				if err != nil {
+					b.Error(err)
+					return
+				}
+				acquired.Add(1)
+				if err := l.Release(ctx); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	elapsed := time.Since(start).Seconds()
+	b.StopTimer()
+	r := ContendedRate{
+		Workers:         workers,
+		AcquiredPerSec:  float64(acquired.Load()) / elapsed,
+		AttemptsPerSec:  float64(attempts.Load()) / elapsed,
+		AttemptsPerLock: float64(attempts.Load()) / float64(max(acquired.Load(), 1)),
+	}
+	b.ReportMetric(r.AcquiredPerSec, "acquisitions/s")
+	b.ReportMetric(r.AttemptsPerSec, "attempts/s")
+	return r
+}
+
+// Medians runs each of fns n times, interleaved one call at a time so that
+// all of them see the same machine load, and returns the median duration
+// of each. Medians keep a loaded machine's scheduling hiccups out of
+// ratios between them.
+func Medians(n int, fns ...func()) []time.Duration {
+	samples := make([][]time.Duration, len(fns))
+	for i := range samples {
+		samples[i] = make([]time.Duration, 0, n)
+	}
+	for range n {
+		for i, fn := range fns {
+			start := time.Now()
+			fn()
+			samples[i] = append(samples[i], time.Since(start))
+		}
+	}
+	out := make([]time.Duration, len(fns))
+	for i, s := range samples {
+		slices.Sort(s)
+		out[i] = s[len(s)/2]
+	}
+	return out
+}
