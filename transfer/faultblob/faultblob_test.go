@@ -1,0 +1,177 @@
+package faultblob_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"testing"
+	"time"
+
+	"gocloud.dev/blob"
+	"gocloud.dev/blob/memblob"
+	"gocloud.dev/gcerrors"
+
+	"github.com/ferryhq/ferry/transfer/faultblob"
+)
+
+func setup(t *testing.T, opts faultblob.Options) (*blob.Bucket, *blob.Bucket, *faultblob.Stats) {
+	t.Helper()
+	inner := memblob.OpenBucket(nil)
+	t.Cleanup(func() { _ = inner.Close() })
+	b, st := faultblob.Wrap(inner, opts)
+	t.Cleanup(func() { _ = b.Close() })
+	return inner, b, st
+}
+
+func TestPassThrough(t *testing.T) {
+	ctx := context.Background()
+	inner, b, st := setup(t, faultblob.Options{})
+	if err := b.WriteAll(ctx, "dir/a", []byte("hello"), nil); err != nil {
+		t.Fatal(err)
+	}
+	got, err := inner.ReadAll(ctx, "dir/a")
+	if err != nil || string(got) != "hello" {
+		t.Fatalf("inner has %q, %v", got, err)
+	}
+	if got, err := b.ReadAll(ctx, "dir/a"); err != nil || string(got) != "hello" {
+		t.Fatalf("ReadAll = %q, %v", got, err)
+	}
+	objs, _, err := b.ListPage(ctx, blob.FirstPageToken, 10, &blob.ListOptions{Prefix: "", Delimiter: "/"})
+	if err != nil || len(objs) != 1 || objs[0].Key != "dir/" || !objs[0].IsDir {
+		t.Fatalf("ListPage = %v, %v", objs, err)
+	}
+	if a, err := b.Attributes(ctx, "dir/a"); err != nil || a.Size != 5 {
+		t.Fatalf("Attributes = %+v, %v", a, err)
+	}
+	if err := b.Copy(ctx, "dir/b", "dir/a", nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Delete(ctx, "dir/a"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Attributes(ctx, "dir/a"); gcerrors.Code(err) != gcerrors.NotFound {
+		t.Fatalf("Attributes after Delete: %v, want NotFound", err)
+	}
+	if st.Ops(faultblob.OpWrite) != 1 || st.Ops(faultblob.OpRead) != 1 || st.BytesRead() != 5 || st.BytesWritten() != 5 {
+		t.Fatalf("stats: writes %d reads %d read %dB written %dB", st.Ops(faultblob.OpWrite), st.Ops(faultblob.OpRead), st.BytesRead(), st.BytesWritten())
+	}
+}
+
+func TestFailFirstThenSucceed(t *testing.T) {
+	ctx := context.Background()
+	_, b, st := setup(t, faultblob.Options{Inject: faultblob.FailFirst(2, faultblob.Unavailable, faultblob.OpAttributes)})
+	if err := b.WriteAll(ctx, "k", []byte("v"), nil); err != nil {
+		t.Fatal(err)
+	}
+	for i := 1; i <= 3; i++ {
+		_, err := b.Attributes(ctx, "k")
+		var fe *faultblob.Error
+		switch {
+		case i <= 2 && (!errors.As(err, &fe) || fe.HTTPStatusCode() != 503 || !b.ErrorAs(err, &fe)):
+			t.Fatalf("call %d: err = %v, want an injected 503", i, err)
+		case i == 3 && err != nil:
+			t.Fatalf("call 3: %v", err)
+		}
+	}
+	if st.Faults() != 2 {
+		t.Fatalf("faults = %d, want 2", st.Faults())
+	}
+}
+
+func TestReadFaults(t *testing.T) {
+	ctx := context.Background()
+	data := []byte("0123456789")
+	for _, tc := range []struct {
+		fault   faultblob.Fault
+		want    string
+		wantErr bool
+	}{
+		{faultblob.TruncateRead, "01234", false},
+		{faultblob.ResetRead, "01234", true},
+		{faultblob.CorruptRead, "01234\xca6789", false},
+	} {
+		t.Run(tc.fault.String(), func(t *testing.T) {
+			_, b, _ := setup(t, faultblob.Options{Inject: faultblob.FailFirst(1, tc.fault, faultblob.OpRead)})
+			if err := b.WriteAll(ctx, "k", data, nil); err != nil {
+				t.Fatal(err)
+			}
+			r, err := b.NewReader(ctx, "k", nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := io.ReadAll(r)
+			_ = r.Close()
+			if string(got) != tc.want || (err != nil) != tc.wantErr {
+				t.Fatalf("read %q, %v; want %q (error: %v)", got, err, tc.want, tc.wantErr)
+			}
+			if r.Size() != int64(len(data)) {
+				t.Fatalf("Size = %d, want the full %d", r.Size(), len(data))
+			}
+			if again, err := b.ReadAll(ctx, "k"); err != nil || string(again) != string(data) {
+				t.Fatalf("second read = %q, %v", again, err)
+			}
+		})
+	}
+}
+
+func TestFailedCommitLandsNothing(t *testing.T) {
+	ctx := context.Background()
+	inner, b, _ := setup(t, faultblob.Options{Inject: faultblob.FailFirst(1, faultblob.InternalError, faultblob.OpWrite)})
+	err := b.WriteAll(ctx, "k", []byte("v"), nil)
+	if gcerrors.Code(err) != gcerrors.Internal {
+		t.Fatalf("err = %v (code %v), want Internal", err, gcerrors.Code(err))
+	}
+	if ok, _ := inner.Exists(ctx, "k"); ok {
+		t.Fatal("a failed commit landed")
+	}
+}
+
+func TestLatencyHonoursContext(t *testing.T) {
+	_, b, _ := setup(t, faultblob.Options{Latency: time.Hour})
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+	defer cancel()
+	if _, err := b.Attributes(ctx, "k"); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("err = %v, want DeadlineExceeded", err)
+	}
+}
+
+func TestRandomIsDeterministic(t *testing.T) {
+	inj := faultblob.Random(7, 0.5, faultblob.Unavailable)
+	hits := 0
+	for i := range 1000 {
+		key := fmt.Sprintf("key-%d", i)
+		f := inj(faultblob.OpRead, key, 1)
+		if f != inj(faultblob.OpRead, key, 1) {
+			t.Fatal("Random gave two answers for the same call")
+		}
+		if f != faultblob.None {
+			hits++
+		}
+	}
+	if hits < 400 || hits > 600 {
+		t.Fatalf("Random(0.5) hit %d of 1000 calls", hits)
+	}
+}
+
+func Example() {
+	ctx := context.Background()
+	mem := memblob.OpenBucket(nil)
+	defer mem.Close()
+	// Every key's first read fails with a 503, and each operation takes 1ms.
+	b, stats := faultblob.Wrap(mem, faultblob.Options{
+		Latency: time.Millisecond,
+		Inject:  faultblob.FailFirst(1, faultblob.Unavailable, faultblob.OpRead),
+	})
+	defer b.Close()
+	_ = b.WriteAll(ctx, "greeting", []byte("hello"), nil)
+	_, err := b.ReadAll(ctx, "greeting")
+	fmt.Println("first read:", err != nil)
+	data, _ := b.ReadAll(ctx, "greeting")
+	fmt.Println("second read:", string(data))
+	fmt.Println("faults injected:", stats.Faults())
+	// Output:
+	// first read: true
+	// second read: hello
+	// faults injected: 1
+}
