@@ -42,6 +42,7 @@ type HeldError struct {
 	ExpiresAt time.Time
 }
 
+// Error says which key is held, and by whom and until when if known.
 func (e *HeldError) Error() string {
 	msg := fmt.Sprintf("lease: key %q is held", e.Key)
 	if e.Holder != "" {

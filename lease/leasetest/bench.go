@@ -21,6 +21,7 @@ type ContendedRate struct {
 	AttemptsPerLock float64
 }
 
+// String formats the rate for logs.
 func (r ContendedRate) String() string {
 	return fmt.Sprintf("%d goroutines: %.0f acquisitions/s, %.0f attempts/s (%.1f attempts per acquisition)",
 		r.Workers, r.AcquiredPerSec, r.AttemptsPerSec, r.AttemptsPerLock)

@@ -23,6 +23,7 @@ type ContentionResult struct {
 	Attempts int64 // Acquire calls
 }
 
+// String formats the result for logs.
 func (r ContentionResult) String() string {
 	return fmt.Sprintf("%d acquisitions in %d attempts", r.Acquired, r.Attempts)
 }

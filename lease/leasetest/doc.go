@@ -1,9 +1,20 @@
-// Package leasetest helps test code that uses leases: Locker is an
-// in-memory lease.Locker with an injectable clock (FakeClock) and failure
-// injection, and Run is the conformance suite that every lease.Locker
-// implementation must pass:
+// Package leasetest helps test code that uses leases, and lease backends.
+//
+// For hosts' unit tests, Locker is an in-memory lease.Locker with an
+// injectable clock (FakeClock: leases expire when the test says so) and
+// failure injection (FailRenewals, FailAcquires):
+//
+//	clock := leasetest.NewFakeClock(time.Now())
+//	locker := leasetest.NewLocker(leasetest.Options{Clock: clock})
+//
+// For backends, Run is the conformance suite that every lease.Locker
+// passes (this package's Locker, pglease and redislease do):
 //
 //	func TestConformance(t *testing.T) {
 //		leasetest.Run(t, func(t *testing.T) lease.Locker { return newMyLocker(t) })
 //	}
+//
+// Contend and ContendAcrossProcesses check mutual exclusion under load,
+// between goroutines and between OS processes; BenchContended and Medians
+// help write benchmarks.
 package leasetest
