@@ -1,2 +1,96 @@
-// Package transfer will hold a verified blob Transferer and a distribution-layout importer.
+// Package transfer moves a container registry's blobs and metadata from one
+// bucket to another without trusting either: every blob is verified
+// against its digest, transient storage failures are retried, and the
+// import of the distribution storage layout is concurrent, resumable and
+// idempotent.
+//
+// # Transferer
+//
+// A Transferer copies one blob by digest. New returns one over any two
+// gocloud buckets (fileblob, memblob, gcsblob, s3blob, ...):
+//
+//	tr, err := transfer.New(src, dst, transfer.Options{})
+//	res, err := tr.Transfer(ctx, "sha256:...")
+//
+// A streamed copy hashes the bytes as they pass and compares the digest and
+// size at the end; on a mismatch the destination writer's context is
+// cancelled before Close, so the object never appears, and the error wraps
+// ErrCorrupt. A blob the destination already holds with the right size is
+// skipped. When both buckets are GCS the copy is done by the service (the
+// rewrite API, resumed with its rewrite token after failures and checked by
+// CRC32C), so no blob bytes pass through the host. Failures that look
+// transient (HTTP 408, 429 and 5xx, gocloud Internal, ResourceExhausted and
+// DeadlineExceeded codes, gRPC Unavailable, truncated reads) are retried
+// with exponential backoff and jitter, a bounded number of times, and never
+// after the context ends.
+//
+// # Importer
+//
+// An Importer walks the distribution storage layout in a source bucket,
+// sends blobs through a Transferer and metadata to a Sink (the destination
+// registry's database, or LayoutSink to write the layout into another
+// bucket). It runs in two passes. PreImport copies blobs and manifests
+// while the source registry still takes writes; Import (the final pass)
+// catches up on anything new and records tags, with the repository
+// read-only. Both are idempotent: a manifest the Sink already has is
+// skipped with everything it references, and blobs already at the
+// destination are not copied again.
+//
+// Each repository is first read and validated completely: links, digests,
+// names, manifests, and the existence and size of every blob. Only then is
+// anything written, in an order that never leaves a dangling reference
+// (blobs, then manifests children-first, then tags). Bad input fails that
+// repository with an error wrapping ErrBadLink, ErrInvalidDigest,
+// ErrInvalidName, ErrInvalidPath, ErrBadManifest, ErrCorrupt or
+// ErrMissingBlob that says where the problem is; ContinueOnError decides
+// whether the other repositories go on.
+//
+// Tag policies (AllTags, MostRecentTags, SemverTags, MatchingTags) choose
+// what is imported; MaxTags puts repositories with too many tags in a
+// catalog instead; DryRun reports what would happen. Repositories and blobs
+// are processed concurrently under limits, a blob shared by several
+// repositories is copied once, and a Progress callback reports counts,
+// bytes, rate, per-repository and per-blob timings and an ETA.
+//
+// # The distribution storage layout
+//
+// The layout is the on-disk format of the CNCF distribution registry
+// (registry:2). Every key lives under a root, by default
+// "docker/registry/v2":
+//
+//	<root>/blobs/sha256/<first 2 hex>/<64 hex>/data
+//	    The content of every blob, manifests included, addressed by its
+//	    sha256 digest. Blobs are shared by all repositories.
+//
+//	<root>/repositories/<name>/
+//	    A repository. <name> has one or more path components
+//	    ("group/project/image"), each lowercase alphanumerics joined by
+//	    ".", "_", "__" or dashes, so no component starts with "_". One
+//	    repository's path may be a prefix of another's ("a/b" and
+//	    "a/b/c"); a directory is a repository when it holds one of the
+//	    underscore directories below.
+//
+//	<name>/_layers/sha256/<hex>/link
+//	    The repository may serve blob <hex> (configs and layers). Every link
+//	    file holds the text "sha256:<hex>".
+//
+//	<name>/_manifests/revisions/sha256/<hex>/link
+//	    Manifest <hex> belongs to the repository (tagged or not, including
+//	    the children of multi-arch indexes).
+//
+//	<name>/_manifests/tags/<tag>/current/link
+//	    The manifest the tag points to now. Its modification time is when
+//	    the tag was last pushed, which orders tags by recency.
+//
+//	<name>/_manifests/tags/<tag>/index/sha256/<hex>/link
+//	    The tag's history: every manifest it has pointed to.
+//
+//	<name>/_uploads/<id>/...
+//	    Uploads in progress; ignored.
+//
+// Manifests are JSON: Docker schema2 image manifests and manifest lists,
+// and OCI image manifests and indexes. Image manifests reference a config
+// blob and layer blobs; lists and indexes reference child manifests. Layers
+// with URLs (foreign layers) may be absent from the blob store and are then
+// skipped.
 package transfer

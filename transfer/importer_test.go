@@ -2,7 +2,6 @@ package transfer_test
 
 import (
 	"context"
-	"fmt"
 	"runtime"
 	"slices"
 	"sync"
@@ -371,39 +370,6 @@ func TestRepositoriesFindsNestedPaths(t *testing.T) {
 	if !slices.Equal(got, want) {
 		t.Fatalf("Repositories = %v\nwant %v", got, want)
 	}
-}
-
-func ExampleImporter() {
-	ctx := context.Background()
-	src, dst := memblobOpen(), memblobOpen()
-	defer src.Close()
-	defer dst.Close()
-	reg, err := transfertest.Generate(ctx, src, transfertest.SmallSpec(1))
-	if err != nil {
-		panic(err)
-	}
-	tr, err := transfer.New(src, dst, transfer.Options{})
-	if err != nil {
-		panic(err)
-	}
-	sink := transfertest.NewMemSink()
-	im, err := transfer.NewImporter(src, tr, sink, transfer.ImportOptions{Tags: transfer.SemverTags(3)})
-	if err != nil {
-		panic(err)
-	}
-	if _, err := im.PreImport(ctx); err != nil {
-		panic(err)
-	}
-	rep, err := im.Import(ctx)
-	if err != nil {
-		panic(err)
-	}
-	_, _, tags := sink.State().Counts()
-	fmt.Printf("%d repositories imported, %d tags, %d blobs copied by the final pass\n", len(rep.Repositories), tags, rep.BlobsCopied)
-	fmt.Println("matches layout:", transfertest.Diff(reg.Expect(transfertest.ExpectOptions{Tags: transfer.SemverTags(3), Pass: transfer.FinalImport}), sink.State()) == "")
-	// Output:
-	// 7 repositories imported, 31 tags, 0 blobs copied by the final pass
-	// matches layout: true
 }
 
 func goroutinesSettle(t *testing.T, baseline int) {

@@ -207,5 +207,3 @@ func TestNewRejectsBadRoot(t *testing.T) {
 		}
 	}
 }
-
-func memblobOpen() *blob.Bucket { return memblob.OpenBucket(nil) }

@@ -1,0 +1,93 @@
+package transfer_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"gocloud.dev/blob/memblob"
+
+	"github.com/ferryhq/ferry/transfer"
+	"github.com/ferryhq/ferry/transfer/transfertest"
+)
+
+func ExampleNew() {
+	ctx := context.Background()
+	src, dst := memblob.OpenBucket(nil), memblob.OpenBucket(nil)
+	defer src.Close()
+	defer dst.Close()
+	layout, _ := transfer.NewLayout("") // docker/registry/v2
+
+	layer := []byte("a layer")
+	d := transfer.DigestOf(layer)
+	_ = src.WriteAll(ctx, layout.BlobKey(d), layer, nil)
+
+	tr, err := transfer.New(src, dst, transfer.Options{})
+	if err != nil {
+		panic(err)
+	}
+	res, err := tr.Transfer(ctx, d)
+	fmt.Println(res.Method(), res.Bytes, err)
+	res, err = tr.Transfer(ctx, d)
+	fmt.Println(res.Method(), res.Bytes, err)
+
+	// A blob whose bytes do not match its digest is refused.
+	_ = src.WriteAll(ctx, layout.BlobKey(d), []byte("a layor"), nil)
+	_ = dst.Delete(ctx, layout.BlobKey(d))
+	_, err = tr.Transfer(ctx, d)
+	landed, _ := dst.Exists(ctx, layout.BlobKey(d))
+	fmt.Println(errors.Is(err, transfer.ErrCorrupt), landed)
+	// Output:
+	// streamed 7 <nil>
+	// skipped 7 <nil>
+	// true false
+}
+
+func ExampleSemverTags() {
+	var tags []transfer.Tag
+	for _, name := range []string{"build-7", "v1.4.0", "latest", "feature-x", "2.0.0-rc.1"} {
+		tags = append(tags, transfer.Tag{Name: name}) // same ModTime: newest is the greatest name
+	}
+	transfer.SortTagsNewestFirst(tags)
+	for _, t := range transfer.SemverTags(4).SelectTags(tags) {
+		fmt.Println(t.Name)
+	}
+	// Output:
+	// v1.4.0
+	// latest
+	// feature-x
+	// 2.0.0-rc.1
+}
+
+func ExampleImporter() {
+	ctx := context.Background()
+	src, dst := memblob.OpenBucket(nil), memblob.OpenBucket(nil)
+	defer src.Close()
+	defer dst.Close()
+	reg, err := transfertest.Generate(ctx, src, transfertest.SmallSpec(1))
+	if err != nil {
+		panic(err)
+	}
+	tr, err := transfer.New(src, dst, transfer.Options{})
+	if err != nil {
+		panic(err)
+	}
+	sink := transfertest.NewMemSink()
+	im, err := transfer.NewImporter(src, tr, sink, transfer.ImportOptions{Tags: transfer.SemverTags(3)})
+	if err != nil {
+		panic(err)
+	}
+	if _, err := im.PreImport(ctx); err != nil {
+		panic(err)
+	}
+	rep, err := im.Import(ctx)
+	if err != nil {
+		panic(err)
+	}
+	_, _, tags := sink.State().Counts()
+	fmt.Printf("%d repositories imported, %d tags, %d blobs copied by the final pass\n", len(rep.Repositories), tags, rep.BlobsCopied)
+	fmt.Println("matches layout:", transfertest.Diff(reg.Expect(transfertest.ExpectOptions{Tags: transfer.SemverTags(3), Pass: transfer.FinalImport}), sink.State()) == "")
+	// Output:
+	// 7 repositories imported, 31 tags, 0 blobs copied by the final pass
+	// matches layout: true
+}
