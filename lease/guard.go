@@ -81,17 +81,20 @@ func GuardWith(ctx context.Context, locker Locker, key string, ttl time.Duration
 		releaseTimeout = defaultReleaseTimeout
 	}
 
-	sent := time.Now()
+	// The lease's local expiry counts from when the successful Acquire was
+	// sent; Guard keeps its own, whatever the backend's ExpiresAt says.
+	timed := &timedLocker{Locker: locker}
 	var l Lease
 	var err error
 	if opts.Wait != nil {
-		l, err = Wait(ctx, locker, key, ttl, *opts.Wait)
+		l, err = Wait(ctx, timed, key, ttl, *opts.Wait)
 	} else {
-		l, err = locker.Acquire(ctx, key, ttl)
+		l, err = timed.Acquire(ctx, key, ttl)
 	}
 	if err != nil {
 		return fmt.Errorf("lease: guard on key %q: %w", key, err)
 	}
+	sent := timed.sent
 
 	fnCtx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
@@ -131,6 +134,17 @@ func GuardWith(ctx context.Context, locker Locker, key string, ttl time.Duration
 	default:
 		return errors.Join(fnErr, fmt.Errorf("lease: guard on key %q (token %d): release: %w", key, l.Token(), relErr))
 	}
+}
+
+// timedLocker records when its last Acquire was sent.
+type timedLocker struct {
+	Locker
+	sent time.Time
+}
+
+func (t *timedLocker) Acquire(ctx context.Context, key string, ttl time.Duration) (Lease, error) {
+	t.sent = time.Now()
+	return t.Locker.Acquire(ctx, key, ttl)
 }
 
 // hold keeps a lease renewed while fn runs and cancels fn's context when

@@ -11,8 +11,9 @@ import (
 
 // Options tunes NewLocker. The zero value is ready to use.
 type Options struct {
-	// Clock decides when leases expire. Default: the system clock. With a
-	// FakeClock, leases expire only when the test advances it.
+	// Clock decides when leases expire, and is the clock of the leases'
+	// ExpiresAt. Default: the system clock. With a FakeClock, leases
+	// expire only when the test advances it.
 	Clock Clock
 	// Holder names this locker in the HeldError others get. Default
 	// "leasetest".
@@ -60,7 +61,6 @@ func (m *Locker) Acquire(ctx context.Context, key string, ttl time.Duration) (le
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("lease: acquiring key %q: %w", key, err)
 	}
-	sent := time.Now()
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.acquireErr != nil {
@@ -78,7 +78,7 @@ func (m *Locker) Acquire(ctx context.Context, key string, ttl time.Duration) (le
 	e.token++
 	e.holder = m.holder
 	e.expires = now.Add(ttl)
-	return &memLease{m: m, key: key, token: e.token, ttl: ttl, expiresAt: sent.Add(ttl)}, nil
+	return &memLease{m: m, key: key, token: e.token, ttl: ttl, expiresAt: e.expires}, nil
 }
 
 // FailRenewals makes every later Renew fail with err (a stand-in for a
@@ -142,7 +142,6 @@ func (l *memLease) Renew(ctx context.Context) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("lease: renewing key %q (token %d): %w", l.key, l.token, err)
 	}
-	sent := time.Now()
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.m.mu.Lock()
@@ -155,7 +154,7 @@ func (l *memLease) Renew(ctx context.Context) error {
 		return fmt.Errorf("lease: renewing key %q (token %d): %w", l.key, l.token, lease.ErrLost)
 	}
 	e.expires = l.m.clock.Now().Add(l.ttl)
-	l.expiresAt = sent.Add(l.ttl)
+	l.expiresAt = e.expires
 	return nil
 }
 

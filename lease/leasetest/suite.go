@@ -3,6 +3,7 @@ package leasetest
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -35,6 +36,7 @@ func Run(t *testing.T, newLocker func(t *testing.T) lease.Locker) {
 		{"BadInput", testBadInput},
 		{"CancelledContext", testCancelledContext},
 		{"ConcurrentUseOfALease", testConcurrentUse},
+		{"Guard", testGuard},
 		{"Contention", testContention},
 	}
 	for _, tc := range tests {
@@ -282,6 +284,30 @@ func testCancelledContext(t *testing.T, lk lease.Locker) {
 		t.Errorf("Renew with a cancelled context succeeded")
 	} else if errors.Is(err, lease.ErrLost) {
 		t.Errorf("Renew with a cancelled context: %v; the lease is not lost", err)
+	}
+	mustRelease(t, l)
+}
+
+func testGuard(t *testing.T, lk lease.Locker) {
+	const ttl = 3 * time.Second
+	var token int64
+	err := lease.Guard(t.Context(), lk, "jobs/guard", ttl, func(ctx context.Context, l lease.Lease) error {
+		token = l.Token()
+		// Outlive the ttl: only renewals keep the lease.
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("fn's context ended: %w", context.Cause(ctx))
+		case <-time.After(ttl + ttl/3):
+		}
+		expectHeld(t, lk, "jobs/guard")
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("Guard: %v", err)
+	}
+	l := mustAcquire(t, lk, "jobs/guard", time.Minute)
+	if l.Token() <= token {
+		t.Errorf("token after Guard = %d, want > %d", l.Token(), token)
 	}
 	mustRelease(t, l)
 }
