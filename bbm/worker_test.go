@@ -1,0 +1,306 @@
+package bbm_test
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/ferryhq/ferry/bbm"
+	"github.com/ferryhq/ferry/storage"
+)
+
+func waitStatus(t *testing.T, a *bbm.Admin, name string, want bbm.Status) {
+	t.Helper()
+	require.Eventually(t, func() bool {
+		m, err := a.Migration(context.Background(), name)
+		require.NoError(t, err)
+		return m.Status == want
+	}, 30*time.Second, 5*time.Millisecond)
+}
+
+func TestWorkerRunsMigrationsInBackground(t *testing.T) {
+	ctx := context.Background()
+	pool := pgSetup(t)
+	itemsTable(t, pool, "a", 500)
+	itemsTable(t, pool, "b", 500)
+	w := bbm.NewWorker(pool, fastOptions())
+	require.NoError(t, w.Register(fillWork("fill")))
+	require.NoError(t, w.Start(ctx))
+	require.ErrorIs(t, w.Start(ctx), bbm.ErrWorkerRunning)
+	require.ErrorIs(t, w.Run(ctx), bbm.ErrWorkerRunning)
+
+	// Registered while the worker idles: it is picked up.
+	register(t, w.Admin(), "a", "a", "fill", 100)
+	waitStatus(t, w.Admin(), "a", bbm.StatusFinished)
+	register(t, w.Admin(), "b", "b", "fill", 100)
+	waitStatus(t, w.Admin(), "b", bbm.StatusFinished)
+	require.NoError(t, w.Stop(ctx))
+	require.NoError(t, w.Stop(ctx), "stopping a stopped worker is a no-op")
+	requireFilled(t, pool, "a")
+	requireFilled(t, pool, "b")
+
+	// It can run again after a stop; Run returns nil after Stop.
+	done := make(chan error, 1)
+	go func() { done <- w.Run(ctx) }()
+	require.Eventually(t, func() bool { return w.Start(ctx) != nil }, 5*time.Second, time.Millisecond)
+	require.NoError(t, w.Stop(ctx))
+	require.NoError(t, <-done)
+}
+
+// blocker is a Work that signals when it starts and then waits for release
+// or for its context.
+type blocker struct {
+	started chan bbm.Batch
+	release chan struct{}
+}
+
+func newBlocker() *blocker {
+	return &blocker{started: make(chan bbm.Batch, 100), release: make(chan struct{})}
+}
+
+func (b *blocker) work(name string) bbm.Work {
+	fill := fillWork(name)
+	return bbm.WorkFunc(name, func(ctx context.Context, db storage.Querier, batch bbm.Batch) error {
+		if err := fill.Do(ctx, db, batch); err != nil {
+			return err
+		}
+		b.started <- batch
+		select {
+		case <-b.release:
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	})
+}
+
+// Stop lets the running job finish while its context allows.
+func TestWorkerStopFinishesCurrentJob(t *testing.T) {
+	ctx := context.Background()
+	pool := pgSetup(t)
+	itemsTable(t, pool, "items", 300)
+	bl := newBlocker()
+	w := bbm.NewWorker(pool, fastOptions())
+	require.NoError(t, w.Register(bl.work("block")))
+	register(t, w.Admin(), "m", "items", "block", 100)
+	require.NoError(t, w.Start(ctx))
+	<-bl.started
+	stopped := make(chan error, 1)
+	go func() { stopped <- w.Stop(ctx) }()
+	time.Sleep(20 * time.Millisecond)
+	close(bl.release)
+	require.NoError(t, <-stopped)
+	jobs := jobsOf(t, pool, "m")
+	require.Len(t, jobs, 1, "no job started after Stop")
+	require.Equal(t, bbm.JobFinished, jobs[0].Status)
+	require.Equal(t, 100, countWhere(t, pool, `SELECT count(*) FROM items WHERE filled = id * 2`))
+}
+
+// When Stop's context ends first, the job is abandoned cleanly: rolled
+// back, recorded as cancelled, its attempt given back; it runs again later.
+func TestWorkerStopAbandonsJob(t *testing.T) {
+	ctx := context.Background()
+	pool := pgSetup(t)
+	itemsTable(t, pool, "items", 200)
+	bl := newBlocker()
+	w := bbm.NewWorker(pool, fastOptions())
+	require.NoError(t, w.Register(bl.work("block")))
+	register(t, w.Admin(), "m", "items", "block", 100)
+	require.NoError(t, w.Start(ctx))
+	<-bl.started
+	sctx, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
+	defer cancel()
+	require.ErrorIs(t, w.Stop(sctx), context.DeadlineExceeded)
+	jobs := jobsOf(t, pool, "m")
+	require.Len(t, jobs, 1)
+	require.Equal(t, bbm.JobFailed, jobs[0].Status)
+	require.Equal(t, bbm.CodeJobCancelled, jobs[0].ErrorCode)
+	require.Equal(t, 0, jobs[0].Attempts, "a shutdown does not use up an attempt")
+	require.Equal(t, 200, countWhere(t, pool, `SELECT count(*) FROM items WHERE filled IS NULL`), "the abandoned job was not rolled back")
+	require.Equal(t, bbm.StatusRunning, migrationOf(t, pool, "m").Status)
+
+	close(bl.release)
+	w2 := bbm.NewSyncWorker(pool, fastOptions())
+	require.NoError(t, w2.Register(bl.work("block")))
+	require.NoError(t, w2.Run(ctx))
+	requireFilled(t, pool, "items")
+}
+
+// Cancelling Run's context abandons the job the same way.
+func TestWorkerContextCancelAbandonsJob(t *testing.T) {
+	pool := pgSetup(t)
+	itemsTable(t, pool, "items", 100)
+	bl := newBlocker()
+	w := bbm.NewWorker(pool, fastOptions())
+	require.NoError(t, w.Register(bl.work("block")))
+	register(t, w.Admin(), "m", "items", "block", 100)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- w.Run(ctx) }()
+	<-bl.started
+	cancel()
+	require.ErrorIs(t, <-done, context.Canceled)
+	jobs := jobsOf(t, pool, "m")
+	require.Equal(t, bbm.CodeJobCancelled, jobs[0].ErrorCode)
+	require.Zero(t, countWhere(t, pool, `SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'`), "the worker lock was kept")
+}
+
+// spy is a Handler around a worker that records GrabLock calls.
+type spy struct {
+	inner   bbm.Handler
+	mu      sync.Mutex
+	grabs   []time.Time
+	results []error
+	findErr error
+}
+
+func (s *spy) GrabLock(ctx context.Context, st bbm.Store) (bbm.Lock, error) {
+	l, err := s.inner.GrabLock(ctx, st)
+	s.mu.Lock()
+	s.grabs = append(s.grabs, time.Now())
+	s.results = append(s.results, err)
+	s.mu.Unlock()
+	return l, err
+}
+
+func (s *spy) FindJob(ctx context.Context, st bbm.Store) (*bbm.Job, error) {
+	if s.findErr != nil {
+		return nil, s.findErr
+	}
+	return s.inner.FindJob(ctx, st)
+}
+
+func (s *spy) ExecuteJob(ctx context.Context, st bbm.Store, j *bbm.Job) error {
+	return s.inner.ExecuteJob(ctx, st, j)
+}
+
+func (s *spy) snapshot() ([]time.Time, []error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]time.Time(nil), s.grabs...), append([]error(nil), s.results...)
+}
+
+// The worker only tries the lock: while another process holds it, it
+// neither blocks nor runs jobs, and it backs off; once the lock is free it
+// does the work.
+func TestWorkerTryLockAndIdleBackoff(t *testing.T) {
+	ctx := context.Background()
+	pool := pgSetup(t)
+	itemsTable(t, pool, "items", 200)
+	held, err := pgStore(pool).AcquireLock(ctx, 0)
+	require.NoError(t, err)
+
+	opts := fastOptions()
+	opts.Interval, opts.MaxBackoff, opts.Jitter = 10*time.Millisecond, 80*time.Millisecond, -1
+	sp := &spy{}
+	opts.Handler = sp
+	w := bbm.NewWorker(pool, opts)
+	sp.inner = w
+	require.NoError(t, w.Register(fillWork("fill")))
+	register(t, w.Admin(), "m", "items", "fill", 100)
+	require.NoError(t, w.Start(ctx))
+	require.Eventually(t, func() bool { g, _ := sp.snapshot(); return len(g) >= 6 }, 10*time.Second, time.Millisecond)
+	grabs, results := sp.snapshot()
+	for i, err := range results {
+		require.ErrorIs(t, err, bbm.ErrLockBusy, "grab %d", i)
+	}
+	// Each wait is at least the doubled interval, capped (timers never
+	// fire early, so these lower bounds are exact).
+	for i := 1; i < len(grabs); i++ {
+		want := min(opts.Interval<<(i-1), opts.MaxBackoff)
+		require.GreaterOrEqual(t, grabs[i].Sub(grabs[i-1]), want, "wait %d", i)
+	}
+	require.Equal(t, 200, countWhere(t, pool, `SELECT count(*) FROM items WHERE filled IS NULL`))
+
+	require.NoError(t, held.Release(ctx))
+	waitStatus(t, w.Admin(), "m", bbm.StatusFinished)
+	require.NoError(t, w.Stop(ctx))
+	requireFilled(t, pool, "items")
+}
+
+// Failing rounds back off exponentially too.
+func TestWorkerBacksOffOnErrors(t *testing.T) {
+	ctx := context.Background()
+	pool := pgSetup(t)
+	opts := fastOptions()
+	opts.Interval, opts.MaxBackoff, opts.Jitter = 10*time.Millisecond, 40*time.Millisecond, -1
+	sp := &spy{findErr: errors.New("database is down")}
+	opts.Handler = sp
+	w := bbm.NewWorker(pool, opts)
+	sp.inner = w
+	require.NoError(t, w.Start(ctx))
+	require.Eventually(t, func() bool { g, _ := sp.snapshot(); return len(g) >= 5 }, 10*time.Second, time.Millisecond)
+	require.NoError(t, w.Stop(ctx))
+	grabs, _ := sp.snapshot()
+	for i := 1; i < len(grabs); i++ {
+		require.GreaterOrEqual(t, grabs[i].Sub(grabs[i-1]), min(opts.Interval<<(i-1), opts.MaxBackoff), "wait %d", i)
+	}
+}
+
+// Several workers in goroutines of one process, sync and async, each with
+// its own pool: exactly one runs a job at any time, every job runs once and
+// finishes.
+func TestConcurrentWorkersInGoroutines(t *testing.T) {
+	ctx := context.Background()
+	pool := pgSetup(t)
+	itemsTable(t, pool, "items", 3000)
+	var inFlight, maxInFlight atomic.Int32
+	var ran sync.Map
+	var runs atomic.Int32
+	work := bbm.WorkFunc("exclusive", func(ctx context.Context, db storage.Querier, b bbm.Batch) error {
+		n := inFlight.Add(1)
+		defer inFlight.Add(-1)
+		for {
+			cur := maxInFlight.Load()
+			if n <= cur || maxInFlight.CompareAndSwap(cur, n) {
+				break
+			}
+		}
+		if _, dup := ran.LoadOrStore(b.Start, true); dup {
+			t.Errorf("range %d ran twice", b.Start)
+		}
+		runs.Add(1)
+		if _, err := db.Exec(ctx, `SELECT pg_sleep(0.002)`); err != nil {
+			return err
+		}
+		return fillWork("x").Do(ctx, db, b)
+	})
+	url := pool.Config().ConnString()
+	opts := fastOptions()
+	opts.MaxJobsPerBatch = 2
+	var syncs []*bbm.SyncWorker
+	var asyncs []*bbm.Worker
+	for range 2 {
+		s := bbm.NewSyncWorker(newPool(t, url), opts)
+		require.NoError(t, s.Register(work))
+		syncs = append(syncs, s)
+		a := bbm.NewWorker(newPool(t, url), opts)
+		require.NoError(t, a.Register(work))
+		asyncs = append(asyncs, a)
+	}
+	register(t, syncs[0].Admin(), "m", "items", "exclusive", 100)
+	for _, a := range asyncs {
+		require.NoError(t, a.Start(ctx))
+	}
+	var wg sync.WaitGroup
+	for _, s := range syncs {
+		wg.Go(func() { require.NoError(t, s.Run(ctx)) })
+	}
+	wg.Wait()
+	waitStatus(t, syncs[0].Admin(), "m", bbm.StatusFinished)
+	for _, a := range asyncs {
+		require.NoError(t, a.Stop(ctx))
+	}
+	require.Equal(t, int32(1), maxInFlight.Load(), "two workers ran jobs at once")
+	require.Equal(t, int32(30), runs.Load())
+	requireFilled(t, pool, "items")
+	for _, j := range jobsOf(t, pool, "m") {
+		require.Equal(t, bbm.JobFinished, j.Status)
+		require.Equal(t, 1, j.Attempts)
+	}
+}
