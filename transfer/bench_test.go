@@ -1,0 +1,314 @@
+package transfer_test
+
+import (
+	"context"
+	"flag"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"gocloud.dev/blob"
+	"gocloud.dev/blob/fileblob"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/ferryhq/ferry/transfer"
+	"github.com/ferryhq/ferry/transfer/faultblob"
+	"github.com/ferryhq/ferry/transfer/transfertest"
+)
+
+// Benchmarks compare Ferry with the baselines named in issue 7, in the same
+// run, and print one "ferry-bench:" line each.
+
+// lastRound reports whether the testing package will stop after this
+// round (it reruns a benchmark with growing b.N until -benchtime is met), so
+// the result line is printed once. Call it with the timer stopped.
+func lastRound(b *testing.B) bool {
+	f := flag.Lookup("test.benchtime")
+	if f == nil {
+		return true
+	}
+	v := f.Value.String()
+	if n, ok := strings.CutSuffix(v, "x"); ok {
+		want, err := strconv.Atoi(n)
+		return err != nil || b.N >= want
+	}
+	d, err := time.ParseDuration(v)
+	return err != nil || b.Elapsed() >= d
+}
+
+func envInt(b *testing.B, name string, def int64) int64 {
+	v := os.Getenv(name)
+	if v == "" {
+		return def
+	}
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil || n <= 0 {
+		b.Fatalf("%s=%q: want a positive integer", name, v)
+	}
+	return n
+}
+
+// BenchmarkStreamedCopyVsCp copies one large blob fileblob→fileblob with
+// verification and compares it with cp(1) of the same file. The size is
+// FERRY_BENCH_COPY_BYTES (default 1 GiB); data lives under os.TempDir and
+// is removed afterwards. Both sides start from a synced page cache.
+func BenchmarkStreamedCopyVsCp(b *testing.B) {
+	size := envInt(b, "FERRY_BENCH_COPY_BYTES", 1<<30)
+	cp, err := exec.LookPath("cp")
+	if err != nil {
+		b.Fatalf("cp not found: %v", err)
+	}
+	dir, err := os.MkdirTemp(os.TempDir(), "ferry-bench-copy-*")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	ctx := context.Background()
+	srcDir, dstDir := filepath.Join(dir, "src"), filepath.Join(dir, "dst")
+	// A content-addressed blob store needs no MD5 sidecar files; without
+	// them fileblob writes straight to a temp file and renames it, as cp
+	// writes straight to its target.
+	open := func(dir string) *blob.Bucket {
+		bkt, err := fileblob.OpenBucket(dir, &fileblob.Options{CreateDir: true, NoTempDir: true, Metadata: fileblob.MetadataDontWrite})
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { _ = bkt.Close() })
+		return bkt
+	}
+	src, dst := open(srcDir), open(dstDir)
+	l := mustLayout(b, "")
+	d := writeRandomBlob(b, src, l, size)
+	srcPath := filepath.Join(srcDir, filepath.FromSlash(l.BlobKey(d)))
+	cpPath := filepath.Join(dir, "cp-copy")
+	tr := mustNew(b, src, dst, transfer.Options{})
+
+	var ferryTime, cpTime time.Duration
+	b.SetBytes(size)
+	b.ResetTimer()
+	for range b.N {
+		b.StopTimer()
+		_ = dst.Delete(ctx, l.BlobKey(d))
+		syscall.Sync()
+		b.StartTimer()
+		start := time.Now()
+		res, err := tr.Transfer(ctx, d)
+		ferryTime += time.Since(start)
+		if err != nil || res.Skipped || res.Bytes != size {
+			b.Fatalf("Transfer = %+v, %v", res, err)
+		}
+
+		b.StopTimer()
+		_ = os.Remove(cpPath)
+		syscall.Sync()
+		start = time.Now()
+		if out, err := exec.Command(cp, srcPath, cpPath).CombinedOutput(); err != nil {
+			b.Fatalf("cp: %v: %s", err, out)
+		}
+		cpTime += time.Since(start)
+		b.StartTimer()
+	}
+	b.StopTimer()
+	mbps := func(t time.Duration) float64 { return float64(size) * float64(b.N) / t.Seconds() / 1e6 }
+	ratio := mbps(ferryTime) / mbps(cpTime)
+	b.ReportMetric(mbps(ferryTime), "ferry-MB/s")
+	b.ReportMetric(mbps(cpTime), "cp-MB/s")
+	b.ReportMetric(ratio, "ratio")
+	if !lastRound(b) {
+		return
+	}
+	fmt.Printf("ferry-bench: streamed-copy-%s-fileblob ferry=%.0fMB/s baseline(cp)=%.0fMB/s ratio=%.2f target>=0.8 (sha256+size verified, %d run(s))\n",
+		transfer.FormatBytes(size), mbps(ferryTime), mbps(cpTime), ratio, b.N)
+}
+
+// writeRandomBlob streams size pseudo-random bytes into the layout and
+// returns their digest. The bytes are generated twice (to hash, then to
+// write) rather than held in memory or copied.
+func writeRandomBlob(b *testing.B, bkt *blob.Bucket, l transfer.Layout, size int64) transfer.Digest {
+	b.Helper()
+	stream := func(sink func([]byte) error) {
+		rng := rand.NewChaCha8([32]byte{7})
+		buf := make([]byte, 1<<20)
+		for left := size; left > 0; {
+			n := min(left, int64(len(buf)))
+			_, _ = rng.Read(buf[:n])
+			if err := sink(buf[:n]); err != nil {
+				b.Fatal(err)
+			}
+			left -= n
+		}
+	}
+	h := sha256.New()
+	stream(func(p []byte) error { h.Write(p); return nil })
+	d := transfer.Digest("sha256:" + hex.EncodeToString(h.Sum(nil)))
+	w, err := bkt.NewWriter(context.Background(), l.BlobKey(d), &blob.WriterOptions{ContentType: "application/octet-stream"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	stream(func(p []byte) error { _, err := w.Write(p); return err })
+	if err := w.Close(); err != nil {
+		b.Fatal(err)
+	}
+	return d
+}
+
+// latencyLayout writes repos repositories, each with one tagged image of
+// one config and blobsPerRepo-1 layers of 1 KiB.
+func latencyLayout(b *testing.B, bkt *blob.Bucket, repos, blobsPerRepo int) []string {
+	b.Helper()
+	ctx := context.Background()
+	l := mustLayout(b, "")
+	var names []string
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(32)
+	for r := range repos {
+		name := fmt.Sprintf("team-%02d/service-%03d", r%10, r)
+		names = append(names, name)
+		g.Go(func() error {
+			put := func(key string, data []byte) error { return bkt.WriteAll(gctx, key, data, nil) }
+			var descs []transfer.Descriptor
+			for i := range blobsPerRepo {
+				data := transfertest.RandomBytes(uint64(r*blobsPerRepo+i), 1024)
+				d := transfer.DigestOf(data)
+				if err := put(l.BlobKey(d), data); err != nil {
+					return err
+				}
+				descs = append(descs, transfer.Descriptor{MediaType: transfertest.MediaTypeDockerLayer, Digest: d, Size: 1024})
+			}
+			descs[0].MediaType = transfertest.MediaTypeDockerConfig
+			m := transfertest.ImageManifest(transfer.MediaTypeDockerManifest, descs[0], descs[1:]...)
+			md := transfer.DigestOf(m)
+			if err := put(l.BlobKey(md), m); err != nil {
+				return err
+			}
+			if err := put(l.RevisionLinkKey(name, md), []byte(md)); err != nil {
+				return err
+			}
+			return put(l.TagCurrentLinkKey(name, "latest"), []byte(md))
+		})
+	}
+	if err := g.Wait(); err != nil {
+		b.Fatal(err)
+	}
+	return names
+}
+
+// BenchmarkImportLatency20ms imports 10,000 small blobs (100 repositories
+// of 100) through buckets that add 20 ms to every operation, with 64
+// workers and with 1. A 1-worker import of all 10,000 blobs would take
+// about 15 minutes, so the baseline imports FERRY_BENCH_SAMPLE_REPOS
+// repositories (default 1, i.e. 100 blobs) and is extrapolated linearly to
+// 100 repositories; the printed line says so.
+func BenchmarkImportLatency20ms(b *testing.B) {
+	const (
+		repos        = 100
+		blobsPerRepo = 100
+		latency      = 20 * time.Millisecond
+	)
+	sample := int(envInt(b, "FERRY_BENCH_SAMPLE_REPOS", 1))
+	ctx := context.Background()
+	rawSrc := memBucket(b)
+	names := latencyLayout(b, rawSrc, repos, blobsPerRepo)
+	src, _ := faultblob.Wrap(rawSrc, faultblob.Options{Latency: latency})
+
+	run := func(workers int, only []string) (time.Duration, *transfer.Report) {
+		rawDst := memBucket(b)
+		dst, _ := faultblob.Wrap(rawDst, faultblob.Options{Latency: latency})
+		im := newImporter(b, src, mustNew(b, src, dst, transfer.Options{}), transfertest.NewMemSink(),
+			transfer.ImportOptions{RepositoryConcurrency: workers, Concurrency: workers})
+		start := time.Now()
+		rep, err := im.Import(ctx, only...)
+		if err != nil {
+			b.Fatal(err)
+		}
+		return time.Since(start), rep
+	}
+
+	var fast, slow time.Duration
+	var copied int64
+	b.ResetTimer()
+	for range b.N {
+		t, rep := run(64, nil)
+		fast += t
+		copied = rep.BlobsCopied
+		b.StopTimer()
+		t, _ = run(1, names[:sample])
+		slow += t * time.Duration(repos) / time.Duration(sample)
+		b.StartTimer()
+	}
+	b.StopTimer()
+	if copied != repos*blobsPerRepo {
+		b.Fatalf("copied %d blobs, want %d", copied, repos*blobsPerRepo)
+	}
+	fast /= time.Duration(b.N)
+	slow /= time.Duration(b.N)
+	ratio := slow.Seconds() / fast.Seconds()
+	b.ReportMetric(fast.Seconds(), "ferry-64-workers-s")
+	b.ReportMetric(slow.Seconds(), "baseline-1-worker-s")
+	b.ReportMetric(ratio, "speedup")
+	if !lastRound(b) {
+		return
+	}
+	fmt.Printf("ferry-bench: import-10000-blobs-20ms-latency ferry(64 workers)=%.1fs baseline(1 worker)=%.1fs ratio=%.1fx target>=40x "+
+		"(baseline measured on %d of %d repositories = %d blobs and extrapolated linearly, %.1f ms per blob)\n",
+		fast.Seconds(), slow.Seconds(), ratio, sample, repos, sample*blobsPerRepo, slow.Seconds()*1000/float64(repos*blobsPerRepo))
+}
+
+// BenchmarkGCSServerSideBytesThroughHost copies blobs GCS→GCS (fake GCS,
+// in process) and counts object bytes crossing the host's HTTP client:
+// server-side copy against a streamed copy of the same blobs.
+func BenchmarkGCSServerSideBytesThroughHost(b *testing.B) {
+	const blobs, size = 16, 512 << 10
+	ctx := context.Background()
+	var serverSide, streamed int64
+	var rewrites int64
+	for range b.N {
+		for _, disable := range []bool{false, true} {
+			b.StopTimer()
+			gcs := transfertest.NewFakeGCS(b, "src", "dst")
+			src, dst := gcs.Bucket(b, "src"), gcs.Bucket(b, "dst")
+			l := mustLayout(b, "")
+			var ds []transfer.Digest
+			for i := range blobs {
+				ds = append(ds, transfertest.PutBlob(b, src, l, transfertest.RandomBytes(uint64(i), size)))
+			}
+			tr := mustNew(b, src, dst, transfer.Options{DisableServerSideCopy: disable})
+			gcs.Traffic.Reset()
+			b.StartTimer()
+			for _, d := range ds {
+				res, err := tr.Transfer(ctx, d)
+				if err != nil || res.ServerSide == disable {
+					b.Fatalf("Transfer = %+v, %v", res, err)
+				}
+			}
+			if disable {
+				streamed += gcs.Traffic.PayloadBytes()
+			} else {
+				serverSide += gcs.Traffic.PayloadBytes()
+				rewrites += gcs.Traffic.Rewrites()
+			}
+		}
+	}
+	b.StopTimer()
+	total := int64(blobs * size * b.N)
+	b.ReportMetric(float64(serverSide)/float64(b.N), "ferry-host-bytes")
+	b.ReportMetric(float64(streamed)/float64(b.N), "streamed-host-bytes")
+	if serverSide != 0 {
+		b.Fatalf("%d blob bytes passed through the host", serverSide)
+	}
+	if !lastRound(b) {
+		return
+	}
+	fmt.Printf("ferry-bench: gcs-to-gcs-bytes-through-host ferry(server-side)=%dB baseline(streamed)=%dB ratio=%.3f target=0B "+
+		"(%d blobs, %s, %d rewrite calls, fake-gcs-server)\n",
+		serverSide/int64(b.N), streamed/int64(b.N), float64(serverSide)/float64(max(streamed, 1)), blobs, transfer.FormatBytes(total/int64(b.N)), rewrites/int64(b.N))
+}
