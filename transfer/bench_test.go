@@ -2,9 +2,9 @@ package transfer_test
 
 import (
 	"context"
-	"flag"
 	"crypto/sha256"
 	"encoding/hex"
+	"flag"
 	"fmt"
 	"math/rand/v2"
 	"os"
