@@ -134,6 +134,7 @@ type JobError struct {
 // Terminal reports whether the migration failed with the job.
 func (e *JobError) Terminal() bool { return e.MigrationCode != CodeNone }
 
+// Error says which migration, job, range and attempt failed, and why.
 func (e *JobError) Error() string {
 	s := fmt.Sprintf("bbm: migration %q job %d [%d, %d] attempt %d: %s: %v",
 		e.Migration, e.JobID, e.Start, e.End, e.Attempt, e.Code, e.Err)
@@ -162,6 +163,7 @@ type PanicError struct {
 	Stack []byte
 }
 
+// Error includes the panic value; Stack holds the goroutine's stack.
 func (e *PanicError) Error() string { return fmt.Sprintf("bbm: work panicked: %v", e.Value) }
 
 // Unwrap returns ErrWorkPanic.

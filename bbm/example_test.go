@@ -1,0 +1,114 @@
+package bbm_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+
+	"github.com/ferryhq/ferry/bbm"
+	"github.com/ferryhq/ferry/bbm/bbmtest"
+	"github.com/ferryhq/ferry/storage"
+)
+
+// A SyncWorker runs a migration to the end. Here it runs on bbmtest's
+// in-memory Store and Catalog; with Postgres, pass the pool as the first
+// argument of NewSyncWorker and leave Store and Catalog unset, and Do gets
+// the job's transaction to UPDATE the batch with.
+func Example() {
+	ctx := context.Background()
+	w := bbm.NewSyncWorker(nil, bbm.Options{
+		Store:      bbmtest.NewStore(bbmtest.StoreOptions{}),
+		Catalog:    bbmtest.NewCatalog(bbmtest.Table{Name: "items", Columns: map[string]string{"id": "bigint"}, MinKey: 1, MaxKey: 10}),
+		Logger:     slog.New(slog.DiscardHandler),
+		BatchPause: -1,
+	})
+	err := w.Register(bbm.WorkFunc("fill_checksum", func(ctx context.Context, db storage.Querier, b bbm.Batch) error {
+		// With Postgres: db.Exec(ctx, `UPDATE `+b.Table.Sanitize()+` SET checksum = md5(payload)
+		//	WHERE `+b.QuotedKey()+` BETWEEN $1 AND $2`, b.Start, b.End)
+		fmt.Printf("%s keys %d..%d\n", b.Table.Sanitize(), b.Start, b.End)
+		return nil
+	}))
+	if err != nil {
+		panic(err)
+	}
+	_, err = w.Admin().Register(ctx, bbm.Definition{Name: "fill_checksum", Table: "items", Column: "id", Work: "fill_checksum", BatchSize: 4})
+	if err != nil {
+		panic(err)
+	}
+	if err := w.Run(ctx); err != nil {
+		panic(err)
+	}
+	p, _ := w.Admin().Status(ctx, "fill_checksum")
+	fmt.Println(p.Migration.Status, p.Percent, w.FinishedMigrationCount())
+	// Output:
+	// "public"."items" keys 1..4
+	// "public"."items" keys 5..8
+	// "public"."items" keys 9..10
+	// finished 100 1
+}
+
+// Registration validates its input: names that are not a table or
+// schema.table are refused before they reach the database.
+func ExampleAdmin_Register() {
+	ctx := context.Background()
+	w := bbm.NewSyncWorker(nil, bbm.Options{
+		Store:   bbmtest.NewStore(bbmtest.StoreOptions{}),
+		Catalog: bbmtest.NewCatalog(bbmtest.Table{Name: "users", Columns: map[string]string{"id": "bigint"}, MinKey: 1, MaxKey: 10}),
+	})
+	_ = w.Register(bbm.WorkFunc("noop", func(context.Context, storage.Querier, bbm.Batch) error { return nil }))
+	for _, d := range []bbm.Definition{
+		{Name: "a", Table: "users; DROP TABLE x", Column: "id", Work: "noop", BatchSize: 10},
+		{Name: "b", Table: `"x"."y"."z"`, Column: "id", Work: "noop", BatchSize: 10},
+		{Name: "c", Table: "users", Column: "id", Work: "nope", BatchSize: 10},
+		{Name: "d", Table: "users", Column: "id", Work: "noop", BatchSize: 0},
+		{Name: "e", Table: "users", Column: "id", Work: "noop", BatchSize: 10, MinKey: 9, MaxKey: 2},
+	} {
+		_, err := w.Admin().Register(ctx, d)
+		fmt.Println(errors.Is(err, bbm.ErrInvalidTable), errors.Is(err, bbm.ErrUnknownWork),
+			errors.Is(err, bbm.ErrInvalidBatchSize), errors.Is(err, bbm.ErrInvalidRange))
+	}
+	// Output:
+	// true false false false
+	// true false false false
+	// false true false false
+	// false false true false
+	// false false false true
+}
+
+// A Worker runs in the background of a server process until Stop.
+func ExampleWorker() {
+	ctx := context.Background()
+	store := bbmtest.NewStore(bbmtest.StoreOptions{})
+	w := bbm.NewWorker(nil, bbm.Options{
+		Store:   store,
+		Catalog: bbmtest.NewCatalog(bbmtest.Table{Name: "items", Columns: map[string]string{"id": "bigint"}, MinKey: 1, MaxKey: 300}),
+		Logger:  slog.New(slog.DiscardHandler),
+	})
+	var mu sync.Mutex
+	done := make(chan struct{})
+	_ = w.Register(bbm.WorkFunc("touch", func(ctx context.Context, db storage.Querier, b bbm.Batch) error {
+		mu.Lock()
+		defer mu.Unlock()
+		fmt.Println("batch", b.Start, b.End)
+		if b.End == 300 {
+			close(done)
+		}
+		return nil
+	}))
+	if _, err := w.Admin().Register(ctx, bbm.Definition{Name: "touch", Table: "items", Column: "id", Work: "touch", BatchSize: 100}); err != nil {
+		panic(err)
+	}
+	if err := w.Start(ctx); err != nil {
+		panic(err)
+	}
+	<-done
+	if err := w.Stop(ctx); err != nil {
+		panic(err)
+	}
+	// Output:
+	// batch 1 100
+	// batch 101 200
+	// batch 201 300
+}
