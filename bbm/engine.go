@@ -380,7 +380,11 @@ func (e *engine) run(ctx context.Context, store Store, work Work, job *Job) erro
 	_, recErr := store.FailJob(rctx, JobFailure{JobID: job.ID, Attempt: job.Attempts, Duration: took,
 		Code: code, Message: workErr.Error(), Refund: refund, MigrationCode: migCode})
 	ev.Err = je
-	ev.NextBatchSize = e.sizes.observe(m, keys, took, code == CodeJobTimeout)
+	ev.NextBatchSize = e.sizes.size(m)
+	if code == CodeJobTimeout {
+		// Too big for the timeout; other failures say nothing about size.
+		ev.NextBatchSize = e.sizes.observe(m, keys, took, true)
+	}
 	level := slog.LevelWarn
 	if migCode != CodeNone {
 		level = slog.LevelError

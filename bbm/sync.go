@@ -24,9 +24,11 @@ type SyncWorker struct {
 var _ Handler = (*SyncWorker)(nil)
 
 // NewSyncWorker returns a SyncWorker on db, a *pgxpool.Pool or *storage.DB
-// where the target tables (and, by default, Ferry's bbm tables) live. db
-// may be nil when Options.Store and Options.Catalog are both set; Work then
-// gets a nil Querier. Register Work on it before Run.
+// where the target tables (and, by default, Ferry's bbm tables) live. The
+// worker holds one connection for the lock and uses one more at a time for
+// the job, so the pool needs at least two. db may be nil when Options.Store
+// and Options.Catalog are both set; Work then gets a nil Querier. Register
+// Work on it before Run.
 func NewSyncWorker(db storage.Beginner, opts Options) *SyncWorker {
 	w := &SyncWorker{e: newEngine(db, opts, "bbm.SyncWorker")}
 	if w.e.handler == nil {
@@ -140,6 +142,7 @@ func (w *SyncWorker) batch(ctx context.Context) (batchResult, error) {
 	}
 	defer w.e.release(ctx, lock)
 	deadline := time.Now().Add(w.e.o.BatchTimeout)
+	conflicts := 0
 	for range w.e.o.MaxJobsPerBatch {
 		if time.Now().After(deadline) {
 			break
@@ -179,7 +182,14 @@ func (w *SyncWorker) batch(ctx context.Context) (batchResult, error) {
 				return batchMore, err
 			}
 		case errors.Is(err, ErrJobConflict), errors.Is(err, ErrJobLost):
-			w.e.log.WarnContext(ctx, "job taken by another worker", "error", err)
+			// Only possible when another worker runs without the lock
+			// (it lost it); back off rather than race it.
+			d := backoff(w.e.o.RetryBackoff, w.e.o.MaxRetryBackoff, conflicts)
+			conflicts++
+			w.e.log.WarnContext(ctx, "job taken by another worker", "error", err, "wait", d)
+			if err := sleep(ctx, d); err != nil {
+				return batchMore, err
+			}
 		default:
 			return batchMore, fmt.Errorf("bbm: executing a job: %w", err)
 		}

@@ -7,6 +7,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/ferryhq/ferry/bbm"
+	"github.com/ferryhq/ferry/storage"
 )
 
 func TestSyncWorkerBackfillsTable(t *testing.T) {
@@ -51,4 +52,34 @@ func TestSyncWorkerBackfillsTable(t *testing.T) {
 	// A second run has nothing to do.
 	require.NoError(t, w.Run(ctx))
 	require.Equal(t, 0, w.FinishedMigrationCount())
+}
+
+// A *storage.DB works as well as a pool (the lock uses its primary).
+func TestSyncWorkerOnStorageDB(t *testing.T) {
+	ctx := context.Background()
+	pool := pgSetup(t)
+	itemsTable(t, pool, "items", 1000)
+	db, err := storage.Open(ctx, storage.Config{PrimaryURL: pool.Config().ConnString(), Logger: testLogger()})
+	require.NoError(t, err)
+	defer db.Close()
+	w := bbm.NewSyncWorker(db, fastOptions())
+	require.NoError(t, w.Register(fillWork("fill")))
+	register(t, w.Admin(), "m", "items", "fill", 300)
+	require.NoError(t, w.Run(ctx))
+	requireFilled(t, pool, "items")
+}
+
+func TestRegisterWorkRejectsBadWork(t *testing.T) {
+	w := bbm.NewSyncWorker(nil, bbm.Options{})
+	noop := func(context.Context, storage.Querier, bbm.Batch) error { return nil }
+	require.ErrorIs(t, w.Register(nil), bbm.ErrInvalidWork)
+	require.ErrorIs(t, w.Register(bbm.WorkFunc("", noop)), bbm.ErrInvalidWork)
+	require.ErrorIs(t, w.Register(bbm.WorkFunc("bad name", noop)), bbm.ErrInvalidWork)
+	require.ErrorIs(t, w.Register(bbm.WorkFunc("a", noop), bbm.WorkFunc("a", noop)), bbm.ErrDuplicateWork)
+	require.NoError(t, w.Register(bbm.WorkFunc("a", noop)))
+	require.ErrorIs(t, w.Register(bbm.WorkFunc("a", noop)), bbm.ErrDuplicateWork)
+	// Without a database or a Store, Run says so.
+	require.ErrorIs(t, w.Run(context.Background()), bbm.ErrNoDatabase)
+	_, err := w.Admin().Status(context.Background(), "x")
+	require.ErrorIs(t, err, bbm.ErrNoDatabase)
 }
