@@ -60,9 +60,14 @@ func envInt(b *testing.B, name string, def int64) int64 {
 // BenchmarkStreamedCopyVsCp copies one large blob fileblob→fileblob with
 // verification and compares it with cp(1) of the same file. The size is
 // FERRY_BENCH_COPY_BYTES (default 1 GiB); data lives under os.TempDir and
-// is removed afterwards. Both sides start from a synced page cache.
+// is removed afterwards. After an untimed warm-up of each, the two
+// alternate FERRY_BENCH_COPY_ROUNDS times (default 3), each from a synced
+// page cache, and the best time of each counts, which filters out
+// interference from other work on the machine. The line also shows the
+// single-core sha256 speed, the ceiling for any verified copy.
 func BenchmarkStreamedCopyVsCp(b *testing.B) {
 	size := envInt(b, "FERRY_BENCH_COPY_BYTES", 1<<30)
+	rounds := int(envInt(b, "FERRY_BENCH_COPY_ROUNDS", 3))
 	cp, err := exec.LookPath("cp")
 	if err != nil {
 		b.Fatalf("cp not found: %v", err)
@@ -92,42 +97,78 @@ func BenchmarkStreamedCopyVsCp(b *testing.B) {
 	cpPath := filepath.Join(dir, "cp-copy")
 	tr := mustNew(b, src, dst, transfer.Options{})
 
-	var ferryTime, cpTime time.Duration
+	ferry := func() time.Duration {
+		_ = dst.Delete(ctx, l.BlobKey(d))
+		syscall.Sync()
+		start := time.Now()
+		res, err := tr.Transfer(ctx, d)
+		took := time.Since(start)
+		if err != nil || res.Skipped || res.Bytes != size {
+			b.Fatalf("Transfer = %+v, %v", res, err)
+		}
+		return took
+	}
+	baseline := func() time.Duration {
+		_ = os.Remove(cpPath)
+		syscall.Sync()
+		start := time.Now()
+		if out, err := exec.Command(cp, srcPath, cpPath).CombinedOutput(); err != nil {
+			b.Fatalf("cp: %v: %s", err, out)
+		}
+		return time.Since(start)
+	}
+	shaMBps := sha256Speed()
+
+	var bestFerry, bestCp time.Duration
+	var all []string
 	b.SetBytes(size)
 	b.ResetTimer()
 	for range b.N {
 		b.StopTimer()
-		_ = dst.Delete(ctx, l.BlobKey(d))
-		syscall.Sync()
-		b.StartTimer()
-		start := time.Now()
-		res, err := tr.Transfer(ctx, d)
-		ferryTime += time.Since(start)
-		if err != nil || res.Skipped || res.Bytes != size {
-			b.Fatalf("Transfer = %+v, %v", res, err)
+		ferry()
+		baseline()
+		for r := range rounds {
+			b.StartTimer()
+			f := ferry()
+			b.StopTimer()
+			c := baseline()
+			if r == 0 || f < bestFerry {
+				bestFerry = f
+			}
+			if r == 0 || c < bestCp {
+				bestCp = c
+			}
+			all = append(all, fmt.Sprintf("%.2f/%.2f", f.Seconds(), c.Seconds()))
 		}
-
-		b.StopTimer()
-		_ = os.Remove(cpPath)
-		syscall.Sync()
-		start = time.Now()
-		if out, err := exec.Command(cp, srcPath, cpPath).CombinedOutput(); err != nil {
-			b.Fatalf("cp: %v: %s", err, out)
-		}
-		cpTime += time.Since(start)
-		b.StartTimer()
 	}
 	b.StopTimer()
-	mbps := func(t time.Duration) float64 { return float64(size) * float64(b.N) / t.Seconds() / 1e6 }
-	ratio := mbps(ferryTime) / mbps(cpTime)
-	b.ReportMetric(mbps(ferryTime), "ferry-MB/s")
-	b.ReportMetric(mbps(cpTime), "cp-MB/s")
+	mbps := func(t time.Duration) float64 { return float64(size) / t.Seconds() / 1e6 }
+	ratio := mbps(bestFerry) / mbps(bestCp)
+	b.ReportMetric(mbps(bestFerry), "ferry-MB/s")
+	b.ReportMetric(mbps(bestCp), "cp-MB/s")
 	b.ReportMetric(ratio, "ratio")
 	if !lastRound(b) {
 		return
 	}
-	fmt.Printf("ferry-bench: streamed-copy-%s-fileblob ferry=%.0fMB/s baseline(cp)=%.0fMB/s ratio=%.2f target>=0.8 (sha256+size verified, %d run(s))\n",
-		transfer.FormatBytes(size), mbps(ferryTime), mbps(cpTime), ratio, b.N)
+	b.ReportMetric(mbps(bestFerry)/shaMBps, "of-sha256-ceiling")
+	fmt.Printf("ferry-bench: streamed-copy-%s-fileblob ferry=%.0fMB/s baseline(cp)=%.0fMB/s ratio=%.2f target>=0.8 "+
+		"(sha256+size verified; best of %d; ferry/cp seconds per round %s; single-core sha256 ceiling %.0fMB/s, ferry at %.2f of it)\n",
+		transfer.FormatBytes(size), mbps(bestFerry), mbps(bestCp), ratio, rounds, strings.Join(all, " "), shaMBps, mbps(bestFerry)/shaMBps)
+}
+
+// sha256Speed measures single-core sha256 throughput in MB/s (best of 3).
+func sha256Speed() float64 {
+	buf := make([]byte, 64<<20)
+	var best time.Duration
+	for i := range 3 {
+		h := sha256.New()
+		start := time.Now()
+		h.Write(buf)
+		if took := time.Since(start); i == 0 || took < best {
+			best = took
+		}
+	}
+	return float64(len(buf)) / best.Seconds() / 1e6
 }
 
 // writeRandomBlob streams size pseudo-random bytes into the layout and
