@@ -7,6 +7,7 @@ import (
 	"errors"
 	"hash"
 	"io"
+	"sync/atomic"
 
 	"golang.org/x/sync/errgroup"
 )
@@ -44,15 +45,31 @@ func (t *transferer) copyHashed(ctx context.Context, w io.Writer, r io.Reader, s
 		return int64(n), sum(h), nil
 	}
 
+	// Three stages: one goroutine reads, one hashes, one writes. Each chunk
+	// goes to both the hasher and the writer and returns to the free list
+	// when both are done with it, so the hash (the costliest part) runs on
+	// its own core while the copy proceeds.
+	type chunk struct {
+		buf  *[]byte
+		n    int
+		refs atomic.Int32
+	}
 	free := make(chan *[]byte, pipelineDepth)
-	full := make(chan []byte, pipelineDepth)
 	for range pipelineDepth {
 		free <- t.bufs.Get().(*[]byte)
 	}
+	release := func(c *chunk) {
+		if c.refs.Add(-1) == 0 {
+			free <- c.buf
+		}
+	}
+	toHash := make(chan *chunk, pipelineDepth)
+	toWrite := make(chan *chunk, pipelineDepth)
 	var read, written int64
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error {
-		defer close(full)
+		defer close(toHash)
+		defer close(toWrite)
 		for {
 			var bp *[]byte
 			select {
@@ -61,17 +78,19 @@ func (t *transferer) copyHashed(ctx context.Context, w io.Writer, r io.Reader, s
 				return gctx.Err()
 			}
 			n, err := fill(r, *bp)
-			if n > 0 {
-				read += int64(n)
-				h.Write((*bp)[:n])
-				select {
-				case full <- (*bp)[:n]:
-				case <-gctx.Done():
-					t.bufs.Put(bp)
-					return gctx.Err()
-				}
-			} else {
+			if n == 0 {
 				free <- bp
+				return err
+			}
+			read += int64(n)
+			c := &chunk{buf: bp, n: n}
+			c.refs.Store(2)
+			toHash <- c // never blocks: at most pipelineDepth chunks exist
+			select {
+			case toWrite <- c:
+			case <-gctx.Done():
+				release(c)
+				return gctx.Err()
 			}
 			if err != nil || n < len(*bp) {
 				return err
@@ -79,13 +98,20 @@ func (t *transferer) copyHashed(ctx context.Context, w io.Writer, r io.Reader, s
 		}
 	})
 	g.Go(func() error {
-		for chunk := range full {
-			if _, err := w.Write(chunk); err != nil {
+		for c := range toHash {
+			h.Write((*c.buf)[:c.n])
+			release(c)
+		}
+		return nil
+	})
+	g.Go(func() error {
+		for c := range toWrite {
+			if _, err := w.Write((*c.buf)[:c.n]); err != nil {
+				release(c)
 				return err
 			}
-			written += int64(len(chunk))
-			chunk = chunk[:cap(chunk)]
-			free <- &chunk
+			written += int64(c.n)
+			release(c)
 		}
 		return nil
 	})
