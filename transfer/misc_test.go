@@ -1,0 +1,151 @@
+package transfer_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"syscall"
+	"testing"
+
+	"google.golang.org/api/googleapi"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/ferryhq/ferry/transfer"
+	"github.com/ferryhq/ferry/transfer/faultblob"
+	"github.com/ferryhq/ferry/transfer/transfertest"
+)
+
+func TestIsRetryable(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	gcsErr := func(code int) error { return fmt.Errorf("gcs: %w", &googleapi.Error{Code: code}) }
+	for _, tc := range []struct {
+		name string
+		err  error
+		want bool
+	}{
+		{"nil", nil, false},
+		{"gcs 503", gcsErr(http.StatusServiceUnavailable), true},
+		{"gcs 500", gcsErr(http.StatusInternalServerError), true},
+		{"gcs 429", gcsErr(http.StatusTooManyRequests), true},
+		{"gcs 408", gcsErr(http.StatusRequestTimeout), true},
+		{"gcs 404", gcsErr(http.StatusNotFound), false},
+		{"gcs 403", gcsErr(http.StatusForbidden), false},
+		{"faultblob 503", &faultblob.Error{Status: 503}, true},
+		{"grpc unavailable", status.Error(codes.Unavailable, "down"), true},
+		{"grpc not found", status.Error(codes.NotFound, "gone"), false},
+		{"unexpected EOF", fmt.Errorf("read: %w", io.ErrUnexpectedEOF), true},
+		{"connection reset", fmt.Errorf("read: %w", syscall.ECONNRESET), true},
+		{"context canceled", ctx.Err(), false},
+		{"corrupt", fmt.Errorf("x: %w", transfer.ErrCorrupt), false},
+		{"missing", fmt.Errorf("x: %w", transfer.ErrMissingBlob), false},
+		{"invalid digest", transfer.ErrInvalidDigest, false},
+		{"plain", errors.New("boom"), false},
+	} {
+		if got := transfer.IsRetryable(tc.err); got != tc.want {
+			t.Errorf("IsRetryable(%s: %v) = %v, want %v", tc.name, tc.err, got, tc.want)
+		}
+	}
+}
+
+func TestNames(t *testing.T) {
+	for _, ok := range []string{"a", "a/b", "group/sub-group/project", "a.b_c__d---e/f0", "x/" + strings.Repeat("a", 200)} {
+		if err := transfer.ValidateRepository(ok); err != nil {
+			t.Errorf("ValidateRepository(%q): %v", ok, err)
+		}
+	}
+	for _, bad := range []string{"", "A", "a/", "/a", "a//b", "..", "a/../b", "./a", "_a", "a_", "a/-b", "a b", "a\x00", strings.Repeat("a", 256)} {
+		if err := transfer.ValidateRepository(bad); !errors.Is(err, transfer.ErrInvalidName) {
+			t.Errorf("ValidateRepository(%q) = %v, want ErrInvalidName", bad, err)
+		}
+	}
+	for _, ok := range []string{"latest", "v1.2.3", "_x", "A-b.c_d", strings.Repeat("t", 128)} {
+		if err := transfer.ValidateTag(ok); err != nil {
+			t.Errorf("ValidateTag(%q): %v", ok, err)
+		}
+	}
+	for _, bad := range []string{"", ".x", "-x", "a/b", "a:b", "..", strings.Repeat("t", 129)} {
+		if err := transfer.ValidateTag(bad); !errors.Is(err, transfer.ErrInvalidName) {
+			t.Errorf("ValidateTag(%q) = %v, want ErrInvalidName", bad, err)
+		}
+	}
+	for _, bad := range []string{"sha256:" + strings.Repeat("A", 64), "sha256:" + strings.Repeat("a", 63), "SHA256:" + strings.Repeat("a", 64), strings.Repeat("a", 64)} {
+		if _, err := transfer.ParseDigest(bad); !errors.Is(err, transfer.ErrInvalidDigest) {
+			t.Errorf("ParseDigest(%q) = %v, want ErrInvalidDigest", bad, err)
+		}
+	}
+}
+
+func TestLayoutKeys(t *testing.T) {
+	d := transfer.DigestOf([]byte("x"))
+	h := d.Hex()
+	for _, tc := range []struct{ root, want string }{
+		{"", "docker/registry/v2/blobs/sha256/" + h[:2] + "/" + h + "/data"},
+		{"/", "blobs/sha256/" + h[:2] + "/" + h + "/data"},
+		{"registry/", "registry/blobs/sha256/" + h[:2] + "/" + h + "/data"},
+	} {
+		l, err := transfer.NewLayout(tc.root)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := l.BlobKey(d); got != tc.want {
+			t.Errorf("root %q: BlobKey = %q, want %q", tc.root, got, tc.want)
+		}
+	}
+	l, _ := transfer.NewLayout("")
+	if got, want := l.TagCurrentLinkKey("a/b", "v1"), "docker/registry/v2/repositories/a/b/_manifests/tags/v1/current/link"; got != want {
+		t.Errorf("TagCurrentLinkKey = %q, want %q", got, want)
+	}
+	if got, want := l.LayerLinkKey("a", d), "docker/registry/v2/repositories/a/_layers/sha256/"+h+"/link"; got != want {
+		t.Errorf("LayerLinkKey = %q, want %q", got, want)
+	}
+}
+
+// A full import between two GCS buckets copies every blob server-side.
+func TestImportGCSToGCS(t *testing.T) {
+	ctx := context.Background()
+	gcs := transfertest.NewFakeGCS(t, "old-registry", "new-registry")
+	src, dst := gcs.Bucket(t, "old-registry"), gcs.Bucket(t, "new-registry")
+	spec := transfertest.SmallSpec(13)
+	spec.Repositories, spec.Images = 4, 16
+	reg := generate(t, src, spec)
+	var streamed, serverSide int
+	im := newImporter(t, src, mustNew(t, src, dst, transfer.Options{Retry: fastRetry}),
+		transfer.NewLayoutSink(dst, reg.Layout, fastRetry), transfer.ImportOptions{
+			IncludeUntagged: true,
+			Progress: func(p transfer.Progress) {
+				if p.Kind == transfer.EventBlobDone && !p.Blob.Skipped {
+					if p.Blob.ServerSide {
+						serverSide++
+					} else {
+						streamed++
+					}
+				}
+			},
+		})
+	if _, err := im.PreImport(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := im.Import(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if streamed != 0 || serverSide == 0 {
+		t.Fatalf("%d blobs streamed, %d copied server-side; want all server-side", streamed, serverSide)
+	}
+	want, err := transfertest.ReadLayoutState(ctx, src, reg.Layout)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := transfertest.ReadLayoutState(ctx, dst, reg.Layout)
+	if err != nil {
+		t.Fatal(err)
+	}
+	requireState(t, want, got)
+	if n, err := transfertest.CheckBlobs(ctx, dst, reg.Layout); err != nil || n != len(reg.Blobs) {
+		t.Fatalf("CheckBlobs = %d, %v; want %d", n, err, len(reg.Blobs))
+	}
+}
