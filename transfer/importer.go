@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"sync"
 	"time"
 
 	"gocloud.dev/blob"
@@ -143,7 +144,7 @@ func (im *Importer) run(ctx context.Context, pass Pass, names []string) (*Report
 	var (
 		g        errgroup.Group
 		firstErr error
-		errOnce  = make(chan struct{}, 1)
+		stopOnce sync.Once
 	)
 	g.SetLimit(im.opts.RepositoryConcurrency)
 	for i, name := range names {
@@ -155,12 +156,10 @@ func (im *Importer) run(ctx context.Context, pass Pass, names []string) (*Report
 		g.Go(func() error {
 			reports[i] = im.importRepository(runCtx, st, pass, name)
 			if err := reports[i].Err; err != nil && !im.opts.ContinueOnError {
-				select {
-				case errOnce <- struct{}{}:
+				stopOnce.Do(func() {
 					firstErr = err
 					cancel(err)
-				default:
-				}
+				})
 			}
 			return nil
 		})

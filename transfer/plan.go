@@ -213,10 +213,13 @@ func (im *Importer) loadManifests(ctx context.Context, st *runState, repo string
 // that are not stored are dropped.
 func (im *Importer) checkBlobs(ctx context.Context, st *runState, wanted []Descriptor, owner []string) ([]Descriptor, error) {
 	keep := make([]bool, len(wanted))
-	g, _ := errgroup.WithContext(ctx)
+	var g errgroup.Group
 	g.SetLimit(im.opts.Concurrency)
 	for i := range wanted {
 		g.Go(func() error {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
 			desc := &wanted[i]
 			size, err := st.blobSize(im.reader, desc.Digest)
 			switch {
