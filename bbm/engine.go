@@ -123,6 +123,9 @@ func (e *engine) FindJob(ctx context.Context, store Store) (*Job, error) {
 		if m.ErrorCode != CodeMaxJobAttemptsReached {
 			continue // needs a fix and RetryFailed, not another attempt
 		}
+		if _, ok := e.works.get(m.WorkName); !ok {
+			continue // another worker's; this one could only fail it again
+		}
 		jobs, err := store.UnfinishedJobs(ctx, m.ID)
 		if err != nil {
 			return nil, err

@@ -307,3 +307,62 @@ func (l lockedWriter) Write(p []byte) (int, error) {
 	defer l.mu.Unlock()
 	return l.w.Write(p)
 }
+
+// pauseAfterFind pauses the migration of each job it finds before the job
+// is claimed, as an operator might.
+type pauseAfterFind struct {
+	bbm.Handler
+	admin *bbm.Admin
+}
+
+func (h pauseAfterFind) FindJob(ctx context.Context, s bbm.Store) (*bbm.Job, error) {
+	j, err := h.Handler.FindJob(ctx, s)
+	if j != nil {
+		if _, err := h.admin.Pause(ctx, j.Migration.Name); err != nil {
+			return nil, err
+		}
+	}
+	return j, err
+}
+
+// A migration paused between FindJob and the claim is skipped; Run ends.
+func TestPausedBeforeClaimIsSkipped(t *testing.T) {
+	ctx := context.Background()
+	pool := pgSetup(t)
+	itemsTable(t, pool, "items", 100)
+	opts := fastOptions()
+	h := &pauseAfterFind{}
+	opts.Handler = h
+	w := bbm.NewSyncWorker(pool, opts)
+	h.Handler, h.admin = w, w.Admin()
+	require.NoError(t, w.Register(fillWork("fill")))
+	register(t, w.Admin(), "m", "items", "fill", 50)
+	require.NoError(t, w.Run(ctx))
+	require.Equal(t, bbm.StatusPaused, migrationOf(t, pool, "m").Status)
+	require.Empty(t, jobsOf(t, pool, "m"))
+}
+
+// A failed migration whose Work this worker lacks is not picked up (it
+// could only fail again), so Run ends instead of spinning.
+func TestFailedMigrationOfAnotherWorkerIsLeftAlone(t *testing.T) {
+	ctx := context.Background()
+	pool := pgSetup(t)
+	itemsTable(t, pool, "items", 100)
+	store := pgStore(pool)
+	other := bbm.NewSyncWorker(pool, fastOptions())
+	require.NoError(t, other.Register(fillWork("elsewhere")))
+	register(t, other.Admin(), "m", "items", "elsewhere", 50)
+	m := migrationOf(t, pool, "m")
+	j, err := store.ClaimJob(ctx, bbm.Claim{MigrationID: m.ID, MinKey: 1, MaxKey: 50, BatchSize: 50, Lease: time.Minute})
+	require.NoError(t, err)
+	_, err = store.FailJob(ctx, bbm.JobFailure{JobID: j.ID, Attempt: 1, Code: bbm.CodeJobFailed,
+		MigrationCode: bbm.CodeMaxJobAttemptsReached})
+	require.NoError(t, err)
+
+	w := bbm.NewSyncWorker(pool, fastOptions())
+	require.NoError(t, w.Register(fillWork("fill")))
+	require.ErrorIs(t, w.Run(ctx), bbm.ErrMigrationFailed)
+	got := jobsOf(t, pool, "m")
+	require.Equal(t, 1, got[0].Attempts)
+	require.Equal(t, bbm.CodeMaxJobAttemptsReached, migrationOf(t, pool, "m").ErrorCode)
+}

@@ -142,12 +142,12 @@ func perProcess(t *testing.T, pool *pgxpool.Pool) map[int]int {
 // finished, every row processed, no job stuck running.
 func TestCrashRecovery(t *testing.T) {
 	pool := pgSetup(t)
-	const rows, batch = 30_000, 500
+	const rows, batch = 50_000, 500
 	setupLogged(t, pool, rows, batch)
 	url := pool.Config().ConnString()
 	kills := 0
 	for kills < 5 {
-		cmd, out := childCmd(t, url, "0.02")
+		cmd, out := childCmd(t, url, "0.03")
 		require.NoError(t, cmd.Start())
 		exited := make(chan error, 1)
 		go func() { exited <- cmd.Wait() }()
@@ -155,14 +155,14 @@ func TestCrashRecovery(t *testing.T) {
 		case err := <-exited:
 			require.NoError(t, err, "child exited early:\n%s", out)
 			t.Fatalf("the child finished before it was killed %d times; make the table bigger", kills)
-		case <-time.After(time.Duration(150+rand.IntN(250)) * time.Millisecond):
+		case <-time.After(time.Duration(100+rand.IntN(200)) * time.Millisecond):
 			require.NoError(t, cmd.Process.Signal(syscall.SIGKILL))
 			<-exited
 			kills++
 		}
 		t.Logf("kill %d: %s", kills, progress(t, pool))
 	}
-	cmd, out := childCmd(t, url, "0.02")
+	cmd, out := childCmd(t, url, "0.03")
 	require.NoError(t, cmd.Run(), "restarted child:\n%s", out)
 	requireDone(t, pool, rows/batch)
 	require.Zero(t, countWhere(t, pool, `SELECT count(*) FROM ferry_bbm_jobs WHERE status = 'running'`))

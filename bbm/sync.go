@@ -181,6 +181,10 @@ func (w *SyncWorker) batch(ctx context.Context) (batchResult, error) {
 			if err := sleep(ctx, d); err != nil {
 				return batchMore, err
 			}
+		case errors.Is(err, ErrInvalidTransition), errors.Is(err, ErrMigrationNotFound):
+			// Paused (or removed) between FindJob and the claim; the
+			// next FindJob skips it.
+			w.e.log.InfoContext(ctx, "migration no longer runnable", "error", err)
 		case errors.Is(err, ErrJobConflict), errors.Is(err, ErrJobLost):
 			// Only possible when another worker runs without the lock
 			// (it lost it); back off rather than race it.

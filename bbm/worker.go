@@ -205,6 +205,9 @@ func (w *Worker) round(r run) (int, error) {
 			if errors.As(err, &je) && je.Terminal() {
 				continue // the migration failed; the others go on
 			}
+			if errors.Is(err, ErrInvalidTransition) || errors.Is(err, ErrMigrationNotFound) {
+				continue // paused since FindJob; it is skipped from now on
+			}
 			return ran, err
 		}
 	}

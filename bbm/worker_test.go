@@ -45,9 +45,11 @@ func TestWorkerRunsMigrationsInBackground(t *testing.T) {
 	requireFilled(t, pool, "b")
 
 	// It can run again after a stop; Run returns nil after Stop.
+	itemsTable(t, pool, "c", 100)
 	done := make(chan error, 1)
 	go func() { done <- w.Run(ctx) }()
-	require.Eventually(t, func() bool { return w.Start(ctx) != nil }, 5*time.Second, time.Millisecond)
+	register(t, w.Admin(), "c", "c", "fill", 100)
+	waitStatus(t, w.Admin(), "c", bbm.StatusFinished)
 	require.NoError(t, w.Stop(ctx))
 	require.NoError(t, <-done)
 }
