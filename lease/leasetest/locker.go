@@ -78,7 +78,7 @@ func (m *Locker) Acquire(ctx context.Context, key string, ttl time.Duration) (le
 	e.token++
 	e.holder = m.holder
 	e.expires = now.Add(ttl)
-	return &memLease{m: m, key: key, token: e.token, ttl: ttl, expiresAt: e.expires}, nil
+	return lease.New((*driver)(m), key, e.token, ttl, now), nil
 }
 
 // FailRenewals makes every later Renew fail with err (a stand-in for a
@@ -118,63 +118,41 @@ func (m *Locker) current(key string, token int64) (*entry, bool) {
 	return e, true
 }
 
-type memLease struct {
-	m     *Locker
-	key   string
-	token int64
-	ttl   time.Duration
+// driver is the Locker seen as the lease.Driver of its leases; it is also
+// their lease.Clock, so that ExpiresAt reads the injected clock.
+type driver Locker
 
-	mu        sync.Mutex
-	expiresAt time.Time
-	released  bool
-}
+// Now implements lease.Clock.
+func (d *driver) Now() time.Time { return d.clock.Now() }
 
-func (l *memLease) Key() string  { return l.key }
-func (l *memLease) Token() int64 { return l.token }
-
-func (l *memLease) ExpiresAt() time.Time {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.expiresAt
-}
-
-func (l *memLease) Renew(ctx context.Context) error {
+// Renew implements lease.Driver.
+func (d *driver) Renew(ctx context.Context, key string, token int64, ttl time.Duration) (bool, error) {
 	if err := ctx.Err(); err != nil {
-		return fmt.Errorf("lease: renewing key %q (token %d): %w", l.key, l.token, err)
+		return false, err
 	}
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.m.mu.Lock()
-	defer l.m.mu.Unlock()
-	if l.m.renewErr != nil {
-		return fmt.Errorf("lease: renewing key %q (token %d): %w", l.key, l.token, l.m.renewErr)
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.renewErr != nil {
+		return false, d.renewErr
 	}
-	e, ok := l.m.current(l.key, l.token)
-	if l.released || !ok {
-		return fmt.Errorf("lease: renewing key %q (token %d): %w", l.key, l.token, lease.ErrLost)
+	e, ok := (*Locker)(d).current(key, token)
+	if ok {
+		e.expires = d.clock.Now().Add(ttl)
 	}
-	e.expires = l.m.clock.Now().Add(l.ttl)
-	l.expiresAt = e.expires
-	return nil
+	return ok, nil
 }
 
-func (l *memLease) Release(ctx context.Context) error {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.released {
-		return nil
-	}
+// Release implements lease.Driver.
+func (d *driver) Release(ctx context.Context, key string, token int64) (bool, error) {
 	if err := ctx.Err(); err != nil {
-		return fmt.Errorf("lease: releasing key %q (token %d): %w", l.key, l.token, err)
+		return false, err
 	}
-	l.m.mu.Lock()
-	defer l.m.mu.Unlock()
-	e, ok := l.m.current(l.key, l.token)
-	if !ok {
-		return fmt.Errorf("lease: releasing key %q (token %d): %w", l.key, l.token, lease.ErrLost)
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	e, ok := (*Locker)(d).current(key, token)
+	if ok {
+		e.expires = time.Time{}
+		e.holder = ""
 	}
-	e.expires = time.Time{}
-	e.holder = ""
-	l.released = true
-	return nil
+	return ok, nil
 }

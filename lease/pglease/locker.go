@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -84,12 +83,22 @@ func (lk *Locker) Acquire(ctx context.Context, key string, ttl time.Duration) (l
 	case !acquired:
 		return nil, &lease.HeldError{Key: key, Holder: holder, ExpiresAt: *expires}
 	}
-	return &pgLease{lk: lk, key: key, token: token, ttl: ttl, expiresAt: sent.Add(ttl)}, nil
+	return lease.New((*driver)(lk), key, token, ttl, sent), nil
 }
+
+// driver is the Locker seen as the lease.Driver of the leases it hands
+// out; a type of its own keeps Renew and Release off Locker's API.
+type driver Locker
 
 const renewSQL = `
 UPDATE ferry_leases SET expires_at = statement_timestamp() + $3 * interval '1 microsecond'
 WHERE key = $1 AND token = $2 AND expires_at > statement_timestamp()`
+
+// Renew implements lease.Driver.
+func (d *driver) Renew(ctx context.Context, key string, token int64, ttl time.Duration) (bool, error) {
+	tag, err := d.db.Exec(ctx, renewSQL, key, token, ttl.Microseconds())
+	return tag.RowsAffected() == 1, err
+}
 
 // releaseSQL ends the lease if it is still current, and is true if it did
 // or if this very lease was released before (a retried Release whose
@@ -103,62 +112,9 @@ WITH released AS (
 SELECT EXISTS (SELECT FROM released)
     OR EXISTS (SELECT FROM ferry_leases WHERE key = $1 AND token = $2 AND expires_at = '-infinity')`
 
-type pgLease struct {
-	lk    *Locker
-	key   string
-	token int64
-	ttl   time.Duration
-
-	mu        sync.Mutex
-	expiresAt time.Time
-	released  bool
-}
-
-func (l *pgLease) Key() string  { return l.key }
-func (l *pgLease) Token() int64 { return l.token }
-
-func (l *pgLease) ExpiresAt() time.Time {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.expiresAt
-}
-
-func (l *pgLease) Renew(ctx context.Context) error {
-	l.mu.Lock()
-	released := l.released
-	l.mu.Unlock()
-	if released {
-		return fmt.Errorf("lease: renewing key %q (token %d): %w: it was released", l.key, l.token, lease.ErrLost)
-	}
-	sent := time.Now()
-	tag, err := l.lk.db.Exec(ctx, renewSQL, l.key, l.token, l.ttl.Microseconds())
-	if err != nil {
-		return fmt.Errorf("lease: renewing key %q (token %d): %w", l.key, l.token, err)
-	}
-	if tag.RowsAffected() == 0 {
-		return fmt.Errorf("lease: renewing key %q (token %d): %w: it expired or another holder took it", l.key, l.token, lease.ErrLost)
-	}
-	l.mu.Lock()
-	if sent.Add(l.ttl).After(l.expiresAt) {
-		l.expiresAt = sent.Add(l.ttl)
-	}
-	l.mu.Unlock()
-	return nil
-}
-
-func (l *pgLease) Release(ctx context.Context) error {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.released {
-		return nil
-	}
+// Release implements lease.Driver.
+func (d *driver) Release(ctx context.Context, key string, token int64) (bool, error) {
 	var ok bool
-	if err := l.lk.db.QueryRow(ctx, releaseSQL, l.key, l.token).Scan(&ok); err != nil {
-		return fmt.Errorf("lease: releasing key %q (token %d): %w", l.key, l.token, err)
-	}
-	if !ok {
-		return fmt.Errorf("lease: releasing key %q (token %d): %w: it expired or another holder took it", l.key, l.token, lease.ErrLost)
-	}
-	l.released = true
-	return nil
+	err := d.db.QueryRow(ctx, releaseSQL, key, token).Scan(&ok)
+	return ok, err
 }

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"os"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -98,8 +97,9 @@ func (lk *Locker) Acquire(ctx context.Context, key string, ttl time.Duration) (l
 	}
 	var nonce [12]byte
 	_, _ = rand.Read(nonce[:]) // never fails (crypto/rand)
+	keys := lk.keys(key)
 	sent := time.Now()
-	res, err := acquireScript.Run(ctx, lk.client, lk.keys(key), hex.EncodeToString(nonce[:]), lk.holder, ttl.Milliseconds()).Slice()
+	res, err := acquireScript.Run(ctx, lk.client, keys, hex.EncodeToString(nonce[:]), lk.holder, ttl.Milliseconds()).Slice()
 	if err != nil {
 		return nil, fmt.Errorf("lease: acquiring key %q: %w", key, err)
 	}
@@ -116,7 +116,7 @@ func (lk *Locker) Acquire(ctx context.Context, key string, ttl time.Duration) (l
 		}
 		return nil, held
 	}
-	return &redisLease{lk: lk, key: key, keys: lk.keys(key), value: val, token: n, ttl: ttl, expiresAt: sent.Add(ttl)}, nil
+	return lease.New(&driver{client: lk.client, keys: keys[:1], value: val}, key, n, ttl, sent), nil
 }
 
 // holderOf returns the holder's name from a lease value "token:nonce:holder".
@@ -128,64 +128,23 @@ func holderOf(val string) string {
 	return parts[2]
 }
 
-type redisLease struct {
-	lk    *Locker
-	key   string
-	keys  []string
-	value string
-	token int64
-	ttl   time.Duration
-
-	mu        sync.Mutex
-	expiresAt time.Time
-	released  bool
+// driver is the lease.Driver of one acquisition: the scripts recognise it
+// by the value it set, which is unique to it, so the key and token that
+// lease.Lease passes are the ones it already knows.
+type driver struct {
+	client redis.Scripter
+	keys   []string // the lease's Redis key
+	value  string
 }
 
-func (l *redisLease) Key() string  { return l.key }
-func (l *redisLease) Token() int64 { return l.token }
-
-func (l *redisLease) ExpiresAt() time.Time {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.expiresAt
+// Renew implements lease.Driver.
+func (d *driver) Renew(ctx context.Context, _ string, _ int64, ttl time.Duration) (bool, error) {
+	n, err := renewScript.Run(ctx, d.client, d.keys, d.value, ttl.Milliseconds()).Int64()
+	return n == 1, err
 }
 
-func (l *redisLease) Renew(ctx context.Context) error {
-	l.mu.Lock()
-	released := l.released
-	l.mu.Unlock()
-	if released {
-		return fmt.Errorf("lease: renewing key %q (token %d): %w: it was released", l.key, l.token, lease.ErrLost)
-	}
-	sent := time.Now()
-	n, err := renewScript.Run(ctx, l.lk.client, l.keys[:1], l.value, l.ttl.Milliseconds()).Int64()
-	if err != nil {
-		return fmt.Errorf("lease: renewing key %q (token %d): %w", l.key, l.token, err)
-	}
-	if n != 1 {
-		return fmt.Errorf("lease: renewing key %q (token %d): %w: it expired or another holder took it", l.key, l.token, lease.ErrLost)
-	}
-	l.mu.Lock()
-	if sent.Add(l.ttl).After(l.expiresAt) {
-		l.expiresAt = sent.Add(l.ttl)
-	}
-	l.mu.Unlock()
-	return nil
-}
-
-func (l *redisLease) Release(ctx context.Context) error {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.released {
-		return nil
-	}
-	n, err := releaseScript.Run(ctx, l.lk.client, l.keys[:1], l.value).Int64()
-	if err != nil {
-		return fmt.Errorf("lease: releasing key %q (token %d): %w", l.key, l.token, err)
-	}
-	if n != 1 {
-		return fmt.Errorf("lease: releasing key %q (token %d): %w: it expired or another holder took it", l.key, l.token, lease.ErrLost)
-	}
-	l.released = true
-	return nil
+// Release implements lease.Driver.
+func (d *driver) Release(ctx context.Context, _ string, _ int64) (bool, error) {
+	n, err := releaseScript.Run(ctx, d.client, d.keys, d.value).Int64()
+	return n == 1, err
 }
