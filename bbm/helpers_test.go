@@ -2,13 +2,13 @@ package bbm_test
 
 import (
 	"context"
-	"fmt"
 	"log/slog"
 	"os"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
 
@@ -53,9 +53,12 @@ func newPool(t testing.TB, url string) *pgxpool.Pool {
 func itemsTable(t testing.TB, db storage.Querier, name string, n int) {
 	t.Helper()
 	ctx := context.Background()
-	_, err := db.Exec(ctx, fmt.Sprintf(`CREATE TABLE %s (id bigint PRIMARY KEY, payload text NOT NULL, filled bigint);
-		INSERT INTO %[1]s (id, payload) SELECT g, md5(g::text) FROM generate_series(1, %d) g;
-		ANALYZE %[1]s`, name, n))
+	table := pgx.Identifier{name}.Sanitize()
+	_, err := db.Exec(ctx, `CREATE TABLE `+table+` (id bigint PRIMARY KEY, payload text NOT NULL, filled bigint)`)
+	require.NoError(t, err)
+	_, err = db.Exec(ctx, `INSERT INTO `+table+` (id, payload) SELECT g, md5(g::text) FROM generate_series(1, $1::bigint) g`, n)
+	require.NoError(t, err)
+	_, err = db.Exec(ctx, `ANALYZE `+table)
 	require.NoError(t, err)
 }
 

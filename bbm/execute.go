@@ -1,0 +1,147 @@
+package bbm
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"runtime/debug"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/ferryhq/ferry/storage"
+)
+
+// ExecuteJob implements Handler.ExecuteJob.
+func (e *engine) ExecuteJob(ctx context.Context, store Store, job *Job) error {
+	m := job.Migration
+	if m == nil {
+		var err error
+		if m, err = store.Migration(ctx, job.MigrationID); err != nil {
+			return err
+		}
+	}
+	work, ok := e.works.get(m.WorkName)
+	if !ok {
+		// Retrying cannot help until a worker with this Work runs it.
+		err := fmt.Errorf("%w: %q is not registered on this worker (registered: %v)", ErrUnknownWork, m.WorkName, e.works.names())
+		if ferr := e.failMigration(ctx, store, m, CodeInvalidJobSignature, err.Error()); ferr != nil {
+			return errors.Join(err, ferr)
+		}
+		return &JobError{Migration: m.Name, JobID: job.ID, Start: job.MinKey, End: job.MaxKey, Attempt: job.Attempts,
+			Code: CodeInvalidJobSignature, MigrationCode: CodeInvalidJobSignature, Err: err}
+	}
+	claimed, err := store.ClaimJob(ctx, Claim{MigrationID: m.ID, JobID: job.ID, MinKey: job.MinKey,
+		MaxKey: job.MaxKey, BatchSize: job.BatchSize, Attempts: job.Attempts, Lease: e.o.JobTimeout + e.o.LeaseGrace})
+	if err != nil {
+		return err
+	}
+	claimed.Migration = m
+	return e.run(ctx, store, work, claimed)
+}
+
+// run executes a claimed attempt and records its outcome.
+func (e *engine) run(ctx context.Context, store Store, work Work, job *Job) error {
+	m := job.Migration
+	log := e.log.With("migration", m.Name, "job", job.ID, "start", job.MinKey, "end", job.MaxKey, "attempt", job.Attempts)
+	ev := JobEvent{Migration: m.Name, MigrationID: m.ID, JobID: job.ID, Start: job.MinKey, End: job.MaxKey,
+		Attempt: job.Attempts, BatchSize: job.BatchSize}
+	log.InfoContext(ctx, "job started", "batch_size", job.BatchSize)
+	e.obs.JobStarted(ctx, ev)
+
+	b := Batch{Migration: m.Name, Table: m.TableIdent(), Column: m.Column, KeyColumn: m.KeyColumn,
+		Strategy: m.Strategy, Start: job.MinKey, End: job.MaxKey, Size: job.BatchSize, Attempt: job.Attempts}
+	took, workErr := e.runWork(ctx, work, b)
+	ev.Duration = took
+
+	rctx, cancel := detached(ctx)
+	defer cancel()
+	keys := job.Keys()
+	if m.Strategy == NullKeys {
+		keys = int64(job.BatchSize)
+	}
+	if workErr == nil {
+		if _, err := store.FinishJob(rctx, JobResult{JobID: job.ID, Attempt: job.Attempts, Duration: took}); err != nil {
+			// The work is committed; the range runs again when retaken,
+			// which an idempotent Work allows.
+			log.ErrorContext(ctx, "job done but not recorded", "duration", took, "error", err)
+			return err
+		}
+		ev.NextBatchSize = e.sizes.observe(m, keys, took, false)
+		log.InfoContext(ctx, "job finished", "duration", took, "next_batch_size", ev.NextBatchSize)
+		e.obs.JobFinished(ctx, ev)
+		return nil
+	}
+
+	code := CodeJobFailed
+	switch {
+	case errors.Is(workErr, ErrWorkPanic):
+		code = CodeJobPanicked
+	case ctx.Err() != nil:
+		code = CodeJobCancelled
+	case errors.Is(workErr, ErrJobTimeout):
+		code = CodeJobTimeout
+	}
+	migCode := configCode(workErr)
+	refund := code == CodeJobCancelled && migCode == CodeNone
+	if !refund && migCode == CodeNone && job.Attempts >= e.o.MaxJobAttempts {
+		migCode = CodeMaxJobAttemptsReached
+	}
+	je := &JobError{Migration: m.Name, JobID: job.ID, Start: job.MinKey, End: job.MaxKey, Attempt: job.Attempts,
+		Code: code, MigrationCode: migCode, Err: workErr}
+	_, recErr := store.FailJob(rctx, JobFailure{JobID: job.ID, Attempt: job.Attempts, Duration: took,
+		Code: code, Message: workErr.Error(), Refund: refund, MigrationCode: migCode})
+	ev.Err = je
+	ev.NextBatchSize = e.sizes.size(m)
+	if code == CodeJobTimeout {
+		// Too big for the timeout; other failures say nothing about size.
+		ev.NextBatchSize = e.sizes.observe(m, keys, took, true)
+	}
+	level := slog.LevelWarn
+	if migCode != CodeNone {
+		level = slog.LevelError
+	}
+	log.Log(ctx, level, "job failed", "duration", took, "code", code, "migration_code", migCode, "error", workErr)
+	if recErr != nil {
+		log.ErrorContext(ctx, "recording the job failure", "error", recErr)
+		return errors.Join(je, recErr)
+	}
+	e.obs.JobFinished(ctx, ev)
+	if migCode != CodeNone {
+		e.sizes.forget(m.ID)
+		if fm, err := store.Migration(rctx, m.ID); err == nil {
+			e.obs.MigrationDone(ctx, fm)
+		}
+	}
+	return je
+}
+
+// runWork runs w on b in a transaction under the job timeout, turning a
+// panic into a *PanicError, and returns how long the transaction took.
+func (e *engine) runWork(ctx context.Context, w Work, b Batch) (took time.Duration, err error) {
+	jctx, cancel := context.WithTimeoutCause(ctx, e.o.JobTimeout, ErrJobTimeout)
+	defer cancel()
+	began := time.Now()
+	defer func() {
+		took = time.Since(began)
+		if p := recover(); p != nil {
+			err = &PanicError{Value: p, Stack: debug.Stack()}
+		}
+		if err != nil && ctx.Err() == nil && errors.Is(context.Cause(jctx), ErrJobTimeout) {
+			err = fmt.Errorf("%w after %s: %w", ErrJobTimeout, e.o.JobTimeout, err)
+		}
+	}()
+	if e.db == nil {
+		return 0, w.Do(jctx, nil, b)
+	}
+	// statement_timeout is a server-side backstop, a little after the
+	// client-side deadline that normally cancels first.
+	stmtTimeout := fmt.Sprintf("%dms", (e.o.JobTimeout + time.Second).Milliseconds())
+	return 0, storage.InTx(jctx, e.db, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(jctx, `SELECT set_config('statement_timeout', $1, true)`, stmtTimeout); err != nil {
+			return err
+		}
+		return w.Do(jctx, tx, b)
+	})
+}
