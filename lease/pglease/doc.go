@@ -2,7 +2,8 @@
 // ferry_leases table (created by storage.Migrate), one row per key, and
 // expire by the database's clock only, so clients' clocks never decide who
 // holds a key. Acquire, Renew and Release are one statement, and one round
-// trip, each.
+// trip, each; an Acquire that finds the key held is a read, taking no lock,
+// so contenders cost the holder nothing.
 //
 // Fence makes a write in a caller's transaction conditional on a lease
 // still being current: it locks the key's row for the rest of the

@@ -200,3 +200,58 @@ func TestFenceRefuses(t *testing.T) {
 		t.Errorf("Fence of the live lease: %v", err)
 	}
 }
+
+// Asking for a held key is a read: it locks nothing, so it neither waits
+// for a fenced transaction of the holder nor leaves its mark on the row.
+func TestHeldAcquireIsARead(t *testing.T) {
+	ctx := t.Context()
+	pool := pgtest.Pool(t)
+	holder := pglease.New(pool, pglease.Options{Holder: "holder"})
+	other := pglease.New(pool, pglease.Options{Holder: "other"})
+	l, err := holder.Acquire(ctx, "repo:1", time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tx, err := pool.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback(ctx)
+	if err := pglease.Fence(ctx, tx, l.Key(), l.Token()); err != nil {
+		t.Fatal(err)
+	}
+	held := make(chan error, 1)
+	go func() {
+		_, err := other.Acquire(ctx, "repo:1", time.Minute)
+		held <- err
+	}()
+	select {
+	case err := <-held:
+		if !errors.Is(err, lease.ErrHeld) {
+			t.Fatalf("Acquire of the held key: %v, want ErrHeld", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("Acquire of a held key waited for the holder's fenced transaction")
+	}
+	if err := tx.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+
+	// A row lock would have set the row's xmax to the asker's transaction.
+	xmax := func() (x string) {
+		t.Helper()
+		if err := pool.QueryRow(ctx, `SELECT xmax::text FROM ferry_leases WHERE key = 'repo:1'`).Scan(&x); err != nil {
+			t.Fatal(err)
+		}
+		return x
+	}
+	before := xmax()
+	for range 3 {
+		if _, err := other.Acquire(ctx, "repo:1", time.Minute); !errors.Is(err, lease.ErrHeld) {
+			t.Fatalf("Acquire of the held key: %v, want ErrHeld", err)
+		}
+	}
+	if after := xmax(); after != before {
+		t.Errorf("held Acquires changed the row's xmax from %s to %s: they locked it", before, after)
+	}
+}

@@ -42,13 +42,18 @@ func New(db storage.Querier, opts Options) *Locker {
 // acquireSQL takes the key when it has no row or its lease has expired or
 // was released, bumping the token; otherwise it reports the current
 // holder. ON CONFLICT locks the row, and its WHERE is checked against the
-// row's latest version, so two callers never both get the key. The second
-// branch reads the statement's snapshot: a holder that committed after the
-// snapshot was taken shows up as held with no holder row.
+// row's latest version, so two callers never both get the key.
+//
+// The NOT EXISTS guard skips the INSERT when the statement's snapshot shows
+// a live lease, so that asking for a held key (what most contenders do)
+// takes no row lock and no transaction id and writes no WAL: a read. The
+// second branch reads the same snapshot; a holder that committed after it
+// was taken shows up as held with no holder row.
 const acquireSQL = `
 WITH taken AS (
 	INSERT INTO ferry_leases AS l (key, token, holder, acquired_at, expires_at)
-	VALUES ($1, 1, $2, statement_timestamp(), statement_timestamp() + $3 * interval '1 microsecond')
+	SELECT $1, 1, $2, statement_timestamp(), statement_timestamp() + $3 * interval '1 microsecond'
+	WHERE NOT EXISTS (SELECT FROM ferry_leases WHERE key = $1 AND expires_at > statement_timestamp())
 	ON CONFLICT (key) DO UPDATE
 		SET token = l.token + 1, holder = excluded.holder,
 		    acquired_at = excluded.acquired_at, expires_at = excluded.expires_at
@@ -100,21 +105,16 @@ func (d *driver) Renew(ctx context.Context, key string, token int64, ttl time.Du
 	return tag.RowsAffected() == 1, err
 }
 
-// releaseSQL ends the lease if it is still current, and is true if it did
-// or if this very lease was released before (a retried Release whose
-// first answer was lost), which the statement's snapshot still shows.
+// releaseSQL ends the lease if it is still current. It also matches this
+// very lease when it was released before (a retried Release whose first
+// answer was lost), rewriting the same values, so that the retry reports
+// success; a lease that expired or was taken over matches nothing.
 const releaseSQL = `
-WITH released AS (
-	UPDATE ferry_leases SET expires_at = '-infinity', holder = ''
-	WHERE key = $1 AND token = $2 AND expires_at > statement_timestamp()
-	RETURNING 1
-)
-SELECT EXISTS (SELECT FROM released)
-    OR EXISTS (SELECT FROM ferry_leases WHERE key = $1 AND token = $2 AND expires_at = '-infinity')`
+UPDATE ferry_leases SET expires_at = '-infinity', holder = ''
+WHERE key = $1 AND token = $2 AND (expires_at > statement_timestamp() OR expires_at = '-infinity')`
 
 // Release implements lease.Driver.
 func (d *driver) Release(ctx context.Context, key string, token int64) (bool, error) {
-	var ok bool
-	err := d.db.QueryRow(ctx, releaseSQL, key, token).Scan(&ok)
-	return ok, err
+	tag, err := d.db.Exec(ctx, releaseSQL, key, token)
+	return tag.RowsAffected() == 1, err
 }
