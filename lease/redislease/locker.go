@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -45,18 +46,22 @@ func New(client redis.Scripter, opts Options) *Locker {
 	return &Locker{client: client, prefix: opts.Prefix, holder: opts.Holder}
 }
 
-// acquireScript sets the lease if the key is free and returns
-// {1, value, token}, or returns {0, current value, remaining ms}.
-// KEYS: lease, counter. ARGV: nonce, holder, ttl in ms.
+// acquireScript sets the lease if the key is free and returns its token;
+// the lease's value is the token followed by ARGV[1], ":nonce:holder".
+// When the key is held it returns {current value, remaining ms}.
+// KEYS: lease, counter. ARGV: ":nonce:holder", ttl in ms.
 //
 // INCR returns 1 only when the counter is new or was lost; the token then
 // starts from the server's clock in microseconds, which is past every
 // token handed out before (they grew by one per acquisition from an
 // earlier clock reading). TIME is read only then, as it costs a little.
+// The script does as little as it can, as Lua is most of what a lease
+// costs the server: the value is assembled from what the client sent, and
+// the reply is one integer.
 var acquireScript = redis.NewScript(`
 local cur = redis.call('GET', KEYS[1])
 if cur then
-	return {0, cur, redis.call('PTTL', KEYS[1])}
+	return {cur, redis.call('PTTL', KEYS[1])}
 end
 local token = redis.call('INCR', KEYS[2])
 if token == 1 then
@@ -64,9 +69,8 @@ if token == 1 then
 	token = tonumber(now[1]) * 1000000 + tonumber(now[2])
 	redis.call('SET', KEYS[2], string.format('%d', token))
 end
-local val = string.format('%d', token) .. ':' .. ARGV[1] .. ':' .. ARGV[2]
-redis.call('SET', KEYS[1], val, 'PX', ARGV[3], 'NX')
-return {1, val, token}
+redis.call('SET', KEYS[1], string.format('%d', token) .. ARGV[1], 'PX', ARGV[2])
+return token
 `)
 
 // renewScript extends the lease if it still has this acquisition's value.
@@ -97,26 +101,29 @@ func (lk *Locker) Acquire(ctx context.Context, key string, ttl time.Duration) (l
 	}
 	var nonce [12]byte
 	_, _ = rand.Read(nonce[:]) // never fails (crypto/rand)
+	suffix := ":" + hex.EncodeToString(nonce[:]) + ":" + lk.holder
 	keys := lk.keys(key)
 	sent := time.Now()
-	res, err := acquireScript.Run(ctx, lk.client, keys, hex.EncodeToString(nonce[:]), lk.holder, ttl.Milliseconds()).Slice()
+	res, err := acquireScript.Run(ctx, lk.client, keys, suffix, ttl.Milliseconds()).Result()
 	if err != nil {
 		return nil, fmt.Errorf("lease: acquiring key %q: %w", key, err)
 	}
-	if len(res) != 3 {
-		return nil, fmt.Errorf("lease: acquiring key %q: unexpected reply %v", key, res)
-	}
-	ok, _ := res[0].(int64)
-	val, _ := res[1].(string)
-	n, _ := res[2].(int64)
-	if ok != 1 {
-		held := &lease.HeldError{Key: key, Holder: holderOf(val)}
-		if n > 0 {
-			held.ExpiresAt = sent.Add(time.Duration(n) * time.Millisecond)
+	switch res := res.(type) {
+	case int64:
+		value := strconv.FormatInt(res, 10) + suffix
+		return lease.New(&driver{client: lk.client, keys: keys[:1], value: value}, key, res, ttl, sent), nil
+	case []any:
+		if len(res) == 2 {
+			val, _ := res[0].(string)
+			pttl, _ := res[1].(int64)
+			held := &lease.HeldError{Key: key, Holder: holderOf(val)}
+			if pttl > 0 {
+				held.ExpiresAt = sent.Add(time.Duration(pttl) * time.Millisecond)
+			}
+			return nil, held
 		}
-		return nil, held
 	}
-	return lease.New(&driver{client: lk.client, keys: keys[:1], value: val}, key, n, ttl, sent), nil
+	return nil, fmt.Errorf("lease: acquiring key %q: unexpected reply %v", key, res)
 }
 
 // holderOf returns the holder's name from a lease value "token:nonce:holder".
