@@ -78,7 +78,10 @@
 // waits. ReplicaLagThrottler holds while streaming replicas lag behind the
 // primary. Workers log each job with slog (keys migration, job, start, end,
 // attempt, duration) and report jobs, holds and finished migrations to an
-// Observer, for metrics without a metrics dependency here.
+// Observer (Options.Observer), for metrics and tracing without a metrics
+// dependency here: package prommetrics turns the events into Prometheus
+// metrics, and MultiObserver combines it with a host's own Observer. Without
+// one, a worker calls an empty Observer.
 //
 // # Administration
 //

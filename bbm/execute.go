@@ -45,8 +45,12 @@ func (e *engine) ExecuteJob(ctx context.Context, store Store, job *Job) error {
 func (e *engine) run(ctx context.Context, store Store, work Work, job *Job) error {
 	m := job.Migration
 	log := e.log.With("migration", m.Name, "job", job.ID, "start", job.MinKey, "end", job.MaxKey, "attempt", job.Attempts)
+	keys := job.Keys()
+	if m.Strategy == NullKeys {
+		keys = int64(job.BatchSize)
+	}
 	ev := JobEvent{Migration: m.Name, MigrationID: m.ID, JobID: job.ID, Start: job.MinKey, End: job.MaxKey,
-		Attempt: job.Attempts, BatchSize: job.BatchSize}
+		Attempt: job.Attempts, BatchSize: job.BatchSize, Keys: keys}
 	log.InfoContext(ctx, "job started", "batch_size", job.BatchSize)
 	e.obs.JobStarted(ctx, ev)
 
@@ -57,15 +61,14 @@ func (e *engine) run(ctx context.Context, store Store, work Work, job *Job) erro
 
 	rctx, cancel := detached(ctx)
 	defer cancel()
-	keys := job.Keys()
-	if m.Strategy == NullKeys {
-		keys = int64(job.BatchSize)
-	}
 	if workErr == nil {
 		if _, err := store.FinishJob(rctx, JobResult{JobID: job.ID, Attempt: job.Attempts, Duration: took}); err != nil {
 			// The work is committed; the range runs again when retaken,
 			// which an idempotent Work allows.
 			log.ErrorContext(ctx, "job done but not recorded", "duration", took, "error", err)
+			ev.Err = err
+			ev.NextBatchSize = e.sizes.size(m)
+			e.obs.JobFinished(ctx, ev)
 			return err
 		}
 		ev.NextBatchSize = e.sizes.observe(m, keys, took, false)
@@ -105,6 +108,7 @@ func (e *engine) run(ctx context.Context, store Store, work Work, job *Job) erro
 	log.Log(ctx, level, "job failed", "duration", took, "code", code, "migration_code", migCode, "error", workErr)
 	if recErr != nil {
 		log.ErrorContext(ctx, "recording the job failure", "error", recErr)
+		e.obs.JobFinished(ctx, ev)
 		return errors.Join(je, recErr)
 	}
 	e.obs.JobFinished(ctx, ev)

@@ -6,12 +6,15 @@ import (
 )
 
 // Observer is told what workers do, for metrics and tracing; bbm itself
-// depends on no metrics library. Calls are made synchronously from the
-// worker's goroutine, so they should be quick.
+// depends on no metrics library (package prommetrics implements it with
+// Prometheus). Calls are made synchronously from the worker's goroutine,
+// so they should be quick and must not block. A worker without an
+// Observer pays one call to an empty method per event.
 type Observer interface {
 	// JobStarted is called after an attempt was claimed, before Work.Do.
 	JobStarted(ctx context.Context, e JobEvent)
-	// JobFinished is called after the attempt's outcome was recorded.
+	// JobFinished is called once for every JobStarted, after the
+	// attempt's outcome was recorded (or recording it failed).
 	JobFinished(ctx context.Context, e JobEvent)
 	// Throttled is called each time the Throttler says hold.
 	Throttled(ctx context.Context, e ThrottleEvent)
@@ -28,10 +31,16 @@ type JobEvent struct {
 	End         int64
 	Attempt     int
 	BatchSize   int
+	// Keys is how many keys the job covers: End-Start+1 for IntegerRange,
+	// the batch size (the NULL rows) for NullKeys. Keys/Duration is the
+	// job's rate.
+	Keys int64
 	// Duration (JobFinished) is how long the Work's transaction ran, from
 	// begin to commit or rollback.
 	Duration time.Duration
-	// Err (JobFinished) is nil on success, else a *JobError.
+	// Err (JobFinished) is nil on success, else a *JobError, or the error
+	// of recording the outcome when that failed (the attempt then runs
+	// again once its lease expires).
 	Err error
 	// NextBatchSize (JobFinished) is the size the next new job of the
 	// migration will get.
@@ -80,5 +89,47 @@ func (o ObserverFuncs) Throttled(ctx context.Context, e ThrottleEvent) {
 func (o ObserverFuncs) MigrationDone(ctx context.Context, m *Migration) {
 	if o.OnMigrationDone != nil {
 		o.OnMigrationDone(ctx, m)
+	}
+}
+
+// MultiObserver returns an Observer that tells each of obs in turn; nil
+// ones are dropped. It lets a host keep its own Observer next to a
+// metrics one.
+func MultiObserver(obs ...Observer) Observer {
+	var list multiObserver
+	for _, o := range obs {
+		if o != nil {
+			list = append(list, o)
+		}
+	}
+	if len(list) == 1 {
+		return list[0]
+	}
+	return list
+}
+
+type multiObserver []Observer
+
+func (m multiObserver) JobStarted(ctx context.Context, e JobEvent) {
+	for _, o := range m {
+		o.JobStarted(ctx, e)
+	}
+}
+
+func (m multiObserver) JobFinished(ctx context.Context, e JobEvent) {
+	for _, o := range m {
+		o.JobFinished(ctx, e)
+	}
+}
+
+func (m multiObserver) Throttled(ctx context.Context, e ThrottleEvent) {
+	for _, o := range m {
+		o.Throttled(ctx, e)
+	}
+}
+
+func (m multiObserver) MigrationDone(ctx context.Context, mg *Migration) {
+	for _, o := range m {
+		o.MigrationDone(ctx, mg)
 	}
 }

@@ -23,7 +23,8 @@ type Options struct {
 	// slog.Default().
 	Logger *slog.Logger
 	// Observer is told about jobs, throttling and finished migrations, for
-	// metrics. Default: none.
+	// metrics and tracing (see prommetrics; MultiObserver combines
+	// several). Default: none (an empty ObserverFuncs).
 	Observer Observer
 	// Throttler is asked before each job whether to hold off (for example
 	// while replicas lag). Default: none.

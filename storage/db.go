@@ -45,6 +45,10 @@ type Config struct {
 	MaxStickyKeys int
 	// Logger receives routing and health events. Default: slog.Default().
 	Logger *slog.Logger
+	// Observer is told where each routed read went and how far behind
+	// each replica is, for metrics and tracing (see prommetrics).
+	// Default: none (an empty ObserverFuncs).
+	Observer Observer
 }
 
 func (c *Config) applyDefaults() {
@@ -65,6 +69,9 @@ func (c *Config) applyDefaults() {
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
+	}
+	if c.Observer == nil {
+		c.Observer = ObserverFuncs{}
 	}
 }
 
@@ -111,6 +118,7 @@ func Open(ctx context.Context, cfg Config) (*DB, error) {
 		if err := pool.Ping(ctx); err != nil {
 			r.markDown(time.Now().Add(cfg.ReplicaRetryAfter))
 			cfg.Logger.WarnContext(ctx, "replica does not answer; reads go elsewhere", "replica", r.name, "error", err)
+			cfg.Observer.ReplicaChecked(ctx, ReplicaEvent{Replica: r.name, Err: err})
 		}
 	}
 	return db, nil

@@ -16,4 +16,9 @@
 // the position recorded at the key's last write (RecordWrite or WriteTx);
 // otherwise, or when replicas are unhealthy or too far behind, the read
 // goes to the primary. UsePrimary forces the primary for a context.
+//
+// Config.Observer is told where each routed read went and why (RouteReason),
+// each replica's lag as measured, and reads that fell back to the primary,
+// for metrics and tracing without a metrics dependency here (package
+// prommetrics implements it with Prometheus).
 package storage

@@ -60,7 +60,12 @@ func (db *DB) Read(ctx context.Context, key string) Querier {
 
 // Choose is Read that also says which kind of server it picked.
 func (db *DB) Choose(ctx context.Context, key string) (Querier, Target) {
-	if len(db.replicas) == 0 || UsesPrimary(ctx) {
+	switch {
+	case len(db.replicas) == 0:
+		db.cfg.Observer.ReadRouted(ctx, RouteEvent{Target: TargetPrimary, Reason: RouteNoReplicas, Key: key})
+		return db.primary, TargetPrimary
+	case UsesPrimary(ctx):
+		db.cfg.Observer.ReadRouted(ctx, RouteEvent{Target: TargetPrimary, Reason: RouteUsePrimary, Key: key})
 		return db.primary, TargetPrimary
 	}
 	now := time.Now()
@@ -69,31 +74,39 @@ func (db *DB) Choose(ctx context.Context, key string) (Querier, Target) {
 	start := db.next
 	db.next = (db.next + 1) % len(db.replicas)
 	db.mu.Unlock()
+	reason := RouteReplicasDown
 	for i := range db.replicas {
 		r := db.replicas[(start+i)%len(db.replicas)]
-		if db.replicaCanServe(ctx, r, need, now) {
+		ok, up := db.replicaCanServe(ctx, r, need, now)
+		if ok {
+			db.cfg.Observer.ReadRouted(ctx, RouteEvent{Target: TargetReplica, Reason: RouteCaughtUp, Replica: r.name, Key: key})
 			return &replicaQuerier{db: db, r: r}, TargetReplica
 		}
+		if up {
+			reason = RouteReplicasBehind
+		}
 	}
+	db.cfg.Observer.ReadRouted(ctx, RouteEvent{Target: TargetPrimary, Reason: reason, Key: key})
 	return db.primary, TargetPrimary
 }
 
 // replicaCanServe reads the replica's replay position again when the cached
-// one is stale, or behind need and not just read.
-func (db *DB) replicaCanServe(ctx context.Context, r *replica, need uint64, now time.Time) bool {
+// one is stale, or behind need and not just read. up reports whether the
+// replica is healthy (it may still be too far behind).
+func (db *DB) replicaCanServe(ctx context.Context, r *replica, need uint64, now time.Time) (ok, up bool) {
 	st := r.snapshot()
 	if now.Before(st.downUntil) {
-		return false
+		return false, false
 	}
 	stale := now.Sub(st.checkedAt) > db.cfg.ReplicaCheckInterval
 	behind := st.replayLSN < need
 	if stale || (behind && now.Sub(st.checkedAt) > replicaRecheck) {
 		if err := db.refreshReplica(ctx, r); err != nil {
-			return false
+			return false, false
 		}
 		st = r.snapshot()
 	}
-	return st.replayLSN >= need && st.lagBytes <= db.cfg.MaxReplicaLagBytes
+	return st.replayLSN >= need && st.lagBytes <= db.cfg.MaxReplicaLagBytes, true
 }
 
 // replicaRecheck bounds how often a replica known to be behind a sticky key
@@ -110,10 +123,17 @@ func (db *DB) refreshReplica(ctx context.Context, r *replica) error {
 	return err
 }
 
-func (db *DB) readReplicaPosition(ctx context.Context, r *replica) error {
+func (db *DB) readReplicaPosition(ctx context.Context, r *replica) (err error) {
+	began := time.Now()
+	var lag int64
+	defer func() {
+		if err == nil || ctx.Err() == nil { // the caller giving up says nothing about the replica
+			db.cfg.Observer.ReplicaChecked(ctx, ReplicaEvent{Replica: r.name, LagBytes: lag, Duration: time.Since(began), Err: err})
+		}
+	}()
 	var inRecovery bool
 	var replay int64
-	err := r.pool.QueryRow(ctx, `SELECT pg_is_in_recovery(),
+	err = r.pool.QueryRow(ctx, `SELECT pg_is_in_recovery(),
 		COALESCE((pg_last_wal_replay_lsn() - '0/0'::pg_lsn)::bigint, 0)`).Scan(&inRecovery, &replay)
 	if err == nil && !inRecovery {
 		err = fmt.Errorf("storage: %s is not in recovery (promoted?)", r.name)
@@ -130,8 +150,8 @@ func (db *DB) readReplicaPosition(ctx context.Context, r *replica) error {
 	if err != nil {
 		return err
 	}
-	lag := int64(primaryLSN) - replay
-	r.record(uint64(replay), max(lag, 0), time.Now())
+	lag = max(int64(primaryLSN)-replay, 0)
+	r.record(uint64(replay), lag, time.Now())
 	return nil
 }
 
@@ -217,6 +237,7 @@ func (q *replicaQuerier) fallback(ctx context.Context, err error) bool {
 	}
 	q.r.markDown(time.Now().Add(q.db.cfg.ReplicaRetryAfter))
 	q.db.cfg.Logger.WarnContext(ctx, "replica failed; retrying on the primary", "replica", q.r.name, "error", err)
+	q.db.cfg.Observer.ReplicaFellBack(ctx, FallbackEvent{Replica: q.r.name, Err: err})
 	return true
 }
 

@@ -1,0 +1,94 @@
+package bbm_test
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/ferryhq/ferry/bbm"
+	"github.com/ferryhq/ferry/bbm/bbmtest"
+	"github.com/ferryhq/ferry/storage"
+)
+
+// flakyFinish is a Store whose first FinishJob fails.
+type flakyFinish struct {
+	bbm.Store
+	failed atomic.Bool
+}
+
+func (s *flakyFinish) FinishJob(ctx context.Context, r bbm.JobResult) (*bbm.Job, error) {
+	if s.failed.CompareAndSwap(false, true) {
+		return nil, errors.New("store unavailable")
+	}
+	return s.Store.FinishJob(ctx, r)
+}
+
+func memWorker(t *testing.T, store bbm.Store, obs bbm.Observer, maxKey int64) *bbm.SyncWorker {
+	t.Helper()
+	o := fastOptions()
+	o.Store = store
+	o.Catalog = bbmtest.NewCatalog(bbmtest.Table{Name: "items", Columns: map[string]string{"id": "bigint"}, MinKey: 1, MaxKey: maxKey})
+	o.Observer = obs
+	o.Logger = slog.New(slog.DiscardHandler)
+	// A short lease: a job whose outcome was not recorded is retaken soon.
+	o.JobTimeout, o.LeaseGrace = 200*time.Millisecond, time.Millisecond
+	w := bbm.NewSyncWorker(nil, o)
+	require.NoError(t, w.Register(bbm.WorkFunc("noop", func(context.Context, storage.Querier, bbm.Batch) error { return nil })))
+	_, err := w.Admin().Register(context.Background(), bbm.Definition{Name: "fill", Table: "items", Column: "id", Work: "noop", BatchSize: 4})
+	require.NoError(t, err)
+	return w
+}
+
+func TestObserverNilIsSafe(t *testing.T) {
+	w := memWorker(t, bbmtest.NewStore(bbmtest.StoreOptions{}), nil, 10)
+	require.NoError(t, w.Run(context.Background()))
+	require.Equal(t, 1, w.FinishedMigrationCount())
+}
+
+func TestObserverEventsPairAndCountKeys(t *testing.T) {
+	ev := &events{}
+	store := &flakyFinish{Store: bbmtest.NewStore(bbmtest.StoreOptions{})}
+	w := memWorker(t, store, ev.observer(), 10)
+	// The first job's outcome is not recorded, which ends Run; the next
+	// Run takes the job over once its lease expired.
+	require.ErrorContains(t, w.Run(context.Background()), "store unavailable")
+	require.NoError(t, w.Run(context.Background()))
+
+	ev.mu.Lock()
+	defer ev.mu.Unlock()
+	require.Len(t, ev.finished, len(ev.started), "every JobStarted has its JobFinished")
+	require.NotNil(t, ev.finished[0].Err, "the unrecorded outcome is reported as an error")
+	var keys int64
+	for _, e := range ev.finished {
+		require.Equal(t, e.End-e.Start+1, e.Keys)
+		if e.Err == nil {
+			keys += e.Keys
+		}
+	}
+	require.Equal(t, int64(10), keys, "successful jobs cover the key range once")
+	require.Len(t, ev.done, 1)
+	require.Equal(t, bbm.StatusFinished, ev.done[0].Status)
+}
+
+func TestMultiObserver(t *testing.T) {
+	a, b := &events{}, &events{}
+	require.IsType(t, bbm.ObserverFuncs{}, bbm.MultiObserver(nil, a.observer()), "one observer is returned as is")
+	w := memWorker(t, bbmtest.NewStore(bbmtest.StoreOptions{}), bbm.MultiObserver(a.observer(), nil, b.observer()), 10)
+	require.NoError(t, w.Run(context.Background()))
+	for _, e := range []*events{a, b} {
+		require.Len(t, e.started, 3)
+		require.Len(t, e.finished, 3)
+		require.Len(t, e.done, 1)
+	}
+	// An empty MultiObserver is a valid no-op.
+	o := bbm.MultiObserver()
+	o.JobStarted(context.Background(), bbm.JobEvent{})
+	o.JobFinished(context.Background(), bbm.JobEvent{})
+	o.Throttled(context.Background(), bbm.ThrottleEvent{})
+	o.MigrationDone(context.Background(), &bbm.Migration{})
+}

@@ -1,0 +1,139 @@
+package storage
+
+import (
+	"context"
+	"time"
+)
+
+// Observer is told how a DB routes reads and how its replicas are doing,
+// for metrics and tracing; storage itself depends on no metrics library
+// (package prommetrics implements it with Prometheus). Calls are made
+// synchronously on the caller's goroutine, so they must be quick and must
+// not block. A DB without an Observer (Config.Observer) calls an empty one.
+type Observer interface {
+	// ReadRouted is called by Choose (and so Read) with where the read
+	// went and why.
+	ReadRouted(ctx context.Context, e RouteEvent)
+	// ReplicaChecked is called after each reading of a replica's replay
+	// position, successful or not.
+	ReplicaChecked(ctx context.Context, e ReplicaEvent)
+	// ReplicaFellBack is called when a read on a replica failed on a
+	// connection level and was run on the primary instead.
+	ReplicaFellBack(ctx context.Context, e FallbackEvent)
+}
+
+// RouteReason says why a read went where it went.
+type RouteReason string
+
+// The reasons of a routed read. There are no others, so they are safe as
+// metric label values.
+const (
+	// RouteCaughtUp: a healthy replica had replayed the key's last write.
+	RouteCaughtUp RouteReason = "caught_up"
+	// RouteUsePrimary: the context came from UsePrimary.
+	RouteUsePrimary RouteReason = "use_primary"
+	// RouteNoReplicas: the DB has no replicas.
+	RouteNoReplicas RouteReason = "no_replicas"
+	// RouteReplicasBehind: a replica was up, but none had replayed the
+	// key's last write or each lagged more than MaxReplicaLagBytes.
+	RouteReplicasBehind RouteReason = "replicas_behind"
+	// RouteReplicasDown: every replica was failing or could not be asked.
+	RouteReplicasDown RouteReason = "replicas_down"
+)
+
+// RouteEvent describes one routed read.
+type RouteEvent struct {
+	Target Target
+	Reason RouteReason
+	// Replica names the replica (host:port/database) for TargetReplica.
+	Replica string
+	// Key is the read's sticky key. It may be a repository path or any
+	// other unbounded value: fine on a trace span, never a metric label.
+	Key string
+}
+
+// ReplicaEvent describes one reading of a replica's position.
+type ReplicaEvent struct {
+	// Replica names the replica: host:port/database, no password.
+	Replica string
+	// LagBytes is how much WAL the primary has written that the replica
+	// has not replayed yet (when Err is nil).
+	LagBytes int64
+	// Duration is how long the check took (both round trips).
+	Duration time.Duration
+	// Err is why the check failed; the replica then takes no reads for
+	// ReplicaRetryAfter.
+	Err error
+}
+
+// FallbackEvent describes a replica read that was run on the primary.
+type FallbackEvent struct {
+	Replica string
+	Err     error
+}
+
+// ObserverFuncs is an Observer made of optional functions; nil ones are
+// skipped. The zero value observes nothing.
+type ObserverFuncs struct {
+	OnReadRouted      func(ctx context.Context, e RouteEvent)
+	OnReplicaChecked  func(ctx context.Context, e ReplicaEvent)
+	OnReplicaFellBack func(ctx context.Context, e FallbackEvent)
+}
+
+var _ Observer = ObserverFuncs{}
+
+// ReadRouted implements Observer.
+func (o ObserverFuncs) ReadRouted(ctx context.Context, e RouteEvent) {
+	if o.OnReadRouted != nil {
+		o.OnReadRouted(ctx, e)
+	}
+}
+
+// ReplicaChecked implements Observer.
+func (o ObserverFuncs) ReplicaChecked(ctx context.Context, e ReplicaEvent) {
+	if o.OnReplicaChecked != nil {
+		o.OnReplicaChecked(ctx, e)
+	}
+}
+
+// ReplicaFellBack implements Observer.
+func (o ObserverFuncs) ReplicaFellBack(ctx context.Context, e FallbackEvent) {
+	if o.OnReplicaFellBack != nil {
+		o.OnReplicaFellBack(ctx, e)
+	}
+}
+
+// MultiObserver returns an Observer that tells each of obs in turn; nil
+// ones are dropped.
+func MultiObserver(obs ...Observer) Observer {
+	var list multiObserver
+	for _, o := range obs {
+		if o != nil {
+			list = append(list, o)
+		}
+	}
+	if len(list) == 1 {
+		return list[0]
+	}
+	return list
+}
+
+type multiObserver []Observer
+
+func (m multiObserver) ReadRouted(ctx context.Context, e RouteEvent) {
+	for _, o := range m {
+		o.ReadRouted(ctx, e)
+	}
+}
+
+func (m multiObserver) ReplicaChecked(ctx context.Context, e ReplicaEvent) {
+	for _, o := range m {
+		o.ReplicaChecked(ctx, e)
+	}
+}
+
+func (m multiObserver) ReplicaFellBack(ctx context.Context, e FallbackEvent) {
+	for _, o := range m {
+		o.ReplicaFellBack(ctx, e)
+	}
+}

@@ -1,0 +1,133 @@
+package storage_test
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/stretchr/testify/require"
+
+	"github.com/ferryhq/ferry/internal/pgtest"
+	"github.com/ferryhq/ferry/storage"
+)
+
+// recorder keeps what an Observer was told.
+type recorder struct {
+	mu        sync.Mutex
+	routes    map[storage.RouteReason]int
+	targets   map[storage.Target]int
+	checks    []storage.ReplicaEvent
+	fallbacks []storage.FallbackEvent
+}
+
+func newRecorder() *recorder {
+	return &recorder{routes: map[storage.RouteReason]int{}, targets: map[storage.Target]int{}}
+}
+
+func (r *recorder) observer() storage.Observer {
+	return storage.ObserverFuncs{
+		OnReadRouted: func(_ context.Context, e storage.RouteEvent) {
+			r.mu.Lock()
+			defer r.mu.Unlock()
+			r.routes[e.Reason]++
+			r.targets[e.Target]++
+		},
+		OnReplicaChecked: func(_ context.Context, e storage.ReplicaEvent) {
+			r.mu.Lock()
+			defer r.mu.Unlock()
+			r.checks = append(r.checks, e)
+		},
+		OnReplicaFellBack: func(_ context.Context, e storage.FallbackEvent) {
+			r.mu.Lock()
+			defer r.mu.Unlock()
+			r.fallbacks = append(r.fallbacks, e)
+		},
+	}
+}
+
+func (r *recorder) count(reason storage.RouteReason) int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.routes[reason]
+}
+
+func TestObserverSeesRoutingAndLag(t *testing.T) {
+	ctx := context.Background()
+	rep := pgtest.NewReplicated(t, 300*time.Millisecond)
+	rec := newRecorder()
+	db, err := storage.Open(ctx, storage.Config{
+		PrimaryURL: rep.PrimaryURL, ReplicaURLs: []string{rep.ReplicaURL},
+		ReplicaCheckInterval: 20 * time.Millisecond, Logger: quiet,
+		Observer: storage.MultiObserver(rec.observer(), nil),
+	})
+	require.NoError(t, err)
+	defer db.Close()
+	_, err = db.Exec(ctx, `CREATE TABLE repos (path text PRIMARY KEY, state text NOT NULL)`)
+	require.NoError(t, err)
+	waitReplicated(t, db)
+	require.Positive(t, rec.count(storage.RouteCaughtUp))
+
+	_, target := db.Choose(storage.UsePrimary(ctx), "a/b")
+	require.Equal(t, storage.TargetPrimary, target)
+	require.Equal(t, 1, rec.count(storage.RouteUsePrimary))
+
+	// Right after a write, the delayed replica has not replayed it.
+	require.NoError(t, db.WriteTx(ctx, "a/b", func(tx pgx.Tx) error {
+		_, err := tx.Exec(ctx, `INSERT INTO repos VALUES ('a/b', 'default')`)
+		return err
+	}))
+	behind := rec.count(storage.RouteReplicasBehind)
+	_, target = db.Choose(ctx, "a/b")
+	require.Equal(t, storage.TargetPrimary, target)
+	require.Equal(t, behind+1, rec.count(storage.RouteReplicasBehind))
+
+	rec.mu.Lock()
+	require.NotEmpty(t, rec.checks)
+	last := rec.checks[len(rec.checks)-1]
+	rec.mu.Unlock()
+	require.NoError(t, last.Err)
+	require.NotEmpty(t, last.Replica)
+	require.Positive(t, last.Duration)
+
+	// A replica that dies: the read chosen before falls back, later reads
+	// see the replica down.
+	waitReplicated(t, db)
+	q, target := db.Choose(ctx, "")
+	require.Equal(t, storage.TargetReplica, target)
+	require.NoError(t, rep.Replica.Stop())
+	var n int
+	require.NoError(t, q.QueryRow(ctx, `SELECT count(*) FROM repos`).Scan(&n))
+	_, target = db.Choose(ctx, "")
+	require.Equal(t, storage.TargetPrimary, target)
+	require.Equal(t, 1, rec.count(storage.RouteReplicasDown))
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	require.Len(t, rec.fallbacks, 1)
+	require.Error(t, rec.fallbacks[0].Err)
+}
+
+func TestObserverWithoutReplicas(t *testing.T) {
+	ctx := context.Background()
+	rec := newRecorder()
+	db, err := storage.Open(ctx, storage.Config{PrimaryURL: pgtest.URL(t), Logger: quiet, Observer: rec.observer()})
+	require.NoError(t, err)
+	defer db.Close()
+	db.Read(ctx, "k")
+	db.Read(storage.UsePrimary(ctx), "k")
+	require.Equal(t, 2, rec.count(storage.RouteNoReplicas), "without replicas the reason is no_replicas, forced or not")
+	require.Equal(t, 2, rec.targets[storage.TargetPrimary])
+}
+
+func TestMultiObserverDropsNil(t *testing.T) {
+	rec := newRecorder()
+	o := storage.MultiObserver(nil, rec.observer(), rec.observer())
+	o.ReadRouted(context.Background(), storage.RouteEvent{Reason: storage.RouteCaughtUp})
+	o.ReplicaChecked(context.Background(), storage.ReplicaEvent{})
+	o.ReplicaFellBack(context.Background(), storage.FallbackEvent{})
+	require.Equal(t, 2, rec.count(storage.RouteCaughtUp))
+	require.Len(t, rec.checks, 2)
+	require.Len(t, rec.fallbacks, 2)
+	storage.MultiObserver().ReadRouted(context.Background(), storage.RouteEvent{})
+}
