@@ -64,4 +64,43 @@
 //
 // A lease without fencing still stops a second holder while processes and
 // networks behave; fencing is what keeps the data right when they do not.
+//
+// # Writing a backend
+//
+// A backend is a Locker whose Acquire does the store's work and then hands
+// the acquisition to New, which returns the Lease. Everything a Lease does
+// apart from talking to the store is New's: keeping the key, token and
+// local expiry, refusing to renew a released lease, making Release
+// idempotent, and the errors (ErrLost, and what failed on which key and
+// token). The backend supplies the store's two other operations as a
+// Driver:
+//
+//	type Driver interface {
+//		Renew(ctx context.Context, key string, token int64, ttl time.Duration) (ok bool, err error)
+//		Release(ctx context.Context, key string, token int64) (ok bool, err error)
+//	}
+//
+// ok is false when the lease is no longer the key's current one (New turns
+// that into ErrLost); err is for a store that could not be asked. A Driver
+// may serve many leases (pglease's Locker does: key and token identify the
+// row) or one acquisition (redislease's holds the random value its
+// scripts compare). A Driver that is also a Clock times renewals by it.
+//
+// What each operation must guarantee in the store:
+//
+//   - Acquire is atomic: it takes the key only when it is free or its lease
+//     has expired, by the store's clock, and gives the acquisition a token
+//     larger than every earlier one on the key, even across the store's
+//     restarts; otherwise it fails with a *HeldError. Call CheckKey and
+//     CheckTTL (or Check) first, and read the time for New just before
+//     sending the request.
+//   - Renew and Release act only if the token is still the key's current,
+//     unexpired lease, checked atomically with the change.
+//   - Each is one round trip, so that a lease costs what the store's
+//     cheapest conditional write costs.
+//
+// leasetest.Run is the conformance suite a backend must pass; leasetest
+// also has checks for round trips, holder names and outages, and
+// benchmark helpers. leasetest's own Locker, in memory, is a small
+// complete backend to start from.
 package lease

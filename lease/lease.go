@@ -8,7 +8,9 @@ import (
 // Locker hands out exclusive, expiring leases on string keys.
 //
 // Implementations: pglease (Postgres), redislease (Redis) and
-// leasetest.Locker (in memory). All of them pass leasetest.Run.
+// leasetest.Locker (in memory). All of them pass leasetest.Run. A new
+// backend implements Acquire and a Driver, and gets its Lease from New
+// (see "Writing a backend" in the package documentation).
 type Locker interface {
 	// Acquire takes the lease on key for ttl, or fails at once: it never
 	// waits for a holder to let go (see Wait for that). When the key is

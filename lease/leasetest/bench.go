@@ -73,6 +73,70 @@ func BenchContended(b *testing.B, lk lease.Locker, key string, workers int) Cont
 	return r
 }
 
+// Baseline is what BenchAcquireRelease compares a backend's Acquire+Release
+// with: two round trips that do the least the store can do, say.
+type Baseline struct {
+	// Name is the baseline's sub-benchmark's name.
+	Name string
+	// Line names the comparison in the printed line (the first field after
+	// "ferry-bench:").
+	Line string
+	// Note says in a few words what the comparison means.
+	Note string
+	// Target is the ratio to stay under; 0 for none.
+	Target float64
+	// Run does one sample's work, failing b on error.
+	Run func(b *testing.B)
+}
+
+// BenchAcquireRelease measures an uncontended Acquire+Release of key on lk
+// as sub-benchmark "ferry" and each baseline as a sub-benchmark of its
+// own. Then it takes samples of all of them interleaved (see Medians) and
+// prints one line per baseline,
+//
+//	ferry-bench: <Line> ferry=<median> baseline=<median> ratio=<r> [target<=<t>] (<Note>)
+//
+// as the ratios of medians are what stay steady on a loaded machine.
+func BenchAcquireRelease(b *testing.B, lk lease.Locker, key string, samples int, baselines ...Baseline) {
+	ctx := context.Background()
+	ferry := func(b *testing.B) {
+		l, err := lk.Acquire(ctx, key, time.Minute)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := l.Release(ctx); err != nil {
+			b.Fatal(err)
+		}
+	}
+	fns := []func(*testing.B){ferry}
+	b.Run("ferry", func(b *testing.B) {
+		for b.Loop() {
+			ferry(b)
+		}
+	})
+	for _, base := range baselines {
+		fns = append(fns, base.Run)
+		b.Run(base.Name, func(b *testing.B) {
+			for b.Loop() {
+				base.Run(b)
+			}
+		})
+	}
+	calls := make([]func(), len(fns))
+	for i, fn := range fns {
+		calls[i] = func() { fn(b) }
+	}
+	m := Medians(samples, calls...)
+	for i, base := range baselines {
+		target := ""
+		if base.Target > 0 {
+			target = fmt.Sprintf(" target<=%g", base.Target)
+		}
+		fmt.Printf("ferry-bench: %s ferry=%s baseline=%s ratio=%.2f%s (%s)\n",
+			base.Line, m[0], m[i+1], float64(m[0])/float64(m[i+1]), target, base.Note)
+	}
+}
+
 // Medians runs each of fns n times, interleaved one call at a time so that
 // all of them see the same machine load, and returns the median duration
 // of each. Medians keep a loaded machine's scheduling hiccups out of

@@ -3,12 +3,13 @@ package leasetest
 import (
 	"sync"
 	"time"
+
+	"github.com/ferryhq/ferry/lease"
 )
 
-// Clock tells a Locker the time; it decides when leases expire.
-type Clock interface {
-	Now() time.Time
-}
+// Clock tells a Locker the time; it decides when leases expire, and is
+// the clock of their ExpiresAt.
+type Clock = lease.Clock
 
 type systemClock struct{}
 

@@ -14,7 +14,10 @@
 //		leasetest.Run(t, func(t *testing.T) lease.Locker { return newMyLocker(t) })
 //	}
 //
-// Contend and ContendAcrossProcesses check mutual exclusion under load,
-// between goroutines and between OS processes; BenchContended and Medians
-// help write benchmarks.
+// Backends' own tests have more: Contend and ContendAcrossProcesses check
+// mutual exclusion under load, between goroutines and between OS
+// processes; Outage (with Contender) what losing the store does to a
+// guarded holder; CheckRoundTrips that each operation is one request;
+// CheckHolderNames what HeldErrors say. BenchAcquireRelease,
+// BenchContended and Medians help write benchmarks.
 package leasetest

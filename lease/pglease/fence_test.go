@@ -45,6 +45,26 @@ func repoState(t *testing.T, pool *pgxpool.Pool) (state string, writtenBy int64)
 	return state, writtenBy
 }
 
+// acquireFenced takes key on lk and begins a transaction that has passed
+// the lease's fence, rolled back when the test ends unless committed.
+func acquireFenced(t *testing.T, pool *pgxpool.Pool, lk *pglease.Locker, key string, ttl time.Duration) (lease.Lease, pgx.Tx) {
+	t.Helper()
+	ctx := t.Context()
+	l, err := lk.Acquire(ctx, key, ttl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tx, err := pool.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = tx.Rollback(context.Background()) })
+	if err := pglease.Fence(ctx, tx, key, l.Token()); err != nil {
+		t.Fatal(err)
+	}
+	return l, tx
+}
+
 // A holder that stops renewing (a long GC pause, say) past its ttl is
 // replaced; when it wakes up, its write is refused and the new holder's
 // stands.
@@ -106,18 +126,7 @@ func TestFenceHoldsOffTakeover(t *testing.T) {
 	repoTable(t, pool)
 	lk := pglease.New(pool, pglease.Options{})
 	const ttl = 200 * time.Millisecond
-	a, err := lk.Acquire(ctx, "repo:1", ttl)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tx, err := pool.Begin(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tx.Rollback(ctx)
-	if err := pglease.Fence(ctx, tx, "repo:1", a.Token()); err != nil {
-		t.Fatal(err)
-	}
+	a, tx := acquireFenced(t, pool, lk, "repo:1", ttl)
 	time.Sleep(ttl + 100*time.Millisecond) // the lease expires inside the transaction
 
 	type result struct {
@@ -208,18 +217,7 @@ func TestHeldAcquireIsARead(t *testing.T) {
 	pool := pgtest.Pool(t)
 	holder := pglease.New(pool, pglease.Options{Holder: "holder"})
 	other := pglease.New(pool, pglease.Options{Holder: "other"})
-	l, err := holder.Acquire(ctx, "repo:1", time.Minute)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tx, err := pool.Begin(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tx.Rollback(ctx)
-	if err := pglease.Fence(ctx, tx, l.Key(), l.Token()); err != nil {
-		t.Fatal(err)
-	}
+	_, tx := acquireFenced(t, pool, holder, "repo:1", time.Minute)
 	held := make(chan error, 1)
 	go func() {
 		_, err := other.Acquire(ctx, "repo:1", time.Minute)

@@ -3,8 +3,8 @@ package pglease_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
-	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -44,34 +44,9 @@ func newPool(t testing.TB, url string, configure func(*pgxpool.Config)) *pgxpool
 
 func TestHeldErrorNamesHolder(t *testing.T) {
 	pool := pgtest.Pool(t)
-	a := pglease.New(pool, pglease.Options{Holder: "enqueuer-7f9c"})
-	b := pglease.New(pool, pglease.Options{})
-	l, err := a.Acquire(t.Context(), "enqueuer", time.Minute)
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, err = b.Acquire(t.Context(), "enqueuer", time.Minute)
-	var held *lease.HeldError
-	if !errors.As(err, &held) || held.Holder != "enqueuer-7f9c" || held.ExpiresAt.IsZero() {
-		t.Fatalf("Acquire of a held key: %v, want a HeldError naming enqueuer-7f9c and the expiry", err)
-	}
-	if !strings.Contains(err.Error(), `"enqueuer" is held by enqueuer-7f9c until `) {
-		t.Errorf("message %q", err)
-	}
-	if err := l.Release(t.Context()); err != nil {
-		t.Fatal(err)
-	}
-	// The default holder names the host and process.
-	l, err = b.Acquire(t.Context(), "enqueuer", time.Minute)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Release(t.Context())
-	_, err = a.Acquire(t.Context(), "enqueuer", time.Minute)
 	host, _ := os.Hostname()
-	if !strings.Contains(err.Error(), host+"/") {
-		t.Errorf("default holder: %v, want the host name %q in it", err, host)
-	}
+	leasetest.CheckHolderNames(t, pglease.New(pool, pglease.Options{Holder: "enqueuer-7f9c"}), "enqueuer-7f9c",
+		pglease.New(pool, pglease.Options{}), fmt.Sprintf("%s/%d", host, os.Getpid()))
 }
 
 // The database's clock alone decides expiry: moving the row's expiry into
@@ -114,33 +89,7 @@ func (c *countingTracer) TraceQueryEnd(context.Context, *pgx.Conn, pgx.TraceQuer
 func TestOneStatementEach(t *testing.T) {
 	tracer := &countingTracer{}
 	pool := newPool(t, pgtest.URL(t), func(c *pgxpool.Config) { c.ConnConfig.Tracer = tracer })
-	lk := pglease.New(pool, pglease.Options{})
-	other := pglease.New(pool, pglease.Options{})
-	steps := []struct {
-		name string
-		fn   func(l *lease.Lease) error
-	}{
-		{"Acquire", func(l *lease.Lease) (err error) { *l, err = lk.Acquire(t.Context(), "k", time.Minute); return err }},
-		{"Acquire of a held key", func(*lease.Lease) error {
-			_, err := other.Acquire(t.Context(), "k", time.Minute)
-			if !errors.Is(err, lease.ErrHeld) {
-				return err
-			}
-			return nil
-		}},
-		{"Renew", func(l *lease.Lease) error { return (*l).Renew(t.Context()) }},
-		{"Release", func(l *lease.Lease) error { return (*l).Release(t.Context()) }},
-	}
-	var l lease.Lease
-	for _, s := range steps {
-		before := tracer.n.Load()
-		if err := s.fn(&l); err != nil {
-			t.Fatalf("%s: %v", s.name, err)
-		}
-		if n := tracer.n.Load() - before; n != 1 {
-			t.Errorf("%s sent %d statements, want 1", s.name, n)
-		}
-	}
+	leasetest.CheckRoundTrips(t, pglease.New(pool, pglease.Options{}), tracer.n.Load)
 }
 
 func TestProcesses(t *testing.T) {

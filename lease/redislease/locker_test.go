@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -37,30 +36,9 @@ func TestConformance(t *testing.T) {
 
 func TestHeldErrorNamesHolder(t *testing.T) {
 	client := newClient(t, redistest.New(t).Options())
-	a := redislease.New(client, redislease.Options{Holder: "enqueuer:7f9c"})
-	b := redislease.New(client, redislease.Options{})
-	l, err := a.Acquire(t.Context(), "enqueuer", time.Minute)
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, err = b.Acquire(t.Context(), "enqueuer", time.Minute)
-	var held *lease.HeldError
-	if !errors.As(err, &held) || held.Holder != "enqueuer:7f9c" || time.Until(held.ExpiresAt) < 50*time.Second {
-		t.Fatalf("Acquire of a held key: %v, want a HeldError naming enqueuer:7f9c, expiring in about a minute", err)
-	}
-	if err := l.Release(t.Context()); err != nil {
-		t.Fatal(err)
-	}
-	l, err = b.Acquire(t.Context(), "enqueuer", time.Minute)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Release(t.Context())
-	_, err = a.Acquire(t.Context(), "enqueuer", time.Minute)
 	host, _ := os.Hostname()
-	if !strings.Contains(err.Error(), host+"/") {
-		t.Errorf("default holder: %v, want the host name %q in it", err, host)
-	}
+	leasetest.CheckHolderNames(t, redislease.New(client, redislease.Options{Holder: "enqueuer:7f9c"}), "enqueuer:7f9c",
+		redislease.New(client, redislease.Options{}), fmt.Sprintf("%s/%d", host, os.Getpid()))
 }
 
 // Redis loses everything (a restart without persistence, say): the lease
@@ -129,39 +107,7 @@ func TestOneCommandEach(t *testing.T) {
 	client := newClient(t, redistest.New(t).Options())
 	hook := &countingHook{}
 	client.AddHook(hook)
-	lk := redislease.New(client, redislease.Options{})
-	// Load the scripts: the first run of each is EVALSHA then EVAL.
-	warm, err := lk.Acquire(t.Context(), "warm", time.Minute)
-	if err != nil {
-		t.Fatal(err)
-	}
-	_ = warm.Renew(t.Context())
-	_ = warm.Release(t.Context())
-
-	var l lease.Lease
-	steps := []struct {
-		name string
-		fn   func() error
-	}{
-		{"Acquire", func() (err error) { l, err = lk.Acquire(t.Context(), "k", time.Minute); return err }},
-		{"Acquire of a held key", func() error {
-			if _, err := lk.Acquire(t.Context(), "k", time.Minute); !errors.Is(err, lease.ErrHeld) {
-				return err
-			}
-			return nil
-		}},
-		{"Renew", func() error { return l.Renew(t.Context()) }},
-		{"Release", func() error { return l.Release(t.Context()) }},
-	}
-	for _, s := range steps {
-		before := hook.n.Load()
-		if err := s.fn(); err != nil {
-			t.Fatalf("%s: %v", s.name, err)
-		}
-		if n := hook.n.Load() - before; n != 1 {
-			t.Errorf("%s sent %d commands, want 1", s.name, n)
-		}
-	}
+	leasetest.CheckRoundTrips(t, redislease.New(client, redislease.Options{}), hook.n.Load)
 }
 
 func TestProcesses(t *testing.T) {
