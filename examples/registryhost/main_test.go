@@ -1,0 +1,469 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"runtime/pprof"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	"gocloud.dev/blob/fileblob"
+	"gocloud.dev/blob/memblob"
+
+	"github.com/ferryhq/ferry/bbm"
+	"github.com/ferryhq/ferry/enqueuer"
+	"github.com/ferryhq/ferry/enqueuer/enqueuertest"
+	"github.com/ferryhq/ferry/internal/pgtest"
+	"github.com/ferryhq/ferry/lease/pglease"
+	"github.com/ferryhq/ferry/storage"
+	"github.com/ferryhq/ferry/transfer"
+	"github.com/ferryhq/ferry/transfer/transfertest"
+)
+
+// childEnv makes the test binary run main instead of the tests, so that the
+// end-to-end test can run the host as a child process and signal it.
+const childEnv = "FERRY_REGISTRYHOST_CHILD"
+
+func TestMain(m *testing.M) {
+	if os.Getenv(childEnv) == "1" {
+		main()
+		os.Exit(0)
+	}
+	pgtest.Main(m)
+}
+
+// A host that is busy importing and backfilling gets SIGTERM, shuts down
+// gracefully (nothing half-done, the lease released), is started again on
+// the same database and directories, and finishes: every repository was
+// imported exactly once and every row backfilled exactly once.
+func TestSignalAndRestartCompleteEverythingOnce(t *testing.T) {
+	url := pgtest.URL(t)
+	dir := t.TempDir()
+	cfg := config{Repositories: 8, Capacity: 3, BackfillRows: 6000, BatchSize: 500}.withDefaults()
+	args := []string{"-database-url", url, "-dir", dir, "-repos", "8", "-capacity", "3", "-rows", "6000", "-batch", "500",
+		"-import-delay", "300ms", "-batch-delay", "100ms", "-backfill-interval", "50ms", "-enqueue-every", "200ms",
+		"-status-every", "-1s"}
+	ctx := context.Background()
+	db := openDB(t, url)
+	t0 := time.Now()
+
+	first := startChild(t, args...)
+	waitFor(t, "some imports and backfill jobs done", func() bool {
+		s := peek(t, db)
+		return s.repos[enqueuer.StateImportDone] >= 2 && s.backfillJobs >= 2
+	})
+	at := peek(t, db)
+	t.Logf("SIGTERM with %v, backfill jobs finished %d", at.repos, at.backfillJobs)
+	out := first.stop(t, syscall.SIGTERM)
+	require.Contains(t, out, "shutting down: signal received")
+	require.Contains(t, out, "leases: released")
+
+	// Nothing is half-done after a graceful stop.
+	after := peek(t, db)
+	require.Zero(t, after.repos[enqueuer.StatePreImporting], "pre-imports left running: %v", after.repos)
+	require.Zero(t, after.repos[enqueuer.StateImporting], "imports left running: %v", after.repos)
+	require.Zero(t, after.passesRunning, "registry passes left running")
+	require.Zero(t, after.unnotified, "outcomes not delivered")
+	require.Zero(t, after.backfillRunningJobs, "backfill jobs left running")
+	requireLeaseFree(t, db)
+	if after.repos[enqueuer.StateImportDone] == cfg.Repositories && after.backfillStatus == bbm.StatusFinished {
+		t.Log("everything finished before SIGTERM took effect; the restart has nothing left to do")
+	}
+
+	second := startChild(t, append(args, "-exit-when-done")...)
+	out = second.wait(t)
+	require.Contains(t, out, "shutting down: everything is done")
+	require.NotContains(t, out, "resumed:", "a graceful stop leaves nothing to resume")
+	requireLeaseFree(t, db)
+	verifyExactlyOnce(t, ctx, db, dir, cfg, false)
+	t.Logf("end to end with a restart: %s", time.Since(t0).Round(time.Millisecond))
+}
+
+// When running jobs do not finish within -shutdown-timeout they are
+// cancelled: nothing is half-written (the interrupted passes stay recorded
+// as running, the backfill job's transaction rolls back), and the next run
+// resumes them, still without a duplicate state transition or a row
+// changed twice.
+func TestHardStopResumesWithoutDuplicates(t *testing.T) {
+	url := pgtest.URL(t)
+	dir := t.TempDir()
+	cfg := config{Repositories: 4, Capacity: 2, BackfillRows: 2000, BatchSize: 1000}.withDefaults()
+	args := []string{"-database-url", url, "-dir", dir, "-repos", "4", "-capacity", "2", "-rows", "2000", "-batch", "1000",
+		"-backfill-interval", "50ms", "-enqueue-every", "200ms", "-status-every", "-1s"}
+	db := openDB(t, url)
+
+	first := startChild(t, append(args, "-import-delay", "1m", "-batch-delay", "1m", "-shutdown-timeout", "300ms")...)
+	waitFor(t, "passes and a backfill job running", func() bool {
+		s := peek(t, db)
+		return s.passesRunning == cfg.Capacity && s.backfillRunningJobs == 1
+	})
+	out := first.stop(t, syscall.SIGTERM)
+	require.Contains(t, out, "leases: released")
+	after := peek(t, db)
+	require.Equal(t, cfg.Capacity, after.passesRunning, "interrupted passes stay recorded, to be resumed")
+	require.Zero(t, after.backfillRunningJobs, "the abandoned job is recorded as cancelled")
+	var touched int
+	require.NoError(t, db.QueryRow(context.Background(), `SELECT count(*) FROM registryhost_blobs WHERE touched > 0`).Scan(&touched))
+	require.Zero(t, touched, "the cancelled batch rolled back")
+	requireLeaseFree(t, db)
+
+	second := startChild(t, append(args, "-exit-when-done")...)
+	out = second.wait(t)
+	require.Contains(t, out, fmt.Sprintf("resumed: %d import passes", cfg.Capacity))
+	verifyExactlyOnce(t, context.Background(), db, dir, cfg, true)
+}
+
+// run in process: it completes everything, shuts down when its context
+// ends, and leaves no goroutine behind; run again, it does nothing twice.
+func TestRunCompletesAndLeavesNoGoroutines(t *testing.T) {
+	url := pgtest.URL(t)
+	dir := t.TempDir()
+	db := openDB(t, url)
+	cfg := config{DatabaseURL: url, Dir: dir, Repositories: 5, Capacity: 2, BackfillRows: 3000, BatchSize: 1000,
+		BackfillInterval: 50 * time.Millisecond, EnqueueEvery: 200 * time.Millisecond, StatusEvery: -1, Secret: "s3cret"}
+	before := runtime.NumGoroutine()
+
+	ctx, cancel := context.WithCancel(context.Background())
+	out := &syncBuffer{}
+	done := make(chan error, 1)
+	go func() { done <- run(ctx, cfg, out) }()
+	base := waitForAddress(t, out)
+
+	// The endpoint is the enqueuer's Handler: it wants the secret.
+	for _, c := range []struct {
+		auth string
+		code int
+	}{{"", http.StatusUnauthorized}, {"Bearer wrong", http.StatusForbidden}} {
+		req, err := http.NewRequest(http.MethodPut, base+"/internal/registry/repositories/a/b/migration/status", strings.NewReader(`{"status":"import_complete"}`))
+		require.NoError(t, err)
+		if c.auth != "" {
+			req.Header.Set("Authorization", c.auth)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		require.NoError(t, err)
+		resp.Body.Close()
+		require.Equal(t, c.code, resp.StatusCode)
+	}
+	resp, err := http.Get(base + "/status")
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	http.DefaultClient.CloseIdleConnections()
+
+	waitFor(t, "everything done", func() bool {
+		s := peek(t, db)
+		return s.repos[enqueuer.StateImportDone] == cfg.Repositories && s.backfillStatus == bbm.StatusFinished && s.unnotified == 0
+	})
+	cancel()
+	require.NoError(t, <-done)
+	require.Contains(t, out.String(), "leases: released")
+	requireNoLeakedGoroutines(t, before)
+
+	// Run again on the same state: it finds everything done and stops.
+	cfg.ExitWhenDone = true
+	out = &syncBuffer{}
+	require.NoError(t, run(context.Background(), cfg, out))
+	require.Contains(t, out.String(), "generated by an earlier run")
+	require.Contains(t, out.String(), "(0 new)")
+	requireNoLeakedGoroutines(t, before)
+	verifyExactlyOnce(t, context.Background(), db, dir, cfg.withDefaults(), false)
+}
+
+func TestBadInput(t *testing.T) {
+	for _, args := range [][]string{
+		{"-repos", "0"}, {"-capacity", "-1"}, {"-listen", "nonsense"}, {"-batch-delay", "-1s"}, {"extra"},
+	} {
+		_, err := parseFlags(args, &bytes.Buffer{})
+		require.ErrorIs(t, err, errConfig, "%v", args)
+	}
+
+	_, err := newQueues([]byte(`[["urgency=high", "urgent"], ["urgency=", "broken"]]`), "rules.yaml", 1)
+	require.ErrorContains(t, err, "rules.yaml")
+	require.ErrorContains(t, err, "rule 1")
+
+	rules := filepath.Join(t.TempDir(), "rules.json")
+	require.NoError(t, os.WriteFile(rules, []byte(`[["feature_category=container_registry", "registry"], ["*", "default"]]`), 0o644))
+	data, from, err := loadRules(rules)
+	require.NoError(t, err)
+	q, err := newQueues(data, from, 1)
+	require.NoError(t, err)
+	require.Equal(t, "registry", q.queue(kindImport))
+	require.Equal(t, "registry", q.queue(kindNotification))
+	require.Equal(t, "default", q.queue(kindBackfill))
+
+	_, _, err = loadRules(filepath.Join(t.TempDir(), "missing.yaml"))
+	require.ErrorIs(t, err, os.ErrNotExist)
+}
+
+// verifyExactlyOnce checks the end state: every repository went through
+// the four transitions of a clean migration and nothing else, the registry
+// ran each pass once (or, when resumed, ran an interrupted pass again to
+// completion) and delivered its outcome, the destination holds
+// exactly the source's tagged content with every blob verified, and every
+// row was backfilled once by jobs that each ran once and cover the key
+// range without overlap.
+func verifyExactlyOnce(t *testing.T, ctx context.Context, db *storage.DB, dir string, cfg config, resumed bool) {
+	t.Helper()
+	store, err := enqueuer.NewPostgresStore(db, enqueuer.PostgresOptions{})
+	require.NoError(t, err)
+	repos, err := store.List(storage.UsePrimary(ctx), enqueuer.ListOptions{State: enqueuer.StateImportDone, Limit: 1000})
+	require.NoError(t, err)
+	require.Len(t, repos, cfg.Repositories, "repositories imported")
+	clean := cleanMigrationVersion(t)
+	for _, r := range repos {
+		require.Equal(t, clean, r.Version, "%s: a state transition happened more than once (or was reverted)", r.Path)
+		require.Zero(t, r.RetryCount, r.Path)
+		require.Empty(t, r.AbortReason, r.Path)
+	}
+
+	rows, err := db.Query(ctx, `SELECT path, pass, status, attempts, notified_at IS NOT NULL FROM registryhost_imports ORDER BY path, pass`)
+	require.NoError(t, err)
+	passes := map[string][]string{}
+	for rows.Next() {
+		var path, p, status string
+		var attempts int
+		var notified bool
+		require.NoError(t, rows.Scan(&path, &p, &status, &attempts, &notified))
+		require.Equal(t, jobComplete, status, "%s %s", path, p)
+		if resumed {
+			require.LessOrEqual(t, attempts, 2, "%s %s", path, p)
+		} else {
+			require.Equal(t, 1, attempts, "%s %s ran more than once", path, p)
+		}
+		require.True(t, notified, "%s %s not notified", path, p)
+		passes[path] = append(passes[path], p)
+	}
+	require.NoError(t, rows.Err())
+	require.Len(t, passes, cfg.Repositories)
+	for path, ps := range passes {
+		require.Equal(t, []string{"final", "pre"}, ps, path)
+	}
+
+	mem := memblob.OpenBucket(nil)
+	defer mem.Close()
+	gen, err := transfertest.Generate(ctx, mem, sourceSpec(cfg))
+	require.NoError(t, err)
+	dst, err := fileblob.OpenBucket(filepath.Join(dir, "dst"), &fileblob.Options{Metadata: fileblob.MetadataDontWrite})
+	require.NoError(t, err)
+	defer dst.Close()
+	layout, err := transfer.NewLayout("")
+	require.NoError(t, err)
+	got, err := transfertest.ReadLayoutState(ctx, dst, layout)
+	require.NoError(t, err)
+	require.Empty(t, transfertest.Diff(gen.Expect(transfertest.ExpectOptions{Pass: transfer.FinalImport}), got))
+	n, err := transfertest.CheckBlobs(ctx, dst, layout)
+	require.NoError(t, err)
+	require.Positive(t, n)
+
+	bstore := bbm.NewPostgresStore(db, bbm.PostgresStoreOptions{})
+	m, err := bstore.MigrationByName(ctx, backfillMigration)
+	require.NoError(t, err)
+	require.Equal(t, bbm.StatusFinished, m.Status)
+	jobs, err := bstore.Jobs(ctx, m.ID)
+	require.NoError(t, err)
+	next := int64(1)
+	for _, j := range jobs {
+		require.Equal(t, bbm.JobFinished, j.Status)
+		require.Equal(t, 1, j.Attempts, "job %d [%d, %d] ran more than once", j.ID, j.MinKey, j.MaxKey)
+		require.Equal(t, next, j.MinKey, "jobs must cover the keys without gap or overlap")
+		next = j.MaxKey + 1
+	}
+	require.Equal(t, int64(cfg.BackfillRows+1), next)
+	var total, wrong int
+	require.NoError(t, db.QueryRow(ctx, `SELECT count(*), count(*) FILTER (WHERE touched <> 1 OR size_bucket IS NULL) FROM registryhost_blobs`).Scan(&total, &wrong))
+	require.Equal(t, cfg.BackfillRows, total)
+	require.Zero(t, wrong, "rows not backfilled exactly once")
+}
+
+// cleanMigrationVersion is a repository's Version after the four
+// transitions of a migration that went through without a hitch.
+func cleanMigrationVersion(t *testing.T) int64 {
+	ctx := context.Background()
+	s := enqueuertest.NewStore(enqueuertest.StoreOptions{})
+	r, err := s.Add(ctx, enqueuer.NewRepository{Path: "group/image"})
+	require.NoError(t, err)
+	for _, ev := range []enqueuer.Event{enqueuer.EventStartPreImport, enqueuer.EventFinishPreImport, enqueuer.EventStartImport, enqueuer.EventFinishImport} {
+		r, err = s.Transition(ctx, enqueuer.Change{ID: r.ID, From: r.State, Event: ev})
+		require.NoError(t, err)
+	}
+	return r.Version
+}
+
+// requireLeaseFree checks that nobody holds the enqueuer lease: it can be
+// taken at once (the host's ttl is 30s, so a lease left behind would still
+// be held).
+func requireLeaseFree(t *testing.T, db *storage.DB) {
+	t.Helper()
+	ctx := context.Background()
+	l, err := pglease.New(db, pglease.Options{Holder: "test"}).Acquire(ctx, enqueuer.DefaultLeaseKey, time.Second)
+	require.NoError(t, err, "the enqueuer lease was not released")
+	require.NoError(t, l.Release(ctx))
+}
+
+func requireNoLeakedGoroutines(t *testing.T, before int) {
+	t.Helper()
+	var now int
+	for range 100 {
+		if now = runtime.NumGoroutine(); now <= before {
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	var dump bytes.Buffer
+	_ = pprof.Lookup("goroutine").WriteTo(&dump, 1)
+	t.Fatalf("%d goroutines after run returned, %d before:\n%s", now, before, dump.String())
+}
+
+// state is what the test reads of the host's progress.
+type state struct {
+	repos               map[enqueuer.State]int
+	passesRunning       int
+	unnotified          int
+	backfillStatus      bbm.Status
+	backfillJobs        int
+	backfillRunningJobs int
+}
+
+func peek(t *testing.T, db *storage.DB) state {
+	t.Helper()
+	ctx := storage.UsePrimary(context.Background())
+	s := state{repos: map[enqueuer.State]int{}}
+	store, err := enqueuer.NewPostgresStore(db, enqueuer.PostgresOptions{})
+	require.NoError(t, err)
+	for _, st := range enqueuer.States {
+		rs, err := store.List(ctx, enqueuer.ListOptions{State: st, Limit: 1000})
+		require.NoError(t, err)
+		if len(rs) > 0 {
+			s.repos[st] = len(rs)
+		}
+	}
+	err = db.QueryRow(ctx, `SELECT count(*) FILTER (WHERE status = 'running'),
+		count(*) FILTER (WHERE status IN ('complete', 'failed') AND notified_at IS NULL) FROM registryhost_imports`).Scan(&s.passesRunning, &s.unnotified)
+	if err != nil && !strings.Contains(err.Error(), "does not exist") { // before the host created its tables
+		require.NoError(t, err)
+	}
+	bstore := bbm.NewPostgresStore(db, bbm.PostgresStoreOptions{})
+	m, err := bstore.MigrationByName(ctx, backfillMigration)
+	if errors.Is(err, bbm.ErrMigrationNotFound) {
+		return s
+	}
+	require.NoError(t, err)
+	s.backfillStatus = m.Status
+	stats, err := bstore.JobStats(ctx, m.ID)
+	require.NoError(t, err)
+	s.backfillJobs, s.backfillRunningJobs = stats.Finished, stats.Running
+	return s
+}
+
+func openDB(t *testing.T, url string) *storage.DB {
+	t.Helper()
+	db, err := storage.Open(context.Background(), storage.Config{PrimaryURL: url})
+	require.NoError(t, err)
+	t.Cleanup(db.Close)
+	return db
+}
+
+// waitFor polls cond until it holds; the long limit only keeps a broken
+// host from hanging the test.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(2 * time.Minute)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+var addressLine = regexp.MustCompile(`notifications: (http://[^/\s]+)/`)
+
+func waitForAddress(t *testing.T, out *syncBuffer) string {
+	t.Helper()
+	var base string
+	waitFor(t, "the endpoint's address", func() bool {
+		if m := addressLine.FindStringSubmatch(out.String()); m != nil {
+			base = m[1]
+		}
+		return base != ""
+	})
+	return base
+}
+
+// child is the host running as a child process (this test binary, with
+// childEnv set).
+type child struct {
+	cmd    *exec.Cmd
+	out    *syncBuffer
+	errOut *syncBuffer
+}
+
+func startChild(t *testing.T, args ...string) *child {
+	t.Helper()
+	c := &child{cmd: exec.Command(os.Args[0], args...), out: &syncBuffer{}, errOut: &syncBuffer{}}
+	c.cmd.Env = append(os.Environ(), childEnv+"=1")
+	c.cmd.Stdout, c.cmd.Stderr = c.out, c.errOut
+	require.NoError(t, c.cmd.Start())
+	t.Cleanup(func() {
+		if c.cmd.ProcessState == nil {
+			_ = c.cmd.Process.Kill()
+			_ = c.cmd.Wait()
+		}
+	})
+	waitForAddress(t, c.out)
+	return c
+}
+
+// stop sends sig and waits for a clean exit.
+func (c *child) stop(t *testing.T, sig os.Signal) string {
+	t.Helper()
+	require.NoError(t, c.cmd.Process.Signal(sig))
+	return c.wait(t)
+}
+
+// wait waits for the child to exit with status 0 and returns its output.
+func (c *child) wait(t *testing.T) string {
+	t.Helper()
+	exited := make(chan error, 1)
+	go func() { exited <- c.cmd.Wait() }()
+	select {
+	case err := <-exited:
+		t.Logf("host output:\n%s", c.out.String())
+		require.NoError(t, err, "host stderr:\n%s", c.errOut.String())
+	case <-time.After(2 * time.Minute):
+		_ = c.cmd.Process.Signal(syscall.SIGQUIT) // dumps the goroutines to stderr
+		<-exited
+		t.Fatalf("host did not exit; stderr:\n%s", c.errOut.String())
+	}
+	return c.out.String()
+}
+
+// syncBuffer is a bytes.Buffer safe for one writer and concurrent readers.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}

@@ -1,0 +1,73 @@
+package main
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/ferryhq/ferry/storage"
+)
+
+// schemaLockKey serializes the host's own schema setup between processes
+// that start at once: "rhschema" in ASCII.
+const schemaLockKey int64 = 0x7268736368656d61
+
+// hostSchema is the host's own tables, next to Ferry's (which
+// storage.Migrate applies). A real registry has its own migrations; two
+// CREATE TABLE IF NOT EXISTS keep the example self-contained.
+const hostSchema = `
+CREATE TABLE IF NOT EXISTS registryhost_imports (
+    path            text        NOT NULL,
+    pass            text        NOT NULL CHECK (pass IN ('pre', 'final')),
+    status          text        NOT NULL CHECK (status IN ('running', 'complete', 'failed', 'canceled')),
+    attempts        int         NOT NULL DEFAULT 1,
+    detail          text        NOT NULL DEFAULT '',
+    blobs_copied    bigint      NOT NULL DEFAULT 0,
+    bytes_copied    bigint      NOT NULL DEFAULT 0,
+    manifests       int         NOT NULL DEFAULT 0,
+    tags            int         NOT NULL DEFAULT 0,
+    started_at      timestamptz NOT NULL DEFAULT now(),
+    finished_at     timestamptz,
+    notified_at     timestamptz,
+    notify_attempts int         NOT NULL DEFAULT 0,
+    PRIMARY KEY (path, pass)
+);
+CREATE TABLE IF NOT EXISTS registryhost_blobs (
+    id          bigint PRIMARY KEY,
+    digest      text   NOT NULL,
+    size        bigint NOT NULL,
+    size_bucket text,                    -- filled by the backfill
+    touched     int    NOT NULL DEFAULT 0 -- how often the backfill changed the row
+)`
+
+// ensureSchema creates the host's tables and, the first time, fills
+// registryhost_blobs with rows whose size_bucket the backfill computes.
+func ensureSchema(ctx context.Context, db storage.Beginner, rows int) (seeded bool, err error) {
+	err = storage.InTx(ctx, db, func(tx pgx.Tx) error {
+		seeded = false
+		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, schemaLockKey); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, hostSchema); err != nil {
+			return err
+		}
+		var empty bool
+		if err := tx.QueryRow(ctx, `SELECT NOT EXISTS (SELECT 1 FROM registryhost_blobs)`).Scan(&empty); err != nil {
+			return err
+		}
+		if !empty {
+			return nil
+		}
+		_, err := tx.Exec(ctx, `INSERT INTO registryhost_blobs (id, digest, size)
+			SELECT g, 'sha256:' || encode(sha256(convert_to(g::text, 'UTF8')), 'hex'),
+			       (hashtext(g::text)::bigint & 2147483647) % 400000000
+			FROM generate_series(1, $1::bigint) g`, rows)
+		seeded = err == nil
+		return err
+	})
+	if err != nil {
+		return false, fmt.Errorf("creating the host's tables: %w", err)
+	}
+	return seeded, nil
+}

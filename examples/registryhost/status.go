@@ -1,0 +1,140 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/ferryhq/ferry/bbm"
+	"github.com/ferryhq/ferry/enqueuer"
+	"github.com/ferryhq/ferry/storage"
+	"github.com/ferryhq/ferry/transfer"
+)
+
+// snapshot is where the migration and the backfill are.
+type snapshot struct {
+	// Repositories counts the enqueuer's repositories by state.
+	Repositories map[enqueuer.State]int `json:"repositories"`
+	Total        int                    `json:"total"`
+	// Passes counts the registry's import passes by status; Unnotified
+	// are finished passes whose outcome was not delivered yet.
+	Passes      map[string]int `json:"passes"`
+	Unnotified  int            `json:"unnotified"`
+	BlobsCopied int64          `json:"blobs_copied"`
+	BytesCopied int64          `json:"bytes_copied"`
+
+	Backfill        bbm.Status `json:"backfill_status"`
+	BackfillPercent float64    `json:"backfill_percent"`
+	BackfillJobs    int        `json:"backfill_jobs"`
+	BackfillError   string     `json:"backfill_error,omitempty"`
+}
+
+func (h *host) snapshot(ctx context.Context) (snapshot, error) {
+	ctx = storage.UsePrimary(ctx)
+	s := snapshot{Repositories: map[enqueuer.State]int{}, Passes: map[string]int{}}
+	for _, st := range enqueuer.States {
+		repos, err := h.store.List(ctx, enqueuer.ListOptions{State: st, Limit: 100_000})
+		if err != nil {
+			return s, err
+		}
+		s.Repositories[st] = len(repos)
+		s.Total += len(repos)
+	}
+	rows, err := h.db.Query(ctx, `SELECT status, count(*), count(*) FILTER (WHERE notified_at IS NULL AND status IN ('complete', 'failed')),
+		coalesce(sum(blobs_copied), 0), coalesce(sum(bytes_copied), 0) FROM registryhost_imports GROUP BY status`)
+	if err != nil {
+		return s, err
+	}
+	for rows.Next() {
+		var status string
+		var n, unnotified int
+		var blobs, bytes int64
+		if err := rows.Scan(&status, &n, &unnotified, &blobs, &bytes); err != nil {
+			rows.Close()
+			return s, err
+		}
+		s.Passes[status] = n
+		s.Unnotified += unnotified
+		s.BlobsCopied += blobs
+		s.BytesCopied += bytes
+	}
+	if err := rows.Err(); err != nil {
+		return s, err
+	}
+	p, err := h.admin.Status(ctx, backfillMigration)
+	if err != nil {
+		return s, err
+	}
+	s.Backfill, s.BackfillPercent, s.BackfillJobs = p.Migration.Status, p.Percent, p.Jobs.Finished
+	s.BackfillError = p.Migration.ErrorMessage
+	return s, nil
+}
+
+// importsDone reports whether every repository reached an end state.
+func (s snapshot) importsDone() bool {
+	return s.Repositories[enqueuer.StateImportDone]+s.Repositories[enqueuer.StateImportSkipped] == s.Total
+}
+
+// done reports whether nothing is left to do.
+func (s snapshot) done() bool {
+	backfillOver := s.Backfill == bbm.StatusFinished || s.Backfill == bbm.StatusFailed
+	return s.importsDone() && backfillOver && s.Passes[jobRunning] == 0 && s.Unnotified == 0
+}
+
+// err says what went wrong once done: a failed backfill or skipped
+// repositories.
+func (s snapshot) err() error {
+	var problems []string
+	if s.Backfill == bbm.StatusFailed {
+		problems = append(problems, "the backfill failed: "+s.BackfillError)
+	}
+	if n := s.Repositories[enqueuer.StateImportSkipped]; n > 0 {
+		problems = append(problems, fmt.Sprintf("%d repositories were skipped", n))
+	}
+	if len(problems) == 0 {
+		return nil
+	}
+	return fmt.Errorf("registryhost: %s", strings.Join(problems, "; "))
+}
+
+// String is the progress line.
+func (s snapshot) String() string {
+	inProgress := 0
+	for _, st := range enqueuer.InProgressStates {
+		inProgress += s.Repositories[st]
+	}
+	return fmt.Sprintf("imports: %d/%d done, %d in progress, %d waiting, %d aborted | registry passes running: %d | backfill: %s %.1f%%",
+		s.Repositories[enqueuer.StateImportDone], s.Total, inProgress, s.Repositories[enqueuer.StateDefault],
+		s.Repositories[enqueuer.StateImportAborted], s.Passes[jobRunning], s.Backfill, s.BackfillPercent)
+}
+
+// long is the summary printed at shutdown.
+func (s snapshot) long(dst string) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "\n  repositories: %d of %d imported", s.Repositories[enqueuer.StateImportDone], s.Total)
+	for _, st := range enqueuer.States {
+		if n := s.Repositories[st]; n > 0 && st != enqueuer.StateImportDone {
+			fmt.Fprintf(&b, ", %d %s", n, st)
+		}
+	}
+	fmt.Fprintf(&b, "\n  registry passes: %d complete, %d running, %d failed; %d blobs (%s) copied and verified into %s",
+		s.Passes[jobComplete], s.Passes[jobRunning], s.Passes[jobFailed], s.BlobsCopied, transfer.FormatBytes(s.BytesCopied), dst)
+	fmt.Fprintf(&b, "\n  backfill %s: %s, %.1f%% in %d jobs", backfillMigration, s.Backfill, s.BackfillPercent, s.BackfillJobs)
+	return b.String()
+}
+
+// serveStatus answers GET /status with the snapshot as JSON.
+func (h *host) serveStatus(w http.ResponseWriter, req *http.Request) {
+	ctx, cancel := context.WithTimeout(req.Context(), 5*time.Second)
+	defer cancel()
+	s, err := h.snapshot(ctx)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusServiceUnavailable)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	_ = json.NewEncoder(w).Encode(s)
+}
