@@ -80,4 +80,14 @@
 // enqueuer again. It reads and writes only on the primary: the import was
 // started a moment ago, and a replica that has not replayed that yet would
 // report the old state — the failure this package exists to avoid.
+//
+// # Observability
+//
+// Config.Observer is told about every run (why it stopped, how long it
+// took), every start the registry was asked for (StartResult: accepted,
+// 429, unreachable, native, refused), skips with their reason, aborts, and
+// the imports in progress against the capacity; HandlerOptions.Observer is
+// told every notification's outcome. This is for metrics and tracing
+// without a metrics dependency here: package prommetrics implements
+// Observer with Prometheus, and MultiObserver combines it with a host's own.
 package enqueuer

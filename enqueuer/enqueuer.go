@@ -87,6 +87,10 @@ type Config struct {
 	// Clock is the time source for timestamps, stale timeouts and loop
 	// deadlines. Default time.Now.
 	Clock func() time.Time
+	// Observer is told about runs, starts, skips, aborts and the capacity,
+	// for metrics and tracing (see prommetrics; MultiObserver combines
+	// several). Default: none (an empty ObserverFuncs).
+	Observer Observer
 }
 
 // Enqueuer fills the registry's import capacity. Each Run holds one
@@ -153,6 +157,9 @@ func New(cfg Config) (*Enqueuer, error) {
 	if cfg.Clock == nil {
 		cfg.Clock = time.Now
 	}
+	if cfg.Observer == nil {
+		cfg.Observer = ObserverFuncs{}
+	}
 	return &Enqueuer{cfg: cfg}, nil
 }
 
@@ -175,6 +182,7 @@ func (e *Enqueuer) Run(ctx context.Context) (Report, error) {
 	rep := Report{}
 	finish := func(err error) (Report, error) {
 		rep.Duration = time.Since(begin)
+		e.cfg.Observer.RunFinished(ctx, RunEvent{Report: rep, Err: err})
 		return rep, err
 	}
 	if !e.cfg.Enabled(ctx) {

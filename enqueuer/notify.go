@@ -66,6 +66,9 @@ type HandlerOptions struct {
 	Logger *slog.Logger
 	// Clock is the time recorded for state changes. Default time.Now.
 	Clock func() time.Time
+	// Observer is told the outcome of every request (Observer.Notified),
+	// for metrics and tracing. Default: none (an empty ObserverFuncs).
+	Observer Observer
 }
 
 // Handler is the registry's notification endpoint:
@@ -115,6 +118,9 @@ func NewHandler(opts HandlerOptions) (*Handler, error) {
 	if opts.Clock == nil {
 		opts.Clock = time.Now
 	}
+	if opts.Observer == nil {
+		opts.Observer = ObserverFuncs{}
+	}
 	return &Handler{opts: opts, secretHash: sha256.Sum256([]byte(opts.Secret))}, nil
 }
 
@@ -127,32 +133,55 @@ type statusRequest struct {
 
 // ServeHTTP implements http.Handler.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, req *http.Request) {
+	began := time.Now()
+	ctx := storage.UsePrimary(req.Context())
+	ev, repo := h.serve(ctx, w, req)
+	ev.Duration = time.Since(began)
+	h.opts.Observer.Notified(ctx, ev)
+	if ev.Outcome == NotificationApplied && h.opts.OnChange != nil {
+		if f, ok := w.(http.Flusher); ok {
+			f.Flush()
+		}
+		h.opts.OnChange(context.WithoutCancel(ctx), repo)
+	}
+}
+
+// serve answers the request and says how; repo is the repository after an
+// applied change.
+func (h *Handler) serve(ctx context.Context, w http.ResponseWriter, req *http.Request) (NotifyEvent, Repository) {
+	answer := func(ev NotifyEvent, code int, msg string) (NotifyEvent, Repository) {
+		writeMessage(w, code, msg)
+		ev.Code = code
+		return ev, Repository{}
+	}
+	ev := NotifyEvent{Outcome: NotificationBadRequest}
 	if req.Method != http.MethodPut {
 		w.Header().Set("Allow", http.MethodPut)
-		writeMessage(w, http.StatusMethodNotAllowed, "method not allowed")
-		return
+		return answer(ev, http.StatusMethodNotAllowed, "method not allowed")
 	}
 	if code, msg := h.authorize(req); code != 0 {
 		if code == http.StatusUnauthorized {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="ferry-enqueuer"`)
 		}
-		writeMessage(w, code, msg)
-		return
+		ev.Outcome = NotificationUnauthorized
+		return answer(ev, code, msg)
 	}
 	path, code, msg := repositoryPath(req.URL.Path)
 	if code != 0 {
-		writeMessage(w, code, msg)
-		return
+		if code == http.StatusNotFound {
+			ev.Outcome = NotificationNotFound
+		}
+		return answer(ev, code, msg)
 	}
+	ev.Path = path
 	body, code, msg := h.readBody(w, req)
+	ev.Status = body.Status
 	if code != 0 {
-		writeMessage(w, code, msg)
-		return
+		return answer(ev, code, msg)
 	}
 	n, ok := notifications[body.Status]
 	if !ok {
-		writeMessage(w, http.StatusBadRequest, fmt.Sprintf("unknown status %q", body.Status))
-		return
+		return answer(ev, http.StatusBadRequest, fmt.Sprintf("unknown status %q", body.Status))
 	}
 	reason := body.Reason
 	if reason == "" {
@@ -162,35 +191,33 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		reason = reason[:maxReasonLen]
 	}
 
-	ctx := storage.UsePrimary(req.Context())
 	repo, changed, err := h.apply(ctx, path, body.Status, n, reason)
 	var wrong *wrongStateError
 	switch {
 	case errors.Is(err, ErrNotFound):
-		writeMessage(w, http.StatusNotFound, "repository not found")
-		return
+		ev.Outcome = NotificationNotFound
+		return answer(ev, http.StatusNotFound, "repository not found")
 	case errors.As(err, &wrong):
 		h.opts.Logger.WarnContext(ctx, "enqueuer: notification does not fit the migration state",
 			append([]any{"status", body.Status}, repoAttrs(wrong.repo)...)...)
-		writeMessage(w, http.StatusBadRequest, fmt.Sprintf("wrong migration state (%s)", wrong.repo.State))
-		return
+		ev.Outcome = NotificationWrongState
+		return answer(ev, http.StatusBadRequest, fmt.Sprintf("wrong migration state (%s)", wrong.repo.State))
 	case err != nil:
 		h.opts.Logger.ErrorContext(ctx, "enqueuer: notification failed",
 			"status", body.Status, "container_repository_path", path, "error", err)
-		writeMessage(w, http.StatusInternalServerError, "internal error")
-		return
+		ev.Outcome, ev.Err = NotificationError, err
+		return answer(ev, http.StatusInternalServerError, "internal error")
 	}
 	h.opts.Logger.InfoContext(ctx, "enqueuer: notification",
 		append([]any{"status", body.Status, "duplicate", !changed}, repoAttrs(repo)...)...)
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(http.StatusOK)
 	_ = json.NewEncoder(w).Encode(map[string]any{"migration_state": repo.State, "changed": changed})
-	if changed && h.opts.OnChange != nil {
-		if f, ok := w.(http.Flusher); ok {
-			f.Flush()
-		}
-		h.opts.OnChange(context.WithoutCancel(ctx), repo)
+	ev.Code, ev.Outcome = http.StatusOK, NotificationDuplicate
+	if changed {
+		ev.Outcome = NotificationApplied
 	}
+	return ev, repo
 }
 
 // wrongStateError is a notification that does not fit the state.

@@ -79,7 +79,9 @@ func (r *Runner) Free(ctx context.Context) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	return max(r.e.cfg.Capacity(ctx)-inProgress, 0), nil
+	capacity := r.e.cfg.Capacity(ctx)
+	r.e.cfg.Observer.CapacityChecked(ctx, CapacityEvent{InProgress: inProgress, Capacity: capacity})
+	return max(capacity-inProgress, 0), nil
 }
 
 // claim is a transition made before the registry was asked: it is kept
@@ -278,6 +280,7 @@ func (r *Runner) skip(ctx context.Context, cand Repository, typ ImportType, reas
 	}
 	r.e.cfg.Logger.InfoContext(ctx, "enqueuer: repository skipped",
 		append([]any{"import_type", string(typ), "reason", reason}, repoAttrs(after)...)...)
+	r.e.cfg.Observer.Skipped(ctx, SkipEvent{Repository: after, ImportType: typ, Reason: reason})
 	r.record(func(rep *Report) {
 		rep.Skipped = append(rep.Skipped, Outcome{Repository: after, ImportType: typ, Reason: reason})
 	})
@@ -297,11 +300,15 @@ const (
 // startOne asks the registry to start c and settles the claim.
 func (r *Runner) startOne(ctx context.Context, c claim) (startResult, error) {
 	var err error
+	asked := time.Now()
 	if c.typ == ImportFinal {
 		err = r.e.cfg.Registry.StartImport(ctx, c.after.Path)
 	} else {
 		err = r.e.cfg.Registry.StartPreImport(ctx, c.after.Path)
 	}
+	ev := StartEvent{Repository: c.after, ImportType: c.typ, Duration: time.Since(asked), Err: err}
+	ev.Result = startResultOf(ctx, err, c.typ)
+	r.e.cfg.Observer.StartDone(ctx, ev)
 	switch {
 	case err == nil:
 		r.e.cfg.Logger.InfoContext(ctx, "enqueuer: import started",
@@ -330,7 +337,7 @@ func (r *Runner) startOne(ctx context.Context, c claim) (startResult, error) {
 		}
 		return resultSkipped, nil
 	default:
-		if r.abort(context.WithoutCancel(ctx), c.after, c.typ, err.Error()) {
+		if r.abort(context.WithoutCancel(ctx), c.after, c.typ, err.Error(), false) {
 			r.mu.Lock()
 			r.aborts++
 			r.mu.Unlock()
@@ -340,8 +347,27 @@ func (r *Runner) startOne(ctx context.Context, c claim) (startResult, error) {
 	}
 }
 
-// abort moves a repository in progress to StateImportAborted.
-func (r *Runner) abort(ctx context.Context, cur Repository, typ ImportType, reason string) bool {
+// startResultOf classifies a registry's answer to a start the way
+// startOne acts on it.
+func startResultOf(ctx context.Context, err error, typ ImportType) StartResult {
+	switch {
+	case err == nil:
+		return StartAccepted
+	case errors.Is(err, ErrTooManyImports):
+		return StartTooManyImports
+	case errors.Is(err, ErrRegistryUnavailable):
+		return StartUnavailable
+	case ctx.Err() != nil:
+		return StartCancelled
+	case errors.Is(err, ErrNative) && typ != ImportFinal:
+		return StartNative
+	}
+	return StartRefused
+}
+
+// abort moves a repository in progress to StateImportAborted; stale says
+// the stale guard asks.
+func (r *Runner) abort(ctx context.Context, cur Repository, typ ImportType, reason string, stale bool) bool {
 	if len(reason) > maxReasonLen {
 		reason = reason[:maxReasonLen]
 	}
@@ -353,6 +379,7 @@ func (r *Runner) abort(ctx context.Context, cur Repository, typ ImportType, reas
 	}
 	r.e.cfg.Logger.WarnContext(ctx, "enqueuer: import aborted",
 		append([]any{"import_type", string(typ), "reason", reason}, repoAttrs(after)...)...)
+	r.e.cfg.Observer.Aborted(ctx, AbortEvent{Repository: after, ImportType: typ, Reason: reason, Stale: stale})
 	r.record(func(rep *Report) {
 		rep.Aborted = append(rep.Aborted, Outcome{Repository: after, ImportType: typ, Reason: reason})
 	})

@@ -86,5 +86,5 @@ func (r *Runner) settleStale(ctx context.Context, repo Repository) {
 		timeout = cfg.ImportTimeout
 	}
 	reason := fmt.Sprintf("stale: %s for more than %s (registry status %q)", repo.State, timeout, status.Status)
-	r.abort(ctx, repo, "", reason)
+	r.abort(ctx, repo, "", reason, true)
 }

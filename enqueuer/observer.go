@@ -1,0 +1,257 @@
+package enqueuer
+
+import (
+	"context"
+	"time"
+)
+
+// Observer is told what runs and the notification Handler do, for metrics
+// and tracing; enqueuer itself depends on no metrics library (package
+// prommetrics implements it with Prometheus). Calls are made synchronously
+// (from the goroutines of a ParallelLoop, concurrently), so they must be
+// quick, safe for concurrent use and must not block. Without an Observer
+// (Config.Observer, HandlerOptions.Observer) an empty one is called.
+type Observer interface {
+	// RunFinished is called at the end of every Run, also one that found
+	// the lease held or the feature flag off.
+	RunFinished(ctx context.Context, e RunEvent)
+	// StartDone is called when the registry answered a start (or could
+	// not be asked), whatever the answer.
+	StartDone(ctx context.Context, e StartEvent)
+	// Skipped is called when a repository was moved to StateImportSkipped.
+	Skipped(ctx context.Context, e SkipEvent)
+	// Aborted is called when a repository was moved to StateImportAborted,
+	// after a refused start or by the stale guard.
+	Aborted(ctx context.Context, e AbortEvent)
+	// CapacityChecked is called each time a run counts the imports in
+	// progress against the capacity (Runner.Free).
+	CapacityChecked(ctx context.Context, e CapacityEvent)
+	// Notified is called after the Handler answered a notification.
+	Notified(ctx context.Context, e NotifyEvent)
+}
+
+// RunEvent describes a finished Run.
+type RunEvent struct {
+	// Report is what the run did; Report.Stopped says why it ended and
+	// Report.Duration how long it took.
+	Report Report
+	// Err is Run's error.
+	Err error
+}
+
+// StartResult classifies the registry's answer to a start. There are no
+// others, so they are safe as metric label values.
+type StartResult string
+
+// The answers to a start.
+const (
+	// StartAccepted: the registry started the import.
+	StartAccepted StartResult = "accepted"
+	// StartTooManyImports: the registry is full (HTTP 429); the claim was
+	// reverted and the run ends.
+	StartTooManyImports StartResult = "too_many_imports"
+	// StartUnavailable: the registry could not be reached; the claim was
+	// reverted and the run ends.
+	StartUnavailable StartResult = "registry_unavailable"
+	// StartCancelled: the run's context ended; the claim was reverted.
+	StartCancelled StartResult = "cancelled"
+	// StartNative: the repository is already native; it is skipped.
+	StartNative StartResult = "native"
+	// StartRefused: the registry refused because of the repository; it is
+	// aborted.
+	StartRefused StartResult = "refused"
+)
+
+// StartEvent describes one start asked of the registry.
+type StartEvent struct {
+	// Repository is the repository as claimed for the start. Its Path is
+	// unbounded: fine on a trace span, never a metric label.
+	Repository Repository
+	ImportType ImportType
+	Result     StartResult
+	// Duration is how long the registry call took.
+	Duration time.Duration
+	// Err is the registry's error; nil when Result is StartAccepted.
+	Err error
+}
+
+// SkipEvent describes a skipped repository.
+type SkipEvent struct {
+	Repository Repository
+	ImportType ImportType
+	// Reason is SkipTooManyTags, SkipTooManyRetries, SkipNative, or what
+	// Config.Exclude returned (which the host may make unbounded).
+	Reason string
+}
+
+// AbortEvent describes an aborted repository.
+type AbortEvent struct {
+	Repository Repository
+	// ImportType is the start's type; empty when Stale.
+	ImportType ImportType
+	// Reason is the registry's error or the stale guard's explanation
+	// (free text).
+	Reason string
+	// Stale is true when the stale guard aborted an import that ran too
+	// long, false when the registry refused a start.
+	Stale bool
+}
+
+// CapacityEvent is the capacity a run saw.
+type CapacityEvent struct {
+	// InProgress counts repositories in InProgressStates, read on the
+	// primary.
+	InProgress int
+	// Capacity is what Config.Capacity returned.
+	Capacity int
+}
+
+// NotificationOutcome classifies the Handler's answer. There are no
+// others, so they are safe as metric label values.
+type NotificationOutcome string
+
+// The Handler's answers.
+const (
+	// NotificationApplied: the state changed (200).
+	NotificationApplied NotificationOutcome = "applied"
+	// NotificationDuplicate: it had already been applied (200).
+	NotificationDuplicate NotificationOutcome = "duplicate"
+	// NotificationWrongState: the repository is in a state the
+	// notification does not fit (400 "wrong migration state").
+	NotificationWrongState NotificationOutcome = "wrong_state"
+	// NotificationNotFound: an unknown repository or endpoint (404).
+	NotificationNotFound NotificationOutcome = "not_found"
+	// NotificationBadRequest: a malformed request: method, path, body or
+	// status (400, 405, 413).
+	NotificationBadRequest NotificationOutcome = "bad_request"
+	// NotificationUnauthorized: missing or wrong credentials (401, 403).
+	NotificationUnauthorized NotificationOutcome = "unauthorized"
+	// NotificationError: the store failed (500).
+	NotificationError NotificationOutcome = "error"
+)
+
+// NotifyEvent describes one request to the Handler.
+type NotifyEvent struct {
+	// Status is the notification's status as sent: one of the Notify*
+	// constants unless Outcome is NotificationBadRequest, when it may be
+	// anything (or empty).
+	Status string
+	// Path is the repository path from the URL; empty when it was
+	// invalid. Never a metric label.
+	Path    string
+	Outcome NotificationOutcome
+	// Code is the HTTP status code answered.
+	Code int
+	// Duration is how long the request took to answer.
+	Duration time.Duration
+	// Err is the store's error for NotificationError.
+	Err error
+}
+
+// ObserverFuncs is an Observer made of optional functions; nil ones are
+// skipped. The zero value observes nothing.
+type ObserverFuncs struct {
+	OnRunFinished     func(ctx context.Context, e RunEvent)
+	OnStartDone       func(ctx context.Context, e StartEvent)
+	OnSkipped         func(ctx context.Context, e SkipEvent)
+	OnAborted         func(ctx context.Context, e AbortEvent)
+	OnCapacityChecked func(ctx context.Context, e CapacityEvent)
+	OnNotified        func(ctx context.Context, e NotifyEvent)
+}
+
+var _ Observer = ObserverFuncs{}
+
+// RunFinished implements Observer.
+func (o ObserverFuncs) RunFinished(ctx context.Context, e RunEvent) {
+	if o.OnRunFinished != nil {
+		o.OnRunFinished(ctx, e)
+	}
+}
+
+// StartDone implements Observer.
+func (o ObserverFuncs) StartDone(ctx context.Context, e StartEvent) {
+	if o.OnStartDone != nil {
+		o.OnStartDone(ctx, e)
+	}
+}
+
+// Skipped implements Observer.
+func (o ObserverFuncs) Skipped(ctx context.Context, e SkipEvent) {
+	if o.OnSkipped != nil {
+		o.OnSkipped(ctx, e)
+	}
+}
+
+// Aborted implements Observer.
+func (o ObserverFuncs) Aborted(ctx context.Context, e AbortEvent) {
+	if o.OnAborted != nil {
+		o.OnAborted(ctx, e)
+	}
+}
+
+// CapacityChecked implements Observer.
+func (o ObserverFuncs) CapacityChecked(ctx context.Context, e CapacityEvent) {
+	if o.OnCapacityChecked != nil {
+		o.OnCapacityChecked(ctx, e)
+	}
+}
+
+// Notified implements Observer.
+func (o ObserverFuncs) Notified(ctx context.Context, e NotifyEvent) {
+	if o.OnNotified != nil {
+		o.OnNotified(ctx, e)
+	}
+}
+
+// MultiObserver returns an Observer that tells each of obs in turn; nil
+// ones are dropped.
+func MultiObserver(obs ...Observer) Observer {
+	var list multiObserver
+	for _, o := range obs {
+		if o != nil {
+			list = append(list, o)
+		}
+	}
+	if len(list) == 1 {
+		return list[0]
+	}
+	return list
+}
+
+type multiObserver []Observer
+
+func (m multiObserver) RunFinished(ctx context.Context, e RunEvent) {
+	for _, o := range m {
+		o.RunFinished(ctx, e)
+	}
+}
+
+func (m multiObserver) StartDone(ctx context.Context, e StartEvent) {
+	for _, o := range m {
+		o.StartDone(ctx, e)
+	}
+}
+
+func (m multiObserver) Skipped(ctx context.Context, e SkipEvent) {
+	for _, o := range m {
+		o.Skipped(ctx, e)
+	}
+}
+
+func (m multiObserver) Aborted(ctx context.Context, e AbortEvent) {
+	for _, o := range m {
+		o.Aborted(ctx, e)
+	}
+}
+
+func (m multiObserver) CapacityChecked(ctx context.Context, e CapacityEvent) {
+	for _, o := range m {
+		o.CapacityChecked(ctx, e)
+	}
+}
+
+func (m multiObserver) Notified(ctx context.Context, e NotifyEvent) {
+	for _, o := range m {
+		o.Notified(ctx, e)
+	}
+}
