@@ -1,10 +1,27 @@
-// Command quickstart is the first thing to run: it shows Ferry's main job on
-// embedded defaults, with nothing to configure. It starts a throwaway
-// PostgreSQL server when this machine has the binaries (else it says so and
-// uses in-memory stores), applies Ferry's schema with storage.Migrate, and
-// makes a fileblob directory under a temp dir for blob storage.
+// Command quickstart is the first thing to run: it shows Ferry's main job
+// end to end on embedded defaults, with nothing to configure, in a few
+// seconds:
 //
-//	go run ./examples/quickstart
+//  1. storage: it starts a throwaway PostgreSQL server when this machine has
+//     the binaries and applies Ferry's schema with storage.Migrate; without
+//     them (or with -no-postgres) it says so and uses Ferry's in-memory
+//     stores, so everything below still runs;
+//  2. transfer: it generates a small container registry in the distribution
+//     storage layout in a fileblob directory (nested repositories, shared
+//     base layers, Docker and OCI images, multi-arch indexes);
+//  3. enqueuer + lease: it moves every repository to a second fileblob
+//     directory through the enqueuer, at most -capacity at a time, under a
+//     lease: a small in-process registry runs each pre-import and final
+//     import with the transfer importer (every blob verified against its
+//     digest) and reports the outcome to the enqueuer's notification
+//     handler, which triggers the next run;
+//  4. bbm: it backfills a column of a table with a batched background
+//     migration (a Postgres table of -rows rows, or bbm's in-memory store
+//     and an in-memory Work);
+//
+// and prints a summary: counts, times and where the files went.
+//
+//	go run ./examples/quickstart [-keep] [-database-url postgres://...] [-no-postgres]
 package main
 
 import (
@@ -16,34 +33,51 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
 
-	"gocloud.dev/blob/fileblob"
-
 	"github.com/ferryhq/ferry/internal/pgtest"
 	"github.com/ferryhq/ferry/storage"
+	"github.com/ferryhq/ferry/transfer"
 )
 
 func main() {
 	keep := flag.Bool("keep", false, "keep the temp dir with the blob storage")
 	dbURL := flag.String("database-url", "", "use this PostgreSQL instead of a throwaway one")
+	noPostgres := flag.Bool("no-postgres", false, "use the in-memory stores even when PostgreSQL could be started")
+	capacity := flag.Int("capacity", 3, "imports in progress at once")
+	rows := flag.Int("rows", 100_000, "rows of the table to backfill")
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, os.Stdout, options{keep: *keep, databaseURL: *dbURL}); err != nil {
+	opts := options{keep: *keep, databaseURL: *dbURL, noPostgres: *noPostgres, capacity: *capacity, rows: *rows}
+	if err := run(ctx, os.Stdout, opts); err != nil {
 		fmt.Fprintln(os.Stderr, "quickstart:", err)
 		os.Exit(1)
 	}
 }
 
+// options are the command line; zero values get the defaults.
 type options struct {
 	keep        bool
 	databaseURL string
+	noPostgres  bool
+	capacity    int // default 3
+	rows        int // default 100,000
 }
 
 func run(ctx context.Context, out io.Writer, opts options) error {
+	if opts.capacity == 0 {
+		opts.capacity = 3
+	}
+	if opts.rows == 0 {
+		opts.rows = 100_000
+	}
+	if opts.capacity < 1 || opts.rows < 1 {
+		return fmt.Errorf("-capacity and -rows must be positive")
+	}
 	started := time.Now()
 	say := func(format string, args ...any) { fmt.Fprintf(out, format+"\n", args...) }
 	say("Ferry quickstart")
@@ -58,11 +92,17 @@ func run(ctx context.Context, out io.Writer, opts options) error {
 		defer os.RemoveAll(dir)
 	}
 
-	db, cleanup, how, err := openStorage(ctx, opts.databaseURL)
-	if err != nil {
-		return err
+	// 1. Storage.
+	var db *storage.DB
+	how := "in-memory stores (-no-postgres)"
+	if !opts.noPostgres {
+		var cleanup func()
+		db, cleanup, how, err = openStorage(ctx, opts.databaseURL)
+		if err != nil {
+			return err
+		}
+		defer cleanup()
 	}
-	defer cleanup()
 	if db == nil {
 		say("- storage: %s; using in-memory stores", how)
 	} else {
@@ -78,19 +118,42 @@ func run(ctx context.Context, out io.Writer, opts options) error {
 		say("- schema: %d migrations applied in %s (%s)", len(applied), time.Since(t0).Round(time.Millisecond), strings.Join(applied, ", "))
 	}
 
-	blobDir := filepath.Join(dir, "blobs")
-	if err := os.MkdirAll(blobDir, 0o755); err != nil {
+	// On a database that outlives this run, this run's repositories, table
+	// and migration get names of their own.
+	prefix, suffix := "", ""
+	if db != nil && opts.databaseURL != "" {
+		id := strconv.FormatInt(time.Now().UnixNano(), 36)
+		prefix, suffix = "quickstart-"+id+"/", "_"+id
+	}
+
+	// 2-3. A registry to migrate, moved through the enqueuer.
+	srcDir, dstDir := filepath.Join(dir, "src"), filepath.Join(dir, "dst")
+	im, err := migrateRegistry(ctx, out, db, srcDir, dstDir, prefix, opts.capacity)
+	if err != nil {
 		return err
 	}
-	bucket, err := fileblob.OpenBucket(blobDir, nil)
+	say("- blobs: fileblob buckets, source %s, destination %s", srcDir, dstDir)
+
+	// 4. The backfill.
+	bf, err := backfill(ctx, out, db, opts.rows, suffix)
 	if err != nil {
-		return fmt.Errorf("opening fileblob bucket: %w", err)
+		return err
 	}
-	defer bucket.Close()
-	if err := bucket.WriteAll(ctx, "hello.txt", []byte("hello from ferry\n"), nil); err != nil {
-		return fmt.Errorf("writing a blob: %w", err)
+
+	say("")
+	say("summary")
+	say("  registry   %d repositories, %d tags, %d manifests, %d blobs (%s) generated in %s",
+		im.repos, im.tags, im.manifests, im.blobs, transfer.FormatBytes(im.bytes), im.generated.Round(time.Millisecond))
+	say("  imports    %d/%d repositories imported through the enqueuer in %s: %d runs, at most %d imports at once (capacity %d)",
+		im.imported, im.repos, im.took.Round(time.Millisecond), im.runs, im.peak, opts.capacity)
+	say("  blobs      %d layers and configs copied (%s); all %d blob objects at the destination, manifests included, verified against their digests",
+		im.copied, transfer.FormatBytes(im.copiedBytes), im.verified)
+	say("  backfill   %d rows of %s in %d jobs in %s (%.0f rows/s), on %s", bf.rows, bf.table, bf.jobs, bf.took.Round(time.Millisecond),
+		float64(bf.rows)/bf.took.Seconds(), bf.where)
+	say("  files      %s (source) -> %s (destination)", srcDir, dstDir)
+	if !opts.keep {
+		say("             removed at exit; run with -keep to look at them")
 	}
-	say("- blobs: fileblob bucket at %s", blobDir)
 	say("done in %s", time.Since(started).Round(time.Millisecond))
 	return nil
 }
@@ -101,15 +164,16 @@ func openStorage(ctx context.Context, url string) (*storage.DB, func(), string, 
 	how := "PostgreSQL at the given URL"
 	stopServer := func() {}
 	if url == "" {
+		t0 := time.Now()
 		server, err := pgtest.Start(ctx, pgtest.ServerOptions{})
 		if err != nil {
 			return nil, func() {}, fmt.Sprintf("no throwaway PostgreSQL could be started (%v)", firstLine(err)), nil
 		}
 		stopServer = func() { _ = server.Stop() }
 		url = server.URL("postgres")
-		how = "throwaway PostgreSQL in " + server.Dir()
+		how = fmt.Sprintf("throwaway PostgreSQL in %s (started in %s)", server.Dir(), time.Since(t0).Round(time.Millisecond))
 	}
-	db, err := storage.Open(ctx, storage.Config{PrimaryURL: url})
+	db, err := storage.Open(ctx, storage.Config{PrimaryURL: url, MaxConns: 8})
 	if err != nil {
 		stopServer()
 		return nil, nil, "", err
@@ -137,4 +201,19 @@ func appliedMigrations(ctx context.Context, db storage.Querier) ([]string, error
 func firstLine(err error) string {
 	line, _, _ := strings.Cut(err.Error(), "\n")
 	return line
+}
+
+// progress prints a line at most every interval, and the last one always.
+type progress struct {
+	out      io.Writer
+	interval time.Duration
+	last     time.Time
+}
+
+func (p *progress) line(final bool, format string, args ...any) {
+	if !final && time.Since(p.last) < p.interval {
+		return
+	}
+	p.last = time.Now()
+	fmt.Fprintf(p.out, "  "+format+"\n", args...)
 }

@@ -3,15 +3,75 @@ package main
 import (
 	"bytes"
 	"context"
+	"os"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/ferryhq/ferry/internal/pgtest"
 )
 
+func TestMain(m *testing.M) { pgtest.Main(m) }
+
+// The README's first command, as it runs: a throwaway PostgreSQL when this
+// machine has the binaries, in-memory stores otherwise.
 func TestQuickstartRuns(t *testing.T) {
 	var out bytes.Buffer
-	require.NoError(t, run(context.Background(), &out, options{}))
+	require.NoError(t, run(context.Background(), &out, options{rows: 20_000}))
 	t.Log("\n" + out.String())
 	require.Contains(t, out.String(), "done in")
 	require.Contains(t, out.String(), "- blobs: fileblob bucket")
+	requireMainJob(t, out.String())
+}
+
+// With no PostgreSQL at all, everything runs on Ferry's in-memory stores.
+func TestQuickstartInMemory(t *testing.T) {
+	var out bytes.Buffer
+	require.NoError(t, run(context.Background(), &out, options{noPostgres: true, rows: 20_000, capacity: 2}))
+	t.Log("\n" + out.String())
+	require.Contains(t, out.String(), "using in-memory stores")
+	require.Contains(t, out.String(), "in-memory store and lease")
+	require.Contains(t, out.String(), "at most 2 imports at once (capacity 2)")
+	require.Contains(t, out.String(), "on bbm's in-memory store")
+	requireMainJob(t, out.String())
+}
+
+// -database-url: a database that outlives the run can take the quickstart
+// again and again, and -keep keeps the files.
+func TestQuickstartExternalDatabaseTwiceAndKeep(t *testing.T) {
+	url := pgtest.URL(t)
+	for range 2 {
+		var out bytes.Buffer
+		require.NoError(t, run(context.Background(), &out, options{databaseURL: url, rows: 5_000, keep: true}))
+		require.Contains(t, out.String(), "PostgreSQL at the given URL")
+		require.Contains(t, out.String(), "on PostgreSQL")
+		requireMainJob(t, out.String())
+		_, kept, ok := strings.Cut(out.String(), "kept ")
+		require.True(t, ok, "the temp dir is kept with -keep")
+		kept = strings.TrimSpace(kept)
+		require.DirExists(t, kept+"/dst/docker/registry/v2/repositories")
+		require.NoError(t, os.RemoveAll(kept))
+	}
+}
+
+func TestQuickstartBadOptions(t *testing.T) {
+	require.Error(t, run(context.Background(), &bytes.Buffer{}, options{capacity: -1}))
+	require.Error(t, run(context.Background(), &bytes.Buffer{}, options{rows: -5}))
+}
+
+// requireMainJob checks that the output shows every step of the main job.
+func requireMainJob(t *testing.T, out string) {
+	t.Helper()
+	for _, want := range []string{
+		"- registry: generated 7 repositories",
+		"through the enqueuer, capacity",
+		"progress: 7/7 imported",
+		"- imports: 7/7 done",
+		"destination verified",
+		"verified: every row has checksum = md5(payload)",
+		"summary",
+	} {
+		require.Contains(t, out, want)
+	}
 }
