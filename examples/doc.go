@@ -4,6 +4,8 @@
 //
 //	go run ./examples/quickstart      # start here
 //
+// The programs:
+//
 //   - quickstart: Ferry's main job end to end on embedded defaults, in a few
 //     seconds: generates a small registry in the distribution storage layout,
 //     imports it into another directory through the enqueuer (capacity,
