@@ -1,11 +1,11 @@
 // Package redislease is the Redis lease.Locker, on go-redis v9.
 //
-// A lease is a Redis string, prefix + "{key}", set with NX and a PX
-// expiry to a value unique to the acquisition: its fencing token, a random
-// nonce and the holder's name. Renew and Release are Lua scripts that
-// compare that value before extending or deleting the key, so a holder
-// whose lease expired can never extend or delete its successor's. Each
-// call is one round trip (EVALSHA; EVAL once after a server restart).
+// A lease is a Redis string, prefix + "{key}", set only while absent and
+// with a PX expiry, to a value unique to the acquisition: a random nonce
+// and the holder's name. Renew and Release are Lua scripts that compare
+// that value before extending or deleting the key, so a holder whose lease
+// expired can never extend or delete its successor's. Each call is one
+// round trip (EVALSHA; EVAL once after a server restart).
 //
 // The token comes from INCR of a per-key counter, prefix + "{key}:token",
 // in the same script that sets the lease, so taking the lease and getting

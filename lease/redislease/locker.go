@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"fmt"
 	"os"
-	"strconv"
 	"strings"
 	"time"
 
@@ -46,18 +45,18 @@ func New(client redis.Scripter, opts Options) *Locker {
 	return &Locker{client: client, prefix: opts.Prefix, holder: opts.Holder}
 }
 
-// acquireScript sets the lease if the key is free and returns its token;
-// the lease's value is the token followed by ARGV[1], ":nonce:holder".
+// acquireScript sets the lease if the key is free and returns its token.
 // When the key is held it returns {current value, remaining ms}.
-// KEYS: lease, counter. ARGV: ":nonce:holder", ttl in ms.
+// KEYS: lease, counter. ARGV: value ("nonce:holder"), ttl in ms.
 //
 // INCR returns 1 only when the counter is new or was lost; the token then
 // starts from the server's clock in microseconds, which is past every
 // token handed out before (they grew by one per acquisition from an
 // earlier clock reading). TIME is read only then, as it costs a little.
 // The script does as little as it can, as Lua is most of what a lease
-// costs the server: the value is assembled from what the client sent, and
-// the reply is one integer.
+// costs the server: the value comes whole from the client (the random
+// nonce makes it unique to the acquisition; the token would add nothing
+// but string work), and the reply is one integer.
 var acquireScript = redis.NewScript(`
 local cur = redis.call('GET', KEYS[1])
 if cur then
@@ -69,7 +68,7 @@ if token == 1 then
 	token = tonumber(now[1]) * 1000000 + tonumber(now[2])
 	redis.call('SET', KEYS[2], string.format('%d', token))
 end
-redis.call('SET', KEYS[1], string.format('%d', token) .. ARGV[1], 'PX', ARGV[2])
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
 return token
 `)
 
@@ -101,16 +100,15 @@ func (lk *Locker) Acquire(ctx context.Context, key string, ttl time.Duration) (l
 	}
 	var nonce [12]byte
 	_, _ = rand.Read(nonce[:]) // never fails (crypto/rand)
-	suffix := ":" + hex.EncodeToString(nonce[:]) + ":" + lk.holder
+	value := hex.EncodeToString(nonce[:]) + ":" + lk.holder
 	keys := lk.keys(key)
 	sent := time.Now()
-	res, err := acquireScript.Run(ctx, lk.client, keys, suffix, ttl.Milliseconds()).Result()
+	res, err := acquireScript.Run(ctx, lk.client, keys, value, ttl.Milliseconds()).Result()
 	if err != nil {
 		return nil, fmt.Errorf("lease: acquiring key %q: %w", key, err)
 	}
 	switch res := res.(type) {
 	case int64:
-		value := strconv.FormatInt(res, 10) + suffix
 		return lease.New(&driver{client: lk.client, keys: keys[:1], value: value}, key, res, ttl, sent), nil
 	case []any:
 		if len(res) == 2 {
@@ -126,13 +124,10 @@ func (lk *Locker) Acquire(ctx context.Context, key string, ttl time.Duration) (l
 	return nil, fmt.Errorf("lease: acquiring key %q: unexpected reply %v", key, res)
 }
 
-// holderOf returns the holder's name from a lease value "token:nonce:holder".
+// holderOf returns the holder's name from a lease value "nonce:holder".
 func holderOf(val string) string {
-	parts := strings.SplitN(val, ":", 3)
-	if len(parts) != 3 {
-		return ""
-	}
-	return parts[2]
+	_, holder, _ := strings.Cut(val, ":")
+	return holder
 }
 
 // driver is the lease.Driver of one acquisition: the scripts recognise it
