@@ -1,0 +1,89 @@
+// Package prommetrics turns the observer hooks of Ferry's packages into
+// Prometheus metrics with client_golang. The core packages (bbm, enqueuer,
+// storage, lease, transfer) depend on no metrics or tracing library: each
+// exposes an Observer interface, and this package implements all of them.
+//
+// # Wiring
+//
+// Create the metrics once per process on a prometheus.Registerer, hand
+// each package its observer, and serve the registry:
+//
+//	reg := prommetrics.NewRegistry() // or prometheus.DefaultRegisterer
+//	metrics, err := prommetrics.New(reg, prommetrics.Options{})
+//	mux.Handle("GET /metrics", prommetrics.Handler(reg))
+//
+//	storage.Open(ctx, storage.Config{..., Observer: metrics.Storage()})
+//	bbm.NewWorker(db, bbm.Options{..., Observer: metrics.BBM()})
+//	metrics.WatchMigrations(bbm.NewPostgresStore(db, bbm.PostgresStoreOptions{}))
+//	enqueuer.New(enqueuer.Config{..., Observer: metrics.Enqueuer()})
+//	enqueuer.NewHandler(enqueuer.HandlerOptions{..., Observer: metrics.Enqueuer()})
+//
+// Each package's MultiObserver combines these with a host's own observers
+// (for tracing, say: see examples/tracing, which records OpenTelemetry
+// spans through the same hooks). Without an observer a package calls an
+// empty one; the hooks cost one call per event. With this package they cost
+// about 0.4µs per bbm job (BenchmarkObserverEvent), within 5% of a job loop
+// that does nothing at all (BenchmarkObserverOverhead).
+//
+// # Labels
+//
+// Label values are bounded. Most come from enums the core packages define
+// (statuses, results, reasons, import types); a value outside them is
+// reported as "other" (or, for enqueuer skip reasons from
+// enqueuer.Config.Exclude, as "excluded"; for notifications with an unknown
+// status, as "invalid"). Repository paths, digests, sticky keys, job ids and
+// error messages are never labels: they stay on the events, for traces and
+// logs. Three labels carry names the host chooses at configuration time:
+// bbm migration names (registered by the host, validated by bbm), lease
+// keys (one per kind of exclusive worker, like enqueuer.DefaultLeaseKey) and
+// replica names (host:port/database from storage.Config). They are kept
+// as they are, readable on dashboards, up to Options.MaxLabelValues
+// distinct values per label (default 100); later values are reported as
+// "other". That keeps the series count bounded even for a host that, say,
+// takes a lease per repository.
+//
+// # Buckets
+//
+// Each histogram has buckets for what it measures (see buckets.go): bbm jobs
+// from 5ms to their 2-minute timeout, batch sizes from 10 to a million
+// keys, enqueuer runs up to the loop deadline (250s), registry calls up to
+// their timeouts, notifications and lease renewals in the sub-millisecond
+// to seconds range of one database round trip, blobs from a millisecond
+// (a config) to half an hour (a multi-gigabyte layer), and repositories up
+// to an hour.
+//
+// # Metrics
+//
+// All names start with ferry_. Counters end in _total; durations are in
+// seconds.
+//
+//	name                                          type       labels                         meaning
+//	ferry_bbm_jobs_started_total                  counter    migration                      job attempts started
+//	ferry_bbm_jobs_finished_total                 counter    migration                      job attempts that succeeded
+//	ferry_bbm_jobs_failed_total                   counter    migration, code                job attempts that failed; code is the bbm ErrorCode (job_failed, job_panicked, job_timeout, job_cancelled) or unrecorded
+//	ferry_bbm_job_duration_seconds                histogram  migration, outcome             a job attempt's transaction time; outcome finished or failed
+//	ferry_bbm_job_batch_size                      histogram  migration                      keys per job attempt
+//	ferry_bbm_next_batch_size                     gauge      migration                      batch size of the next new job (adaptive sizing); dropped when the migration is done
+//	ferry_bbm_keys_processed_total                counter    migration                      keys covered by finished jobs; rate() is the backfill's rows/s
+//	ferry_bbm_job_keys_per_second                 gauge      migration                      rate of the last finished job; dropped when the migration is done
+//	ferry_bbm_throttled_total                     counter    -                              times the Throttler held jobs back
+//	ferry_bbm_throttled_seconds_total             counter    -                              time spent held back by the Throttler
+//	ferry_bbm_migrations_done_total               counter    status                         migrations this process finished or failed
+//	ferry_bbm_migrations                          gauge      status                         migrations per status, read from the store at scrape time (WatchMigrations)
+//	ferry_enqueuer_runs_total                     counter    stopped                        enqueuer runs by why they stopped (capacity_full, nothing_left, deadline, disabled, once, too_many_imports, registry_unavailable, too_many_aborts, lease_held, error)
+//	ferry_enqueuer_run_duration_seconds           histogram  -                              duration of a run
+//	ferry_enqueuer_starts_total                   counter    import_type, result            imports asked of the registry; import_type next, retry, final; result accepted, too_many_imports (HTTP 429), registry_unavailable, cancelled, native, refused
+//	ferry_enqueuer_start_duration_seconds         histogram  import_type                    the registry call that starts an import
+//	ferry_enqueuer_skips_total                    counter    reason                         repositories skipped: too_many_tags, too_many_retries, native_import, excluded
+//	ferry_enqueuer_aborts_total                   counter    cause                          repositories aborted: refused (by the registry) or stale (import ran past its timeout)
+//	ferry_enqueuer_imports_in_progress            gauge      -                              repositories pre-importing or importing, as last counted on the primary
+//	ferry_enqueuer_import_capacity                gauge      -                              imports allowed at once, as last asked
+//	ferry_enqueuer_notifications_total            counter    status, outcome                notifications; status as sent (or invalid); outcome applied, duplicate, wrong_state, not_found, bad_request, unauthorized, error
+//	ferry_enqueuer_notification_duration_seconds  histogram  -                              time to answer a notification
+//	ferry_storage_reads_total                     counter    target, reason                 routed reads; target primary or replica; reason caught_up, use_primary, no_replicas, replicas_behind, replicas_down
+//	ferry_storage_replica_lag_bytes               gauge      replica                        WAL not yet replayed at the last check
+//	ferry_storage_replica_up                      gauge      replica                        1 after a good check, 0 after a failed check or read
+//	ferry_storage_replica_checks_total            counter    replica, result                replica position checks; result ok or error
+//	ferry_storage_replica_check_duration_seconds  histogram  replica                        duration of a replica check
+//	ferry_storage_replica_fallbacks_total         counter    replica                        replica reads that failed on the connection and ran on the primary
+package prommetrics

@@ -1,0 +1,122 @@
+package prommetrics
+
+import (
+	"context"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/ferryhq/ferry/enqueuer"
+)
+
+// Enqueuer returns the enqueuer.Observer that moves the ferry_enqueuer_*
+// metrics, for enqueuer.Config.Observer and enqueuer.HandlerOptions.Observer.
+func (m *Metrics) Enqueuer() enqueuer.Observer { return m.enqueuer }
+
+// SkipExcluded is the skip reason label of every reason that
+// enqueuer.Config.Exclude returned: those are the host's free text.
+const SkipExcluded = "excluded"
+
+type enqueuerObserver struct {
+	runs          *prometheus.CounterVec
+	runDuration   prometheus.Histogram
+	starts        *prometheus.CounterVec
+	startDuration *prometheus.HistogramVec
+	skips         *prometheus.CounterVec
+	aborts        *prometheus.CounterVec
+	inProgress    prometheus.Gauge
+	capacity      prometheus.Gauge
+	notifications *prometheus.CounterVec
+	notifyTime    prometheus.Histogram
+}
+
+var _ enqueuer.Observer = (*enqueuerObserver)(nil)
+
+func newEnqueuerObserver() *enqueuerObserver {
+	const sub = "enqueuer"
+	return &enqueuerObserver{
+		runs: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: Namespace, Subsystem: sub,
+			Name: "runs_total", Help: "Enqueuer runs, by why they stopped (capacity_full, nothing_left, deadline, disabled, once, too_many_imports, registry_unavailable, too_many_aborts, lease_held, error)."},
+			[]string{"stopped"}),
+		runDuration: prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: Namespace, Subsystem: sub,
+			Name: "run_duration_seconds", Help: "Duration of enqueuer runs.", Buckets: enqueuerRunBuckets}),
+		starts: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: Namespace, Subsystem: sub,
+			Name: "starts_total", Help: "Imports asked of the registry, by import type (next, retry, final) and result (accepted, too_many_imports = HTTP 429, registry_unavailable, cancelled, native, refused)."},
+			[]string{"import_type", "result"}),
+		startDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: Namespace, Subsystem: sub,
+			Name: "start_duration_seconds", Help: "Duration of the registry call that starts an import, by import type.",
+			Buckets: registryCallBuckets}, []string{"import_type"}),
+		skips: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: Namespace, Subsystem: sub,
+			Name: "skips_total", Help: "Repositories skipped, by reason (too_many_tags, too_many_retries, native_import, excluded)."},
+			[]string{"reason"}),
+		aborts: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: Namespace, Subsystem: sub,
+			Name: "aborts_total", Help: "Repositories aborted, by cause (refused: the registry refused the start; stale: the import ran past its timeout)."},
+			[]string{"cause"}),
+		inProgress: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: Namespace, Subsystem: sub,
+			Name: "imports_in_progress", Help: "Repositories pre-importing or importing, as last counted by a run (on the primary)."}),
+		capacity: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: Namespace, Subsystem: sub,
+			Name: "import_capacity", Help: "Imports allowed in progress at once, as last asked by a run (Config.Capacity)."}),
+		notifications: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: Namespace, Subsystem: sub,
+			Name: "notifications_total", Help: "Import notifications received, by status (pre_import_complete, pre_import_failed, import_complete, import_failed, invalid) and outcome (applied, duplicate, wrong_state, not_found, bad_request, unauthorized, error)."},
+			[]string{"status", "outcome"}),
+		notifyTime: prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: Namespace, Subsystem: sub,
+			Name: "notification_duration_seconds", Help: "Time to answer an import notification.", Buckets: notificationBuckets}),
+	}
+}
+
+func (o *enqueuerObserver) collectors() []prometheus.Collector {
+	return []prometheus.Collector{o.runs, o.runDuration, o.starts, o.startDuration, o.skips, o.aborts,
+		o.inProgress, o.capacity, o.notifications, o.notifyTime}
+}
+
+var importTypes = []enqueuer.ImportType{enqueuer.ImportNext, enqueuer.ImportRetry, enqueuer.ImportFinal}
+
+// RunFinished implements enqueuer.Observer.
+func (o *enqueuerObserver) RunFinished(_ context.Context, e enqueuer.RunEvent) {
+	stopped := oneOf(e.Report.Stopped, string(enqueuer.StopError),
+		enqueuer.StopCapacityFull, enqueuer.StopNothingLeft, enqueuer.StopDeadline, enqueuer.StopDisabled,
+		enqueuer.StopOnce, enqueuer.StopTooManyImports, enqueuer.StopRegistryUnavailable,
+		enqueuer.StopTooManyAborts, enqueuer.StopLeaseHeld)
+	o.runs.WithLabelValues(stopped).Inc()
+	o.runDuration.Observe(e.Report.Duration.Seconds())
+}
+
+// StartDone implements enqueuer.Observer.
+func (o *enqueuerObserver) StartDone(_ context.Context, e enqueuer.StartEvent) {
+	typ := oneOf(e.ImportType, OtherLabel, importTypes...)
+	result := oneOf(e.Result, OtherLabel, enqueuer.StartAccepted, enqueuer.StartTooManyImports,
+		enqueuer.StartUnavailable, enqueuer.StartCancelled, enqueuer.StartNative, enqueuer.StartRefused)
+	o.starts.WithLabelValues(typ, result).Inc()
+	o.startDuration.WithLabelValues(typ).Observe(e.Duration.Seconds())
+}
+
+// Skipped implements enqueuer.Observer.
+func (o *enqueuerObserver) Skipped(_ context.Context, e enqueuer.SkipEvent) {
+	o.skips.WithLabelValues(oneOf(e.Reason, SkipExcluded,
+		enqueuer.SkipTooManyTags, enqueuer.SkipTooManyRetries, enqueuer.SkipNative)).Inc()
+}
+
+// Aborted implements enqueuer.Observer.
+func (o *enqueuerObserver) Aborted(_ context.Context, e enqueuer.AbortEvent) {
+	cause := "refused"
+	if e.Stale {
+		cause = "stale"
+	}
+	o.aborts.WithLabelValues(cause).Inc()
+}
+
+// CapacityChecked implements enqueuer.Observer.
+func (o *enqueuerObserver) CapacityChecked(_ context.Context, e enqueuer.CapacityEvent) {
+	o.inProgress.Set(float64(e.InProgress))
+	o.capacity.Set(float64(e.Capacity))
+}
+
+// Notified implements enqueuer.Observer.
+func (o *enqueuerObserver) Notified(_ context.Context, e enqueuer.NotifyEvent) {
+	status := oneOf(e.Status, "invalid", enqueuer.NotifyPreImportComplete, enqueuer.NotifyPreImportFailed,
+		enqueuer.NotifyImportComplete, enqueuer.NotifyImportFailed)
+	outcome := oneOf(e.Outcome, OtherLabel, enqueuer.NotificationApplied, enqueuer.NotificationDuplicate,
+		enqueuer.NotificationWrongState, enqueuer.NotificationNotFound, enqueuer.NotificationBadRequest,
+		enqueuer.NotificationUnauthorized, enqueuer.NotificationError)
+	o.notifications.WithLabelValues(status, outcome).Inc()
+	o.notifyTime.Observe(e.Duration.Seconds())
+}

@@ -1,0 +1,144 @@
+package prommetrics_test
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http/httptest"
+	"os"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/stretchr/testify/require"
+
+	"github.com/ferryhq/ferry/bbm"
+	"github.com/ferryhq/ferry/bbm/bbmtest"
+	"github.com/ferryhq/ferry/enqueuer"
+	"github.com/ferryhq/ferry/prommetrics"
+	"github.com/ferryhq/ferry/storage"
+)
+
+func TestNewRegistersOnceAndCleansUp(t *testing.T) {
+	_, err := prommetrics.New(nil, prommetrics.Options{})
+	require.Error(t, err)
+
+	reg := prometheus.NewRegistry()
+	_, err = prommetrics.New(reg, prommetrics.Options{})
+	require.NoError(t, err)
+	_, err = prommetrics.New(reg, prommetrics.Options{})
+	var are prometheus.AlreadyRegisteredError
+	require.ErrorAs(t, err, &are, "a second New on one registry fails")
+
+	// A failed New leaves nothing behind: a registry that already has one
+	// of Ferry's names refuses New, and keeps only what it had.
+	reg = prometheus.NewRegistry()
+	reg.MustRegister(prometheus.NewCounter(prometheus.CounterOpts{Name: "ferry_bbm_throttled_total", Help: "taken"}))
+	_, err = prommetrics.New(reg, prommetrics.Options{})
+	require.Error(t, err)
+	n, err := testutil.GatherAndCount(reg)
+	require.NoError(t, err)
+	require.Equal(t, 1, n)
+}
+
+func TestConstLabelsAndLabelBound(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	m, err := prommetrics.New(reg, prommetrics.Options{MaxLabelValues: 2, ConstLabels: prometheus.Labels{"component": "worker"}})
+	require.NoError(t, err)
+	for i := range 5 {
+		m.BBM().JobStarted(context.Background(), bbm.JobEvent{Migration: fmt.Sprintf("m%d", i), Keys: 10})
+	}
+	require.Equal(t, 1.0, must(t, reg, "ferry_bbm_jobs_started_total", "migration", "m0", "component", "worker"))
+	require.Equal(t, 1.0, must(t, reg, "ferry_bbm_jobs_started_total", "migration", "m1"))
+	require.Equal(t, 3.0, must(t, reg, "ferry_bbm_jobs_started_total", "migration", prommetrics.OtherLabel))
+	n, err := testutil.GatherAndCount(reg, "ferry_bbm_jobs_started_total")
+	require.NoError(t, err)
+	require.Equal(t, 3, n, "the bound holds the series count")
+}
+
+// Values a core package does not define are never used as labels as they
+// are.
+func TestUnknownEnumValuesAreBounded(t *testing.T) {
+	m, reg := newMetrics(t)
+	ctx := context.Background()
+	m.Enqueuer().StartDone(ctx, enqueuer.StartEvent{ImportType: "weird", Result: "odd"})
+	m.Enqueuer().RunFinished(ctx, enqueuer.RunEvent{Report: enqueuer.Report{Stopped: "custom"}})
+	m.Storage().ReadRouted(ctx, storage.RouteEvent{Reason: "strange"})
+	m.BBM().MigrationDone(ctx, &bbm.Migration{Name: "x", Status: bbm.StatusPaused})
+	require.Equal(t, 1.0, must(t, reg, "ferry_enqueuer_starts_total", "import_type", "other", "result", "other"))
+	require.Equal(t, 1.0, must(t, reg, "ferry_enqueuer_runs_total", "stopped", "error"))
+	require.Equal(t, 1.0, must(t, reg, "ferry_storage_reads_total", "target", "primary", "reason", "other"))
+	require.Equal(t, 1.0, must(t, reg, "ferry_bbm_migrations_done_total", "status", "other"))
+}
+
+func TestHandlerServesMetrics(t *testing.T) {
+	reg := prommetrics.NewRegistry()
+	m, err := prommetrics.New(reg, prommetrics.Options{})
+	require.NoError(t, err)
+	m.Enqueuer().CapacityChecked(context.Background(), enqueuer.CapacityEvent{InProgress: 7, Capacity: 25})
+	srv := httptest.NewServer(prommetrics.Handler(reg))
+	defer srv.Close()
+	resp, err := srv.Client().Get(srv.URL)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	require.Equal(t, 200, resp.StatusCode)
+	for _, want := range []string{"ferry_enqueuer_imports_in_progress 7", "ferry_enqueuer_import_capacity 25", "go_goroutines", "process_"} {
+		require.Contains(t, string(body), want)
+	}
+	require.NoError(t, testutil.ScrapeAndCompare(srv.URL, strings.NewReader(`
+# HELP ferry_enqueuer_import_capacity Imports allowed in progress at once, as last asked by a run (Config.Capacity).
+# TYPE ferry_enqueuer_import_capacity gauge
+ferry_enqueuer_import_capacity 25
+`), "ferry_enqueuer_import_capacity"))
+}
+
+// Every metric Ferry defines passes promlint (names, units, help), once
+// each has a series.
+func TestMetricsLint(t *testing.T) {
+	m, reg := newMetrics(t)
+	touchAll(m)
+	problems, err := testutil.GatherAndLint(reg)
+	require.NoError(t, err)
+	require.Empty(t, problems)
+}
+
+// touchAll sends one event of every kind to every observer.
+func touchAll(m *prommetrics.Metrics) {
+	ctx := context.Background()
+	b := m.BBM()
+	b.JobStarted(ctx, bbm.JobEvent{Migration: "m", Keys: 1})
+	b.JobFinished(ctx, bbm.JobEvent{Migration: "m", Keys: 1, Duration: 1, NextBatchSize: 1})
+	b.JobFinished(ctx, bbm.JobEvent{Migration: "m", Err: io.EOF})
+	b.Throttled(ctx, bbm.ThrottleEvent{Wait: 1})
+	b.MigrationDone(ctx, &bbm.Migration{Name: "n", Status: bbm.StatusFinished})
+	e := m.Enqueuer()
+	e.RunFinished(ctx, enqueuer.RunEvent{})
+	e.StartDone(ctx, enqueuer.StartEvent{})
+	e.Skipped(ctx, enqueuer.SkipEvent{})
+	e.Aborted(ctx, enqueuer.AbortEvent{})
+	e.CapacityChecked(ctx, enqueuer.CapacityEvent{})
+	e.Notified(ctx, enqueuer.NotifyEvent{})
+	s := m.Storage()
+	s.ReadRouted(ctx, storage.RouteEvent{})
+	s.ReplicaChecked(ctx, storage.ReplicaEvent{Replica: "r"})
+	s.ReplicaFellBack(ctx, storage.FallbackEvent{Replica: "r"})
+}
+
+// The metrics table in doc.go lists every metric there is.
+func TestDocListsEveryMetric(t *testing.T) {
+	m, reg := newMetrics(t)
+	touchAll(m)
+	require.NoError(t, m.WatchMigrations(bbmtest.NewStore(bbmtest.StoreOptions{})))
+	mfs, err := reg.Gather()
+	require.NoError(t, err)
+	doc, err := os.ReadFile("doc.go")
+	require.NoError(t, err)
+	for _, mf := range mfs {
+		require.Regexp(t, `//\t`+mf.GetName()+` +`+strings.ToLower(mf.GetType().String())+` `, string(doc), "doc.go's table lacks %s", mf.GetName())
+	}
+	require.Len(t, regexp.MustCompile(`(?m)^//\tferry_`).FindAllString(string(doc), -1), len(mfs), "doc.go lists no metric that does not exist")
+}
