@@ -1,0 +1,66 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+
+	"github.com/ferryhq/ferry/storage"
+)
+
+// The program prints the spans recorded through Ferry's hooks, and the
+// metrics recorded through the same hooks.
+func Example() {
+	if err := run(context.Background(), os.Stdout); err != nil {
+		panic(err)
+	}
+	// Output:
+	// backfill
+	//   · bbm.migration_done migration=fill status=finished
+	//   bbm.job attempt=1 end=4 job_id=2 keys=4 migration=fill start=1
+	//   bbm.job attempt=1 end=8 job_id=3 keys=4 migration=fill start=5 error="bbm: migration \"fill\" job 3 [5, 8] attempt 1: job_failed: deadlock detected"
+	//     · exception message=bbm: migration "fill" job 3 [5, 8] attempt 1: job_failed: deadlock detected type=*bbm.JobError
+	//   bbm.job attempt=2 end=8 job_id=3 keys=4 migration=fill start=5
+	//   bbm.job attempt=1 end=10 job_id=4 keys=2 migration=fill start=9
+	// enqueuer.Run started=2 stopped=capacity_full
+	//   · enqueuer.capacity capacity=2 in_progress=0
+	//   · enqueuer.capacity capacity=2 in_progress=1
+	//   · enqueuer.skipped reason=too_many_tags repository=acme/huge
+	//   enqueuer.start import_type=next repository=acme/api result=accepted
+	//   enqueuer.start import_type=next repository=acme/web result=accepted
+	// PUT /notify
+	//   enqueuer.notification outcome=applied repository=acme/api status=pre_import_complete http.response.status_code=200
+	// metrics:
+	//   ferry_bbm_jobs_failed_total{code="job_failed",migration="fill"} 1
+	//   ferry_bbm_jobs_finished_total{migration="fill"} 3
+	//   ferry_enqueuer_notifications_total{outcome="applied",status="pre_import_complete"} 1
+	//   ferry_enqueuer_starts_total{import_type="next",result="accepted"} 2
+}
+
+func TestRunIsRepeatable(t *testing.T) {
+	var a, b bytes.Buffer
+	require.NoError(t, run(context.Background(), &a))
+	require.NoError(t, run(context.Background(), &b))
+	require.Equal(t, a.String(), b.String())
+}
+
+func TestStorageTracerMarksTheSpan(t *testing.T) {
+	sr := tracetest.NewSpanRecorder()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(sr))
+	ctx, span := tp.Tracer("test").Start(context.Background(), "read")
+	obs := storageTracer()
+	obs.ReadRouted(ctx, storage.RouteEvent{Target: storage.TargetReplica, Reason: storage.RouteCaughtUp, Key: "acme/api"})
+	obs.ReplicaChecked(ctx, storage.ReplicaEvent{}) // not traced: a no-op
+	span.End()
+	ended := sr.Ended()
+	require.Len(t, ended, 1)
+	require.Len(t, ended[0].Events(), 1)
+	ev := ended[0].Events()[0]
+	require.Equal(t, "storage.read", ev.Name)
+	require.Equal(t, " reason=caught_up target=replica", attrs(ev.Attributes))
+}

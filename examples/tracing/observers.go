@@ -1,0 +1,126 @@
+package main
+
+import (
+	"context"
+	"time"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/ferryhq/ferry/bbm"
+	"github.com/ferryhq/ferry/enqueuer"
+	"github.com/ferryhq/ferry/storage"
+)
+
+// The observers below record OpenTelemetry spans from Ferry's hook events.
+// A host copies them (or writes its own): Ferry's packages never import
+// OpenTelemetry.
+//
+// The pattern is the same for every package:
+//
+//   - an event that reports a finished operation with its Duration becomes a
+//     span of its own, started Duration before now and ended now, as a
+//     child of the span in the event's context;
+//   - an event without a duration (a skip, a hold, a routed read) becomes an
+//     event on the span in the context;
+//   - the host starts a parent span around each call it makes (Run, an
+//     import pass), so that the events' contexts carry it.
+//
+// To get spans around the host's own code inside an operation (say the
+// registry calls an enqueuer start makes, or the SQL of a bbm Work), wrap
+// the interfaces the host hands to Ferry (enqueuer.RegistryClient,
+// bbm.Handler) or instrument their clients (otelhttp, a pgx tracer).
+
+// span records a finished operation of duration d as a child of ctx's span.
+func span(ctx context.Context, t trace.Tracer, name string, d time.Duration, err error, attrs ...attribute.KeyValue) {
+	end := time.Now()
+	_, s := t.Start(ctx, name, trace.WithTimestamp(end.Add(-d)), trace.WithAttributes(attrs...))
+	if err != nil {
+		s.RecordError(err)
+		s.SetStatus(codes.Error, err.Error())
+	}
+	s.End(trace.WithTimestamp(end))
+}
+
+// bbmTracer records a span per job attempt, and holds and finished
+// migrations as events.
+func bbmTracer(t trace.Tracer) bbm.Observer {
+	return bbm.ObserverFuncs{
+		OnJobFinished: func(ctx context.Context, e bbm.JobEvent) {
+			span(ctx, t, "bbm.job", e.Duration, e.Err,
+				attribute.String("bbm.migration", e.Migration),
+				attribute.Int64("bbm.job_id", e.JobID),
+				attribute.Int64("bbm.start", e.Start),
+				attribute.Int64("bbm.end", e.End),
+				attribute.Int("bbm.attempt", e.Attempt),
+				attribute.Int64("bbm.keys", e.Keys))
+		},
+		OnThrottled: func(ctx context.Context, e bbm.ThrottleEvent) {
+			trace.SpanFromContext(ctx).AddEvent("bbm.throttled", trace.WithAttributes(
+				attribute.String("bbm.reason", e.Reason), attribute.String("bbm.wait", e.Wait.String())))
+		},
+		OnMigrationDone: func(ctx context.Context, m *bbm.Migration) {
+			trace.SpanFromContext(ctx).AddEvent("bbm.migration_done", trace.WithAttributes(
+				attribute.String("bbm.migration", m.Name), attribute.String("bbm.status", string(m.Status))))
+		},
+	}
+}
+
+// enqueuerTracer records a span per registry start and per notification,
+// skips, aborts and the capacity as events, and a run's outcome as
+// attributes of the host's span around Run.
+func enqueuerTracer(t trace.Tracer) enqueuer.Observer {
+	return enqueuer.ObserverFuncs{
+		OnStartDone: func(ctx context.Context, e enqueuer.StartEvent) {
+			span(ctx, t, "enqueuer.start", e.Duration, e.Err,
+				// A path is fine on a span (one value per span), never
+				// as a metric label.
+				attribute.String("enqueuer.repository", e.Repository.Path),
+				attribute.String("enqueuer.import_type", string(e.ImportType)),
+				attribute.String("enqueuer.result", string(e.Result)))
+		},
+		OnSkipped: func(ctx context.Context, e enqueuer.SkipEvent) {
+			trace.SpanFromContext(ctx).AddEvent("enqueuer.skipped", trace.WithAttributes(
+				attribute.String("enqueuer.repository", e.Repository.Path), attribute.String("enqueuer.reason", e.Reason)))
+		},
+		OnAborted: func(ctx context.Context, e enqueuer.AbortEvent) {
+			trace.SpanFromContext(ctx).AddEvent("enqueuer.aborted", trace.WithAttributes(
+				attribute.String("enqueuer.repository", e.Repository.Path), attribute.Bool("enqueuer.stale", e.Stale)))
+		},
+		OnCapacityChecked: func(ctx context.Context, e enqueuer.CapacityEvent) {
+			trace.SpanFromContext(ctx).AddEvent("enqueuer.capacity", trace.WithAttributes(
+				attribute.Int("enqueuer.in_progress", e.InProgress), attribute.Int("enqueuer.capacity", e.Capacity)))
+		},
+		OnRunFinished: func(ctx context.Context, e enqueuer.RunEvent) {
+			s := trace.SpanFromContext(ctx)
+			s.SetAttributes(attribute.String("enqueuer.stopped", string(e.Report.Stopped)),
+				attribute.Int("enqueuer.started", len(e.Report.Started)))
+			if e.Err != nil {
+				s.SetStatus(codes.Error, e.Err.Error())
+			}
+		},
+		OnNotified: func(ctx context.Context, e enqueuer.NotifyEvent) {
+			var err error
+			if e.Outcome == enqueuer.NotificationError {
+				err = e.Err
+			}
+			span(ctx, t, "enqueuer.notification", e.Duration, err,
+				attribute.String("enqueuer.repository", e.Path),
+				attribute.String("enqueuer.status", e.Status),
+				attribute.String("enqueuer.outcome", string(e.Outcome)),
+				attribute.Int("http.response.status_code", e.Code))
+		},
+	}
+}
+
+// storageTracer marks where each routed read went on the span in its
+// context.
+func storageTracer() storage.Observer {
+	return storage.ObserverFuncs{
+		OnReadRouted: func(ctx context.Context, e storage.RouteEvent) {
+			trace.SpanFromContext(ctx).AddEvent("storage.read", trace.WithAttributes(
+				attribute.String("storage.target", e.Target.String()), attribute.String("storage.reason", string(e.Reason))))
+		},
+	}
+}
