@@ -71,6 +71,8 @@ type driverLease struct {
 	released  bool
 }
 
+// Key, Token, ExpiresAt, Renew and Release implement Lease.
+
 func (l *driverLease) Key() string  { return l.key }
 func (l *driverLease) Token() int64 { return l.token }
 
