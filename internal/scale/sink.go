@@ -1,0 +1,79 @@
+package scale
+
+import (
+	"context"
+	"time"
+
+	"github.com/ferryhq/ferry/transfer"
+)
+
+// LatencySink delays every call of the Sink it wraps by a fixed round
+// trip, as a metadata database on the network would. In the seed's import
+// the destination registry kept metadata in PostgreSQL next to the
+// importer, so the object store's latency did not apply to it.
+type LatencySink struct {
+	next    transfer.Sink
+	latency time.Duration
+}
+
+var _ transfer.Sink = (*LatencySink)(nil)
+
+// NewLatencySink wraps next; latency 0 adds nothing.
+func NewLatencySink(next transfer.Sink, latency time.Duration) *LatencySink {
+	return &LatencySink{next: next, latency: latency}
+}
+
+// wait sleeps for the round trip, or until ctx is done.
+func (s *LatencySink) wait(ctx context.Context) error {
+	if s.latency <= 0 {
+		return ctx.Err()
+	}
+	t := time.NewTimer(s.latency)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
+// CreateRepository implements transfer.Sink.
+func (s *LatencySink) CreateRepository(ctx context.Context, repo string) error {
+	if err := s.wait(ctx); err != nil {
+		return err
+	}
+	return s.next.CreateRepository(ctx, repo)
+}
+
+// LinkBlob implements transfer.Sink.
+func (s *LatencySink) LinkBlob(ctx context.Context, repo string, b transfer.Descriptor) error {
+	if err := s.wait(ctx); err != nil {
+		return err
+	}
+	return s.next.LinkBlob(ctx, repo, b)
+}
+
+// HasManifest implements transfer.Sink.
+func (s *LatencySink) HasManifest(ctx context.Context, repo string, d transfer.Digest) (bool, error) {
+	if err := s.wait(ctx); err != nil {
+		return false, err
+	}
+	return s.next.HasManifest(ctx, repo, d)
+}
+
+// PutManifest implements transfer.Sink.
+func (s *LatencySink) PutManifest(ctx context.Context, repo string, m *transfer.Manifest) error {
+	if err := s.wait(ctx); err != nil {
+		return err
+	}
+	return s.next.PutManifest(ctx, repo, m)
+}
+
+// Tag implements transfer.Sink.
+func (s *LatencySink) Tag(ctx context.Context, repo, tag string, d transfer.Digest) error {
+	if err := s.wait(ctx); err != nil {
+		return err
+	}
+	return s.next.Tag(ctx, repo, tag, d)
+}
