@@ -91,6 +91,10 @@ func run(ctx context.Context, cfg config, out io.Writer) (err error) {
 		h.say("registryhost: stopped after %s", time.Since(h.began).Round(time.Millisecond))
 	}()
 	if err := h.start(stop, hard, &teardown); err != nil {
+		if ctx.Err() != nil {
+			h.say("shutting down: signal received while starting (%v)", err)
+			return nil
+		}
 		return err
 	}
 	return h.wait(stop, stopNow)
