@@ -6,6 +6,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+
+	"github.com/ferryhq/ferry/internal/childproc"
 )
 
 // initData fills s.data with a fresh cluster. initdb takes about two
@@ -37,7 +39,7 @@ func (s *Server) initdb(ctx context.Context, dir string) error {
 	out, err := s.run(ctx, "initdb", "-D", dir, "-U", Superuser, "--auth=trust",
 		"--no-sync", "-E", "UTF8", "--locale=C")
 	if err != nil {
-		return fmt.Errorf("%w: initdb failed: %v\n%s", ErrUnavailable, err, tail(out))
+		return fmt.Errorf("%w: initdb failed: %v\n%s", ErrUnavailable, err, childproc.Tail(out, 15))
 	}
 	return nil
 }
@@ -68,7 +70,7 @@ func (s *Server) fillCache(ctx context.Context, cache string) error {
 	if err := os.MkdirAll(parent, 0o755); err != nil {
 		return err
 	}
-	tmp, err := os.MkdirTemp("", fmt.Sprintf("%s%d-initdb-", dirPrefix, os.Getpid()))
+	tmp, err := childproc.TempDir(dirPrefix)
 	if err != nil {
 		return err
 	}

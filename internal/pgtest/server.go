@@ -1,7 +1,6 @@
 package pgtest
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -9,14 +8,14 @@ import (
 	"os/exec"
 	"os/user"
 	"path/filepath"
-	"runtime"
 	"sort"
 	"strconv"
-	"strings"
 	"syscall"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/ferryhq/ferry/internal/childproc"
 )
 
 // ErrUnavailable is returned when no PostgreSQL server can be started here;
@@ -47,9 +46,7 @@ type Server struct {
 	data    string
 	bin     string
 	cred    *syscall.Credential
-	exited  chan struct{}
-	waitErr error
-	proc    *os.Process
+	proc    *childproc.Process
 }
 
 // Start runs initdb into a new temp dir and starts a server on it.
@@ -58,12 +55,12 @@ func Start(ctx context.Context, opts ServerOptions) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	sweepStale()
+	childproc.SweepStale(dirPrefix, filepath.Join("data", "postmaster.pid"))
 	cred, err := serverCredential()
 	if err != nil {
 		return nil, err
 	}
-	dir, err := os.MkdirTemp("", fmt.Sprintf("%s%d-", dirPrefix, os.Getpid()))
+	dir, err := childproc.TempDir(dirPrefix)
 	if err != nil {
 		return nil, fmt.Errorf("pgtest: temp dir: %w", err)
 	}
@@ -101,61 +98,31 @@ func (s *Server) launch(ctx context.Context, opts ServerOptions) error {
 	if err != nil {
 		return fmt.Errorf("pgtest: log file: %w", err)
 	}
-	s.exited = make(chan struct{})
-	started := make(chan error, 1)
-	// Pdeathsig fires when the *thread* that forked the child exits, so the
-	// child is forked from a goroutine locked to its thread for as long as
-	// the server lives.
-	go func() {
-		runtime.LockOSThread()
-		defer logFile.Close()
-		cmd := exec.Command(filepath.Join(s.bin, "postgres"), args...)
-		cmd.Stdout, cmd.Stderr = logFile, logFile
-		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: s.cred, Pdeathsig: syscall.SIGQUIT, Setpgid: true}
-		if err := cmd.Start(); err != nil {
-			started <- err
-			close(s.exited)
-			return
-		}
-		s.proc = cmd.Process
-		started <- nil
-		s.waitErr = cmd.Wait()
-		close(s.exited)
-		// The thread stays locked and is discarded, as Pdeathsig requires.
-	}()
-	if err := <-started; err != nil {
+	defer logFile.Close() // the child has its own descriptor
+	cmd := exec.Command(filepath.Join(s.bin, "postgres"), args...)
+	cmd.Stdout, cmd.Stderr = logFile, logFile
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: s.cred}
+	proc, err := childproc.Start(cmd, syscall.SIGQUIT)
+	if err != nil {
 		return fmt.Errorf("%w: starting postgres: %v", ErrUnavailable, err)
 	}
+	s.proc = proc
 	timeout := opts.StartTimeout
 	if timeout <= 0 {
 		timeout = 30 * time.Second
 	}
-	if err := s.waitReady(ctx, timeout); err != nil {
-		_ = s.Stop()
-		return err
-	}
-	return nil
-}
-
-func (s *Server) waitReady(ctx context.Context, timeout time.Duration) error {
-	deadline := time.Now().Add(timeout)
-	for {
+	err = childproc.WaitReady(ctx, proc, timeout, 20*time.Millisecond, func(ctx context.Context) error {
 		conn, err := pgx.Connect(ctx, s.URL("postgres"))
 		if err == nil {
 			_ = conn.Close(ctx)
-			return nil
 		}
-		select {
-		case <-s.exited:
-			return fmt.Errorf("%w: postgres exited: %v\n%s", ErrUnavailable, s.waitErr, tail(s.log()))
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(20 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("%w: postgres not ready after %s: %v\n%s", ErrUnavailable, timeout, err, tail(s.log()))
-		}
+		return err
+	})
+	if err != nil {
+		_ = s.Stop()
+		return fmt.Errorf("%w: postgres: %v\n%s", ErrUnavailable, err, childproc.Tail(s.log(), 15))
 	}
+	return nil
 }
 
 // URL is a connection string for database db on this server.
@@ -170,7 +137,7 @@ func (s *Server) Dir() string { return s.dir }
 // starts it. applyDelay, when positive, sets recovery_min_apply_delay so the
 // replica lags behind for real.
 func (s *Server) StartReplica(ctx context.Context, applyDelay time.Duration) (*Server, error) {
-	dir, err := os.MkdirTemp("", fmt.Sprintf("%s%d-", dirPrefix, os.Getpid()))
+	dir, err := childproc.TempDir(dirPrefix)
 	if err != nil {
 		return nil, fmt.Errorf("pgtest: temp dir: %w", err)
 	}
@@ -182,7 +149,7 @@ func (s *Server) StartReplica(ctx context.Context, applyDelay time.Duration) (*S
 	if out, err := r.run(ctx, "pg_basebackup", "-D", r.data, "-R", "-X", "stream",
 		"--checkpoint=fast", "--no-sync", "-h", s.dir, "-p", "5432", "-U", Superuser); err != nil {
 		r.removeDir()
-		return nil, fmt.Errorf("pgtest: pg_basebackup: %v\n%s", err, tail(out))
+		return nil, fmt.Errorf("pgtest: pg_basebackup: %v\n%s", err, childproc.Tail(out, 15))
 	}
 	settings := map[string]string{"hot_standby": "on"}
 	if applyDelay > 0 {
@@ -199,13 +166,7 @@ func (s *Server) StartReplica(ctx context.Context, applyDelay time.Duration) (*S
 // removes its temp dir.
 func (s *Server) Stop() error {
 	if s.proc != nil {
-		_ = s.proc.Signal(syscall.SIGINT)
-		select {
-		case <-s.exited:
-		case <-time.After(10 * time.Second):
-			_ = s.proc.Signal(syscall.SIGQUIT)
-			<-s.exited
-		}
+		s.proc.Stop(syscall.SIGINT, 10*time.Second, syscall.SIGQUIT)
 	}
 	return s.removeDir()
 }
@@ -289,35 +250,3 @@ func versionOf(binDir string) int {
 	return v
 }
 
-// sweepStale removes temp dirs (and stops servers) left by processes that
-// died without cleaning up, e.g. a test binary that panicked.
-func sweepStale() {
-	dirs, _ := filepath.Glob(filepath.Join(os.TempDir(), dirPrefix+"*"))
-	for _, d := range dirs {
-		rest := strings.TrimPrefix(filepath.Base(d), dirPrefix)
-		pid, err := strconv.Atoi(strings.SplitN(rest, "-", 2)[0])
-		if err != nil || pid == os.Getpid() || processAlive(pid) {
-			continue
-		}
-		if b, err := os.ReadFile(filepath.Join(d, "data", "postmaster.pid")); err == nil {
-			if pm, err := strconv.Atoi(strings.TrimSpace(strings.SplitN(string(b), "\n", 2)[0])); err == nil && processAlive(pm) {
-				_ = syscall.Kill(pm, syscall.SIGQUIT)
-				time.Sleep(100 * time.Millisecond)
-			}
-		}
-		_ = os.RemoveAll(d)
-	}
-}
-
-func processAlive(pid int) bool {
-	err := syscall.Kill(pid, 0)
-	return err == nil || errors.Is(err, syscall.EPERM)
-}
-
-func tail(b []byte) string {
-	lines := bytes.Split(bytes.TrimSpace(b), []byte("\n"))
-	if len(lines) > 15 {
-		lines = lines[len(lines)-15:]
-	}
-	return string(bytes.Join(lines, []byte("\n")))
-}

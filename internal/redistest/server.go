@@ -8,14 +8,14 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
-	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/ferryhq/ferry/internal/childproc"
 )
 
 // ErrUnavailable is returned when no redis-server can be started here; its
@@ -32,9 +32,7 @@ type Server struct {
 	dir  string
 	sock string
 
-	proc    *os.Process
-	exited  chan struct{}
-	waitErr error
+	proc *childproc.Process
 }
 
 // New starts a server for t and stops it when t ends. Under CI=true a
@@ -62,8 +60,8 @@ func Start(ctx context.Context) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: no redis-server in PATH (apt-get install redis-server)", ErrUnavailable)
 	}
-	sweepStale()
-	dir, err := os.MkdirTemp("", fmt.Sprintf("%s%d-", dirPrefix, os.Getpid()))
+	childproc.SweepStale(dirPrefix, "redis.pid")
+	dir, err := childproc.TempDir(dirPrefix)
 	if err != nil {
 		return nil, fmt.Errorf("redistest: temp dir: %w", err)
 	}
@@ -120,61 +118,24 @@ func (s *Server) launch(ctx context.Context) error {
 		"--daemonize", "no", "--save", "",
 		"--appendonly", "yes", "--appendfsync", "everysec",
 	}
-	s.exited = make(chan struct{})
-	started := make(chan error, 1)
-	// Pdeathsig fires when the thread that forked the child exits, so the
-	// child is forked from a goroutine locked to its thread for as long as
-	// the server lives.
-	go func() {
-		runtime.LockOSThread()
-		cmd := exec.Command(s.bin, args...)
-		cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM, Setpgid: true}
-		var out bytes.Buffer
-		cmd.Stdout, cmd.Stderr = &out, &out
-		if err := cmd.Start(); err != nil {
-			started <- err
-			close(s.exited)
-			return
-		}
-		s.proc = cmd.Process
-		started <- nil
-		s.waitErr = cmd.Wait()
-		if out.Len() > 0 && s.waitErr != nil {
-			s.waitErr = fmt.Errorf("%w: %s", s.waitErr, strings.TrimSpace(out.String()))
-		}
-		close(s.exited)
-		// The thread stays locked and is discarded, as Pdeathsig requires.
-	}()
-	if err := <-started; err != nil {
+	cmd := exec.Command(s.bin, args...)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	proc, err := childproc.Start(cmd, syscall.SIGTERM)
+	if err != nil {
 		return fmt.Errorf("%w: starting redis-server: %v", ErrUnavailable, err)
 	}
-	if err := s.waitReady(ctx, 10*time.Second); err != nil {
-		_ = s.shutdown()
-		return err
-	}
-	return nil
-}
-
-func (s *Server) waitReady(ctx context.Context, timeout time.Duration) error {
+	s.proc = proc
 	client := redis.NewClient(&redis.Options{Network: "unix", Addr: s.sock, MaxRetries: -1})
 	defer client.Close()
-	deadline := time.Now().Add(timeout)
-	for {
-		err := client.Ping(ctx).Err()
-		if err == nil {
-			return nil
-		}
-		select {
-		case <-s.exited:
-			return fmt.Errorf("%w: redis-server exited: %v\n%s", ErrUnavailable, s.waitErr, s.logTail())
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(10 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("%w: redis-server not ready after %s: %v\n%s", ErrUnavailable, timeout, err, s.logTail())
-		}
+	err = childproc.WaitReady(ctx, proc, 10*time.Second, 10*time.Millisecond, func(ctx context.Context) error {
+		return client.Ping(ctx).Err()
+	})
+	if err != nil {
+		_ = s.shutdown()
+		return fmt.Errorf("%w: redis-server: %v %s\n%s", ErrUnavailable, err, strings.TrimSpace(out.String()), s.logTail())
 	}
+	return nil
 }
 
 // shutdown stops the process: SIGTERM (which flushes the append-only
@@ -183,46 +144,12 @@ func (s *Server) shutdown() error {
 	if s.proc == nil {
 		return nil
 	}
-	_ = s.proc.Signal(syscall.SIGTERM)
-	select {
-	case <-s.exited:
-	case <-time.After(10 * time.Second):
-		_ = s.proc.Kill()
-		<-s.exited
-	}
+	s.proc.Stop(syscall.SIGTERM, 10*time.Second, syscall.SIGKILL)
 	s.proc = nil
 	return nil
 }
 
 func (s *Server) logTail() string {
 	b, _ := os.ReadFile(filepath.Join(s.dir, "redis.log"))
-	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
-	if len(lines) > 10 {
-		lines = lines[len(lines)-10:]
-	}
-	return strings.Join(lines, "\n")
-}
-
-// sweepStale removes the dirs (and stops the servers) of test processes
-// that died without cleaning up.
-func sweepStale() {
-	dirs, _ := filepath.Glob(filepath.Join(os.TempDir(), dirPrefix+"*"))
-	for _, d := range dirs {
-		rest := strings.TrimPrefix(filepath.Base(d), dirPrefix)
-		pid, err := strconv.Atoi(strings.SplitN(rest, "-", 2)[0])
-		if err != nil || pid == os.Getpid() || alive(pid) {
-			continue
-		}
-		if b, err := os.ReadFile(filepath.Join(d, "redis.pid")); err == nil {
-			if srv, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil && alive(srv) {
-				_ = syscall.Kill(srv, syscall.SIGKILL)
-			}
-		}
-		_ = os.RemoveAll(d)
-	}
-}
-
-func alive(pid int) bool {
-	err := syscall.Kill(pid, 0)
-	return err == nil || errors.Is(err, syscall.EPERM)
+	return childproc.Tail(b, 10)
 }

@@ -1,0 +1,62 @@
+package childproc_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/ferryhq/ferry/internal/childproc"
+)
+
+func TestStartWaitReadyStop(t *testing.T) {
+	marker := filepath.Join(t.TempDir(), "ready")
+	p, err := childproc.Start(exec.Command("sh", "-c", "sleep 0.1; touch "+marker+"; exec sleep 60"), syscall.SIGKILL)
+	require.NoError(t, err)
+	err = childproc.WaitReady(context.Background(), p, 10*time.Second, 10*time.Millisecond, func(context.Context) error {
+		_, err := os.Stat(marker)
+		return err
+	})
+	require.NoError(t, err)
+	p.Stop(syscall.SIGTERM, 5*time.Second, syscall.SIGKILL)
+	<-p.Exited()
+	require.False(t, childproc.Alive(p.Pid()))
+}
+
+func TestWaitReadyReportsEarlyExit(t *testing.T) {
+	p, err := childproc.Start(exec.Command("sh", "-c", "exit 3"), syscall.SIGKILL)
+	require.NoError(t, err)
+	err = childproc.WaitReady(context.Background(), p, 10*time.Second, 10*time.Millisecond, func(context.Context) error {
+		return errors.New("not yet")
+	})
+	require.ErrorIs(t, err, childproc.ErrExited)
+	require.ErrorContains(t, err, "exit status 3")
+}
+
+func TestSweepStaleRemovesDeadOwnersDirs(t *testing.T) {
+	// A dir named for a pid that cannot exist, and one of ours.
+	dead := filepath.Join(os.TempDir(), "ferry-childproc-test-2147483646-x")
+	require.NoError(t, os.MkdirAll(dead, 0o755))
+	ours, err := childproc.TempDir("ferry-childproc-test-")
+	require.NoError(t, err)
+	defer os.RemoveAll(ours)
+	childproc.SweepStale("ferry-childproc-test-", "")
+	_, err = os.Stat(dead)
+	require.True(t, os.IsNotExist(err))
+	_, err = os.Stat(ours)
+	require.NoError(t, err)
+}
+
+func ExampleTail() {
+	fmt.Println(childproc.Tail([]byte("a\nb\nc\n"), 2))
+	// Output:
+	// b
+	// c
+}

@@ -1,0 +1,6 @@
+// Package childproc runs throwaway servers (PostgreSQL, redis-server) as
+// child processes that never outlive the process that started them: the
+// kernel signals them when it dies (Pdeathsig), their temp dirs carry the
+// parent's pid so a later run sweeps what a crashed run left, and Stop
+// escalates from a graceful signal to a hard one.
+package childproc

@@ -1,0 +1,99 @@
+package childproc
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"runtime"
+	"syscall"
+	"time"
+)
+
+// ErrExited is returned by WaitReady when the process ended before it was
+// ready.
+var ErrExited = errors.New("childproc: process exited")
+
+// Process is a started child process.
+type Process struct {
+	proc    *os.Process
+	exited  chan struct{}
+	waitErr error
+}
+
+// Start starts cmd in its own process group, asking the kernel to send it
+// deathSig when this process dies. cmd.SysProcAttr may carry other fields,
+// such as a Credential.
+func Start(cmd *exec.Cmd, deathSig syscall.Signal) (*Process, error) {
+	if cmd.SysProcAttr == nil {
+		cmd.SysProcAttr = &syscall.SysProcAttr{}
+	}
+	cmd.SysProcAttr.Pdeathsig = deathSig
+	cmd.SysProcAttr.Setpgid = true
+	p := &Process{exited: make(chan struct{})}
+	started := make(chan error, 1)
+	// Pdeathsig fires when the *thread* that forked the child exits, so the
+	// child is forked from a goroutine locked to its thread for as long as
+	// the child lives; that goroutine ends when the child does.
+	go func() {
+		runtime.LockOSThread()
+		defer close(p.exited)
+		if err := cmd.Start(); err != nil {
+			started <- err
+			return
+		}
+		p.proc = cmd.Process
+		started <- nil
+		p.waitErr = cmd.Wait()
+		// The thread stays locked and is discarded, as Pdeathsig requires.
+	}()
+	if err := <-started; err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// Exited is closed when the process has ended.
+func (p *Process) Exited() <-chan struct{} { return p.exited }
+
+// Err is how the process ended; valid once Exited is closed.
+func (p *Process) Err() error { return p.waitErr }
+
+// Pid is the process id.
+func (p *Process) Pid() int { return p.proc.Pid }
+
+// Stop sends sig and waits up to grace for the process to end, then sends
+// hard and waits for it.
+func (p *Process) Stop(sig syscall.Signal, grace time.Duration, hard syscall.Signal) {
+	_ = p.proc.Signal(sig)
+	select {
+	case <-p.exited:
+	case <-time.After(grace):
+		_ = p.proc.Signal(hard)
+		<-p.exited
+	}
+}
+
+// WaitReady calls probe every interval until it succeeds, the process
+// exits (ErrExited, with how), ctx ends, or timeout passes (the last probe
+// error).
+func WaitReady(ctx context.Context, p *Process, timeout, interval time.Duration, probe func(context.Context) error) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		err := probe(ctx)
+		if err == nil {
+			return nil
+		}
+		select {
+		case <-p.exited:
+			return fmt.Errorf("%w: %v", ErrExited, p.waitErr)
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(interval):
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("not ready after %s: %w", timeout, err)
+		}
+	}
+}
