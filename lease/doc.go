@@ -103,4 +103,15 @@
 // also has checks for round trips, holder names and outages, and
 // benchmark helpers. leasetest's own Locker, in memory, is a small
 // complete backend to start from.
+//
+// # Observability
+//
+// Observe wraps any Locker so that an Observer is told about every Acquire
+// (acquired, held or failed), every Renew (with its latency) and the end of
+// every lease (released, lost or a failed release); pglease.FenceWith
+// reports fence checks to the same Observer. This is for metrics and
+// tracing without a metrics dependency here: package prommetrics implements
+// Observer with Prometheus.
+//
+//	locker := lease.Observe(pglease.New(pool, pglease.Options{}), metrics.Lease())
 package lease

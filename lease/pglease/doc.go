@@ -8,5 +8,6 @@
 // Fence makes a write in a caller's transaction conditional on a lease
 // still being current: it locks the key's row for the rest of the
 // transaction, so a newer holder cannot take over until the write has
-// committed or rolled back.
+// committed or rolled back. FenceWith does the same and reports each check
+// to a lease.Observer, for metrics of fenced-off writes.
 package pglease

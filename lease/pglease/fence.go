@@ -30,6 +30,26 @@ FROM ferry_leases WHERE key = $1 FOR SHARE`
 // committed after tx's snapshot fails Fence with a serialization error
 // (40001), which storage.InTx retries.
 func Fence(ctx context.Context, tx pgx.Tx, key string, token int64) error {
+	return fence(ctx, tx, key, token)
+}
+
+// FenceOptions tunes FenceWith. The zero value gives Fence.
+type FenceOptions struct {
+	// Observer is told the outcome of the check (lease.FenceEvent), for
+	// metrics and tracing. Default: none.
+	Observer lease.Observer
+}
+
+// FenceWith is Fence that reports the check to opts.Observer.
+func FenceWith(ctx context.Context, tx pgx.Tx, key string, token int64, opts FenceOptions) error {
+	err := fence(ctx, tx, key, token)
+	if opts.Observer != nil {
+		opts.Observer.FenceChecked(ctx, lease.FenceEvent{Key: key, Token: token, Err: err})
+	}
+	return err
+}
+
+func fence(ctx context.Context, tx pgx.Tx, key string, token int64) error {
 	if err := lease.CheckKey(key); err != nil {
 		return err
 	}

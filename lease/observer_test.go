@@ -1,0 +1,170 @@
+package lease_test
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/ferryhq/ferry/lease"
+	"github.com/ferryhq/ferry/lease/leasetest"
+)
+
+// eventLog keeps what an Observer was told.
+type eventLog struct {
+	mu       sync.Mutex
+	acquires []lease.AcquireEvent
+	renews   []lease.RenewEvent
+	ends     []lease.EndEvent
+	fences   []lease.FenceEvent
+}
+
+func (g *eventLog) observer() lease.Observer {
+	return lease.ObserverFuncs{
+		OnAcquireDone: func(_ context.Context, e lease.AcquireEvent) {
+			g.mu.Lock()
+			defer g.mu.Unlock()
+			g.acquires = append(g.acquires, e)
+		},
+		OnRenewDone: func(_ context.Context, e lease.RenewEvent) {
+			g.mu.Lock()
+			defer g.mu.Unlock()
+			g.renews = append(g.renews, e)
+		},
+		OnLeaseEnded: func(_ context.Context, e lease.EndEvent) {
+			g.mu.Lock()
+			defer g.mu.Unlock()
+			g.ends = append(g.ends, e)
+		},
+		OnFenceChecked: func(_ context.Context, e lease.FenceEvent) {
+			g.mu.Lock()
+			defer g.mu.Unlock()
+			g.fences = append(g.fences, e)
+		},
+	}
+}
+
+func TestObserve(t *testing.T) {
+	ctx := t.Context()
+	clock := leasetest.NewFakeClock(time.Date(2024, 5, 1, 12, 0, 0, 0, time.UTC))
+	base := leasetest.NewLocker(leasetest.Options{Clock: clock})
+	g := &eventLog{}
+	locker := lease.Observe(base, lease.MultiObserver(nil, g.observer()))
+
+	l, err := locker.Acquire(ctx, "k", time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := locker.Acquire(ctx, "k", time.Minute); !errors.Is(err, lease.ErrHeld) {
+		t.Fatalf("second Acquire: %v", err)
+	}
+	if _, err := locker.Acquire(ctx, "", time.Minute); !errors.Is(err, lease.ErrInvalid) {
+		t.Fatalf("Acquire of an empty key: %v", err)
+	}
+	if err := l.Renew(ctx); err != nil {
+		t.Fatal(err)
+	}
+	clock.Advance(2 * time.Minute)
+	if err := l.Renew(ctx); !errors.Is(err, lease.ErrLost) {
+		t.Fatalf("Renew after expiry: %v", err)
+	}
+	if err := l.Release(ctx); !errors.Is(err, lease.ErrLost) {
+		t.Fatalf("Release after expiry: %v", err)
+	}
+	l2, err := locker.Acquire(ctx, "k", time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := l2.Release(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := l2.Release(ctx); err != nil {
+		t.Fatal(err)
+	}
+
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	var results []lease.AcquireResult
+	for _, e := range g.acquires {
+		results = append(results, e.Result)
+	}
+	want := []lease.AcquireResult{lease.Acquired, lease.AcquireHeld, lease.AcquireFailed, lease.Acquired}
+	if len(results) != len(want) {
+		t.Fatalf("acquire results %v, want %v", results, want)
+	}
+	for i := range want {
+		if results[i] != want[i] {
+			t.Fatalf("acquire results %v, want %v", results, want)
+		}
+	}
+	if g.acquires[0].Token != l.Token() || g.acquires[3].Token != l2.Token() || g.acquires[1].Err == nil {
+		t.Fatalf("acquire events %+v", g.acquires)
+	}
+	if len(g.renews) != 2 || g.renews[0].Err != nil || !errors.Is(g.renews[1].Err, lease.ErrLost) {
+		t.Fatalf("renew events %+v", g.renews)
+	}
+	// The first lease ended once (lost at the renewal, not again at the
+	// release); the second once, released.
+	if len(g.ends) != 2 || g.ends[0].Reason != lease.EndLost || g.ends[0].Token != l.Token() ||
+		g.ends[1].Reason != lease.EndReleased || g.ends[1].Token != l2.Token() {
+		t.Fatalf("end events %+v", g.ends)
+	}
+}
+
+func TestObserveReleaseFailure(t *testing.T) {
+	d := &scriptedDriver{ok: true, now: time.Now()}
+	locker := lockerFunc(func(context.Context, string, time.Duration) (lease.Lease, error) {
+		return lease.New(d, "k", 1, time.Minute, time.Now()), nil
+	})
+	g := &eventLog{}
+	l, err := lease.Observe(locker, g.observer()).Acquire(t.Context(), "k", time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.set(false, errors.New("connection reset"), time.Now())
+	if err := l.Release(t.Context()); err == nil {
+		t.Fatal("Release succeeded")
+	}
+	if len(g.ends) != 1 || g.ends[0].Reason != lease.EndReleaseFailed || g.ends[0].Err == nil {
+		t.Fatalf("end events %+v", g.ends)
+	}
+}
+
+// Guard's renewals and release go through the observed Locker.
+func TestObserveUnderGuard(t *testing.T) {
+	g := &eventLog{}
+	locker := lease.Observe(leasetest.NewLocker(leasetest.Options{}), g.observer())
+	err := lease.GuardWith(t.Context(), locker, "k", 300*time.Millisecond, lease.GuardOptions{RenewEvery: 20 * time.Millisecond},
+		func(ctx context.Context, l lease.Lease) error {
+			time.Sleep(100 * time.Millisecond)
+			return nil
+		})
+	if err != nil {
+		t.Fatal(err)
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if len(g.acquires) != 1 || len(g.renews) == 0 || len(g.ends) != 1 || g.ends[0].Reason != lease.EndReleased || g.ends[0].Held <= 0 {
+		t.Fatalf("acquires %d renews %d ends %+v", len(g.acquires), len(g.renews), g.ends)
+	}
+}
+
+func TestObserveNil(t *testing.T) {
+	base := leasetest.NewLocker(leasetest.Options{})
+	if lease.Observe(base, nil) != lease.Locker(base) {
+		t.Fatal("Observe with a nil Observer wraps")
+	}
+	o := lease.MultiObserver()
+	o.AcquireDone(t.Context(), lease.AcquireEvent{})
+	o.RenewDone(t.Context(), lease.RenewEvent{})
+	o.LeaseEnded(t.Context(), lease.EndEvent{})
+	o.FenceChecked(t.Context(), lease.FenceEvent{})
+	lease.ObserverFuncs{}.FenceChecked(t.Context(), lease.FenceEvent{})
+}
+
+type lockerFunc func(ctx context.Context, key string, ttl time.Duration) (lease.Lease, error)
+
+func (f lockerFunc) Acquire(ctx context.Context, key string, ttl time.Duration) (lease.Lease, error) {
+	return f(ctx, key, ttl)
+}
