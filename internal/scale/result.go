@@ -100,8 +100,12 @@ func (r *Result) Speedup() float64 {
 }
 
 // MaxETAError returns the largest relative ETA error from 10 % progress
-// on, and false if no ETA was known at one of the points.
+// on, and false if no ETA was known at one of the points (or the run was
+// too short to sample them).
 func (r *Result) MaxETAError() (float64, bool) {
+	if len(r.ETA) < 3 {
+		return 0, false
+	}
 	var worst float64
 	for _, p := range r.ETA {
 		if p.Predicted < 0 {
@@ -109,7 +113,7 @@ func (r *Result) MaxETAError() (float64, bool) {
 		}
 		worst = max(worst, math.Abs(p.Error))
 	}
-	return worst, len(r.ETA) > 0
+	return worst, true
 }
 
 func maxNaiveETAError(points []ETAPoint) float64 {
@@ -177,6 +181,9 @@ func (r *Result) WriteReport(w io.Writer) {
 	p("storage operations", "source %s, destination %s", count(r.SourceOps), count(r.DestinationOps))
 	p("peak RSS", "%s", transfer.FormatBytes(r.PeakRSS))
 	p("goroutines", "%d at start, %d at peak, %d at end", r.GoroutinesStart, r.GoroutinesPeak, r.GoroutinesEnd)
+	if len(r.ETA) == 0 {
+		p("ETA", "not evaluated: the run was shorter than the one-second sampling")
+	}
 	for _, e := range r.ETA {
 		if e.Predicted < 0 {
 			p(fmt.Sprintf("ETA at %.0f%%", e.Progress*100), "unknown at %s (actual %s left)", round(e.At), round(e.Actual))
@@ -193,8 +200,8 @@ func (r *Result) WriteReport(w io.Writer) {
 	switch {
 	case r.Baseline != nil:
 		b := r.Baseline
-		p("baseline", "one at a time: %d repositories, %d blobs in %s (%s per blob); whole workload ≈ %s",
-			len(b.Repositories), b.Blobs, round(b.Took), b.PerBlob.Round(time.Millisecond), round(b.Estimated))
+		p("baseline", "one at a time: %s, %d blobs in %s (%s per blob); whole workload ≈ %s",
+			plural(len(b.Repositories), "repository", "repositories"), b.Blobs, round(b.Took), b.PerBlob.Round(time.Millisecond), round(b.Estimated))
 	case r.BaselineErr != nil:
 		p("baseline", "failed: %v", r.BaselineErr)
 	}
@@ -212,8 +219,8 @@ func (r *Result) BenchLines() []string {
 			round(r.Wall), TargetWall, r.Wall.Seconds()/TargetWall.Seconds()),
 	}
 	if b := r.Baseline; b != nil && r.Wall > 0 {
-		lines = append(lines, fmt.Sprintf("scale-import-vs-sequential ferry=%s baseline=%s ratio=%.1f target>=%d (same run: one-at-a-time import of %d repositories, %s per blob, extrapolated to %d blob transfers)",
-			round(r.Wall), hours(b.Estimated), float64(b.Estimated)/float64(r.Wall), TargetSpeedup, len(b.Repositories), b.PerBlob.Round(time.Millisecond), r.BlobTransfers))
+		lines = append(lines, fmt.Sprintf("scale-import-vs-sequential ferry=%s baseline=%s ratio=%.1f target>=%d (same run: one-at-a-time import of %s, %s per blob, extrapolated to %d blob transfers)",
+			round(r.Wall), hours(b.Estimated), float64(b.Estimated)/float64(r.Wall), TargetSpeedup, plural(len(b.Repositories), "repository", "repositories"), b.PerBlob.Round(time.Millisecond), r.BlobTransfers))
 	}
 	etaLine := "scale-eta-error"
 	if worst, ok := r.MaxETAError(); ok {
@@ -301,4 +308,11 @@ func rejections(rs []Rejection, reason string) string {
 		parts = append(parts, fmt.Sprintf("%s (%d tags: %s)", r.Path, r.Tags, why))
 	}
 	return fmt.Sprintf("%d: %s", len(rs), strings.Join(parts, ", "))
+}
+
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return "1 " + one
+	}
+	return fmt.Sprintf("%d %s", n, many)
 }

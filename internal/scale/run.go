@@ -80,6 +80,9 @@ func Run(ctx context.Context, w *Workload, opts Options) (*Result, error) {
 
 	runs, loopErr := e.drive(ctx)
 	wall := time.Since(start)
+	if g := int64(runtime.NumGoroutine()); g > peakGoroutines.Load() {
+		peakGoroutines.Store(g)
+	}
 	stopProgress()
 	progress.Wait()
 	final := trk.snapshot(time.Now())

@@ -90,8 +90,12 @@ func TestScaledImport(t *testing.T) {
 	require.Positive(t, res.FaultsInjected)
 	require.Positive(t, res.BlobRetries)
 
-	// The ETA was evaluated at 10, 50 and 90 %, and the report renders.
-	require.Len(t, res.ETA, 3)
+	// The ETA was evaluated against the real end (how many points depends
+	// on how long the run took), and the report renders.
+	for _, p := range res.ETA {
+		require.Positive(t, p.Actual)
+		require.Positive(t, p.At)
+	}
 	require.NotNil(t, res.Baseline, "baseline: %v", res.BaselineErr)
 	require.Positive(t, res.Baseline.Blobs)
 	require.Len(t, res.BenchLines(), 7)

@@ -440,7 +440,7 @@ type ETAPoint struct {
 }
 
 // etaPoints evaluates the recorded samples against the real end, at each
-// share in shares.
+// share in shares; a share reached only when the run ended has no point.
 func (t *tracker) etaPoints(end time.Duration, shares []float64) []ETAPoint {
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -448,6 +448,9 @@ func (t *tracker) etaPoints(end time.Duration, shares []float64) []ETAPoint {
 	var out []ETAPoint
 	for _, share := range shares {
 		for _, s := range t.samples {
+			if s.elapsed >= end {
+				break // the run was shorter than the sampling interval
+			}
 			if total == 0 || float64(s.blobsDone) < share*float64(total) {
 				continue
 			}

@@ -1,0 +1,35 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"strings"
+	"testing"
+	"time"
+)
+
+// The program end to end on 1/500 of the seed's images with a millisecond
+// per operation.
+func TestScaleRuns(t *testing.T) {
+	var out bytes.Buffer
+	err := run(context.Background(), &out, options{
+		seed: 1, divisor: 500, latency: time.Millisecond, failureRate: 0.01, sinkLatency: 100 * time.Microsecond,
+		capacity: 2, concurrency: 8, baseline: 1, progress: time.Second,
+	})
+	t.Log("\n" + out.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		"enqueuer: in-memory store and lease",
+		"verification         OK",
+		"ferry-bench: scale-import ferry=",
+		"ferry-bench: scale-eta-error",
+		"ferry-bench: scale-verified",
+		"baseline             one at a time",
+	} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("output lacks %q", want)
+		}
+	}
+}
