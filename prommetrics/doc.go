@@ -15,7 +15,8 @@
 //	storage.Open(ctx, storage.Config{..., Observer: metrics.Storage()})
 //	bbm.NewWorker(db, bbm.Options{..., Observer: metrics.BBM()})
 //	metrics.WatchMigrations(bbm.NewPostgresStore(db, bbm.PostgresStoreOptions{}))
-//	enqueuer.New(enqueuer.Config{..., Observer: metrics.Enqueuer()})
+//	locker := lease.Observe(pglease.New(db, pglease.Options{}), metrics.Lease())
+//	enqueuer.New(enqueuer.Config{..., Locker: locker, Observer: metrics.Enqueuer()})
 //	enqueuer.NewHandler(enqueuer.HandlerOptions{..., Observer: metrics.Enqueuer()})
 //
 // Each package's MultiObserver combines these with a host's own observers
@@ -86,4 +87,11 @@
 //	ferry_storage_replica_checks_total            counter    replica, result                replica position checks; result ok or error
 //	ferry_storage_replica_check_duration_seconds  histogram  replica                        duration of a replica check
 //	ferry_storage_replica_fallbacks_total         counter    replica                        replica reads that failed on the connection and ran on the primary
+//	ferry_lease_acquires_total                    counter    key, result                    Acquire calls; result acquired, held (another holder has the key), error
+//	ferry_lease_held                              gauge      key                            leases this process holds now
+//	ferry_lease_renewals_total                    counter    key, result                    renewals; result ok, lost, error
+//	ferry_lease_renew_duration_seconds            histogram  key                            renewal latency
+//	ferry_lease_lost_total                        counter    key                            leases found lost (expired or taken over) at a renewal or release
+//	ferry_lease_release_failures_total            counter    key                            releases that failed, leaving the lease to expire
+//	ferry_lease_fence_checks_total                counter    key, result                    fence checks (pglease.FenceWith); result ok, fenced (a stale holder's write refused), error
 package prommetrics

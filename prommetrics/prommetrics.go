@@ -37,6 +37,7 @@ type Metrics struct {
 	bbm      *bbmObserver
 	enqueuer *enqueuerObserver
 	storage  *storageObserver
+	lease    *leaseObserver
 }
 
 // New creates Ferry's metrics and registers them on reg (use
@@ -58,11 +59,13 @@ func New(reg prometheus.Registerer, opts Options) (*Metrics, error) {
 		bbm:      newBBMObserver(opts),
 		enqueuer: newEnqueuerObserver(),
 		storage:  newStorageObserver(opts),
+		lease:    newLeaseObserver(opts),
 	}
 	var all []prometheus.Collector
 	all = append(all, m.bbm.collectors()...)
 	all = append(all, m.enqueuer.collectors()...)
 	all = append(all, m.storage.collectors()...)
+	all = append(all, m.lease.collectors()...)
 	if err := registerAll(reg, all); err != nil {
 		return nil, err
 	}

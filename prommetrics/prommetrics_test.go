@@ -17,6 +17,7 @@ import (
 	"github.com/ferryhq/ferry/bbm"
 	"github.com/ferryhq/ferry/bbm/bbmtest"
 	"github.com/ferryhq/ferry/enqueuer"
+	"github.com/ferryhq/ferry/lease"
 	"github.com/ferryhq/ferry/prommetrics"
 	"github.com/ferryhq/ferry/storage"
 )
@@ -126,6 +127,12 @@ func touchAll(m *prommetrics.Metrics) {
 	s.ReadRouted(ctx, storage.RouteEvent{})
 	s.ReplicaChecked(ctx, storage.ReplicaEvent{Replica: "r"})
 	s.ReplicaFellBack(ctx, storage.FallbackEvent{Replica: "r"})
+	l := m.Lease()
+	l.AcquireDone(ctx, lease.AcquireEvent{Key: "k", Result: lease.Acquired})
+	l.RenewDone(ctx, lease.RenewEvent{Key: "k"})
+	l.LeaseEnded(ctx, lease.EndEvent{Key: "k", Reason: lease.EndLost})
+	l.LeaseEnded(ctx, lease.EndEvent{Key: "k", Reason: lease.EndReleaseFailed})
+	l.FenceChecked(ctx, lease.FenceEvent{Key: "k"})
 }
 
 // The metrics table in doc.go lists every metric there is.
