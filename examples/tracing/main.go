@@ -39,6 +39,7 @@ import (
 	"github.com/ferryhq/ferry/bbm/bbmtest"
 	"github.com/ferryhq/ferry/enqueuer"
 	"github.com/ferryhq/ferry/enqueuer/enqueuertest"
+	"github.com/ferryhq/ferry/lease"
 	"github.com/ferryhq/ferry/lease/leasetest"
 	"github.com/ferryhq/ferry/prommetrics"
 	"github.com/ferryhq/ferry/storage"
@@ -68,7 +69,8 @@ func run(ctx context.Context, out io.Writer) error {
 	if err := backfill(ctx, tracer, bbm.MultiObserver(metrics.BBM(), bbmTracer(tracer))); err != nil {
 		return err
 	}
-	if err := enqueue(ctx, tracer, enqueuer.MultiObserver(metrics.Enqueuer(), enqueuerTracer(tracer))); err != nil {
+	locker := lease.Observe(leasetest.NewLocker(leasetest.Options{}), lease.MultiObserver(metrics.Lease(), leaseTracer(tracer)))
+	if err := enqueue(ctx, tracer, locker, enqueuer.MultiObserver(metrics.Enqueuer(), enqueuerTracer(tracer))); err != nil {
 		return err
 	}
 	if err := tp.ForceFlush(ctx); err != nil {
@@ -76,7 +78,7 @@ func run(ctx context.Context, out io.Writer) error {
 	}
 	printTree(out, exporter.GetSpans())
 	return printMetrics(out, reg, "ferry_bbm_jobs_finished_total", "ferry_bbm_jobs_failed_total",
-		"ferry_enqueuer_starts_total", "ferry_enqueuer_notifications_total")
+		"ferry_enqueuer_starts_total", "ferry_enqueuer_notifications_total", "ferry_lease_acquires_total")
 }
 
 var quiet = slog.New(slog.DiscardHandler)
@@ -110,9 +112,9 @@ func backfill(ctx context.Context, tracer trace.Tracer, obs bbm.Observer) error 
 }
 
 // enqueue runs the enqueuer once (capacity 2, three repositories, one with
-// too many tags) under an "enqueuer.Run" span, then the registry notifies
-// that one pre-import completed.
-func enqueue(ctx context.Context, tracer trace.Tracer, obs enqueuer.Observer) error {
+// too many tags) under an "enqueuer.Run" span, with its lease taken from
+// locker, then the registry notifies that one pre-import completed.
+func enqueue(ctx context.Context, tracer trace.Tracer, locker lease.Locker, obs enqueuer.Observer) error {
 	store := enqueuertest.NewStore(enqueuertest.StoreOptions{})
 	epoch := time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
 	for i, r := range []enqueuer.NewRepository{{Path: "acme/api", TagCount: 12}, {Path: "acme/huge", TagCount: 5000}, {Path: "acme/web", TagCount: 3}} {
@@ -123,7 +125,7 @@ func enqueue(ctx context.Context, tracer trace.Tracer, obs enqueuer.Observer) er
 	}
 	enq, err := enqueuer.New(enqueuer.Config{
 		Store: store, Registry: enqueuertest.NewRegistry(enqueuertest.RegistryOptions{}),
-		Locker:   leasetest.NewLocker(leasetest.Options{}),
+		Locker:   locker,
 		Capacity: func(context.Context) int { return 2 }, MaxTagsCount: 1000,
 		Strategy: enqueuer.Loop{}, Logger: quiet, Observer: obs,
 	})

@@ -31,6 +31,8 @@ func Example() {
 	//   · enqueuer.capacity capacity=2 in_progress=0
 	//   · enqueuer.capacity capacity=2 in_progress=1
 	//   · enqueuer.skipped reason=too_many_tags repository=acme/huge
+	//   · lease.ended key=container_registry:migration:enqueuer_worker reason=released token=1
+	//   lease.acquire key=container_registry:migration:enqueuer_worker result=acquired token=1
 	//   enqueuer.start import_type=next repository=acme/api result=accepted
 	//   enqueuer.start import_type=next repository=acme/web result=accepted
 	// PUT /notify
@@ -40,6 +42,9 @@ func Example() {
 	//   ferry_bbm_jobs_finished_total{migration="fill"} 3
 	//   ferry_enqueuer_notifications_total{outcome="applied",status="pre_import_complete"} 1
 	//   ferry_enqueuer_starts_total{import_type="next",result="accepted"} 2
+	//   ferry_lease_acquires_total{key="container_registry:migration:enqueuer_worker",result="acquired"} 1
+	//   ferry_lease_acquires_total{key="container_registry:migration:enqueuer_worker",result="error"} 0
+	//   ferry_lease_acquires_total{key="container_registry:migration:enqueuer_worker",result="held"} 0
 }
 
 func TestRunIsRepeatable(t *testing.T) {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/ferryhq/ferry/bbm"
 	"github.com/ferryhq/ferry/enqueuer"
+	"github.com/ferryhq/ferry/lease"
 	"github.com/ferryhq/ferry/storage"
 )
 
@@ -121,6 +122,37 @@ func storageTracer() storage.Observer {
 		OnReadRouted: func(ctx context.Context, e storage.RouteEvent) {
 			trace.SpanFromContext(ctx).AddEvent("storage.read", trace.WithAttributes(
 				attribute.String("storage.target", e.Target.String()), attribute.String("storage.reason", string(e.Reason))))
+		},
+	}
+}
+
+// leaseTracer records a span per Acquire and Renew (use it with
+// lease.Observe), and the end of a lease and fence checks as events.
+func leaseTracer(t trace.Tracer) lease.Observer {
+	return lease.ObserverFuncs{
+		OnAcquireDone: func(ctx context.Context, e lease.AcquireEvent) {
+			var err error
+			if e.Result == lease.AcquireFailed {
+				err = e.Err // a held key is an answer, not an error
+			}
+			span(ctx, t, "lease.acquire", e.Duration, err,
+				attribute.String("lease.key", e.Key),
+				attribute.String("lease.result", string(e.Result)),
+				attribute.Int64("lease.token", e.Token))
+		},
+		OnRenewDone: func(ctx context.Context, e lease.RenewEvent) {
+			span(ctx, t, "lease.renew", e.Duration, e.Err,
+				attribute.String("lease.key", e.Key), attribute.Int64("lease.token", e.Token))
+		},
+		OnLeaseEnded: func(ctx context.Context, e lease.EndEvent) {
+			trace.SpanFromContext(ctx).AddEvent("lease.ended", trace.WithAttributes(
+				attribute.String("lease.key", e.Key), attribute.Int64("lease.token", e.Token),
+				attribute.String("lease.reason", string(e.Reason))))
+		},
+		OnFenceChecked: func(ctx context.Context, e lease.FenceEvent) {
+			trace.SpanFromContext(ctx).AddEvent("lease.fence", trace.WithAttributes(
+				attribute.String("lease.key", e.Key), attribute.Int64("lease.token", e.Token),
+				attribute.Bool("lease.fenced", e.Err != nil)))
 		},
 	}
 }
