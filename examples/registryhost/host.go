@@ -58,7 +58,7 @@ type host struct {
 // ShutdownTimeout, after which they are cancelled and resumed by the next
 // run), the endpoint closes, leases are released, and every goroutine it
 // started has ended when it returns.
-func run(ctx context.Context, cfg config, out io.Writer) (err error) {
+func run(ctx context.Context, cfg config, out io.Writer) error {
 	cfg = cfg.withDefaults()
 	if err := cfg.validate(); err != nil {
 		return err
