@@ -30,4 +30,9 @@
 //   - routing: reads all_queues.yml worker metadata and two routing rules
 //     files, prints the routing table, the workers that move and the
 //     zero-downtime rollout plan.
+//   - scale: the seed-scale migration (258 repositories, ~136,000 blobs)
+//     through the enqueuer and the transfer importer on slow, flaky buckets,
+//     with progress, verification and ferry-bench: figures; -scale shrinks it.
+//   - tracing: OpenTelemetry spans and Prometheus metrics from Ferry's
+//     Observer hooks, recorded by the host (offline, on the in-memory fakes).
 package examples
