@@ -54,18 +54,16 @@ const maxExamples = 10
 // layout l) and the sink state against want.
 func verify(ctx context.Context, dstDir string, l transfer.Layout, want, got transfertest.State) (Verification, error) {
 	var v Verification
-	expected := map[string]int64{} // path relative to dstDir -> size (filled below)
+	// found is keyed by digest hex (a substring of the digest: no copy).
+	found := map[string]bool{}
 	for _, rs := range want {
 		for _, d := range rs.Blobs {
-			expected[filepath.FromSlash(l.BlobKey(d))] = -1
+			found[d.Hex()] = false
 		}
 	}
-	v.Expected = len(expected)
+	v.Expected = len(found)
 
-	var (
-		mu    sync.Mutex
-		found = map[string]bool{}
-	)
+	var mu sync.Mutex
 	problem := func(counter *int, format string, args ...any) {
 		mu.Lock()
 		defer mu.Unlock()
@@ -75,6 +73,7 @@ func verify(ctx context.Context, dstDir string, l transfer.Layout, want, got tra
 		}
 	}
 	var verified atomic.Int64
+	buffers := sync.Pool{New: func() any { b := make([]byte, 64<<10); return &b }}
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(runtime.GOMAXPROCS(0) * 2)
 	err := filepath.WalkDir(dstDir, func(path string, d fs.DirEntry, err error) error {
@@ -84,24 +83,28 @@ func verify(ctx context.Context, dstDir string, l transfer.Layout, want, got tra
 		if d.IsDir() {
 			return gctx.Err()
 		}
+		v.Objects++
 		rel, err := filepath.Rel(dstDir, path)
 		if err != nil {
 			return err
 		}
-		v.Objects++
-		if _, ok := expected[rel]; !ok {
-			problem(&v.Unexpected, "unexpected object %s", filepath.ToSlash(rel))
+		key := filepath.ToSlash(rel)
+		hex := digestFromBlobPath(key)
+		seen, expected := found[hex]
+		if !expected || seen || key != l.BlobKey(transfer.Digest("sha256:"+hex)) {
+			problem(&v.Unexpected, "unexpected object %s", key)
 			return nil
 		}
-		found[rel] = true
+		found[hex] = true
 		g.Go(func() error {
-			want := digestFromBlobPath(rel)
-			got, err := hashFile(path)
+			bp := buffers.Get().(*[]byte)
+			defer buffers.Put(bp)
+			got, err := hashFile(path, *bp)
 			if err != nil {
 				return err
 			}
-			if got != want {
-				problem(&v.Corrupt, "object %s holds content hashing to %s", filepath.ToSlash(rel), got)
+			if got != hex {
+				problem(&v.Corrupt, "object %s holds content hashing to %s", key, got)
 				return nil
 			}
 			verified.Add(1)
@@ -116,9 +119,9 @@ func verify(ctx context.Context, dstDir string, l transfer.Layout, want, got tra
 		return v, fmt.Errorf("scale: verifying %s: %w", dstDir, err)
 	}
 	v.Verified = int(verified.Load())
-	for rel := range expected {
-		if !found[rel] {
-			problem(&v.Missing, "blob %s missing", filepath.ToSlash(rel))
+	for hex, seen := range found {
+		if !seen {
+			problem(&v.Missing, "blob sha256:%s missing", hex)
 		}
 	}
 	v.SinkDiff = transfertest.Diff(want, got)
@@ -126,18 +129,19 @@ func verify(ctx context.Context, dstDir string, l transfer.Layout, want, got tra
 }
 
 // digestFromBlobPath returns the hex digest in .../<hex>/data.
-func digestFromBlobPath(rel string) string {
-	return filepath.Base(filepath.Dir(rel))
+func digestFromBlobPath(key string) string {
+	dir, _ := strings.CutSuffix(key, "/data")
+	return dir[strings.LastIndexByte(dir, '/')+1:]
 }
 
-func hashFile(path string) (string, error) {
+func hashFile(path string, buf []byte) (string, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return "", err
 	}
 	defer f.Close()
 	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
+	if _, err := io.CopyBuffer(h, struct{ io.Reader }{f}, buf); err != nil {
 		return "", err
 	}
 	return hex.EncodeToString(h.Sum(nil)), nil
