@@ -133,13 +133,13 @@ func BenchmarkStreamedCopyVsCp(b *testing.B) {
 	for range b.N {
 		ferry(false) // warm-up
 		baseline()
-		for r := range rounds {
+		for range rounds {
 			f := ferry(true)
 			c := baseline()
-			if r == 0 || f < bestFerry {
+			if len(all) == 0 || f < bestFerry {
 				bestFerry = f
 			}
-			if r == 0 || c < bestCp {
+			if len(all) == 0 || c < bestCp {
 				bestCp = c
 			}
 			all = append(all, fmt.Sprintf("%.2f/%.2f", f.Seconds(), c.Seconds()))
