@@ -117,6 +117,9 @@ func Run(ctx context.Context, w *Workload, opts Options) (*Result, error) {
 		res.BlobsPerSecond = float64(res.BlobsCopied) / res.Wall.Seconds()
 	}
 
+	// Verification reads the destination directory itself; the buckets
+	// (and the fault injector's per-key state) can go.
+	e.releaseBuckets()
 	want := w.Registry.Expect(transfertest.ExpectOptions{MaxTags: opts.MaxTags, Pass: transfer.FinalImport})
 	got := e.mem.State()
 	_, res.Manifests, res.Tags = got.Counts()
@@ -269,15 +272,22 @@ func (e *env) close() {
 		if e.registry != nil {
 			_ = e.registry.Close(context.Background())
 		}
-		for _, b := range []*blob.Bucket{e.src, e.dst, e.srcRaw, e.dstRaw} {
-			if b != nil {
-				_ = b.Close()
-			}
-		}
+		e.releaseBuckets()
 		if e.removeDst {
 			_ = os.RemoveAll(e.dstDir)
 		}
 	})
+}
+
+// releaseBuckets closes the buckets and drops every reference to them.
+// Call it only once no import runs.
+func (e *env) releaseBuckets() {
+	for _, b := range []*blob.Bucket{e.src, e.dst, e.srcRaw, e.dstRaw} {
+		if b != nil {
+			_ = b.Close()
+		}
+	}
+	e.src, e.dst, e.srcRaw, e.dstRaw, e.importer = nil, nil, nil, nil, nil
 }
 
 func faultOptions(opts Options, salt uint64) faultblob.Options {

@@ -216,6 +216,7 @@ func load(dir string, spec transfertest.Spec) (*Workload, error) {
 	if err != nil {
 		return nil, fmt.Errorf("scale: %w", err)
 	}
+	internDigests(&c)
 	return &Workload{
 		Spec: spec,
 		Dir:  filepath.Join(dir, bucketDir),
@@ -234,4 +235,40 @@ func OpenDir(dir string) (*blob.Bucket, error) {
 		return nil, fmt.Errorf("scale: opening bucket directory %s: %w", dir, err)
 	}
 	return b, nil
+}
+
+// internDigests makes every digest in c share the string of its key in
+// c.Blobs (every blob, config and manifest is there). Decoding gives each
+// occurrence its own copy, and base layers occur in thousands of
+// manifests: sharing halves the description's memory.
+func internDigests(c *cachedRegistry) {
+	canon := make(map[transfer.Digest]transfer.Digest, len(c.Blobs))
+	for d := range c.Blobs {
+		canon[d] = d
+	}
+	intern := func(d *transfer.Digest) {
+		if k, ok := canon[*d]; ok {
+			*d = k
+		}
+	}
+	for i := range c.Repositories {
+		r := &c.Repositories[i]
+		for j := range r.Tags {
+			intern(&r.Tags[j].Digest)
+		}
+		for j := range r.Layers {
+			intern(&r.Layers[j])
+		}
+		for j := range r.Manifests {
+			m := &r.Manifests[j]
+			intern(&m.Digest)
+			intern(&m.Config)
+			for k := range m.Layers {
+				intern(&m.Layers[k])
+			}
+			for k := range m.Children {
+				intern(&m.Children[k])
+			}
+		}
+	}
 }
