@@ -12,7 +12,12 @@ import (
 
 // BBM returns the bbm.Observer that moves the ferry_bbm_* metrics, for
 // bbm.Options.Observer (combine it with others with bbm.MultiObserver).
-func (m *Metrics) BBM() bbm.Observer { return m.bbm }
+func (m *Metrics) BBM() bbm.Observer {
+	if m == nil {
+		return bbm.ObserverFuncs{}
+	}
+	return m.bbm
+}
 
 // bbmObserver implements bbm.Observer.
 type bbmObserver struct {

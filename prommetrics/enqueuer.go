@@ -10,7 +10,12 @@ import (
 
 // Enqueuer returns the enqueuer.Observer that moves the ferry_enqueuer_*
 // metrics, for enqueuer.Config.Observer and enqueuer.HandlerOptions.Observer.
-func (m *Metrics) Enqueuer() enqueuer.Observer { return m.enqueuer }
+func (m *Metrics) Enqueuer() enqueuer.Observer {
+	if m == nil {
+		return enqueuer.ObserverFuncs{}
+	}
+	return m.enqueuer
+}
 
 // SkipExcluded is the skip reason label of every reason that
 // enqueuer.Config.Exclude returned: those are the host's free text.

@@ -13,7 +13,12 @@ import (
 // Lease returns the lease.Observer that moves the ferry_lease_* metrics:
 // wrap a Locker with lease.Observe(locker, metrics.Lease()), and pass it to
 // pglease.FenceWith.
-func (m *Metrics) Lease() lease.Observer { return m.lease }
+func (m *Metrics) Lease() lease.Observer {
+	if m == nil {
+		return lease.ObserverFuncs{}
+	}
+	return m.lease
+}
 
 type leaseObserver struct {
 	key *boundedLabel

@@ -25,8 +25,8 @@ const DefaultScrapeTimeout = 5 * time.Second
 // not; the query reads one small table. A scrape that cannot read them
 // reports the error and the other metrics. Call it once per Metrics.
 func (m *Metrics) WatchMigrations(l MigrationLister) error {
-	if l == nil {
-		return fmt.Errorf("prommetrics: WatchMigrations: nil MigrationLister")
+	if m == nil || l == nil {
+		return fmt.Errorf("prommetrics: WatchMigrations: nil Metrics or MigrationLister")
 	}
 	c := &migrationsCollector{l: l, timeout: DefaultScrapeTimeout,
 		desc: prometheus.NewDesc(prometheus.BuildFQName(Namespace, "bbm", "migrations"),

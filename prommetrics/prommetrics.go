@@ -31,7 +31,9 @@ type Options struct {
 
 // Metrics holds Ferry's Prometheus metrics and hands out the observers
 // that move them. Its methods are safe for concurrent use; one Metrics
-// serves any number of workers, enqueuers, DBs, lockers and importers.
+// serves any number of workers, enqueuers, DBs, lockers and importers. A
+// nil *Metrics hands out empty observers, so a host may leave metrics off
+// without changing its wiring.
 type Metrics struct {
 	reg      prometheus.Registerer
 	bbm      *bbmObserver

@@ -149,3 +149,9 @@ func TestDocListsEveryMetric(t *testing.T) {
 	}
 	require.Len(t, regexp.MustCompile(`(?m)^//\tferry_`).FindAllString(string(doc), -1), len(mfs), "doc.go lists no metric that does not exist")
 }
+
+func TestNilMetricsHandsOutEmptyObservers(t *testing.T) {
+	var m *prommetrics.Metrics
+	touchAll(m)
+	require.Error(t, m.WatchMigrations(bbmtest.NewStore(bbmtest.StoreOptions{})))
+}

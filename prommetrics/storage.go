@@ -10,7 +10,12 @@ import (
 
 // Storage returns the storage.Observer that moves the ferry_storage_*
 // metrics, for storage.Config.Observer.
-func (m *Metrics) Storage() storage.Observer { return m.storage }
+func (m *Metrics) Storage() storage.Observer {
+	if m == nil {
+		return storage.ObserverFuncs{}
+	}
+	return m.storage
+}
 
 type storageObserver struct {
 	replica *boundedLabel
