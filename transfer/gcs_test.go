@@ -17,12 +17,13 @@ import (
 	"google.golang.org/api/option"
 
 	"github.com/ferryhq/ferry/transfer"
+	"github.com/ferryhq/ferry/transfer/gcstest"
 	"github.com/ferryhq/ferry/transfer/transfertest"
 )
 
 func TestTransfererGCSServerSide(t *testing.T) {
 	transfertest.RunTransfererTests(t, func(t *testing.T) transfertest.TransfererHarness {
-		gcs := transfertest.NewFakeGCS(t, "src", "dst")
+		gcs := gcstest.NewFakeGCS(t, "src", "dst")
 		src, dst := gcs.Bucket(t, "src"), gcs.Bucket(t, "dst")
 		return transfertest.TransfererHarness{
 			Transferer: mustNew(t, src, dst, transfer.Options{Retry: fastRetry}),
@@ -33,7 +34,7 @@ func TestTransfererGCSServerSide(t *testing.T) {
 
 func TestTransfererGCSStreamed(t *testing.T) {
 	transfertest.RunTransfererTests(t, func(t *testing.T) transfertest.TransfererHarness {
-		gcs := transfertest.NewFakeGCS(t, "src", "dst")
+		gcs := gcstest.NewFakeGCS(t, "src", "dst")
 		src, dst := gcs.Bucket(t, "src"), gcs.Bucket(t, "dst")
 		return transfertest.TransfererHarness{
 			Transferer: mustNew(t, src, dst, transfer.Options{Retry: fastRetry, DisableServerSideCopy: true}),
@@ -44,7 +45,7 @@ func TestTransfererGCSStreamed(t *testing.T) {
 
 func TestGCSServerSideMovesNoBlobBytesThroughHost(t *testing.T) {
 	ctx := context.Background()
-	gcs := transfertest.NewFakeGCS(t, "src", "dst")
+	gcs := gcstest.NewFakeGCS(t, "src", "dst")
 	src, dst := gcs.Bucket(t, "src"), gcs.Bucket(t, "dst")
 	l := mustLayout(t, "")
 	var digests []transfer.Digest
@@ -108,7 +109,7 @@ func jsonResponse(req *http.Request, status int, body any) *http.Response {
 
 func scriptedGCS(t *testing.T, script ...func(*http.Request, http.RoundTripper) (*http.Response, error)) (*scriptedRewrites, *blob.Bucket, *blob.Bucket) {
 	t.Helper()
-	gcs := transfertest.NewFakeGCS(t, "src", "dst")
+	gcs := gcstest.NewFakeGCS(t, "src", "dst")
 	rt := &scriptedRewrites{next: gcs.Server.HTTPClient().Transport, script: script}
 	client, err := storage.NewClient(context.Background(), option.WithHTTPClient(&http.Client{Transport: rt}), option.WithoutAuthentication())
 	if err != nil {

@@ -16,6 +16,7 @@ import (
 
 	"github.com/ferryhq/ferry/transfer"
 	"github.com/ferryhq/ferry/transfer/faultblob"
+	"github.com/ferryhq/ferry/transfer/gcstest"
 	"github.com/ferryhq/ferry/transfer/transfertest"
 )
 
@@ -108,7 +109,7 @@ func TestLayoutKeys(t *testing.T) {
 // A full import between two GCS buckets copies every blob server-side.
 func TestImportGCSToGCS(t *testing.T) {
 	ctx := context.Background()
-	gcs := transfertest.NewFakeGCS(t, "old-registry", "new-registry")
+	gcs := gcstest.NewFakeGCS(t, "old-registry", "new-registry")
 	src, dst := gcs.Bucket(t, "old-registry"), gcs.Bucket(t, "new-registry")
 	spec := transfertest.SmallSpec(13)
 	spec.Repositories, spec.Images = 4, 16

@@ -1,4 +1,4 @@
-package transfertest
+package gcstest
 
 import (
 	"context"
