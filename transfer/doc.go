@@ -52,6 +52,16 @@
 // repositories is copied once, and a Progress callback reports counts,
 // bytes, rate, per-repository and per-blob timings and an ETA.
 //
+// # Observability
+//
+// Options.Observer is told about every Transfer (skipped, streamed or
+// server-side, bytes, attempts, duration, error) and every retry of a copy,
+// classified by cause (ClassifyRetry: throttled, server_error, timeout,
+// truncated, connection); ImportOptions.Observer about every repository
+// (imported, failed, too_large, dry_run), every pass and every retry of a
+// source read. This is for metrics and tracing without a metrics dependency
+// here: package prommetrics implements Observer with Prometheus.
+//
 // # The distribution storage layout
 //
 // The layout is the on-disk format of the CNCF distribution registry

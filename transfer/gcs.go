@@ -86,7 +86,7 @@ func (t *transferer) copyServerSide(ctx context.Context, d Digest, key string) (
 		srcAttrs *storage.ObjectAttrs
 		copier   *storage.Copier
 	)
-	attempts, err := t.retry.do(ctx, func(ctx context.Context) error {
+	attempts, err := t.retry.do(ctx, "server_side_copy", func(ctx context.Context) error {
 		if srcAttrs == nil {
 			sa, err := src.Attrs(ctx)
 			if err != nil {

@@ -51,6 +51,10 @@ type ImportOptions struct {
 	Progress func(Progress)
 	// Logger receives per-repository messages. Default: discard.
 	Logger *slog.Logger
+	// Observer is told about every repository and pass, and every retry
+	// of a source read, for metrics and tracing (see prommetrics). Blobs
+	// are reported by the Transferer's own Options.Observer. Default: none.
+	Observer Observer
 }
 
 // Importer imports repositories from the distribution storage layout in a
@@ -84,6 +88,12 @@ func NewImporter(src *blob.Bucket, tr Transferer, sink Sink, opts ImportOptions)
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
+	if opts.Retry.Observer == nil {
+		opts.Retry.Observer = opts.Observer
+	}
+	if opts.Observer == nil {
+		opts.Observer = ObserverFuncs{}
+	}
 	return &Importer{
 		reader: NewLayoutReader(src, layout, opts.Retry),
 		tr:     tr,
@@ -116,8 +126,11 @@ func (im *Importer) Import(ctx context.Context, repos ...string) (*Report, error
 	return im.run(ctx, FinalImport, repos)
 }
 
-func (im *Importer) run(ctx context.Context, pass Pass, names []string) (*Report, error) {
+func (im *Importer) run(ctx context.Context, pass Pass, names []string) (rep *Report, err error) {
 	start := time.Now()
+	defer func() {
+		im.opts.Observer.PassDone(ctx, PassEvent{Report: rep, Pass: pass, Duration: time.Since(start), Err: err})
+	}()
 	if len(names) == 0 {
 		var err error
 		if names, err = im.reader.Repositories(ctx); err != nil {
@@ -151,6 +164,7 @@ func (im *Importer) run(ctx context.Context, pass Pass, names []string) (*Report
 		reports[i].Name = name
 		if runCtx.Err() != nil {
 			reports[i].Err = &RepositoryError{Repository: name, Err: fmt.Errorf("not started: %w", context.Cause(runCtx))}
+			im.opts.Observer.RepositoryDone(ctx, RepositoryEvent{Pass: pass, Outcome: RepositoryFailed, Report: reports[i]})
 			continue
 		}
 		g.Go(func() error {
@@ -166,7 +180,7 @@ func (im *Importer) run(ctx context.Context, pass Pass, names []string) (*Report
 	}
 	_ = g.Wait()
 
-	rep := &Report{Pass: pass, DryRun: im.opts.DryRun, Repositories: reports, Duration: time.Since(start)}
+	rep = &Report{Pass: pass, DryRun: im.opts.DryRun, Repositories: reports, Duration: time.Since(start)}
 	prog := st.progress.snapshot()
 	rep.BlobsCopied, rep.BlobsSkipped, rep.BytesCopied, rep.Stats = prog.BlobsCopied, prog.BlobsSkipped, prog.BytesCopied, prog.Stats
 	var errs []error
@@ -202,14 +216,21 @@ func (im *Importer) importRepository(ctx context.Context, st *runState, pass Pas
 		rr.Duration = time.Since(start)
 		st.progress.repoDone(name, rr.Duration, rr.Err)
 		log := im.log.With(slog.String("repository", name), slog.Duration("took", rr.Duration))
+		outcome := RepositoryImported
 		switch {
 		case rr.Err != nil:
+			outcome = RepositoryFailed
 			log.WarnContext(ctx, "transfer: repository failed", slog.Any("error", rr.Err))
 		case rr.TooLarge:
+			outcome = RepositoryTooLarge
 			log.InfoContext(ctx, "transfer: repository has too many tags; skipped", slog.Int("tags", rr.TagsTotal), slog.Int("limit", im.opts.MaxTags))
 		default:
+			if im.opts.DryRun {
+				outcome = RepositoryDryRun
+			}
 			log.InfoContext(ctx, "transfer: repository done", slog.Int("manifests", rr.Manifests), slog.Int("blobs", rr.Blobs))
 		}
+		im.opts.Observer.RepositoryDone(ctx, RepositoryEvent{Pass: pass, Outcome: outcome, Report: rr})
 	}()
 
 	p, err := im.plan(ctx, st, name)

@@ -105,7 +105,7 @@ func (s *LayoutSink) writeIfDifferent(ctx context.Context, key string, content [
 	if err != nil && gcerrors.Code(err) != gcerrors.NotFound {
 		return err
 	}
-	_, err = s.retry.do(ctx, func(ctx context.Context) error {
+	_, err = s.retry.do(ctx, "write", func(ctx context.Context) error {
 		return s.b.WriteAll(ctx, key, content, &blob.WriterOptions{ContentType: "application/octet-stream"})
 	})
 	if err != nil {
@@ -116,7 +116,7 @@ func (s *LayoutSink) writeIfDifferent(ctx context.Context, key string, content [
 
 func (s *LayoutSink) read(ctx context.Context, key string) ([]byte, error) {
 	var got []byte
-	_, err := s.retry.do(ctx, func(ctx context.Context) error {
+	_, err := s.retry.do(ctx, "read", func(ctx context.Context) error {
 		var err error
 		got, _, err = readSmall(ctx, s.b, key, maxManifestSize)
 		return err

@@ -206,7 +206,7 @@ func (r *LayoutReader) Manifest(ctx context.Context, d Digest) (*Manifest, error
 		return nil, err
 	}
 	var payload []byte
-	_, err := r.retry.do(ctx, func(ctx context.Context) error {
+	_, err := r.retry.do(ctx, "read", func(ctx context.Context) error {
 		var err error
 		payload, _, err = readSmall(ctx, r.b, r.layout.BlobKey(d), maxManifestSize)
 		if errors.Is(err, errTooLarge) {
@@ -227,7 +227,7 @@ func (r *LayoutReader) BlobSize(ctx context.Context, d Digest) (int64, error) {
 		return 0, err
 	}
 	var size int64
-	_, err := r.retry.do(ctx, func(ctx context.Context) error {
+	_, err := r.retry.do(ctx, "stat", func(ctx context.Context) error {
 		a, err := r.b.Attributes(ctx, r.layout.BlobKey(d))
 		if err != nil {
 			return missingOr(err, d)
@@ -248,7 +248,7 @@ func (r *LayoutReader) readLink(ctx context.Context, key string) (Digest, time.T
 		content []byte
 		mod     time.Time
 	)
-	_, err := r.retry.do(ctx, func(ctx context.Context) error {
+	_, err := r.retry.do(ctx, "read", func(ctx context.Context) error {
 		var err error
 		content, mod, err = readSmall(ctx, r.b, key, maxLinkSize)
 		return err
@@ -305,7 +305,7 @@ func (r *LayoutReader) listDirs(ctx context.Context, prefix string) ([]string, e
 			objs []*blob.ListObject
 			next []byte
 		)
-		_, err := r.retry.do(ctx, func(ctx context.Context) error {
+		_, err := r.retry.do(ctx, "list", func(ctx context.Context) error {
 			var err error
 			objs, next, err = r.b.ListPage(ctx, token, listPageSize, &blob.ListOptions{Prefix: prefix, Delimiter: "/"})
 			if errors.Is(err, io.EOF) {

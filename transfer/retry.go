@@ -34,6 +34,10 @@ type RetryPolicy struct {
 	// Retryable decides whether an error is worth another attempt.
 	// Default IsRetryable.
 	Retryable func(error) bool
+	// Observer is told about each retry (Observer.Retried), for metrics.
+	// Default: the Observer of the Options or ImportOptions the policy is
+	// part of; none for NewLayoutReader and NewLayoutSink.
+	Observer Observer
 }
 
 func (p RetryPolicy) withDefaults() RetryPolicy {
@@ -69,12 +73,13 @@ func (p RetryPolicy) backoff(n int) time.Duration {
 	return half + rand.N(upper-half+1)
 }
 
-// do runs op until it succeeds, fails with an error the policy does not
+// do runs fn until it succeeds, fails with an error the policy does not
 // retry, runs out of attempts, or ctx is done. It returns the number of
-// attempts made and the last error.
-func (p RetryPolicy) do(ctx context.Context, op func(ctx context.Context) error) (int, error) {
+// attempts made and the last error. op names the operation for the
+// Observer.
+func (p RetryPolicy) do(ctx context.Context, op string, fn func(ctx context.Context) error) (int, error) {
 	for attempt := 1; ; attempt++ {
-		err := op(ctx)
+		err := fn(ctx)
 		if err == nil {
 			return attempt, nil
 		}
@@ -84,7 +89,11 @@ func (p RetryPolicy) do(ctx context.Context, op func(ctx context.Context) error)
 		if attempt >= p.MaxAttempts || !p.Retryable(err) {
 			return attempt, err
 		}
-		t := time.NewTimer(p.backoff(attempt))
+		wait := p.backoff(attempt)
+		if p.Observer != nil {
+			p.Observer.Retried(ctx, RetryEvent{Op: op, Cause: ClassifyRetry(err), Attempt: attempt, Wait: wait, Err: err})
+		}
+		t := time.NewTimer(wait)
 		select {
 		case <-ctx.Done():
 			t.Stop()

@@ -74,6 +74,9 @@ type Options struct {
 	DisableServerSideCopy bool
 	// Logger receives retry and verification messages. Default: discard.
 	Logger *slog.Logger
+	// Observer is told about every Transfer and every retry of a copy,
+	// for metrics and tracing (see prommetrics). Default: none.
+	Observer Observer
 }
 
 const defaultBufferSize = 1 << 20
@@ -95,6 +98,12 @@ func New(src, dst *blob.Bucket, opts Options) (Transferer, error) {
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.Retry.Observer == nil {
+		opts.Retry.Observer = opts.Observer
+	}
+	if opts.Observer == nil {
+		opts.Observer = ObserverFuncs{}
 	}
 	t := &transferer{
 		src:    src,
@@ -129,6 +138,7 @@ func (t *transferer) Transfer(ctx context.Context, d Digest) (Result, error) {
 	start := time.Now()
 	res := Result{Digest: d}
 	if err := d.Validate(); err != nil {
+		t.opts.Observer.BlobDone(ctx, BlobEvent{Result: res, Err: err})
 		return res, err
 	}
 	key := t.layout.BlobKey(d)
@@ -136,7 +146,7 @@ func (t *transferer) Transfer(ctx context.Context, d Digest) (Result, error) {
 	if t.gcs != nil {
 		res, err = t.copyServerSide(ctx, d, key)
 	} else {
-		res.Attempts, err = t.retry.do(ctx, func(ctx context.Context) error {
+		res.Attempts, err = t.retry.do(ctx, "copy", func(ctx context.Context) error {
 			var err error
 			res, err = t.stream(ctx, d, key)
 			if err != nil && IsRetryable(err) {
@@ -148,9 +158,10 @@ func (t *transferer) Transfer(ctx context.Context, d Digest) (Result, error) {
 	res.Digest = d
 	res.Duration = time.Since(start)
 	if err != nil {
-		return res, fmt.Errorf("transfer %s: %w", d, err)
+		err = fmt.Errorf("transfer %s: %w", d, err)
 	}
-	return res, nil
+	t.opts.Observer.BlobDone(ctx, BlobEvent{Result: res, Err: err})
+	return res, err
 }
 
 // stream makes one attempt at a streamed, verified copy.

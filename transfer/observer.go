@@ -1,0 +1,242 @@
+package transfer
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"syscall"
+	"time"
+
+	"gocloud.dev/gcerrors"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+)
+
+// Observer is told what Transferers and Importers do, for metrics and
+// tracing; transfer itself depends on no metrics library (package
+// prommetrics implements it with Prometheus). Calls are made synchronously
+// from many goroutines at once (blobs and repositories are processed
+// concurrently), so they must be quick, safe for concurrent use and must
+// not block. Set it in Options.Observer (blobs, and retries of copies) and
+// ImportOptions.Observer (repositories, passes, and retries of source
+// reads); a RetryPolicy's Observer sees the retries of whatever uses it.
+type Observer interface {
+	// BlobDone is called after every Transfer, whatever the outcome.
+	BlobDone(ctx context.Context, e BlobEvent)
+	// Retried is called when a storage operation failed with a retryable
+	// error and is about to be tried again.
+	Retried(ctx context.Context, e RetryEvent)
+	// RepositoryDone is called when an Importer has finished a
+	// repository, successfully or not.
+	RepositoryDone(ctx context.Context, e RepositoryEvent)
+	// PassDone is called at the end of every PreImport and Import.
+	PassDone(ctx context.Context, e PassEvent)
+}
+
+// BlobEvent describes one Transfer.
+type BlobEvent struct {
+	// Result says what was done; Result.Method() is "skipped",
+	// "server-side" or "streamed". Result.Digest is unbounded: fine on a
+	// trace span, never a metric label.
+	Result Result
+	// Err is Transfer's error; it wraps ErrCorrupt, ErrMissingBlob,
+	// ErrInvalidDigest or a context error when one of them applies.
+	Err error
+}
+
+// RetryCause classifies why a storage operation was retried. There are no
+// others, so they are safe as metric label values.
+type RetryCause string
+
+// The causes of a retry, from ClassifyRetry.
+const (
+	// RetryThrottled: HTTP 429 or a resource-exhausted code: the service
+	// asks for less.
+	RetryThrottled RetryCause = "throttled"
+	// RetryServerError: HTTP 5xx, or an internal, unavailable or aborted
+	// code.
+	RetryServerError RetryCause = "server_error"
+	// RetryTimeout: HTTP 408, a deadline-exceeded code or a network
+	// timeout.
+	RetryTimeout RetryCause = "timeout"
+	// RetryTruncated: a read ended before the object did.
+	RetryTruncated RetryCause = "truncated"
+	// RetryConnection: the connection was reset or broken.
+	RetryConnection RetryCause = "connection"
+	// RetryOther: anything else a custom RetryPolicy.Retryable retries.
+	RetryOther RetryCause = "other"
+)
+
+// ClassifyRetry returns the cause of a retryable error, in the terms of
+// IsRetryable.
+func ClassifyRetry(err error) RetryCause {
+	switch {
+	case errors.Is(err, errTruncated), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, io.EOF):
+		return RetryTruncated
+	case errors.Is(err, syscall.ECONNRESET), errors.Is(err, syscall.EPIPE):
+		return RetryConnection
+	}
+	if code, ok := httpStatus(err); ok {
+		switch {
+		case code == http.StatusTooManyRequests:
+			return RetryThrottled
+		case code == http.StatusRequestTimeout:
+			return RetryTimeout
+		case code >= 500:
+			return RetryServerError
+		}
+	}
+	switch gcerrors.Code(err) {
+	case gcerrors.ResourceExhausted:
+		return RetryThrottled
+	case gcerrors.DeadlineExceeded:
+		return RetryTimeout
+	case gcerrors.Internal:
+		return RetryServerError
+	}
+	switch status.Code(err) {
+	case codes.ResourceExhausted:
+		return RetryThrottled
+	case codes.DeadlineExceeded:
+		return RetryTimeout
+	case codes.Unavailable, codes.Internal, codes.Aborted:
+		return RetryServerError
+	}
+	if ne, ok := errors.AsType[net.Error](err); ok && ne.Timeout() {
+		return RetryTimeout
+	}
+	return RetryOther
+}
+
+// RetryEvent describes one retry.
+type RetryEvent struct {
+	// Op names the operation: "copy", "server_side_copy", "read", "stat",
+	// "list" or "write".
+	Op    string
+	Cause RetryCause
+	// Attempt is the attempt that failed (1 for the first).
+	Attempt int
+	// Wait is the backoff before the next attempt.
+	Wait time.Duration
+	// Err is the failure.
+	Err error
+}
+
+// RepositoryOutcome classifies how an Importer finished a repository.
+// There are no others, so they are safe as metric label values.
+type RepositoryOutcome string
+
+// The outcomes of a repository.
+const (
+	// RepositoryImported: the pass completed for the repository.
+	RepositoryImported RepositoryOutcome = "imported"
+	// RepositoryFailed: it failed (RepositoryEvent.Report.Err says why).
+	RepositoryFailed RepositoryOutcome = "failed"
+	// RepositoryTooLarge: skipped for having more than MaxTags tags.
+	RepositoryTooLarge RepositoryOutcome = "too_large"
+	// RepositoryDryRun: read and validated only (ImportOptions.DryRun).
+	RepositoryDryRun RepositoryOutcome = "dry_run"
+)
+
+// RepositoryEvent describes one repository of a pass.
+type RepositoryEvent struct {
+	Pass    Pass
+	Outcome RepositoryOutcome
+	// Report is the repository's report; Report.Name is its path
+	// (unbounded: never a metric label) and Report.Duration how long it
+	// took.
+	Report RepositoryReport
+}
+
+// PassEvent describes one pass of an Importer.
+type PassEvent struct {
+	// Report is the pass's report; nil when the repositories could not
+	// even be listed.
+	Report *Report
+	Pass   Pass
+	// Duration is how long the pass took.
+	Duration time.Duration
+	Err      error
+}
+
+// ObserverFuncs is an Observer made of optional functions; nil ones are
+// skipped. The zero value observes nothing.
+type ObserverFuncs struct {
+	OnBlobDone       func(ctx context.Context, e BlobEvent)
+	OnRetried        func(ctx context.Context, e RetryEvent)
+	OnRepositoryDone func(ctx context.Context, e RepositoryEvent)
+	OnPassDone       func(ctx context.Context, e PassEvent)
+}
+
+var _ Observer = ObserverFuncs{}
+
+// BlobDone implements Observer.
+func (o ObserverFuncs) BlobDone(ctx context.Context, e BlobEvent) {
+	if o.OnBlobDone != nil {
+		o.OnBlobDone(ctx, e)
+	}
+}
+
+// Retried implements Observer.
+func (o ObserverFuncs) Retried(ctx context.Context, e RetryEvent) {
+	if o.OnRetried != nil {
+		o.OnRetried(ctx, e)
+	}
+}
+
+// RepositoryDone implements Observer.
+func (o ObserverFuncs) RepositoryDone(ctx context.Context, e RepositoryEvent) {
+	if o.OnRepositoryDone != nil {
+		o.OnRepositoryDone(ctx, e)
+	}
+}
+
+// PassDone implements Observer.
+func (o ObserverFuncs) PassDone(ctx context.Context, e PassEvent) {
+	if o.OnPassDone != nil {
+		o.OnPassDone(ctx, e)
+	}
+}
+
+// MultiObserver returns an Observer that tells each of obs in turn; nil
+// ones are dropped.
+func MultiObserver(obs ...Observer) Observer {
+	var list multiObserver
+	for _, o := range obs {
+		if o != nil {
+			list = append(list, o)
+		}
+	}
+	if len(list) == 1 {
+		return list[0]
+	}
+	return list
+}
+
+type multiObserver []Observer
+
+func (m multiObserver) BlobDone(ctx context.Context, e BlobEvent) {
+	for _, o := range m {
+		o.BlobDone(ctx, e)
+	}
+}
+
+func (m multiObserver) Retried(ctx context.Context, e RetryEvent) {
+	for _, o := range m {
+		o.Retried(ctx, e)
+	}
+}
+
+func (m multiObserver) RepositoryDone(ctx context.Context, e RepositoryEvent) {
+	for _, o := range m {
+		o.RepositoryDone(ctx, e)
+	}
+}
+
+func (m multiObserver) PassDone(ctx context.Context, e PassEvent) {
+	for _, o := range m {
+		o.PassDone(ctx, e)
+	}
+}
