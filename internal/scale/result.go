@@ -70,6 +70,10 @@ type Result struct {
 	// aborted repositories.
 	BlobRetries, FaultsInjected int64
 	RepositoryRetries           int
+	// PassFailures counts import passes that failed (and were aborted and
+	// retried by the enqueuer); 0 means every fault was absorbed by the
+	// retries of single operations.
+	PassFailures int
 	// SourceOps and DestinationOps count bucket operations.
 	SourceOps, DestinationOps int64
 
@@ -176,8 +180,12 @@ func (r *Result) WriteReport(w io.Writer) {
 	p("imported", "%d of %d repositories", r.Imported, r.Repositories)
 	p("rejected by policy", "%s", rejections(r.Rejected, fmt.Sprintf("more than %d tags", o.MaxTags)))
 	p("failed", "%s", rejections(r.Failed, ""))
-	p("retries", "%s blob transfer retries; %s injected 503s, all retried; %d repository retries",
-		count(r.BlobRetries), count(r.FaultsInjected), r.RepositoryRetries)
+	absorbed := "all absorbed by retries of single operations"
+	if r.PassFailures > 0 {
+		absorbed = fmt.Sprintf("%d import passes failed and were retried by the enqueuer", r.PassFailures)
+	}
+	p("retries", "%s blob transfer retries; %s injected 503s, %s; %d repository retries",
+		count(r.BlobRetries), count(r.FaultsInjected), absorbed, r.RepositoryRetries)
 	p("storage operations", "source %s, destination %s", count(r.SourceOps), count(r.DestinationOps))
 	p("peak RSS", "%s", transfer.FormatBytes(r.PeakRSS))
 	p("goroutines", "%d at start, %d at peak, %d at end", r.GoroutinesStart, r.GoroutinesPeak, r.GoroutinesEnd)

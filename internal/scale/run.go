@@ -111,7 +111,7 @@ func Run(ctx context.Context, w *Workload, opts Options) (*Result, error) {
 	if err := e.settle(ctx, res, repos); err != nil {
 		return nil, err
 	}
-	res.PerRepository = trk.timings()
+	res.PerRepository, res.PassFailures = trk.timings(), trk.failures()
 	res.ETA = trk.etaPoints(wall, []float64{0.10, 0.50, 0.90})
 	if res.Wall > 0 {
 		res.BlobsPerSecond = float64(res.BlobsCopied) / res.Wall.Seconds()

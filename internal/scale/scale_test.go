@@ -89,6 +89,7 @@ func TestScaledImport(t *testing.T) {
 	// The faults happened and were survived.
 	require.Positive(t, res.FaultsInjected)
 	require.Positive(t, res.BlobRetries)
+	require.Zero(t, res.PassFailures, "every fault is absorbed by retries of single operations")
 
 	// The ETA was evaluated against the real end (how many points depends
 	// on how long the run took), and the report renders.

@@ -471,6 +471,13 @@ func (t *tracker) etaPoints(end time.Duration, shares []float64) []ETAPoint {
 	return out
 }
 
+// failures returns how many import passes failed.
+func (t *tracker) failures() int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.passFailures
+}
+
 // RepositoryTiming is one imported repository's timeline.
 type RepositoryTiming struct {
 	Path  string
