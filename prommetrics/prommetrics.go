@@ -40,6 +40,7 @@ type Metrics struct {
 	enqueuer *enqueuerObserver
 	storage  *storageObserver
 	lease    *leaseObserver
+	transfer *transferObserver
 }
 
 // New creates Ferry's metrics and registers them on reg (use
@@ -62,12 +63,14 @@ func New(reg prometheus.Registerer, opts Options) (*Metrics, error) {
 		enqueuer: newEnqueuerObserver(),
 		storage:  newStorageObserver(opts),
 		lease:    newLeaseObserver(opts),
+		transfer: newTransferObserver(),
 	}
 	var all []prometheus.Collector
 	all = append(all, m.bbm.collectors()...)
 	all = append(all, m.enqueuer.collectors()...)
 	all = append(all, m.storage.collectors()...)
 	all = append(all, m.lease.collectors()...)
+	all = append(all, m.transfer.collectors()...)
 	if err := registerAll(reg, all); err != nil {
 		return nil, err
 	}

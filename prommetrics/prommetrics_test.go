@@ -20,6 +20,7 @@ import (
 	"github.com/ferryhq/ferry/lease"
 	"github.com/ferryhq/ferry/prommetrics"
 	"github.com/ferryhq/ferry/storage"
+	"github.com/ferryhq/ferry/transfer"
 )
 
 func TestNewRegistersOnceAndCleansUp(t *testing.T) {
@@ -133,6 +134,12 @@ func touchAll(m *prommetrics.Metrics) {
 	l.LeaseEnded(ctx, lease.EndEvent{Key: "k", Reason: lease.EndLost})
 	l.LeaseEnded(ctx, lease.EndEvent{Key: "k", Reason: lease.EndReleaseFailed})
 	l.FenceChecked(ctx, lease.FenceEvent{Key: "k"})
+	tr := m.Transfer()
+	tr.BlobDone(ctx, transfer.BlobEvent{Result: transfer.Result{Bytes: 1}})
+	tr.BlobDone(ctx, transfer.BlobEvent{Err: io.EOF})
+	tr.Retried(ctx, transfer.RetryEvent{Op: "copy", Cause: transfer.RetryThrottled})
+	tr.RepositoryDone(ctx, transfer.RepositoryEvent{Pass: transfer.PreImport, Outcome: transfer.RepositoryImported, Report: transfer.RepositoryReport{Duration: 1}})
+	tr.PassDone(ctx, transfer.PassEvent{Pass: transfer.FinalImport})
 }
 
 // The metrics table in doc.go lists every metric there is.
