@@ -1,10 +1,10 @@
 // Command tracing shows how a host records OpenTelemetry spans through
 // Ferry's observer hooks, next to Prometheus metrics on the same hooks,
 // without OpenTelemetry in any of Ferry's packages. It runs offline: a bbm
-// backfill and an enqueuer run on Ferry's in-memory fakes, and a
-// notification to the enqueuer's Handler, traced into OpenTelemetry's
-// in-memory exporter (tracetest), then prints the spans as a tree and a few
-// of the metrics.
+// backfill and an enqueuer run (under a lease) on Ferry's in-memory fakes, a
+// notification to the enqueuer's Handler and a small layout import between
+// in-memory buckets, traced into OpenTelemetry's in-memory exporter
+// (tracetest); then it prints the spans as a tree and a few of the metrics.
 //
 //	go run ./examples/tracing
 //
@@ -20,6 +20,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -34,6 +35,7 @@ import (
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
+	"gocloud.dev/blob/memblob"
 
 	"github.com/ferryhq/ferry/bbm"
 	"github.com/ferryhq/ferry/bbm/bbmtest"
@@ -43,6 +45,9 @@ import (
 	"github.com/ferryhq/ferry/lease/leasetest"
 	"github.com/ferryhq/ferry/prommetrics"
 	"github.com/ferryhq/ferry/storage"
+	"github.com/ferryhq/ferry/transfer"
+	"github.com/ferryhq/ferry/transfer/faultblob"
+	"github.com/ferryhq/ferry/transfer/transfertest"
 )
 
 func main() {
@@ -73,12 +78,16 @@ func run(ctx context.Context, out io.Writer) error {
 	if err := enqueue(ctx, tracer, locker, enqueuer.MultiObserver(metrics.Enqueuer(), enqueuerTracer(tracer))); err != nil {
 		return err
 	}
+	if err := importLayout(ctx, tracer, transfer.MultiObserver(metrics.Transfer(), transferTracer(tracer))); err != nil {
+		return err
+	}
 	if err := tp.ForceFlush(ctx); err != nil {
 		return err
 	}
 	printTree(out, exporter.GetSpans())
 	return printMetrics(out, reg, "ferry_bbm_jobs_finished_total", "ferry_bbm_jobs_failed_total",
-		"ferry_enqueuer_starts_total", "ferry_enqueuer_notifications_total", "ferry_lease_acquires_total")
+		"ferry_enqueuer_starts_total", "ferry_enqueuer_notifications_total", "ferry_lease_acquires_total",
+		"ferry_transfer_blobs_total", "ferry_transfer_retries_total", "ferry_transfer_repositories_total")
 }
 
 var quiet = slog.New(slog.DiscardHandler)
@@ -158,8 +167,42 @@ func enqueue(ctx context.Context, tracer trace.Tracer, locker lease.Locker, obs 
 	return nil
 }
 
+// importLayout generates a small registry in the distribution layout and
+// pre-imports it from one in-memory bucket to another under an
+// "import" span; every first read of a layer is cut short once, and
+// retried.
+func importLayout(ctx context.Context, tracer trace.Tracer, obs transfer.Observer) error {
+	src, dst := memblob.OpenBucket(nil), memblob.OpenBucket(nil)
+	defer src.Close()
+	defer dst.Close()
+	spec := transfertest.SmallSpec(1)
+	spec.Repositories, spec.Images, spec.NestedFraction, spec.DanglingLayers = 2, 3, 0, 0
+	gen, err := transfertest.Generate(ctx, src, spec)
+	if err != nil {
+		return err
+	}
+	flaky, _ := faultblob.Wrap(src, faultblob.Options{Inject: faultblob.OnKeys("/blobs/",
+		faultblob.FailFirst(1, faultblob.TruncateRead, faultblob.OpRead))})
+	retry := transfer.RetryPolicy{InitialBackoff: time.Millisecond, MaxBackoff: time.Millisecond}
+	tr, err := transfer.New(flaky, dst, transfer.Options{Retry: retry, Observer: obs})
+	if err != nil {
+		return err
+	}
+	im, err := transfer.NewImporter(flaky, tr, transfertest.NewMemSink(), transfer.ImportOptions{
+		Retry: retry, Observer: obs, RepositoryConcurrency: 1})
+	if err != nil {
+		return err
+	}
+	ctx, span := tracer.Start(ctx, "import")
+	defer span.End()
+	_, err = im.PreImport(ctx, gen.Repositories[0].Name, gen.Repositories[1].Name)
+	return err
+}
+
 // printTree prints spans under their parents, in start order, with their
-// attributes and events.
+// attributes and events. Siblings (or events) of one name beyond four,
+// such as blobs, are counted on one line at the end instead, since they
+// run concurrently in no fixed order.
 func printTree(out io.Writer, spans tracetest.SpanStubs) {
 	children := map[trace.SpanID][]tracetest.SpanStub{}
 	for _, s := range spans {
@@ -167,22 +210,49 @@ func printTree(out io.Writer, spans tracetest.SpanStubs) {
 	}
 	var walk func(parent trace.SpanID, depth int)
 	walk = func(parent trace.SpanID, depth int) {
+		indent := strings.Repeat("  ", depth)
 		kids := children[parent]
 		slices.SortStableFunc(kids, func(a, b tracetest.SpanStub) int { return a.StartTime.Compare(b.StartTime) })
+		many := crowded(kids, func(s tracetest.SpanStub) string { return s.Name })
 		for _, s := range kids {
-			indent := strings.Repeat("  ", depth)
+			if many[s.Name] > 0 {
+				continue
+			}
 			line := indent + s.Name + attrs(s.Attributes)
 			if s.Status.Description != "" {
 				line += " error=" + fmt.Sprintf("%q", s.Status.Description)
 			}
 			fmt.Fprintln(out, line)
+			manyEvents := crowded(s.Events, func(e sdktrace.Event) string { return e.Name })
 			for _, ev := range s.Events {
-				fmt.Fprintln(out, indent+"  · "+ev.Name+attrs(ev.Attributes))
+				if manyEvents[ev.Name] == 0 {
+					fmt.Fprintln(out, indent+"  · "+ev.Name+attrs(ev.Attributes))
+				}
+			}
+			for _, name := range slices.Sorted(maps.Keys(manyEvents)) {
+				fmt.Fprintf(out, "%s  · %s ×%d\n", indent, name, manyEvents[name])
 			}
 			walk(s.SpanContext.SpanID(), depth+1)
 		}
+		for _, name := range slices.Sorted(maps.Keys(many)) {
+			fmt.Fprintf(out, "%s%s ×%d\n", indent, name, many[name])
+		}
 	}
 	walk(trace.SpanID{}, 0)
+}
+
+// crowded counts the names that more than four of xs share.
+func crowded[T any](xs []T, name func(T) string) map[string]int {
+	n := map[string]int{}
+	for _, x := range xs {
+		n[name(x)]++
+	}
+	for k, v := range n {
+		if v <= 4 {
+			delete(n, k)
+		}
+	}
+	return n
 }
 
 // attrs formats attributes as " key=value ...", sorted by key, without

@@ -37,6 +37,11 @@ func Example() {
 	//   enqueuer.start import_type=next repository=acme/web result=accepted
 	// PUT /notify
 	//   enqueuer.notification outcome=applied repository=acme/api status=pre_import_complete http.response.status_code=200
+	// import blobs_copied=14 bytes_copied=75484 pass=pre-import
+	//   · transfer.retry ×19
+	//   transfer.repository blobs=7 manifests=3 outcome=imported repository=group-00/project-000
+	//   transfer.repository blobs=7 manifests=2 outcome=imported repository=group-00/project-001
+	//   transfer.blob ×14
 	// metrics:
 	//   ferry_bbm_jobs_failed_total{code="job_failed",migration="fill"} 1
 	//   ferry_bbm_jobs_finished_total{migration="fill"} 3
@@ -45,6 +50,10 @@ func Example() {
 	//   ferry_lease_acquires_total{key="container_registry:migration:enqueuer_worker",result="acquired"} 1
 	//   ferry_lease_acquires_total{key="container_registry:migration:enqueuer_worker",result="error"} 0
 	//   ferry_lease_acquires_total{key="container_registry:migration:enqueuer_worker",result="held"} 0
+	//   ferry_transfer_blobs_total{method="streamed"} 14
+	//   ferry_transfer_repositories_total{outcome="imported",pass="pre_import"} 2
+	//   ferry_transfer_retries_total{cause="truncated",op="copy"} 14
+	//   ferry_transfer_retries_total{cause="truncated",op="read"} 5
 }
 
 func TestRunIsRepeatable(t *testing.T) {

@@ -12,6 +12,7 @@ import (
 	"github.com/ferryhq/ferry/enqueuer"
 	"github.com/ferryhq/ferry/lease"
 	"github.com/ferryhq/ferry/storage"
+	"github.com/ferryhq/ferry/transfer"
 )
 
 // The observers below record OpenTelemetry spans from Ferry's hook events.
@@ -153,6 +154,44 @@ func leaseTracer(t trace.Tracer) lease.Observer {
 			trace.SpanFromContext(ctx).AddEvent("lease.fence", trace.WithAttributes(
 				attribute.String("lease.key", e.Key), attribute.Int64("lease.token", e.Token),
 				attribute.Bool("lease.fenced", e.Err != nil)))
+		},
+	}
+}
+
+// transferTracer records a span per blob transfer and per repository,
+// retries as events, and a pass's outcome as attributes of the host's span
+// around PreImport or Import.
+func transferTracer(t trace.Tracer) transfer.Observer {
+	return transfer.ObserverFuncs{
+		OnBlobDone: func(ctx context.Context, e transfer.BlobEvent) {
+			span(ctx, t, "transfer.blob", e.Result.Duration, e.Err,
+				attribute.String("transfer.digest", string(e.Result.Digest)),
+				attribute.String("transfer.method", e.Result.Method()),
+				attribute.Int64("transfer.bytes", e.Result.Bytes),
+				attribute.Int("transfer.attempts", e.Result.Attempts))
+		},
+		OnRetried: func(ctx context.Context, e transfer.RetryEvent) {
+			trace.SpanFromContext(ctx).AddEvent("transfer.retry", trace.WithAttributes(
+				attribute.String("transfer.op", e.Op), attribute.String("transfer.cause", string(e.Cause)),
+				attribute.Int("transfer.attempt", e.Attempt)))
+		},
+		OnRepositoryDone: func(ctx context.Context, e transfer.RepositoryEvent) {
+			span(ctx, t, "transfer.repository", e.Report.Duration, e.Report.Err,
+				attribute.String("transfer.repository", e.Report.Name),
+				attribute.String("transfer.outcome", string(e.Outcome)),
+				attribute.Int("transfer.manifests", e.Report.Manifests),
+				attribute.Int("transfer.blobs", e.Report.Blobs))
+		},
+		OnPassDone: func(ctx context.Context, e transfer.PassEvent) {
+			s := trace.SpanFromContext(ctx)
+			s.SetAttributes(attribute.String("transfer.pass", e.Pass.String()))
+			if e.Report != nil {
+				s.SetAttributes(attribute.Int64("transfer.blobs_copied", e.Report.BlobsCopied),
+					attribute.Int64("transfer.bytes_copied", e.Report.BytesCopied))
+			}
+			if e.Err != nil {
+				s.SetStatus(codes.Error, e.Err.Error())
+			}
 		},
 	}
 }
