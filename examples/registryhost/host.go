@@ -20,7 +20,9 @@ import (
 	"github.com/ferryhq/ferry/bbm"
 	"github.com/ferryhq/ferry/enqueuer"
 	"github.com/ferryhq/ferry/internal/pgtest"
+	"github.com/ferryhq/ferry/lease"
 	"github.com/ferryhq/ferry/lease/pglease"
+	"github.com/ferryhq/ferry/prommetrics"
 	"github.com/ferryhq/ferry/storage"
 	"github.com/ferryhq/ferry/transfer"
 	"github.com/ferryhq/ferry/transfer/transfertest"
@@ -124,8 +126,15 @@ func (h *host) start(stop, hard context.Context, teardown *[]func()) error {
 		})
 	}
 
+	// Metrics: every package reports to them; GET /metrics serves them.
+	metricsReg := prommetrics.NewRegistry()
+	metrics, err := prommetrics.New(metricsReg, prommetrics.Options{})
+	if err != nil {
+		return err
+	}
+
 	// Storage: Ferry's schema, then the host's.
-	db, how, closeDB, err := openStorage(stop, cfg.DatabaseURL)
+	db, how, closeDB, err := openStorage(stop, cfg.DatabaseURL, metrics.Storage())
 	if err != nil {
 		return err
 	}
@@ -170,12 +179,12 @@ func (h *host) start(stop, hard context.Context, teardown *[]func()) error {
 	if err != nil {
 		return err
 	}
-	tr, err := transfer.New(src, dst, transfer.Options{Logger: h.logger})
+	tr, err := transfer.New(src, dst, transfer.Options{Logger: h.logger, Observer: metrics.Transfer()})
 	if err != nil {
 		return err
 	}
 	im, err := transfer.NewImporter(src, tr, transfer.NewLayoutSink(dst, layout, transfer.RetryPolicy{}),
-		transfer.ImportOptions{Logger: h.logger})
+		transfer.ImportOptions{Logger: h.logger, Observer: metrics.Transfer()})
 	if err != nil {
 		return err
 	}
@@ -221,7 +230,8 @@ func (h *host) start(stop, hard context.Context, teardown *[]func()) error {
 	enq, err := enqueuer.New(enqueuer.Config{
 		Store:    h.store,
 		Registry: reg,
-		Locker:   h.locker,
+		Locker:   lease.Observe(h.locker, metrics.Lease()),
+		Observer: metrics.Enqueuer(),
 		LeaseTTL: cfg.LeaseTTL,
 		Capacity: func(context.Context) int { return cfg.Capacity },
 		Enabled:  func(context.Context) bool { return stop.Err() == nil },
@@ -236,6 +246,7 @@ func (h *host) start(stop, hard context.Context, teardown *[]func()) error {
 		Store:    h.store,
 		Secret:   secret,
 		OnChange: func(context.Context, enqueuer.Repository) { h.loop.poke() },
+		Observer: metrics.Enqueuer(),
 		Logger:   h.logger.With("job", kindNotification, "queue", h.queues.queue(kindNotification)),
 	})
 	if err != nil {
@@ -248,12 +259,16 @@ func (h *host) start(stop, hard context.Context, teardown *[]func()) error {
 		Logger:     h.logger.With("job", kindBackfill, "queue", h.queues.queue(kindBackfill)),
 		Interval:   cfg.BackfillInterval,
 		MaxBackoff: 5 * time.Second,
-		Observer:   bbm.ObserverFuncs{OnJobStarted: func(context.Context, bbm.JobEvent) { h.queues.count(kindBackfill) }},
+		Observer: bbm.MultiObserver(metrics.BBM(),
+			bbm.ObserverFuncs{OnJobStarted: func(context.Context, bbm.JobEvent) { h.queues.count(kindBackfill) }}),
 	})
 	if err := w.Register(work); err != nil {
 		return err
 	}
 	h.admin = w.Admin()
+	if err := metrics.WatchMigrations(bbm.NewPostgresStore(db, bbm.PostgresStoreOptions{})); err != nil {
+		return err
+	}
 	m, err := registerBackfill(stop, h.admin, work, cfg.BatchSize)
 	if err != nil {
 		return fmt.Errorf("registering the backfill: %w", err)
@@ -270,6 +285,7 @@ func (h *host) start(stop, hard context.Context, teardown *[]func()) error {
 	mux := http.NewServeMux()
 	mux.Handle("/internal/registry/", handler)
 	mux.HandleFunc("GET /status", h.serveStatus)
+	mux.Handle("GET /metrics", prommetrics.Handler(metricsReg))
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog: slog.NewLogLogger(h.logger.Handler(), slog.LevelWarn)}
 	served := make(chan error, 1)
@@ -282,7 +298,7 @@ func (h *host) start(stop, hard context.Context, teardown *[]func()) error {
 			h.logger.Error("registryhost: notification endpoint failed", "error", err)
 		}
 	})
-	h.say("notifications: http://%s/internal/registry/repositories/<path>/migration/status (progress: GET http://%s/status)", addr, addr)
+	h.say("notifications: http://%s/internal/registry/repositories/<path>/migration/status (progress: GET http://%s/status, metrics: GET http://%s/metrics)", addr, addr, addr)
 	// Jobs on the queues (imports, notifications) finish before the
 	// endpoint closes: the notifications need it.
 	*teardown = append(*teardown, h.queues.wait)
@@ -384,7 +400,7 @@ func (h *host) summary() {
 }
 
 // openStorage connects to url, or to a throwaway server when url is "".
-func openStorage(ctx context.Context, url string) (*storage.DB, string, func(), error) {
+func openStorage(ctx context.Context, url string, obs storage.Observer) (*storage.DB, string, func(), error) {
 	how := "PostgreSQL at -database-url"
 	stopServer := func() {}
 	if url == "" {
@@ -397,7 +413,7 @@ func openStorage(ctx context.Context, url string) (*storage.DB, string, func(), 
 		url = srv.URL("postgres")
 		how = fmt.Sprintf("throwaway PostgreSQL in %s (started in %s)", srv.Dir(), time.Since(t0).Round(time.Millisecond))
 	}
-	db, err := storage.Open(ctx, storage.Config{PrimaryURL: url, MaxConns: 16})
+	db, err := storage.Open(ctx, storage.Config{PrimaryURL: url, MaxConns: 16, Observer: obs})
 	if err != nil {
 		stopServer()
 		return nil, "", nil, err
