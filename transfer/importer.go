@@ -41,7 +41,9 @@ type ImportOptions struct {
 	// Default 4.
 	RepositoryConcurrency int
 	// Concurrency bounds storage work in flight across the whole import:
-	// blob transfers, blob stats and manifest reads. Default 32.
+	// blob transfers, blob stats and manifest reads; it also sets how many
+	// listings and link reads a repository's walk (tags, revisions, layers)
+	// keeps in flight. Default 32.
 	Concurrency int
 	// Retry bounds retries of source reads. See RetryPolicy for defaults.
 	// (Blob transfers retry under the Transferer's own policy.)
@@ -95,7 +97,7 @@ func NewImporter(src *blob.Bucket, tr Transferer, sink Sink, opts ImportOptions)
 		opts.Observer = ObserverFuncs{}
 	}
 	return &Importer{
-		reader: NewLayoutReader(src, layout, opts.Retry),
+		reader: NewLayoutReader(src, layout, opts.Retry).WithConcurrency(opts.Concurrency),
 		tr:     tr,
 		sink:   sink,
 		opts:   opts,

@@ -28,15 +28,28 @@ type Tag struct {
 // storage call is retried under its RetryPolicy. It is safe for concurrent
 // use.
 type LayoutReader struct {
-	b      *blob.Bucket
-	layout Layout
-	retry  RetryPolicy
+	b           *blob.Bucket
+	layout      Layout
+	retry       RetryPolicy
+	concurrency int
 }
 
 // NewLayoutReader returns a LayoutReader for the layout in b. The zero
-// RetryPolicy means the defaults.
+// RetryPolicy means the defaults. It lists and reads links 8 at a time;
+// see WithConcurrency.
 func NewLayoutReader(b *blob.Bucket, layout Layout, retry RetryPolicy) *LayoutReader {
-	return &LayoutReader{b: b, layout: layout, retry: retry.withDefaults()}
+	return &LayoutReader{b: b, layout: layout, retry: retry.withDefaults(), concurrency: defaultWalkConcurrency}
+}
+
+// WithConcurrency returns a copy of r that keeps up to n listings and link
+// reads in flight (n <= 0 keeps r's). Against a store with high latency per
+// operation, reading a repository with thousands of tags is bound by this.
+func (r *LayoutReader) WithConcurrency(n int) *LayoutReader {
+	c := *r
+	if n > 0 {
+		c.concurrency = n
+	}
+	return &c
 }
 
 // Layout returns the layout the reader reads.
@@ -47,8 +60,8 @@ func (r *LayoutReader) Layout() Layout { return r.layout }
 // never clash with nested repository names.
 var repositoryMarkers = []string{"_manifests", "_layers", "_uploads"}
 
-// walkConcurrency bounds parallel listings while discovering repositories.
-const walkConcurrency = 8
+// defaultWalkConcurrency bounds parallel listings and link reads.
+const defaultWalkConcurrency = 8
 
 // maxRepositoryDepth stops runaway recursion in a malformed layout.
 const maxRepositoryDepth = 64
@@ -71,7 +84,7 @@ func (r *LayoutReader) Repositories(ctx context.Context) ([]string, error) {
 		}
 		var next []dir
 		g, gctx := errgroup.WithContext(ctx)
-		g.SetLimit(walkConcurrency)
+		g.SetLimit(r.concurrency)
 		for _, d := range level {
 			g.Go(func() error {
 				children, err := r.listDirs(gctx, d.prefix)
@@ -119,7 +132,7 @@ func (r *LayoutReader) Tags(ctx context.Context, repo string) ([]Tag, error) {
 	}
 	tags := make([]Tag, len(names))
 	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(walkConcurrency)
+	g.SetLimit(r.concurrency)
 	for i, name := range names {
 		g.Go(func() error {
 			if err := ValidateTag(name); err != nil {
@@ -176,7 +189,7 @@ func (r *LayoutReader) readLinkDir(ctx context.Context, prefix, what string) ([]
 	}
 	out := make([]Digest, len(dirs))
 	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(walkConcurrency)
+	g.SetLimit(r.concurrency)
 	for i, h := range dirs {
 		g.Go(func() error {
 			want, err := digestFromHex(h)
