@@ -42,6 +42,7 @@ type options struct {
 	divisor     int
 	latency     time.Duration
 	failureRate float64
+	slowReads   float64
 	sinkLatency time.Duration
 	capacity    int
 	concurrency int
@@ -62,6 +63,7 @@ func main() {
 	flag.IntVar(&o.divisor, "scale", 1, "import 1/N of the seed's images (1: the full seed)")
 	flag.DurationVar(&o.latency, "latency", scale.DefaultLatency, "latency added to every object operation")
 	flag.Float64Var(&o.failureRate, "failure-rate", scale.DefaultFailureRate, "share of object operations that fail with 503 (0: none)")
+	flag.Float64Var(&o.slowReads, "slow-read-rate", 0, "share of reads that stall halfway for 10x the latency (0: none)")
 	flag.DurationVar(&o.sinkLatency, "sink-latency", scale.DefaultSinkLatency, "round trip of every metadata call")
 	flag.IntVar(&o.capacity, "capacity", scale.DefaultCapacity, "repositories imported at once (enqueuer capacity)")
 	flag.IntVar(&o.concurrency, "concurrency", scale.DefaultConcurrency, "storage operations in flight per repository")
@@ -110,7 +112,7 @@ func run(ctx context.Context, out io.Writer, o options) error {
 		how, w.Took.Round(100*time.Millisecond), w.Dir, tags, manifests, blobs, float64(bytes)/(1<<20))
 
 	opts := scale.Options{
-		Latency: o.latency, FailureRate: failureRate, FaultSeed: o.seed, SinkLatency: o.sinkLatency,
+		Latency: o.latency, FailureRate: failureRate, SlowReadRate: o.slowReads, FaultSeed: o.seed, SinkLatency: o.sinkLatency,
 		Capacity: o.capacity, Concurrency: o.concurrency, MaxTags: o.maxTags,
 		BaselineRepositories: o.baseline, KeepDestination: o.keep,
 		Progress: out, ProgressInterval: o.progress, Logger: logger,

@@ -42,11 +42,11 @@ type ServerOptions struct {
 // unix socket in that dir, with trust auth and fsync off. It is stopped
 // with Stop, and also (SIGQUIT) if the process that started it dies.
 type Server struct {
-	dir     string // temp dir: data/ and the socket
-	data    string
-	bin     string
-	cred    *syscall.Credential
-	proc    *childproc.Process
+	dir  string // temp dir: data/ and the socket
+	data string
+	bin  string
+	cred *syscall.Credential
+	proc *childproc.Process
 }
 
 // Start runs initdb into a new temp dir and starts a server on it.
@@ -249,4 +249,3 @@ func versionOf(binDir string) int {
 	v, _ := strconv.Atoi(filepath.Base(filepath.Dir(binDir)))
 	return v
 }
-

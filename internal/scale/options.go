@@ -51,6 +51,10 @@ type Options struct {
 	// 503 (chosen by a hash of FaultSeed, operation, key and call, so a
 	// run is reproducible). Default DefaultFailureRate; negative: none.
 	FailureRate float64
+	// SlowReadRate is the share of blob and link reads that stall halfway
+	// for ten times Latency (at least 10ms) before delivering the rest
+	// (faultblob.SlowRead). Default 0: none.
+	SlowReadRate float64
 	// FaultSeed seeds the failure choice. Default 1.
 	FaultSeed uint64
 	// SinkLatency delays every metadata (Sink) call. Default
@@ -116,6 +120,8 @@ func (o Options) withDefaults() (Options, error) {
 		return o, fmt.Errorf("scale: negative Capacity, Concurrency, BufferSize, MaxTags or BaselineRepositories in %+v", o)
 	case o.FailureRate >= 1:
 		return o, fmt.Errorf("scale: FailureRate %v must be below 1", o.FailureRate)
+	case o.SlowReadRate < 0 || o.SlowReadRate >= 1:
+		return o, fmt.Errorf("scale: SlowReadRate %v must be in [0, 1)", o.SlowReadRate)
 	}
 	if o.Latency == 0 {
 		o.Latency = DefaultLatency

@@ -65,8 +65,8 @@ type Result struct {
 	PerRepository []RepositoryTiming
 
 	// BlobRetries counts blob transfer attempts beyond the first;
-	// FaultsInjected the 503s the buckets returned (every one of them was
-	// retried by someone); RepositoryRetries the enqueuer's retries of
+	// FaultsInjected the faults the buckets injected (503s, each of them
+	// retried by someone, and slow reads); RepositoryRetries the enqueuer's retries of
 	// aborted repositories.
 	BlobRetries, FaultsInjected int64
 	RepositoryRetries           int

@@ -291,9 +291,16 @@ func (e *env) releaseBuckets() {
 }
 
 func faultOptions(opts Options, salt uint64) faultblob.Options {
-	fo := faultblob.Options{Latency: opts.Latency}
+	fo := faultblob.Options{Latency: opts.Latency, SlowReadDelay: max(10*opts.Latency, 10*time.Millisecond)}
+	var injs []faultblob.Injector
 	if opts.FailureRate > 0 {
-		fo.Inject = faultblob.Random(opts.FaultSeed+salt, opts.FailureRate, faultblob.Unavailable)
+		injs = append(injs, faultblob.Random(opts.FaultSeed+salt, opts.FailureRate, faultblob.Unavailable))
+	}
+	if opts.SlowReadRate > 0 {
+		injs = append(injs, faultblob.Random(opts.FaultSeed+salt+1000, opts.SlowReadRate, faultblob.SlowRead, faultblob.OpRead))
+	}
+	if len(injs) > 0 {
+		fo.Inject = faultblob.Chain(injs...)
 	}
 	return fo
 }

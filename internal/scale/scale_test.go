@@ -49,6 +49,7 @@ func TestScaledImport(t *testing.T) {
 		Latency:              2 * time.Millisecond,
 		SinkLatency:          200 * time.Microsecond,
 		FailureRate:          0.02,
+		SlowReadRate:         0.01,
 		Capacity:             4,
 		Concurrency:          16,
 		MaxTags:              maxTags,

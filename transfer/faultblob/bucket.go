@@ -21,6 +21,8 @@ type Options struct {
 	Latency time.Duration
 	// Inject picks faults. Nil injects none.
 	Inject Injector
+	// SlowReadDelay is how long a SlowRead stalls. Default 1s.
+	SlowReadDelay time.Duration
 }
 
 // Stats counts what went through a wrapped bucket. It is safe for
@@ -90,7 +92,7 @@ func (b *bucket) before(ctx context.Context, op Op, key string) (Fault, error) {
 	switch {
 	case f == None:
 		return None, nil
-	case f == TruncateRead || f == ResetRead || f == CorruptRead:
+	case f == TruncateRead || f == ResetRead || f == CorruptRead || f == SlowRead:
 		if op != OpRead {
 			return None, nil
 		}
@@ -194,7 +196,11 @@ func (b *bucket) NewRangeReader(ctx context.Context, key string, offset, length 
 	if want < 0 {
 		want = r.Size() - offset
 	}
-	return &reader{r: r, key: key, fault: f, cut: want / 2, stats: b.stats}, nil
+	stall := b.opts.SlowReadDelay
+	if stall <= 0 {
+		stall = time.Second
+	}
+	return &reader{ctx: ctx, r: r, key: key, fault: f, cut: want / 2, stall: stall, stats: b.stats}, nil
 }
 
 func (b *bucket) NewTypedWriter(ctx context.Context, key, contentType string, opts *driver.WriterOptions) (driver.Writer, error) {
@@ -254,15 +260,31 @@ func (b *bucket) Close() error { return nil }
 
 // reader applies a read fault once `cut` bytes have been delivered.
 type reader struct {
+	ctx   context.Context
 	r     *blob.Reader
 	key   string
 	fault Fault
 	cut   int64
 	pos   int64
+	stall time.Duration
 	stats *Stats
 }
 
 func (r *reader) Read(p []byte) (int, error) {
+	if r.fault == SlowRead {
+		if r.pos >= r.cut {
+			r.fault = None // stall once
+			t := time.NewTimer(r.stall)
+			select {
+			case <-r.ctx.Done():
+				t.Stop()
+				return 0, r.ctx.Err()
+			case <-t.C:
+			}
+		} else {
+			p = p[:min(int64(len(p)), r.cut-r.pos)]
+		}
+	}
 	if r.fault == TruncateRead || r.fault == ResetRead {
 		if r.pos >= r.cut {
 			if r.fault == TruncateRead {

@@ -44,6 +44,10 @@ const (
 	ResetRead
 	// CorruptRead (OpRead) flips one byte in the middle of the data.
 	CorruptRead
+	// SlowRead (OpRead) delivers the first half of the data, then stalls
+	// for Options.SlowReadDelay before the rest, as a congested or
+	// throttled store does. The stall honours the operation's context.
+	SlowRead
 )
 
 // String returns the fault's name.
@@ -65,6 +69,8 @@ func (f Fault) String() string {
 		return "reset-read"
 	case CorruptRead:
 		return "corrupt-read"
+	case SlowRead:
+		return "slow-read"
 	}
 	return fmt.Sprintf("fault(%d)", int(f))
 }

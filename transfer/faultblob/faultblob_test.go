@@ -175,3 +175,42 @@ func Example() {
 	// second read: hello
 	// faults injected: 1
 }
+
+func TestSlowReadStallsOnceAndDeliversEverything(t *testing.T) {
+	ctx := context.Background()
+	data := []byte("0123456789")
+	_, b, st := setup(t, faultblob.Options{
+		Inject:        faultblob.FailFirst(1, faultblob.SlowRead, faultblob.OpRead),
+		SlowReadDelay: 50 * time.Millisecond,
+	})
+	if err := b.WriteAll(ctx, "k", data, nil); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	got, err := b.ReadAll(ctx, "k")
+	if err != nil || string(got) != string(data) {
+		t.Fatalf("read %q, %v; want all of %q", got, err, data)
+	}
+	if waited := time.Since(start); waited < 50*time.Millisecond {
+		t.Fatalf("a slow read returned after %s, before its stall", waited)
+	}
+	if st.Faults() != 1 {
+		t.Fatalf("faults = %d, want 1", st.Faults())
+	}
+}
+
+func TestSlowReadHonoursContext(t *testing.T) {
+	data := []byte("0123456789")
+	_, b, _ := setup(t, faultblob.Options{
+		Inject:        faultblob.FailFirst(1, faultblob.SlowRead, faultblob.OpRead),
+		SlowReadDelay: time.Hour,
+	})
+	if err := b.WriteAll(context.Background(), "k", data, nil); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+	defer cancel()
+	if _, err := b.ReadAll(ctx, "k"); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("err = %v, want DeadlineExceeded", err)
+	}
+}
