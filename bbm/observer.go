@@ -3,6 +3,8 @@ package bbm
 import (
 	"context"
 	"time"
+
+	"github.com/ferryhq/ferry/internal/observe"
 )
 
 // Observer is told what workers do, for metrics and tracing; bbm itself
@@ -96,16 +98,7 @@ func (o ObserverFuncs) MigrationDone(ctx context.Context, m *Migration) {
 // ones are dropped. It lets a host keep its own Observer next to a
 // metrics one.
 func MultiObserver(obs ...Observer) Observer {
-	var list multiObserver
-	for _, o := range obs {
-		if o != nil {
-			list = append(list, o)
-		}
-	}
-	if len(list) == 1 {
-		return list[0]
-	}
-	return list
+	return observe.Join(obs, func(list []Observer) Observer { return multiObserver(list) })
 }
 
 type multiObserver []Observer

@@ -3,6 +3,8 @@ package enqueuer
 import (
 	"context"
 	"time"
+
+	"github.com/ferryhq/ferry/internal/observe"
 )
 
 // Observer is told what runs and the notification Handler do, for metrics
@@ -206,16 +208,7 @@ func (o ObserverFuncs) Notified(ctx context.Context, e NotifyEvent) {
 // MultiObserver returns an Observer that tells each of obs in turn; nil
 // ones are dropped.
 func MultiObserver(obs ...Observer) Observer {
-	var list multiObserver
-	for _, o := range obs {
-		if o != nil {
-			list = append(list, o)
-		}
-	}
-	if len(list) == 1 {
-		return list[0]
-	}
-	return list
+	return observe.Join(obs, func(list []Observer) Observer { return multiObserver(list) })
 }
 
 type multiObserver []Observer

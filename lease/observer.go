@@ -5,6 +5,8 @@ import (
 	"errors"
 	"sync"
 	"time"
+
+	"github.com/ferryhq/ferry/internal/observe"
 )
 
 // Observer is told what leases do, for metrics and tracing; lease itself
@@ -142,16 +144,7 @@ func (o ObserverFuncs) FenceChecked(ctx context.Context, e FenceEvent) {
 // MultiObserver returns an Observer that tells each of obs in turn; nil
 // ones are dropped.
 func MultiObserver(obs ...Observer) Observer {
-	var list multiObserver
-	for _, o := range obs {
-		if o != nil {
-			list = append(list, o)
-		}
-	}
-	if len(list) == 1 {
-		return list[0]
-	}
-	return list
+	return observe.Join(obs, func(list []Observer) Observer { return multiObserver(list) })
 }
 
 type multiObserver []Observer

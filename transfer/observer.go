@@ -12,6 +12,8 @@ import (
 	"gocloud.dev/gcerrors"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+
+	"github.com/ferryhq/ferry/internal/observe"
 )
 
 // Observer is told what Transferers and Importers do, for metrics and
@@ -203,16 +205,7 @@ func (o ObserverFuncs) PassDone(ctx context.Context, e PassEvent) {
 // MultiObserver returns an Observer that tells each of obs in turn; nil
 // ones are dropped.
 func MultiObserver(obs ...Observer) Observer {
-	var list multiObserver
-	for _, o := range obs {
-		if o != nil {
-			list = append(list, o)
-		}
-	}
-	if len(list) == 1 {
-		return list[0]
-	}
-	return list
+	return observe.Join(obs, func(list []Observer) Observer { return multiObserver(list) })
 }
 
 type multiObserver []Observer
