@@ -1,7 +1,6 @@
 package bbm
 
 import (
-	"context"
 	"math/rand/v2"
 	"time"
 )
@@ -25,19 +24,4 @@ func jitter(d time.Duration, frac float64) time.Duration {
 	}
 	f := 1 + frac*(2*rand.Float64()-1)
 	return time.Duration(float64(d) * f)
-}
-
-// sleep waits d or until ctx is done.
-func sleep(ctx context.Context, d time.Duration) error {
-	if d <= 0 {
-		return ctx.Err()
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
 }

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/ferryhq/ferry/storage"
+
+	"github.com/ferryhq/ferry/internal/wait"
 )
 
 // engine is what SyncWorker and Worker share: the registered Work, the
@@ -83,13 +85,13 @@ func (e *engine) awaitThrottle(ctx context.Context) error {
 		if !d.Hold {
 			return nil
 		}
-		wait := d.RetryAfter
-		if wait <= 0 {
-			wait = backoff(e.o.Interval, e.o.MaxBackoff, n)
+		pause := d.RetryAfter
+		if pause <= 0 {
+			pause = backoff(e.o.Interval, e.o.MaxBackoff, n)
 		}
-		e.log.InfoContext(ctx, "throttled: holding jobs", "reason", d.Reason, "wait", wait)
-		e.obs.Throttled(ctx, ThrottleEvent{Reason: d.Reason, Wait: wait})
-		if err := sleep(ctx, wait); err != nil {
+		e.log.InfoContext(ctx, "throttled: holding jobs", "reason", d.Reason, "wait", pause)
+		e.obs.Throttled(ctx, ThrottleEvent{Reason: d.Reason, Wait: pause})
+		if err := wait.Sleep(ctx, pause); err != nil {
 			return err
 		}
 	}

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/ferryhq/ferry/storage"
+
+	"github.com/ferryhq/ferry/internal/wait"
 )
 
 // SyncWorker runs migrations to the end in the foreground, for a deploy
@@ -107,7 +109,7 @@ func (w *SyncWorker) Run(ctx context.Context) error {
 			d := backoff(w.e.o.Interval, w.e.o.MaxBackoff, idle)
 			idle++
 			w.e.log.InfoContext(ctx, "jobs are running elsewhere or await a dead worker's lease; waiting", "wait", d)
-			if err := sleep(ctx, d); err != nil {
+			if err := wait.Sleep(ctx, d); err != nil {
 				return err
 			}
 		default:
@@ -115,7 +117,7 @@ func (w *SyncWorker) Run(ctx context.Context) error {
 			if p := w.e.o.BatchPause; p > 0 {
 				d := p/2 + rand.N(p+1)
 				w.e.log.DebugContext(ctx, "released the worker lock; pausing", "pause", d)
-				if err := sleep(ctx, d); err != nil {
+				if err := wait.Sleep(ctx, d); err != nil {
 					return err
 				}
 			}
@@ -178,7 +180,7 @@ func (w *SyncWorker) batch(ctx context.Context) (batchResult, error) {
 		case errors.As(err, &je):
 			// The job goes first again; give the cause time to pass.
 			d := backoff(w.e.o.RetryBackoff, w.e.o.MaxRetryBackoff, je.Attempt-1)
-			if err := sleep(ctx, d); err != nil {
+			if err := wait.Sleep(ctx, d); err != nil {
 				return batchMore, err
 			}
 		case errors.Is(err, ErrInvalidTransition), errors.Is(err, ErrMigrationNotFound):
@@ -191,7 +193,7 @@ func (w *SyncWorker) batch(ctx context.Context) (batchResult, error) {
 			d := backoff(w.e.o.RetryBackoff, w.e.o.MaxRetryBackoff, conflicts)
 			conflicts++
 			w.e.log.WarnContext(ctx, "job taken by another worker", "error", err, "wait", d)
-			if err := sleep(ctx, d); err != nil {
+			if err := wait.Sleep(ctx, d); err != nil {
 				return batchMore, err
 			}
 		default:

@@ -7,6 +7,8 @@ import (
 	"sync"
 
 	"github.com/ferryhq/ferry/storage"
+
+	"github.com/ferryhq/ferry/internal/wait"
 )
 
 // Worker runs migrations in the background of a long-running process. Each
@@ -151,19 +153,19 @@ func (w *Worker) loop(r run) {
 			log.InfoContext(r.parent, "worker stopped")
 			return
 		}
-		var wait = w.e.o.Interval
+		var pause = w.e.o.Interval
 		switch {
 		case err != nil:
-			wait = backoff(w.e.o.Interval, w.e.o.MaxBackoff, failures)
+			pause = backoff(w.e.o.Interval, w.e.o.MaxBackoff, failures)
 			failures, idle = failures+1, 0
-			log.WarnContext(r.waitCtx, "round failed; backing off", "error", err, "wait", wait)
+			log.WarnContext(r.waitCtx, "round failed; backing off", "error", err, "wait", pause)
 		case ran == 0:
-			wait = backoff(w.e.o.Interval, w.e.o.MaxBackoff, idle)
+			pause = backoff(w.e.o.Interval, w.e.o.MaxBackoff, idle)
 			idle, failures = idle+1, 0
 		default:
 			idle, failures = 0, 0
 		}
-		if sleep(r.waitCtx, jitter(wait, w.e.o.Jitter)) != nil {
+		if wait.Sleep(r.waitCtx, jitter(pause, w.e.o.Jitter)) != nil {
 			log.InfoContext(r.parent, "worker stopped")
 			return
 		}

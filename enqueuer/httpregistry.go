@@ -12,6 +12,8 @@ import (
 	"net/url"
 	"strings"
 	"time"
+
+	"github.com/ferryhq/ferry/internal/wait"
 )
 
 // HTTPRegistryOptions configures NewHTTPRegistry.
@@ -195,16 +197,12 @@ func (c *HTTPRegistry) do(ctx context.Context, op, method, path string, query ur
 		if !retry || attempt >= c.opts.MaxAttempts {
 			return out, re
 		}
-		wait := c.backoff(attempt)
+		pause := c.backoff(attempt)
 		c.opts.Logger.WarnContext(ctx, "enqueuer: registry call failed; retrying",
-			"op", op, "container_repository_path", path, "attempt", attempt, "retry_in", wait, "error", re)
-		t := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			re.Err = fmt.Errorf("%w (after %w)", ctx.Err(), re.Err)
+			"op", op, "container_repository_path", path, "attempt", attempt, "retry_in", pause, "error", re)
+		if err := wait.Sleep(ctx, pause); err != nil {
+			re.Err = fmt.Errorf("%w (after %w)", err, re.Err)
 			return out, re
-		case <-t.C:
 		}
 	}
 }

@@ -9,6 +9,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/ferryhq/ferry/internal/wait"
 )
 
 // TxOptions tunes InTxWith. The zero value gives InTx's behaviour.
@@ -60,12 +62,8 @@ func InTxWith(ctx context.Context, db Beginner, opts TxOptions, fn func(tx pgx.T
 		}
 		delay := backoff << attempt
 		delay += time.Duration(rand.Int64N(int64(delay)/2 + 1))
-		t := time.NewTimer(delay)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return fmt.Errorf("storage: retrying transaction: %w (after %w)", ctx.Err(), err)
-		case <-t.C:
+		if werr := wait.Sleep(ctx, delay); werr != nil {
+			return fmt.Errorf("storage: retrying transaction: %w (after %w)", werr, err)
 		}
 	}
 }

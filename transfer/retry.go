@@ -15,6 +15,8 @@ import (
 	"google.golang.org/api/googleapi"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+
+	"github.com/ferryhq/ferry/internal/wait"
 )
 
 // RetryPolicy bounds how failed storage operations are retried. Waits grow
@@ -89,16 +91,12 @@ func (p RetryPolicy) do(ctx context.Context, op string, fn func(ctx context.Cont
 		if attempt >= p.MaxAttempts || !p.Retryable(err) {
 			return attempt, err
 		}
-		wait := p.backoff(attempt)
+		pause := p.backoff(attempt)
 		if p.Observer != nil {
-			p.Observer.Retried(ctx, RetryEvent{Op: op, Cause: ClassifyRetry(err), Attempt: attempt, Wait: wait, Err: err})
+			p.Observer.Retried(ctx, RetryEvent{Op: op, Cause: ClassifyRetry(err), Attempt: attempt, Wait: pause, Err: err})
 		}
-		t := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			t.Stop()
+		if wait.Sleep(ctx, pause) != nil {
 			return attempt, withCause(ctx, err)
-		case <-t.C:
 		}
 	}
 }

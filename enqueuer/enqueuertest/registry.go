@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/ferryhq/ferry/enqueuer"
+
+	"github.com/ferryhq/ferry/internal/wait"
 )
 
 // Op names a RegistryClient method, for scripting failures and counting
@@ -263,12 +265,8 @@ func (r *Registry) call(ctx context.Context, op Op, path string, effect func() e
 	}()
 
 	if d := r.latency(); d > 0 {
-		t := time.NewTimer(d)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return &enqueuer.RegistryError{Op: string(op), Path: path, Err: ctx.Err()}
-		case <-t.C:
+		if err := wait.Sleep(ctx, d); err != nil {
+			return &enqueuer.RegistryError{Op: string(op), Path: path, Err: err}
 		}
 	}
 	r.mu.Lock()

@@ -7,6 +7,8 @@ import (
 
 	"github.com/ferryhq/ferry/bbm"
 	"github.com/ferryhq/ferry/storage"
+
+	"github.com/ferryhq/ferry/internal/wait"
 )
 
 const (
@@ -29,7 +31,7 @@ func (sizeBucketWork) Name() string { return "fill_size_bucket" }
 
 // Do implements bbm.Work.
 func (w sizeBucketWork) Do(ctx context.Context, db storage.Querier, b bbm.Batch) error {
-	if err := sleep(ctx, w.delay); err != nil {
+	if err := wait.Sleep(ctx, w.delay); err != nil {
 		return err
 	}
 	_, err := db.Exec(ctx, `UPDATE `+b.Table.Sanitize()+`

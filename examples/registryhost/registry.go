@@ -16,6 +16,8 @@ import (
 	"github.com/ferryhq/ferry/enqueuer"
 	"github.com/ferryhq/ferry/storage"
 	"github.com/ferryhq/ferry/transfer"
+
+	"github.com/ferryhq/ferry/internal/wait"
 )
 
 // pass is one of the two import passes, as the registry's import API
@@ -178,7 +180,7 @@ func (r *registry) runPass(ctx context.Context, path string, p pass) {
 		rep, err = r.im.Import(ctx, path)
 	}
 	if err == nil && r.importDelay > 0 {
-		err = sleep(ctx, r.importDelay-time.Since(t0))
+		err = wait.Sleep(ctx, r.importDelay-time.Since(t0))
 	}
 	if ctx.Err() != nil {
 		log.InfoContext(ctx, "registryhost: import pass interrupted; it runs again on the next start")
@@ -258,7 +260,7 @@ func (r *registry) notify(ctx context.Context, path string, p pass, status, deta
 			log.WarnContext(ctx, "registryhost: notification refused", "code", code, "answer", answer)
 		default:
 			log.WarnContext(ctx, "registryhost: notification failed; retrying", "code", code, "error", err, "backoff", backoff)
-			if sleep(ctx, backoff) != nil {
+			if wait.Sleep(ctx, backoff) != nil {
 				return
 			}
 			backoff = min(2*backoff, 5*time.Second)
@@ -385,19 +387,4 @@ func (r *registry) resume(ctx context.Context) (passes, notifications int, err e
 		passes++
 	}
 	return passes, notifications, nil
-}
-
-// sleep waits d or until ctx ends.
-func sleep(ctx context.Context, d time.Duration) error {
-	if d <= 0 {
-		return ctx.Err()
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
 }

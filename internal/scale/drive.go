@@ -20,6 +20,8 @@ import (
 	"github.com/ferryhq/ferry/lease"
 	"github.com/ferryhq/ferry/storage"
 	"github.com/ferryhq/ferry/transfer"
+
+	"github.com/ferryhq/ferry/internal/wait"
 )
 
 // repoInfo is a discovered repository.
@@ -101,20 +103,16 @@ func countTags(ctx context.Context, b *blob.Bucket, l transfer.Layout, repo stri
 // retry runs op up to 5 times while it fails with an error
 // transfer.IsRetryable accepts.
 func retry(ctx context.Context, op func() error) error {
-	wait := 50 * time.Millisecond
+	pause := 50 * time.Millisecond
 	for attempt := 1; ; attempt++ {
 		err := op()
 		if err == nil || attempt >= 5 || !transfer.IsRetryable(err) {
 			return err
 		}
-		t := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return errors.Join(err, ctx.Err())
-		case <-t.C:
+		if werr := wait.Sleep(ctx, pause); werr != nil {
+			return errors.Join(err, werr)
 		}
-		wait *= 2
+		pause *= 2
 	}
 }
 

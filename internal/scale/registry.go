@@ -10,6 +10,8 @@ import (
 
 	"github.com/ferryhq/ferry/enqueuer"
 	"github.com/ferryhq/ferry/transfer"
+
+	"github.com/ferryhq/ferry/internal/wait"
 )
 
 // PassFunc runs one import pass over one repository. Registry calls it in
@@ -173,7 +175,7 @@ func (r *Registry) run(ctx context.Context, cancel context.CancelFunc, pass tran
 // deliver sends a notification, retrying failed deliveries a few times as
 // the registry does.
 func (r *Registry) deliver(path, status, reason string) {
-	wait := 50 * time.Millisecond
+	pause := 50 * time.Millisecond
 	for attempt := 1; ; attempt++ {
 		err := r.opts.Notify(r.ctx, path, status, reason)
 		if err == nil {
@@ -186,14 +188,10 @@ func (r *Registry) deliver(path, status, reason string) {
 				slog.String("status", status), slog.Any("error", err))
 			return
 		}
-		t := time.NewTimer(wait)
-		select {
-		case <-r.ctx.Done():
-			t.Stop()
+		if wait.Sleep(r.ctx, pause) != nil {
 			return
-		case <-t.C:
 		}
-		wait *= 2
+		pause *= 2
 	}
 }
 

@@ -5,6 +5,8 @@ import (
 	"time"
 
 	"github.com/ferryhq/ferry/transfer"
+
+	"github.com/ferryhq/ferry/internal/wait"
 )
 
 // LatencySink delays every call of the Sink it wraps by a fixed round
@@ -23,24 +25,9 @@ func NewLatencySink(next transfer.Sink, latency time.Duration) *LatencySink {
 	return &LatencySink{next: next, latency: latency}
 }
 
-// wait sleeps for the round trip, or until ctx is done.
-func (s *LatencySink) wait(ctx context.Context) error {
-	if s.latency <= 0 {
-		return ctx.Err()
-	}
-	t := time.NewTimer(s.latency)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
-}
-
 // CreateRepository implements transfer.Sink.
 func (s *LatencySink) CreateRepository(ctx context.Context, repo string) error {
-	if err := s.wait(ctx); err != nil {
+	if err := wait.Sleep(ctx, s.latency); err != nil {
 		return err
 	}
 	return s.next.CreateRepository(ctx, repo)
@@ -48,7 +35,7 @@ func (s *LatencySink) CreateRepository(ctx context.Context, repo string) error {
 
 // LinkBlob implements transfer.Sink.
 func (s *LatencySink) LinkBlob(ctx context.Context, repo string, b transfer.Descriptor) error {
-	if err := s.wait(ctx); err != nil {
+	if err := wait.Sleep(ctx, s.latency); err != nil {
 		return err
 	}
 	return s.next.LinkBlob(ctx, repo, b)
@@ -56,7 +43,7 @@ func (s *LatencySink) LinkBlob(ctx context.Context, repo string, b transfer.Desc
 
 // HasManifest implements transfer.Sink.
 func (s *LatencySink) HasManifest(ctx context.Context, repo string, d transfer.Digest) (bool, error) {
-	if err := s.wait(ctx); err != nil {
+	if err := wait.Sleep(ctx, s.latency); err != nil {
 		return false, err
 	}
 	return s.next.HasManifest(ctx, repo, d)
@@ -64,7 +51,7 @@ func (s *LatencySink) HasManifest(ctx context.Context, repo string, d transfer.D
 
 // PutManifest implements transfer.Sink.
 func (s *LatencySink) PutManifest(ctx context.Context, repo string, m *transfer.Manifest) error {
-	if err := s.wait(ctx); err != nil {
+	if err := wait.Sleep(ctx, s.latency); err != nil {
 		return err
 	}
 	return s.next.PutManifest(ctx, repo, m)
@@ -72,7 +59,7 @@ func (s *LatencySink) PutManifest(ctx context.Context, repo string, m *transfer.
 
 // Tag implements transfer.Sink.
 func (s *LatencySink) Tag(ctx context.Context, repo, tag string, d transfer.Digest) error {
-	if err := s.wait(ctx); err != nil {
+	if err := wait.Sleep(ctx, s.latency); err != nil {
 		return err
 	}
 	return s.next.Tag(ctx, repo, tag, d)

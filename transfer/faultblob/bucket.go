@@ -11,6 +11,8 @@ import (
 	"gocloud.dev/blob"
 	"gocloud.dev/blob/driver"
 	"gocloud.dev/gcerrors"
+
+	"github.com/ferryhq/ferry/internal/wait"
 )
 
 // Options configures Wrap. The zero value passes everything through.
@@ -76,12 +78,8 @@ type bucket struct {
 func (b *bucket) before(ctx context.Context, op Op, key string) (Fault, error) {
 	b.stats.count(op)
 	if b.opts.Latency > 0 {
-		t := time.NewTimer(b.opts.Latency)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return None, ctx.Err()
-		case <-t.C:
+		if err := wait.Sleep(ctx, b.opts.Latency); err != nil {
+			return None, err
 		}
 	}
 	if b.opts.Inject == nil {
@@ -274,12 +272,8 @@ func (r *reader) Read(p []byte) (int, error) {
 	if r.fault == SlowRead {
 		if r.pos >= r.cut {
 			r.fault = None // stall once
-			t := time.NewTimer(r.stall)
-			select {
-			case <-r.ctx.Done():
-				t.Stop()
-				return 0, r.ctx.Err()
-			case <-t.C:
+			if err := wait.Sleep(r.ctx, r.stall); err != nil {
+				return 0, err
 			}
 		} else {
 			p = p[:min(int64(len(p)), r.cut-r.pos)]
