@@ -13,8 +13,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/ferryhq/ferry/bbm"
-	"github.com/ferryhq/ferry/internal/pgtest"
 	"github.com/ferryhq/ferry/storage"
+	"github.com/ferryhq/ferry/storage/storagetest"
 )
 
 // testLogger discards logs unless BBM_TEST_LOG is set.
@@ -135,5 +135,5 @@ func (e *events) failures() []bbm.JobEvent {
 // pgSetup is a migrated database with a pool.
 func pgSetup(t testing.TB) *pgxpool.Pool {
 	t.Helper()
-	return newPool(t, pgtest.URL(t))
+	return newPool(t, storagetest.URL(t))
 }

@@ -8,14 +8,14 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/ferryhq/ferry/bbm"
-	"github.com/ferryhq/ferry/internal/pgtest"
+	"github.com/ferryhq/ferry/storage/storagetest"
 )
 
 // ReplicaLagThrottler holds while a real streaming replica (replaying WAL
 // two seconds late) is behind, and lets go once it caught up.
 func TestReplicaLagThrottler(t *testing.T) {
 	ctx := context.Background()
-	rep := pgtest.NewReplicated(t, 2*time.Second)
+	rep := storagetest.NewReplicated(t, 2*time.Second)
 	primary := newPool(t, rep.PrimaryURL)
 	th := bbm.NewReplicaLagThrottler(primary, bbm.ReplicaLagOptions{MaxLagBytes: 64 << 10, MaxLag: time.Hour, RetryAfter: 50 * time.Millisecond})
 	require.Eventually(t, func() bool {

@@ -9,18 +9,18 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/ferryhq/ferry/enqueuer"
-	"github.com/ferryhq/ferry/internal/pgtest"
 	"github.com/ferryhq/ferry/storage"
+	"github.com/ferryhq/ferry/storage/storagetest"
 )
 
-func TestMain(m *testing.M) { pgtest.Main(m) }
+func TestMain(m *testing.M) { storagetest.Main(m) }
 
 var quiet = slog.New(slog.DiscardHandler)
 
 // openDB opens a storage.DB on a fresh migrated database.
 func openDB(t testing.TB) *storage.DB {
 	t.Helper()
-	db, err := storage.Open(context.Background(), storage.Config{PrimaryURL: pgtest.URL(t), MaxConns: 16, Logger: quiet})
+	db, err := storage.Open(context.Background(), storage.Config{PrimaryURL: storagetest.URL(t), MaxConns: 16, Logger: quiet})
 	require.NoError(t, err)
 	t.Cleanup(db.Close)
 	return db

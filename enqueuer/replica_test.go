@@ -12,8 +12,8 @@ import (
 
 	"github.com/ferryhq/ferry/enqueuer"
 	"github.com/ferryhq/ferry/enqueuer/enqueuertest"
-	"github.com/ferryhq/ferry/internal/pgtest"
 	"github.com/ferryhq/ferry/storage"
+	"github.com/ferryhq/ferry/storage/storagetest"
 )
 
 const replicaDelay = 500 * time.Millisecond
@@ -30,7 +30,7 @@ type lagging struct {
 func newLagging(t *testing.T) *lagging {
 	t.Helper()
 	ctx := context.Background()
-	rep := pgtest.NewReplicated(t, replicaDelay)
+	rep := storagetest.NewReplicated(t, replicaDelay)
 	workerDB, err := storage.Open(ctx, storage.Config{PrimaryURL: rep.PrimaryURL, Logger: quiet})
 	require.NoError(t, err)
 	t.Cleanup(workerDB.Close)

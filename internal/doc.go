@@ -1,3 +1,3 @@
 // Package internal holds helpers shared by Ferry packages that are not part of
-// the public API, such as pgtest, a throwaway PostgreSQL server for tests.
+// the public API, such as childproc (throwaway server processes) and wait.
 package internal

@@ -9,16 +9,16 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/require"
 
-	"github.com/ferryhq/ferry/internal/pgtest"
 	"github.com/ferryhq/ferry/lease"
 	"github.com/ferryhq/ferry/lease/pglease"
 	"github.com/ferryhq/ferry/storage"
+	"github.com/ferryhq/ferry/storage/storagetest"
 )
 
 func TestLeaseMetricsMove(t *testing.T) {
 	ctx := context.Background()
 	m, reg := newMetrics(t)
-	pool := pgtest.Pool(t)
+	pool := storagetest.Pool(t)
 	locker := lease.Observe(pglease.New(pool, pglease.Options{Holder: "a"}), m.Lease())
 	other := lease.Observe(pglease.New(pool, pglease.Options{Holder: "b"}), m.Lease())
 	const key = "container_registry:migration:enqueuer_worker"

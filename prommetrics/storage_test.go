@@ -8,14 +8,14 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/require"
 
-	"github.com/ferryhq/ferry/internal/pgtest"
 	"github.com/ferryhq/ferry/storage"
+	"github.com/ferryhq/ferry/storage/storagetest"
 )
 
 func TestStorageMetricsMove(t *testing.T) {
 	ctx := context.Background()
 	m, reg := newMetrics(t)
-	rep := pgtest.NewReplicated(t, 300*time.Millisecond)
+	rep := storagetest.NewReplicated(t, 300*time.Millisecond)
 	db, err := storage.Open(ctx, storage.Config{
 		PrimaryURL: rep.PrimaryURL, ReplicaURLs: []string{rep.ReplicaURL},
 		ReplicaCheckInterval: 20 * time.Millisecond, Logger: quiet, Observer: m.Storage(),

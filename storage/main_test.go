@@ -3,7 +3,7 @@ package storage_test
 import (
 	"testing"
 
-	"github.com/ferryhq/ferry/internal/pgtest"
+	"github.com/ferryhq/ferry/storage/storagetest"
 )
 
-func TestMain(m *testing.M) { pgtest.Main(m) }
+func TestMain(m *testing.M) { storagetest.Main(m) }

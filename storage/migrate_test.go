@@ -11,15 +11,15 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
 
-	"github.com/ferryhq/ferry/internal/pgtest"
 	"github.com/ferryhq/ferry/storage"
+	"github.com/ferryhq/ferry/storage/storagetest"
 )
 
 var quiet = slog.New(slog.DiscardHandler)
 
 func emptyPool(t *testing.T) *pgxpool.Pool {
 	t.Helper()
-	pool, err := pgxpool.New(context.Background(), pgtest.EmptyURL(t))
+	pool, err := pgxpool.New(context.Background(), storagetest.EmptyURL(t))
 	require.NoError(t, err)
 	t.Cleanup(pool.Close)
 	return pool

@@ -9,8 +9,8 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/require"
 
-	"github.com/ferryhq/ferry/internal/pgtest"
 	"github.com/ferryhq/ferry/storage"
+	"github.com/ferryhq/ferry/storage/storagetest"
 )
 
 // recorder keeps what an Observer was told.
@@ -55,7 +55,7 @@ func (r *recorder) count(reason storage.RouteReason) int {
 
 func TestObserverSeesRoutingAndLag(t *testing.T) {
 	ctx := context.Background()
-	rep := pgtest.NewReplicated(t, 300*time.Millisecond)
+	rep := storagetest.NewReplicated(t, 300*time.Millisecond)
 	rec := newRecorder()
 	db, err := storage.Open(ctx, storage.Config{
 		PrimaryURL: rep.PrimaryURL, ReplicaURLs: []string{rep.ReplicaURL},
@@ -111,7 +111,7 @@ func TestObserverSeesRoutingAndLag(t *testing.T) {
 func TestObserverWithoutReplicas(t *testing.T) {
 	ctx := context.Background()
 	rec := newRecorder()
-	db, err := storage.Open(ctx, storage.Config{PrimaryURL: pgtest.URL(t), Logger: quiet, Observer: rec.observer()})
+	db, err := storage.Open(ctx, storage.Config{PrimaryURL: storagetest.URL(t), Logger: quiet, Observer: rec.observer()})
 	require.NoError(t, err)
 	defer db.Close()
 	db.Read(ctx, "k")

@@ -9,14 +9,14 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/require"
 
-	"github.com/ferryhq/ferry/internal/pgtest"
 	"github.com/ferryhq/ferry/storage"
+	"github.com/ferryhq/ferry/storage/storagetest"
 )
 
-func openReplicated(t testing.TB, delay time.Duration) (*storage.DB, pgtest.Replicated) {
+func openReplicated(t testing.TB, delay time.Duration) (*storage.DB, storagetest.Replicated) {
 	t.Helper()
 	ctx := context.Background()
-	rep := pgtest.NewReplicated(t, delay)
+	rep := storagetest.NewReplicated(t, delay)
 	db, err := storage.Open(ctx, storage.Config{
 		PrimaryURL: rep.PrimaryURL, ReplicaURLs: []string{rep.ReplicaURL},
 		ReplicaCheckInterval: 50 * time.Millisecond, Logger: quiet,
@@ -121,7 +121,7 @@ func TestReadsFallBackToPrimaryWhenReplicaDies(t *testing.T) {
 
 func TestWithoutReplicasEverythingIsPrimary(t *testing.T) {
 	ctx := context.Background()
-	db, err := storage.Open(ctx, storage.Config{PrimaryURL: pgtest.URL(t), Logger: quiet})
+	db, err := storage.Open(ctx, storage.Config{PrimaryURL: storagetest.URL(t), Logger: quiet})
 	require.NoError(t, err)
 	defer db.Close()
 	require.NoError(t, db.RecordWrite(ctx, "k"))
@@ -144,7 +144,7 @@ func TestOpenBadInput(t *testing.T) {
 	require.ErrorContains(t, err, "127.0.0.1:1/db")
 	require.NotContains(t, err.Error(), "secret")
 
-	_, err = storage.Open(ctx, storage.Config{PrimaryURL: pgtest.URL(t), ReplicaURLs: []string{"postgres://x:y@h:bad/db"}})
+	_, err = storage.Open(ctx, storage.Config{PrimaryURL: storagetest.URL(t), ReplicaURLs: []string{"postgres://x:y@h:bad/db"}})
 	require.ErrorIs(t, err, storage.ErrConfig)
 	require.ErrorContains(t, err, "replica 0")
 }
@@ -152,7 +152,7 @@ func TestOpenBadInput(t *testing.T) {
 func TestOpenWithDeadReplicaStillServes(t *testing.T) {
 	ctx := context.Background()
 	db, err := storage.Open(ctx, storage.Config{
-		PrimaryURL:  pgtest.URL(t),
+		PrimaryURL:  storagetest.URL(t),
 		ReplicaURLs: []string{"postgres://u@127.0.0.1:1/db?connect_timeout=1"},
 		Logger:      quiet,
 	})

@@ -10,8 +10,8 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
 
-	"github.com/ferryhq/ferry/internal/pgtest"
 	"github.com/ferryhq/ferry/storage"
+	"github.com/ferryhq/ferry/storage/storagetest"
 )
 
 // Compile-time proof that the pgx types Ferry promises to accept do.
@@ -27,7 +27,7 @@ var (
 
 func counterPool(t *testing.T) *pgxpool.Pool {
 	t.Helper()
-	pool := pgtest.Pool(t)
+	pool := storagetest.Pool(t)
 	_, err := pool.Exec(context.Background(), `CREATE TABLE counter (n int); INSERT INTO counter VALUES (0)`)
 	require.NoError(t, err)
 	return pool

@@ -22,8 +22,8 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/ferryhq/ferry/bbm"
-	"github.com/ferryhq/ferry/internal/pgtest"
 	"github.com/ferryhq/ferry/storage"
+	"github.com/ferryhq/ferry/storage/storagetest"
 )
 
 func main() {
@@ -53,7 +53,7 @@ func run(ctx context.Context, out io.Writer, opts options) error {
 	url := opts.databaseURL
 	if url == "" {
 		t0 := time.Now()
-		srv, err := pgtest.Start(ctx, pgtest.ServerOptions{})
+		srv, err := storagetest.Start(ctx, storagetest.ServerOptions{})
 		if err != nil {
 			return err
 		}

@@ -9,13 +9,13 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/ferryhq/ferry/internal/pgtest"
+	"github.com/ferryhq/ferry/storage/storagetest"
 )
 
 func TestBackfillRuns(t *testing.T) {
 	var out bytes.Buffer
 	err := run(context.Background(), &out, options{rows: 50_000})
-	if errors.Is(err, pgtest.ErrUnavailable) && os.Getenv("CI") != "true" {
+	if errors.Is(err, storagetest.ErrUnavailable) && os.Getenv("CI") != "true" {
 		t.Skipf("skipping: %v", err)
 	}
 	t.Log("\n" + out.String())

@@ -38,8 +38,8 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/ferryhq/ferry/internal/pgtest"
 	"github.com/ferryhq/ferry/storage"
+	"github.com/ferryhq/ferry/storage/storagetest"
 	"github.com/ferryhq/ferry/transfer"
 )
 
@@ -165,7 +165,7 @@ func openStorage(ctx context.Context, url string) (*storage.DB, func(), string, 
 	stopServer := func() {}
 	if url == "" {
 		t0 := time.Now()
-		server, err := pgtest.Start(ctx, pgtest.ServerOptions{})
+		server, err := storagetest.Start(ctx, storagetest.ServerOptions{})
 		if err != nil {
 			return nil, func() {}, fmt.Sprintf("no throwaway PostgreSQL could be started (%v)", firstLine(err)), nil
 		}

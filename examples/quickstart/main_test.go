@@ -9,10 +9,10 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/ferryhq/ferry/internal/pgtest"
+	"github.com/ferryhq/ferry/storage/storagetest"
 )
 
-func TestMain(m *testing.M) { pgtest.Main(m) }
+func TestMain(m *testing.M) { storagetest.Main(m) }
 
 // The README's first command, as it runs: a throwaway PostgreSQL when this
 // machine has the binaries, in-memory stores otherwise.
@@ -40,7 +40,7 @@ func TestQuickstartInMemory(t *testing.T) {
 // -database-url: a database that outlives the run can take the quickstart
 // again and again, and -keep keeps the files.
 func TestQuickstartExternalDatabaseTwiceAndKeep(t *testing.T) {
-	url := pgtest.URL(t)
+	url := storagetest.URL(t)
 	for range 2 {
 		var out bytes.Buffer
 		require.NoError(t, run(context.Background(), &out, options{databaseURL: url, rows: 5_000, keep: true}))

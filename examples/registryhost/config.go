@@ -14,7 +14,7 @@ import (
 // the embedded routing rules.
 type config struct {
 	// DatabaseURL is the PostgreSQL to use. Default: a throwaway server
-	// (pgtest.Start), stopped at exit.
+	// (storagetest.Start), stopped at exit.
 	DatabaseURL string
 	// Listen is the address of the notification endpoint. Default
 	// 127.0.0.1:0 (a free loopback port, printed at start).

@@ -19,11 +19,11 @@ import (
 
 	"github.com/ferryhq/ferry/bbm"
 	"github.com/ferryhq/ferry/enqueuer"
-	"github.com/ferryhq/ferry/internal/pgtest"
 	"github.com/ferryhq/ferry/lease"
 	"github.com/ferryhq/ferry/lease/pglease"
 	"github.com/ferryhq/ferry/prommetrics"
 	"github.com/ferryhq/ferry/storage"
+	"github.com/ferryhq/ferry/storage/storagetest"
 	"github.com/ferryhq/ferry/transfer"
 	"github.com/ferryhq/ferry/transfer/transfertest"
 )
@@ -405,7 +405,7 @@ func openStorage(ctx context.Context, url string, obs storage.Observer) (*storag
 	stopServer := func() {}
 	if url == "" {
 		t0 := time.Now()
-		srv, err := pgtest.Start(ctx, pgtest.ServerOptions{})
+		srv, err := storagetest.Start(ctx, storagetest.ServerOptions{})
 		if err != nil {
 			return nil, "", nil, fmt.Errorf("starting a throwaway PostgreSQL (or pass -database-url): %w", err)
 		}

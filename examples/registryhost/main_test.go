@@ -25,9 +25,9 @@ import (
 	"github.com/ferryhq/ferry/bbm"
 	"github.com/ferryhq/ferry/enqueuer"
 	"github.com/ferryhq/ferry/enqueuer/enqueuertest"
-	"github.com/ferryhq/ferry/internal/pgtest"
 	"github.com/ferryhq/ferry/lease/pglease"
 	"github.com/ferryhq/ferry/storage"
+	"github.com/ferryhq/ferry/storage/storagetest"
 	"github.com/ferryhq/ferry/transfer"
 	"github.com/ferryhq/ferry/transfer/transfertest"
 )
@@ -41,7 +41,7 @@ func TestMain(m *testing.M) {
 		main()
 		os.Exit(0)
 	}
-	pgtest.Main(m)
+	storagetest.Main(m)
 }
 
 // A host that is busy importing and backfilling gets SIGTERM, shuts down
@@ -49,7 +49,7 @@ func TestMain(m *testing.M) {
 // the same database and directories, and finishes: every repository was
 // imported exactly once and every row backfilled exactly once.
 func TestSignalAndRestartCompleteEverythingOnce(t *testing.T) {
-	url := pgtest.URL(t)
+	url := storagetest.URL(t)
 	dir := t.TempDir()
 	cfg := config{Repositories: 8, Capacity: 3, BackfillRows: 6000, BatchSize: 500}.withDefaults()
 	args := []string{"-database-url", url, "-dir", dir, "-repos", "8", "-capacity", "3", "-rows", "6000", "-batch", "500",
@@ -97,7 +97,7 @@ func TestSignalAndRestartCompleteEverythingOnce(t *testing.T) {
 // resumes them, still without a duplicate state transition or a row
 // changed twice.
 func TestHardStopResumesWithoutDuplicates(t *testing.T) {
-	url := pgtest.URL(t)
+	url := storagetest.URL(t)
 	dir := t.TempDir()
 	cfg := config{Repositories: 4, Capacity: 2, BackfillRows: 2000, BatchSize: 1000}.withDefaults()
 	args := []string{"-database-url", url, "-dir", dir, "-repos", "4", "-capacity", "2", "-rows", "2000", "-batch", "1000",
@@ -128,7 +128,7 @@ func TestHardStopResumesWithoutDuplicates(t *testing.T) {
 // run in process: it completes everything, shuts down when its context
 // ends, and leaves no goroutine behind; run again, it does nothing twice.
 func TestRunCompletesAndLeavesNoGoroutines(t *testing.T) {
-	url := pgtest.URL(t)
+	url := storagetest.URL(t)
 	dir := t.TempDir()
 	db := openDB(t, url)
 	cfg := config{DatabaseURL: url, Dir: dir, Repositories: 5, Capacity: 2, BackfillRows: 3000, BatchSize: 1000,

@@ -7,10 +7,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ferryhq/ferry/internal/pgtest"
+	"github.com/ferryhq/ferry/storage/storagetest"
 )
 
-func TestMain(m *testing.M) { pgtest.Main(m) }
+func TestMain(m *testing.M) { storagetest.Main(m) }
 
 // The program end to end on 1/500 of the seed's images with a millisecond
 // per operation.
@@ -42,7 +42,7 @@ func TestScaleRuns(t *testing.T) {
 // a second run on the same database is refused with a clear error rather
 // than mixing two imports' states.
 func TestScaleOnPostgres(t *testing.T) {
-	url := pgtest.URL(t)
+	url := storagetest.URL(t)
 	o := options{
 		seed: 1, divisor: 500, latency: time.Millisecond, failureRate: 0.01, sinkLatency: 100 * time.Microsecond,
 		capacity: 2, concurrency: 8, progress: time.Second, databaseURL: url,

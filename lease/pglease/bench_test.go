@@ -7,9 +7,9 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	"github.com/ferryhq/ferry/internal/pgtest"
 	"github.com/ferryhq/ferry/lease/leasetest"
 	"github.com/ferryhq/ferry/lease/pglease"
+	"github.com/ferryhq/ferry/storage/storagetest"
 )
 
 // BenchmarkAcquireRelease compares an uncontended Acquire+Release with two
@@ -20,7 +20,7 @@ import (
 // arguments as a simple query, parsed and planned every time.
 func BenchmarkAcquireRelease(b *testing.B) {
 	ctx := context.Background()
-	pool := pgtest.Pool(b)
+	pool := storagetest.Pool(b)
 	if _, err := pool.Exec(ctx, `CREATE TABLE bench_row (id int PRIMARY KEY, n bigint) WITH (fillfactor = 50);
 		INSERT INTO bench_row VALUES (1, 0)`); err != nil {
 		b.Fatal(err)
@@ -52,7 +52,7 @@ func BenchmarkAcquireRelease(b *testing.B) {
 // BenchmarkContended measures 50 goroutines hammering one key, each with
 // its own connection, as 50 processes would.
 func BenchmarkContended(b *testing.B) {
-	pool := newPool(b, pgtest.URL(b), func(c *pgxpool.Config) { c.MaxConns = 50 })
+	pool := newPool(b, storagetest.URL(b), func(c *pgxpool.Config) { c.MaxConns = 50 })
 	r := leasetest.BenchContended(b, pglease.New(pool, pglease.Options{}), "bench", 50)
 	fmt.Printf("ferry-bench: pglease-contended-acquire %s (a connection each)\n", r)
 }

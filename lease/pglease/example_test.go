@@ -9,10 +9,10 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/ferryhq/ferry/internal/pgtest"
 	"github.com/ferryhq/ferry/lease"
 	"github.com/ferryhq/ferry/lease/pglease"
 	"github.com/ferryhq/ferry/storage"
+	"github.com/ferryhq/ferry/storage/storagetest"
 )
 
 // A worker holds a repository's lease while it migrates it, and fences
@@ -20,7 +20,7 @@ import (
 // a late write from the first one is refused.
 func Example() {
 	ctx := context.Background()
-	srv, err := pgtest.Start(ctx, pgtest.ServerOptions{}) // a throwaway Postgres
+	srv, err := storagetest.Start(ctx, storagetest.ServerOptions{}) // a throwaway Postgres
 	if err != nil {
 		fmt.Println(err)
 		return

@@ -10,10 +10,10 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	"github.com/ferryhq/ferry/internal/pgtest"
 	"github.com/ferryhq/ferry/lease"
 	"github.com/ferryhq/ferry/lease/pglease"
 	"github.com/ferryhq/ferry/storage"
+	"github.com/ferryhq/ferry/storage/storagetest"
 )
 
 // repoTable makes the table that the fenced writes below go to.
@@ -70,7 +70,7 @@ func acquireFenced(t *testing.T, pool *pgxpool.Pool, lk *pglease.Locker, key str
 // stands.
 func TestPausedHolderIsFencedOff(t *testing.T) {
 	ctx := t.Context()
-	pool := pgtest.Pool(t)
+	pool := storagetest.Pool(t)
 	repoTable(t, pool)
 	old := pglease.New(pool, pglease.Options{Holder: "paused"})
 	fresh := pglease.New(pool, pglease.Options{Holder: "fresh"})
@@ -122,7 +122,7 @@ func TestPausedHolderIsFencedOff(t *testing.T) {
 // takeover of an expired lease waits for the fenced transaction to end.
 func TestFenceHoldsOffTakeover(t *testing.T) {
 	ctx := t.Context()
-	pool := pgtest.Pool(t)
+	pool := storagetest.Pool(t)
 	repoTable(t, pool)
 	lk := pglease.New(pool, pglease.Options{})
 	const ttl = 200 * time.Millisecond
@@ -164,7 +164,7 @@ func TestFenceHoldsOffTakeover(t *testing.T) {
 
 func TestFenceRefuses(t *testing.T) {
 	ctx := t.Context()
-	pool := pgtest.Pool(t)
+	pool := storagetest.Pool(t)
 	lk := pglease.New(pool, pglease.Options{})
 
 	released, err := lk.Acquire(ctx, "released", time.Minute)
@@ -214,7 +214,7 @@ func TestFenceRefuses(t *testing.T) {
 // for a fenced transaction of the holder nor leaves its mark on the row.
 func TestHeldAcquireIsARead(t *testing.T) {
 	ctx := t.Context()
-	pool := pgtest.Pool(t)
+	pool := storagetest.Pool(t)
 	holder := pglease.New(pool, pglease.Options{Holder: "holder"})
 	other := pglease.New(pool, pglease.Options{Holder: "other"})
 	_, tx := acquireFenced(t, pool, holder, "repo:1", time.Minute)

@@ -12,15 +12,15 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	"github.com/ferryhq/ferry/internal/pgtest"
 	"github.com/ferryhq/ferry/lease"
 	"github.com/ferryhq/ferry/lease/leasetest"
 	"github.com/ferryhq/ferry/lease/pglease"
+	"github.com/ferryhq/ferry/storage/storagetest"
 )
 
 func TestConformance(t *testing.T) {
 	leasetest.Run(t, func(t *testing.T) lease.Locker {
-		return pglease.New(pgtest.Pool(t), pglease.Options{})
+		return pglease.New(storagetest.Pool(t), pglease.Options{})
 	})
 }
 
@@ -43,7 +43,7 @@ func newPool(t testing.TB, url string, configure func(*pgxpool.Config)) *pgxpool
 }
 
 func TestHeldErrorNamesHolder(t *testing.T) {
-	pool := pgtest.Pool(t)
+	pool := storagetest.Pool(t)
 	host, _ := os.Hostname()
 	leasetest.CheckHolderNames(t, pglease.New(pool, pglease.Options{Holder: "enqueuer-7f9c"}), "enqueuer-7f9c",
 		pglease.New(pool, pglease.Options{}), fmt.Sprintf("%s/%d", host, os.Getpid()))
@@ -53,7 +53,7 @@ func TestHeldErrorNamesHolder(t *testing.T) {
 // the past (as if the server's clock had run on) frees the key even
 // though the holder's local ExpiresAt is an hour away.
 func TestDatabaseClockDecides(t *testing.T) {
-	pool := pgtest.Pool(t)
+	pool := storagetest.Pool(t)
 	lk := pglease.New(pool, pglease.Options{})
 	first, err := lk.Acquire(t.Context(), "k", time.Hour)
 	if err != nil {
@@ -88,7 +88,7 @@ func (c *countingTracer) TraceQueryEnd(context.Context, *pgx.Conn, pgx.TraceQuer
 
 func TestOneStatementEach(t *testing.T) {
 	tracer := &countingTracer{}
-	pool := newPool(t, pgtest.URL(t), func(c *pgxpool.Config) { c.ConnConfig.Tracer = tracer })
+	pool := newPool(t, storagetest.URL(t), func(c *pgxpool.Config) { c.ConnConfig.Tracer = tracer })
 	leasetest.CheckRoundTrips(t, pglease.New(pool, pglease.Options{}), tracer.n.Load)
 }
 
@@ -96,7 +96,7 @@ func TestProcesses(t *testing.T) {
 	const envURL = "FERRY_PGLEASE_TEST_URL"
 	var opts leasetest.ProcessOptions
 	if !leasetest.IsChild() {
-		opts.Env = []string{envURL + "=" + pgtest.URL(t)}
+		opts.Env = []string{envURL + "=" + storagetest.URL(t)}
 	}
 	leasetest.ContendAcrossProcesses(t, "enqueuer", opts, func(t *testing.T) lease.Locker {
 		return pglease.New(newPool(t, os.Getenv(envURL), nil), pglease.Options{})

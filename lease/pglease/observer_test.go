@@ -8,16 +8,16 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/ferryhq/ferry/internal/pgtest"
 	"github.com/ferryhq/ferry/lease"
 	"github.com/ferryhq/ferry/lease/pglease"
 	"github.com/ferryhq/ferry/storage"
+	"github.com/ferryhq/ferry/storage/storagetest"
 )
 
 // FenceWith reports every check to the Observer: passed, fenced, failed.
 func TestFenceWithReportsChecks(t *testing.T) {
 	ctx := t.Context()
-	pool := pgtest.Pool(t)
+	pool := storagetest.Pool(t)
 	var events []lease.FenceEvent
 	opts := pglease.FenceOptions{Observer: lease.ObserverFuncs{OnFenceChecked: func(_ context.Context, e lease.FenceEvent) {
 		events = append(events, e)

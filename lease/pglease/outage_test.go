@@ -7,17 +7,17 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	"github.com/ferryhq/ferry/internal/pgtest"
 	"github.com/ferryhq/ferry/lease"
 	"github.com/ferryhq/ferry/lease/leasetest"
 	"github.com/ferryhq/ferry/lease/pglease"
+	"github.com/ferryhq/ferry/storage/storagetest"
 )
 
 // The guarded holder's connections are killed: its next renewal fails, fn
 // is cancelled, the lease is released, and only then can another holder
 // get it.
 func TestGuardConnectionKilled(t *testing.T) {
-	url := pgtest.URL(t)
+	url := storagetest.URL(t)
 	// One connection, renewed more often than pgxpool's idle ping (1s),
 	// so the renewal meets the dead connection rather than a fresh one.
 	guarded := pglease.New(newPool(t, url, func(c *pgxpool.Config) { c.MaxConns = 1 }), pglease.Options{Holder: "guarded"})
@@ -42,7 +42,7 @@ func TestGuardConnectionKilled(t *testing.T) {
 // cancelled, the release cannot reach the server either, and the lease
 // stays taken until it expires by the database's clock, after fn ended.
 func TestGuardDatabaseUnreachable(t *testing.T) {
-	url := pgtest.URL(t)
+	url := storagetest.URL(t)
 	p, proxied := startProxy(t, url)
 	guarded := pglease.New(newPool(t, proxied, nil), pglease.Options{Holder: "guarded"})
 	other := pglease.New(newPool(t, url, nil), pglease.Options{Holder: "contender"})

@@ -1,4 +1,4 @@
-package pgtest
+package storagetest
 
 import (
 	"context"
@@ -50,7 +50,7 @@ const prefetch = 2
 var shared harness
 
 // Main runs a test binary's tests and then stops the shared server and
-// drops what it created. Use it as: func TestMain(m *testing.M) { pgtest.Main(m) }.
+// drops what it created. Use it as: func TestMain(m *testing.M) { storagetest.Main(m) }.
 func Main(m *testing.M) {
 	code := m.Run()
 	shared.close()
@@ -88,27 +88,27 @@ func (h *harness) start(ctx context.Context) error {
 	}
 	admin, err := pgx.Connect(ctx, h.adminURL)
 	if err != nil {
-		return fmt.Errorf("pgtest: connecting to the admin database: %w", err)
+		return fmt.Errorf("storagetest: connecting to the admin database: %w", err)
 	}
 	h.admin = admin
 	var version int
 	if err := admin.QueryRow(ctx, `SELECT current_setting('server_version_num')::int`).Scan(&version); err != nil {
-		return fmt.Errorf("pgtest: reading the server version: %w", err)
+		return fmt.Errorf("storagetest: reading the server version: %w", err)
 	}
 	// FILE_COPY (PG15+) copies the template's files instead of WAL-logging
 	// every page, which is about twice as fast for a small database.
 	h.fileCopy = version >= 150000
 	h.template = fmt.Sprintf("ferry_tpl_%d_%d", os.Getpid(), time.Now().UnixNano()%1e6)
 	if _, err := admin.Exec(ctx, "CREATE DATABASE "+pgx.Identifier{h.template}.Sanitize()); err != nil {
-		return fmt.Errorf("pgtest: creating template database: %w", err)
+		return fmt.Errorf("storagetest: creating template database: %w", err)
 	}
 	pool, err := pgxpool.New(ctx, withDatabase(h.adminURL, h.template))
 	if err != nil {
-		return fmt.Errorf("pgtest: connecting to the template: %w", err)
+		return fmt.Errorf("storagetest: connecting to the template: %w", err)
 	}
 	defer pool.Close()
 	if err := storage.MigrateWith(ctx, pool, storage.MigrateOptions{Logger: slog.New(slog.DiscardHandler)}); err != nil {
-		return fmt.Errorf("pgtest: migrating the template: %w", err)
+		return fmt.Errorf("storagetest: migrating the template: %w", err)
 	}
 	fillCtx, cancel := context.WithCancel(context.Background())
 	h.ready, h.stopFiller, h.fillerDone = make(chan string, prefetch), cancel, make(chan struct{})
@@ -205,7 +205,7 @@ func (h *harness) createDatabase(ctx context.Context, migrated bool) (string, er
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if _, err := h.admin.Exec(ctx, sql); err != nil {
-		return "", fmt.Errorf("pgtest: creating database %s: %w", name, err)
+		return "", fmt.Errorf("storagetest: creating database %s: %w", name, err)
 	}
 	return name, nil
 }
@@ -238,7 +238,7 @@ func newDatabase(t testing.TB, migrated bool) string {
 	}
 	t.Cleanup(func() {
 		if err := shared.dropDatabase(name); err != nil {
-			t.Errorf("pgtest: dropping %s: %v", name, err)
+			t.Errorf("storagetest: dropping %s: %v", name, err)
 		}
 	})
 	return withDatabase(shared.adminURL, name)
@@ -264,7 +264,7 @@ func Pool(t testing.TB) *pgxpool.Pool {
 	t.Helper()
 	pool, err := pgxpool.New(context.Background(), URL(t))
 	if err != nil {
-		t.Fatalf("pgtest: %v", err)
+		t.Fatalf("storagetest: %v", err)
 	}
 	t.Cleanup(pool.Close)
 	return pool

@@ -1,4 +1,4 @@
-package pgtest
+package storagetest
 
 import (
 	"context"
@@ -20,7 +20,7 @@ import (
 
 // ErrUnavailable is returned when no PostgreSQL server can be started here;
 // its message names what is missing.
-var ErrUnavailable = errors.New("pgtest: cannot start a throwaway PostgreSQL server")
+var ErrUnavailable = errors.New("storagetest: cannot start a throwaway PostgreSQL server")
 
 // Superuser is the database superuser of every server Start makes.
 const Superuser = "postgres"
@@ -62,7 +62,7 @@ func Start(ctx context.Context, opts ServerOptions) (*Server, error) {
 	}
 	dir, err := childproc.TempDir(dirPrefix)
 	if err != nil {
-		return nil, fmt.Errorf("pgtest: temp dir: %w", err)
+		return nil, fmt.Errorf("storagetest: temp dir: %w", err)
 	}
 	s := &Server{dir: dir, data: filepath.Join(dir, "data"), bin: bin, cred: cred}
 	if err := s.chown(); err != nil {
@@ -96,7 +96,7 @@ func (s *Server) launch(ctx context.Context, opts ServerOptions) error {
 	}
 	logFile, err := os.Create(filepath.Join(s.dir, "postgres.log"))
 	if err != nil {
-		return fmt.Errorf("pgtest: log file: %w", err)
+		return fmt.Errorf("storagetest: log file: %w", err)
 	}
 	defer logFile.Close() // the child has its own descriptor
 	cmd := exec.Command(filepath.Join(s.bin, "postgres"), args...)
@@ -139,7 +139,7 @@ func (s *Server) Dir() string { return s.dir }
 func (s *Server) StartReplica(ctx context.Context, applyDelay time.Duration) (*Server, error) {
 	dir, err := childproc.TempDir(dirPrefix)
 	if err != nil {
-		return nil, fmt.Errorf("pgtest: temp dir: %w", err)
+		return nil, fmt.Errorf("storagetest: temp dir: %w", err)
 	}
 	r := &Server{dir: dir, data: filepath.Join(dir, "data"), bin: s.bin, cred: s.cred}
 	if err := r.chown(); err != nil {
@@ -149,7 +149,7 @@ func (s *Server) StartReplica(ctx context.Context, applyDelay time.Duration) (*S
 	if out, err := r.run(ctx, "pg_basebackup", "-D", r.data, "-R", "-X", "stream",
 		"--checkpoint=fast", "--no-sync", "-h", s.dir, "-p", "5432", "-U", Superuser); err != nil {
 		r.removeDir()
-		return nil, fmt.Errorf("pgtest: pg_basebackup: %v\n%s", err, childproc.Tail(out, 15))
+		return nil, fmt.Errorf("storagetest: pg_basebackup: %v\n%s", err, childproc.Tail(out, 15))
 	}
 	settings := map[string]string{"hot_standby": "on"}
 	if applyDelay > 0 {
@@ -173,7 +173,7 @@ func (s *Server) Stop() error {
 
 func (s *Server) removeDir() error {
 	if err := os.RemoveAll(s.dir); err != nil {
-		return fmt.Errorf("pgtest: removing %s: %w", s.dir, err)
+		return fmt.Errorf("storagetest: removing %s: %w", s.dir, err)
 	}
 	return nil
 }
@@ -196,7 +196,7 @@ func (s *Server) chown() error {
 		return nil
 	}
 	if err := os.Chown(s.dir, int(s.cred.Uid), int(s.cred.Gid)); err != nil {
-		return fmt.Errorf("pgtest: chown %s: %w", s.dir, err)
+		return fmt.Errorf("storagetest: chown %s: %w", s.dir, err)
 	}
 	return nil
 }

@@ -1,4 +1,4 @@
-// Package pgtest gives tests (and examples) a throwaway PostgreSQL server.
+// Package storagetest gives tests (and examples) a throwaway PostgreSQL server.
 //
 // A test binary shares one server: it is started on first use from the
 // machine's PostgreSQL binaries (initdb into a temp dir, a unix socket in
@@ -11,10 +11,10 @@
 // instead. When no server can be had, tests fail under CI=true and are
 // skipped with the reason elsewhere.
 //
-//	func TestMain(m *testing.M) { pgtest.Main(m) }
+//	func TestMain(m *testing.M) { storagetest.Main(m) }
 //
 //	func TestSomething(t *testing.T) {
-//		pool := pgtest.Pool(t) // fresh, migrated database
+//		pool := storagetest.Pool(t) // fresh, migrated database
 //		...
 //	}
-package pgtest
+package storagetest

@@ -1,4 +1,4 @@
-package pgtest_test
+package storagetest_test
 
 import (
 	"context"
@@ -6,13 +6,13 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/ferryhq/ferry/internal/pgtest"
+	"github.com/ferryhq/ferry/storage/storagetest"
 )
 
 // Programs (not tests) start their own throwaway server.
 func ExampleStart() {
 	ctx := context.Background()
-	server, err := pgtest.Start(ctx, pgtest.ServerOptions{})
+	server, err := storagetest.Start(ctx, storagetest.ServerOptions{})
 	if err != nil {
 		fmt.Println("no PostgreSQL here:", err)
 		return

@@ -1,4 +1,4 @@
-package pgtest_test
+package storagetest_test
 
 import (
 	"context"
@@ -13,7 +13,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/ferryhq/ferry/internal/pgtest"
+	"github.com/ferryhq/ferry/storage/storagetest"
 )
 
 const crashChildEnv = "FERRY_PGTEST_CRASH_CHILD"
@@ -23,7 +23,7 @@ const crashChildEnv = "FERRY_PGTEST_CRASH_CHILD"
 // (Pdeathsig) and its temp dir is swept by the next Start.
 func TestCrashedBinaryLeavesNothingBehind(t *testing.T) {
 	if os.Getenv(crashChildEnv) != "" {
-		s, err := pgtest.Start(context.Background(), pgtest.ServerOptions{})
+		s, err := storagetest.Start(context.Background(), storagetest.ServerOptions{})
 		if err != nil {
 			os.Exit(3)
 		}
@@ -32,7 +32,7 @@ func TestCrashedBinaryLeavesNothingBehind(t *testing.T) {
 		os.Stdout.WriteString("DIR=" + s.Dir() + " PID=" + pid + "\n")
 		os.Exit(7) // dies without Stop
 	}
-	if _, err := pgtest.FindBinaries(); err != nil {
+	if _, err := storagetest.FindBinaries(); err != nil {
 		t.Skip(err)
 	}
 	cmd := exec.Command(os.Args[0], "-test.run", "^TestCrashedBinaryLeavesNothingBehind$")
@@ -53,7 +53,7 @@ func TestCrashedBinaryLeavesNothingBehind(t *testing.T) {
 	require.Eventually(t, func() bool { return syscall.Kill(pid, 0) != nil },
 		10*time.Second, 20*time.Millisecond, "postgres of the dead binary must exit")
 
-	s, err := pgtest.Start(context.Background(), pgtest.ServerOptions{})
+	s, err := storagetest.Start(context.Background(), storagetest.ServerOptions{})
 	require.NoError(t, err)
 	defer s.Stop()
 	_, err = os.Stat(dir)

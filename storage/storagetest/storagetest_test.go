@@ -1,4 +1,4 @@
-package pgtest_test
+package storagetest_test
 
 import (
 	"context"
@@ -9,28 +9,28 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/require"
 
-	"github.com/ferryhq/ferry/internal/pgtest"
+	"github.com/ferryhq/ferry/storage/storagetest"
 )
 
-func TestMain(m *testing.M) { pgtest.Main(m) }
+func TestMain(m *testing.M) { storagetest.Main(m) }
 
 func TestURLGivesFreshMigratedDatabase(t *testing.T) {
 	ctx := context.Background()
-	pool := pgtest.Pool(t)
+	pool := storagetest.Pool(t)
 	var n int
 	require.NoError(t, pool.QueryRow(ctx, `SELECT count(*) FROM ferry_schema_migrations`).Scan(&n))
 	require.Positive(t, n)
 	_, err := pool.Exec(ctx, `CREATE TABLE only_here (id int)`)
 	require.NoError(t, err)
 
-	other := pgtest.Pool(t)
+	other := storagetest.Pool(t)
 	err = other.QueryRow(ctx, `SELECT count(*) FROM only_here`).Scan(&n)
 	require.Error(t, err, "databases must not share tables")
 }
 
 func TestEmptyURLHasNoSchema(t *testing.T) {
 	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, pgtest.EmptyURL(t))
+	conn, err := pgx.Connect(ctx, storagetest.EmptyURL(t))
 	require.NoError(t, err)
 	defer conn.Close(ctx)
 	var exists bool
@@ -40,7 +40,7 @@ func TestEmptyURLHasNoSchema(t *testing.T) {
 
 func TestReplicaFollowsWithDelay(t *testing.T) {
 	ctx := context.Background()
-	rep := pgtest.NewReplicated(t, 300*time.Millisecond)
+	rep := storagetest.NewReplicated(t, 300*time.Millisecond)
 	primary, err := pgx.Connect(ctx, rep.PrimaryURL)
 	require.NoError(t, err)
 	defer primary.Close(ctx)
@@ -69,19 +69,19 @@ func TestReplicaFollowsWithDelay(t *testing.T) {
 // floor), and the cost of a throwaway server start.
 func BenchmarkNewDatabase(b *testing.B) {
 	ctx := context.Background()
-	pgtest.EmptyURL(b) // start the shared server outside the timings
+	storagetest.EmptyURL(b) // start the shared server outside the timings
 	b.Run("from-template", func(b *testing.B) {
 		for b.Loop() {
-			pgtest.URL(b)
+			storagetest.URL(b)
 		}
 	})
 	b.Run("empty", func(b *testing.B) {
 		for b.Loop() {
-			pgtest.EmptyURL(b)
+			storagetest.EmptyURL(b)
 		}
 	})
 	start := time.Now()
-	s, err := pgtest.Start(ctx, pgtest.ServerOptions{})
+	s, err := storagetest.Start(ctx, storagetest.ServerOptions{})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -100,7 +100,7 @@ func BenchmarkNewDatabase(b *testing.B) {
 		}
 		return waited / n
 	}
-	tpl, empty := perDB(pgtest.URL), perDB(pgtest.EmptyURL)
+	tpl, empty := perDB(storagetest.URL), perDB(storagetest.EmptyURL)
 	fmt.Printf("ferry-bench: pgtest-new-database ferry=%s baseline=%s ratio=%.3f (wait for a migrated DB vs a bare CREATE DATABASE, tests of 200ms); server start %s\n",
 		tpl.Round(time.Microsecond), empty.Round(time.Microsecond), float64(tpl)/float64(empty), startup.Round(time.Millisecond))
 }

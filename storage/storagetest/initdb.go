@@ -1,4 +1,4 @@
-package pgtest
+package storagetest
 
 import (
 	"context"
@@ -30,7 +30,7 @@ func (s *Server) initData(ctx context.Context) error {
 		_ = os.RemoveAll(s.data)
 		return s.initdb(ctx, s.data)
 	} else if len(out) > 0 {
-		return fmt.Errorf("pgtest: copying the cached cluster: %s", out)
+		return fmt.Errorf("storagetest: copying the cached cluster: %s", out)
 	}
 	return nil
 }
@@ -89,7 +89,7 @@ func (s *Server) fillCache(ctx context.Context, cache string) error {
 	}
 	defer os.RemoveAll(staged)
 	if out, err := exec.CommandContext(ctx, "cp", "-a", filepath.Join(tmp, "data"), filepath.Join(staged, "data")).CombinedOutput(); err != nil {
-		return fmt.Errorf("pgtest: staging the cluster cache: %v: %s", err, out)
+		return fmt.Errorf("storagetest: staging the cluster cache: %v: %s", err, out)
 	}
 	if err := os.Rename(filepath.Join(staged, "data"), cache); err != nil {
 		if _, statErr := os.Stat(filepath.Join(cache, "PG_VERSION")); statErr == nil {
