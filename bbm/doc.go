@@ -22,11 +22,15 @@
 // a Batch (table, column, key column, Start and End) and the job's
 // transaction, which commits when Do returns nil.
 //
-// Work must be idempotent. A range can run more than once: a worker may die
-// after its Work committed but before the job was recorded as finished, and
-// failed attempts are retried. Write values computed from the row (SET c =
-// f(row)) or filter on what is left to do (WHERE c IS NULL); never
-// increment.
+// A range applies exactly once by default: the job is recorded finished
+// inside the Work's transaction, so a worker killed at any point either
+// committed both or neither, and even a non-idempotent Work (SET n = n + 1)
+// is safe. This holds when the bbm tables and the migrated table share a
+// database, the normal case. Work that writes elsewhere (another database,
+// object storage, an API) declares DeliveryAtLeastOnce with WithDelivery:
+// it runs outside a transaction of bbm's, the job is recorded after it
+// returns, and a range may run again after a crash, so it must be
+// idempotent. Each "job started" log line carries the delivery.
 //
 // # Workers
 //
@@ -55,9 +59,10 @@
 // (JobTimeout + LeaseGrace) in a transaction of its own, committed before
 // the Work runs: a job whose worker died stays running until its lease
 // expires and is then taken over, and a job that kills its worker every
-// time still runs out of attempts (MaxJobAttempts) instead of looping. The
-// outcome is recorded after the Work's transaction ended, outside it, so a
-// failure is kept although the Work's changes rolled back. A Work that
+// time still runs out of attempts (MaxJobAttempts) instead of looping. Success
+// is recorded in the Work's transaction (exactly-once) or right after it
+// (at-least-once); a failure is recorded after the Work's transaction
+// rolled back, outside it, so it is kept. A Work that
 // panics is recovered and its attempt fails; a Work that runs past
 // JobTimeout is cancelled (and a server-side statement_timeout backs that
 // up). A failed attempt is retried after RetryBackoff, doubling.

@@ -54,6 +54,11 @@ var (
 	// but nothing can run now: their remaining jobs are running elsewhere
 	// or wait for a dead worker's lease to expire.
 	ErrNoJobReady = errors.New("bbm: no job ready to run")
+	// ErrNotTransactional reports a Store asked to record a job inside the
+	// Work's transaction although its tables are not in that database.
+	// Exactly-once Work needs the job tables next to the migrated table;
+	// Work that writes elsewhere declares DeliveryAtLeastOnce.
+	ErrNotTransactional = errors.New("bbm: store cannot record jobs in the work's transaction")
 	// ErrJobFailed is wrapped by every *JobError.
 	ErrJobFailed = errors.New("bbm: job failed")
 	// ErrMaxJobAttempts reports a job that failed on its last allowed
@@ -77,7 +82,7 @@ var (
 // ErrorCode says why a migration or a job failed. It is stored as text.
 type ErrorCode string
 
-// Error codes. The first six are the migration failure codes; the rest say
+// Error codes. The first seven are the migration failure codes; the rest say
 // why a single job attempt failed.
 const (
 	CodeNone                    ErrorCode = ""
@@ -87,6 +92,9 @@ const (
 	CodeInvalidJobSignature     ErrorCode = "invalid_job_signature"
 	CodeMaxJobAttemptsReached   ErrorCode = "max_job_attempts_reached"
 	CodeInvalidBatchingStrategy ErrorCode = "invalid_batching_strategy"
+	// CodeInvalidDelivery: exactly-once Work whose job tables are not in
+	// its database (ErrNotTransactional).
+	CodeInvalidDelivery ErrorCode = "invalid_delivery"
 
 	CodeJobFailed    ErrorCode = "job_failed"    // Work returned an error
 	CodeJobPanicked  ErrorCode = "job_panicked"  // Work panicked
@@ -106,6 +114,8 @@ func (c ErrorCode) sentinel() error {
 		return ErrUnknownWork
 	case CodeInvalidBatchingStrategy:
 		return ErrInvalidStrategy
+	case CodeInvalidDelivery:
+		return ErrNotTransactional
 	case CodeMaxJobAttemptsReached:
 		return ErrMaxJobAttempts
 	case CodeJobPanicked:

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
 
@@ -61,10 +62,12 @@ func (s killStore) ClaimJob(ctx context.Context, c bbm.Claim) (*bbm.Job, error) 
 	return s.Store.ClaimJob(ctx, c)
 }
 
-func (s killStore) FinishJob(ctx context.Context, r bbm.JobResult) (*bbm.Job, error) {
-	// At-least-once recording happens after the Work's commit.
-	s.k.maybe(killAfterCommit)
-	return s.Store.FinishJob(ctx, r)
+// FinishJob dies after recording the job in the Work's transaction, before
+// that commits.
+func (s killStore) FinishJob(ctx context.Context, tx pgx.Tx, r bbm.JobResult) (*bbm.Job, error) {
+	j, err := s.Store.FinishJob(ctx, tx, r)
+	s.k.maybe(killBeforeCommit)
+	return j, err
 }
 
 // countWork increments n: not idempotent, so a range applied twice shows.
@@ -75,7 +78,6 @@ func countWork(k *killer) bbm.Work {
 			return err
 		}
 		k.maybe(killInsideWork)
-		k.maybe(killBeforeCommit)
 		return nil
 	})
 }
@@ -95,6 +97,8 @@ func TestBBMKillChild(t *testing.T) {
 	opts := fastOptions()
 	opts.JobTimeout, opts.LeaseGrace = time.Second, 200*time.Millisecond
 	opts.Store = killStore{Store: bbm.NewPostgresStore(pool, bbm.PostgresStoreOptions{}), k: k}
+	// JobFinished is told after the job's outcome is committed.
+	opts.Observer = bbm.ObserverFuncs{OnJobFinished: func(context.Context, bbm.JobEvent) { k.maybe(killAfterCommit) }}
 	w := bbm.NewSyncWorker(pool, opts)
 	require.NoError(t, w.Register(countWork(k)))
 	require.NoError(t, w.Run(ctx))

@@ -51,30 +51,39 @@ func (e *engine) run(ctx context.Context, store Store, work Work, job *Job) erro
 	}
 	ev := JobEvent{Migration: m.Name, MigrationID: m.ID, JobID: job.ID, Start: job.MinKey, End: job.MaxKey,
 		Attempt: job.Attempts, BatchSize: job.BatchSize, Keys: keys}
-	log.InfoContext(ctx, "job started", "batch_size", job.BatchSize)
+	log.InfoContext(ctx, "job started", "batch_size", job.BatchSize, "delivery", deliveryFor(e.db, work))
 	e.obs.JobStarted(ctx, ev)
 
 	b := Batch{Migration: m.Name, Table: m.TableIdent(), Column: m.Column, KeyColumn: m.KeyColumn,
 		Strategy: m.Strategy, Start: job.MinKey, End: job.MaxKey, Size: job.BatchSize, Attempt: job.Attempts}
-	took, workErr := e.runWork(ctx, work, b)
+	took, workErr := e.attempt(ctx, store, work, job, b)
 	ev.Duration = took
 
 	rctx, cancel := detached(ctx)
 	defer cancel()
-	if workErr == nil {
-		if _, err := store.FinishJob(rctx, JobResult{JobID: job.ID, Attempt: job.Attempts, Duration: took}); err != nil {
-			// The work is committed; the range runs again when retaken,
-			// which an idempotent Work allows.
-			log.ErrorContext(ctx, "job done but not recorded", "duration", took, "error", err)
-			ev.Err = err
-			ev.NextBatchSize = e.sizes.size(m)
-			e.obs.JobFinished(ctx, ev)
-			return err
-		}
+	var unrecorded *recordError
+	switch {
+	case workErr == nil:
 		ev.NextBatchSize = e.sizes.observe(m, keys, took, false)
 		log.InfoContext(ctx, "job finished", "duration", took, "next_batch_size", ev.NextBatchSize)
 		e.obs.JobFinished(ctx, ev)
 		return nil
+	case errors.As(workErr, &unrecorded) && errors.Is(workErr, ErrJobLost):
+		// Another worker took the job over (this one stalled past its
+		// lease); with exactly-once delivery this attempt rolled back.
+		log.WarnContext(ctx, "job taken over by another worker; this attempt's changes were not kept", "duration", took, "error", workErr)
+		ev.Err = workErr
+		ev.NextBatchSize = e.sizes.size(m)
+		e.obs.JobFinished(ctx, ev)
+		return workErr
+	case errors.As(workErr, &unrecorded) && unrecorded.committed:
+		// At-least-once: the work is done; the range runs again when
+		// retaken, which such a Work allows.
+		log.ErrorContext(ctx, "job done but not recorded", "duration", took, "error", workErr)
+		ev.Err = workErr
+		ev.NextBatchSize = e.sizes.size(m)
+		e.obs.JobFinished(ctx, ev)
+		return workErr
 	}
 
 	code := CodeJobFailed
@@ -121,31 +130,79 @@ func (e *engine) run(ctx context.Context, store Store, work Work, job *Job) erro
 	return je
 }
 
-// runWork runs w on b in a transaction under the job timeout, turning a
-// panic into a *PanicError, and returns how long the transaction took.
-func (e *engine) runWork(ctx context.Context, w Work, b Batch) (took time.Duration, err error) {
+// deliveryFor is the delivery a Work gets: without a database there is no
+// transaction to join, so at-least-once.
+func deliveryFor(db storage.Beginner, w Work) Delivery {
+	if db == nil {
+		return DeliveryAtLeastOnce
+	}
+	return DeliveryOf(w)
+}
+
+// recordError is a failure to record a job finished. committed says the
+// Work's changes are kept anyway (at-least-once delivery); otherwise they
+// rolled back with the record.
+type recordError struct {
+	err       error
+	committed bool
+}
+
+func (e *recordError) Error() string { return e.err.Error() }
+func (e *recordError) Unwrap() error { return e.err }
+
+// attempt runs w on b under the job timeout, turning a panic into a
+// *PanicError, and records the job finished: inside the Work's transaction
+// for DeliveryExactlyOnce, after Do for DeliveryAtLeastOnce (and without a
+// database). It returns how long the Work took.
+func (e *engine) attempt(ctx context.Context, store Store, w Work, job *Job, b Batch) (took time.Duration, err error) {
 	jctx, cancel := context.WithTimeoutCause(ctx, e.o.JobTimeout, ErrJobTimeout)
 	defer cancel()
 	began := time.Now()
-	defer func() {
+	result := func() JobResult {
 		took = time.Since(began)
+		return JobResult{JobID: job.ID, Attempt: job.Attempts, Duration: took}
+	}
+	defer func() {
+		if took == 0 {
+			took = time.Since(began)
+		}
 		if p := recover(); p != nil {
 			err = &PanicError{Value: p, Stack: debug.Stack()}
 		}
-		if err != nil && ctx.Err() == nil && errors.Is(context.Cause(jctx), ErrJobTimeout) {
+		var re *recordError
+		if err != nil && !errors.As(err, &re) && ctx.Err() == nil && errors.Is(context.Cause(jctx), ErrJobTimeout) {
 			err = fmt.Errorf("%w after %s: %w", ErrJobTimeout, e.o.JobTimeout, err)
 		}
 	}()
-	if e.db == nil {
-		return 0, w.Do(jctx, nil, b)
+	if deliveryFor(e.db, w) == DeliveryAtLeastOnce {
+		var db storage.Querier
+		if e.db != nil {
+			db = e.db
+		}
+		if err := w.Do(jctx, db, b); err != nil {
+			return 0, err
+		}
+		rctx, rcancel := detached(ctx)
+		defer rcancel()
+		if _, err := store.FinishJob(rctx, nil, result()); err != nil {
+			return took, &recordError{err: err, committed: true}
+		}
+		return took, nil
 	}
 	// statement_timeout is a server-side backstop, a little after the
 	// client-side deadline that normally cancels first.
 	stmtTimeout := fmt.Sprintf("%dms", (e.o.JobTimeout + time.Second).Milliseconds())
-	return 0, storage.InTx(jctx, e.db, func(tx pgx.Tx) error {
+	err = storage.InTx(jctx, e.db, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(jctx, `SELECT set_config('statement_timeout', $1, true)`, stmtTimeout); err != nil {
 			return err
 		}
-		return w.Do(jctx, tx, b)
+		if err := w.Do(jctx, tx, b); err != nil {
+			return err
+		}
+		if _, err := store.FinishJob(jctx, tx, result()); err != nil {
+			return &recordError{err: err}
+		}
+		return nil
 	})
+	return took, err
 }

@@ -183,6 +183,8 @@ func configCode(err error) ErrorCode {
 		return CodeInvalidBatchingStrategy
 	case errors.Is(err, ErrUnknownWork):
 		return CodeInvalidJobSignature
+	case errors.Is(err, ErrNotTransactional):
+		return CodeInvalidDelivery
 	}
 	var pgErr *pgconn.PgError
 	if errors.As(err, &pgErr) {

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/require"
 
 	"github.com/ferryhq/ferry/bbm"
@@ -21,11 +22,11 @@ type flakyFinish struct {
 	failed atomic.Bool
 }
 
-func (s *flakyFinish) FinishJob(ctx context.Context, r bbm.JobResult) (*bbm.Job, error) {
+func (s *flakyFinish) FinishJob(ctx context.Context, tx pgx.Tx, r bbm.JobResult) (*bbm.Job, error) {
 	if s.failed.CompareAndSwap(false, true) {
 		return nil, errors.New("store unavailable")
 	}
-	return s.Store.FinishJob(ctx, r)
+	return s.Store.FinishJob(ctx, tx, r)
 }
 
 func memWorker(t *testing.T, store bbm.Store, obs bbm.Observer, maxKey int64) *bbm.SyncWorker {

@@ -12,9 +12,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/require"
 
 	"github.com/ferryhq/ferry/bbm"
+	"github.com/ferryhq/ferry/bbm/bbmtest"
 	"github.com/ferryhq/ferry/storage"
 )
 
@@ -58,7 +60,7 @@ func TestFindJobOrder(t *testing.T) {
 	b, c, d := migrationOf(t, pool, "B"), migrationOf(t, pool, "C"), migrationOf(t, pool, "D")
 	j, err := store.ClaimJob(ctx, bbm.Claim{MigrationID: b.ID, MinKey: 1, MaxKey: 100, BatchSize: 100, Lease: lease})
 	require.NoError(t, err)
-	_, err = store.FinishJob(ctx, bbm.JobResult{JobID: j.ID, Attempt: 1})
+	_, err = store.FinishJob(ctx, nil, bbm.JobResult{JobID: j.ID, Attempt: 1})
 	require.NoError(t, err)
 	j, err = store.ClaimJob(ctx, bbm.Claim{MigrationID: b.ID, MinKey: 101, MaxKey: 200, BatchSize: 100, Lease: lease})
 	require.NoError(t, err)
@@ -152,16 +154,17 @@ type finishFailsOnce struct {
 	done atomic.Bool
 }
 
-func (s *finishFailsOnce) FinishJob(ctx context.Context, r bbm.JobResult) (*bbm.Job, error) {
+func (s *finishFailsOnce) FinishJob(ctx context.Context, tx pgx.Tx, r bbm.JobResult) (*bbm.Job, error) {
 	if s.done.CompareAndSwap(false, true) {
 		return nil, fmt.Errorf("connection reset")
 	}
-	return s.Store.FinishJob(ctx, r)
+	return s.Store.FinishJob(ctx, tx, r)
 }
 
-// Work is idempotent: a range whose work committed but whose job was not
-// marked finished runs again once the lease expires, with the same result.
-func TestCommittedButUnrecordedJobRunsAgainIdempotently(t *testing.T) {
+// At-least-once Work is idempotent: a range whose work committed but whose
+// job was not marked finished runs again once the lease expires, with the
+// same result.
+func TestAtLeastOnceUnrecordedJobRunsAgain(t *testing.T) {
 	ctx := context.Background()
 	pool := pgSetup(t)
 	itemsTable(t, pool, "items", 300)
@@ -170,7 +173,7 @@ func TestCommittedButUnrecordedJobRunsAgainIdempotently(t *testing.T) {
 	opts.Store = &finishFailsOnce{Store: pgStore(pool)}
 	opts.JobTimeout, opts.LeaseGrace = 300*time.Millisecond, 100*time.Millisecond
 	w := bbm.NewSyncWorker(pool, opts)
-	require.NoError(t, w.Register(rec.work("fill")))
+	require.NoError(t, w.Register(bbm.WithDelivery(rec.work("fill"), bbm.DeliveryAtLeastOnce)))
 	register(t, w.Admin(), "m", "items", "fill", 100)
 
 	require.ErrorContains(t, w.Run(ctx), "connection reset")
@@ -179,6 +182,54 @@ func TestCommittedButUnrecordedJobRunsAgainIdempotently(t *testing.T) {
 	requireFilled(t, pool, "items")
 	require.Equal(t, []string{"m:1", "m:101", "m:201", "m:1"}, rec.runs, "the unrecorded range ran again")
 	require.Equal(t, bbm.StatusFinished, migrationOf(t, pool, "m").Status)
+}
+
+// Exactly-once Work: when recording the job fails, the Work's changes roll
+// back with it, the attempt fails and is retried, and the range is applied
+// once.
+func TestExactlyOnceUnrecordedJobRollsBack(t *testing.T) {
+	ctx := context.Background()
+	pool := pgSetup(t)
+	itemsTable(t, pool, "items", 300)
+	var rec recorder
+	opts := fastOptions()
+	opts.Store = &finishFailsOnce{Store: pgStore(pool)}
+	w := bbm.NewSyncWorker(pool, opts)
+	require.NoError(t, w.Register(rec.work("fill")))
+	register(t, w.Admin(), "m", "items", "fill", 100)
+	require.NoError(t, w.Run(ctx))
+	requireFilled(t, pool, "items")
+	require.Equal(t, []string{"m:1", "m:1", "m:101", "m:201"}, rec.runs, "the unrecorded attempt was retried at once")
+	jobs := jobsOf(t, pool, "m")
+	require.Equal(t, 2, jobs[0].Attempts)
+	require.Equal(t, bbm.StatusFinished, migrationOf(t, pool, "m").Status)
+}
+
+// Exactly-once Work needs the job tables in its database: a worker on a
+// database with a Store elsewhere fails the migration saying so, and
+// nothing of the Work is kept.
+func TestExactlyOnceNeedsStoreInWorkDatabase(t *testing.T) {
+	ctx := context.Background()
+	pool := pgSetup(t)
+	itemsTable(t, pool, "items", 100)
+	opts := fastOptions()
+	opts.Store = bbmtest.NewStore(bbmtest.StoreOptions{})
+	w := bbm.NewSyncWorker(pool, opts)
+	require.NoError(t, w.Register(fillWork("fill")))
+	register(t, w.Admin(), "m", "items", "fill", 50)
+	err := w.Run(ctx)
+	require.ErrorIs(t, err, bbm.ErrMigrationFailed)
+	require.ErrorIs(t, err, bbm.ErrNotTransactional)
+	require.Equal(t, 100, countWhere(t, pool, `SELECT count(*) FROM items WHERE filled IS NULL`))
+}
+
+// A Work whose delivery is not one of the two is refused at Register.
+func TestRegisterRefusesUnknownDelivery(t *testing.T) {
+	w := bbm.NewSyncWorker(nil, bbm.Options{})
+	noop := bbm.WorkFunc("noop", func(context.Context, storage.Querier, bbm.Batch) error { return nil })
+	require.ErrorIs(t, w.Register(bbm.WithDelivery(noop, "sometimes")), bbm.ErrInvalidWork)
+	require.Equal(t, bbm.DeliveryExactlyOnce, bbm.DeliveryOf(noop))
+	require.Equal(t, bbm.DeliveryAtLeastOnce, bbm.DeliveryOf(bbm.WithDelivery(noop, bbm.DeliveryAtLeastOnce)))
 }
 
 // NullKeys batches the NULL rows through the partial index and refuses to

@@ -314,14 +314,23 @@ func claimNew(ctx context.Context, tx pgx.Tx, c Claim, leaseMicros int64) (*Job,
 		RETURNING `+jobColumns, c.MigrationID, c.MinKey, c.MaxKey, c.BatchSize, leaseMicros))
 }
 
-// FinishJob implements Store.
-func (s *PostgresStore) FinishJob(ctx context.Context, r JobResult) (*Job, error) {
-	job, err := scanJob(s.db.QueryRow(ctx, `UPDATE ferry_bbm_jobs SET status = 'finished',
+// FinishJob implements Store. With tx set, the job row is updated in tx,
+// so it must be a transaction on the database that holds Ferry's tables.
+func (s *PostgresStore) FinishJob(ctx context.Context, tx pgx.Tx, r JobResult) (*Job, error) {
+	var q storage.Querier = s.db
+	if tx != nil {
+		q = tx
+	}
+	job, err := scanJob(q.QueryRow(ctx, `UPDATE ferry_bbm_jobs SET status = 'finished',
 			finished_at = now(), lease_expires_at = NULL, duration_us = $3, error_code = '', error_message = ''
 		WHERE id = $1 AND status = 'running' AND attempts = $2
 		RETURNING `+jobColumns, r.JobID, r.Attempt, r.Duration.Microseconds()))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, fmt.Errorf("%w: job %d attempt %d", ErrJobLost, r.JobID, r.Attempt)
+	}
+	var pgErr *pgconn.PgError
+	if tx != nil && errors.As(err, &pgErr) && pgErr.Code == "42P01" { // undefined_table
+		return nil, fmt.Errorf("%w: finishing job %d: the work's database has no bbm tables: %w", ErrNotTransactional, r.JobID, err)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("bbm: finishing job %d: %w", r.JobID, err)

@@ -3,6 +3,8 @@ package bbm
 import (
 	"context"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 )
 
 // Store is all the persistence the workers and Admin use. PostgresStore is
@@ -11,7 +13,9 @@ import (
 //
 // Every write is durable when the call returns and independent of any
 // transaction a Work runs in: a job's attempt is counted before its Work
-// runs, and its failure is recorded after the Work's transaction rolled back.
+// runs, and its failure is recorded after the Work's transaction rolled
+// back. The one exception is FinishJob given the Work's transaction, which
+// records success inside it.
 type Store interface {
 	// AcquireLock takes the worker lock that lets one worker at a time,
 	// across processes, run jobs. With wait > 0 it waits up to wait; with
@@ -57,7 +61,14 @@ type Store interface {
 	ClaimJob(ctx context.Context, c Claim) (*Job, error)
 	// FinishJob marks the running attempt r.Attempt of r.JobID finished.
 	// When the attempt is no longer current it is ErrJobLost.
-	FinishJob(ctx context.Context, r JobResult) (*Job, error)
+	//
+	// With tx nil the change is durable when FinishJob returns. Otherwise
+	// tx is the transaction the attempt's Work ran in, and the change is
+	// made in it: the job is recorded finished if and only if the Work's
+	// changes commit, which makes a range apply exactly once. A Store
+	// whose tables are not in tx's database (bbmtest.Store has none)
+	// returns an error wrapping ErrNotTransactional.
+	FinishJob(ctx context.Context, tx pgx.Tx, r JobResult) (*Job, error)
 	// FailJob marks the running attempt f.Attempt of f.JobID failed (and
 	// the migration failed when f.MigrationCode is set). When the attempt
 	// is no longer current it is ErrJobLost.

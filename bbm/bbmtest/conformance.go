@@ -88,7 +88,7 @@ func fail(t *testing.T, s bbm.Store, j *bbm.Job, code bbm.ErrorCode) *bbm.Job {
 
 func finish(t *testing.T, s bbm.Store, j *bbm.Job) *bbm.Job {
 	t.Helper()
-	return must(s.FinishJob(context.Background(), bbm.JobResult{JobID: j.ID, Attempt: j.Attempts, Duration: time.Millisecond}))(t)
+	return must(s.FinishJob(context.Background(), nil, bbm.JobResult{JobID: j.ID, Attempt: j.Attempts, Duration: time.Millisecond}))(t)
 }
 
 func testCreateAndGet(t *testing.T, s bbm.Store) {
@@ -236,13 +236,13 @@ func testFinishAndFail(t *testing.T, s bbm.Store) {
 	ctx := context.Background()
 	m := create(t, s, "m")
 	j := claimNew(t, s, m, 1, 10)
-	_, err := s.FinishJob(ctx, bbm.JobResult{JobID: j.ID, Attempt: j.Attempts + 1})
+	_, err := s.FinishJob(ctx, nil, bbm.JobResult{JobID: j.ID, Attempt: j.Attempts + 1})
 	wantErr(t, err, bbm.ErrJobLost)
 
 	f := fail(t, s, j, bbm.CodeJobFailed)
 	check(t, f.Status == bbm.JobFailed && f.ErrorCode == bbm.CodeJobFailed && f.ErrorMessage == "boom" &&
 		f.Attempts == 1 && f.Duration == time.Millisecond && f.LeaseExpiresAt.IsZero(), "failed job: %+v", f)
-	_, err = s.FinishJob(ctx, bbm.JobResult{JobID: j.ID, Attempt: 1})
+	_, err = s.FinishJob(ctx, nil, bbm.JobResult{JobID: j.ID, Attempt: 1})
 	wantErr(t, err, bbm.ErrJobLost)
 	_, err = s.FailJob(ctx, bbm.JobFailure{JobID: j.ID, Attempt: 1, Code: bbm.CodeJobFailed})
 	wantErr(t, err, bbm.ErrJobLost)

@@ -22,7 +22,7 @@ func ExampleNewStore() {
 	}
 	job, _ := s.ClaimJob(ctx, bbm.Claim{MigrationID: m.ID, MinKey: 1, MaxKey: 50, BatchSize: 50, Lease: time.Minute})
 	fmt.Println(job.Status, job.Attempts)
-	job, _ = s.FinishJob(ctx, bbm.JobResult{JobID: job.ID, Attempt: job.Attempts})
+	job, _ = s.FinishJob(ctx, nil, bbm.JobResult{JobID: job.ID, Attempt: job.Attempts})
 	fmt.Println(job.Status)
 	_, err := s.ClaimJob(ctx, bbm.Claim{MigrationID: m.ID, MinKey: 40, MaxKey: 60, BatchSize: 20, Lease: time.Minute})
 	fmt.Println(err != nil)

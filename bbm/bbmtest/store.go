@@ -8,6 +8,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/ferryhq/ferry/bbm"
 )
 
@@ -333,10 +335,14 @@ func (s *Store) current(id int64, attempt int) (*bbm.Job, error) {
 	return j, nil
 }
 
-// FinishJob implements bbm.Store.
-func (s *Store) FinishJob(ctx context.Context, r bbm.JobResult) (*bbm.Job, error) {
+// FinishJob implements bbm.Store. The fake has no database, so it cannot
+// join a Work's transaction: a non-nil tx is bbm.ErrNotTransactional.
+func (s *Store) FinishJob(ctx context.Context, tx pgx.Tx, r bbm.JobResult) (*bbm.Job, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
+	}
+	if tx != nil {
+		return nil, fmt.Errorf("%w: bbmtest.Store keeps jobs in memory; build the worker without a database", bbm.ErrNotTransactional)
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
