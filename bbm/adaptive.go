@@ -15,9 +15,12 @@ import (
 // are kept per migration in the worker's memory; a new worker starts again
 // from the migration's BatchSize.
 type AdaptiveOptions struct {
-	// TargetJobDuration turns adaptive sizing on; 0 keeps sizes fixed.
-	// Something well below JobTimeout, like 200-500ms, keeps each job's
-	// transaction short while the per-job overhead stays negligible.
+	// Off keeps every job at the migration's BatchSize.
+	Off bool
+	// TargetJobDuration is the job duration sizes aim at. Something well
+	// below JobTimeout, like 200-500ms, keeps each job's transaction short
+	// while the per-job overhead stays negligible. Default
+	// DefaultTargetJobDuration (500ms).
 	TargetJobDuration time.Duration
 	// MinBatchSize and MaxBatchSize bound the size. Defaults: the
 	// migration's BatchSize divided by 10 (at least 1), and times 10.
@@ -33,6 +36,12 @@ type AdaptiveOptions struct {
 }
 
 func (a AdaptiveOptions) withDefaults() AdaptiveOptions {
+	switch {
+	case a.Off:
+		a.TargetJobDuration = 0
+	case a.TargetJobDuration <= 0:
+		a.TargetJobDuration = DefaultTargetJobDuration
+	}
 	if a.MaxGrowth <= 1 {
 		a.MaxGrowth = 2
 	}
@@ -99,7 +108,7 @@ func (s *sizer) stateLocked(m *Migration) *sizeState {
 	return st
 }
 
-// observe records that a job of keys keys took d (timedOut: it was cut
+// observe records that a job of keys rows took d (timedOut: it was cut
 // short by the job timeout) and returns the next size.
 func (s *sizer) observe(m *Migration, keys int64, d time.Duration, timedOut bool) int {
 	if !s.enabled() {

@@ -8,7 +8,7 @@ import (
 )
 
 func TestSizerOffKeepsBatchSize(t *testing.T) {
-	s := newSizer(AdaptiveOptions{}.withDefaults())
+	s := newSizer(AdaptiveOptions{Off: true}.withDefaults())
 	m := &Migration{ID: 1, BatchSize: 500}
 	require.Equal(t, 500, s.size(m))
 	require.Equal(t, 500, s.observe(m, 500, time.Hour, false))

@@ -33,9 +33,7 @@ func BenchmarkBackfill(b *testing.B) {
 		})
 		var longestJob atomic.Int64
 		opts := bbm.Options{
-			Logger:          testLogger(),
-			BatchPause:      -1,
-			MaxJobsPerBatch: 1000,
+			Logger: testLogger(),
 			Adaptive: bbm.AdaptiveOptions{
 				TargetJobDuration: 300 * time.Millisecond,
 				MinBatchSize:      1000,
@@ -156,5 +154,5 @@ func backfill(ctx context.Context, pool *pgxpool.Pool, table string, batch int, 
 	if runErr == nil && p.Migration.Status != bbm.StatusFinished {
 		return 0, fmt.Errorf("migration %s", p)
 	}
-	return p.Jobs.KeysDone, runErr
+	return p.Jobs.RowsDone, runErr
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/jackc/pgx/v5"
 
@@ -11,37 +12,55 @@ import (
 )
 
 // Catalog is what registration and batching need to know about target
-// tables. PostgresCatalog reads pg_catalog and information_schema and the
-// tables themselves; bbmtest.Catalog is an in-memory fake.
+// tables. PostgresCatalog reads pg_catalog and the tables themselves;
+// bbmtest.Catalog is an in-memory fake.
 type Catalog interface {
 	// Describe resolves table (on the search_path when unqualified) and
-	// checks column for strategy: IntegerRange needs an integer column;
-	// NullKeys needs a valid partial index WHERE column IS NULL whose
-	// leading column is an integer (the key). Errors wrap ErrInvalidTable,
-	// ErrInvalidColumn or ErrMissingNullIndex.
-	Describe(ctx context.Context, table TableName, column string, strategy Strategy) (Target, error)
+	// its key for strategy. Keyset: key names the key columns (each must
+	// exist, be NOT NULL and have a btree-orderable type). NullKeys:
+	// column is the column being filled, key is ignored, and the key is
+	// the columns of a valid partial index WHERE column IS NULL. Errors
+	// wrap ErrInvalidTable, ErrInvalidColumn, ErrNullableKey or
+	// ErrMissingNullIndex.
+	Describe(ctx context.Context, table TableName, strategy Strategy, column string, key []string) (Target, error)
 	// KeyBounds returns the smallest and largest key of the rows in scope
 	// (for NullKeys, of the rows whose column IS NULL); ok is false when
 	// there are none.
-	KeyBounds(ctx context.Context, t Target) (lo, hi int64, ok bool, err error)
-	// NextNullBatch returns the key bounds of the first size rows whose
-	// column IS NULL and whose key lies in [from, to]; ok is false when
-	// there are none.
-	NextNullBatch(ctx context.Context, t Target, from, to int64, size int) (start, end int64, ok bool, err error)
+	KeyBounds(ctx context.Context, t Target) (lo, hi Key, ok bool, err error)
+	// NextBatch returns the next range of the keyset walk: start is the
+	// first key in scope after after (from lower when after is nil) and at
+	// most upper; end is the size-th key from start, or upper when fewer
+	// are left; rows is how many keys [start, end] holds (at most size).
+	// ok is false when no key is left.
+	NextBatch(ctx context.Context, t Target, after, lower, upper Key, size int) (start, end Key, rows int, ok bool, err error)
+	// EstimateRows is the planner's estimate of the rows in scope in
+	// [lower, upper].
+	EstimateRows(ctx context.Context, t Target, lower, upper Key) (int64, error)
+	// Compare compares two keys in the key's order (-1, 0, +1); a value
+	// that is not of the key column's type is an error.
+	Compare(ctx context.Context, t Target, a, b Key) (int, error)
 }
 
-// Target is a resolved table and column.
+// Target is a resolved table and key.
 type Target struct {
-	Schema    string
-	Table     string
-	Column    string
-	KeyColumn string
-	Strategy  Strategy
-	// TupleEstimate is the planner's row estimate (0 when never analyzed).
-	TupleEstimate int64
+	Schema     string
+	Table      string
+	Column     string
+	KeyColumns []string
+	KeyTypes   []string
+	Strategy   Strategy
 }
 
 func (t Target) ident() string { return pgx.Identifier{t.Schema, t.Table}.Sanitize() }
+
+// scope is the condition limiting rows for the strategy ("" or "AND
+// column IS NULL").
+func (t Target) scope() string {
+	if t.Strategy == NullKeys {
+		return " AND " + pgx.Identifier{t.Column}.Sanitize() + " IS NULL"
+	}
+	return ""
+}
 
 // PostgresCatalog is the Catalog on a Postgres database.
 type PostgresCatalog struct {
@@ -53,11 +72,12 @@ var _ Catalog = (*PostgresCatalog)(nil)
 // NewPostgresCatalog returns a Catalog reading db.
 func NewPostgresCatalog(db storage.Querier) *PostgresCatalog { return &PostgresCatalog{db: db} }
 
-// integerTypes are the column types a key may have.
-var integerTypes = map[string]bool{"smallint": true, "integer": true, "bigint": true}
+// maxKeyColumns bounds composite keys (Postgres indexes have at most 32
+// columns).
+const maxKeyColumns = 32
 
 // Describe implements Catalog.
-func (c *PostgresCatalog) Describe(ctx context.Context, table TableName, column string, strategy Strategy) (Target, error) {
+func (c *PostgresCatalog) Describe(ctx context.Context, table TableName, strategy Strategy, column string, key []string) (Target, error) {
 	ident := pgx.Identifier{table.Name}
 	if table.Schema != "" {
 		ident = pgx.Identifier{table.Schema, table.Name}
@@ -66,9 +86,9 @@ func (c *PostgresCatalog) Describe(ctx context.Context, table TableName, column 
 	// NULL, not an error, when there is no such relation.
 	var t Target
 	var kind string
-	err := c.db.QueryRow(ctx, `SELECT n.nspname, c.relname, c.relkind::text, GREATEST(c.reltuples, 0)::bigint
+	err := c.db.QueryRow(ctx, `SELECT n.nspname, c.relname, c.relkind::text
 		FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
-		WHERE c.oid = to_regclass($1)`, ident.Sanitize()).Scan(&t.Schema, &t.Table, &kind, &t.TupleEstimate)
+		WHERE c.oid = to_regclass($1)`, ident.Sanitize()).Scan(&t.Schema, &t.Table, &kind)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return Target{}, fmt.Errorf("%w: table %s does not exist", ErrInvalidTable, table)
 	}
@@ -79,104 +99,239 @@ func (c *PostgresCatalog) Describe(ctx context.Context, table TableName, column 
 		return Target{}, fmt.Errorf("%w: %s is not a table (relkind %s)", ErrInvalidTable, table, kind)
 	}
 	t.Column, t.Strategy = column, strategy
-	colType, err := c.columnType(ctx, t.Schema, t.Table, column)
-	if err != nil {
-		return Target{}, err
+	var typeErr *columnTypeError
+	if _, _, err := c.column(ctx, t, column); err != nil && !errors.As(err, &typeErr) {
+		return Target{}, err // the filled column may have any type
 	}
 	switch strategy {
-	case IntegerRange:
-		if !integerTypes[colType] {
-			return Target{}, fmt.Errorf("%w: %s.%s is %s; integer ranges need smallint, integer or bigint",
-				ErrInvalidColumn, t.ident(), pgx.Identifier{column}.Sanitize(), colType)
+	case Keyset:
+		if len(key) == 0 {
+			key = []string{column}
 		}
-		t.KeyColumn = column
 	case NullKeys:
-		key, err := c.nullIndexKey(ctx, t)
+		if key, err = c.nullIndexKey(ctx, t); err != nil {
+			return Target{}, err
+		}
+	default:
+		return Target{}, fmt.Errorf("%w: %q", ErrInvalidStrategy, strategy)
+	}
+	if len(key) > maxKeyColumns {
+		return Target{}, fmt.Errorf("%w: %d key columns (at most %d)", ErrInvalidColumn, len(key), maxKeyColumns)
+	}
+	seen := map[string]bool{}
+	for _, k := range key {
+		if seen[k] {
+			return Target{}, fmt.Errorf("%w: key column %s given twice", ErrInvalidColumn, pgx.Identifier{k}.Sanitize())
+		}
+		seen[k] = true
+		typ, notNull, err := c.column(ctx, t, k)
 		if err != nil {
 			return Target{}, err
 		}
-		t.KeyColumn = key
-	default:
-		return Target{}, fmt.Errorf("%w: %q", ErrInvalidStrategy, strategy)
+		if !notNull {
+			return Target{}, fmt.Errorf("%w: %s.%s may be NULL, and a row whose key is NULL would be in no batch; "+
+				"make it NOT NULL (ALTER TABLE %s ALTER COLUMN %s SET NOT NULL) or choose another key",
+				ErrNullableKey, t.ident(), pgx.Identifier{k}.Sanitize(), t.ident(), pgx.Identifier{k}.Sanitize())
+		}
+		t.KeyColumns = append(t.KeyColumns, k)
+		t.KeyTypes = append(t.KeyTypes, typ)
 	}
 	return t, nil
 }
 
-func (c *PostgresCatalog) columnType(ctx context.Context, schema, table, column string) (string, error) {
+// column returns a column's type (as format_type prints it, checked to be
+// usable in a cast and to have a btree ordering) and whether it is NOT
+// NULL.
+func (c *PostgresCatalog) column(ctx context.Context, t Target, column string) (string, bool, error) {
 	var typ string
-	err := c.db.QueryRow(ctx, `SELECT data_type FROM information_schema.columns
-		WHERE table_schema = $1 AND table_name = $2 AND column_name = $3`, schema, table, column).Scan(&typ)
+	var notNull, orderable bool
+	err := c.db.QueryRow(ctx, `SELECT format_type(a.atttypid, a.atttypmod), a.attnotnull,
+			EXISTS (SELECT 1 FROM pg_catalog.pg_opclass o JOIN pg_catalog.pg_am am ON am.oid = o.opcmethod
+				WHERE am.amname = 'btree' AND o.opcdefault
+				  AND (o.opcintype = a.atttypid OR o.opcintype = (SELECT typbasetype FROM pg_catalog.pg_type WHERE oid = a.atttypid)
+				       OR (o.opcintype = 'anyenum'::regtype AND (SELECT typtype FROM pg_catalog.pg_type WHERE oid = a.atttypid) = 'e')))
+		FROM pg_catalog.pg_attribute a
+		WHERE a.attrelid = to_regclass($1) AND a.attname = $2 AND a.attnum > 0 AND NOT a.attisdropped`,
+		t.ident(), column).Scan(&typ, &notNull, &orderable)
 	if errors.Is(err, pgx.ErrNoRows) {
-		return "", fmt.Errorf("%w: column %s does not exist on %s",
-			ErrInvalidColumn, pgx.Identifier{column}.Sanitize(), pgx.Identifier{schema, table}.Sanitize())
+		return "", false, fmt.Errorf("%w: column %s does not exist on %s", ErrInvalidColumn, pgx.Identifier{column}.Sanitize(), t.ident())
 	}
 	if err != nil {
-		return "", fmt.Errorf("bbm: looking up column %s: %w", column, err)
+		return "", false, fmt.Errorf("bbm: looking up column %s: %w", column, err)
 	}
-	return typ, nil
+	if !orderable || !keyTypeOK(typ) {
+		return typ, notNull, &columnTypeError{table: t.ident(), column: column, typ: typ}
+	}
+	return typ, notNull, nil
 }
 
-// nullIndexKey finds a valid partial index on t whose predicate is exactly
-// "column IS NULL" and returns its leading column, which must be an integer.
-func (c *PostgresCatalog) nullIndexKey(ctx context.Context, t Target) (string, error) {
-	rows, err := c.db.Query(ctx, `SELECT a.attname, format_type(a.atttypid, NULL)
-		FROM pg_catalog.pg_index i
-		JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]
+// columnTypeError is a column whose type cannot be a key. It matters only
+// for key columns, so Describe ignores it for the filled column.
+type columnTypeError struct{ table, column, typ string }
+
+func (e *columnTypeError) Error() string {
+	return fmt.Sprintf("bbm: invalid column: %s.%s has type %s, which cannot be a key (it needs a default btree ordering)",
+		e.table, pgx.Identifier{e.column}.Sanitize(), e.typ)
+}
+
+func (e *columnTypeError) Unwrap() error { return ErrInvalidColumn }
+
+// nullIndexKey finds a valid partial btree index on t whose predicate is
+// exactly "column IS NULL" and returns its key columns.
+func (c *PostgresCatalog) nullIndexKey(ctx context.Context, t Target) ([]string, error) {
+	rows, err := c.db.Query(ctx, `SELECT ARRAY(SELECT a.attname::text FROM unnest(i.indkey[0:i.indnkeyatts-1]) WITH ORDINALITY k(attnum, n)
+			JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum ORDER BY k.n),
+			0 <> ALL (i.indkey[0:i.indnkeyatts-1])
+		FROM pg_catalog.pg_index i JOIN pg_catalog.pg_class ic ON ic.oid = i.indexrelid
+		JOIN pg_catalog.pg_am am ON am.oid = ic.relam
 		WHERE i.indrelid = to_regclass($1) AND i.indisvalid AND i.indisready AND i.indpred IS NOT NULL
+		  AND am.amname = 'btree'
 		  AND pg_get_expr(i.indpred, i.indrelid) = format('(%I IS NULL)', $2::text)
 		ORDER BY i.indexrelid`, t.ident(), t.Column)
 	if err != nil {
-		return "", fmt.Errorf("bbm: looking up indexes of %s: %w", t.ident(), err)
+		return nil, fmt.Errorf("bbm: looking up indexes of %s: %w", t.ident(), err)
 	}
-	type keyCol struct{ name, typ string }
-	keys, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (keyCol, error) {
-		var k keyCol
-		return k, r.Scan(&k.name, &k.typ)
+	type index struct {
+		cols  []string
+		plain bool // no expression columns
+	}
+	idx, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (index, error) {
+		var i index
+		return i, r.Scan(&i.cols, &i.plain)
 	})
 	if err != nil {
-		return "", fmt.Errorf("bbm: looking up indexes of %s: %w", t.ident(), err)
+		return nil, fmt.Errorf("bbm: looking up indexes of %s: %w", t.ident(), err)
 	}
-	for _, k := range keys {
-		if integerTypes[k.typ] {
-			return k.name, nil
+	for _, i := range idx {
+		if i.plain && len(i.cols) > 0 {
+			return i.cols, nil
 		}
 	}
 	col := pgx.Identifier{t.Column}.Sanitize()
-	return "", fmt.Errorf("%w: %s needs an index like CREATE INDEX ON %s (id) WHERE %s IS NULL, "+
-		"with an integer leading column, to find NULL batches without scanning the table",
-		ErrMissingNullIndex, t.ident(), t.ident(), col)
+	return nil, fmt.Errorf("%w: %s needs an index like CREATE INDEX ON %s (id) WHERE %s IS NULL "+
+		"to find NULL batches without scanning the table", ErrMissingNullIndex, t.ident(), t.ident(), col)
 }
 
 // KeyBounds implements Catalog.
-func (c *PostgresCatalog) KeyBounds(ctx context.Context, t Target) (int64, int64, bool, error) {
-	key := pgx.Identifier{t.KeyColumn}.Sanitize()
-	sql := `SELECT min(` + key + `), max(` + key + `) FROM ` + t.ident()
-	if t.Strategy == NullKeys {
-		sql += ` WHERE ` + pgx.Identifier{t.Column}.Sanitize() + ` IS NULL`
+func (c *PostgresCatalog) KeyBounds(ctx context.Context, t Target) (Key, Key, bool, error) {
+	lo, ok, err := c.edge(ctx, t, "")
+	if err != nil || !ok {
+		return nil, nil, false, err
 	}
-	var lo, hi *int64
-	if err := c.db.QueryRow(ctx, sql).Scan(&lo, &hi); err != nil {
-		return 0, 0, false, fmt.Errorf("bbm: reading the key range of %s: %w", t.ident(), err)
+	hi, ok, err := c.edge(ctx, t, " DESC")
+	if err != nil || !ok {
+		return nil, nil, false, err
 	}
-	if lo == nil || hi == nil {
-		return 0, 0, false, nil
-	}
-	return *lo, *hi, true, nil
+	return lo, hi, true, nil
 }
 
-// NextNullBatch implements Catalog.
-func (c *PostgresCatalog) NextNullBatch(ctx context.Context, t Target, from, to int64, size int) (int64, int64, bool, error) {
-	key := pgx.Identifier{t.KeyColumn}.Sanitize()
-	col := pgx.Identifier{t.Column}.Sanitize()
-	var lo, hi *int64
-	err := c.db.QueryRow(ctx, `SELECT min(k), max(k) FROM (SELECT `+key+` AS k FROM `+t.ident()+
-		` WHERE `+col+` IS NULL AND `+key+` BETWEEN $1 AND $2 ORDER BY `+key+` LIMIT $3) s`,
-		from, to, size).Scan(&lo, &hi)
+// edge reads the first key in scope in the given direction.
+func (c *PostgresCatalog) edge(ctx context.Context, t Target, dir string) (Key, bool, error) {
+	order := make([]string, len(t.KeyColumns))
+	for i, k := range t.KeyColumns {
+		order[i] = pgx.Identifier{k}.Sanitize() + dir
+	}
+	sql := `SELECT ` + keyText(t.KeyColumns) + ` FROM ` + t.ident() + ` WHERE true` + t.scope() +
+		` ORDER BY ` + strings.Join(order, ", ") + ` LIMIT 1`
+	return c.key(ctx, sql, len(t.KeyColumns))
+}
+
+// key runs a query returning at most one key.
+func (c *PostgresCatalog) key(ctx context.Context, sql string, n int, args ...any) (Key, bool, error) {
+	rows, err := c.db.Query(ctx, sql, args...)
 	if err != nil {
-		return 0, 0, false, fmt.Errorf("bbm: finding the next NULL batch of %s: %w", t.ident(), err)
+		return nil, false, err
 	}
-	if lo == nil || hi == nil {
-		return 0, 0, false, nil
+	defer rows.Close()
+	if !rows.Next() {
+		return nil, false, rows.Err()
 	}
-	return *lo, *hi, true, nil
+	k := make(Key, n)
+	dst := make([]any, n)
+	for i := range k {
+		dst[i] = &k[i]
+	}
+	if err := rows.Scan(dst...); err != nil {
+		return nil, false, err
+	}
+	rows.Close()
+	return k, true, rows.Err()
+}
+
+// NextBatch implements Catalog: two index probes (the first key, and the
+// size-th one, which reads size index entries as each_batch's OFFSET does),
+// and a count only for the last, short range.
+func (c *PostgresCatalog) NextBatch(ctx context.Context, t Target, after, lower, upper Key, size int) (Key, Key, int, bool, error) {
+	if size <= 0 {
+		return nil, nil, 0, false, fmt.Errorf("%w: %d", ErrInvalidBatchSize, size)
+	}
+	n := len(t.KeyColumns)
+	key, order := keyExpr(t.KeyColumns), keyOrder(t.KeyColumns)
+	from, op := lower, ">="
+	if after != nil {
+		from, op = after, ">"
+	}
+	fail := func(err error) (Key, Key, int, bool, error) {
+		return nil, nil, 0, false, fmt.Errorf("bbm: cutting the next batch of %s: %w", t.ident(), err)
+	}
+	start, ok, err := c.key(ctx, `SELECT `+keyText(t.KeyColumns)+` FROM `+t.ident()+
+		` WHERE `+key+` `+op+` `+keyParams(t.KeyTypes, 1)+` AND `+key+` <= `+keyParams(t.KeyTypes, n+1)+t.scope()+
+		` ORDER BY `+order+` LIMIT 1`, n, append(keyArgs(from), keyArgs(upper)...)...)
+	if err != nil {
+		return fail(err)
+	}
+	if !ok {
+		return nil, nil, 0, false, nil
+	}
+	rangeArgs := append(keyArgs(start), keyArgs(upper)...)
+	inRange := ` FROM ` + t.ident() + ` WHERE ` + key + ` >= ` + keyParams(t.KeyTypes, 1) +
+		` AND ` + key + ` <= ` + keyParams(t.KeyTypes, n+1) + t.scope()
+	end, ok, err := c.key(ctx, `SELECT `+keyText(t.KeyColumns)+inRange+
+		fmt.Sprintf(` ORDER BY %s OFFSET %d LIMIT 1`, order, size-1), n, rangeArgs...)
+	if err != nil {
+		return fail(err)
+	}
+	if ok {
+		return start, end, size, true, nil
+	}
+	var rows int
+	if err := c.db.QueryRow(ctx, `SELECT count(*)`+inRange, rangeArgs...).Scan(&rows); err != nil {
+		return fail(err)
+	}
+	return start, upper, rows, true, nil
+}
+
+// EstimateRows implements Catalog, with the planner's row estimate.
+func (c *PostgresCatalog) EstimateRows(ctx context.Context, t Target, lower, upper Key) (int64, error) {
+	n := len(t.KeyColumns)
+	key := keyExpr(t.KeyColumns)
+	var plan []map[string]any
+	err := c.db.QueryRow(ctx, `EXPLAIN (FORMAT JSON) SELECT 1 FROM `+t.ident()+` WHERE `+key+` >= `+
+		keyParams(t.KeyTypes, 1)+` AND `+key+` <= `+keyParams(t.KeyTypes, n+1)+t.scope(),
+		append(keyArgs(lower), keyArgs(upper)...)...).Scan(&plan)
+	if err != nil {
+		return 0, fmt.Errorf("bbm: estimating the rows of %s: %w", t.ident(), err)
+	}
+	if len(plan) == 0 {
+		return 0, nil
+	}
+	p, _ := plan[0]["Plan"].(map[string]any)
+	rows, _ := p["Plan Rows"].(float64)
+	return int64(rows), nil
+}
+
+// Compare implements Catalog.
+func (c *PostgresCatalog) Compare(ctx context.Context, t Target, a, b Key) (int, error) {
+	n := len(t.KeyTypes)
+	if len(a) != n || len(b) != n {
+		return 0, fmt.Errorf("%w: keys %s and %s for %d key columns", ErrInvalidRange, a, b, n)
+	}
+	x, y := keyParams(t.KeyTypes, 1), keyParams(t.KeyTypes, n+1)
+	var cmp int
+	err := c.db.QueryRow(ctx, `SELECT CASE WHEN `+x+` < `+y+` THEN -1 WHEN `+x+` > `+y+` THEN 1 ELSE 0 END`,
+		append(keyArgs(a), keyArgs(b)...)...).Scan(&cmp)
+	if err != nil {
+		return 0, fmt.Errorf("bbm: comparing keys %s and %s of %s: %w", a, b, t.ident(), err)
+	}
+	return cmp, nil
 }

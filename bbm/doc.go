@@ -1,26 +1,28 @@
 // Package bbm runs batched background migrations: it backfills or rewrites
 // the rows of a large Postgres table online, one short transaction per
-// range of keys, so that a table of billions of rows changes without long
+// batch of rows, so that a table of billions of rows changes without long
 // locks, long transactions or downtime.
 //
 // # Model
 //
-// A Migration names a target table (schema-qualified), a column, a key
-// range [MinKey, MaxKey], a batch size, a batching Strategy and the Work
-// that processes a batch. Its Status moves paused → active → running →
-// finished, or to failed with an ErrorCode. Workers cut the range into Jobs
-// as they go: a Job is a key range with a status (running, finished,
-// failed), an attempt count and a lease. Both live in Ferry's schema
-// (storage/migrations/0003_bbm.sql) behind the Store interface;
-// PostgresStore is the real Store, bbmtest.Store an in-memory fake, and
-// bbmtest.TestStore the conformance suite both pass.
+// A Migration names a target table (schema-qualified), its key columns, a
+// key range [Lower, Upper], a batch size, a batching Strategy, a
+// FailurePolicy, optional JSON arguments and the Work that processes a
+// batch. Its Status moves paused → active → running → finished, or to
+// failed with an ErrorCode. Workers cut the range into Jobs as they go: a
+// Job is a key range with a status (running, finished, failed), an attempt
+// count and a lease. Both live in Ferry's schema (storage/migrations)
+// behind the Store interface; PostgresStore is the real Store,
+// bbmtest.Store an in-memory fake, and bbmtest.TestStore the conformance
+// suite both pass.
 //
 // # Work
 //
 // A host implements Work (or wraps a function with WorkFunc) and registers
 // it on a worker with Register; nothing is registered globally. Work.Do gets
-// a Batch (table, column, key column, Start and End) and the job's
-// transaction, which commits when Do returns nil.
+// a Batch (table, key columns, Start and End, the migration's Args) and the
+// job's transaction; Batch.Where gives the SQL condition selecting the
+// batch's rows.
 //
 // A range applies exactly once by default: the job is recorded finished
 // inside the Work's transaction, so a worker killed at any point either
@@ -30,71 +32,109 @@
 // object storage, an API) declares DeliveryAtLeastOnce with WithDelivery:
 // it runs outside a transaction of bbm's, the job is recorded after it
 // returns, and a range may run again after a crash, so it must be
-// idempotent. Each "job started" log line carries the delivery.
-//
-// # Workers
-//
-// NewSyncWorker gives a worker for deploy steps and tools: Run waits for the
-// worker lock (up to LockWaitTimeout), runs up to MaxJobsPerBatch jobs or
-// until BatchTimeout, releases the lock, pauses at random, and repeats until
-// nothing is left. NewWorker gives a background worker for a server
-// process: each round it only tries the lock, and it waits Interval (with
-// jitter) between rounds, backing off exponentially up to MaxBackoff while
-// idle or failing; Stop lets the running job finish, or abandons it when
-// Stop's context ends first.
-//
-// Both pick work in the same order: failed migrations that still have
-// attempts left first, then running migrations, then active ones, each by
-// ID; within a migration, failed jobs before new ranges. A migration whose
-// jobs are all finished becomes finished. Each step is a method of Handler
-// (GrabLock, FindJob, ExecuteJob), so a host can wrap or replace one via
-// Options.Handler; the default Handler is the worker itself.
-//
-// # Crash safety
-//
-// The worker lock is a session-level advisory lock on a connection of its
-// own, so only one worker in all processes runs jobs at a time and a dead
-// process's lock goes away with its connection; no transaction stays open
-// between jobs. Claiming a job counts its attempt and sets a lease
-// (JobTimeout + LeaseGrace) in a transaction of its own, committed before
-// the Work runs: a job whose worker died stays running until its lease
-// expires and is then taken over, and a job that kills its worker every
-// time still runs out of attempts (MaxJobAttempts) instead of looping. Success
-// is recorded in the Work's transaction (exactly-once) or right after it
-// (at-least-once); a failure is recorded after the Work's transaction
-// rolled back, outside it, so it is kept. A Work that
-// panics is recovered and its attempt fails; a Work that runs past
-// JobTimeout is cancelled (and a server-side statement_timeout backs that
-// up). A failed attempt is retried after RetryBackoff, doubling.
+// idempotent. Migration.Delivery records the mode at registration, and each
+// "job started" log line carries it.
 //
 // # Batching
 //
-// IntegerRange (the default) cuts [MinKey, MaxKey] of an integer column
-// into consecutive ranges. NullKeys batches the rows WHERE column IS NULL in
-// the order of the leading integer column of a partial index WHERE column
-// IS NULL; without such an index it refuses to start (ErrMissingNullIndex),
-// since every batch would scan the table. With Options.Adaptive, the size of
-// new jobs tracks a target job duration from the measured rate of the last
-// jobs (smoothed, bounded growth per job, clamped).
+// Both strategies walk the key in index order, as GitLab's each_batch does:
+// a job starts at the first key after the previous job and ends at the
+// BatchSize-th key from there, so every job has BatchSize rows (fewer at
+// the end) however sparse the keys: ids {1, 2, 100000000} are one job. The
+// key is one column of any type with a btree ordering (integer, uuid,
+// text in its collation, timestamp, ...) or several (a composite key such as
+// (repository_id, name), compared row-wise). Keys travel as Key, one string
+// per column in PostgreSQL's text form, and are only compared by the
+// database, cast back to the key's types.
 //
-// # Throttling and observability
+// Keyset (the default) covers every row in the range. Key columns must be
+// NOT NULL: a row whose key is NULL would be in no batch and the migration
+// would still finish, so registration refuses a nullable key column
+// (ErrNullableKey). NullKeys covers the rows WHERE column IS NULL, keyed by
+// the columns of a partial index WHERE column IS NULL; without such an
+// index it refuses to start (ErrMissingNullIndex), since every batch would
+// scan the table. Rows inserted after registration with keys above Upper
+// are not processed: the application writes new rows in their final form.
+//
+// Batch sizes adapt by default: the size of new jobs tracks
+// AdaptiveOptions.TargetJobDuration (500ms) from the measured rate of the
+// last jobs (smoothed, bounded growth per job, within BatchSize/10 and
+// BatchSize*10).
+//
+// # Failures
+//
+// A failed attempt is retried after RetryBackoff (doubling), up to
+// MaxJobAttempts. With FinishOthers (the default, as GitLab does) a range
+// that keeps failing does not stall the migration: every other range runs
+// first, failed jobs are retried after the last range was cut, and when
+// nothing else is left the migration fails listing the failed ranges; it
+// also stops early when at least FailedRatioMinJobs jobs exist and more
+// than half failed. FailFast retries a failed job before new ranges and
+// fails the migration when one job used its last attempt. Errors retrying
+// cannot fix (a dropped table or column) fail the migration at once.
+// RetryFailed resets a failed migration's jobs for another round.
+//
+// # Workers and parallelism
+//
+// NewSyncWorker gives a worker for deploy steps and tools: Run (or
+// RunMigrations for named ones) runs until nothing is left, riding out a
+// database it cannot reach for up to MaxOutage. NewWorker gives a
+// background worker for a server process; Stop lets the running jobs
+// finish, or abandons them when Stop's context ends first.
+//
+// There is no global worker lock. Options.Parallelism (default 1) bounds
+// the jobs running at once, across every process, among the migrations
+// whose Work the worker has: N jobs of one migration, or jobs of several.
+// The bound is checked and the job claimed in one short transaction,
+// serialised by a transaction-scoped advisory lock, so nothing depends on
+// session state and workers run through a transaction-pooling PgBouncer.
+// Hosts sharing a database with different Work do not share a budget, and
+// a worker never touches a migration whose Work it lacks (a rolling
+// deploy, a rollback, another service): it leaves it alone and reports it
+// (a log line, LeftAlone).
+//
+// Workers pick work in the same order: failed migrations that still have
+// attempts left first, then running migrations, then active ones, each by
+// ID. Each step is a method of Handler (FindJob, ExecuteJob), so a host can
+// wrap or replace one via Options.Handler; the default Handler is the
+// worker itself.
+//
+// # Crash safety
+//
+// Claiming a job counts its attempt and sets a lease (JobLease, 15s) in a
+// transaction of its own, committed before the Work runs; the worker renews
+// the lease every JobLease/3 while the Work runs. A job whose worker died
+// stays running until its lease expires, about JobLease later, and is then
+// taken over; a job that kills its worker every time still runs out of
+// attempts. A worker that finds its job taken over (it stalled past its
+// lease) cancels the Work, whose transaction rolls back. A Work that panics
+// is recovered and its attempt fails; a Work that runs past JobTimeout is
+// cancelled (and a server-side statement_timeout backs that up). A failure
+// is recorded after the Work's transaction rolled back, outside it, so it
+// is kept.
+//
+// # Pacing and observability
 //
 // A Throttler is asked before each job; while it says hold, the worker
 // waits. ReplicaLagThrottler holds while streaming replicas lag behind the
-// primary. Workers log each job with slog (keys migration, job, start, end,
-// attempt, duration) and report jobs, holds and finished migrations to an
-// Observer (Options.Observer), for metrics and tracing without a metrics
-// dependency here: package prommetrics turns the events into Prometheus
-// metrics, and MultiObserver combines it with a host's own Observer. Without
-// one, a worker calls an empty Observer.
+// primary. After each job the worker paces by the job's duration: when jobs
+// get markedly slower than the migration's best rate (the database is
+// busier), the next one waits in proportion. BatchPause adds a fixed pause
+// (default none). Workers log each job with slog (keys migration, job,
+// start, end, attempt, duration) and report jobs, holds and finished
+// migrations to an Observer (Options.Observer): package prommetrics turns
+// the events into Prometheus metrics.
 //
 // # Administration
 //
 // Admin (from a worker's Admin method) registers migrations, validating
 // them first: the Work must be registered on the worker, the batch size
-// positive, the range not reversed, and the table and column must exist in
-// the catalog. Table names are parsed as [schema.]table identifiers and only
-// ever reach SQL quoted by pgx.Identifier. Unset bounds are read from the
-// table. Admin also pauses, resumes and retries migrations and reports
-// Progress: the share of the key range done, the rate and an ETA.
+// positive, the table and key columns must exist in the catalog, bounds
+// must be values of the key's type and not reversed, and Args must be JSON.
+// Table names are parsed as [schema.]table identifiers and only ever reach
+// SQL quoted by pgx.Identifier. Unset bounds are read from the table. Admin
+// also pauses, resumes and retries migrations, reports Progress (rows done
+// of the total, exact once every range is cut, the rate, an ETA, the failed
+// jobs with their last error), and RequireFinished gates a deploy on
+// migrations being finished.
 package bbm

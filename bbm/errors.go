@@ -16,9 +16,10 @@ var (
 	// [schema.]table or names no table in the catalog.
 	ErrInvalidTable = errors.New("bbm: invalid table")
 	// ErrInvalidColumn reports a column that does not exist on the table
-	// or does not have an integer type where one is needed.
+	// or whose type cannot be a key.
 	ErrInvalidColumn = errors.New("bbm: invalid column")
-	// ErrInvalidRange reports a key range whose minimum is above its maximum.
+	// ErrInvalidRange reports a key range whose lower bound is above its
+	// upper bound, or a bound with the wrong number of key columns.
 	ErrInvalidRange = errors.New("bbm: invalid key range")
 	// ErrInvalidBatchSize reports a batch size that is not positive.
 	ErrInvalidBatchSize = errors.New("bbm: invalid batch size")
@@ -40,12 +41,16 @@ var (
 	// ErrInvalidTransition reports a status change that the migration's
 	// current status does not allow (for example pausing a finished one).
 	ErrInvalidTransition = errors.New("bbm: invalid status transition")
-	// ErrLockBusy reports that another worker holds the worker lock.
-	ErrLockBusy = errors.New("bbm: worker lock is held by another worker")
-	// ErrLockLost reports that the connection holding the worker lock broke.
-	ErrLockLost = errors.New("bbm: worker lock lost")
+	// ErrBusy reports a claim refused because the running jobs already
+	// fill the worker's Parallelism.
+	ErrBusy = errors.New("bbm: as many jobs as allowed are running")
+	// ErrNullableKey reports a key column that is not NOT NULL: rows whose
+	// key is NULL would never be in a batch.
+	ErrNullableKey = errors.New("bbm: nullable key column")
+	// ErrInvalidArgs reports migration arguments that are not valid JSON.
+	ErrInvalidArgs = errors.New("bbm: invalid migration arguments")
 	// ErrJobConflict reports a claim that lost to another claim of the
-	// same job or range.
+	// same job, or of a range cut at the same time.
 	ErrJobConflict = errors.New("bbm: job claimed by someone else")
 	// ErrJobLost reports a job result for an attempt that is no longer the
 	// job's current one (its lease expired and it was taken over).
@@ -133,8 +138,8 @@ func (c ErrorCode) sentinel() error {
 type JobError struct {
 	Migration     string
 	JobID         int64
-	Start         int64
-	End           int64
+	Start         Key
+	End           Key
 	Attempt       int
 	Code          ErrorCode
 	MigrationCode ErrorCode
@@ -146,7 +151,7 @@ func (e *JobError) Terminal() bool { return e.MigrationCode != CodeNone }
 
 // Error says which migration, job, range and attempt failed, and why.
 func (e *JobError) Error() string {
-	s := fmt.Sprintf("bbm: migration %q job %d [%d, %d] attempt %d: %s: %v",
+	s := fmt.Sprintf("bbm: migration %q job %d [%s, %s] attempt %d: %s: %v",
 		e.Migration, e.JobID, e.Start, e.End, e.Attempt, e.Code, e.Err)
 	if e.Terminal() {
 		s += fmt.Sprintf(" (migration failed: %s)", e.MigrationCode)

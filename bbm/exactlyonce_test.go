@@ -37,11 +37,11 @@ const (
 
 func die() { _ = syscall.Kill(os.Getpid(), syscall.SIGKILL); select {} }
 
-// killer counts jobs and dies at its boundary of its job.
+// killer counts claimed jobs and dies at its boundary of its job.
 type killer struct {
 	at  string
 	job int64
-	n   atomic.Int64 // jobs that reached ClaimJob
+	n   atomic.Int64 // jobs claimed
 }
 
 func (k *killer) maybe(at string) {
@@ -57,9 +57,14 @@ type killStore struct {
 }
 
 func (s killStore) ClaimJob(ctx context.Context, c bbm.Claim) (*bbm.Job, error) {
-	s.k.n.Add(1)
-	s.k.maybe(killBeforeClaim)
-	return s.Store.ClaimJob(ctx, c)
+	if s.k.at == killBeforeClaim && s.k.n.Load()+1 == s.k.job {
+		die()
+	}
+	j, err := s.Store.ClaimJob(ctx, c)
+	if err == nil {
+		s.k.n.Add(1)
+	}
+	return j, err
 }
 
 // FinishJob dies after recording the job in the Work's transaction, before
@@ -73,8 +78,8 @@ func (s killStore) FinishJob(ctx context.Context, tx pgx.Tx, r bbm.JobResult) (*
 // countWork increments n: not idempotent, so a range applied twice shows.
 func countWork(k *killer) bbm.Work {
 	return bbm.WorkFunc(countedWork, func(ctx context.Context, db storage.Querier, b bbm.Batch) error {
-		if _, err := db.Exec(ctx, `UPDATE `+b.Table.Sanitize()+` SET n = n + 1 WHERE `+b.QuotedKey()+` BETWEEN $1 AND $2`,
-			b.Start, b.End); err != nil {
+		cond, args := b.Where(1)
+		if _, err := db.Exec(ctx, `UPDATE `+b.Table.Sanitize()+` SET n = n + 1 WHERE `+cond, args...); err != nil {
 			return err
 		}
 		k.maybe(killInsideWork)
@@ -95,7 +100,7 @@ func TestBBMKillChild(t *testing.T) {
 	job, _ := strconv.ParseInt(os.Getenv(envKillJob), 10, 64)
 	k := &killer{at: os.Getenv(envKillAt), job: job}
 	opts := fastOptions()
-	opts.JobTimeout, opts.LeaseGrace = time.Second, 200*time.Millisecond
+	opts.JobTimeout, opts.JobLease = time.Second, 300*time.Millisecond
 	opts.Store = killStore{Store: bbm.NewPostgresStore(pool, bbm.PostgresStoreOptions{}), k: k}
 	// JobFinished is told after the job's outcome is committed.
 	opts.Observer = bbm.ObserverFuncs{OnJobFinished: func(context.Context, bbm.JobEvent) { k.maybe(killAfterCommit) }}

@@ -19,15 +19,17 @@ import (
 func Example() {
 	ctx := context.Background()
 	w := bbm.NewSyncWorker(nil, bbm.Options{
-		Store:      bbmtest.NewStore(bbmtest.StoreOptions{}),
-		Catalog:    bbmtest.NewCatalog(bbmtest.Table{Name: "items", Columns: map[string]string{"id": "bigint"}, MinKey: 1, MaxKey: 10}),
-		Logger:     slog.New(slog.DiscardHandler),
-		BatchPause: -1,
+		Store:   bbmtest.NewStore(bbmtest.StoreOptions{}),
+		Catalog: bbmtest.NewCatalog(bbmtest.Table{Name: "items", Columns: map[string]string{"id": "bigint"}, MinKey: 1, MaxKey: 10}),
+		Logger:  slog.New(slog.DiscardHandler),
+		// Fixed batch sizes, for a predictable output; by default sizes
+		// adapt to aim at 500ms jobs.
+		Adaptive: bbm.AdaptiveOptions{Off: true},
 	})
 	err := w.Register(bbm.WorkFunc("fill_checksum", func(ctx context.Context, db storage.Querier, b bbm.Batch) error {
 		// With Postgres: db.Exec(ctx, `UPDATE `+b.Table.Sanitize()+` SET checksum = md5(payload)
-		//	WHERE `+b.QuotedKey()+` BETWEEN $1 AND $2`, b.Start, b.End)
-		fmt.Printf("%s keys %d..%d\n", b.Table.Sanitize(), b.Start, b.End)
+		//	WHERE `+cond, args...) with cond, args := b.Where(1)
+		fmt.Printf("%s keys %s..%s\n", b.Table.Sanitize(), b.Start, b.End)
 		return nil
 	}))
 	if err != nil {
@@ -63,7 +65,7 @@ func ExampleAdmin_Register() {
 		{Name: "b", Table: `"x"."y"."z"`, Column: "id", Work: "noop", BatchSize: 10},
 		{Name: "c", Table: "users", Column: "id", Work: "nope", BatchSize: 10},
 		{Name: "d", Table: "users", Column: "id", Work: "noop", BatchSize: 0},
-		{Name: "e", Table: "users", Column: "id", Work: "noop", BatchSize: 10, MinKey: 9, MaxKey: 2},
+		{Name: "e", Table: "users", Column: "id", Work: "noop", BatchSize: 10, From: bbm.IntKey(9), To: bbm.IntKey(2)},
 	} {
 		_, err := w.Admin().Register(ctx, d)
 		fmt.Println(errors.Is(err, bbm.ErrInvalidTable), errors.Is(err, bbm.ErrUnknownWork),
@@ -82,9 +84,10 @@ func ExampleWorker() {
 	ctx := context.Background()
 	store := bbmtest.NewStore(bbmtest.StoreOptions{})
 	w := bbm.NewWorker(nil, bbm.Options{
-		Store:   store,
-		Catalog: bbmtest.NewCatalog(bbmtest.Table{Name: "items", Columns: map[string]string{"id": "bigint"}, MinKey: 1, MaxKey: 300}),
-		Logger:  slog.New(slog.DiscardHandler),
+		Store:    store,
+		Catalog:  bbmtest.NewCatalog(bbmtest.Table{Name: "items", Columns: map[string]string{"id": "bigint"}, MinKey: 1, MaxKey: 300}),
+		Logger:   slog.New(slog.DiscardHandler),
+		Adaptive: bbm.AdaptiveOptions{Off: true}, // fixed batch sizes, for a predictable output
 	})
 	var mu sync.Mutex
 	done := make(chan struct{})
@@ -92,7 +95,7 @@ func ExampleWorker() {
 		mu.Lock()
 		defer mu.Unlock()
 		fmt.Println("batch", b.Start, b.End)
-		if b.End == 300 {
+		if b.End.Equal(bbm.IntKey(300)) {
 			close(done)
 		}
 		return nil

@@ -6,10 +6,12 @@ import (
 	"fmt"
 	"log/slog"
 	"runtime/debug"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/ferryhq/ferry/internal/wait"
 	"github.com/ferryhq/ferry/storage"
 )
 
@@ -24,16 +26,13 @@ func (e *engine) ExecuteJob(ctx context.Context, store Store, job *Job) error {
 	}
 	work, ok := e.works.get(m.WorkName)
 	if !ok {
-		// Retrying cannot help until a worker with this Work runs it.
-		err := fmt.Errorf("%w: %q is not registered on this worker (registered: %v)", ErrUnknownWork, m.WorkName, e.works.names())
-		if ferr := e.failMigration(ctx, store, m, CodeInvalidJobSignature, err.Error()); ferr != nil {
-			return errors.Join(err, ferr)
-		}
-		return &JobError{Migration: m.Name, JobID: job.ID, Start: job.MinKey, End: job.MaxKey, Attempt: job.Attempts,
-			Code: CodeInvalidJobSignature, MigrationCode: CodeInvalidJobSignature, Err: err}
+		// Another worker's migration (FindJob leaves these alone): do not
+		// touch it.
+		return fmt.Errorf("%w: %q is not registered on this worker (registered: %v)", ErrUnknownWork, m.WorkName, e.works.names())
 	}
-	claimed, err := store.ClaimJob(ctx, Claim{MigrationID: m.ID, JobID: job.ID, MinKey: job.MinKey,
-		MaxKey: job.MaxKey, BatchSize: job.BatchSize, Attempts: job.Attempts, Lease: e.o.JobTimeout + e.o.LeaseGrace})
+	claimed, err := store.ClaimJob(ctx, Claim{MigrationID: m.ID, JobID: job.ID, Attempts: job.Attempts,
+		After: job.After, Start: job.Start, End: job.End, BatchSize: job.BatchSize, Rows: job.Rows,
+		Lease: e.o.JobLease, Limit: e.o.Parallelism, Works: e.works.names()})
 	if err != nil {
 		return err
 	}
@@ -44,18 +43,15 @@ func (e *engine) ExecuteJob(ctx context.Context, store Store, job *Job) error {
 // run executes a claimed attempt and records its outcome.
 func (e *engine) run(ctx context.Context, store Store, work Work, job *Job) error {
 	m := job.Migration
-	log := e.log.With("migration", m.Name, "job", job.ID, "start", job.MinKey, "end", job.MaxKey, "attempt", job.Attempts)
-	keys := job.Keys()
-	if m.Strategy == NullKeys {
-		keys = int64(job.BatchSize)
-	}
-	ev := JobEvent{Migration: m.Name, MigrationID: m.ID, JobID: job.ID, Start: job.MinKey, End: job.MaxKey,
-		Attempt: job.Attempts, BatchSize: job.BatchSize, Keys: keys}
-	log.InfoContext(ctx, "job started", "batch_size", job.BatchSize, "delivery", deliveryFor(e.db, work))
+	log := e.log.With("migration", m.Name, "job", job.ID, "start", job.Start, "end", job.End, "attempt", job.Attempts)
+	ev := JobEvent{Migration: m.Name, MigrationID: m.ID, JobID: job.ID, Start: job.Start, End: job.End,
+		Attempt: job.Attempts, BatchSize: job.BatchSize, Rows: int64(job.Rows)}
+	log.InfoContext(ctx, "job started", "batch_size", job.BatchSize, "rows", job.Rows, "delivery", deliveryFor(e.db, work))
 	e.obs.JobStarted(ctx, ev)
 
-	b := Batch{Migration: m.Name, Table: m.TableIdent(), Column: m.Column, KeyColumn: m.KeyColumn,
-		Strategy: m.Strategy, Start: job.MinKey, End: job.MaxKey, Size: job.BatchSize, Attempt: job.Attempts}
+	b := Batch{Migration: m.Name, Table: m.TableIdent(), Column: m.Column, KeyColumns: m.KeyColumns,
+		KeyTypes: m.KeyTypes, Strategy: m.Strategy, Start: job.Start, End: job.End, Size: job.Rows,
+		Attempt: job.Attempts, Args: m.Args}
 	took, workErr := e.attempt(ctx, store, work, job, b)
 	ev.Duration = took
 
@@ -64,14 +60,16 @@ func (e *engine) run(ctx context.Context, store Store, work Work, job *Job) erro
 	var unrecorded *recordError
 	switch {
 	case workErr == nil:
-		ev.NextBatchSize = e.sizes.observe(m, keys, took, false)
+		ev.NextBatchSize = e.sizes.observe(m, int64(job.Rows), took, false)
+		e.pace.observe(m.ID, int64(job.Rows), took)
 		log.InfoContext(ctx, "job finished", "duration", took, "next_batch_size", ev.NextBatchSize)
 		e.obs.JobFinished(ctx, ev)
 		return nil
-	case errors.As(workErr, &unrecorded) && errors.Is(workErr, ErrJobLost):
+	case errors.Is(workErr, ErrJobLost):
 		// Another worker took the job over (this one stalled past its
-		// lease); with exactly-once delivery this attempt rolled back.
-		log.WarnContext(ctx, "job taken over by another worker; this attempt's changes were not kept", "duration", took, "error", workErr)
+		// lease): the attempt is not this worker's to record. With
+		// exactly-once delivery its changes rolled back.
+		log.WarnContext(ctx, "job taken over by another worker", "duration", took, "error", workErr)
 		ev.Err = workErr
 		ev.NextBatchSize = e.sizes.size(m)
 		e.obs.JobFinished(ctx, ev)
@@ -97,10 +95,12 @@ func (e *engine) run(ctx context.Context, store Store, work Work, job *Job) erro
 	}
 	migCode := configCode(workErr)
 	refund := code == CodeJobCancelled && migCode == CodeNone
-	if !refund && migCode == CodeNone && job.Attempts >= e.o.MaxJobAttempts {
+	if !refund && migCode == CodeNone && job.Attempts >= e.o.MaxJobAttempts && m.OnFailure == FailFast {
+		// FinishOthers fails the migration later, when nothing else is
+		// left (FindJob).
 		migCode = CodeMaxJobAttemptsReached
 	}
-	je := &JobError{Migration: m.Name, JobID: job.ID, Start: job.MinKey, End: job.MaxKey, Attempt: job.Attempts,
+	je := &JobError{Migration: m.Name, JobID: job.ID, Start: job.Start, End: job.End, Attempt: job.Attempts,
 		Code: code, MigrationCode: migCode, Err: workErr}
 	_, recErr := store.FailJob(rctx, JobFailure{JobID: job.ID, Attempt: job.Attempts, Duration: took,
 		Code: code, Message: workErr.Error(), Refund: refund, MigrationCode: migCode})
@@ -108,7 +108,7 @@ func (e *engine) run(ctx context.Context, store Store, work Work, job *Job) erro
 	ev.NextBatchSize = e.sizes.size(m)
 	if code == CodeJobTimeout {
 		// Too big for the timeout; other failures say nothing about size.
-		ev.NextBatchSize = e.sizes.observe(m, keys, took, true)
+		ev.NextBatchSize = e.sizes.observe(m, int64(job.Rows), took, true)
 	}
 	level := slog.LevelWarn
 	if migCode != CodeNone {
@@ -122,7 +122,7 @@ func (e *engine) run(ctx context.Context, store Store, work Work, job *Job) erro
 	}
 	e.obs.JobFinished(ctx, ev)
 	if migCode != CodeNone {
-		e.sizes.forget(m.ID)
+		e.forget(m.ID)
 		if fm, err := store.Migration(rctx, m.ID); err == nil {
 			e.obs.MigrationDone(ctx, fm)
 		}
@@ -150,13 +150,18 @@ type recordError struct {
 func (e *recordError) Error() string { return e.err.Error() }
 func (e *recordError) Unwrap() error { return e.err }
 
-// attempt runs w on b under the job timeout, turning a panic into a
-// *PanicError, and records the job finished: inside the Work's transaction
-// for DeliveryExactlyOnce, after Do for DeliveryAtLeastOnce (and without a
-// database). It returns how long the Work took.
+// attempt runs w on b under the job timeout, with the job's lease renewed
+// meanwhile, turning a panic into a *PanicError, and records the job
+// finished: inside the Work's transaction for DeliveryExactlyOnce, after Do
+// for DeliveryAtLeastOnce (and without a database). It returns how long the
+// Work took.
 func (e *engine) attempt(ctx context.Context, store Store, w Work, job *Job, b Batch) (took time.Duration, err error) {
-	jctx, cancel := context.WithTimeoutCause(ctx, e.o.JobTimeout, ErrJobTimeout)
-	defer cancel()
+	tctx, cancelTimeout := context.WithTimeoutCause(ctx, e.o.JobTimeout, ErrJobTimeout)
+	defer cancelTimeout()
+	jctx, lose := context.WithCancelCause(tctx)
+	defer lose(nil)
+	stopRenewing := e.renewLease(jctx, store, job, lose)
+	defer stopRenewing()
 	began := time.Now()
 	result := func() JobResult {
 		took = time.Since(began)
@@ -170,7 +175,11 @@ func (e *engine) attempt(ctx context.Context, store Store, w Work, job *Job, b B
 			err = &PanicError{Value: p, Stack: debug.Stack()}
 		}
 		var re *recordError
-		if err != nil && !errors.As(err, &re) && ctx.Err() == nil && errors.Is(context.Cause(jctx), ErrJobTimeout) {
+		switch {
+		case err == nil || errors.As(err, &re) || ctx.Err() != nil:
+		case errors.Is(context.Cause(jctx), ErrJobLost):
+			err = fmt.Errorf("%w: %w", context.Cause(jctx), err)
+		case errors.Is(context.Cause(jctx), ErrJobTimeout):
 			err = fmt.Errorf("%w after %s: %w", ErrJobTimeout, e.o.JobTimeout, err)
 		}
 	}()
@@ -182,6 +191,7 @@ func (e *engine) attempt(ctx context.Context, store Store, w Work, job *Job, b B
 		if err := w.Do(jctx, db, b); err != nil {
 			return 0, err
 		}
+		stopRenewing()
 		rctx, rcancel := detached(ctx)
 		defer rcancel()
 		if _, err := store.FinishJob(rctx, nil, result()); err != nil {
@@ -199,10 +209,44 @@ func (e *engine) attempt(ctx context.Context, store Store, w Work, job *Job, b B
 		if err := w.Do(jctx, tx, b); err != nil {
 			return err
 		}
+		// The renewals stop before the job row is updated in this
+		// transaction: one waiting on that row lock would see the job
+		// finished and take it for lost.
+		stopRenewing()
 		if _, err := store.FinishJob(jctx, tx, result()); err != nil {
 			return &recordError{err: err}
 		}
 		return nil
 	})
 	return took, err
+}
+
+// renewLease renews job's lease every JobLease/3 until the returned stop is
+// called (it may be called more than once, and waits for a renewal in
+// flight). When a renewal finds the attempt taken over, lose cancels the
+// job with ErrJobLost.
+func (e *engine) renewLease(ctx context.Context, store Store, job *Job, lose context.CancelCauseFunc) (stop func()) {
+	rctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		every := max(e.o.JobLease/3, time.Millisecond)
+		for wait.Sleep(rctx, every) == nil {
+			err := store.RenewLease(rctx, job.ID, job.Attempts, e.o.JobLease)
+			if errors.Is(err, ErrJobLost) {
+				lose(err)
+				return
+			}
+			if err != nil && rctx.Err() == nil {
+				e.log.WarnContext(rctx, "renewing the job lease", "job", job.ID, "error", err)
+			}
+		}
+	}()
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			cancel()
+			<-done
+		})
+	}
 }

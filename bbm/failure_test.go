@@ -59,7 +59,7 @@ func TestWorkPanicIsRecovered(t *testing.T) {
 	fill := fillWork("fill")
 	require.NoError(t, w.Register(fill,
 		bbm.WorkFunc("flaky", func(ctx context.Context, db storage.Querier, b bbm.Batch) error {
-			if b.Start <= 250 && b.End >= 250 && flakyPanics.Add(1) <= 2 {
+			if keyInt(b.Start) <= 250 && keyInt(b.End) >= 250 && flakyPanics.Add(1) <= 2 {
 				panic("flaky bug")
 			}
 			return fill.Do(ctx, db, b)
@@ -68,7 +68,7 @@ func TestWorkPanicIsRecovered(t *testing.T) {
 			if err := fill.Do(ctx, db, b); err != nil {
 				return err
 			}
-			if b.Start <= 250 && b.End >= 250 {
+			if keyInt(b.Start) <= 250 && keyInt(b.End) >= 250 {
 				var m map[string]int
 				m["boom"]++ // a real runtime panic, after writing
 			}
@@ -76,10 +76,13 @@ func TestWorkPanicIsRecovered(t *testing.T) {
 		})))
 	a := w.Admin()
 	register(t, a, "flaky", "flaky", "flaky", 100)
-	register(t, a, "poison", "poison", "poison", 100)
+	// FailFast: the last attempt fails the migration at once.
+	_, err := a.Register(ctx, bbm.Definition{Name: "poison", Table: "poison", Column: "id", Work: "poison", BatchSize: 100,
+		OnFailure: bbm.FailFast})
+	require.NoError(t, err)
 	register(t, a, "fine", "fine", "fill", 100)
 
-	err := w.Run(ctx)
+	err = w.Run(ctx)
 	require.ErrorIs(t, err, bbm.ErrMigrationFailed)
 	require.ErrorIs(t, err, bbm.ErrMaxJobAttempts)
 	require.ErrorContains(t, err, `"poison"`)
@@ -97,7 +100,7 @@ func TestWorkPanicIsRecovered(t *testing.T) {
 	require.Equal(t, 100, countWhere(t, pool, `SELECT count(*) FROM poison WHERE id BETWEEN 201 AND 300 AND filled IS NULL`))
 
 	for _, j := range jobsOf(t, pool, "poison") {
-		if j.MinKey == 201 {
+		if keyInt(j.Start) == 201 {
 			require.Equal(t, bbm.JobFailed, j.Status)
 			require.Equal(t, 3, j.Attempts, "a poison job gets exactly MaxJobAttempts attempts")
 			require.Equal(t, bbm.CodeJobPanicked, j.ErrorCode)
@@ -105,10 +108,10 @@ func TestWorkPanicIsRecovered(t *testing.T) {
 	}
 	for _, j := range jobsOf(t, pool, "flaky") {
 		want := 1
-		if j.MinKey == 201 {
+		if keyInt(j.Start) == 201 {
 			want = 3
 		}
-		require.Equal(t, want, j.Attempts, "job %d", j.MinKey)
+		require.Equal(t, want, j.Attempts, "job %s", j.Start)
 	}
 	fails := ev.failures()
 	require.Len(t, fails, 5) // 2 flaky + 3 poison
@@ -189,11 +192,12 @@ func TestAttemptCountedBeforeAndFailureRecordedAfterRollback(t *testing.T) {
 	require.NoError(t, w.Register(bbm.WorkFunc("fail_after_write", func(ctx context.Context, db storage.Querier, b bbm.Batch) error {
 		var s seen
 		// Another connection sees the claim: it was committed before Do.
-		if err := other.QueryRow(ctx, `SELECT status, attempts FROM ferry_bbm_jobs WHERE min_key = $1`, b.Start).Scan(&s.status, &s.attempts); err != nil {
+		if err := other.QueryRow(ctx, `SELECT status, attempts FROM ferry_bbm_jobs WHERE start_key = $1`, []string(b.Start)).Scan(&s.status, &s.attempts); err != nil {
 			return err
 		}
 		during = append(during, s)
-		if _, err := db.Exec(ctx, `UPDATE items SET filled = -1 WHERE id BETWEEN $1 AND $2`, b.Start, b.End); err != nil {
+		cond, args := b.Where(1)
+		if _, err := db.Exec(ctx, `UPDATE items SET filled = -1 WHERE `+cond, args...); err != nil {
 			return err
 		}
 		return errors.New("validation failed after writing")
@@ -210,9 +214,10 @@ func TestAttemptCountedBeforeAndFailureRecordedAfterRollback(t *testing.T) {
 	require.Contains(t, jobs[0].ErrorMessage, "validation failed after writing")
 }
 
-// A migration whose Work the running worker lacks fails with the job
-// signature code, without claiming anything; another worker's migrations go on.
-func TestUnknownWorkAtExecution(t *testing.T) {
+// A migration whose Work the running worker lacks (another service, or
+// another version of this one, runs it) is left alone and reported, not
+// failed; the worker's own migrations go on, and Run ends.
+func TestUnknownWorkIsLeftAlone(t *testing.T) {
 	ctx := context.Background()
 	pool := pgSetup(t)
 	itemsTable(t, pool, "a", 100)
@@ -224,19 +229,15 @@ func TestUnknownWorkAtExecution(t *testing.T) {
 
 	w := bbm.NewSyncWorker(pool, fastOptions())
 	require.NoError(t, w.Register(fillWork("fill")))
-	err := w.Run(ctx)
-	require.ErrorIs(t, err, bbm.ErrMigrationFailed)
-	require.ErrorIs(t, err, bbm.ErrUnknownWork)
+	require.NoError(t, w.Run(ctx))
+	require.Equal(t, []string{"a"}, w.LeftAlone())
 	m := migrationOf(t, pool, "a")
-	require.Equal(t, bbm.StatusFailed, m.Status)
-	require.Equal(t, bbm.CodeInvalidJobSignature, m.ErrorCode)
-	require.Contains(t, m.ErrorMessage, "only_elsewhere")
+	require.Equal(t, bbm.StatusActive, m.Status)
 	require.Empty(t, jobsOf(t, pool, "a"))
 	requireFilled(t, pool, "b")
+	require.ErrorIs(t, w.RunMigrations(ctx, "a"), bbm.ErrUnknownWork)
 
-	// Once a worker that has it runs, RetryFailed lets the migration finish.
-	_, err = registrar.Admin().RetryFailed(ctx, "a")
-	require.NoError(t, err)
+	// A worker that has the Work runs it.
 	require.NoError(t, registrar.Run(ctx))
 	requireFilled(t, pool, "a")
 }
@@ -261,6 +262,7 @@ func TestTargetDroppedAfterRegistration(t *testing.T) {
 		m := migrationOf(t, pool, name)
 		require.Equal(t, bbm.StatusFailed, m.Status)
 		require.Equal(t, code, m.ErrorCode)
-		require.Equal(t, 1, jobsOf(t, pool, name)[0].Attempts)
 	}
+	require.Empty(t, jobsOf(t, pool, "gone"), "cutting the first range found the table gone")
+	require.Equal(t, 1, jobsOf(t, pool, "nocol")[0].Attempts)
 }

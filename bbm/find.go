@@ -6,20 +6,18 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
 )
 
 // FindJob implements Handler.FindJob.
 func (e *engine) FindJob(ctx context.Context, store Store) (*Job, error) {
-	reaped, err := store.ReapExpiredJobs(ctx, e.o.MaxJobAttempts)
-	if err != nil {
+	if err := e.reap(ctx, store); err != nil {
 		return nil, err
 	}
-	for _, j := range reaped {
-		e.log.WarnContext(ctx, "took over a job whose worker died", "migration_id", j.MigrationID,
-			"job", j.ID, "start", j.MinKey, "end", j.MaxKey, "attempt", j.Attempts)
-	}
+	only := onlyFrom(ctx)
 
 	// Failed migrations first: a worker allowed more attempts than the one
 	// that gave up takes their failed jobs up again.
@@ -28,8 +26,8 @@ func (e *engine) FindJob(ctx context.Context, store Store) (*Job, error) {
 		return nil, err
 	}
 	for _, m := range failed {
-		if m.ErrorCode != CodeMaxJobAttemptsReached {
-			continue // needs a fix and RetryFailed, not another attempt
+		if m.ErrorCode != CodeMaxJobAttemptsReached || !only.has(m.Name) {
+			continue // the others need a fix and RetryFailed, not another attempt
 		}
 		if _, ok := e.works.get(m.WorkName); !ok {
 			continue // another worker's; this one could only fail it again
@@ -38,7 +36,7 @@ func (e *engine) FindJob(ctx context.Context, store Store) (*Job, error) {
 		if err != nil {
 			return nil, err
 		}
-		if j := e.retryable(jobs); j != nil {
+		if j, _ := e.retryable(jobs); j != nil {
 			e.log.InfoContext(ctx, "retrying a job of a failed migration", "migration", m.Name, "job", j.ID)
 			j.Migration = m
 			return j, nil
@@ -55,6 +53,13 @@ func (e *engine) FindJob(ctx context.Context, store Store) (*Job, error) {
 	})
 	waiting := false
 	for _, m := range ms {
+		if !only.has(m.Name) {
+			continue
+		}
+		if _, ok := e.works.get(m.WorkName); !ok {
+			e.leftAlone(ctx, m)
+			continue
+		}
 		job, wait, err := e.nextJob(ctx, store, m)
 		if err != nil {
 			return nil, err
@@ -70,6 +75,46 @@ func (e *engine) FindJob(ctx context.Context, store Store) (*Job, error) {
 	return nil, nil
 }
 
+// reap takes over the jobs of dead workers (expired leases), at most once
+// per reapInterval per worker: it is one UPDATE, but every job of every
+// goroutine would run it otherwise.
+func (e *engine) reap(ctx context.Context, store Store) error {
+	e.mu.Lock()
+	if time.Since(e.lastReap) < reapInterval {
+		e.mu.Unlock()
+		return nil
+	}
+	e.lastReap = time.Now()
+	e.mu.Unlock()
+	reaped, err := store.ReapExpiredJobs(ctx, e.o.MaxJobAttempts)
+	if err != nil {
+		return err
+	}
+	for _, j := range reaped {
+		touch(ctx, j.MigrationID)
+		e.log.WarnContext(ctx, "took over a job whose worker died", "migration_id", j.MigrationID,
+			"job", j.ID, "start", j.Start, "end", j.End, "attempt", j.Attempts)
+	}
+	return nil
+}
+
+const reapInterval = time.Second
+
+// leftAlone reports, once per worker, a migration whose Work this worker
+// does not have: another service or version of the host runs it.
+func (e *engine) leftAlone(ctx context.Context, m *Migration) {
+	e.mu.Lock()
+	_, seen := e.skipped[m.ID]
+	if !seen && len(e.skipped) < maxSizerEntries {
+		e.skipped[m.ID] = m.Name
+	}
+	e.mu.Unlock()
+	if !seen {
+		e.log.WarnContext(ctx, "leaving a migration alone: its Work is not registered on this worker",
+			"migration", m.Name, "work", m.WorkName, "registered", e.works.names())
+	}
+}
+
 func statusRank(s Status) int {
 	if s == StatusRunning {
 		return 0
@@ -77,49 +122,81 @@ func statusRank(s Status) int {
 	return 1
 }
 
-// retryable is the first failed job (by key) with attempts left.
-func (e *engine) retryable(jobs []*Job) *Job {
+// retryable is the first failed job (in key order) with attempts left whose
+// retry backoff has passed; later reports one whose backoff has not.
+func (e *engine) retryable(jobs []*Job) (job *Job, later bool) {
 	for _, j := range jobs {
-		if j.Status == JobFailed && j.Attempts < e.o.MaxJobAttempts {
-			return j
+		if j.Status != JobFailed || j.Attempts >= e.o.MaxJobAttempts {
+			continue
 		}
+		if j.Attempts > 0 && time.Since(j.FinishedAt) < backoff(e.o.RetryBackoff, e.o.MaxRetryBackoff, j.Attempts-1) {
+			later = true
+			continue
+		}
+		return j, false
 	}
-	return nil
+	return nil, later
 }
 
-// nextJob returns m's next job: a failed one to retry, else a new range.
-// With neither, it finishes m, or reports wait when jobs still run.
+// nextJob returns m's next job: per m's FailurePolicy a failed one to
+// retry or a new range. With neither it finishes or fails m, or reports
+// wait when jobs still run or wait for their retry backoff.
 func (e *engine) nextJob(ctx context.Context, store Store, m *Migration) (*Job, bool, error) {
 	jobs, err := store.UnfinishedJobs(ctx, m.ID)
 	if err != nil {
 		return nil, false, err
 	}
-	if j := e.retryable(jobs); j != nil {
-		j.Migration = m
-		return j, false, nil
-	}
-	running := 0
+	retry, later := e.retryable(jobs)
+	var running, exhausted, failed int
 	for _, j := range jobs {
-		if j.Status == JobRunning {
+		switch {
+		case j.Status == JobRunning:
 			running++
-			continue
+		case j.Attempts >= e.o.MaxJobAttempts:
+			exhausted++
+			failed++
+		default:
+			failed++
 		}
-		// A failed job without attempts left (the limit was lowered since).
-		msg := fmt.Sprintf("job %d [%d, %d] failed %d times: %s", j.ID, j.MinKey, j.MaxKey, j.Attempts, j.ErrorMessage)
-		return nil, false, e.failMigration(ctx, store, m, CodeMaxJobAttemptsReached, msg)
 	}
-	start, end, size, ok, err := e.nextRange(ctx, store, m)
+	if retry != nil && m.OnFailure == FailFast {
+		retry.Migration = m
+		return retry, false, nil
+	}
+	if exhausted > 0 && m.OnFailure == FailFast {
+		return nil, false, e.failMigration(ctx, store, m, CodeMaxJobAttemptsReached, failedRanges(jobs, e.o.MaxJobAttempts))
+	}
+	if later && m.OnFailure == FailFast {
+		return nil, true, nil
+	}
+	if failed >= FailedRatioMinJobs/2 && m.OnFailure == FinishOthers {
+		st, err := store.JobStats(ctx, m.ID)
+		if err != nil {
+			return nil, false, err
+		}
+		if st.Total >= FailedRatioMinJobs && 2*st.Failed > st.Total {
+			msg := fmt.Sprintf("stopped early: %d of %d jobs failed; ", st.Failed, st.Total) + failedRanges(jobs, 0)
+			return nil, false, e.failMigration(ctx, store, m, CodeMaxJobAttemptsReached, msg)
+		}
+	}
+
+	job, err := e.nextRange(ctx, store, m)
 	if err != nil {
 		if code := configCode(err); code != CodeNone {
 			return nil, false, e.failMigration(ctx, store, m, code, err.Error())
 		}
 		return nil, false, err
 	}
-	if ok {
-		return &Job{MigrationID: m.ID, MinKey: start, MaxKey: end, BatchSize: size, Migration: m}, false, nil
-	}
-	if running > 0 {
+	switch {
+	case job != nil:
+		return job, false, nil
+	case retry != nil:
+		retry.Migration = m
+		return retry, false, nil
+	case later || running > 0:
 		return nil, true, nil
+	case exhausted > 0:
+		return nil, false, e.failMigration(ctx, store, m, CodeMaxJobAttemptsReached, failedRanges(jobs, e.o.MaxJobAttempts))
 	}
 	done, err := store.FinishMigration(ctx, m.ID)
 	if err != nil {
@@ -129,7 +206,7 @@ func (e *engine) nextJob(ctx context.Context, store Store, m *Migration) (*Job, 
 		return nil, true, nil // a job appeared meanwhile
 	}
 	e.finished.Add(1)
-	e.sizes.forget(m.ID)
+	e.forget(m.ID)
 	if fm, err := store.Migration(ctx, m.ID); err == nil {
 		m = fm
 	}
@@ -138,37 +215,55 @@ func (e *engine) nextJob(ctx context.Context, store Store, m *Migration) (*Job, 
 	return nil, false, nil
 }
 
-// nextRange cuts the next new range of m, after its last job.
-func (e *engine) nextRange(ctx context.Context, store Store, m *Migration) (start, end int64, size int, ok bool, err error) {
-	from := m.MinKey
+// failedRanges lists the failed jobs (those with at least minAttempts
+// attempts) for a migration's error message.
+func failedRanges(jobs []*Job, minAttempts int) string {
+	var list []string
+	n := 0
+	for _, j := range jobs {
+		if j.Status != JobFailed || j.Attempts < minAttempts {
+			continue
+		}
+		n++
+		if len(list) < 10 {
+			list = append(list, fmt.Sprintf("job %d [%s, %s] after %d attempts: %s", j.ID, j.Start, j.End, j.Attempts, j.ErrorMessage))
+		}
+	}
+	s := fmt.Sprintf("%d ranges failed: ", n) + strings.Join(list, "; ")
+	if n > len(list) {
+		s += fmt.Sprintf("; and %d more", n-len(list))
+	}
+	return s
+}
+
+// nextRange cuts m's next new range, after its last job, or returns nil
+// when every range has been cut.
+func (e *engine) nextRange(ctx context.Context, store Store, m *Migration) (*Job, error) {
 	last, err := store.LastJob(ctx, m.ID)
 	if err != nil {
-		return 0, 0, 0, false, err
+		return nil, err
 	}
+	var after Key
 	if last != nil {
-		if last.MaxKey >= m.MaxKey {
-			return 0, 0, 0, false, nil
+		if last.End.Equal(m.Upper) {
+			return nil, nil
 		}
-		from = last.MaxKey + 1
+		after = last.End
 	}
-	size = e.sizes.size(m)
-	switch m.Strategy {
-	case IntegerRange:
-		end = m.MaxKey
-		if m.MaxKey-from >= int64(size) {
-			end = from + int64(size) - 1
-		}
-		return from, end, size, true, nil
-	case NullKeys:
+	t := Target{Schema: m.Schema, Table: m.Table, Column: m.Column, KeyColumns: m.KeyColumns,
+		KeyTypes: m.KeyTypes, Strategy: m.Strategy}
+	if m.Strategy == NullKeys {
 		// Check again: the partial index may have been dropped since.
-		t, err := e.catalog.Describe(ctx, TableName{Schema: m.Schema, Name: m.Table}, m.Column, NullKeys)
-		if err != nil {
-			return 0, 0, 0, false, err
+		if _, err := e.catalog.Describe(ctx, TableName{Schema: m.Schema, Name: m.Table}, NullKeys, m.Column, nil); err != nil {
+			return nil, err
 		}
-		start, end, ok, err = e.catalog.NextNullBatch(ctx, t, from, m.MaxKey, size)
-		return start, end, size, ok, err
 	}
-	return 0, 0, 0, false, fmt.Errorf("%w: %q", ErrInvalidStrategy, m.Strategy)
+	size := e.sizes.size(m)
+	start, end, rows, ok, err := e.catalog.NextBatch(ctx, t, after, m.Lower, m.Upper, size)
+	if err != nil || !ok {
+		return nil, err
+	}
+	return &Job{MigrationID: m.ID, Start: start, End: end, BatchSize: size, Rows: rows, After: after, Migration: m}, nil
 }
 
 // configCode is the migration failure code of an error that retrying
@@ -177,7 +272,7 @@ func configCode(err error) ErrorCode {
 	switch {
 	case errors.Is(err, ErrInvalidTable):
 		return CodeInvalidTable
-	case errors.Is(err, ErrInvalidColumn):
+	case errors.Is(err, ErrInvalidColumn), errors.Is(err, ErrNullableKey):
 		return CodeInvalidColumn
 	case errors.Is(err, ErrMissingNullIndex), errors.Is(err, ErrInvalidStrategy):
 		return CodeInvalidBatchingStrategy
@@ -207,8 +302,33 @@ func (e *engine) failMigration(ctx context.Context, store Store, m *Migration, c
 	if err != nil {
 		return err
 	}
-	e.sizes.forget(m.ID)
+	e.forget(m.ID)
+	touch(ctx, m.ID)
 	e.log.ErrorContext(ctx, "migration failed", "migration", m.Name, "migration_id", m.ID, "code", code, "error", msg)
 	e.obs.MigrationDone(ctx, fm)
 	return nil
+}
+
+// onlyKey carries the names a Run is limited to.
+type onlyKey struct{}
+
+// nameSet is a set of migration names; the nil set has every name.
+type nameSet map[string]bool
+
+func (s nameSet) has(name string) bool { return s == nil || s[name] }
+
+func withOnly(ctx context.Context, names []string) context.Context {
+	if len(names) == 0 {
+		return ctx
+	}
+	s := nameSet{}
+	for _, n := range names {
+		s[n] = true
+	}
+	return context.WithValue(ctx, onlyKey{}, s)
+}
+
+func onlyFrom(ctx context.Context) nameSet {
+	s, _ := ctx.Value(onlyKey{}).(nameSet)
+	return s
 }

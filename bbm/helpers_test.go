@@ -25,18 +25,18 @@ func testLogger() *slog.Logger {
 	return slog.New(slog.DiscardHandler)
 }
 
-// fastOptions are Options for tests: no pauses, quick backoffs.
+// fastOptions are Options for tests: quick backoffs and leases, fixed batch
+// sizes.
 func fastOptions() bbm.Options {
 	return bbm.Options{
 		Logger:          testLogger(),
-		BatchPause:      -1,
 		RetryBackoff:    time.Millisecond,
 		MaxRetryBackoff: 5 * time.Millisecond,
 		Interval:        5 * time.Millisecond,
 		MaxBackoff:      50 * time.Millisecond,
 		JobTimeout:      10 * time.Second,
-		LeaseGrace:      time.Second,
-		LockWaitTimeout: 30 * time.Second,
+		JobLease:        time.Second,
+		Adaptive:        bbm.AdaptiveOptions{Off: true},
 	}
 }
 
@@ -66,8 +66,8 @@ func itemsTable(t testing.TB, db storage.Querier, name string, n int) {
 // value computed from the row.
 func fillWork(name string) bbm.Work {
 	return bbm.WorkFunc(name, func(ctx context.Context, db storage.Querier, b bbm.Batch) error {
-		_, err := db.Exec(ctx, `UPDATE `+b.Table.Sanitize()+` SET filled = `+b.QuotedKey()+` * 2
-			WHERE `+b.QuotedKey()+` BETWEEN $1 AND $2`, b.Start, b.End)
+		cond, args := b.Where(1)
+		_, err := db.Exec(ctx, `UPDATE `+b.Table.Sanitize()+` SET filled = `+b.QuotedKey()+` * 2 WHERE `+cond, args...)
 		return err
 	})
 }
@@ -136,4 +136,27 @@ func (e *events) failures() []bbm.JobEvent {
 func pgSetup(t testing.TB) *pgxpool.Pool {
 	t.Helper()
 	return newPool(t, storagetest.URL(t))
+}
+
+// keyInt is a single integer Key's value.
+func keyInt(k bbm.Key) int64 {
+	n, _ := k.Int()
+	return n
+}
+
+// claimRange claims [lo, hi] of m as a new job after its last job, as a
+// worker would.
+func claimRange(t testing.TB, store bbm.Store, m *bbm.Migration, lo, hi int64, lease time.Duration) *bbm.Job {
+	t.Helper()
+	ctx := context.Background()
+	last, err := store.LastJob(ctx, m.ID)
+	require.NoError(t, err)
+	var after bbm.Key
+	if last != nil {
+		after = last.End
+	}
+	j, err := store.ClaimJob(ctx, bbm.Claim{MigrationID: m.ID, After: after, Start: bbm.IntKey(lo), End: bbm.IntKey(hi),
+		BatchSize: int(hi - lo + 1), Rows: int(hi - lo + 1), Lease: lease})
+	require.NoError(t, err)
+	return j
 }

@@ -1,6 +1,8 @@
 package bbm
 
 import (
+	"encoding/json"
+	"fmt"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -43,57 +45,97 @@ const (
 	JobFailed   JobStatus = "failed"
 )
 
-// Strategy is how a migration's key range is cut into jobs.
+// Strategy is how a migration's rows are cut into jobs.
 type Strategy string
 
-// Batching strategies.
+// Batching strategies. Both walk the key in index order (keyset
+// pagination, as GitLab's each_batch does): a job starts at the first key
+// after the previous job and ends at the batch-th key from there, so every
+// job has BatchSize rows (fewer at the end) however sparse the keys are.
 const (
-	// IntegerRange (the default) cuts [MinKey, MaxKey] of an integer
-	// column into consecutive ranges of the batch size.
-	IntegerRange Strategy = "integer_range"
+	// Keyset (the default) batches every row of the table by its key: one
+	// column of any orderable type (integer, uuid, text, timestamp, ...) or
+	// several (a composite key such as (a, b)). Key columns must be NOT
+	// NULL: a row whose key is NULL would be in no batch, so such a column
+	// is refused at registration (ErrNullableKey).
+	Keyset Strategy = "keyset"
 	// NullKeys batches the rows WHERE column IS NULL, in key order: each
 	// job covers the keys of the next batch-size rows that are still NULL.
-	// The key is the leading column of a partial index WHERE column IS
-	// NULL, which must exist: without it every batch would scan the table.
+	// The key is the columns of a partial index WHERE column IS NULL, which
+	// must exist: without it every batch would scan the table.
 	NullKeys Strategy = "null_keys"
 )
 
 // Valid reports whether s is a known strategy.
-func (s Strategy) Valid() bool { return s == IntegerRange || s == NullKeys }
+func (s Strategy) Valid() bool { return s == Keyset || s == NullKeys }
+
+// FailurePolicy is what a migration does when a job keeps failing.
+type FailurePolicy string
+
+// Failure policies.
+const (
+	// FinishOthers (the default, as GitLab's batched background
+	// migrations do) goes on with every other range and retries failed
+	// jobs after the last range was cut; once nothing else is left and a
+	// job has used all its attempts, the migration fails with the list of
+	// failed ranges. It also stops early, failing the migration, when at
+	// least FailedRatioMinJobs jobs exist and more than half of them are
+	// failed: a Work that fails everywhere is not run over the whole table.
+	FinishOthers FailurePolicy = "finish_others"
+	// FailFast retries a failed job before any new range and fails the
+	// migration as soon as one job has used all its attempts.
+	FailFast FailurePolicy = "fail_fast"
+)
+
+// FailedRatioMinJobs is how many jobs a FinishOthers migration must have
+// before a failed share above one half stops it early.
+const FailedRatioMinJobs = 50
+
+// Valid reports whether p is a known policy.
+func (p FailurePolicy) Valid() bool { return p == FinishOthers || p == FailFast }
 
 // Migration is one registered batched background migration.
 type Migration struct {
 	ID   int64
 	Name string
-	// Schema and Table name the target table; Column is the column the
-	// migration is about: the batching key for IntegerRange, the column
-	// being filled for NullKeys.
+	// Schema and Table name the target table. Column is the column the
+	// migration is about: for Keyset the (first) key column, for NullKeys
+	// the column being filled.
 	Schema string
 	Table  string
 	Column string
-	// KeyColumn is the integer column whose ranges jobs cover: Column for
-	// IntegerRange, the leading column of the partial index for NullKeys.
-	KeyColumn string
-	// MinKey and MaxKey bound the keys processed, both inclusive.
-	MinKey int64
-	MaxKey int64
-	// BatchSize is the number of keys per job (the starting size when
+	// KeyColumns are the columns jobs are cut by, in index order, and
+	// KeyTypes their types (as format_type prints them).
+	KeyColumns []string
+	KeyTypes   []string
+	// Lower and Upper bound the keys processed, both inclusive.
+	Lower Key
+	Upper Key
+	// BatchSize is the number of rows per job (the starting size when
 	// adaptive batch sizing is on).
 	BatchSize int
 	Status    Status
 	// WorkName is the Name of the Work that processes the batches (the
 	// "job signature").
-	WorkName     string
-	Strategy     Strategy
+	WorkName string
+	// Delivery is the delivery the Work declared when the migration was
+	// registered (see Work).
+	Delivery  Delivery
+	Strategy  Strategy
+	OnFailure FailurePolicy
+	// Args are the migration's arguments, passed to every batch of its
+	// Work (Batch.Args); nil when it has none.
+	Args         json.RawMessage
 	ErrorCode    ErrorCode
 	ErrorMessage string
-	// TotalTuples is the planner's row estimate for the table at
-	// registration (pg_class.reltuples), for display.
-	TotalTuples int64
-	CreatedAt   time.Time
-	UpdatedAt   time.Time
-	StartedAt   time.Time // zero until the first job starts
-	FinishedAt  time.Time // zero until finished
+	// EstimatedRows is the planner's estimate, at registration, of the
+	// rows in [Lower, Upper] (for NullKeys, of those whose column is
+	// NULL); Progress uses it until every range is cut.
+	EstimatedRows int64
+	CreatedAt     time.Time
+	UpdatedAt     time.Time
+	StartedAt     time.Time // zero until the first job starts
+	FinishedAt    time.Time // zero until finished
 }
 
 // TableIdent is the schema-qualified table as a pgx.Identifier; its
@@ -107,10 +149,13 @@ func (m *Migration) QualifiedTable() string { return m.TableIdent().Sanitize() }
 type Job struct {
 	ID          int64
 	MigrationID int64
-	// MinKey and MaxKey bound the job's keys, both inclusive.
-	MinKey    int64
-	MaxKey    int64
+	// Start and End bound the job's keys, both inclusive.
+	Start Key
+	End   Key
+	// BatchSize is the size the range was cut with; Rows is how many rows
+	// it had then (BatchSize, or fewer for the last range).
 	BatchSize int
+	Rows      int
 	Status    JobStatus
 	// Attempts counts the attempts started so far, including the running
 	// one: it is incremented durably before the Work runs.
@@ -120,19 +165,20 @@ type Job struct {
 	CreatedAt    time.Time
 	StartedAt    time.Time
 	FinishedAt   time.Time
-	// LeaseExpiresAt is when a running job whose worker went silent may be
-	// taken over.
+	// LeaseExpiresAt is when a running job whose worker stopped renewing
+	// its lease may be taken over.
 	LeaseExpiresAt time.Time
 	// Duration is how long the latest finished or failed attempt took.
 	Duration time.Duration
 
+	// After is, on a new range returned by FindJob (ID 0), the End of the
+	// migration's last job when the range was cut (nil for the first
+	// range); ClaimJob refuses the range if another was cut since.
+	After Key
 	// Migration is set on jobs returned by FindJob; it is nil on jobs read
 	// from a Store.
 	Migration *Migration
 }
-
-// Keys is the number of keys in the job's range.
-func (j *Job) Keys() int64 { return j.MaxKey - j.MinKey + 1 }
 
 // JobStats sums up a migration's jobs.
 type JobStats struct {
@@ -140,16 +186,22 @@ type JobStats struct {
 	Running  int
 	Finished int
 	Failed   int
-	// KeysDone is the number of keys covered by finished jobs.
-	KeysDone int64
+	// RowsDone is the number of rows in finished jobs' ranges (as cut);
+	// RowsCut counts the rows of every job.
+	RowsDone int64
+	RowsCut  int64
+	// AllCut reports that the last job reaches the migration's Upper key:
+	// no new range is left, and RowsCut is the migration's total.
+	AllCut bool
 	// FirstStarted and LastFinished bound the time jobs ran; zero when
 	// there are none.
 	FirstStarted time.Time
 	LastFinished time.Time
 }
 
-// Batch is what a Work processes: the rows of Table whose KeyColumn lies in
-// [Start, End]. For NullKeys, only those rows whose Column IS NULL.
+// Batch is what a Work processes: the rows of Table whose key lies in
+// [Start, End] (for NullKeys, only those whose Column IS NULL). Where
+// gives the condition that selects them.
 type Batch struct {
 	// Migration is the migration's name.
 	Migration string
@@ -157,21 +209,60 @@ type Batch struct {
 	Table pgx.Identifier
 	// Column is the migration's column (see Migration.Column).
 	Column string
-	// KeyColumn is the integer column the range is over.
-	KeyColumn string
-	Strategy  Strategy
+	// KeyColumns and KeyTypes are the key the range is over.
+	KeyColumns []string
+	KeyTypes   []string
+	Strategy   Strategy
 	// Start and End bound the keys, both inclusive.
-	Start int64
-	End   int64
-	// Size is the batch size the job was cut with (End-Start+1 for
-	// IntegerRange, the number of NULL rows for NullKeys, fewer at the end).
+	Start Key
+	End   Key
+	// Size is the number of rows the range had when it was cut.
 	Size int
 	// Attempt is 1 on the first run of this range, higher on retries.
 	Attempt int
+	// Args are the migration's arguments (Definition.Args), nil if none.
+	Args json.RawMessage
+}
+
+// Where is the SQL condition selecting the batch's rows, with its
+// arguments numbered from $first: the key range (row-wise for a composite
+// key, so the key's index serves it), and for NullKeys "AND column IS
+// NULL". Use it as
+//
+//	cond, args := b.Where(1)
+//	db.Exec(ctx, `UPDATE `+b.Table.Sanitize()+` SET c = f(x) WHERE `+cond, args...)
+func (b Batch) Where(first int) (string, []any) {
+	n := len(b.KeyColumns)
+	key := keyExpr(b.KeyColumns)
+	cond := key + " >= " + keyParams(b.KeyTypes, first) + " AND " + key + " <= " + keyParams(b.KeyTypes, first+n)
+	if b.Strategy == NullKeys {
+		cond += " AND " + b.QuotedColumn() + " IS NULL"
+	}
+	return cond, append(keyArgs(b.Start), keyArgs(b.End)...)
+}
+
+// StartInt and EndInt are Start and End of a single integer key; ok is
+// false for other keys.
+func (b Batch) StartInt() (int64, bool) { return b.Start.Int() }
+
+// EndInt: see StartInt.
+func (b Batch) EndInt() (int64, bool) { return b.End.Int() }
+
+// DecodeArgs unmarshals the migration's arguments into v; without
+// arguments it leaves v alone.
+func (b Batch) DecodeArgs(v any) error {
+	if len(b.Args) == 0 {
+		return nil
+	}
+	if err := json.Unmarshal(b.Args, v); err != nil {
+		return fmt.Errorf("bbm: migration %q: decoding args: %w", b.Migration, err)
+	}
+	return nil
 }
 
 // QuotedColumn is Column quoted for SQL.
 func (b Batch) QuotedColumn() string { return pgx.Identifier{b.Column}.Sanitize() }
 
-// QuotedKey is KeyColumn quoted for SQL.
-func (b Batch) QuotedKey() string { return pgx.Identifier{b.KeyColumn}.Sanitize() }
+// QuotedKey is the key quoted for SQL: "id", or ("a", "b") for a
+// composite key.
+func (b Batch) QuotedKey() string { return keyExpr(b.KeyColumns) }

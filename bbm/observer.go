@@ -29,14 +29,13 @@ type JobEvent struct {
 	Migration   string
 	MigrationID int64
 	JobID       int64
-	Start       int64
-	End         int64
+	Start       Key
+	End         Key
 	Attempt     int
 	BatchSize   int
-	// Keys is how many keys the job covers: End-Start+1 for IntegerRange,
-	// the batch size (the NULL rows) for NullKeys. Keys/Duration is the
-	// job's rate.
-	Keys int64
+	// Rows is how many rows the job's range had when it was cut;
+	// Rows/Duration is the job's rate.
+	Rows int64
 	// Duration (JobFinished) is how long the Work's transaction ran, from
 	// begin to commit or rollback.
 	Duration time.Duration

@@ -8,13 +8,13 @@ import (
 // Options configures SyncWorker and Worker. The zero value gives the
 // documented defaults; fields that only one of them uses say so.
 type Options struct {
-	// Store holds migrations, jobs and the worker lock. Default:
+	// Store holds migrations and jobs. Default:
 	// NewPostgresStore(db, PostgresStoreOptions{}).
 	Store Store
 	// Catalog validates target tables and finds NULL batches. Default:
 	// NewPostgresCatalog(db).
 	Catalog Catalog
-	// Handler runs the three steps of a batch. Default: the worker itself.
+	// Handler runs the two steps of a job. Default: the worker itself.
 	// Set it to wrap or replace a step (for example to add tracing);
 	// a wrapper usually holds the worker and calls its methods.
 	Handler Handler
@@ -30,21 +30,23 @@ type Options struct {
 	// while replicas lag). Default: none.
 	Throttler Throttler
 
-	// MaxJobsPerBatch is how many jobs run under one hold of the worker
-	// lock before it is released. Default 5.
-	MaxJobsPerBatch int
-	// BatchTimeout stops starting jobs under one hold of the lock after
-	// this long; the job running then is not interrupted. Default 10m.
-	BatchTimeout time.Duration
+	// Parallelism bounds the jobs that run at once, across every process,
+	// among the migrations whose Work this worker has registered: N jobs
+	// of one migration, or jobs of different migrations. Each worker also
+	// runs up to Parallelism jobs itself (one goroutine each), so one
+	// process alone can use the whole budget. Workers of hosts with
+	// different Work do not share a budget. Default 1: one job at a time.
+	Parallelism int
 	// JobTimeout bounds one attempt of a job; the Work's context is
 	// cancelled after it and the attempt counts as failed. Default 2m.
 	JobTimeout time.Duration
-	// LeaseGrace is added to JobTimeout to give a job's lease: a job still
-	// running after its lease belonged to a worker that died, and is
-	// taken over. Default 30s.
-	LeaseGrace time.Duration
-	// MaxJobAttempts is how many attempts a job gets; when the last one
-	// fails the migration fails with CodeMaxJobAttemptsReached. Default 5.
+	// JobLease is how long a running job stays claimed without its worker
+	// renewing the claim; the worker renews it every JobLease/3 while the
+	// job runs, so a job whose worker died is taken over within about
+	// JobLease. Default 15s.
+	JobLease time.Duration
+	// MaxJobAttempts is how many attempts a job gets (see FailurePolicy
+	// for what happens after the last one). Default 5.
 	MaxJobAttempts int
 	// RetryBackoff is the wait after a failed attempt before the job is
 	// tried again; it doubles with each attempt up to MaxRetryBackoff.
@@ -52,25 +54,24 @@ type Options struct {
 	RetryBackoff    time.Duration
 	MaxRetryBackoff time.Duration
 	// Adaptive tunes the batch size of new jobs toward a target duration.
-	// Default: off (every job has the migration's batch size).
+	// Default: on, aiming at DefaultTargetJobDuration per job within
+	// BatchSize/10..BatchSize*10; set Adaptive.Off for fixed sizes.
 	Adaptive AdaptiveOptions
-
-	// LockWaitTimeout (SyncWorker) bounds the wait for the worker lock;
-	// Run returns ErrLockBusy after it. Default 1m.
-	LockWaitTimeout time.Duration
-	// BatchPause (SyncWorker) is the mean pause between batches, to leave
-	// the database room for other work; each pause is random in
-	// [BatchPause/2, 3*BatchPause/2]. Default 1s; negative for none.
+	// BatchPause is a fixed pause after every job, on top of the adaptive
+	// pacing. Default 0: no pause.
 	BatchPause time.Duration
+	// MaxOutage (SyncWorker) is how long Run rides out a database it
+	// cannot reach (or errors it cannot tell from one), retrying with
+	// backoff, before it gives up with the last error. Default 5m.
+	MaxOutage time.Duration
 
-	// Interval (Worker) is the wait between batches while there is work;
-	// it is also the first wait when there is none, which then doubles up
-	// to MaxBackoff (as it does after errors). SyncWorker uses the same
-	// rule while it waits for jobs running elsewhere. Default 1s.
+	// Interval is the first wait when there is nothing to do now (no
+	// migration, jobs running elsewhere, the Parallelism budget full), which
+	// then doubles up to MaxBackoff, as it does after errors. Default 1s.
 	Interval time.Duration
 	// MaxBackoff caps the waits after idle or failing batches. Default 1m.
 	MaxBackoff time.Duration
-	// Jitter is the fraction by which each Worker wait varies at random,
+	// Jitter is the fraction by which each wait varies at random,
 	// so that processes started together do not poll together. Default
 	// 0.2; negative for none.
 	Jitter float64
@@ -78,18 +79,17 @@ type Options struct {
 
 // Defaults.
 const (
-	DefaultMaxJobsPerBatch = 5
-	DefaultBatchTimeout    = 10 * time.Minute
-	DefaultJobTimeout      = 2 * time.Minute
-	DefaultLeaseGrace      = 30 * time.Second
-	DefaultMaxJobAttempts  = 5
-	DefaultRetryBackoff    = time.Second
-	DefaultMaxRetryBackoff = time.Minute
-	DefaultLockWaitTimeout = time.Minute
-	DefaultBatchPause      = time.Second
-	DefaultInterval        = time.Second
-	DefaultMaxBackoff      = time.Minute
-	DefaultJitter          = 0.2
+	DefaultParallelism       = 1
+	DefaultJobTimeout        = 2 * time.Minute
+	DefaultJobLease          = 15 * time.Second
+	DefaultMaxJobAttempts    = 5
+	DefaultRetryBackoff      = time.Second
+	DefaultMaxRetryBackoff   = time.Minute
+	DefaultTargetJobDuration = 500 * time.Millisecond
+	DefaultMaxOutage         = 5 * time.Minute
+	DefaultInterval          = time.Second
+	DefaultMaxBackoff        = time.Minute
+	DefaultJitter            = 0.2
 )
 
 func (o Options) withDefaults() Options {
@@ -101,26 +101,20 @@ func (o Options) withDefaults() Options {
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
-	if o.MaxJobsPerBatch <= 0 {
-		o.MaxJobsPerBatch = DefaultMaxJobsPerBatch
+	if o.Parallelism <= 0 {
+		o.Parallelism = DefaultParallelism
 	}
 	if o.MaxJobAttempts <= 0 {
 		o.MaxJobAttempts = DefaultMaxJobAttempts
 	}
-	setDur(&o.BatchTimeout, DefaultBatchTimeout)
 	setDur(&o.JobTimeout, DefaultJobTimeout)
-	setDur(&o.LeaseGrace, DefaultLeaseGrace)
+	setDur(&o.JobLease, DefaultJobLease)
 	setDur(&o.RetryBackoff, DefaultRetryBackoff)
 	setDur(&o.MaxRetryBackoff, DefaultMaxRetryBackoff)
-	setDur(&o.LockWaitTimeout, DefaultLockWaitTimeout)
+	setDur(&o.MaxOutage, DefaultMaxOutage)
 	setDur(&o.Interval, DefaultInterval)
 	setDur(&o.MaxBackoff, DefaultMaxBackoff)
-	switch {
-	case o.BatchPause == 0:
-		o.BatchPause = DefaultBatchPause
-	case o.BatchPause < 0:
-		o.BatchPause = 0
-	}
+	o.BatchPause = max(o.BatchPause, 0)
 	switch {
 	case o.Jitter == 0:
 		o.Jitter = DefaultJitter

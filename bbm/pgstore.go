@@ -12,55 +12,58 @@ import (
 	"github.com/ferryhq/ferry/storage"
 )
 
-// DefaultLockKey is the advisory lock key workers share by default
-// ("ferrybbm" in ASCII).
-const DefaultLockKey int64 = 0x6665727279626d6d
+// The tables of Ferry's bbm schema (storage/migrations), named in this one
+// place.
+const (
+	migrationsTable = "ferry_bbm_migrations"
+	jobsTable       = "ferry_bbm_jobs"
+)
 
-// PostgresStoreOptions tunes NewPostgresStore. The zero value is ready to use.
-type PostgresStoreOptions struct {
-	// LockKey is the advisory lock key of the worker lock. Workers that
-	// share a key run one at a time. Default DefaultLockKey.
-	LockKey int64
-}
+// claimLockKey is the transaction-scoped advisory lock that serialises job
+// claims across processes ("ferrybbm" in ASCII), so that counting running
+// jobs and starting one is atomic. It is held for the few statements of a
+// claim and released at its commit, so it needs no session state and works
+// through a transaction-pooling PgBouncer.
+const claimLockKey int64 = 0x6665727279626d6d
 
-// PostgresStore is the Store on Ferry's schema (storage/migrations/0003_bbm.sql).
-// Its writes run on db outside any Work transaction. The worker lock is a
-// session-level advisory lock on a connection of its own, so a worker holds
-// no transaction open between jobs, and the lock goes with the connection
-// when a process dies.
+// PostgresStoreOptions tunes NewPostgresStore. The zero value is ready to
+// use; it has no fields yet.
+type PostgresStoreOptions struct{}
+
+// PostgresStore is the Store on Ferry's schema (storage/migrations). Each
+// method is one statement or one short transaction; nothing depends on
+// session state (no session advisory locks, no SET outside a
+// transaction), so it works through a transaction-pooling PgBouncer.
 type PostgresStore struct {
-	db      storage.Beginner
-	lockKey int64
+	db storage.Beginner
 }
 
 var _ Store = (*PostgresStore)(nil)
 
-// NewPostgresStore returns a Store on db: a *pgxpool.Pool or a *storage.DB
-// (whose primary is used). Any other storage.Beginner works for everything
-// but AcquireLock, which needs a pool to take a dedicated connection from.
-func NewPostgresStore(db storage.Beginner, opts PostgresStoreOptions) *PostgresStore {
-	if opts.LockKey == 0 {
-		opts.LockKey = DefaultLockKey
-	}
-	return &PostgresStore{db: db, lockKey: opts.LockKey}
+// NewPostgresStore returns a Store on db: a *pgxpool.Pool, a *storage.DB
+// (whose primary is used) or any other storage.Beginner.
+func NewPostgresStore(db storage.Beginner, _ PostgresStoreOptions) *PostgresStore {
+	return &PostgresStore{db: db}
 }
 
-const migrationColumns = `id, name, table_schema, table_name, column_name, key_column, min_key, max_key,
-	batch_size, status, work_name, strategy, error_code, error_message, total_tuples,
-	created_at, updated_at, started_at, finished_at`
+const migrationColumns = `id, name, table_schema, table_name, column_name, key_columns, key_types,
+	lower_key, upper_key, batch_size, status, work_name, delivery, strategy, on_failure, args,
+	error_code, error_message, estimated_rows, created_at, updated_at, started_at, finished_at`
 
-const jobColumns = `id, migration_id, min_key, max_key, batch_size, status, attempts, error_code,
-	error_message, created_at, started_at, finished_at, lease_expires_at, duration_us`
+const jobColumns = `id, migration_id, start_key, end_key, batch_size, row_count, status, attempts,
+	error_code, error_message, created_at, started_at, finished_at, lease_expires_at, duration_us`
 
 func scanMigration(row pgx.Row) (*Migration, error) {
 	var m Migration
 	var started, finished *time.Time
-	err := row.Scan(&m.ID, &m.Name, &m.Schema, &m.Table, &m.Column, &m.KeyColumn, &m.MinKey, &m.MaxKey,
-		&m.BatchSize, &m.Status, &m.WorkName, &m.Strategy, &m.ErrorCode, &m.ErrorMessage, &m.TotalTuples,
-		&m.CreatedAt, &m.UpdatedAt, &started, &finished)
+	var lower, upper []string
+	err := row.Scan(&m.ID, &m.Name, &m.Schema, &m.Table, &m.Column, &m.KeyColumns, &m.KeyTypes,
+		&lower, &upper, &m.BatchSize, &m.Status, &m.WorkName, &m.Delivery, &m.Strategy, &m.OnFailure, &m.Args,
+		&m.ErrorCode, &m.ErrorMessage, &m.EstimatedRows, &m.CreatedAt, &m.UpdatedAt, &started, &finished)
 	if err != nil {
 		return nil, err
 	}
+	m.Lower, m.Upper = lower, upper
 	m.StartedAt, m.FinishedAt = deref(started), deref(finished)
 	return &m, nil
 }
@@ -68,12 +71,14 @@ func scanMigration(row pgx.Row) (*Migration, error) {
 func scanJob(row pgx.Row) (*Job, error) {
 	var j Job
 	var started, finished, lease *time.Time
-	var us int64
-	err := row.Scan(&j.ID, &j.MigrationID, &j.MinKey, &j.MaxKey, &j.BatchSize, &j.Status, &j.Attempts,
+	var start, end []string
+	var us, rows int64
+	err := row.Scan(&j.ID, &j.MigrationID, &start, &end, &j.BatchSize, &rows, &j.Status, &j.Attempts,
 		&j.ErrorCode, &j.ErrorMessage, &j.CreatedAt, &started, &finished, &lease, &us)
 	if err != nil {
 		return nil, err
 	}
+	j.Start, j.End, j.Rows = start, end, int(rows)
 	j.StartedAt, j.FinishedAt, j.LeaseExpiresAt = deref(started), deref(finished), deref(lease)
 	j.Duration = time.Duration(us) * time.Microsecond
 	return &j, nil
@@ -106,20 +111,21 @@ func isUniqueViolation(err error, constraint string) bool {
 
 // CreateMigration implements Store.
 func (s *PostgresStore) CreateMigration(ctx context.Context, m *Migration) error {
-	if m.Status == "" {
-		m.Status = StatusActive
+	setMigrationDefaults(m)
+	var args any
+	if len(m.Args) > 0 {
+		args = string(m.Args)
 	}
-	if m.Strategy == "" {
-		m.Strategy = IntegerRange
-	}
-	row := s.db.QueryRow(ctx, `INSERT INTO ferry_bbm_migrations
-		(name, table_schema, table_name, column_name, key_column, min_key, max_key, batch_size,
-		 status, work_name, strategy, error_code, error_message, total_tuples, finished_at)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14,
-		 CASE WHEN $9 = 'finished' THEN now() END)
+	row := s.db.QueryRow(ctx, `INSERT INTO `+migrationsTable+`
+		(name, table_schema, table_name, column_name, key_columns, key_types, lower_key, upper_key,
+		 batch_size, status, work_name, delivery, strategy, on_failure, args, error_code, error_message,
+		 estimated_rows, finished_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15::jsonb, $16, $17, $18,
+		 CASE WHEN $10 = 'finished' THEN now() END)
 		RETURNING `+migrationColumns,
-		m.Name, m.Schema, m.Table, m.Column, m.KeyColumn, m.MinKey, m.MaxKey, m.BatchSize,
-		m.Status, m.WorkName, m.Strategy, m.ErrorCode, TruncateMessage(m.ErrorMessage), m.TotalTuples)
+		m.Name, m.Schema, m.Table, m.Column, m.KeyColumns, m.KeyTypes, []string(m.Lower), []string(m.Upper),
+		m.BatchSize, m.Status, m.WorkName, m.Delivery, m.Strategy, m.OnFailure, args, m.ErrorCode,
+		TruncateMessage(m.ErrorMessage), m.EstimatedRows)
 	got, err := scanMigration(row)
 	if isUniqueViolation(err, "ferry_bbm_migrations_name_key") {
 		return fmt.Errorf("%w: %q", ErrDuplicateMigration, m.Name)
@@ -131,9 +137,25 @@ func (s *PostgresStore) CreateMigration(ctx context.Context, m *Migration) error
 	return nil
 }
 
+// setMigrationDefaults fills the fields a Store defaults.
+func setMigrationDefaults(m *Migration) {
+	if m.Status == "" {
+		m.Status = StatusActive
+	}
+	if m.Strategy == "" {
+		m.Strategy = Keyset
+	}
+	if m.Delivery == "" {
+		m.Delivery = DeliveryExactlyOnce
+	}
+	if m.OnFailure == "" {
+		m.OnFailure = FinishOthers
+	}
+}
+
 // Migration implements Store.
 func (s *PostgresStore) Migration(ctx context.Context, id int64) (*Migration, error) {
-	m, err := scanMigration(s.db.QueryRow(ctx, `SELECT `+migrationColumns+` FROM ferry_bbm_migrations WHERE id = $1`, id))
+	m, err := scanMigration(s.db.QueryRow(ctx, `SELECT `+migrationColumns+` FROM `+migrationsTable+` WHERE id = $1`, id))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, fmt.Errorf("%w: id %d", ErrMigrationNotFound, id)
 	}
@@ -145,7 +167,7 @@ func (s *PostgresStore) Migration(ctx context.Context, id int64) (*Migration, er
 
 // MigrationByName implements Store.
 func (s *PostgresStore) MigrationByName(ctx context.Context, name string) (*Migration, error) {
-	m, err := scanMigration(s.db.QueryRow(ctx, `SELECT `+migrationColumns+` FROM ferry_bbm_migrations WHERE name = $1`, name))
+	m, err := scanMigration(s.db.QueryRow(ctx, `SELECT `+migrationColumns+` FROM `+migrationsTable+` WHERE name = $1`, name))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, fmt.Errorf("%w: %q", ErrMigrationNotFound, name)
 	}
@@ -157,7 +179,7 @@ func (s *PostgresStore) MigrationByName(ctx context.Context, name string) (*Migr
 
 // Migrations implements Store.
 func (s *PostgresStore) Migrations(ctx context.Context, statuses ...Status) ([]*Migration, error) {
-	rows, err := s.db.Query(ctx, `SELECT `+migrationColumns+` FROM ferry_bbm_migrations
+	rows, err := s.db.Query(ctx, `SELECT `+migrationColumns+` FROM `+migrationsTable+`
 		WHERE cardinality($1::text[]) = 0 OR status = ANY($1::text[]) ORDER BY id`, statusStrings(statuses))
 	if err != nil {
 		return nil, fmt.Errorf("bbm: listing migrations: %w", err)
@@ -186,7 +208,7 @@ func setStatus(ctx context.Context, q storage.Querier, id int64, c StatusChange)
 	if !c.To.Valid() {
 		return nil, fmt.Errorf("%w: unknown status %q", ErrInvalidTransition, c.To)
 	}
-	m, err := scanMigration(q.QueryRow(ctx, `UPDATE ferry_bbm_migrations SET
+	m, err := scanMigration(q.QueryRow(ctx, `UPDATE `+migrationsTable+` SET
 			status = $2, error_code = $4, error_message = $5, updated_at = now(),
 			started_at = CASE WHEN $2 = 'running' THEN COALESCE(started_at, now()) ELSE started_at END,
 			finished_at = CASE WHEN $2 = 'finished' THEN now() ELSE finished_at END
@@ -194,7 +216,7 @@ func setStatus(ctx context.Context, q storage.Querier, id int64, c StatusChange)
 		RETURNING `+migrationColumns,
 		id, c.To, statusStrings(c.From), c.Code, TruncateMessage(c.Message)))
 	if errors.Is(err, pgx.ErrNoRows) {
-		cur, err := scanMigration(q.QueryRow(ctx, `SELECT `+migrationColumns+` FROM ferry_bbm_migrations WHERE id = $1`, id))
+		cur, err := scanMigration(q.QueryRow(ctx, `SELECT `+migrationColumns+` FROM `+migrationsTable+` WHERE id = $1`, id))
 		if errors.Is(err, pgx.ErrNoRows) {
 			return nil, fmt.Errorf("%w: id %d", ErrMigrationNotFound, id)
 		}
@@ -211,7 +233,7 @@ func setStatus(ctx context.Context, q storage.Querier, id int64, c StatusChange)
 
 // ResumePaused implements Store.
 func (s *PostgresStore) ResumePaused(ctx context.Context) (int, error) {
-	tag, err := s.db.Exec(ctx, `UPDATE ferry_bbm_migrations SET status = 'active', updated_at = now()
+	tag, err := s.db.Exec(ctx, `UPDATE `+migrationsTable+` SET status = 'active', updated_at = now()
 		WHERE status = 'paused'`)
 	if err != nil {
 		return 0, fmt.Errorf("bbm: resuming paused migrations: %w", err)
@@ -228,7 +250,7 @@ func (s *PostgresStore) RetryMigration(ctx context.Context, id int64) (*Migratio
 		if err != nil {
 			return err
 		}
-		_, err = tx.Exec(ctx, `UPDATE ferry_bbm_jobs SET attempts = 0
+		_, err = tx.Exec(ctx, `UPDATE `+jobsTable+` SET attempts = 0
 			WHERE migration_id = $1 AND status = 'failed'`, id)
 		return err
 	})
@@ -240,27 +262,31 @@ func (s *PostgresStore) RetryMigration(ctx context.Context, id int64) (*Migratio
 
 // FinishMigration implements Store.
 func (s *PostgresStore) FinishMigration(ctx context.Context, id int64) (bool, error) {
-	tag, err := s.db.Exec(ctx, `UPDATE ferry_bbm_migrations m SET status = 'finished',
+	tag, err := s.db.Exec(ctx, `UPDATE `+migrationsTable+` m SET status = 'finished',
 			error_code = '', error_message = '', updated_at = now(), finished_at = now()
 		WHERE id = $1 AND status IN ('active', 'running')
-		  AND NOT EXISTS (SELECT 1 FROM ferry_bbm_jobs j WHERE j.migration_id = m.id AND j.status <> 'finished')`, id)
+		  AND NOT EXISTS (SELECT 1 FROM `+jobsTable+` j WHERE j.migration_id = m.id AND j.status <> 'finished')`, id)
 	if err != nil {
 		return false, fmt.Errorf("bbm: finishing migration %d: %w", id, err)
 	}
 	return tag.RowsAffected() == 1, nil
 }
 
-// ClaimJob implements Store.
+// ClaimJob implements Store. Claims are serialised by a transaction-scoped
+// advisory lock: the budget check (Limit) and the new job are one atomic
+// step across processes.
 func (s *PostgresStore) ClaimJob(ctx context.Context, c Claim) (*Job, error) {
 	if c.Lease <= 0 {
 		return nil, fmt.Errorf("bbm: claim of migration %d: lease must be positive", c.MigrationID)
 	}
 	var job *Job
 	err := storage.InTx(ctx, s.db, func(tx pgx.Tx) error {
-		// Locking the migration row serialises claims of one migration.
+		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, claimLockKey); err != nil {
+			return err
+		}
 		var status Status
 		var name string
-		err := tx.QueryRow(ctx, `SELECT status, name FROM ferry_bbm_migrations WHERE id = $1 FOR UPDATE`,
+		err := tx.QueryRow(ctx, `SELECT status, name FROM `+migrationsTable+` WHERE id = $1 FOR UPDATE`,
 			c.MigrationID).Scan(&status, &name)
 		if errors.Is(err, pgx.ErrNoRows) {
 			return fmt.Errorf("%w: id %d", ErrMigrationNotFound, c.MigrationID)
@@ -271,11 +297,22 @@ func (s *PostgresStore) ClaimJob(ctx context.Context, c Claim) (*Job, error) {
 		if status != StatusActive && status != StatusRunning && status != StatusFailed {
 			return fmt.Errorf("%w: migration %q is %s", ErrInvalidTransition, name, status)
 		}
+		if c.Limit > 0 {
+			var running int
+			if err := tx.QueryRow(ctx, `SELECT count(*) FROM `+jobsTable+` j JOIN `+migrationsTable+` m ON m.id = j.migration_id
+				WHERE j.status = 'running' AND j.lease_expires_at > now() AND m.work_name = ANY($1)`,
+				c.Works).Scan(&running); err != nil {
+				return err
+			}
+			if running >= c.Limit {
+				return fmt.Errorf("%w: %d of %d", ErrBusy, running, c.Limit)
+			}
+		}
 		lease := c.Lease.Microseconds()
 		if c.JobID == 0 {
 			job, err = claimNew(ctx, tx, c, lease)
 		} else {
-			job, err = scanJob(tx.QueryRow(ctx, `UPDATE ferry_bbm_jobs SET status = 'running',
+			job, err = scanJob(tx.QueryRow(ctx, `UPDATE `+jobsTable+` SET status = 'running',
 					attempts = attempts + 1, error_code = '', error_message = '', started_at = now(),
 					finished_at = NULL, lease_expires_at = now() + $4::bigint * interval '1 microsecond'
 				WHERE id = $1 AND migration_id = $2 AND status = 'failed' AND attempts = $3
@@ -296,22 +333,54 @@ func (s *PostgresStore) ClaimJob(ctx context.Context, c Claim) (*Job, error) {
 	return job, nil
 }
 
-func claimNew(ctx context.Context, tx pgx.Tx, c Claim, leaseMicros int64) (*Job, error) {
-	if c.MinKey > c.MaxKey || c.BatchSize <= 0 {
-		return nil, fmt.Errorf("%w: new job [%d, %d] batch %d", ErrInvalidRange, c.MinKey, c.MaxKey, c.BatchSize)
+// validNewRange checks a new range's fields (not its order: only the
+// database can compare keys).
+func validNewRange(c Claim) error {
+	if len(c.Start) == 0 || len(c.End) != len(c.Start) || (c.After != nil && len(c.After) != len(c.Start)) ||
+		c.BatchSize <= 0 || c.Rows < 0 {
+		return fmt.Errorf("%w: new job [%s, %s] after %v, batch %d, rows %d", ErrInvalidRange,
+			c.Start, c.End, c.After, c.BatchSize, c.Rows)
 	}
-	var top *int64
-	if err := tx.QueryRow(ctx, `SELECT max_key FROM ferry_bbm_jobs WHERE migration_id = $1
-		ORDER BY min_key DESC LIMIT 1`, c.MigrationID).Scan(&top); err != nil && !errors.Is(err, pgx.ErrNoRows) {
+	return nil
+}
+
+func claimNew(ctx context.Context, tx pgx.Tx, c Claim, leaseMicros int64) (*Job, error) {
+	if err := validNewRange(c); err != nil {
 		return nil, err
 	}
-	if top != nil && c.MinKey <= *top {
-		return nil, fmt.Errorf("%w: range [%d, %d] overlaps jobs up to %d", ErrJobConflict, c.MinKey, c.MaxKey, *top)
+	var last []string
+	if err := tx.QueryRow(ctx, `SELECT end_key FROM `+jobsTable+` WHERE migration_id = $1
+		ORDER BY id DESC LIMIT 1`, c.MigrationID).Scan(&last); err != nil && !errors.Is(err, pgx.ErrNoRows) {
+		return nil, err
 	}
-	return scanJob(tx.QueryRow(ctx, `INSERT INTO ferry_bbm_jobs
-			(migration_id, min_key, max_key, batch_size, status, attempts, started_at, lease_expires_at)
-		VALUES ($1, $2, $3, $4, 'running', 1, now(), now() + $5::bigint * interval '1 microsecond')
-		RETURNING `+jobColumns, c.MigrationID, c.MinKey, c.MaxKey, c.BatchSize, leaseMicros))
+	if !Key(last).Equal(c.After) {
+		return nil, fmt.Errorf("%w: range [%s, %s] was cut after %v, but the last job now ends at %v",
+			ErrJobConflict, c.Start, c.End, c.After, Key(last))
+	}
+	job, err := scanJob(tx.QueryRow(ctx, `INSERT INTO `+jobsTable+`
+			(migration_id, start_key, end_key, batch_size, row_count, status, attempts, started_at, lease_expires_at)
+		VALUES ($1, $2, $3, $4, $5, 'running', 1, now(), now() + $6::bigint * interval '1 microsecond')
+		RETURNING `+jobColumns, c.MigrationID, []string(c.Start), []string(c.End), c.BatchSize, c.Rows, leaseMicros))
+	if isUniqueViolation(err, "ferry_bbm_jobs_range_key") {
+		return nil, fmt.Errorf("%w: a job starting at %s exists", ErrJobConflict, c.Start)
+	}
+	return job, err
+}
+
+// RenewLease implements Store.
+func (s *PostgresStore) RenewLease(ctx context.Context, jobID int64, attempt int, lease time.Duration) error {
+	if lease <= 0 {
+		return fmt.Errorf("bbm: renewing job %d: lease must be positive", jobID)
+	}
+	tag, err := s.db.Exec(ctx, `UPDATE `+jobsTable+` SET lease_expires_at = now() + $3::bigint * interval '1 microsecond'
+		WHERE id = $1 AND status = 'running' AND attempts = $2`, jobID, attempt, lease.Microseconds())
+	if err != nil {
+		return fmt.Errorf("bbm: renewing the lease of job %d: %w", jobID, err)
+	}
+	if tag.RowsAffected() == 0 {
+		return fmt.Errorf("%w: job %d attempt %d", ErrJobLost, jobID, attempt)
+	}
+	return nil
 }
 
 // FinishJob implements Store. With tx set, the job row is updated in tx,
@@ -321,7 +390,7 @@ func (s *PostgresStore) FinishJob(ctx context.Context, tx pgx.Tx, r JobResult) (
 	if tx != nil {
 		q = tx
 	}
-	job, err := scanJob(q.QueryRow(ctx, `UPDATE ferry_bbm_jobs SET status = 'finished',
+	job, err := scanJob(q.QueryRow(ctx, `UPDATE `+jobsTable+` SET status = 'finished',
 			finished_at = now(), lease_expires_at = NULL, duration_us = $3, error_code = '', error_message = ''
 		WHERE id = $1 AND status = 'running' AND attempts = $2
 		RETURNING `+jobColumns, r.JobID, r.Attempt, r.Duration.Microseconds()))
@@ -343,7 +412,7 @@ func (s *PostgresStore) FailJob(ctx context.Context, f JobFailure) (*Job, error)
 	var job *Job
 	err := storage.InTx(ctx, s.db, func(tx pgx.Tx) error {
 		var err error
-		job, err = scanJob(tx.QueryRow(ctx, `UPDATE ferry_bbm_jobs SET status = 'failed',
+		job, err = scanJob(tx.QueryRow(ctx, `UPDATE `+jobsTable+` SET status = 'failed',
 				attempts = attempts - CASE WHEN $4 THEN 1 ELSE 0 END,
 				finished_at = now(), lease_expires_at = NULL, duration_us = $3,
 				error_code = $5, error_message = $6
@@ -356,7 +425,7 @@ func (s *PostgresStore) FailJob(ctx context.Context, f JobFailure) (*Job, error)
 		if err != nil || f.MigrationCode == CodeNone {
 			return err
 		}
-		_, err = tx.Exec(ctx, `UPDATE ferry_bbm_migrations SET status = 'failed', error_code = $2,
+		_, err = tx.Exec(ctx, `UPDATE `+migrationsTable+` SET status = 'failed', error_code = $2,
 				error_message = $3, updated_at = now()
 			WHERE id = $1 AND status IN ('active', 'running')`,
 			job.MigrationID, f.MigrationCode, TruncateMessage(f.Message))
@@ -372,9 +441,9 @@ func (s *PostgresStore) FailJob(ctx context.Context, f JobFailure) (*Job, error)
 func (s *PostgresStore) ReapExpiredJobs(ctx context.Context, maxAttempts int) ([]*Job, error) {
 	var jobs []*Job
 	err := storage.InTx(ctx, s.db, func(tx pgx.Tx) error {
-		rows, err := tx.Query(ctx, `UPDATE ferry_bbm_jobs SET status = 'failed', finished_at = now(),
+		rows, err := tx.Query(ctx, `UPDATE `+jobsTable+` SET status = 'failed', finished_at = now(),
 				lease_expires_at = NULL, error_code = 'job_abandoned',
-				error_message = 'lease expired: the worker running this job died or lost its lock'
+				error_message = 'lease expired: the worker running this job died or stopped renewing its lease'
 			WHERE status = 'running' AND lease_expires_at < now()
 			RETURNING `+jobColumns)
 		if err != nil {
@@ -387,10 +456,10 @@ func (s *PostgresStore) ReapExpiredJobs(ctx context.Context, maxAttempts int) ([
 			if j.Attempts < maxAttempts {
 				continue
 			}
-			if _, err := tx.Exec(ctx, `UPDATE ferry_bbm_migrations SET status = 'failed', error_code = $2,
+			if _, err := tx.Exec(ctx, `UPDATE `+migrationsTable+` SET status = 'failed', error_code = $2,
 					error_message = $3, updated_at = now()
-				WHERE id = $1 AND status IN ('active', 'running')`, j.MigrationID, CodeMaxJobAttemptsReached,
-				fmt.Sprintf("job %d [%d, %d] abandoned on its last attempt (%d)", j.ID, j.MinKey, j.MaxKey, j.Attempts)); err != nil {
+				WHERE id = $1 AND status IN ('active', 'running') AND on_failure = 'fail_fast'`, j.MigrationID, CodeMaxJobAttemptsReached,
+				fmt.Sprintf("job %d [%s, %s] abandoned on its last attempt (%d)", j.ID, j.Start, j.End, j.Attempts)); err != nil {
 				return err
 			}
 		}
@@ -404,8 +473,8 @@ func (s *PostgresStore) ReapExpiredJobs(ctx context.Context, maxAttempts int) ([
 
 // LastJob implements Store.
 func (s *PostgresStore) LastJob(ctx context.Context, migrationID int64) (*Job, error) {
-	j, err := scanJob(s.db.QueryRow(ctx, `SELECT `+jobColumns+` FROM ferry_bbm_jobs
-		WHERE migration_id = $1 ORDER BY min_key DESC LIMIT 1`, migrationID))
+	j, err := scanJob(s.db.QueryRow(ctx, `SELECT `+jobColumns+` FROM `+jobsTable+`
+		WHERE migration_id = $1 ORDER BY id DESC LIMIT 1`, migrationID))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, nil
 	}
@@ -417,13 +486,13 @@ func (s *PostgresStore) LastJob(ctx context.Context, migrationID int64) (*Job, e
 
 // UnfinishedJobs implements Store.
 func (s *PostgresStore) UnfinishedJobs(ctx context.Context, migrationID int64) ([]*Job, error) {
-	return s.jobs(ctx, `SELECT `+jobColumns+` FROM ferry_bbm_jobs
-		WHERE migration_id = $1 AND status <> 'finished' ORDER BY min_key`, migrationID)
+	return s.jobs(ctx, `SELECT `+jobColumns+` FROM `+jobsTable+`
+		WHERE migration_id = $1 AND status <> 'finished' ORDER BY id`, migrationID)
 }
 
 // Jobs implements Store.
 func (s *PostgresStore) Jobs(ctx context.Context, migrationID int64) ([]*Job, error) {
-	return s.jobs(ctx, `SELECT `+jobColumns+` FROM ferry_bbm_jobs WHERE migration_id = $1 ORDER BY min_key`, migrationID)
+	return s.jobs(ctx, `SELECT `+jobColumns+` FROM `+jobsTable+` WHERE migration_id = $1 ORDER BY id`, migrationID)
 }
 
 func (s *PostgresStore) jobs(ctx context.Context, sql string, migrationID int64) ([]*Job, error) {
@@ -442,14 +511,21 @@ func (s *PostgresStore) jobs(ctx context.Context, sql string, migrationID int64)
 func (s *PostgresStore) JobStats(ctx context.Context, migrationID int64) (JobStats, error) {
 	var st JobStats
 	var first, last *time.Time
-	err := s.db.QueryRow(ctx, `SELECT count(*),
-			count(*) FILTER (WHERE status = 'running'),
-			count(*) FILTER (WHERE status = 'finished'),
-			count(*) FILTER (WHERE status = 'failed'),
-			COALESCE(sum(max_key - min_key + 1) FILTER (WHERE status = 'finished'), 0)::bigint,
-			min(started_at), max(finished_at) FILTER (WHERE status = 'finished')
-		FROM ferry_bbm_jobs WHERE migration_id = $1`, migrationID).
-		Scan(&st.Total, &st.Running, &st.Finished, &st.Failed, &st.KeysDone, &first, &last)
+	err := s.db.QueryRow(ctx, `SELECT count(j.id),
+			count(*) FILTER (WHERE j.status = 'running'),
+			count(*) FILTER (WHERE j.status = 'finished'),
+			count(*) FILTER (WHERE j.status = 'failed'),
+			COALESCE(sum(j.row_count) FILTER (WHERE j.status = 'finished'), 0)::bigint,
+			COALESCE(sum(j.row_count), 0)::bigint,
+			min(j.started_at), max(j.finished_at) FILTER (WHERE j.status = 'finished'),
+			COALESCE((SELECT l.end_key = m.upper_key FROM `+jobsTable+` l WHERE l.migration_id = m.id
+				ORDER BY l.id DESC LIMIT 1), false)
+		FROM `+migrationsTable+` m LEFT JOIN `+jobsTable+` j ON j.migration_id = m.id
+		WHERE m.id = $1 GROUP BY m.id`, migrationID).
+		Scan(&st.Total, &st.Running, &st.Finished, &st.Failed, &st.RowsDone, &st.RowsCut, &first, &last, &st.AllCut)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return JobStats{}, fmt.Errorf("%w: id %d", ErrMigrationNotFound, migrationID)
+	}
 	if err != nil {
 		return JobStats{}, fmt.Errorf("bbm: summing jobs of migration %d: %w", migrationID, err)
 	}

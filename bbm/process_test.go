@@ -41,7 +41,7 @@ func loggedWork(sleep string) bbm.Work {
 			return err
 		}
 		_, err := db.Exec(ctx, `INSERT INTO runlog (pid, start_key, began, ended) VALUES ($1, $2, $3, clock_timestamp())`,
-			os.Getpid(), b.Start, began)
+			os.Getpid(), keyInt(b.Start), began)
 		return err
 	})
 }
@@ -58,9 +58,8 @@ func TestBBMChild(t *testing.T) {
 	require.NoError(t, err)
 	defer pool.Close()
 	opts := fastOptions()
-	opts.MaxJobsPerBatch = 3
 	opts.BatchPause = 10 * time.Millisecond
-	opts.JobTimeout, opts.LeaseGrace = time.Second, 200*time.Millisecond
+	opts.JobTimeout, opts.JobLease = time.Second, 300*time.Millisecond
 	w := bbm.NewSyncWorker(pool, opts)
 	require.NoError(t, w.Register(loggedWork(os.Getenv(envChildSleep))))
 	require.NoError(t, w.Run(ctx))

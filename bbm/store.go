@@ -17,12 +17,6 @@ import (
 // back. The one exception is FinishJob given the Work's transaction, which
 // records success inside it.
 type Store interface {
-	// AcquireLock takes the worker lock that lets one worker at a time,
-	// across processes, run jobs. With wait > 0 it waits up to wait; with
-	// wait <= 0 it tries once. A lock held elsewhere is ErrLockBusy. The
-	// lock is also released when the process holding it dies.
-	AcquireLock(ctx context.Context, wait time.Duration) (Lock, error)
-
 	// CreateMigration stores m and sets its ID and timestamps. A taken
 	// name is ErrDuplicateMigration. Status defaults to StatusActive.
 	CreateMigration(ctx context.Context, m *Migration) error
@@ -51,14 +45,22 @@ type Store interface {
 	FinishMigration(ctx context.Context, id int64) (bool, error)
 
 	// ClaimJob starts an attempt: for c.JobID == 0 it creates a job for
-	// [c.MinKey, c.MaxKey], which must lie above every existing job of the
-	// migration; otherwise it takes the failed job c.JobID whose attempts
-	// are still c.Attempts. Either way the job becomes running with its
-	// attempts incremented and a lease of c.Lease, and the migration
-	// (active, running or failed) becomes running. A claim that loses a
-	// race is ErrJobConflict; a paused or finished migration is
+	// the new range [c.Start, c.End], which must follow the migration's
+	// last job: c.After must be that job's End (nil when there is none);
+	// otherwise it takes the failed job c.JobID whose attempts are still
+	// c.Attempts. Either way the job becomes running with its attempts
+	// incremented and a lease of c.Lease, and the migration (active,
+	// running or failed) becomes running. When c.Limit > 0 and c.Limit or
+	// more jobs are running (leases not expired) among the migrations whose
+	// Work is one of c.Works, the claim is ErrBusy; the check and the claim
+	// are atomic across processes. A claim that loses a race is
+	// ErrJobConflict; a paused or finished migration is
 	// ErrInvalidTransition.
 	ClaimJob(ctx context.Context, c Claim) (*Job, error)
+	// RenewLease extends the lease of the running attempt attempt of job
+	// jobID to lease from now. When the attempt is no longer current (its
+	// lease expired and it was taken over) it is ErrJobLost.
+	RenewLease(ctx context.Context, jobID int64, attempt int, lease time.Duration) error
 	// FinishJob marks the running attempt r.Attempt of r.JobID finished.
 	// When the attempt is no longer current it is ErrJobLost.
 	//
@@ -75,26 +77,19 @@ type Store interface {
 	FailJob(ctx context.Context, f JobFailure) (*Job, error)
 	// ReapExpiredJobs marks running jobs whose lease has expired failed
 	// with CodeJobAbandoned, and fails the migration of each of them that
-	// has used maxAttempts attempts. It returns the reaped jobs.
+	// has used maxAttempts attempts if its policy is FailFast. It returns
+	// the reaped jobs.
 	ReapExpiredJobs(ctx context.Context, maxAttempts int) ([]*Job, error)
-	// LastJob returns the migration's job with the highest keys, or nil.
+	// LastJob returns the migration's last job (the one with the highest
+	// keys: ranges are cut in key order), or nil.
 	LastJob(ctx context.Context, migrationID int64) (*Job, error)
-	// UnfinishedJobs returns the migration's running and failed jobs by
-	// MinKey.
+	// UnfinishedJobs returns the migration's running and failed jobs in
+	// key order.
 	UnfinishedJobs(ctx context.Context, migrationID int64) ([]*Job, error)
-	// Jobs returns all the migration's jobs by MinKey.
+	// Jobs returns all the migration's jobs in key order.
 	Jobs(ctx context.Context, migrationID int64) ([]*Job, error)
 	// JobStats sums up the migration's jobs.
 	JobStats(ctx context.Context, migrationID int64) (JobStats, error)
-}
-
-// Lock is a held worker lock.
-type Lock interface {
-	// Check returns nil while the lock is held, an error wrapping
-	// ErrLockLost once it is not (say its connection broke).
-	Check(ctx context.Context) error
-	// Release gives the lock up. It is safe to call more than once.
-	Release(ctx context.Context) error
 }
 
 // StatusChange is a conditional migration status change.
@@ -108,17 +103,25 @@ type StatusChange struct {
 // Claim asks ClaimJob to start an attempt.
 type Claim struct {
 	MigrationID int64
-	// JobID is 0 for a new job, else the failed job to retry.
+	// JobID is 0 for a new range, else the failed job to retry.
 	JobID int64
-	// MinKey, MaxKey and BatchSize describe a new job.
-	MinKey    int64
-	MaxKey    int64
+	// After, Start, End, BatchSize and Rows describe a new range: After is
+	// the End of the migration's last job as the claimer saw it (nil for
+	// the first range), Rows the rows in [Start, End] when it was cut.
+	After     Key
+	Start     Key
+	End       Key
 	BatchSize int
+	Rows      int
 	// Attempts is the retried job's attempts as the claimer saw them.
 	Attempts int
-	// Lease is how long the job may stay running before another worker
-	// may take it over; it must be positive.
+	// Lease is how long the job may stay running without a renewal before
+	// another worker may take it over; it must be positive.
 	Lease time.Duration
+	// Limit, when positive, bounds the jobs running at once among the
+	// migrations whose WorkName is in Works (see ClaimJob).
+	Limit int
+	Works []string
 }
 
 // JobResult reports a finished attempt.

@@ -4,21 +4,24 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
+	"slices"
 	"time"
 
-	"github.com/ferryhq/ferry/storage"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/ferryhq/ferry/internal/wait"
+	"github.com/ferryhq/ferry/storage"
 )
 
 // SyncWorker runs migrations to the end in the foreground, for a deploy
 // step or a command-line tool: Run returns when nothing is left to do.
 //
-// It works in batches: it waits (up to LockWaitTimeout) for the worker lock,
-// runs up to MaxJobsPerBatch jobs or until BatchTimeout, releases the lock
-// and pauses for a random while. Only the lock is held between jobs; every
-// job runs in a transaction of its own.
+// It runs up to Options.Parallelism jobs at once (the budget is shared with
+// every other worker of the same Work, across processes), each in a
+// transaction of its own, paced by database health. While jobs run
+// elsewhere, retries wait for their backoff or the budget is full, it waits
+// (Interval, doubling up to MaxBackoff). It rides out a database it cannot
+// reach for up to MaxOutage.
 type SyncWorker struct {
 	e *engine
 }
@@ -26,11 +29,10 @@ type SyncWorker struct {
 var _ Handler = (*SyncWorker)(nil)
 
 // NewSyncWorker returns a SyncWorker on db, a *pgxpool.Pool or *storage.DB
-// where the target tables (and, by default, Ferry's bbm tables) live. The
-// worker holds one connection for the lock and uses one more at a time for
-// the job, so the pool needs at least two. db may be nil when Options.Store
-// and Options.Catalog are both set; Work then gets a nil Querier. Register
-// Work on it before Run.
+// (or any storage.Beginner) where the target tables and, by default,
+// Ferry's bbm tables live. It uses up to Parallelism+1 connections at a
+// time. db may be nil when Options.Store and Options.Catalog are both set;
+// Work then gets a nil Querier. Register Work on it before Run.
 func NewSyncWorker(db storage.Beginner, opts Options) *SyncWorker {
 	w := &SyncWorker{e: newEngine(db, opts, "bbm.SyncWorker")}
 	if w.e.handler == nil {
@@ -46,17 +48,6 @@ func (w *SyncWorker) Register(works ...Work) error { return w.e.works.register(w
 // Admin returns the admin functions, validating against this worker's Work.
 func (w *SyncWorker) Admin() *Admin { return &Admin{e: w.e} }
 
-// GrabLock implements Handler: it waits for the worker lock until ctx's
-// deadline (Run gives it LockWaitTimeout).
-func (w *SyncWorker) GrabLock(ctx context.Context, store Store) (Lock, error) {
-	wait := w.e.o.LockWaitTimeout
-	if d, ok := ctx.Deadline(); ok {
-		wait = time.Until(d)
-	}
-	w.e.log.DebugContext(ctx, "waiting for the worker lock", "wait", wait)
-	return store.AcquireLock(ctx, max(wait, time.Millisecond))
-}
-
 // FindJob implements Handler; see Handler.FindJob for the order.
 func (w *SyncWorker) FindJob(ctx context.Context, store Store) (*Job, error) {
 	return w.e.FindJob(ctx, store)
@@ -69,6 +60,11 @@ func (w *SyncWorker) ExecuteJob(ctx context.Context, store Store, job *Job) erro
 
 // FinishedMigrationCount is how many migrations the last Run finished.
 func (w *SyncWorker) FinishedMigrationCount() int { return int(w.e.finished.Load()) }
+
+// LeftAlone names the migrations this worker met and left alone because
+// their Work is not registered on it (another service or version runs
+// them); each is also logged once.
+func (w *SyncWorker) LeftAlone() []string { return w.e.leftAloneNames() }
 
 // ResumeEligibleMigrations moves every paused migration back to active, so
 // that the next Run includes it, and returns how many it moved.
@@ -83,137 +79,123 @@ func (w *SyncWorker) ResumeEligibleMigrations(ctx context.Context) (int, error) 
 	return n, err
 }
 
-// Run runs jobs until every active and running migration is finished or
-// failed. A failed attempt is retried (after RetryBackoff, doubling) before
-// new ranges; a job that fails MaxJobAttempts times fails its migration,
-// and Run goes on with the others. Jobs left running by a dead worker are
-// taken over once their lease expires; Run waits for that. Run returns nil
-// when no migration is failed at the end, else an error wrapping
-// ErrMigrationFailed that names each failed one. Paused migrations are left
-// alone.
-func (w *SyncWorker) Run(ctx context.Context) error {
+// Run runs jobs until every active and running migration whose Work this
+// worker has is finished or failed. A failed attempt is retried after
+// RetryBackoff (doubling); what happens to a job that fails MaxJobAttempts
+// times depends on the migration's FailurePolicy, and Run goes on with the
+// other migrations either way. Jobs left running by a dead worker are taken
+// over once their lease expires; Run waits for that. Paused migrations and
+// migrations of Work this worker lacks are left alone. Run returns nil when
+// none of the migrations it dealt with failed, else an error wrapping
+// ErrMigrationFailed that names each of them.
+func (w *SyncWorker) Run(ctx context.Context) error { return w.run(ctx, nil) }
+
+// RunMigrations is Run limited to the named migrations: it runs them to the
+// end and reports those that failed (including ones that had failed
+// before). A name that does not exist is ErrMigrationNotFound; one whose
+// Work is not registered here is ErrUnknownWork; a paused one is
+// ErrInvalidTransition (resume it first).
+func (w *SyncWorker) RunMigrations(ctx context.Context, names ...string) error {
+	if w.e.err != nil {
+		return w.e.err
+	}
+	if len(names) == 0 {
+		return fmt.Errorf("%w: no migration named", ErrMigrationNotFound)
+	}
+	for _, n := range names {
+		m, err := w.e.store.MigrationByName(ctx, n)
+		if err != nil {
+			return err
+		}
+		if _, ok := w.e.works.get(m.WorkName); !ok {
+			return fmt.Errorf("%w: migration %q needs Work %q, not registered on this worker (registered: %v)",
+				ErrUnknownWork, m.Name, m.WorkName, w.e.works.names())
+		}
+		if m.Status == StatusPaused {
+			return fmt.Errorf("%w: migration %q is paused; resume it first", ErrInvalidTransition, m.Name)
+		}
+	}
+	return w.run(ctx, names)
+}
+
+func (w *SyncWorker) run(ctx context.Context, names []string) error {
 	if w.e.err != nil {
 		return w.e.err
 	}
 	w.e.finished.Store(0)
+	ctx, rs := withRun(withOnly(ctx, names))
+	g, gctx := errgroup.WithContext(ctx)
+	for range w.e.o.Parallelism {
+		g.Go(func() error { return w.slot(gctx) })
+	}
+	if err := g.Wait(); err != nil {
+		return err
+	}
+	named := nameSet{}
+	for _, n := range names {
+		named[n] = true
+	}
+	return w.failures(ctx, func(m *Migration) bool { return rs.has(m.ID) || named[m.Name] })
+}
+
+// slot runs jobs one after the other until nothing is left.
+func (w *SyncWorker) slot(ctx context.Context) error {
 	idle := 0
+	var outageSince time.Time
 	for {
-		res, err := w.batch(ctx)
-		if err != nil {
-			return err
+		res, err := w.e.step(ctx, ctx)
+		if ctx.Err() != nil {
+			return ctx.Err()
 		}
-		switch {
-		case res == batchDone:
-			return w.failures(ctx)
-		case res == batchWaiting:
-			d := backoff(w.e.o.Interval, w.e.o.MaxBackoff, idle)
+		if err != nil {
+			if !transient(err) {
+				return err
+			}
+			if outageSince.IsZero() {
+				outageSince = time.Now()
+			}
+			if time.Since(outageSince) > w.e.o.MaxOutage {
+				return fmt.Errorf("bbm: sync worker: the database has failed for %s (MaxOutage): %w",
+					time.Since(outageSince).Round(time.Second), err)
+			}
+			d := jitter(backoff(w.e.o.Interval, w.e.o.MaxBackoff, idle), w.e.o.Jitter)
 			idle++
-			w.e.log.InfoContext(ctx, "jobs are running elsewhere or await a dead worker's lease; waiting", "wait", d)
+			w.e.log.WarnContext(ctx, "database error; retrying", "error", err, "wait", d,
+				"outage", time.Since(outageSince).Round(time.Millisecond), "max_outage", w.e.o.MaxOutage)
+			if err := wait.Sleep(ctx, d); err != nil {
+				return err
+			}
+			continue
+		}
+		outageSince = time.Time{}
+		switch res {
+		case stepDone:
+			return nil
+		case stepWait:
+			d := jitter(backoff(w.e.o.Interval, w.e.o.MaxBackoff, idle), w.e.o.Jitter)
+			idle++
+			w.e.log.DebugContext(ctx, "nothing to run now (jobs run elsewhere, retries back off, or the parallelism budget is full); waiting", "wait", d)
 			if err := wait.Sleep(ctx, d); err != nil {
 				return err
 			}
 		default:
 			idle = 0
-			if p := w.e.o.BatchPause; p > 0 {
-				d := p/2 + rand.N(p+1)
-				w.e.log.DebugContext(ctx, "released the worker lock; pausing", "pause", d)
-				if err := wait.Sleep(ctx, d); err != nil {
-					return err
-				}
-			}
 		}
 	}
 }
 
-type batchResult int
-
-const (
-	batchMore    batchResult = iota // stopped at a batch limit; more to do
-	batchDone                       // nothing left
-	batchWaiting                    // only jobs running elsewhere are left
-)
-
-// batch holds the lock for one batch of jobs.
-func (w *SyncWorker) batch(ctx context.Context) (batchResult, error) {
-	h := w.e.handler
-	lockCtx, cancel := context.WithTimeout(ctx, w.e.o.LockWaitTimeout)
-	lock, err := h.GrabLock(lockCtx, w.e.store)
-	cancel()
-	if err != nil {
-		return batchMore, fmt.Errorf("bbm: sync worker: %w", err)
-	}
-	defer w.e.release(ctx, lock)
-	deadline := time.Now().Add(w.e.o.BatchTimeout)
-	conflicts := 0
-	for range w.e.o.MaxJobsPerBatch {
-		if time.Now().After(deadline) {
-			break
-		}
-		if err := lock.Check(ctx); err != nil {
-			w.e.log.WarnContext(ctx, "lost the worker lock; taking it again", "error", err)
-			return batchMore, nil
-		}
-		if err := w.e.awaitThrottle(ctx); err != nil {
-			return batchMore, err
-		}
-		job, err := h.FindJob(ctx, w.e.store)
-		if errors.Is(err, ErrNoJobReady) {
-			return batchWaiting, nil
-		}
-		if err != nil {
-			return batchMore, fmt.Errorf("bbm: finding a job: %w", err)
-		}
-		if job == nil {
-			return batchDone, nil
-		}
-		err = h.ExecuteJob(ctx, w.e.store, job)
-		if err == nil {
-			continue
-		}
-		if ctx.Err() != nil {
-			return batchMore, ctx.Err()
-		}
-		var je *JobError
-		switch {
-		case errors.As(err, &je) && je.Terminal():
-			// The migration failed; go on with the others.
-		case errors.As(err, &je):
-			// The job goes first again; give the cause time to pass.
-			d := backoff(w.e.o.RetryBackoff, w.e.o.MaxRetryBackoff, je.Attempt-1)
-			if err := wait.Sleep(ctx, d); err != nil {
-				return batchMore, err
-			}
-		case errors.Is(err, ErrInvalidTransition), errors.Is(err, ErrMigrationNotFound):
-			// Paused (or removed) between FindJob and the claim; the
-			// next FindJob skips it.
-			w.e.log.InfoContext(ctx, "migration no longer runnable", "error", err)
-		case errors.Is(err, ErrJobConflict), errors.Is(err, ErrJobLost):
-			// Only possible when another worker runs without the lock
-			// (it lost it); back off rather than race it.
-			d := backoff(w.e.o.RetryBackoff, w.e.o.MaxRetryBackoff, conflicts)
-			conflicts++
-			w.e.log.WarnContext(ctx, "job taken by another worker", "error", err, "wait", d)
-			if err := wait.Sleep(ctx, d); err != nil {
-				return batchMore, err
-			}
-		default:
-			return batchMore, fmt.Errorf("bbm: executing a job: %w", err)
-		}
-	}
-	return batchMore, nil
-}
-
-// failures is Run's result: an error naming every failed migration.
-func (w *SyncWorker) failures(ctx context.Context) error {
+// failures is Run's result: an error naming every failed migration the
+// run reports.
+func (w *SyncWorker) failures(ctx context.Context, report func(*Migration) bool) error {
 	failed, err := w.e.store.Migrations(ctx, StatusFailed)
 	if err != nil {
 		return err
 	}
-	if len(failed) == 0 {
-		return nil
-	}
-	errs := make([]error, 0, len(failed))
+	var errs []error
 	for _, m := range failed {
+		if !report(m) {
+			continue
+		}
 		err := fmt.Errorf("%w: %q: %s: %s", ErrMigrationFailed, m.Name, m.ErrorCode, m.ErrorMessage)
 		if s := m.ErrorCode.sentinel(); s != nil {
 			err = fmt.Errorf("%w: %q (%w): %s", ErrMigrationFailed, m.Name, s, m.ErrorMessage)
@@ -221,4 +203,16 @@ func (w *SyncWorker) failures(ctx context.Context) error {
 		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
+}
+
+// leftAloneNames lists the migrations left alone, sorted.
+func (e *engine) leftAloneNames() []string {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	out := make([]string, 0, len(e.skipped))
+	for _, n := range e.skipped {
+		out = append(out, n)
+	}
+	slices.Sort(out)
+	return out
 }

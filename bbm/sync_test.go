@@ -21,8 +21,8 @@ func TestSyncWorkerBackfillsTable(t *testing.T) {
 	require.NoError(t, w.Register(fillWork("fill")))
 	m, err := w.Admin().Register(ctx, bbm.Definition{Name: "fill_items", Table: "items", Column: "id", Work: "fill", BatchSize: 1000})
 	require.NoError(t, err)
-	require.Equal(t, int64(1), m.MinKey)
-	require.Equal(t, int64(10_000), m.MaxKey)
+	require.Equal(t, bbm.IntKey(1), m.Lower)
+	require.Equal(t, bbm.IntKey(10_000), m.Upper)
 	require.Equal(t, "public", m.Schema)
 
 	require.NoError(t, w.Run(ctx))
@@ -34,7 +34,7 @@ func TestSyncWorkerBackfillsTable(t *testing.T) {
 	require.Equal(t, bbm.StatusFinished, p.Migration.Status)
 	require.Equal(t, 100.0, p.Percent)
 	require.Equal(t, 10, p.Jobs.Finished)
-	require.Equal(t, int64(10_000), p.Jobs.KeysDone)
+	require.Equal(t, int64(10_000), p.Jobs.RowsDone)
 	t.Log(p)
 
 	jobs, err := bbm.NewPostgresStore(pool, bbm.PostgresStoreOptions{}).Jobs(ctx, m.ID)
@@ -43,7 +43,7 @@ func TestSyncWorkerBackfillsTable(t *testing.T) {
 	for i, j := range jobs {
 		require.Equal(t, bbm.JobFinished, j.Status)
 		require.Equal(t, 1, j.Attempts)
-		require.Equal(t, int64(i*1000+1), j.MinKey)
+		require.Equal(t, bbm.IntKey(int64(i*1000+1)), j.Start)
 	}
 	require.Len(t, ev.started, 10)
 	require.Len(t, ev.finished, 10)

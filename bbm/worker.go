@@ -2,21 +2,20 @@ package bbm
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"sync"
+	"time"
 
 	"github.com/ferryhq/ferry/storage"
 
 	"github.com/ferryhq/ferry/internal/wait"
 )
 
-// Worker runs migrations in the background of a long-running process. Each
-// round it tries the worker lock without waiting (another process holding
-// it means this one has nothing to do), runs up to MaxJobsPerBatch jobs,
-// releases the lock and waits Interval (with jitter). When it finds nothing
-// to do, or a round fails, the wait doubles up to MaxBackoff; a round that
-// ran jobs resets it.
+// Worker runs migrations in the background of a long-running process. It
+// runs up to Options.Parallelism jobs at once (the budget is shared with
+// every worker of the same Work, across processes), one after the other,
+// paced by database health. When it finds nothing to do (no migration, the
+// budget full, jobs running elsewhere) or a step fails, it waits Interval
+// (with jitter), doubling up to MaxBackoff; a job that ran resets the wait.
 //
 // Stop, or cancelling Run's context, ends it. Stop lets the running job
 // finish while its context allows and then abandons it: the job's
@@ -50,11 +49,6 @@ func (w *Worker) Register(works ...Work) error { return w.e.works.register(works
 
 // Admin returns the admin functions, validating against this worker's Work.
 func (w *Worker) Admin() *Admin { return &Admin{e: w.e} }
-
-// GrabLock implements Handler: it tries the worker lock once.
-func (w *Worker) GrabLock(ctx context.Context, store Store) (Lock, error) {
-	return store.AcquireLock(ctx, 0)
-}
 
 // FindJob implements Handler; see Handler.FindJob for the order.
 func (w *Worker) FindJob(ctx context.Context, store Store) (*Job, error) {
@@ -142,76 +136,45 @@ func (w *Worker) begin(ctx context.Context) (run, error) {
 	}}, nil
 }
 
+// LeftAlone names the migrations this worker met and left alone because
+// their Work is not registered on it; each is also logged once.
+func (w *Worker) LeftAlone() []string { return w.e.leftAloneNames() }
+
 func (w *Worker) loop(r run) {
 	defer r.cleanup()
 	log := w.e.log
-	log.InfoContext(r.waitCtx, "worker started")
+	log.InfoContext(r.waitCtx, "worker started", "parallelism", w.e.o.Parallelism)
+	var wg sync.WaitGroup
+	for range w.e.o.Parallelism {
+		wg.Go(func() { w.slot(r) })
+	}
+	wg.Wait()
+	log.InfoContext(r.parent, "worker stopped")
+}
+
+// slot runs jobs one after the other until the worker stops.
+func (w *Worker) slot(r run) {
 	idle, failures := 0, 0
 	for {
-		ran, err := w.round(r)
+		res, err := w.e.step(r.waitCtx, r.jobCtx)
 		if r.waitCtx.Err() != nil {
-			log.InfoContext(r.parent, "worker stopped")
 			return
 		}
-		var pause = w.e.o.Interval
+		var pause time.Duration
 		switch {
 		case err != nil:
 			pause = backoff(w.e.o.Interval, w.e.o.MaxBackoff, failures)
 			failures, idle = failures+1, 0
-			log.WarnContext(r.waitCtx, "round failed; backing off", "error", err, "wait", pause)
-		case ran == 0:
+			w.e.log.WarnContext(r.waitCtx, "step failed; backing off", "error", err, "wait", pause)
+		case res == stepDone || res == stepWait:
 			pause = backoff(w.e.o.Interval, w.e.o.MaxBackoff, idle)
 			idle, failures = idle+1, 0
 		default:
 			idle, failures = 0, 0
+			continue
 		}
 		if wait.Sleep(r.waitCtx, jitter(pause, w.e.o.Jitter)) != nil {
-			log.InfoContext(r.parent, "worker stopped")
 			return
 		}
 	}
-}
-
-// round holds the lock for one batch and returns how many jobs it ran.
-func (w *Worker) round(r run) (int, error) {
-	h := w.e.handler
-	lock, err := h.GrabLock(r.waitCtx, w.e.store)
-	if errors.Is(err, ErrLockBusy) {
-		return 0, nil // another process is at it
-	}
-	if err != nil {
-		return 0, err
-	}
-	defer w.e.release(r.waitCtx, lock)
-	ran := 0
-	for range w.e.o.MaxJobsPerBatch {
-		if r.waitCtx.Err() != nil {
-			return ran, nil
-		}
-		if err := lock.Check(r.waitCtx); err != nil {
-			return ran, err
-		}
-		if err := w.e.awaitThrottle(r.waitCtx); err != nil {
-			return ran, nil // stopped while throttled
-		}
-		job, err := h.FindJob(r.waitCtx, w.e.store)
-		if errors.Is(err, ErrNoJobReady) || (err == nil && job == nil) {
-			return ran, nil
-		}
-		if err != nil {
-			return ran, fmt.Errorf("bbm: finding a job: %w", err)
-		}
-		ran++
-		if err := h.ExecuteJob(r.jobCtx, w.e.store, job); err != nil {
-			var je *JobError
-			if errors.As(err, &je) && je.Terminal() {
-				continue // the migration failed; the others go on
-			}
-			if errors.Is(err, ErrInvalidTransition) || errors.Is(err, ErrMigrationNotFound) {
-				continue // paused since FindJob; it is skipped from now on
-			}
-			return ran, err
-		}
-	}
-	return ran, nil
 }

@@ -3,6 +3,8 @@ package bbm_test
 import (
 	"context"
 	"errors"
+	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -149,28 +151,24 @@ func TestWorkerContextCancelAbandonsJob(t *testing.T) {
 	require.ErrorIs(t, <-done, context.Canceled)
 	jobs := jobsOf(t, pool, "m")
 	require.Equal(t, bbm.CodeJobCancelled, jobs[0].ErrorCode)
-	require.Zero(t, countWhere(t, pool, `SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'`), "the worker lock was kept")
+	require.Zero(t, countWhere(t, pool, `SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'`), "an advisory lock was kept")
 }
 
-// spy is a Handler around a worker that records GrabLock calls.
+// spy is a Handler around a worker that records when it looks for jobs
+// and what claiming them gave.
 type spy struct {
 	inner   bbm.Handler
 	mu      sync.Mutex
-	grabs   []time.Time
+	finds   []time.Time
+	execs   []time.Time
 	results []error
 	findErr error
 }
 
-func (s *spy) GrabLock(ctx context.Context, st bbm.Store) (bbm.Lock, error) {
-	l, err := s.inner.GrabLock(ctx, st)
-	s.mu.Lock()
-	s.grabs = append(s.grabs, time.Now())
-	s.results = append(s.results, err)
-	s.mu.Unlock()
-	return l, err
-}
-
 func (s *spy) FindJob(ctx context.Context, st bbm.Store) (*bbm.Job, error) {
+	s.mu.Lock()
+	s.finds = append(s.finds, time.Now())
+	s.mu.Unlock()
 	if s.findErr != nil {
 		return nil, s.findErr
 	}
@@ -178,25 +176,27 @@ func (s *spy) FindJob(ctx context.Context, st bbm.Store) (*bbm.Job, error) {
 }
 
 func (s *spy) ExecuteJob(ctx context.Context, st bbm.Store, j *bbm.Job) error {
-	return s.inner.ExecuteJob(ctx, st, j)
+	err := s.inner.ExecuteJob(ctx, st, j)
+	s.mu.Lock()
+	s.execs = append(s.execs, time.Now())
+	s.results = append(s.results, err)
+	s.mu.Unlock()
+	return err
 }
 
-func (s *spy) snapshot() ([]time.Time, []error) {
+func (s *spy) snapshot() (finds, execs []time.Time, results []error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return append([]time.Time(nil), s.grabs...), append([]error(nil), s.results...)
+	return slices.Clone(s.finds), slices.Clone(s.execs), slices.Clone(s.results)
 }
 
-// The worker only tries the lock: while another process holds it, it
-// neither blocks nor runs jobs, and it backs off; once the lock is free it
-// does the work.
-func TestWorkerTryLockAndIdleBackoff(t *testing.T) {
+// While another process runs as many jobs as Parallelism allows, the
+// worker neither blocks nor runs jobs, and it backs off; once the job is
+// done it does the work.
+func TestWorkerWaitsWhileBudgetIsFullAndBacksOff(t *testing.T) {
 	ctx := context.Background()
 	pool := pgSetup(t)
-	itemsTable(t, pool, "items", 200)
-	held, err := pgStore(pool).AcquireLock(ctx, 0)
-	require.NoError(t, err)
-
+	itemsTable(t, pool, "items", 300)
 	opts := fastOptions()
 	opts.Interval, opts.MaxBackoff, opts.Jitter = 10*time.Millisecond, 80*time.Millisecond, -1
 	sp := &spy{}
@@ -205,24 +205,28 @@ func TestWorkerTryLockAndIdleBackoff(t *testing.T) {
 	sp.inner = w
 	require.NoError(t, w.Register(fillWork("fill")))
 	register(t, w.Admin(), "m", "items", "fill", 100)
+	// Another process's job, alive (its lease is renewed).
+	held := claimRange(t, pgStore(pool), migrationOf(t, pool, "m"), 1, 100, time.Minute)
+
 	require.NoError(t, w.Start(ctx))
-	require.Eventually(t, func() bool { g, _ := sp.snapshot(); return len(g) >= 6 }, 10*time.Second, time.Millisecond)
-	grabs, results := sp.snapshot()
+	require.Eventually(t, func() bool { _, e, _ := sp.snapshot(); return len(e) >= 6 }, 10*time.Second, time.Millisecond)
+	_, execs, results := sp.snapshot()
 	for i, err := range results {
-		require.ErrorIs(t, err, bbm.ErrLockBusy, "grab %d", i)
+		require.ErrorIs(t, err, bbm.ErrBusy, "claim %d", i)
 	}
 	// Each wait is at least the doubled interval, capped (timers never
 	// fire early, so these lower bounds are exact).
-	for i := 1; i < len(grabs); i++ {
+	for i := 1; i < len(execs); i++ {
 		want := min(opts.Interval<<(i-1), opts.MaxBackoff)
-		require.GreaterOrEqual(t, grabs[i].Sub(grabs[i-1]), want, "wait %d", i)
+		require.GreaterOrEqual(t, execs[i].Sub(execs[i-1]), want, "wait %d", i)
 	}
-	require.Equal(t, 200, countWhere(t, pool, `SELECT count(*) FROM items WHERE filled IS NULL`))
+	require.Equal(t, 300, countWhere(t, pool, `SELECT count(*) FROM items WHERE filled IS NULL`))
 
-	require.NoError(t, held.Release(ctx))
+	_, err := pgStore(pool).FinishJob(ctx, nil, bbm.JobResult{JobID: held.ID, Attempt: held.Attempts})
+	require.NoError(t, err)
 	waitStatus(t, w.Admin(), "m", bbm.StatusFinished)
 	require.NoError(t, w.Stop(ctx))
-	requireFilled(t, pool, "items")
+	require.Zero(t, countWhere(t, pool, `SELECT count(*) FROM items WHERE id > 100 AND filled IS DISTINCT FROM id * 2`))
 }
 
 // Failing rounds back off exponentially too.
@@ -236,9 +240,9 @@ func TestWorkerBacksOffOnErrors(t *testing.T) {
 	w := bbm.NewWorker(pool, opts)
 	sp.inner = w
 	require.NoError(t, w.Start(ctx))
-	require.Eventually(t, func() bool { g, _ := sp.snapshot(); return len(g) >= 5 }, 10*time.Second, time.Millisecond)
+	require.Eventually(t, func() bool { g, _, _ := sp.snapshot(); return len(g) >= 5 }, 10*time.Second, time.Millisecond)
 	require.NoError(t, w.Stop(ctx))
-	grabs, _ := sp.snapshot()
+	grabs, _, _ := sp.snapshot()
 	for i := 1; i < len(grabs); i++ {
 		require.GreaterOrEqual(t, grabs[i].Sub(grabs[i-1]), min(opts.Interval<<(i-1), opts.MaxBackoff), "wait %d", i)
 	}
@@ -248,6 +252,15 @@ func TestWorkerBacksOffOnErrors(t *testing.T) {
 // its own pool: exactly one runs a job at any time, every job runs once and
 // finishes.
 func TestConcurrentWorkersInGoroutines(t *testing.T) {
+	for _, parallelism := range []int{1, 3} {
+		t.Run(fmt.Sprintf("parallelism=%d", parallelism), func(t *testing.T) { testConcurrentWorkers(t, parallelism) })
+	}
+}
+
+// Several workers in goroutines of one process, sync and async, each with
+// its own pool: at most Parallelism jobs run at any time (and with more
+// than one allowed, more than one does), every job runs once and finishes.
+func testConcurrentWorkers(t *testing.T, parallelism int) {
 	ctx := context.Background()
 	pool := pgSetup(t)
 	itemsTable(t, pool, "items", 3000)
@@ -263,18 +276,18 @@ func TestConcurrentWorkersInGoroutines(t *testing.T) {
 				break
 			}
 		}
-		if _, dup := ran.LoadOrStore(b.Start, true); dup {
-			t.Errorf("range %d ran twice", b.Start)
+		if _, dup := ran.LoadOrStore(b.Start.String(), true); dup {
+			t.Errorf("range %s ran twice", b.Start)
 		}
 		runs.Add(1)
-		if _, err := db.Exec(ctx, `SELECT pg_sleep(0.002)`); err != nil {
+		if _, err := db.Exec(ctx, `SELECT pg_sleep(0.02)`); err != nil {
 			return err
 		}
 		return fillWork("x").Do(ctx, db, b)
 	})
 	url := pool.Config().ConnString()
 	opts := fastOptions()
-	opts.MaxJobsPerBatch = 2
+	opts.Parallelism = parallelism
 	var syncs []*bbm.SyncWorker
 	var asyncs []*bbm.Worker
 	for range 2 {
@@ -298,7 +311,11 @@ func TestConcurrentWorkersInGoroutines(t *testing.T) {
 	for _, a := range asyncs {
 		require.NoError(t, a.Stop(ctx))
 	}
-	require.Equal(t, int32(1), maxInFlight.Load(), "two workers ran jobs at once")
+	require.LessOrEqual(t, maxInFlight.Load(), int32(parallelism), "more jobs ran at once than allowed")
+	if parallelism > 1 {
+		require.Greater(t, maxInFlight.Load(), int32(1), "jobs never ran in parallel")
+	}
+	t.Logf("at most %d jobs at once", maxInFlight.Load())
 	require.Equal(t, int32(30), runs.Load())
 	requireFilled(t, pool, "items")
 	for _, j := range jobsOf(t, pool, "m") {

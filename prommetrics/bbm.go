@@ -34,8 +34,8 @@ type bbmObserver struct {
 	duration      *prometheus.HistogramVec
 	batchSize     *prometheus.HistogramVec
 	nextBatchSize *prometheus.GaugeVec
-	keys          *prometheus.CounterVec
-	keysPerSecond *prometheus.GaugeVec
+	rows          *prometheus.CounterVec
+	rowsPerSecond *prometheus.GaugeVec
 	throttles     prometheus.Counter
 	throttled     prometheus.Counter
 	done          *prometheus.CounterVec
@@ -60,14 +60,14 @@ func newBBMObserver(opts Options) *bbmObserver {
 			Name: "job_duration_seconds", Help: "Duration of a job attempt's transaction, by migration and outcome (finished, failed).",
 			Buckets: bbmJobBuckets}, []string{"migration", "outcome"}),
 		batchSize: prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: Namespace, Subsystem: sub,
-			Name: "job_batch_size", Help: "Keys per job attempt (the batch size it was cut with), by migration.",
+			Name: "job_batch_size", Help: "Rows per job attempt (as its range was cut), by migration.",
 			Buckets: bbmBatchBuckets}, mig),
 		nextBatchSize: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: Namespace, Subsystem: sub,
 			Name: "next_batch_size", Help: "Batch size the next new job of a running migration gets (moves with adaptive sizing); removed when the migration is done."}, mig),
-		keys: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: Namespace, Subsystem: sub,
-			Name: "keys_processed_total", Help: "Keys covered by finished jobs, by migration; rate() of it is the rows/s of the backfill."}, mig),
-		keysPerSecond: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: Namespace, Subsystem: sub,
-			Name: "job_keys_per_second", Help: "Rate of the last finished job (keys / transaction time), by migration; removed when the migration is done."}, mig),
+		rows: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: Namespace, Subsystem: sub,
+			Name: "rows_processed_total", Help: "Rows in finished jobs' ranges, by migration; rate() of it is the rows/s of the backfill."}, mig),
+		rowsPerSecond: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: Namespace, Subsystem: sub,
+			Name: "job_rows_per_second", Help: "Rate of the last finished job (rows / transaction time), by migration; removed when the migration is done."}, mig),
 		throttles: prometheus.NewCounter(prometheus.CounterOpts{Namespace: Namespace, Subsystem: sub,
 			Name: "throttled_total", Help: "Times the Throttler held jobs back."}),
 		throttled: prometheus.NewCounter(prometheus.CounterOpts{Namespace: Namespace, Subsystem: sub,
@@ -80,7 +80,7 @@ func newBBMObserver(opts Options) *bbmObserver {
 
 // bbmSeries are one migration label's series.
 type bbmSeries struct {
-	started, finished, keys  prometheus.Counter
+	started, finished, rows  prometheus.Counter
 	finishedTime, failedTime prometheus.Observer
 	batchSize                prometheus.Observer
 	nextBatchSize, rate      prometheus.Gauge
@@ -104,12 +104,12 @@ func (o *bbmObserver) series(name string) *bbmSeries {
 	s = &bbmSeries{
 		started:       o.started.WithLabelValues(mig),
 		finished:      o.finished.WithLabelValues(mig),
-		keys:          o.keys.WithLabelValues(mig),
+		rows:          o.rows.WithLabelValues(mig),
 		finishedTime:  o.duration.WithLabelValues(mig, "finished"),
 		failedTime:    o.duration.WithLabelValues(mig, "failed"),
 		batchSize:     o.batchSize.WithLabelValues(mig),
 		nextBatchSize: o.nextBatchSize.WithLabelValues(mig),
-		rate:          o.keysPerSecond.WithLabelValues(mig),
+		rate:          o.rowsPerSecond.WithLabelValues(mig),
 	}
 	o.byMigration[mig] = s
 	return s
@@ -117,14 +117,14 @@ func (o *bbmObserver) series(name string) *bbmSeries {
 
 func (o *bbmObserver) collectors() []prometheus.Collector {
 	return []prometheus.Collector{o.started, o.finished, o.failed, o.duration, o.batchSize, o.nextBatchSize,
-		o.keys, o.keysPerSecond, o.throttles, o.throttled, o.done}
+		o.rows, o.rowsPerSecond, o.throttles, o.throttled, o.done}
 }
 
 // JobStarted implements bbm.Observer.
 func (o *bbmObserver) JobStarted(_ context.Context, e bbm.JobEvent) {
 	s := o.series(e.Migration)
 	s.started.Inc()
-	s.batchSize.Observe(float64(e.Keys))
+	s.batchSize.Observe(float64(e.Rows))
 }
 
 // JobFinished implements bbm.Observer.
@@ -145,9 +145,9 @@ func (o *bbmObserver) JobFinished(_ context.Context, e bbm.JobEvent) {
 	}
 	s.finished.Inc()
 	s.finishedTime.Observe(e.Duration.Seconds())
-	s.keys.Add(float64(e.Keys))
+	s.rows.Add(float64(e.Rows))
 	if d := e.Duration.Seconds(); d > 0 {
-		s.rate.Set(float64(e.Keys) / d)
+		s.rate.Set(float64(e.Rows) / d)
 	}
 }
 
@@ -169,5 +169,5 @@ func (o *bbmObserver) MigrationDone(_ context.Context, m *bbm.Migration) {
 	defer o.mu.Unlock()
 	delete(o.byMigration, mig) // its gauge children are about to be detached
 	o.nextBatchSize.DeleteLabelValues(mig)
-	o.keysPerSecond.DeleteLabelValues(mig)
+	o.rowsPerSecond.DeleteLabelValues(mig)
 }

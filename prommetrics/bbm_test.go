@@ -24,7 +24,7 @@ func bbmWorker(t *testing.T, store bbm.Store, obs bbm.Observer, throttle bbm.Thr
 		Store:   store,
 		Catalog: bbmtest.NewCatalog(bbmtest.Table{Name: "items", Columns: map[string]string{"id": "bigint"}, MinKey: 1, MaxKey: maxKey}),
 		Logger:  quiet, Observer: obs, Throttler: throttle,
-		BatchPause: -1, RetryBackoff: time.Millisecond, MaxRetryBackoff: time.Millisecond,
+		RetryBackoff: time.Millisecond, MaxRetryBackoff: time.Millisecond,
 		Interval: time.Millisecond, MaxBackoff: time.Millisecond,
 		Adaptive: bbm.AdaptiveOptions{TargetJobDuration: 50 * time.Millisecond},
 	})
@@ -52,9 +52,9 @@ func TestBBMMetricsMove(t *testing.T) {
 		if failed.CompareAndSwap(false, true) {
 			return errors.New("transient")
 		}
-		if b.End == 100 {
+		if b.End.Equal(bbm.IntKey(100)) {
 			_, a := value(t, reg, "ferry_bbm_next_batch_size", "migration", "fill")
-			_, b := value(t, reg, "ferry_bbm_job_keys_per_second", "migration", "fill")
+			_, b := value(t, reg, "ferry_bbm_job_rows_per_second", "migration", "fill")
 			gaugesSeen.Store(a && b)
 		}
 		time.Sleep(time.Millisecond)
@@ -77,7 +77,7 @@ func TestBBMMetricsMove(t *testing.T) {
 	require.Equal(t, started, must(t, reg, "ferry_bbm_job_batch_size", "migration", "fill"))
 	require.Equal(t, finished, must(t, reg, "ferry_bbm_job_duration_seconds", "migration", "fill", "outcome", "finished"))
 	require.Equal(t, 1.0, must(t, reg, "ferry_bbm_job_duration_seconds", "migration", "fill", "outcome", "failed"))
-	require.Equal(t, 100.0, must(t, reg, "ferry_bbm_keys_processed_total", "migration", "fill"), "every key once")
+	require.Equal(t, 100.0, must(t, reg, "ferry_bbm_rows_processed_total", "migration", "fill"), "every key once")
 	require.Equal(t, 1.0, must(t, reg, "ferry_bbm_throttled_total"))
 	require.InDelta(t, 0.02, must(t, reg, "ferry_bbm_throttled_seconds_total"), 1e-9)
 	require.Equal(t, 1.0, must(t, reg, "ferry_bbm_migrations_done_total", "status", "finished"))
@@ -103,7 +103,7 @@ func TestBBMFailedMigrationAndUnrecordedOutcome(t *testing.T) {
 	w := bbm.NewSyncWorker(nil, bbm.Options{
 		Store:   bbmtest.NewStore(bbmtest.StoreOptions{}),
 		Catalog: bbmtest.NewCatalog(bbmtest.Table{Name: "items", Columns: map[string]string{"id": "bigint"}, MinKey: 1, MaxKey: 10}),
-		Logger:  quiet, Observer: m.BBM(), BatchPause: -1, MaxJobAttempts: 2,
+		Logger:  quiet, Observer: m.BBM(), MaxJobAttempts: 2,
 		RetryBackoff: time.Millisecond, MaxRetryBackoff: time.Millisecond,
 	})
 	require.NoError(t, w.Register(work))

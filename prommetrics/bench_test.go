@@ -68,7 +68,7 @@ func jobLoop(b *testing.B, obs bbm.Observer) float64 {
 	w := bbm.NewSyncWorker(nil, bbm.Options{
 		Store:   bbmtest.NewStore(bbmtest.StoreOptions{}),
 		Catalog: bbmtest.NewCatalog(bbmtest.Table{Name: "items", Columns: map[string]string{"id": "bigint"}, MinKey: 1, MaxKey: benchJobs}),
-		Logger:  quiet, Observer: obs, BatchPause: -1, MaxJobsPerBatch: benchJobs,
+		Logger:  quiet, Observer: obs, Adaptive: bbm.AdaptiveOptions{Off: true},
 	})
 	if err := w.Register(bbm.WorkFunc("noop", func(context.Context, storage.Querier, bbm.Batch) error { return nil })); err != nil {
 		b.Fatal(err)
@@ -107,7 +107,7 @@ func BenchmarkObserverEvent(b *testing.B) {
 		b.Fatal(err)
 	}
 	ctx := context.Background()
-	ev := bbm.JobEvent{Migration: "fill", JobID: 1, Start: 1, End: 1000, Keys: 1000, BatchSize: 1000,
+	ev := bbm.JobEvent{Migration: "fill", JobID: 1, Start: bbm.IntKey(1), End: bbm.IntKey(1000), Rows: 1000, BatchSize: 1000,
 		Duration: 250 * time.Millisecond, NextBatchSize: 1000}
 	for _, c := range []struct {
 		name string

@@ -68,10 +68,10 @@
 //	ferry_bbm_jobs_finished_total                 counter    migration                      job attempts that succeeded
 //	ferry_bbm_jobs_failed_total                   counter    migration, code                job attempts that failed; code is the bbm ErrorCode (job_failed, job_panicked, job_timeout, job_cancelled) or unrecorded
 //	ferry_bbm_job_duration_seconds                histogram  migration, outcome             a job attempt's transaction time; outcome finished or failed
-//	ferry_bbm_job_batch_size                      histogram  migration                      keys per job attempt
+//	ferry_bbm_job_batch_size                      histogram  migration                      rows per job attempt
 //	ferry_bbm_next_batch_size                     gauge      migration                      batch size of the next new job (adaptive sizing); dropped when the migration is done
-//	ferry_bbm_keys_processed_total                counter    migration                      keys covered by finished jobs; rate() is the backfill's rows/s
-//	ferry_bbm_job_keys_per_second                 gauge      migration                      rate of the last finished job; dropped when the migration is done
+//	ferry_bbm_rows_processed_total                counter    migration                      rows in finished jobs' ranges; rate() is the backfill's rows/s
+//	ferry_bbm_job_rows_per_second                 gauge      migration                      rate of the last finished job; dropped when the migration is done
 //	ferry_bbm_throttled_total                     counter    -                              times the Throttler held jobs back
 //	ferry_bbm_throttled_seconds_total             counter    -                              time spent held back by the Throttler
 //	ferry_bbm_migrations_done_total               counter    status                         migrations this process finished or failed

@@ -35,11 +35,11 @@ func Example() {
 		panic(err)
 	}
 	w := bbm.NewSyncWorker(nil, bbm.Options{
-		Store:      store,
-		Catalog:    bbmtest.NewCatalog(bbmtest.Table{Name: "items", Columns: map[string]string{"id": "bigint"}, MinKey: 1, MaxKey: 10}),
-		Observer:   metrics.BBM(), // or bbm.MultiObserver(metrics.BBM(), yours)
-		Logger:     slog.New(slog.DiscardHandler),
-		BatchPause: -1,
+		Store:    store,
+		Catalog:  bbmtest.NewCatalog(bbmtest.Table{Name: "items", Columns: map[string]string{"id": "bigint"}, MinKey: 1, MaxKey: 10}),
+		Observer: metrics.BBM(), // or bbm.MultiObserver(metrics.BBM(), yours)
+		Logger:   slog.New(slog.DiscardHandler),
+		Adaptive: bbm.AdaptiveOptions{Off: true},
 	})
 	_ = w.Register(bbm.WorkFunc("fill", func(context.Context, storage.Querier, bbm.Batch) error { return nil }))
 	if _, err := w.Admin().Register(ctx, bbm.Definition{Name: "fill", Table: "items", Column: "id", Work: "fill", BatchSize: 4}); err != nil {
@@ -54,7 +54,7 @@ func Example() {
 	sc := bufio.NewScanner(rec.Body)
 	for sc.Scan() {
 		line := sc.Text()
-		for _, name := range []string{"ferry_bbm_jobs_finished_total", "ferry_bbm_keys_processed_total", "ferry_bbm_migrations{"} {
+		for _, name := range []string{"ferry_bbm_jobs_finished_total", "ferry_bbm_rows_processed_total", "ferry_bbm_migrations{"} {
 			if strings.HasPrefix(line, name) {
 				fmt.Println(line)
 			}
@@ -62,12 +62,12 @@ func Example() {
 	}
 	// Output:
 	// ferry_bbm_jobs_finished_total{migration="fill"} 3
-	// ferry_bbm_keys_processed_total{migration="fill"} 10
 	// ferry_bbm_migrations{status="active"} 0
 	// ferry_bbm_migrations{status="failed"} 0
 	// ferry_bbm_migrations{status="finished"} 1
 	// ferry_bbm_migrations{status="paused"} 0
 	// ferry_bbm_migrations{status="running"} 0
+	// ferry_bbm_rows_processed_total{migration="fill"} 10
 }
 
 // Handler serves a registry for Prometheus to scrape; one line in a host's

@@ -50,7 +50,7 @@ func TestConstLabelsAndLabelBound(t *testing.T) {
 	m, err := prommetrics.New(reg, prommetrics.Options{MaxLabelValues: 2, ConstLabels: prometheus.Labels{"component": "worker"}})
 	require.NoError(t, err)
 	for i := range 5 {
-		m.BBM().JobStarted(context.Background(), bbm.JobEvent{Migration: fmt.Sprintf("m%d", i), Keys: 10})
+		m.BBM().JobStarted(context.Background(), bbm.JobEvent{Migration: fmt.Sprintf("m%d", i), Rows: 10})
 	}
 	require.Equal(t, 1.0, must(t, reg, "ferry_bbm_jobs_started_total", "migration", "m0", "component", "worker"))
 	require.Equal(t, 1.0, must(t, reg, "ferry_bbm_jobs_started_total", "migration", "m1"))
@@ -112,8 +112,8 @@ func TestMetricsLint(t *testing.T) {
 func touchAll(m *prommetrics.Metrics) {
 	ctx := context.Background()
 	b := m.BBM()
-	b.JobStarted(ctx, bbm.JobEvent{Migration: "m", Keys: 1})
-	b.JobFinished(ctx, bbm.JobEvent{Migration: "m", Keys: 1, Duration: 1, NextBatchSize: 1})
+	b.JobStarted(ctx, bbm.JobEvent{Migration: "m", Rows: 1})
+	b.JobFinished(ctx, bbm.JobEvent{Migration: "m", Rows: 1, Duration: 1, NextBatchSize: 1})
 	b.JobFinished(ctx, bbm.JobEvent{Migration: "m", Err: io.EOF})
 	b.Throttled(ctx, bbm.ThrottleEvent{Wait: 1})
 	b.MigrationDone(ctx, &bbm.Migration{Name: "n", Status: bbm.StatusFinished})

@@ -2,7 +2,9 @@ package bbmtest
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -27,7 +29,9 @@ func TestStore(t *testing.T, newStore func(t *testing.T) bbm.Store) {
 	t.Run("RetryMigration", func(t *testing.T) { testRetryMigration(t, newStore(t)) })
 	t.Run("ReapExpiredJobs", func(t *testing.T) { testReap(t, newStore(t)) })
 	t.Run("JobStats", func(t *testing.T) { testJobStats(t, newStore(t)) })
-	t.Run("Lock", func(t *testing.T) { testLock(t, newStore(t)) })
+	t.Run("RenewLease", func(t *testing.T) { testRenewLease(t, newStore(t)) })
+	t.Run("ParallelismLimit", func(t *testing.T) { testLimit(t, newStore(t)) })
+	t.Run("CompositeKeysArgsAndModes", func(t *testing.T) { testCompositeKeys(t, newStore(t)) })
 	t.Run("RacingClaimsOneWins", func(t *testing.T) { testRacingClaims(t, newStore(t)) })
 	t.Run("LongMessagesAreTruncated", func(t *testing.T) { testLongMessage(t, newStore(t)) })
 	t.Run("CanceledContext", func(t *testing.T) { testCanceled(t, newStore(t)) })
@@ -59,8 +63,8 @@ func check(t *testing.T, ok bool, format string, args ...any) {
 }
 
 func newMigration(name string) *bbm.Migration {
-	return &bbm.Migration{Name: name, Schema: "public", Table: "items", Column: "id", KeyColumn: "id",
-		MinKey: 1, MaxKey: 100, BatchSize: 10, WorkName: "work"}
+	return &bbm.Migration{Name: name, Schema: "public", Table: "items", Column: "id", KeyColumns: []string{"id"},
+		KeyTypes: []string{"bigint"}, Lower: bbm.IntKey(1), Upper: bbm.IntKey(100), BatchSize: 10, WorkName: "work"}
 }
 
 func create(t *testing.T, s bbm.Store, name string) *bbm.Migration {
@@ -74,10 +78,20 @@ func create(t *testing.T, s bbm.Store, name string) *bbm.Migration {
 
 const lease = time.Minute
 
+// newRange is a claim of [lo, hi] after the migration's last job.
+func newRange(t *testing.T, s bbm.Store, m *bbm.Migration, lo, hi int64, lease time.Duration) bbm.Claim {
+	t.Helper()
+	var after bbm.Key
+	if last := must(s.LastJob(context.Background(), m.ID))(t); last != nil {
+		after = last.End
+	}
+	return bbm.Claim{MigrationID: m.ID, After: after, Start: bbm.IntKey(lo), End: bbm.IntKey(hi),
+		BatchSize: int(hi - lo + 1), Rows: int(hi - lo + 1), Lease: lease}
+}
+
 func claimNew(t *testing.T, s bbm.Store, m *bbm.Migration, lo, hi int64) *bbm.Job {
 	t.Helper()
-	return must(s.ClaimJob(context.Background(), bbm.Claim{MigrationID: m.ID, MinKey: lo, MaxKey: hi,
-		BatchSize: int(hi - lo + 1), Lease: lease}))(t)
+	return must(s.ClaimJob(context.Background(), newRange(t, s, m, lo, hi, lease)))(t)
 }
 
 func fail(t *testing.T, s bbm.Store, j *bbm.Job, code bbm.ErrorCode) *bbm.Job {
@@ -96,7 +110,10 @@ func testCreateAndGet(t *testing.T, s bbm.Store) {
 	m := create(t, s, "fill_a")
 	check(t, m.ID > 0, "ID = %d, want > 0", m.ID)
 	check(t, m.Status == bbm.StatusActive, "default status = %q, want active", m.Status)
-	check(t, m.Strategy == bbm.IntegerRange, "default strategy = %q, want integer_range", m.Strategy)
+	check(t, m.Strategy == bbm.Keyset, "default strategy = %q, want keyset", m.Strategy)
+	check(t, m.Delivery == bbm.DeliveryExactlyOnce, "default delivery = %q", m.Delivery)
+	check(t, m.OnFailure == bbm.FinishOthers, "default failure policy = %q", m.OnFailure)
+	check(t, m.Args == nil, "default args = %q, want nil", m.Args)
 	check(t, !m.CreatedAt.IsZero() && !m.UpdatedAt.IsZero(), "timestamps not set: %+v", m)
 	check(t, m.StartedAt.IsZero() && m.FinishedAt.IsZero(), "started/finished set on a new migration: %+v", m)
 
@@ -104,7 +121,8 @@ func testCreateAndGet(t *testing.T, s bbm.Store) {
 	byName := must(s.MigrationByName(ctx, "fill_a"))(t)
 	for _, got := range []*bbm.Migration{byID, byName} {
 		check(t, got.Name == m.Name && got.Schema == "public" && got.Table == "items" && got.Column == "id" &&
-			got.KeyColumn == "id" && got.MinKey == 1 && got.MaxKey == 100 && got.BatchSize == 10 &&
+			slices.Equal(got.KeyColumns, []string{"id"}) && slices.Equal(got.KeyTypes, []string{"bigint"}) &&
+			got.Lower.Equal(bbm.IntKey(1)) && got.Upper.Equal(bbm.IntKey(100)) && got.BatchSize == 10 &&
 			got.WorkName == "work" && got.CreatedAt.Equal(m.CreatedAt), "read back %+v, stored %+v", got, m)
 	}
 	_, err := s.Migration(ctx, m.ID+1000)
@@ -195,21 +213,27 @@ func testClaimNewJobs(t *testing.T, s bbm.Store) {
 	m := create(t, s, "m")
 	check(t, must(s.LastJob(ctx, m.ID))(t) == nil, "LastJob of a migration without jobs is not nil")
 	j := claimNew(t, s, m, 1, 10)
-	check(t, j.ID > 0 && j.MigrationID == m.ID && j.MinKey == 1 && j.MaxKey == 10 && j.BatchSize == 10,
-		"claimed %+v", j)
+	check(t, j.ID > 0 && j.MigrationID == m.ID && j.Start.Equal(bbm.IntKey(1)) && j.End.Equal(bbm.IntKey(10)) &&
+		j.BatchSize == 10 && j.Rows == 10, "claimed %+v", j)
 	check(t, j.Status == bbm.JobRunning && j.Attempts == 1, "a new claim is %s with %d attempts, want running with 1", j.Status, j.Attempts)
 	check(t, j.LeaseExpiresAt.After(j.StartedAt), "lease %v not after start %v", j.LeaseExpiresAt, j.StartedAt)
 	got := must(s.Migration(ctx, m.ID))(t)
 	check(t, got.Status == bbm.StatusRunning && !got.StartedAt.IsZero(), "migration after the first claim: %+v", got)
 
-	for _, r := range [][2]int64{{5, 15}, {10, 12}, {1, 10}, {-5, 3}} {
-		_, err := s.ClaimJob(ctx, bbm.Claim{MigrationID: m.ID, MinKey: r[0], MaxKey: r[1], BatchSize: 5, Lease: lease})
+	// A range cut after anything but the last job's end lost a race.
+	for _, after := range []bbm.Key{nil, bbm.IntKey(5), bbm.IntKey(11)} {
+		_, err := s.ClaimJob(ctx, bbm.Claim{MigrationID: m.ID, After: after, Start: bbm.IntKey(11), End: bbm.IntKey(20),
+			BatchSize: 10, Rows: 10, Lease: lease})
 		wantErr(t, err, bbm.ErrJobConflict)
 	}
-	_, err := s.ClaimJob(ctx, bbm.Claim{MigrationID: m.ID, MinKey: 30, MaxKey: 20, BatchSize: 5, Lease: lease})
-	check(t, err != nil, "a reversed range was claimed")
-	_, err = s.ClaimJob(ctx, bbm.Claim{MigrationID: m.ID, MinKey: 40, MaxKey: 50, BatchSize: 5})
+	bad := newRange(t, s, m, 11, 20, lease)
+	bad.End = bbm.Key{"20", "x"}
+	_, err := s.ClaimJob(ctx, bad)
+	wantErr(t, err, bbm.ErrInvalidRange)
+	bad = newRange(t, s, m, 11, 20, 0)
+	_, err = s.ClaimJob(ctx, bad)
 	check(t, err != nil, "a claim without a lease was accepted")
+	check(t, len(must(s.Jobs(ctx, m.ID))(t)) == 1, "refused claims left jobs")
 
 	k := claimNew(t, s, m, 11, 20)
 	last := must(s.LastJob(ctx, m.ID))(t)
@@ -224,11 +248,11 @@ func testClaimNeedsRunnable(t *testing.T, s bbm.Store) {
 		m := newMigration("m_" + string(st))
 		m.Status = st
 		must(0, s.CreateMigration(ctx, m))(t)
-		_, err := s.ClaimJob(ctx, bbm.Claim{MigrationID: m.ID, MinKey: 1, MaxKey: 10, BatchSize: 10, Lease: lease})
+		_, err := s.ClaimJob(ctx, newRange(t, s, m, 1, 10, lease))
 		wantErr(t, err, bbm.ErrInvalidTransition)
 		check(t, len(must(s.Jobs(ctx, m.ID))(t)) == 0, "a refused claim left a job")
 	}
-	_, err := s.ClaimJob(ctx, bbm.Claim{MigrationID: 987654, MinKey: 1, MaxKey: 10, BatchSize: 10, Lease: lease})
+	_, err := s.ClaimJob(ctx, bbm.Claim{MigrationID: 987654, Start: bbm.IntKey(1), End: bbm.IntKey(10), BatchSize: 10, Lease: lease})
 	wantErr(t, err, bbm.ErrMigrationNotFound)
 }
 
@@ -250,8 +274,8 @@ func testFinishAndFail(t *testing.T, s bbm.Store) {
 	_, err = s.ClaimJob(ctx, bbm.Claim{MigrationID: m.ID, JobID: j.ID, Attempts: 0, Lease: lease})
 	wantErr(t, err, bbm.ErrJobConflict)
 	r := must(s.ClaimJob(ctx, bbm.Claim{MigrationID: m.ID, JobID: j.ID, Attempts: 1, Lease: lease}))(t)
-	check(t, r.Status == bbm.JobRunning && r.Attempts == 2 && r.ErrorCode == bbm.CodeNone && r.MinKey == 1 && r.MaxKey == 10,
-		"retried job: %+v", r)
+	check(t, r.Status == bbm.JobRunning && r.Attempts == 2 && r.ErrorCode == bbm.CodeNone && r.Start.Equal(bbm.IntKey(1)) &&
+		r.End.Equal(bbm.IntKey(10)), "retried job: %+v", r)
 
 	refunded := must(s.FailJob(ctx, bbm.JobFailure{JobID: j.ID, Attempt: 2, Code: bbm.CodeJobCancelled, Refund: true}))(t)
 	check(t, refunded.Attempts == 1 && refunded.ErrorCode == bbm.CodeJobCancelled, "refunded job: %+v", refunded)
@@ -328,11 +352,17 @@ func testRetryMigration(t *testing.T, s bbm.Store) {
 
 func testReap(t *testing.T, s bbm.Store) {
 	ctx := context.Background()
-	m := create(t, s, "m")
-	n := create(t, s, "n")
-	short := must(s.ClaimJob(ctx, bbm.Claim{MigrationID: m.ID, MinKey: 1, MaxKey: 10, BatchSize: 10, Lease: time.Millisecond}))(t)
+	failFast := func(name string) *bbm.Migration {
+		m := newMigration(name)
+		m.OnFailure = bbm.FailFast
+		must(0, s.CreateMigration(ctx, m))(t)
+		return m
+	}
+	m := failFast("m")
+	n := failFast("n")
+	short := must(s.ClaimJob(ctx, newRange(t, s, m, 1, 10, time.Millisecond)))(t)
 	long := claimNew(t, s, m, 11, 20)
-	last := must(s.ClaimJob(ctx, bbm.Claim{MigrationID: n.ID, MinKey: 1, MaxKey: 10, BatchSize: 10, Lease: time.Millisecond}))(t)
+	last := must(s.ClaimJob(ctx, newRange(t, s, n, 1, 10, time.Millisecond)))(t)
 	time.Sleep(20 * time.Millisecond)
 
 	reaped := must(s.ReapExpiredJobs(ctx, 1))(t)
@@ -350,11 +380,19 @@ func testReap(t *testing.T, s bbm.Store) {
 	}
 	check(t, len(must(s.ReapExpiredJobs(ctx, 1))(t)) == 0, "reaped twice")
 
-	o := create(t, s, "o")
-	must(s.ClaimJob(ctx, bbm.Claim{MigrationID: o.ID, MinKey: 1, MaxKey: 10, BatchSize: 10, Lease: time.Millisecond}))(t)
+	// FinishOthers migrations fail later, once nothing else is left.
+	fo := create(t, s, "finish_others")
+	must(s.ClaimJob(ctx, newRange(t, s, fo, 1, 10, time.Millisecond)))(t)
+	time.Sleep(20 * time.Millisecond)
+	check(t, len(must(s.ReapExpiredJobs(ctx, 1))(t)) == 1, "not reaped")
+	got := must(s.Migration(ctx, fo.ID))(t)
+	check(t, got.Status == bbm.StatusRunning, "reaping a FinishOthers job failed its migration: %+v", got)
+
+	o := failFast("o")
+	must(s.ClaimJob(ctx, newRange(t, s, o, 1, 10, time.Millisecond)))(t)
 	time.Sleep(20 * time.Millisecond)
 	check(t, len(must(s.ReapExpiredJobs(ctx, 5))(t)) == 1, "not reaped")
-	got := must(s.Migration(ctx, o.ID))(t)
+	got = must(s.Migration(ctx, o.ID))(t)
 	check(t, got.Status == bbm.StatusRunning, "reaping with attempts left failed the migration: %+v", got)
 }
 
@@ -371,36 +409,99 @@ func testJobStats(t *testing.T, s bbm.Store) {
 	finish(t, s, b)
 	fail(t, s, c, bbm.CodeJobFailed)
 	st = must(s.JobStats(ctx, m.ID))(t)
-	check(t, st.Total == 4 && st.Finished == 2 && st.Failed == 1 && st.Running == 1 && st.KeysDone == 30,
-		"stats: %+v", st)
+	check(t, st.Total == 4 && st.Finished == 2 && st.Failed == 1 && st.Running == 1 && st.RowsDone == 30 &&
+		st.RowsCut == 50 && !st.AllCut, "stats: %+v", st)
+	finish(t, s, claimNew(t, s, m, 51, 100))
+	st = must(s.JobStats(ctx, m.ID))(t)
+	check(t, st.AllCut && st.RowsCut == 100 && st.RowsDone == 80, "stats after the last range: %+v", st)
 	check(t, !st.FirstStarted.IsZero() && !st.LastFinished.Before(st.FirstStarted), "stats times: %+v", st)
 }
 
-func testLock(t *testing.T, s bbm.Store) {
+func testRenewLease(t *testing.T, s bbm.Store) {
 	ctx := context.Background()
-	l := must(s.AcquireLock(ctx, 0))(t)
-	check(t, l.Check(ctx) == nil, "a held lock fails Check")
-	_, err := s.AcquireLock(ctx, 0)
-	wantErr(t, err, bbm.ErrLockBusy)
-	_, err = s.AcquireLock(ctx, 50*time.Millisecond)
-	wantErr(t, err, bbm.ErrLockBusy)
+	m := create(t, s, "m")
+	j := must(s.ClaimJob(ctx, newRange(t, s, m, 1, 10, 50*time.Millisecond)))(t)
+	must(0, s.RenewLease(ctx, j.ID, j.Attempts, time.Hour))(t)
+	got := must(s.Jobs(ctx, m.ID))(t)[0]
+	check(t, got.LeaseExpiresAt.Sub(j.LeaseExpiresAt) > 30*time.Minute, "lease %v not extended from %v", got.LeaseExpiresAt, j.LeaseExpiresAt)
+	time.Sleep(60 * time.Millisecond)
+	check(t, len(must(s.ReapExpiredJobs(ctx, 5))(t)) == 0, "a renewed job was reaped")
+	wantErr(t, s.RenewLease(ctx, j.ID, j.Attempts+1, time.Hour), bbm.ErrJobLost)
+	fail(t, s, got, bbm.CodeJobFailed)
+	wantErr(t, s.RenewLease(ctx, j.ID, j.Attempts, time.Hour), bbm.ErrJobLost)
+	check(t, s.RenewLease(ctx, j.ID, j.Attempts, 0) != nil, "a renewal without a lease was accepted")
+}
 
-	got := make(chan error, 1)
-	go func() {
-		l2, err := s.AcquireLock(ctx, 30*time.Second)
-		if err == nil {
-			err = l2.Release(ctx)
-		}
-		got <- err
-	}()
+func testLimit(t *testing.T, s bbm.Store) {
+	ctx := context.Background()
+	a := create(t, s, "a")
+	b := create(t, s, "b")
+	other := newMigration("other")
+	other.WorkName = "other_work"
+	must(0, s.CreateMigration(ctx, other))(t)
+	works := []string{"work"}
+	limited := func(m *bbm.Migration, lo, hi int64, limit int) (*bbm.Job, error) {
+		c := newRange(t, s, m, lo, hi, lease)
+		c.Limit, c.Works = limit, works
+		return s.ClaimJob(ctx, c)
+	}
+	j := must(limited(a, 1, 10, 2))(t)
+	must(limited(b, 1, 10, 2))(t)
+	_, err := limited(a, 11, 20, 2)
+	wantErr(t, err, bbm.ErrBusy)
+	_, err = limited(b, 11, 20, 2)
+	wantErr(t, err, bbm.ErrBusy)
+	check(t, len(must(s.Jobs(ctx, a.ID))(t)) == 1, "a busy claim left a job")
+	// Another Work's jobs have a budget of their own.
+	c := newRange(t, s, other, 1, 10, lease)
+	c.Limit, c.Works = 1, []string{"other_work"}
+	must(s.ClaimJob(ctx, c))(t)
+	// A finished job frees its place; no limit means none.
+	finish(t, s, j)
+	must(limited(a, 11, 20, 2))(t)
+	must(limited(a, 21, 30, 0))(t)
+	// A job whose lease expired (its worker died) does not count.
+	d := create(t, s, "d")
+	c = newRange(t, s, d, 1, 10, time.Millisecond)
+	must(s.ClaimJob(ctx, c))(t)
 	time.Sleep(20 * time.Millisecond)
-	must(0, l.Release(ctx))(t)
-	must(0, <-got)(t)
-	must(0, l.Release(ctx))(t) // twice is fine
-	wantErr(t, l.Check(ctx), bbm.ErrLockLost)
+	_, err = limited(d, 11, 20, 3) // a has 2 running, b 1
+	wantErr(t, err, bbm.ErrBusy)
+	must(limited(d, 11, 20, 4))(t) // would be busy if d's expired job counted
+}
 
-	l3 := must(s.AcquireLock(ctx, 0))(t)
-	must(0, l3.Release(ctx))(t)
+func testCompositeKeys(t *testing.T, s bbm.Store) {
+	ctx := context.Background()
+	m := &bbm.Migration{Name: "tags", Schema: "public", Table: "tags", Column: "repository_id",
+		KeyColumns: []string{"repository_id", "name"}, KeyTypes: []string{"uuid", "text"},
+		Lower: bbm.Key{"00000000-0000-0000-0000-000000000000", ""}, Upper: bbm.Key{"ffffffff-ffff-ffff-ffff-ffffffffffff", "zz"},
+		BatchSize: 2, WorkName: "work", Delivery: bbm.DeliveryAtLeastOnce, OnFailure: bbm.FailFast,
+		Args: json.RawMessage(`{"bucket": "large", "limit": 3}`)}
+	must(0, s.CreateMigration(ctx, m))(t)
+	got := must(s.Migration(ctx, m.ID))(t)
+	check(t, slices.Equal(got.KeyColumns, m.KeyColumns) && slices.Equal(got.KeyTypes, m.KeyTypes) &&
+		got.Lower.Equal(m.Lower) && got.Upper.Equal(m.Upper), "keys read back as %+v", got)
+	check(t, got.Delivery == bbm.DeliveryAtLeastOnce && got.OnFailure == bbm.FailFast, "modes read back as %q %q", got.Delivery, got.OnFailure)
+	var args map[string]any
+	must(0, json.Unmarshal(got.Args, &args))(t)
+	check(t, args["bucket"] == "large" && args["limit"] == 3.0, "args read back as %s", got.Args)
+
+	first := bbm.Key{"1b4e28ba-2fa1-11d2-883f-0016d3cca427", "latest"}
+	end := bbm.Key{"1b4e28ba-2fa1-11d2-883f-0016d3cca427", "v1.0"}
+	j := must(s.ClaimJob(ctx, bbm.Claim{MigrationID: m.ID, Start: first, End: end, BatchSize: 2, Rows: 2, Lease: lease}))(t)
+	check(t, j.Start.Equal(first) && j.End.Equal(end), "job keys %s..%s", j.Start, j.End)
+	finish(t, s, j)
+	k := must(s.ClaimJob(ctx, bbm.Claim{MigrationID: m.ID, After: end, Start: bbm.Key{"9b4e28ba-2fa1-11d2-883f-0016d3cca427", "a"},
+		End: m.Upper, BatchSize: 2, Rows: 1, Lease: lease}))(t)
+	last := must(s.LastJob(ctx, m.ID))(t)
+	check(t, last.ID == k.ID && last.End.Equal(m.Upper), "last job %+v", last)
+	finish(t, s, k)
+	st := must(s.JobStats(ctx, m.ID))(t)
+	check(t, st.AllCut && st.RowsDone == 3, "stats %+v", st)
+
+	_, err := s.ClaimJob(ctx, bbm.Claim{MigrationID: m.ID, After: m.Upper, Start: bbm.IntKey(1), End: bbm.IntKey(2),
+		BatchSize: 2, Rows: 2, Lease: lease})
+	wantErr(t, err, bbm.ErrInvalidRange)
 }
 
 func testRacingClaims(t *testing.T, s bbm.Store) {
@@ -411,7 +512,8 @@ func testRacingClaims(t *testing.T, s bbm.Store) {
 	errs := make([]error, n)
 	for i := range n {
 		wg.Go(func() {
-			_, errs[i] = s.ClaimJob(ctx, bbm.Claim{MigrationID: m.ID, MinKey: 1, MaxKey: 10, BatchSize: 10, Lease: lease})
+			_, errs[i] = s.ClaimJob(ctx, bbm.Claim{MigrationID: m.ID, Start: bbm.IntKey(1), End: bbm.IntKey(10),
+				BatchSize: 10, Rows: 10, Lease: lease})
 		})
 	}
 	wg.Wait()
@@ -461,6 +563,6 @@ func testCanceled(t *testing.T, s bbm.Store) {
 	check(t, s.CreateMigration(ctx, newMigration("x")) != nil, "CreateMigration with a canceled context succeeded")
 	_, err := s.Migrations(ctx)
 	check(t, err != nil, "Migrations with a canceled context succeeded")
-	_, err = s.AcquireLock(ctx, 0)
-	check(t, err != nil, "AcquireLock with a canceled context succeeded")
+	_, err = s.ClaimJob(ctx, bbm.Claim{MigrationID: 1, Start: bbm.IntKey(1), End: bbm.IntKey(2), BatchSize: 2, Lease: lease})
+	check(t, err != nil, "ClaimJob with a canceled context succeeded")
 }

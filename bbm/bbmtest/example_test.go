@@ -2,6 +2,7 @@ package bbmtest_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -15,19 +16,20 @@ import (
 func ExampleNewStore() {
 	ctx := context.Background()
 	s := bbmtest.NewStore(bbmtest.StoreOptions{})
-	m := &bbm.Migration{Name: "fill", Schema: "public", Table: "items", Column: "id", KeyColumn: "id",
-		MinKey: 1, MaxKey: 100, BatchSize: 50, WorkName: "fill"}
+	m := &bbm.Migration{Name: "fill", Schema: "public", Table: "items", Column: "id", KeyColumns: []string{"id"},
+		KeyTypes: []string{"bigint"}, Lower: bbm.IntKey(1), Upper: bbm.IntKey(100), BatchSize: 50, WorkName: "fill"}
 	if err := s.CreateMigration(ctx, m); err != nil {
 		panic(err)
 	}
-	job, _ := s.ClaimJob(ctx, bbm.Claim{MigrationID: m.ID, MinKey: 1, MaxKey: 50, BatchSize: 50, Lease: time.Minute})
+	job, _ := s.ClaimJob(ctx, bbm.Claim{MigrationID: m.ID, Start: bbm.IntKey(1), End: bbm.IntKey(50), BatchSize: 50, Rows: 50, Lease: time.Minute})
 	fmt.Println(job.Status, job.Attempts)
 	job, _ = s.FinishJob(ctx, nil, bbm.JobResult{JobID: job.ID, Attempt: job.Attempts})
 	fmt.Println(job.Status)
-	_, err := s.ClaimJob(ctx, bbm.Claim{MigrationID: m.ID, MinKey: 40, MaxKey: 60, BatchSize: 20, Lease: time.Minute})
-	fmt.Println(err != nil)
+	// A range cut before the first job was recorded lost the race.
+	_, err := s.ClaimJob(ctx, bbm.Claim{MigrationID: m.ID, After: nil, Start: bbm.IntKey(1), End: bbm.IntKey(50), BatchSize: 50, Rows: 50, Lease: time.Minute})
+	fmt.Println(errors.Is(err, bbm.ErrJobConflict))
 	st, _ := s.JobStats(ctx, m.ID)
-	fmt.Println(st.Finished, st.KeysDone)
+	fmt.Println(st.Finished, st.RowsDone)
 	// Output:
 	// running 1
 	// finished

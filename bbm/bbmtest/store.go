@@ -3,6 +3,7 @@ package bbmtest
 import (
 	"cmp"
 	"context"
+	"encoding/json"
 	"fmt"
 	"slices"
 	"sync"
@@ -22,11 +23,9 @@ type StoreOptions struct {
 
 // Store is an in-memory bbm.Store. It behaves like bbm.PostgresStore (it
 // passes TestStore), keeps times at microsecond precision as Postgres
-// does, and is safe for concurrent use. Its worker lock is a process-local
-// mutex.
+// does, and is safe for concurrent use.
 type Store struct {
 	clock func() time.Time
-	lock  chan struct{} // holds a token while the worker lock is taken
 
 	mu         sync.Mutex
 	migrations map[int64]*bbm.Migration
@@ -41,7 +40,7 @@ func NewStore(opts StoreOptions) *Store {
 	if opts.Clock == nil {
 		opts.Clock = time.Now
 	}
-	return &Store{clock: opts.Clock, lock: make(chan struct{}, 1),
+	return &Store{clock: opts.Clock,
 		migrations: map[int64]*bbm.Migration{}, jobs: map[int64]*bbm.Job{}}
 }
 
@@ -52,59 +51,17 @@ func (s *Store) nextID() int64 {
 	return s.lastID
 }
 
-func cloneM(m *bbm.Migration) *bbm.Migration { c := *m; return &c }
-
-func cloneJ(j *bbm.Job) *bbm.Job { c := *j; c.Migration = nil; return &c }
-
-// AcquireLock implements bbm.Store.
-func (s *Store) AcquireLock(ctx context.Context, wait time.Duration) (bbm.Lock, error) {
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
-	if wait <= 0 {
-		select {
-		case s.lock <- struct{}{}:
-			return &memLock{s: s}, nil
-		default:
-			return nil, bbm.ErrLockBusy
-		}
-	}
-	t := time.NewTimer(wait)
-	defer t.Stop()
-	select {
-	case s.lock <- struct{}{}:
-		return &memLock{s: s}, nil
-	case <-t.C:
-		return nil, fmt.Errorf("%w (waited %s)", bbm.ErrLockBusy, wait)
-	case <-ctx.Done():
-		return nil, ctx.Err()
-	}
+func cloneM(m *bbm.Migration) *bbm.Migration {
+	c := *m
+	c.KeyColumns, c.KeyTypes = slices.Clone(m.KeyColumns), slices.Clone(m.KeyTypes)
+	c.Lower, c.Upper, c.Args = slices.Clone(m.Lower), slices.Clone(m.Upper), slices.Clone(m.Args)
+	return &c
 }
 
-type memLock struct {
-	s    *Store
-	once sync.Once
-	mu   sync.Mutex
-	gone bool
-}
-
-func (l *memLock) Check(ctx context.Context) error {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.gone {
-		return fmt.Errorf("%w: released", bbm.ErrLockLost)
-	}
-	return ctx.Err()
-}
-
-func (l *memLock) Release(context.Context) error {
-	l.once.Do(func() {
-		l.mu.Lock()
-		l.gone = true
-		l.mu.Unlock()
-		<-l.s.lock
-	})
-	return nil
+func cloneJ(j *bbm.Job) *bbm.Job {
+	c := *j
+	c.Start, c.End, c.After, c.Migration = slices.Clone(j.Start), slices.Clone(j.End), nil, nil
+	return &c
 }
 
 // CreateMigration implements bbm.Store.
@@ -119,18 +76,30 @@ func (s *Store) CreateMigration(ctx context.Context, m *bbm.Migration) error {
 			return fmt.Errorf("%w: %q", bbm.ErrDuplicateMigration, m.Name)
 		}
 	}
-	if m.MinKey > m.MaxKey || m.BatchSize <= 0 {
-		return fmt.Errorf("bbm: creating migration %q: invalid range [%d, %d] or batch size %d", m.Name, m.MinKey, m.MaxKey, m.BatchSize)
+	n := len(m.KeyColumns)
+	if n == 0 || len(m.KeyTypes) != n || len(m.Lower) != n || len(m.Upper) != n || m.BatchSize <= 0 {
+		return fmt.Errorf("bbm: creating migration %q: invalid key %v %v [%s, %s] or batch size %d", m.Name,
+			m.KeyColumns, m.KeyTypes, m.Lower, m.Upper, m.BatchSize)
 	}
 	c := cloneM(m)
 	if c.Status == "" {
 		c.Status = bbm.StatusActive
 	}
 	if c.Strategy == "" {
-		c.Strategy = bbm.IntegerRange
+		c.Strategy = bbm.Keyset
 	}
-	if !c.Status.Valid() || !c.Strategy.Valid() {
-		return fmt.Errorf("bbm: creating migration %q: invalid status %q or strategy %q", m.Name, c.Status, c.Strategy)
+	if c.Delivery == "" {
+		c.Delivery = bbm.DeliveryExactlyOnce
+	}
+	if c.OnFailure == "" {
+		c.OnFailure = bbm.FinishOthers
+	}
+	if !c.Status.Valid() || !c.Strategy.Valid() || !c.Delivery.Valid() || !c.OnFailure.Valid() {
+		return fmt.Errorf("bbm: creating migration %q: invalid status %q, strategy %q, delivery %q or failure policy %q",
+			m.Name, c.Status, c.Strategy, c.Delivery, c.OnFailure)
+	}
+	if len(c.Args) > 0 && !json.Valid(c.Args) {
+		return fmt.Errorf("%w: migration %q", bbm.ErrInvalidArgs, m.Name)
 	}
 	now := s.now()
 	c.ID, c.CreatedAt, c.UpdatedAt = s.nextID(), now, now
@@ -293,16 +262,34 @@ func (s *Store) ClaimJob(ctx context.Context, c bbm.Claim) (*bbm.Job, error) {
 		return nil, fmt.Errorf("bbm: claiming a job: %w: migration %q is %s", bbm.ErrInvalidTransition, m.Name, m.Status)
 	}
 	now := s.now()
+	if c.Limit > 0 {
+		running := 0
+		for _, j := range s.jobs {
+			if j.Status == bbm.JobRunning && j.LeaseExpiresAt.After(now) && slices.Contains(c.Works, s.migrations[j.MigrationID].WorkName) {
+				running++
+			}
+		}
+		if running >= c.Limit {
+			return nil, fmt.Errorf("bbm: claiming a job: %w: %d of %d", bbm.ErrBusy, running, c.Limit)
+		}
+	}
 	var j *bbm.Job
 	if c.JobID == 0 {
-		if c.MinKey > c.MaxKey || c.BatchSize <= 0 {
-			return nil, fmt.Errorf("bbm: claiming a job: %w: new job [%d, %d] batch %d", bbm.ErrInvalidRange, c.MinKey, c.MaxKey, c.BatchSize)
+		n := len(c.Start)
+		if n == 0 || len(c.End) != n || (c.After != nil && len(c.After) != n) || c.BatchSize <= 0 || c.Rows < 0 {
+			return nil, fmt.Errorf("bbm: claiming a job: %w: new job [%s, %s] after %v, batch %d, rows %d",
+				bbm.ErrInvalidRange, c.Start, c.End, c.After, c.BatchSize, c.Rows)
 		}
-		if last := s.lastLocked(c.MigrationID); last != nil && c.MinKey <= last.MaxKey {
-			return nil, fmt.Errorf("bbm: claiming a job: %w: range [%d, %d] overlaps jobs up to %d", bbm.ErrJobConflict, c.MinKey, c.MaxKey, last.MaxKey)
+		var lastEnd bbm.Key
+		if last := s.lastLocked(c.MigrationID); last != nil {
+			lastEnd = last.End
 		}
-		j = &bbm.Job{ID: s.nextID(), MigrationID: c.MigrationID, MinKey: c.MinKey, MaxKey: c.MaxKey,
-			BatchSize: c.BatchSize, CreatedAt: now}
+		if !lastEnd.Equal(c.After) {
+			return nil, fmt.Errorf("bbm: claiming a job: %w: range [%s, %s] was cut after %v, but the last job now ends at %v",
+				bbm.ErrJobConflict, c.Start, c.End, c.After, lastEnd)
+		}
+		j = &bbm.Job{ID: s.nextID(), MigrationID: c.MigrationID, Start: slices.Clone(c.Start), End: slices.Clone(c.End),
+			BatchSize: c.BatchSize, Rows: c.Rows, CreatedAt: now}
 		s.jobs[j.ID] = j
 	} else {
 		j, ok = s.jobs[c.JobID]
@@ -317,10 +304,30 @@ func (s *Store) ClaimJob(ctx context.Context, c bbm.Claim) (*bbm.Job, error) {
 	return cloneJ(j), nil
 }
 
+// RenewLease implements bbm.Store.
+func (s *Store) RenewLease(ctx context.Context, jobID int64, attempt int, lease time.Duration) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if lease <= 0 {
+		return fmt.Errorf("bbm: renewing job %d: lease must be positive", jobID)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	j, err := s.current(jobID, attempt)
+	if err != nil {
+		return err
+	}
+	j.LeaseExpiresAt = s.now().Add(lease).Truncate(time.Microsecond)
+	return nil
+}
+
+// lastLocked is the migration's last job: jobs are cut in key order, so the
+// one with the highest ID.
 func (s *Store) lastLocked(migrationID int64) *bbm.Job {
 	var last *bbm.Job
 	for _, j := range s.jobs {
-		if j.MigrationID == migrationID && (last == nil || j.MinKey > last.MinKey) {
+		if j.MigrationID == migrationID && (last == nil || j.ID > last.ID) {
 			last = j
 		}
 	}
@@ -400,10 +407,10 @@ func (s *Store) ReapExpiredJobs(ctx context.Context, maxAttempts int) ([]*bbm.Jo
 		}
 		j.Status, j.FinishedAt, j.LeaseExpiresAt = bbm.JobFailed, now, time.Time{}
 		j.ErrorCode = bbm.CodeJobAbandoned
-		j.ErrorMessage = "lease expired: the worker running this job died or lost its lock"
-		if j.Attempts >= maxAttempts {
+		j.ErrorMessage = "lease expired: the worker running this job died or stopped renewing its lease"
+		if m := s.migrations[j.MigrationID]; j.Attempts >= maxAttempts && m != nil && m.OnFailure == bbm.FailFast {
 			s.failMigrationLocked(j.MigrationID, bbm.CodeMaxJobAttemptsReached,
-				fmt.Sprintf("job %d [%d, %d] abandoned on its last attempt (%d)", j.ID, j.MinKey, j.MaxKey, j.Attempts))
+				fmt.Sprintf("job %d [%s, %s] abandoned on its last attempt (%d)", j.ID, j.Start, j.End, j.Attempts))
 		}
 		out = append(out, cloneJ(j))
 	}
@@ -436,7 +443,7 @@ func (s *Store) list(ctx context.Context, migrationID int64, keep func(*bbm.Job)
 			out = append(out, cloneJ(j))
 		}
 	}
-	slices.SortFunc(out, func(a, b *bbm.Job) int { return cmp.Compare(a.MinKey, b.MinKey) })
+	slices.SortFunc(out, func(a, b *bbm.Job) int { return cmp.Compare(a.ID, b.ID) })
 	return out, nil
 }
 
@@ -452,6 +459,10 @@ func (s *Store) Jobs(ctx context.Context, migrationID int64) ([]*bbm.Job, error)
 
 // JobStats implements bbm.Store.
 func (s *Store) JobStats(ctx context.Context, migrationID int64) (bbm.JobStats, error) {
+	m, err := s.Migration(ctx, migrationID)
+	if err != nil {
+		return bbm.JobStats{}, err
+	}
 	jobs, err := s.Jobs(ctx, migrationID)
 	if err != nil {
 		return bbm.JobStats{}, err
@@ -459,6 +470,7 @@ func (s *Store) JobStats(ctx context.Context, migrationID int64) (bbm.JobStats, 
 	var st bbm.JobStats
 	for _, j := range jobs {
 		st.Total++
+		st.RowsCut += int64(j.Rows)
 		switch j.Status {
 		case bbm.JobRunning:
 			st.Running++
@@ -466,7 +478,7 @@ func (s *Store) JobStats(ctx context.Context, migrationID int64) (bbm.JobStats, 
 			st.Failed++
 		case bbm.JobFinished:
 			st.Finished++
-			st.KeysDone += j.Keys()
+			st.RowsDone += int64(j.Rows)
 			if j.FinishedAt.After(st.LastFinished) {
 				st.LastFinished = j.FinishedAt
 			}
@@ -474,6 +486,9 @@ func (s *Store) JobStats(ctx context.Context, migrationID int64) (bbm.JobStats, 
 		if !j.StartedAt.IsZero() && (st.FirstStarted.IsZero() || j.StartedAt.Before(st.FirstStarted)) {
 			st.FirstStarted = j.StartedAt
 		}
+	}
+	if len(jobs) > 0 {
+		st.AllCut = jobs[len(jobs)-1].End.Equal(m.Upper)
 	}
 	return st, nil
 }

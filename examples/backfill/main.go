@@ -82,17 +82,14 @@ func run(ctx context.Context, out io.Writer, opts options) error {
 	}
 	prog := &progressLine{out: out, total: int64(opts.rows), start: time.Now()}
 	w := bbm.NewSyncWorker(pool, bbm.Options{
-		Logger:          logger,
-		Observer:        bbm.ObserverFuncs{OnJobFinished: prog.jobFinished},
-		BatchPause:      -1,   // nothing else runs here; production keeps the pause
-		MaxJobsPerBatch: 1000, // release the lock rarely
-		Adaptive:        bbm.AdaptiveOptions{TargetJobDuration: 300 * time.Millisecond, MinBatchSize: 1000, MaxBatchSize: 500_000},
+		Logger:   logger,
+		Observer: bbm.ObserverFuncs{OnJobFinished: prog.jobFinished},
+		Adaptive: bbm.AdaptiveOptions{TargetJobDuration: 300 * time.Millisecond, MinBatchSize: 1000, MaxBatchSize: 500_000},
 	})
-	// The Work is idempotent: it writes a value computed from the row, so a
-	// batch that runs twice gives the same table.
+	// Each batch's UPDATE commits with its job's record: applied exactly once.
 	err = w.Register(bbm.WorkFunc("fill_checksum", func(ctx context.Context, db storage.Querier, b bbm.Batch) error {
-		_, err := db.Exec(ctx, `UPDATE `+b.Table.Sanitize()+` SET checksum = md5(payload)
-			WHERE `+b.QuotedKey()+` BETWEEN $1 AND $2`, b.Start, b.End)
+		cond, args := b.Where(1)
+		_, err := db.Exec(ctx, `UPDATE `+b.Table.Sanitize()+` SET checksum = md5(payload) WHERE `+cond, args...)
 		return err
 	}))
 	if err != nil {
@@ -105,7 +102,7 @@ func run(ctx context.Context, out io.Writer, opts options) error {
 	if err != nil {
 		return err
 	}
-	say("registered migration %q on %s, keys %d..%d, first batch size %d", m.Name, m.QualifiedTable(), m.MinKey, m.MaxKey, m.BatchSize)
+	say("registered migration %q on %s, keys %s..%s, first batch size %d", m.Name, m.QualifiedTable(), m.Lower, m.Upper, m.BatchSize)
 
 	prog.start = time.Now()
 	if err := w.Run(ctx); err != nil {
@@ -164,10 +161,10 @@ type progressLine struct {
 
 func (p *progressLine) jobFinished(_ context.Context, e bbm.JobEvent) {
 	if e.Err != nil {
-		fmt.Fprintf(p.out, "job %d [%d, %d] failed: %v\n", e.JobID, e.Start, e.End, e.Err)
+		fmt.Fprintf(p.out, "job %d [%s, %s] failed: %v\n", e.JobID, e.Start, e.End, e.Err)
 		return
 	}
-	p.done += e.End - e.Start + 1
+	p.done += e.Rows
 	p.jobs++
 	p.tx = max(p.tx, e.Duration)
 	elapsed := time.Since(p.start)

@@ -54,15 +54,14 @@ func backfillPostgres(ctx context.Context, out io.Writer, db *storage.DB, rows i
 
 	prog := &backfillProgress{p: progress{out: out, interval: 250 * time.Millisecond}, total: rows}
 	w := bbm.NewSyncWorker(db, bbm.Options{
-		Logger:          slog.New(slog.DiscardHandler),
-		Observer:        bbm.ObserverFuncs{OnJobFinished: prog.jobFinished},
-		BatchPause:      -1,   // nothing else runs here; a production host keeps the pause
-		MaxJobsPerBatch: 1000, // and releases the worker lock more often
+		Logger:   slog.New(slog.DiscardHandler),
+		Observer: bbm.ObserverFuncs{OnJobFinished: prog.jobFinished},
 	})
-	// Idempotent: the value is computed from the row, so a batch that runs
-	// twice leaves the same table.
+	// Each batch's UPDATE commits together with its job's record, so it is
+	// applied exactly once.
 	err := w.Register(bbm.WorkFunc("fill_checksum", func(ctx context.Context, db storage.Querier, b bbm.Batch) error {
-		_, err := db.Exec(ctx, `UPDATE `+b.Table.Sanitize()+` SET checksum = md5(payload) WHERE `+b.QuotedKey()+` BETWEEN $1 AND $2`, b.Start, b.End)
+		cond, args := b.Where(1)
+		_, err := db.Exec(ctx, `UPDATE `+b.Table.Sanitize()+` SET checksum = md5(payload) WHERE `+cond, args...)
 		return err
 	}))
 	if err != nil {
@@ -81,15 +80,15 @@ func backfillInMemory(ctx context.Context, out io.Writer, rows int) (backfillSum
 	checksum := make([]string, rows+1)
 	prog := &backfillProgress{p: progress{out: out, interval: 250 * time.Millisecond}, total: rows}
 	w := bbm.NewSyncWorker(nil, bbm.Options{
-		Store:           bbmtest.NewStore(bbmtest.StoreOptions{}),
-		Catalog:         bbmtest.NewCatalog(bbmtest.Table{Name: "items", Columns: map[string]string{"id": "bigint", "checksum": "text"}, MinKey: 1, MaxKey: int64(rows)}),
-		Logger:          slog.New(slog.DiscardHandler),
-		Observer:        bbm.ObserverFuncs{OnJobFinished: prog.jobFinished},
-		BatchPause:      -1,
-		MaxJobsPerBatch: 1000,
+		Store:    bbmtest.NewStore(bbmtest.StoreOptions{}),
+		Catalog:  bbmtest.NewCatalog(bbmtest.Table{Name: "items", Columns: map[string]string{"id": "bigint", "checksum": "text"}, MinKey: 1, MaxKey: int64(rows)}),
+		Logger:   slog.New(slog.DiscardHandler),
+		Observer: bbm.ObserverFuncs{OnJobFinished: prog.jobFinished},
 	})
 	err := w.Register(bbm.WorkFunc("fill_checksum", func(ctx context.Context, _ storage.Querier, b bbm.Batch) error {
-		for id := b.Start; id <= b.End; id++ {
+		start, _ := b.StartInt()
+		end, _ := b.EndInt()
+		for id := start; id <= end; id++ {
 			if id%4096 == 0 && ctx.Err() != nil {
 				return ctx.Err()
 			}
@@ -155,10 +154,10 @@ type backfillProgress struct {
 
 func (b *backfillProgress) jobFinished(_ context.Context, e bbm.JobEvent) {
 	if e.Err != nil {
-		fmt.Fprintf(b.p.out, "  job %d [%d, %d] failed: %v\n", e.JobID, e.Start, e.End, e.Err)
+		fmt.Fprintf(b.p.out, "  job %d [%s, %s] failed: %v\n", e.JobID, e.Start, e.End, e.Err)
 		return
 	}
-	b.done += e.End - e.Start + 1
+	b.done += e.Rows
 	elapsed := time.Since(b.start)
 	rate := float64(b.done) / max(elapsed.Seconds(), 1e-9)
 	eta := time.Duration(float64(int64(b.total)-b.done) / rate * float64(time.Second))

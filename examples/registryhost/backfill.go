@@ -17,10 +17,10 @@ const (
 )
 
 // sizeBucketWork is the host's bbm.Work: it fills registryhost_blobs.size_bucket
-// from size. It is idempotent the way bbm asks: it writes a value computed
-// from the row and only touches rows still to do (size_bucket IS NULL), so a
-// range that runs again changes nothing. touched counts the changes, so a
-// test can see that no row was changed twice.
+// from size. bbm records each batch's job in the batch's own transaction,
+// so a batch applies exactly once; the Work also only touches rows still
+// to do (size_bucket IS NULL). touched counts the changes, so a test can
+// see that no row was changed twice.
 type sizeBucketWork struct {
 	// delay makes every batch take at least this long (-batch-delay).
 	delay time.Duration
@@ -34,10 +34,11 @@ func (w sizeBucketWork) Do(ctx context.Context, db storage.Querier, b bbm.Batch)
 	if err := wait.Sleep(ctx, w.delay); err != nil {
 		return err
 	}
+	cond, args := b.Where(1)
 	_, err := db.Exec(ctx, `UPDATE `+b.Table.Sanitize()+`
 		SET size_bucket = CASE WHEN size < 1048576 THEN 'small' WHEN size < 104857600 THEN 'medium' ELSE 'large' END,
 		    touched = touched + 1
-		WHERE `+b.QuotedKey()+` BETWEEN $1 AND $2 AND size_bucket IS NULL`, b.Start, b.End)
+		WHERE `+cond+` AND size_bucket IS NULL`, args...)
 	return err
 }
 

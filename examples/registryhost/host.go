@@ -273,7 +273,7 @@ func (h *host) start(stop, hard context.Context, teardown *[]func()) error {
 	if err != nil {
 		return fmt.Errorf("registering the backfill: %w", err)
 	}
-	h.say("backfill: migration %q on %s (keys %d..%d, batch %d) is %s", m.Name, m.QualifiedTable(), m.MinKey, m.MaxKey, m.BatchSize, m.Status)
+	h.say("backfill: migration %q on %s (keys %s..%s, batch %d) is %s", m.Name, m.QualifiedTable(), m.Lower, m.Upper, m.BatchSize, m.Status)
 
 	// Everything is wired: serve the endpoint, then start the workers.
 	ln, err := net.Listen("tcp", cfg.Listen)

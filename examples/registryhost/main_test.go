@@ -276,9 +276,11 @@ func verifyExactlyOnce(t *testing.T, ctx context.Context, db *storage.DB, dir st
 	next := int64(1)
 	for _, j := range jobs {
 		require.Equal(t, bbm.JobFinished, j.Status)
-		require.Equal(t, 1, j.Attempts, "job %d [%d, %d] ran more than once", j.ID, j.MinKey, j.MaxKey)
-		require.Equal(t, next, j.MinKey, "jobs must cover the keys without gap or overlap")
-		next = j.MaxKey + 1
+		require.Equal(t, 1, j.Attempts, "job %d [%s, %s] ran more than once", j.ID, j.Start, j.End)
+		start, _ := j.Start.Int()
+		end, _ := j.End.Int()
+		require.Equal(t, next, start, "jobs must cover the keys without gap or overlap")
+		next = end + 1
 	}
 	require.Equal(t, int64(cfg.BackfillRows+1), next)
 	var total, wrong int

@@ -93,20 +93,22 @@ func run(ctx context.Context, out io.Writer) error {
 var quiet = slog.New(slog.DiscardHandler)
 
 // backfill runs a bbm migration of 10 keys in batches of 4 under a
-// "backfill" span; the first attempt of keys 5..8 fails and is retried.
+// "backfill" span; the first attempt of keys 5..8 fails and is retried
+// after the other ranges.
 func backfill(ctx context.Context, tracer trace.Tracer, obs bbm.Observer) error {
 	ctx, span := tracer.Start(ctx, "backfill")
 	defer span.End()
 	w := bbm.NewSyncWorker(nil, bbm.Options{
-		Store:      bbmtest.NewStore(bbmtest.StoreOptions{}),
-		Catalog:    bbmtest.NewCatalog(bbmtest.Table{Name: "items", Columns: map[string]string{"id": "bigint"}, MinKey: 1, MaxKey: 10}),
-		Observer:   obs,
-		Logger:     quiet,
-		BatchPause: -1, RetryBackoff: time.Millisecond,
+		Store:        bbmtest.NewStore(bbmtest.StoreOptions{}),
+		Catalog:      bbmtest.NewCatalog(bbmtest.Table{Name: "items", Columns: map[string]string{"id": "bigint"}, MinKey: 1, MaxKey: 10}),
+		Observer:     obs,
+		Logger:       quiet,
+		RetryBackoff: time.Millisecond,
+		Adaptive:     bbm.AdaptiveOptions{Off: true}, // batches of exactly 4
 	})
 	var failed atomic.Bool
 	err := w.Register(bbm.WorkFunc("fill", func(ctx context.Context, _ storage.Querier, b bbm.Batch) error {
-		if b.Start == 5 && failed.CompareAndSwap(false, true) {
+		if b.Start.Equal(bbm.IntKey(5)) && failed.CompareAndSwap(false, true) {
 			return errors.New("deadlock detected")
 		}
 		return nil

@@ -22,11 +22,11 @@ func Example() {
 	// Output:
 	// backfill
 	//   · bbm.migration_done migration=fill status=finished
-	//   bbm.job attempt=1 end=4 job_id=2 keys=4 migration=fill start=1
-	//   bbm.job attempt=1 end=8 job_id=3 keys=4 migration=fill start=5 error="bbm: migration \"fill\" job 3 [5, 8] attempt 1: job_failed: deadlock detected"
+	//   bbm.job attempt=1 end=4 job_id=2 migration=fill rows=4 start=1
+	//   bbm.job attempt=1 end=8 job_id=3 migration=fill rows=4 start=5 error="bbm: migration \"fill\" job 3 [5, 8] attempt 1: job_failed: deadlock detected"
 	//     · exception message=bbm: migration "fill" job 3 [5, 8] attempt 1: job_failed: deadlock detected type=*bbm.JobError
-	//   bbm.job attempt=2 end=8 job_id=3 keys=4 migration=fill start=5
-	//   bbm.job attempt=1 end=10 job_id=4 keys=2 migration=fill start=9
+	//   bbm.job attempt=1 end=10 job_id=4 migration=fill rows=2 start=9
+	//   bbm.job attempt=2 end=8 job_id=3 migration=fill rows=4 start=5
 	// enqueuer.Run started=2 stopped=capacity_full
 	//   · enqueuer.capacity capacity=2 in_progress=0
 	//   · enqueuer.capacity capacity=2 in_progress=1

@@ -53,10 +53,10 @@ func bbmTracer(t trace.Tracer) bbm.Observer {
 			span(ctx, t, "bbm.job", e.Duration, e.Err,
 				attribute.String("bbm.migration", e.Migration),
 				attribute.Int64("bbm.job_id", e.JobID),
-				attribute.Int64("bbm.start", e.Start),
-				attribute.Int64("bbm.end", e.End),
+				attribute.String("bbm.start", e.Start.String()),
+				attribute.String("bbm.end", e.End.String()),
 				attribute.Int("bbm.attempt", e.Attempt),
-				attribute.Int64("bbm.keys", e.Keys))
+				attribute.Int64("bbm.rows", e.Rows))
 		},
 		OnThrottled: func(ctx context.Context, e bbm.ThrottleEvent) {
 			trace.SpanFromContext(ctx).AddEvent("bbm.throttled", trace.WithAttributes(
