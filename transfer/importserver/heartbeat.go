@@ -1,0 +1,105 @@
+package importserver
+
+import (
+	"context"
+	"fmt"
+	"time"
+)
+
+// pruneEvery is how often delivered notifications past the retention are
+// deleted.
+const pruneEvery = time.Hour
+
+// heartbeatLoop keeps this process's imports alive in the store, stops
+// those that were canceled or ended elsewhere, ends other instances'
+// stale imports, and reports the outbox's state.
+func (s *Server) heartbeatLoop(ctx context.Context) {
+	beat := time.NewTicker(s.cfg.HeartbeatInterval)
+	defer beat.Stop()
+	stats := time.NewTicker(s.cfg.Notify.StatsInterval)
+	defer stats.Stop()
+	s.checkOutbox(ctx)
+	var pruned time.Time
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-beat.C:
+			s.beat(ctx)
+			s.sweep(ctx)
+		case <-stats.C:
+			s.checkOutbox(ctx)
+			if s.cfg.Notify.Retention > 0 && time.Since(pruned) >= pruneEvery {
+				pruned = time.Now()
+				s.prune(ctx)
+			}
+		}
+	}
+}
+
+// beat records the heartbeat of every run of this process and acts on
+// what the store says about them.
+func (s *Server) beat(ctx context.Context) {
+	s.mu.Lock()
+	refs := make([]RunRef, 0, len(s.runs))
+	for _, r := range s.runs {
+		refs = append(refs, r.ref)
+	}
+	s.mu.Unlock()
+	if len(refs) == 0 {
+		return
+	}
+	alive, err := s.cfg.Store.Heartbeat(ctx, s.cfg.Instance, refs)
+	if err != nil {
+		if ctx.Err() == nil {
+			s.log.WarnContext(ctx, "importserver: heartbeat failed", "imports", len(refs), "error", err)
+		}
+		return
+	}
+	still := make(map[RunRef]bool, len(alive))
+	for _, imp := range alive {
+		still[imp.Ref()] = true
+		if imp.CancelRequested && s.stopRun(imp.Ref(), stopRequested) {
+			s.log.InfoContext(ctx, "importserver: cancellation requested", "repository", imp.Path, "run", imp.Run)
+		}
+	}
+	for _, ref := range refs {
+		if !still[ref] && s.stopRun(ref, stopLost) {
+			s.log.WarnContext(ctx, "importserver: import was ended elsewhere; stopping it", "repository", ref.Path, "run", ref.Run)
+		}
+	}
+}
+
+// sweep ends the imports of any instance that stopped sending heartbeats.
+func (s *Server) sweep(ctx context.Context) {
+	ended, err := s.cfg.Store.FailStale(ctx, StaleRequest{StaleAfter: s.cfg.StaleAfter,
+		Detail: fmt.Sprintf("interrupted: no heartbeat from its registry instance for more than %s", s.cfg.StaleAfter)})
+	if err != nil {
+		if ctx.Err() == nil {
+			s.log.WarnContext(ctx, "importserver: looking for stale imports failed", "error", err)
+		}
+		return
+	}
+	s.reportStale(ctx, ended)
+}
+
+func (s *Server) checkOutbox(ctx context.Context) {
+	st, err := s.cfg.Store.OutboxStats(ctx)
+	if err != nil {
+		if ctx.Err() == nil {
+			s.log.WarnContext(ctx, "importserver: reading the outbox's state failed", "error", err)
+		}
+		return
+	}
+	s.obs.OutboxChecked(ctx, st)
+}
+
+func (s *Server) prune(ctx context.Context) {
+	n, err := s.cfg.Store.PruneDelivered(ctx, s.cfg.Notify.Retention)
+	switch {
+	case err != nil && ctx.Err() == nil:
+		s.log.WarnContext(ctx, "importserver: pruning delivered notifications failed", "error", err)
+	case n > 0:
+		s.log.InfoContext(ctx, "importserver: pruned delivered notifications", "deleted", n, "older_than", s.cfg.Notify.Retention)
+	}
+}

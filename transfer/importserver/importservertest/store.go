@@ -1,0 +1,328 @@
+package importservertest
+
+import (
+	"cmp"
+	"context"
+	"fmt"
+	"maps"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/ferryhq/ferry/transfer/importserver"
+)
+
+// StoreOptions tunes NewStore. The zero value is ready to use.
+type StoreOptions struct {
+	// Clock gives the store's time. Default time.Now.
+	Clock func() time.Time
+}
+
+// Store is an in-memory importserver.Store with the same semantics as
+// importserver.PostgresStore (both pass TestStore). It is safe for
+// concurrent use.
+type Store struct {
+	clock func() time.Time
+
+	mu      sync.Mutex
+	imports map[string]importserver.Import
+	outbox  []*entry // by id, ascending
+	nextID  int64
+}
+
+// entry is a notification and its claim.
+type entry struct {
+	n           importserver.Notification
+	lockedBy    string
+	lockToken   string
+	lockedUntil time.Time
+}
+
+var _ importserver.Store = (*Store)(nil)
+
+// NewStore returns an empty Store.
+func NewStore(opts StoreOptions) *Store {
+	if opts.Clock == nil {
+		opts.Clock = time.Now
+	}
+	return &Store{clock: opts.Clock, imports: map[string]importserver.Import{}}
+}
+
+// Notifications returns every notification in the outbox, oldest first,
+// for assertions.
+func (s *Store) Notifications() []importserver.Notification {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]importserver.Notification, len(s.outbox))
+	for i, e := range s.outbox {
+		out[i] = e.n
+	}
+	return out
+}
+
+func (s *Store) now() time.Time { return s.clock().UTC() }
+
+// Get implements importserver.Store.
+func (s *Store) Get(_ context.Context, path string) (importserver.Import, error) {
+	if err := importserver.ValidatePath(path); err != nil {
+		return importserver.Import{}, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	i, ok := s.imports[path]
+	if !ok {
+		return importserver.Import{}, fmt.Errorf("%w: %s", importserver.ErrNotFound, path)
+	}
+	return i, nil
+}
+
+// running counts the imports in progress; s.mu is held.
+func (s *Store) running() int {
+	n := 0
+	for _, i := range s.imports {
+		if i.Status.InProgress() {
+			n++
+		}
+	}
+	return n
+}
+
+// Begin implements importserver.Store.
+func (s *Store) Begin(_ context.Context, req importserver.BeginRequest) (importserver.Import, error) {
+	if err := req.Validate(); err != nil {
+		return importserver.Import{}, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	running := s.running()
+	cur, ok := s.imports[req.Path]
+	var curp *importserver.Import
+	if ok {
+		curp = &cur
+	}
+	if reason := importserver.CheckBegin(curp, req, running); reason != nil {
+		ref := &importserver.RefusedError{Reason: reason, Running: running, Current: importserver.Import{Path: req.Path}}
+		if ok {
+			ref.Current = cur
+		}
+		return importserver.Import{}, ref
+	}
+	now := s.now()
+	next := importserver.Import{Path: req.Path, Type: req.Type, Status: req.Type.InProgress(), Run: cur.Run + 1,
+		Owner: req.Owner, StartedAt: now, HeartbeatAt: now, UpdatedAt: now}
+	s.imports[req.Path] = next
+	return next, nil
+}
+
+// end moves an import in progress to its terminal status and enqueues its
+// notification; s.mu is held.
+func (s *Store) end(i importserver.Import, status importserver.Status, detail string, counts importserver.Counts) importserver.Import {
+	now := s.now()
+	i.Status, i.Detail, i.Counts, i.CancelRequested = status, importserver.ClipDetail(detail), counts, false
+	i.FinishedAt, i.UpdatedAt = now, now
+	s.imports[i.Path] = i
+	s.nextID++
+	s.outbox = append(s.outbox, &entry{n: importserver.Notification{ID: s.nextID, Path: i.Path, Run: i.Run,
+		Status: status, Detail: i.Detail, State: importserver.NotificationPending, CreatedAt: now, NextAttemptAt: now}})
+	return i
+}
+
+// Finish implements importserver.Store.
+func (s *Store) Finish(_ context.Context, o importserver.Outcome) (importserver.Import, error) {
+	if err := o.Validate(); err != nil {
+		return importserver.Import{}, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	i, ok := s.imports[o.Path]
+	if !ok || i.Run != o.Run || i.Status != o.Status.Type().InProgress() {
+		return importserver.Import{}, fmt.Errorf("%w: run %d of %s is no longer in progress", importserver.ErrStateChanged, o.Run, o.Path)
+	}
+	return s.end(i, o.Status, o.Detail, o.Counts), nil
+}
+
+// inProgress returns the running import of path or a refusal; s.mu is held.
+func (s *Store) inProgress(path string) (importserver.Import, error) {
+	if err := importserver.ValidatePath(path); err != nil {
+		return importserver.Import{}, err
+	}
+	i, ok := s.imports[path]
+	if !ok {
+		return importserver.Import{}, fmt.Errorf("%w: %s", importserver.ErrNotFound, path)
+	}
+	if !i.Status.InProgress() {
+		return importserver.Import{}, &importserver.RefusedError{Reason: importserver.ErrNotInProgress, Current: i}
+	}
+	return i, nil
+}
+
+// RequestCancel implements importserver.Store.
+func (s *Store) RequestCancel(_ context.Context, path string) (importserver.Import, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	i, err := s.inProgress(path)
+	if err != nil {
+		return importserver.Import{}, err
+	}
+	i.CancelRequested, i.UpdatedAt = true, s.now()
+	s.imports[path] = i
+	return i, nil
+}
+
+// ForceCancel implements importserver.Store.
+func (s *Store) ForceCancel(_ context.Context, path, detail string) (importserver.Import, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	i, err := s.inProgress(path)
+	if err != nil {
+		return importserver.Import{}, err
+	}
+	return s.end(i, i.Type.Outcome(importserver.Canceled), detail, importserver.Counts{}), nil
+}
+
+// Heartbeat implements importserver.Store.
+func (s *Store) Heartbeat(_ context.Context, owner string, runs []importserver.RunRef) ([]importserver.Import, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []importserver.Import
+	now := s.now()
+	for _, r := range runs {
+		i, ok := s.imports[r.Path]
+		if !ok || i.Run != r.Run || i.Owner != owner || !i.Status.InProgress() {
+			continue
+		}
+		i.HeartbeatAt = now
+		s.imports[r.Path] = i
+		out = append(out, i)
+	}
+	return out, nil
+}
+
+// FailStale implements importserver.Store.
+func (s *Store) FailStale(_ context.Context, req importserver.StaleRequest) ([]importserver.Import, error) {
+	if req.Owner == "" && req.StaleAfter <= 0 {
+		return nil, nil
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := s.now()
+	var out []importserver.Import
+	for _, path := range slices.Sorted(maps.Keys(s.imports)) {
+		i := s.imports[path]
+		if !i.Status.InProgress() {
+			continue
+		}
+		byOwner := req.Owner != "" && i.Owner == req.Owner
+		byAge := req.StaleAfter > 0 && i.HeartbeatAt.Before(now.Add(-req.StaleAfter))
+		if !byOwner && !byAge {
+			continue
+		}
+		result := importserver.Failed
+		if i.CancelRequested {
+			result = importserver.Canceled
+		}
+		out = append(out, s.end(i, i.Type.Outcome(result), req.Detail, i.Counts))
+	}
+	return out, nil
+}
+
+// ClaimNotifications implements importserver.Store.
+func (s *Store) ClaimNotifications(_ context.Context, req importserver.ClaimRequest) ([]importserver.Notification, error) {
+	if req.Limit <= 0 {
+		return nil, nil
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := s.now()
+	first := map[string]bool{} // paths whose oldest pending notification was seen
+	var due []*entry
+	for _, e := range s.outbox {
+		if e.n.State != importserver.NotificationPending || first[e.n.Path] {
+			continue
+		}
+		first[e.n.Path] = true
+		free := e.lockedUntil.IsZero() || e.lockedUntil.Before(now) || (e.lockedBy == req.Owner && e.lockToken != req.Token)
+		if free && !e.n.NextAttemptAt.After(now) {
+			due = append(due, e)
+		}
+	}
+	slices.SortStableFunc(due, func(a, b *entry) int {
+		return cmp.Or(a.n.NextAttemptAt.Compare(b.n.NextAttemptAt), cmp.Compare(a.n.ID, b.n.ID))
+	})
+	due = due[:min(len(due), req.Limit)]
+	out := make([]importserver.Notification, len(due))
+	for i, e := range due {
+		e.lockedBy, e.lockToken, e.lockedUntil = req.Owner, req.Token, now.Add(req.LeaseFor)
+		out[i] = e.n
+	}
+	slices.SortFunc(out, func(a, b importserver.Notification) int { return cmp.Compare(a.ID, b.ID) })
+	return out, nil
+}
+
+// RecordDelivery implements importserver.Store.
+func (s *Store) RecordDelivery(_ context.Context, d importserver.Delivery) error {
+	var state importserver.NotificationState
+	switch d.Result {
+	case importserver.Delivered:
+		state = importserver.NotificationDelivered
+	case importserver.Retry:
+		state = importserver.NotificationPending
+	case importserver.GiveUp:
+		state = importserver.NotificationFailed
+	default:
+		return fmt.Errorf("importservertest: delivery of notification %d: unknown result %q", d.ID, d.Result)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, e := range s.outbox {
+		if e.n.ID != d.ID || e.n.State != importserver.NotificationPending {
+			continue
+		}
+		now := s.now()
+		e.n.Attempts++
+		if d.Refused {
+			e.n.Refusals++
+		}
+		e.n.State, e.n.LastCode, e.n.LastError = state, d.Code, importserver.ClipDetail(d.Err)
+		e.n.NextAttemptAt = now.Add(max(d.RetryIn, 0))
+		if state == importserver.NotificationDelivered {
+			e.n.DeliveredAt = now
+		}
+		e.lockedBy, e.lockToken, e.lockedUntil = "", "", time.Time{}
+	}
+	return nil
+}
+
+// OutboxStats implements importserver.Store.
+func (s *Store) OutboxStats(context.Context) (importserver.OutboxStats, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var st importserver.OutboxStats
+	now := s.now()
+	for _, e := range s.outbox {
+		switch e.n.State {
+		case importserver.NotificationPending:
+			st.Pending++
+			st.OldestPending = max(st.OldestPending, now.Sub(e.n.CreatedAt))
+		case importserver.NotificationFailed:
+			st.Failed++
+		}
+	}
+	return st, nil
+}
+
+// PruneDelivered implements importserver.Store.
+func (s *Store) PruneDelivered(_ context.Context, olderThan time.Duration) (int64, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	cutoff := s.now().Add(-max(olderThan, 0))
+	var n int64
+	s.outbox = slices.DeleteFunc(s.outbox, func(e *entry) bool {
+		old := e.n.State == importserver.NotificationDelivered && e.n.DeliveredAt.Before(cutoff)
+		if old {
+			n++
+		}
+		return old
+	})
+	return n, nil
+}

@@ -1,0 +1,567 @@
+package importservertest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/ferryhq/ferry/transfer/importserver"
+)
+
+// TestStore is the conformance suite of importserver.Store. newStore must
+// return an empty store for each call.
+func TestStore(t *testing.T, newStore func(t *testing.T) importserver.Store) {
+	for _, c := range []struct {
+		name string
+		fn   func(t *testing.T, s importserver.Store)
+	}{
+		{"GetAndBadInput", testGetAndBadInput},
+		{"Lifecycle", testLifecycle},
+		{"Refusals", testRefusals},
+		{"Capacity", testCapacity},
+		{"RacingBegins", testRacingBegins},
+		{"FinishCompareAndSet", testFinishCompareAndSet},
+		{"RequestCancel", testRequestCancel},
+		{"ForceCancel", testForceCancel},
+		{"Heartbeat", testHeartbeat},
+		{"FailStaleByOwner", testFailStaleByOwner},
+		{"FailStaleByAge", testFailStaleByAge},
+		{"OutboxOrderAndLeases", testOutboxOrderAndLeases},
+		{"OutboxRetryAndGiveUp", testOutboxRetryAndGiveUp},
+		{"RacingClaims", testRacingClaims},
+		{"PruneDelivered", testPruneDelivered},
+		{"LongDetail", testLongDetail},
+	} {
+		t.Run(c.name, func(t *testing.T) { c.fn(t, newStore(t)) })
+	}
+}
+
+const owner = "registry-0"
+
+func begin(t *testing.T, s importserver.Store, path string, typ importserver.Type) importserver.Import {
+	t.Helper()
+	i, err := s.Begin(context.Background(), importserver.BeginRequest{Path: path, Type: typ, Owner: owner})
+	require.NoError(t, err)
+	return i
+}
+
+func finish(t *testing.T, s importserver.Store, i importserver.Import, r importserver.Result, detail string) importserver.Import {
+	t.Helper()
+	out, err := s.Finish(context.Background(), importserver.Outcome{Path: i.Path, Run: i.Run, Status: i.Type.Outcome(r), Detail: detail})
+	require.NoError(t, err)
+	return out
+}
+
+// wantRefused checks that err is a *RefusedError for reason.
+func wantRefused(t *testing.T, err, reason error) *importserver.RefusedError {
+	t.Helper()
+	require.ErrorIs(t, err, reason)
+	var ref *importserver.RefusedError
+	require.ErrorAs(t, err, &ref)
+	return ref
+}
+
+// claimAll claims every due notification (leased for a minute).
+func claimAll(t *testing.T, s importserver.Store, token string) []importserver.Notification {
+	t.Helper()
+	ns, err := s.ClaimNotifications(context.Background(), importserver.ClaimRequest{Owner: owner, Token: token, Limit: 1000, LeaseFor: time.Minute})
+	require.NoError(t, err)
+	return ns
+}
+
+func deliver(t *testing.T, s importserver.Store, ns ...importserver.Notification) {
+	t.Helper()
+	for _, n := range ns {
+		require.NoError(t, s.RecordDelivery(context.Background(), importserver.Delivery{ID: n.ID, Result: importserver.Delivered, Code: 200}))
+	}
+}
+
+func testGetAndBadInput(t *testing.T, s importserver.Store) {
+	ctx := context.Background()
+	_, err := s.Get(ctx, "group/image")
+	require.ErrorIs(t, err, importserver.ErrNotFound)
+	for _, bad := range []string{"", "Group/Image", "a//b", "../etc", "a/./b", strings.Repeat("a", 256), "a/b/"} {
+		_, err := s.Get(ctx, bad)
+		require.ErrorIs(t, err, importserver.ErrInvalidPath, "%q", bad)
+		_, err = s.Begin(ctx, importserver.BeginRequest{Path: bad, Type: importserver.PreImport, Owner: owner})
+		require.ErrorIs(t, err, importserver.ErrInvalidPath, "%q", bad)
+	}
+	_, err = s.Begin(ctx, importserver.BeginRequest{Path: "group/image", Type: "both", Owner: owner})
+	require.ErrorIs(t, err, importserver.ErrInvalidType)
+	_, err = s.Finish(ctx, importserver.Outcome{Path: "group/image", Run: 1, Status: importserver.StatusImportInProgress})
+	require.Error(t, err, "an in-progress status is no outcome")
+	_, err = s.Finish(ctx, importserver.Outcome{Path: "group/image", Run: 0, Status: importserver.StatusImportComplete})
+	require.Error(t, err)
+	require.Error(t, s.RecordDelivery(ctx, importserver.Delivery{ID: 1, Result: "lost"}))
+	// Nothing was recorded by any of it.
+	_, err = s.Get(ctx, "group/image")
+	require.ErrorIs(t, err, importserver.ErrNotFound)
+	require.Empty(t, claimAll(t, s, "t"))
+}
+
+func testLifecycle(t *testing.T, s importserver.Store) {
+	ctx := context.Background()
+	pre := begin(t, s, "group/image", importserver.PreImport)
+	require.Equal(t, importserver.StatusPreImportInProgress, pre.Status)
+	require.Equal(t, importserver.PreImport, pre.Type)
+	require.Equal(t, int64(1), pre.Run)
+	require.Equal(t, owner, pre.Owner)
+	require.False(t, pre.StartedAt.IsZero())
+	require.True(t, pre.FinishedAt.IsZero())
+
+	got, err := s.Get(ctx, "group/image")
+	require.NoError(t, err)
+	require.Equal(t, pre.Status, got.Status)
+	require.Empty(t, claimAll(t, s, "t"), "nothing to notify while it runs")
+
+	counts := importserver.Counts{BlobsCopied: 3, BlobsSkipped: 1, BytesCopied: 300, Manifests: 2}
+	done, err := s.Finish(ctx, importserver.Outcome{Path: pre.Path, Run: pre.Run, Status: importserver.StatusPreImportComplete, Detail: "ok", Counts: counts})
+	require.NoError(t, err)
+	require.Equal(t, importserver.StatusPreImportComplete, done.Status)
+	require.Equal(t, counts, done.Counts)
+	require.Equal(t, "ok", done.Detail)
+	require.False(t, done.FinishedAt.IsZero())
+
+	ns := claimAll(t, s, "t")
+	require.Len(t, ns, 1)
+	require.Equal(t, "group/image", ns[0].Path)
+	require.Equal(t, importserver.StatusPreImportComplete, ns[0].Status)
+	require.Equal(t, int64(1), ns[0].Run)
+	require.Equal(t, "ok", ns[0].Detail)
+	require.Equal(t, importserver.NotificationPending, ns[0].State)
+	deliver(t, s, ns...)
+
+	final := begin(t, s, "group/image", importserver.FinalImport)
+	require.Equal(t, importserver.StatusImportInProgress, final.Status)
+	require.Equal(t, int64(2), final.Run)
+	require.Zero(t, final.Counts, "a new run starts with zero counts")
+	require.Empty(t, final.Detail)
+	finish(t, s, final, importserver.Complete, "")
+
+	_, err = s.Begin(ctx, importserver.BeginRequest{Path: "group/image", Type: importserver.PreImport, Owner: owner})
+	ref := wantRefused(t, err, importserver.ErrAlreadyImported)
+	require.Equal(t, importserver.StatusImportComplete, ref.Current.Status)
+	ns = claimAll(t, s, "t")
+	require.Len(t, ns, 1)
+	require.Equal(t, importserver.StatusImportComplete, ns[0].Status)
+}
+
+func testRefusals(t *testing.T, s importserver.Store) {
+	ctx := context.Background()
+	try := func(path string, typ importserver.Type) error {
+		_, err := s.Begin(ctx, importserver.BeginRequest{Path: path, Type: typ, Owner: owner})
+		return err
+	}
+	// A final import needs a completed pre-import.
+	wantRefused(t, try("a", importserver.FinalImport), importserver.ErrPreImportRequired)
+	_, err := s.Begin(ctx, importserver.BeginRequest{Path: "b", Type: importserver.FinalImport, Owner: owner, AllowWithoutPreImport: true})
+	require.NoError(t, err)
+
+	pre := begin(t, s, "a", importserver.PreImport)
+	ref := wantRefused(t, try("a", importserver.PreImport), importserver.ErrImportInProgress)
+	require.Equal(t, pre.Run, ref.Current.Run)
+	wantRefused(t, try("a", importserver.FinalImport), importserver.ErrPreImportInProgress)
+	finish(t, s, pre, importserver.Failed, "boom")
+	wantRefused(t, try("a", importserver.FinalImport), importserver.ErrPreImportRequired)
+
+	pre = begin(t, s, "a", importserver.PreImport) // a failed pre-import may run again
+	finish(t, s, pre, importserver.Canceled, "")
+	wantRefused(t, try("a", importserver.FinalImport), importserver.ErrPreImportRequired)
+	pre = begin(t, s, "a", importserver.PreImport)
+	finish(t, s, pre, importserver.Complete, "")
+	pre = begin(t, s, "a", importserver.PreImport) // and a completed one (incremental)
+	finish(t, s, pre, importserver.Complete, "")
+
+	final := begin(t, s, "a", importserver.FinalImport)
+	wantRefused(t, try("a", importserver.PreImport), importserver.ErrImportInProgress)
+	wantRefused(t, try("a", importserver.FinalImport), importserver.ErrImportInProgress)
+	finish(t, s, final, importserver.Failed, "boom")
+	final = begin(t, s, "a", importserver.FinalImport) // a failed final import did the pre-import's work
+	finish(t, s, final, importserver.Canceled, "")
+	pre = begin(t, s, "a", importserver.PreImport)
+	require.Equal(t, int64(7), pre.Run)
+}
+
+func testCapacity(t *testing.T, s importserver.Store) {
+	ctx := context.Background()
+	req := func(path string) importserver.BeginRequest {
+		return importserver.BeginRequest{Path: path, Type: importserver.PreImport, Owner: owner, MaxRunning: 2}
+	}
+	a, err := s.Begin(ctx, req("a"))
+	require.NoError(t, err)
+	_, err = s.Begin(ctx, req("b"))
+	require.NoError(t, err)
+	_, err = s.Begin(ctx, req("c"))
+	ref := wantRefused(t, err, importserver.ErrTooManyImports)
+	require.Equal(t, 2, ref.Running)
+	// A conflict is reported as such, not as a full registry.
+	_, err = s.Begin(ctx, req("a"))
+	wantRefused(t, err, importserver.ErrImportInProgress)
+	_, err = s.Get(ctx, "c")
+	require.ErrorIs(t, err, importserver.ErrNotFound, "a refused start records nothing")
+
+	finish(t, s, a, importserver.Complete, "")
+	_, err = s.Begin(ctx, req("c"))
+	require.NoError(t, err)
+}
+
+func testRacingBegins(t *testing.T, s importserver.Store) {
+	ctx := context.Background()
+	const max, n = 5, 20
+	var ok, full atomic.Int32
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			_, err := s.Begin(ctx, importserver.BeginRequest{Path: fmt.Sprintf("repo/%02d", i), Type: importserver.PreImport, Owner: owner, MaxRunning: max})
+			switch {
+			case err == nil:
+				ok.Add(1)
+			case errors.Is(err, importserver.ErrTooManyImports):
+				full.Add(1)
+			default:
+				t.Errorf("begin %d: %v", i, err)
+			}
+		})
+	}
+	wg.Wait()
+	require.Equal(t, int32(max), ok.Load(), "the limit holds under concurrent starts")
+	require.Equal(t, int32(n-max), full.Load())
+
+	ok.Store(0)
+	for range 10 {
+		wg.Go(func() {
+			_, err := s.Begin(ctx, importserver.BeginRequest{Path: "same/repo", Type: importserver.PreImport, Owner: owner})
+			if err == nil {
+				ok.Add(1)
+			} else if !errors.Is(err, importserver.ErrImportInProgress) {
+				t.Errorf("begin: %v", err)
+			}
+		})
+	}
+	wg.Wait()
+	require.Equal(t, int32(1), ok.Load(), "one start wins")
+}
+
+func testFinishCompareAndSet(t *testing.T, s importserver.Store) {
+	ctx := context.Background()
+	pre := begin(t, s, "a", importserver.PreImport)
+	_, err := s.Finish(ctx, importserver.Outcome{Path: "a", Run: pre.Run + 1, Status: importserver.StatusPreImportComplete})
+	require.ErrorIs(t, err, importserver.ErrStateChanged, "another run")
+	_, err = s.Finish(ctx, importserver.Outcome{Path: "a", Run: pre.Run, Status: importserver.StatusImportComplete})
+	require.ErrorIs(t, err, importserver.ErrStateChanged, "another type")
+	_, err = s.Finish(ctx, importserver.Outcome{Path: "b", Run: 1, Status: importserver.StatusPreImportComplete})
+	require.ErrorIs(t, err, importserver.ErrStateChanged, "unknown repository")
+	finish(t, s, pre, importserver.Complete, "")
+	_, err = s.Finish(ctx, importserver.Outcome{Path: "a", Run: pre.Run, Status: importserver.StatusPreImportFailed})
+	require.ErrorIs(t, err, importserver.ErrStateChanged, "finished twice")
+	got, err := s.Get(ctx, "a")
+	require.NoError(t, err)
+	require.Equal(t, importserver.StatusPreImportComplete, got.Status, "the loser changed nothing")
+	require.Len(t, claimAll(t, s, "t"), 1, "one outcome, one notification")
+
+	// Racing finishers of one run: exactly one wins.
+	final := begin(t, s, "a", importserver.FinalImport)
+	var wins atomic.Int32
+	var wg sync.WaitGroup
+	for i := range 8 {
+		wg.Go(func() {
+			r := []importserver.Result{importserver.Complete, importserver.Failed}[i%2]
+			_, err := s.Finish(ctx, importserver.Outcome{Path: "a", Run: final.Run, Status: final.Type.Outcome(r)})
+			if err == nil {
+				wins.Add(1)
+			} else if !errors.Is(err, importserver.ErrStateChanged) {
+				t.Errorf("finish: %v", err)
+			}
+		})
+	}
+	wg.Wait()
+	require.Equal(t, int32(1), wins.Load())
+}
+
+func testRequestCancel(t *testing.T, s importserver.Store) {
+	ctx := context.Background()
+	_, err := s.RequestCancel(ctx, "a")
+	require.ErrorIs(t, err, importserver.ErrNotFound)
+	pre := begin(t, s, "a", importserver.PreImport)
+	got, err := s.RequestCancel(ctx, "a")
+	require.NoError(t, err)
+	require.True(t, got.CancelRequested)
+	require.Equal(t, importserver.StatusPreImportInProgress, got.Status, "a request only asks")
+	require.Empty(t, claimAll(t, s, "t"))
+
+	alive, err := s.Heartbeat(ctx, owner, []importserver.RunRef{pre.Ref()})
+	require.NoError(t, err)
+	require.Len(t, alive, 1)
+	require.True(t, alive[0].CancelRequested, "the owner learns of it at its heartbeat")
+
+	done := finish(t, s, pre, importserver.Canceled, "canceled by request")
+	require.Equal(t, importserver.StatusPreImportCanceled, done.Status)
+	require.False(t, done.CancelRequested)
+	_, err = s.RequestCancel(ctx, "a")
+	ref := wantRefused(t, err, importserver.ErrNotInProgress)
+	require.Equal(t, importserver.StatusPreImportCanceled, ref.Current.Status)
+	ns := claimAll(t, s, "t")
+	require.Len(t, ns, 1)
+	require.Equal(t, importserver.StatusPreImportCanceled, ns[0].Status)
+}
+
+func testForceCancel(t *testing.T, s importserver.Store) {
+	ctx := context.Background()
+	_, err := s.ForceCancel(ctx, "a", "x")
+	require.ErrorIs(t, err, importserver.ErrNotFound)
+	pre := begin(t, s, "a", importserver.PreImport)
+	finish(t, s, pre, importserver.Complete, "")
+	_, err = s.ForceCancel(ctx, "a", "x")
+	wantRefused(t, err, importserver.ErrNotInProgress)
+
+	final := begin(t, s, "a", importserver.FinalImport)
+	got, err := s.ForceCancel(ctx, "a", "canceled by an operator")
+	require.NoError(t, err)
+	require.Equal(t, importserver.StatusImportCanceled, got.Status)
+	require.Equal(t, "canceled by an operator", got.Detail)
+	require.False(t, got.FinishedAt.IsZero())
+	_, err = s.Finish(ctx, importserver.Outcome{Path: "a", Run: final.Run, Status: importserver.StatusImportComplete})
+	require.ErrorIs(t, err, importserver.ErrStateChanged, "the owner's late outcome is not recorded")
+	alive, err := s.Heartbeat(ctx, owner, []importserver.RunRef{final.Ref()})
+	require.NoError(t, err)
+	require.Empty(t, alive, "the owner learns the run is no longer its")
+	ns := claimAll(t, s, "t")
+	require.Len(t, ns, 1, "the pre-import's notification first")
+	deliver(t, s, ns...)
+	ns = claimAll(t, s, "t")
+	require.Len(t, ns, 1)
+	require.Equal(t, importserver.StatusImportCanceled, ns[0].Status)
+	require.Equal(t, "canceled by an operator", ns[0].Detail)
+}
+
+func testHeartbeat(t *testing.T, s importserver.Store) {
+	ctx := context.Background()
+	a := begin(t, s, "a", importserver.PreImport)
+	b, err := s.Begin(ctx, importserver.BeginRequest{Path: "b", Type: importserver.PreImport, Owner: "registry-1"})
+	require.NoError(t, err)
+	c := begin(t, s, "c", importserver.PreImport)
+	finish(t, s, c, importserver.Complete, "")
+	time.Sleep(5 * time.Millisecond)
+
+	alive, err := s.Heartbeat(ctx, owner, []importserver.RunRef{a.Ref(), b.Ref(), c.Ref(), {Path: "a", Run: a.Run + 1}, {Path: "zz", Run: 1}})
+	require.NoError(t, err)
+	require.Len(t, alive, 1, "only runs in progress that the owner runs")
+	require.Equal(t, a.Ref(), alive[0].Ref())
+	require.True(t, alive[0].HeartbeatAt.After(a.HeartbeatAt), "the heartbeat moved: %v -> %v", a.HeartbeatAt, alive[0].HeartbeatAt)
+	none, err := s.Heartbeat(ctx, owner, nil)
+	require.NoError(t, err)
+	require.Empty(t, none)
+}
+
+func testFailStaleByOwner(t *testing.T, s importserver.Store) {
+	ctx := context.Background()
+	a := begin(t, s, "a", importserver.PreImport)
+	b := begin(t, s, "b", importserver.PreImport)
+	finish(t, s, b, importserver.Complete, "")
+	b = begin(t, s, "b", importserver.FinalImport)
+	_, err := s.RequestCancel(ctx, "b")
+	require.NoError(t, err)
+	other, err := s.Begin(ctx, importserver.BeginRequest{Path: "c", Type: importserver.PreImport, Owner: "registry-1"})
+	require.NoError(t, err)
+	deliver(t, s, claimAll(t, s, "t")...)
+
+	none, err := s.FailStale(ctx, importserver.StaleRequest{})
+	require.NoError(t, err)
+	require.Empty(t, none, "an empty request selects nothing")
+
+	ended, err := s.FailStale(ctx, importserver.StaleRequest{Owner: owner, Detail: "restarted"})
+	require.NoError(t, err)
+	require.Len(t, ended, 2)
+	byPath := map[string]importserver.Import{}
+	for _, i := range ended {
+		byPath[i.Path] = i
+	}
+	require.Equal(t, importserver.StatusPreImportFailed, byPath["a"].Status)
+	require.Equal(t, "restarted", byPath["a"].Detail)
+	require.Equal(t, a.Run, byPath["a"].Run)
+	require.Equal(t, importserver.StatusImportCanceled, byPath["b"].Status, "a cancellation that was asked is recorded as such")
+	require.Equal(t, b.Run, byPath["b"].Run)
+	got, err := s.Get(ctx, "c")
+	require.NoError(t, err)
+	require.Equal(t, other.Status, got.Status, "another owner's import is untouched")
+
+	ns := claimAll(t, s, "t")
+	require.Len(t, ns, 2)
+	for _, n := range ns {
+		require.Equal(t, byPath[n.Path].Status, n.Status)
+		require.Equal(t, "restarted", n.Detail)
+	}
+	again, err := s.FailStale(ctx, importserver.StaleRequest{Owner: owner, Detail: "restarted"})
+	require.NoError(t, err)
+	require.Empty(t, again)
+}
+
+func testFailStaleByAge(t *testing.T, s importserver.Store) {
+	ctx := context.Background()
+	old := begin(t, s, "old", importserver.PreImport)
+	kept := begin(t, s, "kept", importserver.PreImport)
+	time.Sleep(300 * time.Millisecond)
+	_, err := s.Heartbeat(ctx, owner, []importserver.RunRef{kept.Ref()})
+	require.NoError(t, err)
+	ended, err := s.FailStale(ctx, importserver.StaleRequest{StaleAfter: 200 * time.Millisecond, Detail: "no heartbeat"})
+	require.NoError(t, err)
+	require.Len(t, ended, 1)
+	require.Equal(t, old.Ref(), ended[0].Ref())
+	require.Equal(t, importserver.StatusPreImportFailed, ended[0].Status)
+	got, err := s.Get(ctx, "kept")
+	require.NoError(t, err)
+	require.Equal(t, importserver.StatusPreImportInProgress, got.Status, "a heartbeat keeps an import alive")
+}
+
+func testOutboxOrderAndLeases(t *testing.T, s importserver.Store) {
+	ctx := context.Background()
+	for _, p := range []string{"a", "b"} {
+		pre := begin(t, s, p, importserver.PreImport)
+		finish(t, s, pre, importserver.Complete, "")
+		final := begin(t, s, p, importserver.FinalImport)
+		finish(t, s, final, importserver.Complete, "")
+	}
+	ns := claimAll(t, s, "t1")
+	require.Len(t, ns, 2, "one notification per repository at a time")
+	for _, n := range ns {
+		require.Equal(t, importserver.StatusPreImportComplete, n.Status, "a repository's oldest first")
+	}
+	require.Less(t, ns[0].ID, ns[1].ID)
+
+	// Leased: neither this process again nor another instance gets them...
+	require.Empty(t, claimAll(t, s, "t1"))
+	other, err := s.ClaimNotifications(ctx, importserver.ClaimRequest{Owner: "registry-1", Token: "x", Limit: 10, LeaseFor: time.Minute})
+	require.NoError(t, err)
+	require.Empty(t, other)
+	// ...but a new process of the same instance takes them over.
+	again := claimAll(t, s, "t2")
+	require.Len(t, again, 2)
+
+	deliver(t, s, again[0])
+	ns = claimAll(t, s, "t3")
+	require.Len(t, ns, 2, "the next of a delivered repository is due; the other is taken over")
+	require.Equal(t, importserver.StatusImportComplete, ns[0].Status)
+	require.Equal(t, again[0].Path, ns[0].Path)
+	require.Equal(t, again[1].ID, ns[1].ID)
+
+	// A lease that ran out is free for anyone.
+	deliver(t, s, ns...)
+	short, err := s.ClaimNotifications(ctx, importserver.ClaimRequest{Owner: "registry-1", Token: "y", Limit: 10, LeaseFor: time.Millisecond})
+	require.NoError(t, err)
+	require.Len(t, short, 1)
+	time.Sleep(20 * time.Millisecond)
+	ns = claimAll(t, s, "t4")
+	require.Len(t, ns, 1)
+	require.Equal(t, short[0].ID, ns[0].ID)
+
+	limited, err := s.ClaimNotifications(ctx, importserver.ClaimRequest{Owner: owner, Token: "t5", Limit: 0, LeaseFor: time.Minute})
+	require.NoError(t, err)
+	require.Empty(t, limited)
+}
+
+func testOutboxRetryAndGiveUp(t *testing.T, s importserver.Store) {
+	ctx := context.Background()
+	for _, p := range []string{"a", "b", "c"} {
+		finish(t, s, begin(t, s, p, importserver.PreImport), importserver.Complete, "")
+	}
+	st, err := s.OutboxStats(ctx)
+	require.NoError(t, err)
+	require.Equal(t, 3, st.Pending)
+	require.Zero(t, st.Failed)
+
+	ns := claimAll(t, s, "t")
+	require.Len(t, ns, 3)
+	byPath := map[string]importserver.Notification{}
+	for _, n := range ns {
+		byPath[n.Path] = n
+	}
+	rec := func(d importserver.Delivery) { require.NoError(t, s.RecordDelivery(ctx, d)) }
+	rec(importserver.Delivery{ID: byPath["a"].ID, Result: importserver.Retry, Code: 503, Err: "unavailable", RetryIn: time.Hour})
+	rec(importserver.Delivery{ID: byPath["b"].ID, Result: importserver.Retry, Refused: true, Code: 400, Err: "wrong state"})
+	rec(importserver.Delivery{ID: byPath["c"].ID, Result: importserver.GiveUp, Refused: true, Code: 400, Err: "wrong state"})
+
+	ns = claimAll(t, s, "t")
+	require.Len(t, ns, 1, "a is backing off; c was given up")
+	require.Equal(t, "b", ns[0].Path)
+	require.Equal(t, 1, ns[0].Attempts)
+	require.Equal(t, 1, ns[0].Refusals)
+	require.Equal(t, 400, ns[0].LastCode)
+	require.Equal(t, "wrong state", ns[0].LastError)
+	rec(importserver.Delivery{ID: ns[0].ID, Result: importserver.Delivered, Code: 200})
+	// A delivery recorded twice (a lease taken over meanwhile) changes nothing more.
+	rec(importserver.Delivery{ID: ns[0].ID, Result: importserver.Retry, Code: 503})
+	require.Empty(t, claimAll(t, s, "t"))
+
+	st, err = s.OutboxStats(ctx)
+	require.NoError(t, err)
+	require.Equal(t, 1, st.Pending)
+	require.Equal(t, 1, st.Failed)
+	require.Positive(t, st.OldestPending)
+	require.Less(t, st.OldestPending, time.Minute)
+}
+
+func testRacingClaims(t *testing.T, s importserver.Store) {
+	ctx := context.Background()
+	const n = 30
+	for i := range n {
+		finish(t, s, begin(t, s, fmt.Sprintf("repo/%02d", i), importserver.PreImport), importserver.Complete, "")
+	}
+	var mu sync.Mutex
+	seen := map[int64]int{}
+	var wg sync.WaitGroup
+	for w := range 6 {
+		wg.Go(func() {
+			ns, err := s.ClaimNotifications(ctx, importserver.ClaimRequest{Owner: fmt.Sprintf("registry-%d", w), Token: "t", Limit: 10, LeaseFor: time.Minute})
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			for _, x := range ns {
+				seen[x.ID]++
+			}
+		})
+	}
+	wg.Wait()
+	require.Len(t, seen, n, "every notification claimed")
+	for id, c := range seen {
+		require.Equal(t, 1, c, "notification %d claimed %d times", id, c)
+	}
+}
+
+func testPruneDelivered(t *testing.T, s importserver.Store) {
+	ctx := context.Background()
+	for _, p := range []string{"a", "b"} {
+		finish(t, s, begin(t, s, p, importserver.PreImport), importserver.Complete, "")
+	}
+	ns := claimAll(t, s, "t")
+	deliver(t, s, ns[0])
+	n, err := s.PruneDelivered(ctx, time.Hour)
+	require.NoError(t, err)
+	require.Zero(t, n, "too recent")
+	time.Sleep(5 * time.Millisecond)
+	n, err = s.PruneDelivered(ctx, time.Millisecond)
+	require.NoError(t, err)
+	require.Equal(t, int64(1), n)
+	st, err := s.OutboxStats(ctx)
+	require.NoError(t, err)
+	require.Equal(t, 1, st.Pending, "pending ones are never pruned")
+}
+
+func testLongDetail(t *testing.T, s importserver.Store) {
+	pre := begin(t, s, "a", importserver.PreImport)
+	done := finish(t, s, pre, importserver.Failed, strings.Repeat("é", 5000))
+	require.LessOrEqual(t, len(done.Detail), importserver.MaxDetailLength)
+	require.True(t, strings.HasSuffix(done.Detail, "…"))
+	ns := claimAll(t, s, "t")
+	require.Len(t, ns, 1)
+	require.Equal(t, done.Detail, ns[0].Detail)
+}

@@ -1,0 +1,165 @@
+package importserver
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"strings"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+)
+
+// notificationBody is what the coordinator receives: the fields GitLab's
+// registry sent, which enqueuer.Handler reads.
+type notificationBody struct {
+	Name   string `json:"name"`
+	Path   string `json:"path"`
+	Status Status `json:"status"`
+	Detail string `json:"detail"`
+}
+
+// deliveryLoop delivers due notifications: right after an outcome was
+// recorded (poke), and every PollInterval for retries and for what other
+// processes left.
+func (s *Server) deliveryLoop(ctx context.Context) {
+	t := time.NewTicker(s.cfg.Notify.PollInterval)
+	defer t.Stop()
+	for {
+		if n := s.deliverDue(ctx); n > 0 && n == s.claimLimit() && ctx.Err() == nil {
+			continue // a full batch: there may be more
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		case <-s.wake:
+		}
+	}
+}
+
+func (s *Server) claimLimit() int { return 2 * s.cfg.Notify.Concurrency }
+
+// deliverDue claims one batch of due notifications and delivers it. It
+// returns the batch's size.
+func (s *Server) deliverDue(ctx context.Context) int {
+	batch, err := s.cfg.Store.ClaimNotifications(ctx, ClaimRequest{Owner: s.cfg.Instance, Token: s.token,
+		Limit: s.claimLimit(), LeaseFor: s.cfg.Notify.LeaseFor})
+	if err != nil {
+		if ctx.Err() == nil {
+			s.log.WarnContext(ctx, "importserver: reading the outbox failed", "error", err)
+		}
+		return 0
+	}
+	var g errgroup.Group
+	g.SetLimit(s.cfg.Notify.Concurrency)
+	for _, n := range batch {
+		g.Go(func() error {
+			s.deliver(ctx, n)
+			return nil
+		})
+	}
+	_ = g.Wait()
+	return len(batch)
+}
+
+// deliver makes one attempt and records it. An attempt cut short by ctx
+// (shutdown) is not recorded: the notification stays claimed until the
+// next process of this instance, or the lease's end, frees it.
+func (s *Server) deliver(ctx context.Context, n Notification) {
+	began := time.Now()
+	code, err := s.send(ctx, n)
+	if ctx.Err() != nil {
+		return
+	}
+	d := Delivery{ID: n.ID, Code: code, Result: Retry}
+	switch {
+	case err == nil:
+		d.Result = Delivered
+	case refusal(code):
+		d.Refused = true
+		if n.Refusals+1 >= s.cfg.Notify.MaxRefusals {
+			d.Result = GiveUp
+		}
+	}
+	if err != nil {
+		d.Err = err.Error()
+	}
+	if d.Result == Retry {
+		d.RetryIn = s.backoff(n.Attempts)
+	}
+	rec, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	rerr := s.cfg.Store.RecordDelivery(rec, d)
+	log := s.log.With("repository", n.Path, "status", n.Status, "notification", n.ID, "attempt", n.Attempts+1, "code", code)
+	switch {
+	case rerr != nil:
+		log.WarnContext(ctx, "importserver: could not record a delivery attempt; it will be retried after its lease", "error", rerr)
+	case d.Result == Delivered:
+		log.InfoContext(ctx, "importserver: notification delivered")
+	case d.Result == GiveUp:
+		log.ErrorContext(ctx, "importserver: notification refused too often; given up", "refusals", n.Refusals+1, "error", err)
+	default:
+		log.WarnContext(ctx, "importserver: notification not delivered; retrying", "retry_in", d.RetryIn, "error", err)
+	}
+	s.obs.NotificationAttempted(ctx, DeliveryEvent{Notification: n, Result: d.Result, Code: code, Duration: time.Since(began), Err: err})
+}
+
+// refusal reports whether an answer says the notification itself is
+// wrong, so that sending it again will not help: 4xx, except
+// authentication (a configuration that may be fixed) and the codes that
+// mean "later".
+func refusal(code int) bool {
+	switch code {
+	case http.StatusUnauthorized, http.StatusForbidden, http.StatusRequestTimeout, http.StatusTooEarly, http.StatusTooManyRequests:
+		return false
+	}
+	return code >= 400 && code < 500
+}
+
+// backoff is the wait after a failed attempt when attempts were made
+// before it: capped exponential, with equal jitter.
+func (s *Server) backoff(attempts int) time.Duration {
+	d := s.cfg.Notify.Backoff
+	for i := 0; i < attempts && d < s.cfg.Notify.MaxBackoff; i++ {
+		d *= 2
+	}
+	d = min(d, s.cfg.Notify.MaxBackoff)
+	return d/2 + rand.N(d/2+1)
+}
+
+// send PUTs one notification. A nil error means a 2xx answer; otherwise
+// code is the answer's status (0 when there was none).
+func (s *Server) send(ctx context.Context, n Notification) (int, error) {
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.Notify.Timeout)
+	defer cancel()
+	body, err := json.Marshal(notificationBody{Name: name(n.Path), Path: n.Path, Status: n.Status, Detail: n.Detail})
+	if err != nil {
+		return 0, err
+	}
+	u := s.cfg.Notify.URL + "/repositories/" + n.Path + "/migration/status"
+	req, err := http.NewRequestWithContext(ctx, http.MethodPut, u, bytes.NewReader(body))
+	if err != nil {
+		return 0, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("User-Agent", "ferry-importserver")
+	if s.cfg.Notify.Secret != "" {
+		req.Header.Set("Authorization", "Bearer "+s.cfg.Notify.Secret)
+	}
+	resp, err := s.cfg.Notify.Client.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	answer, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<10))
+	_, _ = io.CopyN(io.Discard, resp.Body, 4<<10) // lets the connection be reused
+	if resp.StatusCode/100 == 2 {
+		return resp.StatusCode, nil
+	}
+	return resp.StatusCode, fmt.Errorf("HTTP %d: %s", resp.StatusCode, clip(strings.TrimSpace(string(answer)), 512))
+}

@@ -1,0 +1,389 @@
+package importserver
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"runtime/debug"
+	"sync"
+	"time"
+
+	"github.com/ferryhq/ferry/internal/wait"
+	"github.com/ferryhq/ferry/transfer"
+)
+
+// phase is where a Server is in its life.
+type phase int
+
+const (
+	phaseNew phase = iota
+	phaseRunning
+	phaseStopping
+	phaseStopped
+)
+
+func (p phase) String() string {
+	return [...]string{"not started", "running", "shutting down", "stopped"}[p]
+}
+
+// recordTimeout bounds the recording of one outcome, retries included.
+const recordTimeout = 30 * time.Second
+
+// Server is the registry side of the import protocol: the import API
+// (Handler), the write guard for the registry's own API (WriteGuard), the
+// imports it runs in the background, and the delivery of their outcomes
+// from the durable outbox. Create it with New, call Start, and Shutdown at
+// the end.
+type Server struct {
+	cfg   Config
+	log   *slog.Logger
+	obs   Observer
+	token string // this process's claim token: new for every Server
+
+	mu     sync.Mutex
+	phase  phase
+	runs   map[string]*activeRun      // by path: imports this process runs
+	writes map[string]*writesInFlight // by path: writes WriteGuard let through
+
+	starting sync.WaitGroup // start requests past the phase check
+	imports  sync.WaitGroup // running imports
+
+	// recordCtx is the parent of outcome recordings; Shutdown cancels it
+	// only when its own context ends first.
+	recordCtx  context.Context
+	stopRecord context.CancelFunc
+	loopCtx    context.Context
+	stopLoops  context.CancelFunc
+	loops      sync.WaitGroup
+	wake       chan struct{} // a new outcome is in the outbox
+}
+
+// activeRun is an import this process runs.
+type activeRun struct {
+	ref    RunRef
+	cancel context.CancelCauseFunc
+}
+
+// New checks cfg, applies its defaults and returns a Server that is not
+// started yet: its Handler answers 503 until Start.
+func New(cfg Config) (*Server, error) {
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	var b [8]byte
+	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails
+	s := &Server{
+		cfg:    cfg,
+		log:    cfg.Logger.With("instance", cfg.Instance),
+		obs:    cfg.Observer,
+		token:  hex.EncodeToString(b[:]),
+		runs:   map[string]*activeRun{},
+		writes: map[string]*writesInFlight{},
+		wake:   make(chan struct{}, 1),
+	}
+	s.recordCtx, s.stopRecord = context.WithCancel(context.Background())
+	s.loopCtx, s.stopLoops = context.WithCancel(context.Background())
+	return s, nil
+}
+
+// Instance returns the server's Config.Instance (or its default).
+func (s *Server) Instance() string { return s.cfg.Instance }
+
+// Start ends the imports that an earlier process left in progress (those
+// recorded for this Instance, and any whose heartbeat is older than
+// StaleAfter), as failed and notified, and then starts the background
+// work: heartbeats and the stale sweep, and the delivery of the outbox.
+// ctx bounds only the start-up work. From then on the Handler accepts
+// starts.
+func (s *Server) Start(ctx context.Context) error {
+	s.mu.Lock()
+	if s.phase != phaseNew {
+		defer s.mu.Unlock()
+		return fmt.Errorf("%w: Start on a server that is %s", ErrNotRunning, s.phase)
+	}
+	s.mu.Unlock()
+
+	restarted, err := s.cfg.Store.FailStale(ctx, StaleRequest{Owner: s.cfg.Instance,
+		Detail: fmt.Sprintf("interrupted: registry instance %s stopped while importing and was restarted", s.cfg.Instance)})
+	if err != nil {
+		return err
+	}
+	stale, err := s.cfg.Store.FailStale(ctx, StaleRequest{StaleAfter: s.cfg.StaleAfter,
+		Detail: fmt.Sprintf("interrupted: no heartbeat from its registry instance for more than %s", s.cfg.StaleAfter)})
+	if err != nil {
+		return err
+	}
+	s.reportStale(ctx, append(restarted, stale...))
+
+	s.mu.Lock()
+	s.phase = phaseRunning
+	s.mu.Unlock()
+	s.loops.Add(2)
+	go func() {
+		defer s.loops.Done()
+		s.heartbeatLoop(s.loopCtx)
+	}()
+	go func() {
+		defer s.loops.Done()
+		s.deliveryLoop(s.loopCtx)
+	}()
+	s.poke()
+	s.log.InfoContext(ctx, "importserver: started", "max_concurrent_imports", s.cfg.MaxConcurrentImports,
+		"stale_imports_failed", len(restarted)+len(stale))
+	return nil
+}
+
+// Shutdown stops the server: it accepts no more starts, cancels the
+// running imports and waits until they stopped and their outcomes (failed:
+// "interrupted: the registry is shutting down") are recorded in the
+// outbox, tries once to deliver what the outbox holds, and stops the
+// background work. When ctx ends first, Shutdown stops waiting for the
+// recordings (imports not recorded are then found stale by the next
+// start) and returns ctx's error once every goroutine ended. Undelivered
+// notifications stay in the outbox for the next process.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	switch s.phase {
+	case phaseNew, phaseStopped:
+		s.phase = phaseStopped
+		s.mu.Unlock()
+		s.stopRecord()
+		s.stopLoops()
+		return nil
+	case phaseStopping:
+		s.mu.Unlock()
+		return fmt.Errorf("%w: Shutdown already in progress", ErrNotRunning)
+	}
+	s.phase = phaseStopping
+	s.mu.Unlock()
+
+	s.starting.Wait() // no run is launched after this
+	s.mu.Lock()
+	n := len(s.runs)
+	for _, r := range s.runs {
+		r.cancel(stopShutdown)
+	}
+	s.mu.Unlock()
+	s.log.InfoContext(ctx, "importserver: shutting down", "running_imports", n)
+
+	done := make(chan struct{})
+	go func() {
+		s.imports.Wait()
+		close(done)
+	}()
+	var err error
+	select {
+	case <-done:
+	case <-ctx.Done():
+		err = fmt.Errorf("importserver: shutdown: %w", ctx.Err())
+		s.stopRecord()
+		<-done
+	}
+	if ctx.Err() == nil {
+		s.deliverDue(ctx)
+	}
+	s.stopLoops()
+	s.loops.Wait()
+	s.stopRecord()
+	s.mu.Lock()
+	s.phase = phaseStopped
+	s.mu.Unlock()
+	return err
+}
+
+// stopCause is why a run's context was cancelled: what to record (result
+// "" records nothing: someone else already ended the run).
+type stopCause struct {
+	result Result
+	detail string
+}
+
+func (c *stopCause) Error() string { return c.detail }
+
+var (
+	stopShutdown  = &stopCause{Failed, "interrupted: the registry is shutting down"}
+	stopRequested = &stopCause{Canceled, "canceled by request"}
+	stopWrite     = &stopCause{Canceled, "canceled: the repository was written to during its pre-import"}
+	stopLost      = &stopCause{"", "ended elsewhere (forced cancellation or stale)"}
+)
+
+func (s *Server) timeout(t Type) time.Duration {
+	if t == PreImport {
+		return s.cfg.PreImportTimeout
+	}
+	return s.cfg.ImportTimeout
+}
+
+// launch runs a recorded start in the background.
+func (s *Server) launch(imp Import) {
+	ctx, cancel := context.WithCancelCause(context.Background())
+	s.mu.Lock()
+	s.runs[imp.Path] = &activeRun{ref: imp.Ref(), cancel: cancel}
+	s.imports.Add(1)
+	s.mu.Unlock()
+	go s.execute(ctx, cancel, imp)
+}
+
+// stopRun cancels the run ref if this process runs it.
+func (s *Server) stopRun(ref RunRef, cause *stopCause) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	r := s.runs[ref.Path]
+	if r == nil || r.ref.Run != ref.Run {
+		return false
+	}
+	r.cancel(cause)
+	return true
+}
+
+// execute runs one import and records its outcome.
+func (s *Server) execute(ctx context.Context, cancel context.CancelCauseFunc, imp Import) {
+	defer s.imports.Done()
+	defer cancel(nil)
+	timeout := s.timeout(imp.Type)
+	runCtx, stop := context.WithTimeoutCause(ctx, timeout,
+		&stopCause{Failed, fmt.Sprintf("%s timed out after %s", noun(imp.Type), timeout)})
+	defer stop()
+	log := s.log.With("repository", imp.Path, "import_type", string(imp.Type), "run", imp.Run)
+	began := time.Now()
+	s.obs.ImportStarted(runCtx, ImportEvent{Import: imp})
+	log.InfoContext(runCtx, "importserver: import started")
+
+	rep, err := s.run(runCtx, imp)
+	result, detail, record := classify(runCtx, imp, rep, err)
+	ev := ImportEvent{Import: imp, Result: result, Duration: time.Since(began), Report: rep, Err: err}
+	if record {
+		o := Outcome{Path: imp.Path, Run: imp.Run, Status: imp.Type.Outcome(result), Detail: detail, Counts: countsOf(rep)}
+		recorded, rerr := s.record(o)
+		switch {
+		case rerr == nil:
+			ev.Import, ev.Recorded = recorded, true
+		case errors.Is(rerr, ErrStateChanged):
+			log.InfoContext(runCtx, "importserver: import was ended elsewhere meanwhile", "error", rerr)
+		default:
+			ev.Err = rerr
+			log.ErrorContext(runCtx, "importserver: could not record the outcome; the import will be found stale",
+				"status", o.Status, "error", rerr)
+		}
+		if ev.Recorded {
+			level := slog.LevelInfo
+			if result != Complete {
+				level = slog.LevelWarn
+			}
+			log.Log(runCtx, level, "importserver: import ended", "status", o.Status, "detail", detail,
+				"duration", ev.Duration.Round(time.Millisecond))
+		}
+	}
+	s.mu.Lock()
+	if r := s.runs[imp.Path]; r != nil && r.ref == imp.Ref() {
+		delete(s.runs, imp.Path)
+	}
+	s.mu.Unlock()
+	if ev.Recorded {
+		s.poke()
+	}
+	s.obs.ImportFinished(context.WithoutCancel(runCtx), ev)
+}
+
+// run waits for the writes a final import must not overlap, then calls
+// the importer. A panic in the importer (the host's Sink) fails the run
+// instead of the process.
+func (s *Server) run(ctx context.Context, imp Import) (rep *transfer.Report, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			s.log.ErrorContext(ctx, "importserver: importer panicked", "repository", imp.Path, "panic", p, "stack", string(debug.Stack()))
+			rep, err = nil, fmt.Errorf("importer panicked: %v", p)
+		}
+	}()
+	if imp.Type == FinalImport {
+		if err := s.drain(ctx, imp.Path); err != nil {
+			return nil, err
+		}
+		return s.cfg.Importer.Import(ctx, imp.Path)
+	}
+	return s.cfg.Importer.PreImport(ctx, imp.Path)
+}
+
+// classify decides how a run ended: what to record, and whether to.
+func classify(ctx context.Context, imp Import, rep *transfer.Report, err error) (Result, string, bool) {
+	if err == nil {
+		if rep != nil && len(rep.TooLarge) > 0 {
+			tl := rep.TooLarge[0]
+			return Failed, fmt.Sprintf("repository has %d tags, more than the importer's limit of %d", tl.Tags, tl.Limit), true
+		}
+		return Complete, completeDetail(imp.Type, rep), true
+	}
+	var sc *stopCause
+	if ctx.Err() != nil && errors.As(context.Cause(ctx), &sc) {
+		return sc.result, sc.detail, sc.result != ""
+	}
+	return Failed, err.Error(), true
+}
+
+func noun(t Type) string {
+	if t == PreImport {
+		return "pre-import"
+	}
+	return "final import"
+}
+
+func completeDetail(t Type, rep *transfer.Report) string {
+	if rep == nil {
+		return noun(t) + " completed successfully"
+	}
+	return fmt.Sprintf("%s completed successfully: %d manifests, %d tags, %d blobs copied (%s), %d already present",
+		noun(t), rep.Manifests, rep.Tags, rep.BlobsCopied, transfer.FormatBytes(rep.BytesCopied), rep.BlobsSkipped)
+}
+
+func countsOf(rep *transfer.Report) Counts {
+	if rep == nil {
+		return Counts{}
+	}
+	return Counts{BlobsCopied: rep.BlobsCopied, BlobsSkipped: rep.BlobsSkipped, BytesCopied: rep.BytesCopied,
+		Manifests: rep.Manifests, Tags: rep.Tags}
+}
+
+// record stores an outcome, retrying store failures for up to
+// recordTimeout: the import's work is done and must not be lost to a
+// blip. ErrStateChanged is final.
+func (s *Server) record(o Outcome) (Import, error) {
+	ctx, cancel := context.WithTimeout(s.recordCtx, recordTimeout)
+	defer cancel()
+	backoff := 100 * time.Millisecond
+	for {
+		imp, err := s.cfg.Store.Finish(ctx, o)
+		if err == nil || errors.Is(err, ErrStateChanged) {
+			return imp, err
+		}
+		s.log.WarnContext(ctx, "importserver: recording an outcome failed; retrying", "repository", o.Path,
+			"status", o.Status, "error", err, "retry_in", backoff)
+		if werr := wait.Sleep(ctx, backoff); werr != nil {
+			return Import{}, fmt.Errorf("%w (then %w)", err, werr)
+		}
+		backoff = min(2*backoff, 5*time.Second)
+	}
+}
+
+// poke wakes the delivery loop.
+func (s *Server) poke() {
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}
+
+// reportStale logs and reports imports the store ended as stale.
+func (s *Server) reportStale(ctx context.Context, ended []Import) {
+	for _, imp := range ended {
+		s.log.WarnContext(ctx, "importserver: stale import ended", "repository", imp.Path, "import_type", string(imp.Type),
+			"run", imp.Run, "owner", imp.Owner, "status", imp.Status, "detail", imp.Detail)
+		s.obs.StaleFailed(ctx, ImportEvent{Import: imp, Result: imp.Status.Result(), Recorded: true})
+	}
+	if len(ended) > 0 {
+		s.poke()
+	}
+}
