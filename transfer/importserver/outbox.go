@@ -25,7 +25,9 @@ type notificationBody struct {
 
 // deliveryLoop delivers due notifications: right after an outcome was
 // recorded (poke), and every PollInterval for retries and for what other
-// processes left.
+// processes left. Asked to flush (Shutdown), it makes one last pass within
+// the flush's context and ends: passes run one after the other, so the
+// last one sees every outcome recorded before it, unclaimed.
 func (s *Server) deliveryLoop(ctx context.Context) {
 	t := time.NewTicker(s.cfg.Notify.PollInterval)
 	defer t.Stop()
@@ -35,6 +37,15 @@ func (s *Server) deliveryLoop(ctx context.Context) {
 		}
 		select {
 		case <-ctx.Done():
+			return
+		case fctx := <-s.flush:
+			if fctx.Err() == nil {
+				last, cancel := context.WithCancel(fctx)
+				stop := context.AfterFunc(ctx, cancel)
+				s.deliverDue(last)
+				stop()
+				cancel()
+			}
 			return
 		case <-t.C:
 		case <-s.wake:

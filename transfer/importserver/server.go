@@ -59,6 +59,11 @@ type Server struct {
 	stopLoops  context.CancelFunc
 	loops      sync.WaitGroup
 	wake       chan struct{} // a new outcome is in the outbox
+	// flush asks the delivery loop for a last pass within the given
+	// context, after which it ends.
+	flush chan context.Context
+	// deliveryDone is closed when the delivery loop ended.
+	deliveryDone chan struct{}
 }
 
 // activeRun is an import this process runs.
@@ -84,6 +89,9 @@ func New(cfg Config) (*Server, error) {
 		runs:   map[string]*activeRun{},
 		writes: map[string]*writesInFlight{},
 		wake:   make(chan struct{}, 1),
+		flush:  make(chan context.Context, 1),
+
+		deliveryDone: make(chan struct{}),
 	}
 	s.recordCtx, s.stopRecord = context.WithCancel(context.Background())
 	s.loopCtx, s.stopLoops = context.WithCancel(context.Background())
@@ -129,6 +137,7 @@ func (s *Server) Start(ctx context.Context) error {
 	}()
 	go func() {
 		defer s.loops.Done()
+		defer close(s.deliveryDone)
 		s.deliveryLoop(s.loopCtx)
 	}()
 	s.poke()
@@ -183,9 +192,8 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		s.stopRecord()
 		<-done
 	}
-	if ctx.Err() == nil {
-		s.deliverDue(ctx)
-	}
+	s.flush <- ctx // the delivery loop makes a last pass (if ctx allows) and ends
+	<-s.deliveryDone
 	s.stopLoops()
 	s.loops.Wait()
 	s.stopRecord()
