@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/opencontainers/go-digest"
 	"github.com/stretchr/testify/require"
 	"gocloud.dev/blob"
 	"gocloud.dev/blob/memblob"
@@ -31,7 +32,7 @@ func TestTransferMetricsMove(t *testing.T) {
 	// corrupt on every read.
 	victim := importedLayer(t, gen, 5)
 	src, _ := faultblob.Wrap(rawSrc, faultblob.Options{Inject: faultblob.Chain(
-		faultblob.OnKeys(victim.Hex(), func(op faultblob.Op, _ string, _ int) faultblob.Fault {
+		faultblob.OnKeys(victim.Encoded(), func(op faultblob.Op, _ string, _ int) faultblob.Fault {
 			if op == faultblob.OpRead {
 				return faultblob.CorruptRead
 			}
@@ -107,13 +108,13 @@ func TestTransferMetricsServerSide(t *testing.T) {
 
 // importedLayer is a layer of a tagged image of a repository with at most
 // maxTags tags, so an import with that MaxTags copies it.
-func importedLayer(t *testing.T, gen *transfertest.Registry, maxTags int) transfer.Digest {
+func importedLayer(t *testing.T, gen *transfertest.Registry, maxTags int) digest.Digest {
 	t.Helper()
 	for _, r := range gen.Repositories {
 		if len(r.Tags) == 0 || len(r.Tags) > maxTags {
 			continue
 		}
-		byDigest := map[transfer.Digest]transfertest.Manifest{}
+		byDigest := map[digest.Digest]transfertest.Manifest{}
 		for _, m := range r.Manifests {
 			byDigest[m.Digest] = m
 		}

@@ -7,6 +7,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+
 	"gocloud.dev/blob"
 
 	"github.com/ferryhq/ferry/transfer"
@@ -27,27 +30,27 @@ func (c craft) put(key string, data []byte) {
 	}
 }
 
-func (c craft) blob(data []byte) transfer.Descriptor {
-	d := transfer.DigestOf(data)
+func (c craft) blob(data []byte) ocispec.Descriptor {
+	d := digest.FromBytes(data)
 	c.put(c.l.BlobKey(d), data)
-	return transfer.Descriptor{MediaType: transfertest.MediaTypeDockerLayer, Digest: d, Size: int64(len(data))}
+	return ocispec.Descriptor{MediaType: transfertest.MediaTypeDockerLayer, Digest: d, Size: int64(len(data))}
 }
 
 // image stores a valid image manifest with its blobs and links in repo
 // and returns the manifest's descriptor.
-func (c craft) image(repo, seed string) transfer.Descriptor {
+func (c craft) image(repo, seed string) ocispec.Descriptor {
 	cfg := c.blob([]byte(`{"config":"` + seed + `"}`))
 	layer := c.blob([]byte("layer of " + seed))
 	return c.manifest(repo, transfertest.ImageManifest(transfer.MediaTypeDockerManifest, cfg, layer), cfg, layer)
 }
 
-func (c craft) manifest(repo string, payload []byte, linked ...transfer.Descriptor) transfer.Descriptor {
+func (c craft) manifest(repo string, payload []byte, linked ...ocispec.Descriptor) ocispec.Descriptor {
 	m := c.blob(payload)
 	c.put(c.l.RevisionLinkKey(repo, m.Digest), []byte(m.Digest))
 	for _, d := range linked {
 		c.put(c.l.LayerLinkKey(repo, d.Digest), []byte(d.Digest))
 	}
-	return transfer.Descriptor{MediaType: transfer.MediaTypeDockerManifest, Digest: m.Digest, Size: m.Size}
+	return ocispec.Descriptor{MediaType: transfer.MediaTypeDockerManifest, Digest: m.Digest, Size: m.Size}
 }
 
 func (c craft) tag(repo, tag string, content string) {
@@ -87,22 +90,22 @@ func badCases() []badCase {
 		}},
 		{"bad/manifest-not-matching-digest", transfer.ErrCorrupt, func(c craft, r string) {
 			good := transfertest.ImageManifest(transfer.MediaTypeDockerManifest, c.blob([]byte("cfg")), c.blob([]byte("l")))
-			d := transfer.DigestOf(good)
+			d := digest.FromBytes(good)
 			c.put(c.l.BlobKey(d), append(good, ' '))
 			c.put(c.l.RevisionLinkKey(r, d), []byte(d))
 			c.tag(r, "v1", string(d))
 		}},
 		{"bad/missing-manifest", transfer.ErrMissingBlob, func(c craft, r string) {
-			c.tag(r, "v1", string(transfer.DigestOf([]byte("never stored"))))
+			c.tag(r, "v1", string(digest.FromBytes([]byte("never stored"))))
 		}},
 		{"bad/missing-layer", transfer.ErrMissingBlob, func(c craft, r string) {
-			ghost := transfer.Descriptor{MediaType: transfertest.MediaTypeDockerLayer, Digest: transfer.DigestOf([]byte("ghost")), Size: 5}
+			ghost := ocispec.Descriptor{MediaType: transfertest.MediaTypeDockerLayer, Digest: digest.FromBytes([]byte("ghost")), Size: 5}
 			m := c.manifest(r, transfertest.ImageManifest(transfer.MediaTypeDockerManifest, c.blob([]byte("cfg2")), ghost))
 			c.tag(r, "v1", string(m.Digest))
 		}},
 		{"bad/missing-index-child", transfer.ErrMissingBlob, func(c craft, r string) {
-			ghost := transfer.Descriptor{MediaType: transfer.MediaTypeOCIManifest, Digest: transfer.DigestOf([]byte("ghost manifest")), Size: 14}
-			m := c.manifest(r, transfertest.IndexManifest(transfer.MediaTypeOCIIndex, c.image(r, "child"), ghost))
+			ghost := ocispec.Descriptor{MediaType: ocispec.MediaTypeImageManifest, Digest: digest.FromBytes([]byte("ghost manifest")), Size: 14}
+			m := c.manifest(r, transfertest.IndexManifest(ocispec.MediaTypeImageIndex, c.image(r, "child"), ghost))
 			c.tag(r, "v1", string(m.Digest))
 		}},
 		{"bad/layer-size-mismatch", transfer.ErrCorrupt, func(c craft, r string) {
@@ -112,14 +115,17 @@ func badCases() []badCase {
 			c.tag(r, "v1", string(m.Digest))
 		}},
 		{"bad/revision-dir-not-hex", transfer.ErrInvalidPath, func(c craft, r string) {
-			c.put(c.l.RevisionsPrefix(r)+"not-a-digest/link", []byte(transfer.DigestOf(nil)))
+			c.put(c.l.RevisionsPrefix(r)+"sha256/not-a-digest/link", []byte(digest.FromBytes(nil)))
+		}},
+		{"bad/revision-dir-unknown-algorithm", transfer.ErrInvalidPath, func(c craft, r string) {
+			c.put(c.l.RevisionsPrefix(r)+"md5/"+strings.Repeat("a", 32)+"/link", []byte("md5:"+strings.Repeat("a", 32)))
 		}},
 		{"bad/revision-link-mismatch", transfer.ErrBadLink, func(c craft, r string) {
 			m := c.image(r, "y")
-			c.put(c.l.RevisionLinkKey(r, m.Digest), []byte(transfer.DigestOf([]byte("other"))))
+			c.put(c.l.RevisionLinkKey(r, m.Digest), []byte(digest.FromBytes([]byte("other"))))
 		}},
 		{"bad/layer-link-to-missing-blob", transfer.ErrMissingBlob, func(c craft, r string) {
-			d := transfer.DigestOf([]byte("gone"))
+			d := digest.FromBytes([]byte("gone"))
 			c.put(c.l.LayerLinkKey(r, d), []byte(d))
 		}},
 		{"bad/../escape", transfer.ErrInvalidName, func(c craft, r string) {}},
@@ -211,10 +217,10 @@ func TestImportStopsAtFirstFailureByDefault(t *testing.T) {
 }
 
 func TestParseManifestKinds(t *testing.T) {
-	cfg := transfer.Descriptor{MediaType: transfertest.MediaTypeOCIConfig, Digest: transfer.DigestOf([]byte("c")), Size: 1}
-	lay := transfer.Descriptor{MediaType: transfertest.MediaTypeOCILayer, Digest: transfer.DigestOf([]byte("l")), Size: 1}
-	img := transfertest.ImageManifest(transfer.MediaTypeOCIManifest, cfg, lay)
-	child := transfer.Descriptor{MediaType: transfer.MediaTypeOCIManifest, Digest: transfer.DigestOf(img), Size: int64(len(img))}
+	cfg := ocispec.Descriptor{MediaType: transfertest.MediaTypeOCIConfig, Digest: digest.FromBytes([]byte("c")), Size: 1}
+	lay := ocispec.Descriptor{MediaType: transfertest.MediaTypeOCILayer, Digest: digest.FromBytes([]byte("l")), Size: 1}
+	img := transfertest.ImageManifest(ocispec.MediaTypeImageManifest, cfg, lay)
+	child := ocispec.Descriptor{MediaType: ocispec.MediaTypeImageManifest, Digest: digest.FromBytes(img), Size: int64(len(img))}
 	for _, tc := range []struct {
 		name    string
 		payload []byte
@@ -222,20 +228,20 @@ func TestParseManifestKinds(t *testing.T) {
 		err     error
 	}{
 		{"docker", transfertest.ImageManifest(transfer.MediaTypeDockerManifest, cfg, lay), transfer.MediaTypeDockerManifest, nil},
-		{"oci", img, transfer.MediaTypeOCIManifest, nil},
+		{"oci", img, ocispec.MediaTypeImageManifest, nil},
 		{"docker-list", transfertest.IndexManifest(transfer.MediaTypeDockerManifestList, child), transfer.MediaTypeDockerManifestList, nil},
-		{"oci-index", transfertest.IndexManifest(transfer.MediaTypeOCIIndex, child), transfer.MediaTypeOCIIndex, nil},
-		{"oci-no-mediatype-manifest", []byte(`{"schemaVersion":2,"config":{"digest":"` + string(cfg.Digest) + `","size":1},"layers":[]}`), transfer.MediaTypeOCIManifest, nil},
-		{"oci-no-mediatype-index", []byte(`{"schemaVersion":2,"manifests":[]}`), transfer.MediaTypeOCIIndex, nil},
+		{"oci-index", transfertest.IndexManifest(ocispec.MediaTypeImageIndex, child), ocispec.MediaTypeImageIndex, nil},
+		{"oci-no-mediatype-manifest", []byte(`{"schemaVersion":2,"config":{"digest":"` + string(cfg.Digest) + `","size":1},"layers":[]}`), ocispec.MediaTypeImageManifest, nil},
+		{"oci-no-mediatype-index", []byte(`{"schemaVersion":2,"manifests":[]}`), ocispec.MediaTypeImageIndex, nil},
 		{"unknown-mediatype", []byte(`{"schemaVersion":2,"mediaType":"text/plain"}`), "", transfer.ErrBadManifest},
-		{"no-schema", []byte(`{"mediaType":"` + transfer.MediaTypeOCIManifest + `"}`), "", transfer.ErrBadManifest},
+		{"no-schema", []byte(`{"mediaType":"` + ocispec.MediaTypeImageManifest + `"}`), "", transfer.ErrBadManifest},
 		{"bad-layer-digest", []byte(`{"schemaVersion":2,"config":{"digest":"` + string(cfg.Digest) + `","size":1},"layers":[{"digest":"sha256:zz","size":1}]}`), "", transfer.ErrInvalidDigest},
 		{"negative-size", []byte(`{"schemaVersion":2,"config":{"digest":"` + string(cfg.Digest) + `","size":-1}}`), "", transfer.ErrBadManifest},
-		{"index-with-layers", []byte(`{"schemaVersion":2,"mediaType":"` + transfer.MediaTypeOCIIndex + `","manifests":[],"layers":[]}`), "", transfer.ErrBadManifest},
+		{"index-with-layers", []byte(`{"schemaVersion":2,"mediaType":"` + ocispec.MediaTypeImageIndex + `","manifests":[],"layers":[]}`), "", transfer.ErrBadManifest},
 		{"not-json", []byte(`<xml/>`), "", transfer.ErrBadManifest},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			m, err := transfer.ParseManifest(transfer.DigestOf(tc.payload), tc.payload)
+			m, err := transfer.ParseManifest(digest.FromBytes(tc.payload), tc.payload)
 			if tc.err != nil {
 				if !errors.Is(err, tc.err) {
 					t.Fatalf("err = %v, want %v", err, tc.err)
@@ -247,7 +253,7 @@ func TestParseManifestKinds(t *testing.T) {
 			}
 		})
 	}
-	if _, err := transfer.ParseManifest(transfer.DigestOf([]byte("x")), img); !errors.Is(err, transfer.ErrCorrupt) {
+	if _, err := transfer.ParseManifest(digest.FromBytes([]byte("x")), img); !errors.Is(err, transfer.ErrCorrupt) {
 		t.Fatalf("digest mismatch: err = %v, want ErrCorrupt", err)
 	}
 }

@@ -16,6 +16,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+
 	"gocloud.dev/blob"
 	"gocloud.dev/blob/fileblob"
 	"golang.org/x/sync/errgroup"
@@ -183,7 +186,7 @@ func sha256Speed() float64 {
 // writeRandomBlob streams size pseudo-random bytes into the layout and
 // returns their digest. The bytes are generated twice (to hash, then to
 // write) rather than held in memory or copied.
-func writeRandomBlob(b *testing.B, bkt *blob.Bucket, l transfer.Layout, size int64) transfer.Digest {
+func writeRandomBlob(b *testing.B, bkt *blob.Bucket, l transfer.Layout, size int64) digest.Digest {
 	b.Helper()
 	stream := func(sink func([]byte) error) {
 		rng := rand.NewChaCha8([32]byte{7})
@@ -199,7 +202,7 @@ func writeRandomBlob(b *testing.B, bkt *blob.Bucket, l transfer.Layout, size int
 	}
 	h := sha256.New()
 	stream(func(p []byte) error { h.Write(p); return nil })
-	d := transfer.Digest("sha256:" + hex.EncodeToString(h.Sum(nil)))
+	d := digest.Digest("sha256:" + hex.EncodeToString(h.Sum(nil)))
 	w, err := bkt.NewWriter(context.Background(), l.BlobKey(d), &blob.WriterOptions{ContentType: "application/octet-stream"})
 	if err != nil {
 		b.Fatal(err)
@@ -225,18 +228,18 @@ func latencyLayout(b *testing.B, bkt *blob.Bucket, repos, blobsPerRepo int) []st
 		names = append(names, name)
 		g.Go(func() error {
 			put := func(key string, data []byte) error { return bkt.WriteAll(gctx, key, data, nil) }
-			var descs []transfer.Descriptor
+			var descs []ocispec.Descriptor
 			for i := range blobsPerRepo {
 				data := transfertest.RandomBytes(uint64(r*blobsPerRepo+i), 1024)
-				d := transfer.DigestOf(data)
+				d := digest.FromBytes(data)
 				if err := put(l.BlobKey(d), data); err != nil {
 					return err
 				}
-				descs = append(descs, transfer.Descriptor{MediaType: transfertest.MediaTypeDockerLayer, Digest: d, Size: 1024})
+				descs = append(descs, ocispec.Descriptor{MediaType: transfertest.MediaTypeDockerLayer, Digest: d, Size: 1024})
 			}
 			descs[0].MediaType = transfertest.MediaTypeDockerConfig
 			m := transfertest.ImageManifest(transfer.MediaTypeDockerManifest, descs[0], descs[1:]...)
-			md := transfer.DigestOf(m)
+			md := digest.FromBytes(m)
 			if err := put(l.BlobKey(md), m); err != nil {
 				return err
 			}
@@ -327,7 +330,7 @@ func BenchmarkGCSServerSideBytesThroughHost(b *testing.B) {
 			gcs := gcstest.NewFakeGCS(b, "src", "dst")
 			src, dst := gcs.Bucket(b, "src"), gcs.Bucket(b, "dst")
 			l := mustLayout(b, "")
-			var ds []transfer.Digest
+			var ds []digest.Digest
 			for i := range blobs {
 				ds = append(ds, transfertest.PutBlob(b, src, l, transfertest.RandomBytes(uint64(i), size)))
 			}

@@ -1,71 +1,41 @@
 package transfer
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
+	// The digest algorithms the layout may use must be linked in for
+	// go-digest's Algorithm.Available to report them.
+	_ "crypto/sha256"
+	_ "crypto/sha512"
 	"fmt"
-	"strings"
+
+	"github.com/opencontainers/go-digest"
 )
 
-const (
-	sha256Prefix = "sha256:"
-	hexLen       = 64
-)
-
-// Digest is a content address of the form "sha256:<64 lowercase hex>".
-// Only sha256 is supported, as in the distribution storage layout.
-type Digest string
-
-// ParseDigest validates s and returns it as a Digest. The error wraps
-// ErrInvalidDigest and quotes the offending input.
-func ParseDigest(s string) (Digest, error) {
-	if !strings.HasPrefix(s, sha256Prefix) || !isHex64(s[len(sha256Prefix):]) {
-		return "", fmt.Errorf("%w: %q (want sha256: and 64 lowercase hex characters)", ErrInvalidDigest, clip(s))
+// ParseDigest validates s as an OCI content digest ("sha256:<64 hex>",
+// "sha512:<128 hex>" or another algorithm go-digest knows, lowercase hex)
+// and returns it. The error wraps ErrInvalidDigest and quotes the offending
+// input.
+func ParseDigest(s string) (digest.Digest, error) {
+	d := digest.Digest(s)
+	if err := ValidateDigest(d); err != nil {
+		return "", err
 	}
-	return Digest(s), nil
+	return d, nil
 }
 
-// DigestOf returns the sha256 digest of p.
-func DigestOf(p []byte) Digest {
-	sum := sha256.Sum256(p)
-	return Digest(sha256Prefix + hex.EncodeToString(sum[:]))
+// ValidateDigest reports whether d is a well-formed digest of an available
+// algorithm (sha256, sha384 or sha512). The error wraps ErrInvalidDigest, so
+// callers can tell bad input from storage failures with errors.Is.
+func ValidateDigest(d digest.Digest) error {
+	if err := d.Validate(); err != nil {
+		return fmt.Errorf("%w: %q: %w", ErrInvalidDigest, clip(string(d)), err)
+	}
+	return nil
 }
 
-// Validate reports whether d is well formed.
-func (d Digest) Validate() error {
-	_, err := ParseDigest(string(d))
-	return err
-}
-
-// Hex returns the 64 hex characters of d, or "" if d is malformed.
-func (d Digest) Hex() string {
-	if d.Validate() != nil {
-		return ""
-	}
-	return string(d[len(sha256Prefix):])
-}
-
-// String returns d as a string.
-func (d Digest) String() string { return string(d) }
-
-func digestFromHex(h string) (Digest, error) {
-	if !isHex64(h) {
-		return "", fmt.Errorf("%w: %q is not 64 lowercase hex characters", ErrInvalidDigest, clip(h))
-	}
-	return Digest(sha256Prefix + h), nil
-}
-
-func isHex64(s string) bool {
-	if len(s) != hexLen {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
-			return false
-		}
-	}
-	return true
+// digestFromPath rebuilds the digest a layout directory pair
+// (<algorithm>/<encoded>) names, validating both.
+func digestFromPath(alg, encoded string) (digest.Digest, error) {
+	return ParseDigest(alg + ":" + encoded)
 }
 
 // clip shortens untrusted input before it goes into an error message.

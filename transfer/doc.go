@@ -4,6 +4,11 @@
 // import of the distribution storage layout is concurrent, resumable and
 // idempotent.
 //
+// Digests are github.com/opencontainers/go-digest's digest.Digest and
+// descriptors image-spec's ocispec.Descriptor, so hosts built on
+// distribution or containerd pass theirs straight in. Every algorithm
+// go-digest knows (sha256, sha384, sha512) is verified with its own hash.
+//
 // # Transferer
 //
 // A Transferer copies one blob by digest. New returns one over any two
@@ -68,9 +73,10 @@
 // (registry:2). Every key lives under a root, by default
 // "docker/registry/v2":
 //
-//	<root>/blobs/sha256/<first 2 hex>/<64 hex>/data
+//	<root>/blobs/<algorithm>/<first 2 hex>/<hex>/data
 //	    The content of every blob, manifests included, addressed by its
-//	    sha256 digest. Blobs are shared by all repositories.
+//	    digest (algorithm sha256, or sha512 where the registry writes
+//	    those). Blobs are shared by all repositories.
 //
 //	<root>/repositories/<name>/
 //	    A repository. <name> has one or more path components
@@ -80,11 +86,11 @@
 //	    "a/b/c"); a directory is a repository when it holds one of the
 //	    underscore directories below.
 //
-//	<name>/_layers/sha256/<hex>/link
+//	<name>/_layers/<algorithm>/<hex>/link
 //	    The repository may serve blob <hex> (configs and layers). Every link
-//	    file holds the text "sha256:<hex>".
+//	    file holds the text "<algorithm>:<hex>".
 //
-//	<name>/_manifests/revisions/sha256/<hex>/link
+//	<name>/_manifests/revisions/<algorithm>/<hex>/link
 //	    Manifest <hex> belongs to the repository (tagged or not, including
 //	    the children of multi-arch indexes).
 //
@@ -92,7 +98,7 @@
 //	    The manifest the tag points to now. Its modification time is when
 //	    the tag was last pushed, which orders tags by recency.
 //
-//	<name>/_manifests/tags/<tag>/index/sha256/<hex>/link
+//	<name>/_manifests/tags/<tag>/index/<algorithm>/<hex>/link
 //	    The tag's history: every manifest it has pointed to.
 //
 //	<name>/_uploads/<id>/...

@@ -13,8 +13,9 @@ var (
 	// recorded size: the copy was aborted and nothing landed.
 	ErrCorrupt = errors.New("transfer: blob is corrupt")
 
-	// ErrInvalidDigest means a digest is not "sha256:" followed by 64
-	// lowercase hex characters.
+	// ErrInvalidDigest means a digest is not "<algorithm>:<lowercase hex>"
+	// for an algorithm go-digest supports (sha256, sha384, sha512) with
+	// the right length.
 	ErrInvalidDigest = errors.New("transfer: invalid digest")
 
 	// ErrInvalidName means a repository or tag name does not follow the

@@ -9,6 +9,7 @@ import (
 
 	"github.com/ferryhq/ferry/transfer"
 	"github.com/ferryhq/ferry/transfer/transfertest"
+	"github.com/opencontainers/go-digest"
 )
 
 func ExampleNew() {
@@ -19,7 +20,7 @@ func ExampleNew() {
 	layout, _ := transfer.NewLayout("") // docker/registry/v2
 
 	layer := []byte("a layer")
-	d := transfer.DigestOf(layer)
+	d := digest.FromBytes(layer)
 	_ = src.WriteAll(ctx, layout.BlobKey(d), layer, nil)
 
 	tr, err := transfer.New(src, dst, transfer.Options{})

@@ -12,6 +12,7 @@ import (
 	"github.com/ferryhq/ferry/transfer"
 	"github.com/ferryhq/ferry/transfer/faultblob"
 	"github.com/ferryhq/ferry/transfer/transfertest"
+	"github.com/opencontainers/go-digest"
 )
 
 // A source that answers 503 to a third of all calls and cuts reads short,
@@ -58,7 +59,7 @@ func TestImportPermanentFaultLeavesNothingHalfWritten(t *testing.T) {
 	reg := generate(t, rawSrc, transfertest.SmallSpec(10))
 	// A layer of the first repository's newest tagged image.
 	first := reg.Repositories[0]
-	var victim transfer.Digest
+	var victim digest.Digest
 	for _, m := range first.Manifests {
 		if m.Digest == first.Tags[len(first.Tags)-1].Digest && len(m.Layers) > 0 {
 			victim = m.Layers[len(m.Layers)-1]
@@ -69,7 +70,7 @@ func TestImportPermanentFaultLeavesNothingHalfWritten(t *testing.T) {
 	}
 	var broken atomic.Bool
 	broken.Store(true)
-	src, _ := faultblob.Wrap(rawSrc, faultblob.Options{Inject: faultblob.OnKeys(victim.Hex(),
+	src, _ := faultblob.Wrap(rawSrc, faultblob.Options{Inject: faultblob.OnKeys(victim.Encoded(),
 		func(op faultblob.Op, key string, call int) faultblob.Fault {
 			if broken.Load() && op == faultblob.OpRead {
 				return faultblob.ResetRead

@@ -8,6 +8,7 @@ import (
 	"net/http"
 
 	"cloud.google.com/go/storage"
+	"github.com/opencontainers/go-digest"
 	"gocloud.dev/blob"
 	"google.golang.org/api/googleapi"
 )
@@ -75,7 +76,7 @@ func gcsBucketName(b *blob.Bucket) (string, error) {
 // failure it still holds the last rewrite token, and the next attempt
 // resumes a large copy instead of starting over. The result is verified by
 // size and CRC32C against the source object.
-func (t *transferer) copyServerSide(ctx context.Context, d Digest, key string) (Result, error) {
+func (t *transferer) copyServerSide(ctx context.Context, d digest.Digest, key string) (Result, error) {
 	g := t.gcs
 	noRetry := storage.WithPolicy(storage.RetryNever) // our RetryPolicy governs
 	src := g.srcClient.Bucket(g.srcBucket).Object(key).Retryer(noRetry)
@@ -131,7 +132,7 @@ func (t *transferer) copyServerSide(ctx context.Context, d Digest, key string) (
 	return res, err
 }
 
-func gcsMissingOr(err error, d Digest) error {
+func gcsMissingOr(err error, d digest.Digest) error {
 	var gerr *googleapi.Error
 	if errors.Is(err, storage.ErrObjectNotExist) || (errors.As(err, &gerr) && gerr.Code == http.StatusNotFound) {
 		return fmt.Errorf("%w in source: %s", ErrMissingBlob, d)

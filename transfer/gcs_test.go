@@ -19,6 +19,7 @@ import (
 	"github.com/ferryhq/ferry/transfer"
 	"github.com/ferryhq/ferry/transfer/gcstest"
 	"github.com/ferryhq/ferry/transfer/transfertest"
+	"github.com/opencontainers/go-digest"
 )
 
 func TestTransfererGCSServerSide(t *testing.T) {
@@ -48,7 +49,7 @@ func TestGCSServerSideMovesNoBlobBytesThroughHost(t *testing.T) {
 	gcs := gcstest.NewFakeGCS(t, "src", "dst")
 	src, dst := gcs.Bucket(t, "src"), gcs.Bucket(t, "dst")
 	l := mustLayout(t, "")
-	var digests []transfer.Digest
+	var digests []digest.Digest
 	for i := range 5 {
 		digests = append(digests, transfertest.PutBlob(t, src, l, transfertest.RandomBytes(uint64(i), 300_000)))
 	}

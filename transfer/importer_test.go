@@ -14,6 +14,7 @@ import (
 	"github.com/ferryhq/ferry/transfer"
 	"github.com/ferryhq/ferry/transfer/faultblob"
 	"github.com/ferryhq/ferry/transfer/transfertest"
+	"github.com/opencontainers/go-digest"
 )
 
 func generate(t testing.TB, b *blob.Bucket, spec transfertest.Spec) *transfertest.Registry {
@@ -42,8 +43,8 @@ func requireState(t testing.TB, want, got transfertest.State) {
 }
 
 // wantBlobs is the set of blobs the expected state links anywhere.
-func wantBlobs(s transfertest.State) map[transfer.Digest]bool {
-	out := map[transfer.Digest]bool{}
+func wantBlobs(s transfertest.State) map[digest.Digest]bool {
+	out := map[digest.Digest]bool{}
 	for _, r := range s {
 		for _, d := range r.Blobs {
 			out[d] = true
@@ -54,7 +55,7 @@ func wantBlobs(s transfertest.State) map[transfer.Digest]bool {
 
 // requireDestinationBlobs checks that dst holds exactly the wanted blobs,
 // each verified against its digest.
-func requireDestinationBlobs(t testing.TB, dst *blob.Bucket, l transfer.Layout, want map[transfer.Digest]bool) {
+func requireDestinationBlobs(t testing.TB, dst *blob.Bucket, l transfer.Layout, want map[digest.Digest]bool) {
 	t.Helper()
 	n, err := transfertest.CheckBlobs(context.Background(), dst, l)
 	if err != nil {
@@ -139,7 +140,7 @@ func TestImportFullCopyIntoLayoutSink(t *testing.T) {
 		t.Fatal(err)
 	}
 	requireState(t, want, got)
-	all := map[transfer.Digest]bool{}
+	all := map[digest.Digest]bool{}
 	for d := range reg.Blobs {
 		all[d] = true
 	}
@@ -254,10 +255,10 @@ func TestImportDryRunWritesNothing(t *testing.T) {
 type countingTransferer struct {
 	next  transfer.Transferer
 	mu    sync.Mutex
-	calls map[transfer.Digest]int
+	calls map[digest.Digest]int
 }
 
-func (c *countingTransferer) Transfer(ctx context.Context, d transfer.Digest) (transfer.Result, error) {
+func (c *countingTransferer) Transfer(ctx context.Context, d digest.Digest) (transfer.Result, error) {
 	c.mu.Lock()
 	c.calls[d]++
 	c.mu.Unlock()
@@ -272,7 +273,7 @@ func TestImportCopiesSharedBlobsOnce(t *testing.T) {
 	reg := generate(t, rawSrc, spec)
 	// Latency keeps transfers in flight long enough to overlap.
 	src, _ := faultblob.Wrap(rawSrc, faultblob.Options{Latency: 2 * time.Millisecond})
-	ct := &countingTransferer{next: mustNew(t, src, dst, transfer.Options{}), calls: map[transfer.Digest]int{}}
+	ct := &countingTransferer{next: mustNew(t, src, dst, transfer.Options{}), calls: map[digest.Digest]int{}}
 	sink := transfertest.NewMemSink()
 	im := newImporter(t, src, ct, sink, transfer.ImportOptions{RepositoryConcurrency: 12, Concurrency: 16})
 	rep, err := im.Import(ctx)

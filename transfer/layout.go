@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
+
+	"github.com/opencontainers/go-digest"
 )
 
 // DefaultRoot is the key prefix under which the distribution registry keeps
@@ -76,17 +78,35 @@ func NewLayout(root string) (Layout, error) {
 func (l Layout) Root() string { return l.root }
 
 // BlobKey returns the key of a blob's data:
-// <root>/blobs/sha256/<first two hex>/<hex>/data.
-func (l Layout) BlobKey(d Digest) string {
-	h := d.Hex()
-	if h == "" {
-		h = "invalid"
-	}
-	return l.BlobsPrefix() + h[:2] + "/" + h + "/data"
+// <root>/blobs/<algorithm>/<first two hex>/<hex>/data. d must be valid
+// (see ValidateDigest); a malformed one yields a key under "invalid" that
+// no layout holds.
+func (l Layout) BlobKey(d digest.Digest) string {
+	alg, h := digestPath(d)
+	return l.BlobsPrefix() + alg + "/" + h[:2] + "/" + h + "/data"
 }
 
-// BlobsPrefix returns the prefix under which blob data lives.
-func (l Layout) BlobsPrefix() string { return l.root + "blobs/sha256/" }
+// BlobsPrefix returns the prefix under which blob data lives, one
+// directory per digest algorithm ("sha256/", "sha512/").
+func (l Layout) BlobsPrefix() string { return l.root + "blobs/" }
+
+// ParseBlobKey returns the digest whose data lives at key, and false when
+// key is not a blob data key of this layout (or names an invalid digest).
+func (l Layout) ParseBlobKey(key string) (digest.Digest, bool) {
+	rest, ok := strings.CutPrefix(key, l.BlobsPrefix())
+	if !ok {
+		return "", false
+	}
+	parts := strings.Split(rest, "/")
+	if len(parts) != 4 || parts[3] != "data" {
+		return "", false
+	}
+	d, err := digestFromPath(parts[0], parts[2])
+	if err != nil || !strings.HasPrefix(parts[2], parts[1]) || len(parts[1]) != 2 {
+		return "", false
+	}
+	return d, true
+}
 
 // RepositoriesPrefix returns the prefix under which repositories live.
 func (l Layout) RepositoriesPrefix() string { return l.root + "repositories/" }
@@ -97,14 +117,14 @@ func (l Layout) RepositoryPrefix(repo string) string {
 }
 
 // RevisionsPrefix returns the prefix holding a repository's manifest
-// revision links.
+// revision links, one directory per digest algorithm.
 func (l Layout) RevisionsPrefix(repo string) string {
-	return l.RepositoryPrefix(repo) + "_manifests/revisions/sha256/"
+	return l.RepositoryPrefix(repo) + "_manifests/revisions/"
 }
 
 // RevisionLinkKey returns the key of a manifest revision link.
-func (l Layout) RevisionLinkKey(repo string, d Digest) string {
-	return l.RevisionsPrefix(repo) + d.Hex() + "/link"
+func (l Layout) RevisionLinkKey(repo string, d digest.Digest) string {
+	return l.RevisionsPrefix(repo) + linkPath(d)
 }
 
 // TagsPrefix returns the prefix holding a repository's tags.
@@ -112,23 +132,45 @@ func (l Layout) TagsPrefix(repo string) string {
 	return l.RepositoryPrefix(repo) + "_manifests/tags/"
 }
 
+// TagPrefix returns the prefix holding everything about one tag.
+func (l Layout) TagPrefix(repo, tag string) string {
+	return l.TagsPrefix(repo) + tag + "/"
+}
+
 // TagCurrentLinkKey returns the key of the link naming a tag's current
 // manifest.
 func (l Layout) TagCurrentLinkKey(repo, tag string) string {
-	return l.TagsPrefix(repo) + tag + "/current/link"
+	return l.TagPrefix(repo, tag) + "current/link"
 }
 
 // TagIndexLinkKey returns the key of a tag's history entry for a manifest.
-func (l Layout) TagIndexLinkKey(repo, tag string, d Digest) string {
-	return l.TagsPrefix(repo) + tag + "/index/sha256/" + d.Hex() + "/link"
+func (l Layout) TagIndexLinkKey(repo, tag string, d digest.Digest) string {
+	return l.TagPrefix(repo, tag) + "index/" + linkPath(d)
 }
 
-// LayersPrefix returns the prefix holding a repository's layer links.
+// LayersPrefix returns the prefix holding a repository's layer links, one
+// directory per digest algorithm.
 func (l Layout) LayersPrefix(repo string) string {
-	return l.RepositoryPrefix(repo) + "_layers/sha256/"
+	return l.RepositoryPrefix(repo) + "_layers/"
 }
 
 // LayerLinkKey returns the key of a repository's link to a blob.
-func (l Layout) LayerLinkKey(repo string, d Digest) string {
-	return l.LayersPrefix(repo) + d.Hex() + "/link"
+func (l Layout) LayerLinkKey(repo string, d digest.Digest) string {
+	return l.LayersPrefix(repo) + linkPath(d)
+}
+
+// linkPath is "<algorithm>/<hex>/link", the tail of every link key.
+func linkPath(d digest.Digest) string {
+	alg, h := digestPath(d)
+	return alg + "/" + h + "/link"
+}
+
+// digestPath splits d into the two path components the layout uses. An
+// invalid digest maps to "invalid" so that a key built from one can never
+// escape its prefix.
+func digestPath(d digest.Digest) (alg, encoded string) {
+	if d.Validate() != nil {
+		return "invalid", "invalid"
+	}
+	return d.Algorithm().String(), d.Encoded()
 }

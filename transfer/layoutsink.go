@@ -5,6 +5,9 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+
 	"gocloud.dev/blob"
 	"gocloud.dev/gcerrors"
 )
@@ -35,26 +38,26 @@ func (s *LayoutSink) CreateRepository(_ context.Context, repo string) error {
 }
 
 // LinkBlob writes the repository's layer link for the blob.
-func (s *LayoutSink) LinkBlob(ctx context.Context, repo string, desc Descriptor) error {
+func (s *LayoutSink) LinkBlob(ctx context.Context, repo string, desc ocispec.Descriptor) error {
 	if err := s.check(repo, desc.Digest); err != nil {
 		return err
 	}
 	return s.writeLink(ctx, s.layout.LayerLinkKey(repo, desc.Digest), desc.Digest)
 }
 
-// HasManifest reports whether the revision link exists and names digest.
-func (s *LayoutSink) HasManifest(ctx context.Context, repo string, digest Digest) (bool, error) {
-	if err := s.check(repo, digest); err != nil {
+// HasManifest reports whether the revision link exists and names d.
+func (s *LayoutSink) HasManifest(ctx context.Context, repo string, d digest.Digest) (bool, error) {
+	if err := s.check(repo, d); err != nil {
 		return false, err
 	}
-	got, err := s.read(ctx, s.layout.RevisionLinkKey(repo, digest))
+	got, err := s.read(ctx, s.layout.RevisionLinkKey(repo, d))
 	if gcerrors.Code(err) == gcerrors.NotFound {
 		return false, nil
 	}
 	if err != nil {
 		return false, err
 	}
-	return string(bytes.TrimSpace(got)) == string(digest), nil
+	return string(bytes.TrimSpace(got)) == string(d), nil
 }
 
 // PutManifest stores the payload as a blob (after checking it hashes to
@@ -63,7 +66,7 @@ func (s *LayoutSink) PutManifest(ctx context.Context, repo string, m *Manifest) 
 	if err := s.check(repo, m.Digest); err != nil {
 		return err
 	}
-	if got := DigestOf(m.Payload); got != m.Digest {
+	if got := m.Digest.Algorithm().FromBytes(m.Payload); got != m.Digest {
 		return fmt.Errorf("%w: manifest %s: payload hashes to %s", ErrCorrupt, m.Digest, got)
 	}
 	if err := s.writeIfDifferent(ctx, s.layout.BlobKey(m.Digest), m.Payload); err != nil {
@@ -73,27 +76,27 @@ func (s *LayoutSink) PutManifest(ctx context.Context, repo string, m *Manifest) 
 }
 
 // Tag writes the tag's history entry and then its current link.
-func (s *LayoutSink) Tag(ctx context.Context, repo, tag string, digest Digest) error {
-	if err := s.check(repo, digest); err != nil {
+func (s *LayoutSink) Tag(ctx context.Context, repo, tag string, d digest.Digest) error {
+	if err := s.check(repo, d); err != nil {
 		return err
 	}
 	if err := ValidateTag(tag); err != nil {
 		return err
 	}
-	if err := s.writeLink(ctx, s.layout.TagIndexLinkKey(repo, tag, digest), digest); err != nil {
+	if err := s.writeLink(ctx, s.layout.TagIndexLinkKey(repo, tag, d), d); err != nil {
 		return err
 	}
-	return s.writeLink(ctx, s.layout.TagCurrentLinkKey(repo, tag), digest)
+	return s.writeLink(ctx, s.layout.TagCurrentLinkKey(repo, tag), d)
 }
 
-func (s *LayoutSink) check(repo string, d Digest) error {
+func (s *LayoutSink) check(repo string, d digest.Digest) error {
 	if err := ValidateRepository(repo); err != nil {
 		return err
 	}
-	return d.Validate()
+	return ValidateDigest(d)
 }
 
-func (s *LayoutSink) writeLink(ctx context.Context, key string, d Digest) error {
+func (s *LayoutSink) writeLink(ctx context.Context, key string, d digest.Digest) error {
 	return s.writeIfDifferent(ctx, key, []byte(d))
 }
 

@@ -18,6 +18,7 @@ import (
 	"github.com/ferryhq/ferry/transfer/faultblob"
 	"github.com/ferryhq/ferry/transfer/gcstest"
 	"github.com/ferryhq/ferry/transfer/transfertest"
+	"github.com/opencontainers/go-digest"
 )
 
 func TestIsRetryable(t *testing.T) {
@@ -82,8 +83,8 @@ func TestNames(t *testing.T) {
 }
 
 func TestLayoutKeys(t *testing.T) {
-	d := transfer.DigestOf([]byte("x"))
-	h := d.Hex()
+	d := digest.FromBytes([]byte("x"))
+	h := d.Encoded()
 	for _, tc := range []struct{ root, want string }{
 		{"", "docker/registry/v2/blobs/sha256/" + h[:2] + "/" + h + "/data"},
 		{"/", "blobs/sha256/" + h[:2] + "/" + h + "/data"},

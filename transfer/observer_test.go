@@ -126,7 +126,7 @@ func TestObserverSeesFailures(t *testing.T) {
 	rawSrc, dst := memBucket(t), memBucket(t)
 	reg := generate(t, rawSrc, transfertest.SmallSpec(22))
 	victim := reg.Repositories[0].Layers[0]
-	src, _ := faultblob.Wrap(rawSrc, faultblob.Options{Inject: faultblob.OnKeys(victim.Hex(),
+	src, _ := faultblob.Wrap(rawSrc, faultblob.Options{Inject: faultblob.OnKeys(victim.Encoded(),
 		func(op faultblob.Op, _ string, _ int) faultblob.Fault {
 			if op == faultblob.OpRead {
 				return faultblob.CorruptRead

@@ -8,6 +8,9 @@ import (
 	"slices"
 	"sync"
 
+	"github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+
 	"golang.org/x/sync/errgroup"
 )
 
@@ -25,7 +28,7 @@ type repoPlan struct {
 	// manifests to put, children before the indexes that list them.
 	manifests []*Manifest
 	known     int // manifests the sink already has
-	blobs     []Descriptor
+	blobs     []ocispec.Descriptor
 	bytes     int64
 }
 
@@ -56,9 +59,9 @@ func (im *Importer) plan(ctx context.Context, st *runState, name string) (*repoP
 
 	// Roots: the manifests of selected tags, plus every revision and layer
 	// link when untagged content is wanted.
-	var roots []Digest
-	via := map[Digest]string{}
-	addRoot := func(d Digest, how string) {
+	var roots []digest.Digest
+	via := map[digest.Digest]string{}
+	addRoot := func(d digest.Digest, how string) {
 		if _, ok := via[d]; !ok {
 			via[d] = how
 			roots = append(roots, d)
@@ -67,7 +70,7 @@ func (im *Importer) plan(ctx context.Context, st *runState, name string) (*repoP
 	for _, t := range p.tags {
 		addRoot(t.Digest, fmt.Sprintf("tag %q", t.Name))
 	}
-	var layerLinks []Digest
+	var layerLinks []digest.Digest
 	if im.opts.IncludeUntagged {
 		revs, err := im.reader.Revisions(ctx, name)
 		if err != nil {
@@ -89,13 +92,13 @@ func (im *Importer) plan(ctx context.Context, st *runState, name string) (*repoP
 	// Order manifests children-first, and collect their blobs in order of
 	// first reference.
 	var (
-		seenBlob = map[Digest]bool{}
-		wanted   []Descriptor
+		seenBlob = map[digest.Digest]bool{}
+		wanted   []ocispec.Descriptor
 		owner    []string
-		visit    func(d Digest)
-		visited  = map[Digest]bool{}
+		visit    func(d digest.Digest)
+		visited  = map[digest.Digest]bool{}
 	)
-	visit = func(d Digest) {
+	visit = func(d digest.Digest) {
 		if visited[d] {
 			return
 		}
@@ -127,7 +130,7 @@ func (im *Importer) plan(ctx context.Context, st *runState, name string) (*repoP
 	for _, d := range layerLinks {
 		if !seenBlob[d] {
 			seenBlob[d] = true
-			wanted = append(wanted, Descriptor{Digest: d, Size: -1})
+			wanted = append(wanted, ocispec.Descriptor{Digest: d, Size: -1})
 			owner = append(owner, "layer link")
 		}
 	}
@@ -143,12 +146,12 @@ func (im *Importer) plan(ctx context.Context, st *runState, name string) (*repoP
 // loadManifests reads, verifies and parses every manifest reachable from
 // roots (following index children), level by level and concurrently.
 // Manifests the sink already has are not read.
-func (im *Importer) loadManifests(ctx context.Context, st *runState, repo string, roots []Digest, via map[Digest]string) (map[Digest]*loaded, error) {
-	out := map[Digest]*loaded{}
+func (im *Importer) loadManifests(ctx context.Context, st *runState, repo string, roots []digest.Digest, via map[digest.Digest]string) (map[digest.Digest]*loaded, error) {
+	out := map[digest.Digest]*loaded{}
 	var mu sync.Mutex
 	level := roots
 	for depth := 0; len(level) > 0; depth++ {
-		var next []Digest
+		var next []digest.Digest
 		g, gctx := errgroup.WithContext(ctx)
 		g.SetLimit(im.opts.Concurrency)
 		for _, d := range level {
@@ -211,7 +214,7 @@ func (im *Importer) loadManifests(ctx context.Context, st *runState, repo string
 // checkBlobs makes sure every wanted blob exists in the source with the
 // size its descriptor claims, filling in unknown sizes (-1). Foreign layers
 // that are not stored are dropped.
-func (im *Importer) checkBlobs(ctx context.Context, st *runState, wanted []Descriptor, owner []string) ([]Descriptor, error) {
+func (im *Importer) checkBlobs(ctx context.Context, st *runState, wanted []ocispec.Descriptor, owner []string) ([]ocispec.Descriptor, error) {
 	keep := make([]bool, len(wanted))
 	var g errgroup.Group
 	g.SetLimit(im.opts.Concurrency)
@@ -239,7 +242,7 @@ func (im *Importer) checkBlobs(ctx context.Context, st *runState, wanted []Descr
 	if err := g.Wait(); err != nil {
 		return nil, err
 	}
-	var out []Descriptor
+	var out []ocispec.Descriptor
 	for i, d := range wanted {
 		if keep[i] {
 			out = append(out, d)

@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/opencontainers/go-digest"
 	"gocloud.dev/blob"
 	"gocloud.dev/gcerrors"
 	"golang.org/x/sync/errgroup"
@@ -18,7 +19,7 @@ import (
 // Tag is a tag of a repository and the manifest it currently points to.
 type Tag struct {
 	Name   string
-	Digest Digest
+	Digest digest.Digest
 	// ModTime is when the tag was last written (the modification time of
 	// its current link). It orders tags by recency.
 	ModTime time.Time
@@ -165,7 +166,7 @@ func SortTagsNewestFirst(tags []Tag) {
 }
 
 // Revisions returns the digests of every manifest revision linked in repo.
-func (r *LayoutReader) Revisions(ctx context.Context, repo string) ([]Digest, error) {
+func (r *LayoutReader) Revisions(ctx context.Context, repo string) ([]digest.Digest, error) {
 	if err := ValidateRepository(repo); err != nil {
 		return nil, err
 	}
@@ -173,49 +174,59 @@ func (r *LayoutReader) Revisions(ctx context.Context, repo string) ([]Digest, er
 }
 
 // Layers returns the digests of every blob linked in repo's _layers.
-func (r *LayoutReader) Layers(ctx context.Context, repo string) ([]Digest, error) {
+func (r *LayoutReader) Layers(ctx context.Context, repo string) ([]digest.Digest, error) {
 	if err := ValidateRepository(repo); err != nil {
 		return nil, err
 	}
 	return r.readLinkDir(ctx, r.layout.LayersPrefix(repo), "layer")
 }
 
-// readLinkDir reads <prefix><hex>/link for every <hex> directory and checks
-// that each link names the digest of its directory.
-func (r *LayoutReader) readLinkDir(ctx context.Context, prefix, what string) ([]Digest, error) {
-	dirs, err := r.listDirs(ctx, prefix)
+// readLinkDir reads <prefix><algorithm>/<encoded>/link for every
+// algorithm and encoded directory and checks that each link names the
+// digest of its directory.
+func (r *LayoutReader) readLinkDir(ctx context.Context, prefix, what string) ([]digest.Digest, error) {
+	algs, err := r.listDirs(ctx, prefix)
 	if err != nil {
 		return nil, err
 	}
-	out := make([]Digest, len(dirs))
-	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(r.concurrency)
-	for i, h := range dirs {
-		g.Go(func() error {
-			want, err := digestFromHex(h)
-			if err != nil {
-				return fmt.Errorf("%w: %s directory %q: %w", ErrInvalidPath, what, prefix+h, err)
-			}
-			got, _, err := r.readLink(gctx, prefix+h+"/link")
-			if err != nil {
-				return fmt.Errorf("%s %s: %w", what, want, err)
-			}
-			if got != want {
-				return fmt.Errorf("%w: %s link %q names %s", ErrBadLink, what, prefix+h+"/link", got)
-			}
-			out[i] = got
-			return nil
-		})
-	}
-	if err := g.Wait(); err != nil {
-		return nil, err
+	var out []digest.Digest
+	for _, alg := range algs {
+		dirs, err := r.listDirs(ctx, prefix+alg+"/")
+		if err != nil {
+			return nil, err
+		}
+		part := make([]digest.Digest, len(dirs))
+		g, gctx := errgroup.WithContext(ctx)
+		g.SetLimit(r.concurrency)
+		for i, h := range dirs {
+			g.Go(func() error {
+				dir := prefix + alg + "/" + h
+				want, err := digestFromPath(alg, h)
+				if err != nil {
+					return fmt.Errorf("%w: %s directory %q: %w", ErrInvalidPath, what, dir, err)
+				}
+				got, _, err := r.readLink(gctx, dir+"/link")
+				if err != nil {
+					return fmt.Errorf("%s %s: %w", what, want, err)
+				}
+				if got != want {
+					return fmt.Errorf("%w: %s link %q names %s", ErrBadLink, what, dir+"/link", got)
+				}
+				part[i] = got
+				return nil
+			})
+		}
+		if err := g.Wait(); err != nil {
+			return nil, err
+		}
+		out = append(out, part...)
 	}
 	return out, nil
 }
 
 // Manifest reads, verifies and parses the manifest blob d.
-func (r *LayoutReader) Manifest(ctx context.Context, d Digest) (*Manifest, error) {
-	if err := d.Validate(); err != nil {
+func (r *LayoutReader) Manifest(ctx context.Context, d digest.Digest) (*Manifest, error) {
+	if err := ValidateDigest(d); err != nil {
 		return nil, err
 	}
 	var payload []byte
@@ -235,8 +246,8 @@ func (r *LayoutReader) Manifest(ctx context.Context, d Digest) (*Manifest, error
 
 // BlobSize returns the size of blob d's data; the error wraps
 // ErrMissingBlob if there is none.
-func (r *LayoutReader) BlobSize(ctx context.Context, d Digest) (int64, error) {
-	if err := d.Validate(); err != nil {
+func (r *LayoutReader) BlobSize(ctx context.Context, d digest.Digest) (int64, error) {
+	if err := ValidateDigest(d); err != nil {
 		return 0, err
 	}
 	var size int64
@@ -256,7 +267,7 @@ const maxLinkSize = 1024
 
 // readLink reads a link file and returns the digest it names and its
 // modification time. Surrounding whitespace is tolerated.
-func (r *LayoutReader) readLink(ctx context.Context, key string) (Digest, time.Time, error) {
+func (r *LayoutReader) readLink(ctx context.Context, key string) (digest.Digest, time.Time, error) {
 	var (
 		content []byte
 		mod     time.Time

@@ -4,6 +4,7 @@ import (
 	"context"
 	"sync"
 
+	"github.com/opencontainers/go-digest"
 	"golang.org/x/sync/semaphore"
 	"golang.org/x/sync/singleflight"
 )
@@ -20,9 +21,9 @@ type runState struct {
 	progress *tracker
 
 	copies   singleflight.Group
-	copied   sync.Map // Digest -> Result
+	copied   sync.Map // digest.Digest -> Result
 	stats    singleflight.Group
-	statSize sync.Map // Digest -> int64
+	statSize sync.Map // digest.Digest -> int64
 }
 
 // limit runs fn while holding one slot of the run's concurrency limit.
@@ -37,7 +38,7 @@ func (st *runState) limit(ctx context.Context, fn func() error) error {
 // transfer copies d once per run however many repositories reference it.
 // shared is true when another repository already did (or is doing) the
 // work.
-func (st *runState) transfer(tr Transferer, d Digest) (res Result, shared bool, err error) {
+func (st *runState) transfer(tr Transferer, d digest.Digest) (res Result, shared bool, err error) {
 	if v, ok := st.copied.Load(d); ok {
 		return v.(Result), true, nil
 	}
@@ -64,7 +65,7 @@ func (st *runState) transfer(tr Transferer, d Digest) (res Result, shared bool, 
 
 // blobSize returns the size of blob d in the source, asking the storage
 // once per run.
-func (st *runState) blobSize(r *LayoutReader, d Digest) (int64, error) {
+func (st *runState) blobSize(r *LayoutReader, d digest.Digest) (int64, error) {
 	if v, ok := st.statSize.Load(d); ok {
 		return v.(int64), nil
 	}

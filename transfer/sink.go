@@ -1,6 +1,11 @@
 package transfer
 
-import "context"
+import (
+	"context"
+
+	"github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+)
 
 // Sink receives the metadata of imported repositories: the registry that
 // is being migrated to implements it (typically over its database).
@@ -17,13 +22,13 @@ type Sink interface {
 	// CreateRepository makes sure the repository exists.
 	CreateRepository(ctx context.Context, repo string) error
 	// LinkBlob makes a transferred blob available in the repository.
-	LinkBlob(ctx context.Context, repo string, blob Descriptor) error
+	LinkBlob(ctx context.Context, repo string, blob ocispec.Descriptor) error
 	// HasManifest reports whether the manifest was already put in the
 	// repository, in which case the importer skips it and everything it
 	// references. It is what makes a second pass fast.
-	HasManifest(ctx context.Context, repo string, digest Digest) (bool, error)
+	HasManifest(ctx context.Context, repo string, d digest.Digest) (bool, error)
 	// PutManifest records a manifest (with its payload) in the repository.
 	PutManifest(ctx context.Context, repo string, m *Manifest) error
 	// Tag points tag at the manifest digest, replacing any older target.
-	Tag(ctx context.Context, repo, tag string, digest Digest) error
+	Tag(ctx context.Context, repo, tag string, d digest.Digest) error
 }

@@ -2,13 +2,11 @@ package transfer
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
-	"hash"
 	"io"
 	"sync/atomic"
 
+	"github.com/opencontainers/go-digest"
 	"golang.org/x/sync/errgroup"
 )
 
@@ -16,12 +14,12 @@ import (
 // that reads and hashes and the one that writes.
 const pipelineDepth = 4
 
-// copyHashed copies r to w, returning the byte count and the sha256 digest
-// of what was read. size is the expected length; blobs that fit in one
+// copyHashed copies r to w, returning the byte count and the digest (with
+// algorithm alg) of what was read. size is the expected length; blobs that fit in one
 // buffer are copied in place, larger ones through a two-stage pipeline so
 // hashing overlaps with writing.
-func (t *transferer) copyHashed(ctx context.Context, w io.Writer, r io.Reader, size int64) (int64, Digest, error) {
-	h := sha256.New()
+func (t *transferer) copyHashed(ctx context.Context, w io.Writer, r io.Reader, size int64, alg digest.Algorithm) (int64, digest.Digest, error) {
+	h := alg.Hash()
 	if size <= int64(t.opts.BufferSize) {
 		bp := t.bufs.Get().(*[]byte)
 		defer t.bufs.Put(bp)
@@ -42,7 +40,7 @@ func (t *transferer) copyHashed(ctx context.Context, w io.Writer, r io.Reader, s
 		if _, err := w.Write(data); err != nil {
 			return int64(n), "", err
 		}
-		return int64(n), sum(h), nil
+		return int64(n), digest.NewDigest(alg, h), nil
 	}
 
 	// Three stages: one goroutine reads, one hashes, one writes. Each chunk
@@ -122,7 +120,7 @@ func (t *transferer) copyHashed(ctx context.Context, w io.Writer, r io.Reader, s
 	if err != nil {
 		return written, "", err
 	}
-	return read, sum(h), nil
+	return read, digest.NewDigest(alg, h), nil
 }
 
 // fill reads into buf until it is full or r ends. Unlike io.ReadFull it
@@ -147,8 +145,4 @@ func fill(r io.Reader, buf []byte) (int, error) {
 		}
 	}
 	return n, nil
-}
-
-func sum(h hash.Hash) Digest {
-	return Digest(sha256Prefix + hex.EncodeToString(h.Sum(nil)))
 }

@@ -2,7 +2,6 @@ package transfer
 
 import (
 	"context"
-	"crypto/sha256"
 	"fmt"
 	"io"
 	"log/slog"
@@ -10,6 +9,7 @@ import (
 	"time"
 
 	"cloud.google.com/go/storage"
+	"github.com/opencontainers/go-digest"
 	"gocloud.dev/blob"
 	"gocloud.dev/gcerrors"
 )
@@ -23,13 +23,13 @@ type Transferer interface {
 	// not match its digest fails with an error wrapping ErrCorrupt and is
 	// not written; a blob missing from the source fails with an error
 	// wrapping ErrMissingBlob.
-	Transfer(ctx context.Context, digest Digest) (Result, error)
+	Transfer(ctx context.Context, d digest.Digest) (Result, error)
 }
 
 // Result describes one Transfer.
 type Result struct {
 	// Digest is the blob that was transferred.
-	Digest Digest
+	Digest digest.Digest
 	// Bytes is the blob's size.
 	Bytes int64
 	// Skipped is true when the destination already held the blob and
@@ -134,10 +134,10 @@ type transferer struct {
 	bufs     sync.Pool
 }
 
-func (t *transferer) Transfer(ctx context.Context, d Digest) (Result, error) {
+func (t *transferer) Transfer(ctx context.Context, d digest.Digest) (Result, error) {
 	start := time.Now()
 	res := Result{Digest: d}
-	if err := d.Validate(); err != nil {
+	if err := ValidateDigest(d); err != nil {
 		t.opts.Observer.BlobDone(ctx, BlobEvent{Result: res, Err: err})
 		return res, err
 	}
@@ -165,7 +165,7 @@ func (t *transferer) Transfer(ctx context.Context, d Digest) (Result, error) {
 }
 
 // stream makes one attempt at a streamed, verified copy.
-func (t *transferer) stream(ctx context.Context, d Digest, key string) (Result, error) {
+func (t *transferer) stream(ctx context.Context, d digest.Digest, key string) (Result, error) {
 	if size, ok, err := t.alreadyThere(ctx, key); err != nil || ok {
 		return Result{Bytes: size, Skipped: ok}, err
 	}
@@ -191,7 +191,7 @@ func (t *transferer) stream(ctx context.Context, d Digest, key string) (Result, 
 	if err != nil {
 		return Result{}, err
 	}
-	n, got, err := t.copyHashed(wctx, w, r, size)
+	n, got, err := t.copyHashed(wctx, w, r, size, d.Algorithm())
 	if err == nil {
 		err = verify(d, got, n, size)
 	}
@@ -206,7 +206,7 @@ func (t *transferer) stream(ctx context.Context, d Digest, key string) (Result, 
 }
 
 // abort stops a write that must not land.
-func (t *transferer) abort(ctx context.Context, d Digest, key string, w *blob.Writer, cancel context.CancelFunc, gcsWriter *storage.Writer, cause error) {
+func (t *transferer) abort(ctx context.Context, d digest.Digest, key string, w *blob.Writer, cancel context.CancelFunc, gcsWriter *storage.Writer, cause error) {
 	cancel()
 	if gcsWriter != nil {
 		// The GCS writer notices the cancelled context in a background
@@ -223,17 +223,17 @@ func (t *transferer) abort(ctx context.Context, d Digest, key string, w *blob.Wr
 
 // removeIfBad deletes the destination object at key unless its content
 // hashes to d.
-func (t *transferer) removeIfBad(ctx context.Context, d Digest, key string) {
+func (t *transferer) removeIfBad(ctx context.Context, d digest.Digest, key string) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
 	defer cancel()
 	r, err := t.dst.NewReader(ctx, key, nil)
 	if err != nil {
 		return
 	}
-	h := sha256.New()
+	h := d.Algorithm().Hash()
 	_, err = io.Copy(h, r)
 	_ = r.Close()
-	if err == nil && sum(h) == d {
+	if err == nil && digest.NewDigest(d.Algorithm(), h) == d {
 		return
 	}
 	if err := t.dst.Delete(ctx, key); err != nil && gcerrors.Code(err) != gcerrors.NotFound {
@@ -264,7 +264,7 @@ func (t *transferer) alreadyThere(ctx context.Context, key string) (int64, bool,
 	return sa.Size, true, nil
 }
 
-func verify(d, got Digest, n, size int64) error {
+func verify(d, got digest.Digest, n, size int64) error {
 	switch {
 	case n < size:
 		return fmt.Errorf("%w: got %d of %d bytes", errTruncated, n, size)
@@ -276,7 +276,7 @@ func verify(d, got Digest, n, size int64) error {
 	return nil
 }
 
-func missingOr(err error, d Digest) error {
+func missingOr(err error, d digest.Digest) error {
 	if gcerrors.Code(err) == gcerrors.NotFound {
 		if d == "" {
 			return fmt.Errorf("%w in source: %v", ErrMissingBlob, err)

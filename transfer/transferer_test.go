@@ -16,6 +16,7 @@ import (
 	"github.com/ferryhq/ferry/transfer"
 	"github.com/ferryhq/ferry/transfer/faultblob"
 	"github.com/ferryhq/ferry/transfer/transfertest"
+	"github.com/opencontainers/go-digest"
 )
 
 // fastRetry keeps retrying tests quick.
@@ -105,7 +106,7 @@ func TestTransferCorruptLargeBlobLeavesNoFiles(t *testing.T) {
 	src, dst := fileBucket(t, srcDir), fileBucket(t, dstDir)
 	l := mustLayout(t, "")
 	data := transfertest.RandomBytes(9, 1<<20)
-	d := transfer.DigestOf(data)
+	d := digest.FromBytes(data)
 	data[len(data)-1] ^= 0x80 // corrupt the last chunk, after most bytes were written
 	if err := src.WriteAll(ctx, l.BlobKey(d), data, nil); err != nil {
 		t.Fatal(err)

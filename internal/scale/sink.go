@@ -4,6 +4,9 @@ import (
 	"context"
 	"time"
 
+	"github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+
 	"github.com/ferryhq/ferry/transfer"
 
 	"github.com/ferryhq/ferry/internal/wait"
@@ -34,7 +37,7 @@ func (s *LatencySink) CreateRepository(ctx context.Context, repo string) error {
 }
 
 // LinkBlob implements transfer.Sink.
-func (s *LatencySink) LinkBlob(ctx context.Context, repo string, b transfer.Descriptor) error {
+func (s *LatencySink) LinkBlob(ctx context.Context, repo string, b ocispec.Descriptor) error {
 	if err := wait.Sleep(ctx, s.latency); err != nil {
 		return err
 	}
@@ -42,7 +45,7 @@ func (s *LatencySink) LinkBlob(ctx context.Context, repo string, b transfer.Desc
 }
 
 // HasManifest implements transfer.Sink.
-func (s *LatencySink) HasManifest(ctx context.Context, repo string, d transfer.Digest) (bool, error) {
+func (s *LatencySink) HasManifest(ctx context.Context, repo string, d digest.Digest) (bool, error) {
 	if err := wait.Sleep(ctx, s.latency); err != nil {
 		return false, err
 	}
@@ -58,7 +61,7 @@ func (s *LatencySink) PutManifest(ctx context.Context, repo string, m *transfer.
 }
 
 // Tag implements transfer.Sink.
-func (s *LatencySink) Tag(ctx context.Context, repo, tag string, d transfer.Digest) error {
+func (s *LatencySink) Tag(ctx context.Context, repo, tag string, d digest.Digest) error {
 	if err := wait.Sleep(ctx, s.latency); err != nil {
 		return err
 	}

@@ -18,6 +18,7 @@ import (
 
 	"github.com/ferryhq/ferry/transfer"
 	"github.com/ferryhq/ferry/transfer/transfertest"
+	"github.com/opencontainers/go-digest"
 )
 
 // Verification is the final check of an import: the destination bucket
@@ -58,7 +59,7 @@ func verify(ctx context.Context, dstDir string, l transfer.Layout, want, got tra
 	found := map[string]bool{}
 	for _, rs := range want {
 		for _, d := range rs.Blobs {
-			found[d.Hex()] = false
+			found[d.Encoded()] = false
 		}
 	}
 	v.Expected = len(found)
@@ -91,7 +92,7 @@ func verify(ctx context.Context, dstDir string, l transfer.Layout, want, got tra
 		key := filepath.ToSlash(rel)
 		hex := digestFromBlobPath(key)
 		seen, expected := found[hex]
-		if !expected || seen || key != l.BlobKey(transfer.Digest("sha256:"+hex)) {
+		if !expected || seen || key != l.BlobKey(digest.Digest("sha256:"+hex)) {
 			problem(&v.Unexpected, "unexpected object %s", key)
 			return nil
 		}

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"testing"
 
+	"github.com/opencontainers/go-digest"
 	"github.com/stretchr/testify/require"
 
 	"github.com/ferryhq/ferry/transfer"
@@ -24,15 +25,15 @@ func TestVerifyFindsEveryProblem(t *testing.T) {
 		require.NoError(t, os.MkdirAll(filepath.Dir(p), 0o755))
 		require.NoError(t, os.WriteFile(p, data, 0o644))
 	}
-	var blobs []transfer.Digest
+	var blobs []digest.Digest
 	for _, s := range []string{"one", "two", "three", "four"} {
-		d := transfer.DigestOf([]byte(s))
+		d := digest.FromBytes([]byte(s))
 		blobs = append(blobs, d)
 		write(layout.BlobKey(d), []byte(s))
 	}
 	sorted := slices.Clone(blobs)
 	slices.Sort(sorted) // States hold sorted digests
-	want := transfertest.State{"group/app": {Blobs: sorted, Tags: map[string]transfer.Digest{}}}
+	want := transfertest.State{"group/app": {Blobs: sorted, Tags: map[string]digest.Digest{}}}
 
 	v, err := verify(ctx, dir, layout, want, want)
 	require.NoError(t, err)
@@ -43,9 +44,9 @@ func TestVerifyFindsEveryProblem(t *testing.T) {
 	// left next to a blob, and a sink that lacks a tag.
 	require.NoError(t, os.Remove(filepath.Join(dir, filepath.FromSlash(layout.BlobKey(blobs[0])))))
 	write(layout.BlobKey(blobs[1]), []byte("tw0"))
-	write(layout.BlobKey(transfer.DigestOf([]byte("extra"))), []byte("extra"))
+	write(layout.BlobKey(digest.FromBytes([]byte("extra"))), []byte("extra"))
 	write(layout.BlobKey(blobs[2])+".17a3b.tmp", []byte("thr"))
-	got := transfertest.State{"group/app": {Blobs: sorted, Tags: map[string]transfer.Digest{"latest": blobs[3]}}}
+	got := transfertest.State{"group/app": {Blobs: sorted, Tags: map[string]digest.Digest{"latest": blobs[3]}}}
 
 	v, err = verify(ctx, dir, layout, want, got)
 	require.NoError(t, err)

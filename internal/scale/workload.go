@@ -16,6 +16,7 @@ import (
 
 	"github.com/ferryhq/ferry/transfer"
 	"github.com/ferryhq/ferry/transfer/transfertest"
+	"github.com/opencontainers/go-digest"
 )
 
 // workloadVersion changes whenever the on-disk form of a cached workload
@@ -85,7 +86,7 @@ type cachedRegistry struct {
 	Version      string
 	Spec         transfertest.Spec
 	Repositories []transfertest.Repository
-	Blobs        map[transfer.Digest]int64
+	Blobs        map[digest.Digest]int64
 }
 
 const (
@@ -242,11 +243,11 @@ func OpenDir(dir string) (*blob.Bucket, error) {
 // occurrence its own copy, and base layers occur in thousands of
 // manifests: sharing halves the description's memory.
 func internDigests(c *cachedRegistry) {
-	canon := make(map[transfer.Digest]transfer.Digest, len(c.Blobs))
+	canon := make(map[digest.Digest]digest.Digest, len(c.Blobs))
 	for d := range c.Blobs {
 		canon[d] = d
 	}
-	intern := func(d *transfer.Digest) {
+	intern := func(d *digest.Digest) {
 		if k, ok := canon[*d]; ok {
 			*d = k
 		}

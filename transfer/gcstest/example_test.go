@@ -7,6 +7,7 @@ import (
 
 	"github.com/ferryhq/ferry/transfer"
 	"github.com/ferryhq/ferry/transfer/gcstest"
+	"github.com/opencontainers/go-digest"
 )
 
 // Between two GCS buckets the Transferer copies server-side: the traffic
@@ -18,7 +19,7 @@ func Example() {
 	src, dst := gcs.Bucket(t, "old"), gcs.Bucket(t, "new")
 
 	data := []byte("layer bytes")
-	digest := transfer.DigestOf(data)
+	digest := digest.FromBytes(data)
 	layout, _ := transfer.NewLayout("") // docker/registry/v2
 	_ = src.WriteAll(ctx, layout.BlobKey(digest), data, nil)
 	gcs.Traffic.Reset()

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/ferryhq/ferry/transfer"
+	"github.com/opencontainers/go-digest"
 )
 
 // ExpectOptions mirrors the transfer.ImportOptions that shape an import's
@@ -28,17 +29,17 @@ func (r *Registry) Expect(o ExpectOptions) State {
 		if o.MaxTags > 0 && len(repo.Tags) > o.MaxTags {
 			continue
 		}
-		byDigest := map[transfer.Digest]Manifest{}
+		byDigest := map[digest.Digest]Manifest{}
 		for _, m := range repo.Manifests {
 			byDigest[m.Digest] = m
 		}
-		rs := RepositoryState{Tags: map[string]transfer.Digest{}}
+		rs := RepositoryState{Tags: map[string]digest.Digest{}}
 		var (
-			blobs = map[transfer.Digest]bool{}
-			mans  = map[transfer.Digest]bool{}
-			visit func(d transfer.Digest)
+			blobs = map[digest.Digest]bool{}
+			mans  = map[digest.Digest]bool{}
+			visit func(d digest.Digest)
 		)
-		visit = func(d transfer.Digest) {
+		visit = func(d digest.Digest) {
 			if mans[d] {
 				return
 			}

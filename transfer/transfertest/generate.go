@@ -11,6 +11,9 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+
 	"gocloud.dev/blob"
 	"golang.org/x/sync/errgroup"
 
@@ -125,7 +128,7 @@ type Registry struct {
 	Repositories []Repository
 	// Blobs is every blob data object written (layers, configs and
 	// manifests) with its size.
-	Blobs map[transfer.Digest]int64
+	Blobs map[digest.Digest]int64
 }
 
 // Repository is one generated repository.
@@ -141,23 +144,23 @@ type Repository struct {
 	Manifests []Manifest
 	// Layers are the repository's layer links: configs and layers of all
 	// its images plus dangling links.
-	Layers []transfer.Digest
+	Layers []digest.Digest
 }
 
 // Tag is a generated tag.
 type Tag struct {
 	Name   string
-	Digest transfer.Digest
+	Digest digest.Digest
 }
 
 // Manifest is a generated manifest.
 type Manifest struct {
-	Digest    transfer.Digest
+	Digest    digest.Digest
 	MediaType string
 	Size      int64
-	Config    transfer.Digest   // image manifests
-	Layers    []transfer.Digest // image manifests
-	Children  []transfer.Digest // indexes
+	Config    digest.Digest   // image manifests
+	Layers    []digest.Digest // image manifests
+	Children  []digest.Digest // indexes
 }
 
 // Repository returns the named repository, or nil.
@@ -193,11 +196,11 @@ type generator struct {
 	spec      Spec
 	rng       *rand.Rand
 	reg       *Registry
-	blobs     map[transfer.Digest]blobPlan
-	manifests map[transfer.Digest][]byte
-	bases     [][]transfer.Descriptor
+	blobs     map[digest.Digest]blobPlan
+	manifests map[digest.Digest][]byte
+	bases     [][]ocispec.Descriptor
 	// tagIndex holds extra tag history entries: repo -> tag -> older digests.
-	tagIndex map[string]map[string][]transfer.Digest
+	tagIndex map[string]map[string][]digest.Digest
 }
 
 // Generate writes a synthetic distribution registry described by spec
@@ -214,10 +217,10 @@ func Generate(ctx context.Context, b *blob.Bucket, spec Spec) (*Registry, error)
 	g := &generator{
 		spec:      spec,
 		rng:       rand.New(rand.NewPCG(spec.Seed, 0xfe77)),
-		reg:       &Registry{Layout: layout, Blobs: map[transfer.Digest]int64{}},
-		blobs:     map[transfer.Digest]blobPlan{},
-		manifests: map[transfer.Digest][]byte{},
-		tagIndex:  map[string]map[string][]transfer.Digest{},
+		reg:       &Registry{Layout: layout, Blobs: map[digest.Digest]int64{}},
+		blobs:     map[digest.Digest]blobPlan{},
+		manifests: map[digest.Digest][]byte{},
+		tagIndex:  map[string]map[string][]digest.Digest{},
 	}
 	g.plan()
 	if err := g.write(ctx, b); err != nil {
@@ -229,7 +232,7 @@ func Generate(ctx context.Context, b *blob.Bucket, spec Spec) (*Registry, error)
 func (g *generator) plan() {
 	s := g.spec
 	for range s.BaseImages {
-		var layers []transfer.Descriptor
+		var layers []ocispec.Descriptor
 		for range 1 + g.rng.IntN(3) {
 			layers = append(layers, g.newBlob(MediaTypeDockerLayer, g.layerSize()))
 		}
@@ -296,12 +299,12 @@ func (g *generator) layerSize() int64 {
 	return int64(math.Exp(lo + g.rng.Float64()*(hi-lo)))
 }
 
-func (g *generator) newBlob(mediaType string, size int64) transfer.Descriptor {
+func (g *generator) newBlob(mediaType string, size int64) ocispec.Descriptor {
 	p := blobPlan{seed: g.rng.Uint64(), size: size}
 	d := digestOfPlan(p)
 	g.blobs[d] = p
 	g.reg.Blobs[d] = size
-	return transfer.Descriptor{MediaType: mediaType, Digest: d, Size: size}
+	return ocispec.Descriptor{MediaType: mediaType, Digest: d, Size: size}
 }
 
 // repository generates one repository's images and tags.
@@ -310,10 +313,10 @@ func (g *generator) repository(name string, images int) Repository {
 	repo := Repository{Name: name}
 	mt, it := transfer.MediaTypeDockerManifest, transfer.MediaTypeDockerManifestList
 	if g.rng.Float64() < s.OCIFraction {
-		mt, it = transfer.MediaTypeOCIManifest, transfer.MediaTypeOCIIndex
+		mt, it = ocispec.MediaTypeImageManifest, ocispec.MediaTypeImageIndex
 	}
-	layerSet := map[transfer.Digest]bool{}
-	link := func(ds ...transfer.Descriptor) {
+	layerSet := map[digest.Digest]bool{}
+	link := func(ds ...ocispec.Descriptor) {
 		for _, d := range ds {
 			if !layerSet[d.Digest] {
 				layerSet[d.Digest] = true
@@ -322,15 +325,15 @@ func (g *generator) repository(name string, images int) Repository {
 		}
 	}
 	base := g.rng.IntN(len(g.bases))
-	var prevOwn []transfer.Descriptor
-	image := func() transfer.Descriptor {
+	var prevOwn []ocispec.Descriptor
+	image := func() ocispec.Descriptor {
 		if g.rng.Float64() < 0.2 {
 			base = g.rng.IntN(len(g.bases))
 		}
 		cfgType, layerType := ConfigAndLayerTypes(mt)
 		config := g.newBlob(cfgType, 100+g.rng.Int64N(1400))
 		layers := slices.Clone(g.bases[base])
-		var own []transfer.Descriptor
+		var own []ocispec.Descriptor
 		n := s.MinLayers + g.rng.IntN(s.MaxLayers-s.MinLayers+1)
 		if n > 0 && len(prevOwn) > 0 && g.rng.Float64() < s.ReuseFraction {
 			own = append(own, prevOwn[g.rng.IntN(len(prevOwn))])
@@ -350,15 +353,15 @@ func (g *generator) repository(name string, images int) Repository {
 		for _, l := range layers {
 			m.Layers = append(m.Layers, l.Digest)
 		}
-		return transfer.Descriptor{MediaType: mt, Digest: m.Digest, Size: m.Size}
+		return ocispec.Descriptor{MediaType: mt, Digest: m.Digest, Size: m.Size}
 	}
 
-	var tagged []transfer.Digest
+	var tagged []digest.Digest
 	for j := range images {
 		isTagged := j == images-1 || g.rng.Float64() >= s.UntaggedFraction
-		var top transfer.Descriptor
+		var top ocispec.Descriptor
 		if isTagged && g.rng.Float64() < s.IndexFraction {
-			var children []transfer.Descriptor
+			var children []ocispec.Descriptor
 			for range 2 + g.rng.IntN(2) {
 				children = append(children, image())
 			}
@@ -366,7 +369,7 @@ func (g *generator) repository(name string, images int) Repository {
 			for _, c := range children {
 				m.Children = append(m.Children, c.Digest)
 			}
-			top = transfer.Descriptor{Digest: m.Digest}
+			top = ocispec.Descriptor{Digest: m.Digest}
 		} else {
 			top = image()
 		}
@@ -384,7 +387,7 @@ func (g *generator) repository(name string, images int) Repository {
 
 // addManifest records a manifest payload as a blob and a revision of repo.
 func (g *generator) addManifest(repo *Repository, mediaType string, payload []byte) *Manifest {
-	d := transfer.DigestOf(payload)
+	d := digest.FromBytes(payload)
 	g.manifests[d] = payload
 	g.reg.Blobs[d] = int64(len(payload))
 	repo.Manifests = append(repo.Manifests, Manifest{Digest: d, MediaType: mediaType, Size: int64(len(payload))})
@@ -394,7 +397,7 @@ func (g *generator) addManifest(repo *Repository, mediaType string, payload []by
 // tags names the tagged images (oldest first): semver, build and branch
 // tags, "master" on a recent image, and "latest" with some history on the
 // newest.
-func (g *generator) tags(repo string, tagged []transfer.Digest) []Tag {
+func (g *generator) tags(repo string, tagged []digest.Digest) []Tag {
 	var (
 		out  []Tag
 		seen = map[string]bool{}
@@ -402,7 +405,7 @@ func (g *generator) tags(repo string, tagged []transfer.Digest) []Tag {
 		ver  = [3]int{0, 1, 0}
 		n    int
 	)
-	add := func(name string, d transfer.Digest) {
+	add := func(name string, d digest.Digest) {
 		if seen[name] {
 			return
 		}
@@ -440,7 +443,7 @@ func (g *generator) tags(repo string, tagged []transfer.Digest) []Tag {
 	add("latest", last)
 	if len(tagged) > 1 {
 		hist := tagged[max(0, len(tagged)-4) : len(tagged)-1]
-		g.tagIndex[repo] = map[string][]transfer.Digest{"latest": slices.Clone(hist)}
+		g.tagIndex[repo] = map[string][]digest.Digest{"latest": slices.Clone(hist)}
 	}
 	if g.rng.IntN(2) == 0 {
 		add("master", tagged[max(0, len(tagged)-1-g.rng.IntN(3))])
@@ -477,7 +480,7 @@ func (g *generator) write(ctx context.Context, b *blob.Bucket) error {
 	eg.SetLimit(g.spec.Concurrency)
 	for _, repo := range g.reg.Repositories {
 		eg.Go(func() error {
-			w := func(key string, d transfer.Digest) error {
+			w := func(key string, d digest.Digest) error {
 				return b.WriteAll(ectx, key, []byte(d), &blob.WriterOptions{ContentType: "application/octet-stream"})
 			}
 			for _, d := range repo.Layers {
@@ -509,8 +512,8 @@ func (g *generator) write(ctx context.Context, b *blob.Bucket) error {
 	return eg.Wait()
 }
 
-func sortedDigestKeys[V any](m map[transfer.Digest]V) []transfer.Digest {
-	keys := make([]transfer.Digest, 0, len(m))
+func sortedDigestKeys[V any](m map[digest.Digest]V) []digest.Digest {
+	keys := make([]digest.Digest, 0, len(m))
 	for k := range m {
 		keys = append(keys, k)
 	}
@@ -531,7 +534,7 @@ func planBytes(p blobPlan) []byte {
 	return out
 }
 
-func digestOfPlan(p blobPlan) transfer.Digest {
+func digestOfPlan(p blobPlan) digest.Digest {
 	sum := sha256.Sum256(planBytes(p))
-	return transfer.Digest("sha256:" + hex.EncodeToString(sum[:]))
+	return digest.Digest("sha256:" + hex.EncodeToString(sum[:]))
 }

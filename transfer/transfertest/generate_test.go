@@ -4,6 +4,9 @@ import (
 	"context"
 	"testing"
 
+	"github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+
 	"gocloud.dev/blob/memblob"
 
 	"github.com/ferryhq/ferry/transfer"
@@ -42,7 +45,7 @@ func TestGenerateIsDeterministicAndMatchesTheBucket(t *testing.T) {
 	}
 	// The small spec has the features the importer tests rely on.
 	var nested, indexes, untagged, oci, manyTags bool
-	tagged := map[transfer.Digest]bool{}
+	tagged := map[digest.Digest]bool{}
 	for _, r := range regs[0].Repositories {
 		for _, o := range regs[0].Repositories {
 			if o.Name != r.Name && len(o.Name) > len(r.Name) && o.Name[:len(r.Name)+1] == r.Name+"/" {
@@ -54,7 +57,7 @@ func TestGenerateIsDeterministicAndMatchesTheBucket(t *testing.T) {
 		}
 		for _, m := range r.Manifests {
 			indexes = indexes || len(m.Children) > 0
-			oci = oci || m.MediaType == transfer.MediaTypeOCIManifest
+			oci = oci || m.MediaType == ocispec.MediaTypeImageManifest
 		}
 		manyTags = manyTags || len(r.Tags) >= 15
 	}

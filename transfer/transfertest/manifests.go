@@ -3,7 +3,7 @@ package transfertest
 import (
 	"encoding/json"
 
-	"github.com/ferryhq/ferry/transfer"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
 // Media types of configs and layers used by the builders and the generator.
@@ -27,13 +27,13 @@ type jsonPlatform struct {
 	OS           string `json:"os"`
 }
 
-func toJSON(d transfer.Descriptor) jsonDescriptor {
+func toJSON(d ocispec.Descriptor) jsonDescriptor {
 	return jsonDescriptor{MediaType: d.MediaType, Digest: string(d.Digest), Size: d.Size, URLs: d.URLs}
 }
 
 // ImageManifest returns the JSON of an image manifest of the given media
 // type (Docker schema2 or OCI).
-func ImageManifest(mediaType string, config transfer.Descriptor, layers ...transfer.Descriptor) []byte {
+func ImageManifest(mediaType string, config ocispec.Descriptor, layers ...ocispec.Descriptor) []byte {
 	m := struct {
 		SchemaVersion int              `json:"schemaVersion"`
 		MediaType     string           `json:"mediaType"`
@@ -52,7 +52,7 @@ var Architectures = []string{"amd64", "arm64", "ppc64le", "s390x", "riscv64"}
 
 // IndexManifest returns the JSON of a manifest list or OCI index of the
 // given media type. Children get linux platforms in Architectures order.
-func IndexManifest(mediaType string, children ...transfer.Descriptor) []byte {
+func IndexManifest(mediaType string, children ...ocispec.Descriptor) []byte {
 	m := struct {
 		SchemaVersion int              `json:"schemaVersion"`
 		MediaType     string           `json:"mediaType"`
@@ -70,7 +70,7 @@ func IndexManifest(mediaType string, children ...transfer.Descriptor) []byte {
 // ConfigAndLayerTypes returns the config and layer media types that go with
 // a manifest media type.
 func ConfigAndLayerTypes(manifestType string) (config, layer string) {
-	if manifestType == transfer.MediaTypeOCIManifest || manifestType == transfer.MediaTypeOCIIndex {
+	if manifestType == ocispec.MediaTypeImageManifest || manifestType == ocispec.MediaTypeImageIndex {
 		return MediaTypeOCIConfig, MediaTypeOCILayer
 	}
 	return MediaTypeDockerConfig, MediaTypeDockerLayer

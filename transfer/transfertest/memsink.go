@@ -6,6 +6,9 @@ import (
 	"slices"
 	"sync"
 
+	"github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+
 	"github.com/ferryhq/ferry/transfer"
 )
 
@@ -22,9 +25,9 @@ type MemSink struct {
 }
 
 type memRepo struct {
-	blobs     map[transfer.Digest]transfer.Descriptor
-	manifests map[transfer.Digest]*transfer.Manifest
-	tags      map[string]transfer.Digest
+	blobs     map[digest.Digest]ocispec.Descriptor
+	manifests map[digest.Digest]*transfer.Manifest
+	tags      map[string]digest.Digest
 }
 
 // NewMemSink returns an empty MemSink.
@@ -54,7 +57,7 @@ func (s *MemSink) State() State {
 	defer s.mu.Unlock()
 	out := State{}
 	for name, r := range s.repos {
-		rs := RepositoryState{Tags: map[string]transfer.Digest{}}
+		rs := RepositoryState{Tags: map[string]digest.Digest{}}
 		for d := range r.blobs {
 			rs.Blobs = append(rs.Blobs, d)
 		}
@@ -72,7 +75,7 @@ func (s *MemSink) State() State {
 }
 
 // Manifest returns a stored manifest, or nil.
-func (s *MemSink) Manifest(repo string, d transfer.Digest) *transfer.Manifest {
+func (s *MemSink) Manifest(repo string, d digest.Digest) *transfer.Manifest {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if r := s.repos[repo]; r != nil {
@@ -110,16 +113,16 @@ func (s *MemSink) CreateRepository(_ context.Context, repo string) error {
 	}
 	if s.repos[repo] == nil {
 		s.repos[repo] = &memRepo{
-			blobs:     map[transfer.Digest]transfer.Descriptor{},
-			manifests: map[transfer.Digest]*transfer.Manifest{},
-			tags:      map[string]transfer.Digest{},
+			blobs:     map[digest.Digest]ocispec.Descriptor{},
+			manifests: map[digest.Digest]*transfer.Manifest{},
+			tags:      map[string]digest.Digest{},
 		}
 	}
 	return nil
 }
 
 // LinkBlob implements transfer.Sink.
-func (s *MemSink) LinkBlob(_ context.Context, repo string, desc transfer.Descriptor) error {
+func (s *MemSink) LinkBlob(_ context.Context, repo string, desc ocispec.Descriptor) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if err := s.begin("LinkBlob", repo); err != nil {
@@ -137,7 +140,7 @@ func (s *MemSink) LinkBlob(_ context.Context, repo string, desc transfer.Descrip
 }
 
 // HasManifest implements transfer.Sink.
-func (s *MemSink) HasManifest(_ context.Context, repo string, d transfer.Digest) (bool, error) {
+func (s *MemSink) HasManifest(_ context.Context, repo string, d digest.Digest) (bool, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if err := s.begin("HasManifest", repo); err != nil {
@@ -158,7 +161,7 @@ func (s *MemSink) PutManifest(_ context.Context, repo string, m *transfer.Manife
 	if err != nil {
 		return err
 	}
-	if got := transfer.DigestOf(m.Payload); got != m.Digest {
+	if got := m.Digest.Algorithm().FromBytes(m.Payload); got != m.Digest {
 		return fmt.Errorf("%w: manifest %s: payload hashes to %s", transfer.ErrCorrupt, m.Digest, got)
 	}
 	for _, b := range m.Blobs() {
@@ -177,7 +180,7 @@ func (s *MemSink) PutManifest(_ context.Context, repo string, m *transfer.Manife
 }
 
 // Tag implements transfer.Sink.
-func (s *MemSink) Tag(_ context.Context, repo, tag string, d transfer.Digest) error {
+func (s *MemSink) Tag(_ context.Context, repo, tag string, d digest.Digest) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if err := s.begin("Tag", repo); err != nil {

@@ -8,6 +8,9 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+
 	"github.com/ferryhq/ferry/transfer"
 )
 
@@ -52,12 +55,12 @@ func RunSinkTests(t *testing.T, newHarness func(t *testing.T) SinkHarness) {
 		h := newHarness(t)
 		fx.load(t, h.Sink, "group/app")
 		check(t, h, State{"group/app": fx.want()})
-		for _, d := range []transfer.Digest{fx.image.Digest, fx.index.Digest} {
+		for _, d := range []digest.Digest{fx.image.Digest, fx.index.Digest} {
 			if ok, err := h.Sink.HasManifest(ctx, "group/app", d); err != nil || !ok {
 				t.Errorf("HasManifest(%s) = %v, %v; want true", d, ok, err)
 			}
 		}
-		if ok, err := h.Sink.HasManifest(ctx, "group/app", transfer.DigestOf([]byte("nope"))); err != nil || ok {
+		if ok, err := h.Sink.HasManifest(ctx, "group/app", digest.FromBytes([]byte("nope"))); err != nil || ok {
 			t.Errorf("HasManifest(unknown) = %v, %v; want false", ok, err)
 		}
 		if ok, err := h.Sink.HasManifest(ctx, "group/other", fx.image.Digest); err != nil || ok {
@@ -95,7 +98,7 @@ func RunSinkTests(t *testing.T, newHarness func(t *testing.T) SinkHarness) {
 		if err := h.Sink.LinkBlob(ctx, "a/b/c", fx.layer); err != nil {
 			t.Fatal(err)
 		}
-		check(t, h, State{"a/b": fx.want(), "a/b/c": {Blobs: []transfer.Digest{fx.layer.Digest}, Tags: map[string]transfer.Digest{}}})
+		check(t, h, State{"a/b": fx.want(), "a/b/c": {Blobs: []digest.Digest{fx.layer.Digest}, Tags: map[string]digest.Digest{}}})
 	})
 
 	t.Run("RejectsBadNames", func(t *testing.T) {
@@ -122,14 +125,14 @@ func RunSinkTests(t *testing.T, newHarness func(t *testing.T) SinkHarness) {
 			wg    sync.WaitGroup
 			mu    sync.Mutex
 			errs  []error
-			blobs []transfer.Digest
+			blobs []digest.Digest
 		)
 		for i := range 32 {
 			data := []byte(fmt.Sprintf("blob %d", i))
-			d := transfer.DigestOf(data)
+			d := digest.FromBytes(data)
 			blobs = append(blobs, d)
 			wg.Go(func() {
-				if err := h.Sink.LinkBlob(ctx, "app", transfer.Descriptor{MediaType: MediaTypeDockerLayer, Digest: d, Size: int64(len(data))}); err != nil {
+				if err := h.Sink.LinkBlob(ctx, "app", ocispec.Descriptor{MediaType: MediaTypeDockerLayer, Digest: d, Size: int64(len(data))}); err != nil {
 					mu.Lock()
 					errs = append(errs, err)
 					mu.Unlock()
@@ -140,30 +143,30 @@ func RunSinkTests(t *testing.T, newHarness func(t *testing.T) SinkHarness) {
 		if len(errs) > 0 {
 			t.Fatalf("concurrent LinkBlob: %v", errors.Join(errs...))
 		}
-		check(t, h, State{"app": {Blobs: sortDigests(blobs), Tags: map[string]transfer.Digest{}}})
+		check(t, h, State{"app": {Blobs: sortDigests(blobs), Tags: map[string]digest.Digest{}}})
 	})
 }
 
 // sinkFixture is a small image (config + layer), a multi-arch index of it,
 // and a tag.
 type sinkFixture struct {
-	config, layer transfer.Descriptor
+	config, layer ocispec.Descriptor
 	image, index  *transfer.Manifest
 }
 
 func newSinkFixture() *sinkFixture {
 	fx := &sinkFixture{}
 	cfg, lay := []byte(`{"architecture":"amd64"}`), []byte("layer-bytes")
-	fx.config = transfer.Descriptor{MediaType: MediaTypeOCIConfig, Digest: transfer.DigestOf(cfg), Size: int64(len(cfg))}
-	fx.layer = transfer.Descriptor{MediaType: MediaTypeOCILayer, Digest: transfer.DigestOf(lay), Size: int64(len(lay))}
-	fx.image = mustParse(ImageManifest(transfer.MediaTypeOCIManifest, fx.config, fx.layer))
-	fx.index = mustParse(IndexManifest(transfer.MediaTypeOCIIndex,
-		transfer.Descriptor{MediaType: transfer.MediaTypeOCIManifest, Digest: fx.image.Digest, Size: int64(len(fx.image.Payload))}))
+	fx.config = ocispec.Descriptor{MediaType: MediaTypeOCIConfig, Digest: digest.FromBytes(cfg), Size: int64(len(cfg))}
+	fx.layer = ocispec.Descriptor{MediaType: MediaTypeOCILayer, Digest: digest.FromBytes(lay), Size: int64(len(lay))}
+	fx.image = mustParse(ImageManifest(ocispec.MediaTypeImageManifest, fx.config, fx.layer))
+	fx.index = mustParse(IndexManifest(ocispec.MediaTypeImageIndex,
+		ocispec.Descriptor{MediaType: ocispec.MediaTypeImageManifest, Digest: fx.image.Digest, Size: int64(len(fx.image.Payload))}))
 	return fx
 }
 
 func mustParse(payload []byte) *transfer.Manifest {
-	m, err := transfer.ParseManifest(transfer.DigestOf(payload), payload)
+	m, err := transfer.ParseManifest(digest.FromBytes(payload), payload)
 	if err != nil {
 		panic(err) // the fixture is built from constants
 	}
@@ -192,13 +195,13 @@ func (fx *sinkFixture) load(t *testing.T, s transfer.Sink, repo string) {
 
 func (fx *sinkFixture) want() RepositoryState {
 	return RepositoryState{
-		Blobs:     sortDigests([]transfer.Digest{fx.config.Digest, fx.layer.Digest}),
-		Manifests: sortDigests([]transfer.Digest{fx.image.Digest, fx.index.Digest}),
-		Tags:      map[string]transfer.Digest{"v1.0.0": fx.index.Digest, "latest": fx.index.Digest},
+		Blobs:     sortDigests([]digest.Digest{fx.config.Digest, fx.layer.Digest}),
+		Manifests: sortDigests([]digest.Digest{fx.image.Digest, fx.index.Digest}),
+		Tags:      map[string]digest.Digest{"v1.0.0": fx.index.Digest, "latest": fx.index.Digest},
 	}
 }
 
-func sortDigests(ds []transfer.Digest) []transfer.Digest {
+func sortDigests(ds []digest.Digest) []digest.Digest {
 	out := slices.Clone(ds)
 	slices.Sort(out)
 	return out

@@ -10,6 +10,7 @@ import (
 	"gocloud.dev/blob"
 
 	"github.com/ferryhq/ferry/transfer"
+	"github.com/opencontainers/go-digest"
 )
 
 // State is what a Sink holds, by repository name. Tests compare States.
@@ -18,9 +19,9 @@ type State map[string]RepositoryState
 // RepositoryState is the content of one repository.
 type RepositoryState struct {
 	// Blobs and Manifests are sorted digests.
-	Blobs     []transfer.Digest
-	Manifests []transfer.Digest
-	Tags      map[string]transfer.Digest
+	Blobs     []digest.Digest
+	Manifests []digest.Digest
+	Tags      map[string]digest.Digest
 }
 
 // Counts returns the totals of linked blobs (counted per repository),
@@ -65,7 +66,7 @@ func Diff(want, got State) string {
 	return out
 }
 
-func diffList(repo, what string, want, got []transfer.Digest) string {
+func diffList(repo, what string, want, got []digest.Digest) string {
 	var out string
 	for _, d := range want {
 		if _, ok := slices.BinarySearch(got, d); !ok {
@@ -112,7 +113,7 @@ func ReadLayoutState(ctx context.Context, b *blob.Bucket, l transfer.Layout) (St
 		if err != nil {
 			return nil, err
 		}
-		rs.Tags = map[string]transfer.Digest{}
+		rs.Tags = map[string]digest.Digest{}
 		for _, t := range tags {
 			rs.Tags[t.Name] = t.Digest
 		}
@@ -144,9 +145,12 @@ func CheckBlobs(ctx context.Context, b *blob.Bucket, l transfer.Layout) (int, er
 		if err != nil {
 			return n, err
 		}
-		d := transfer.DigestOf(data)
-		if l.BlobKey(d) != o.Key {
-			return n, fmt.Errorf("%w: %q holds content hashing to %s", transfer.ErrCorrupt, o.Key, d)
+		want, ok := l.ParseBlobKey(o.Key)
+		if !ok {
+			return n, fmt.Errorf("%w: %q is not a blob data key", transfer.ErrInvalidPath, o.Key)
+		}
+		if got := want.Algorithm().FromBytes(data); got != want {
+			return n, fmt.Errorf("%w: %q holds content hashing to %s", transfer.ErrCorrupt, o.Key, got)
 		}
 		n++
 	}

@@ -11,6 +11,7 @@ import (
 	"gocloud.dev/blob"
 
 	"github.com/ferryhq/ferry/transfer"
+	"github.com/opencontainers/go-digest"
 )
 
 // TransfererHarness is what RunTransfererTests needs for one test: a
@@ -69,7 +70,7 @@ func RunTransfererTests(t *testing.T, newHarness func(t *testing.T) TransfererHa
 	t.Run("CorruptSourceLandsNothing", func(t *testing.T) {
 		h := newHarness(t)
 		data := RandomBytes(2, 5000)
-		d := transfer.DigestOf(data)
+		d := digest.FromBytes(data)
 		bad := bytes.Clone(data)
 		bad[2500] ^= 1
 		if err := h.Src.WriteAll(ctx, h.Layout.BlobKey(d), bad, nil); err != nil {
@@ -88,9 +89,23 @@ func RunTransfererTests(t *testing.T, newHarness func(t *testing.T) TransfererHa
 		}
 	})
 
+	t.Run("SHA512", func(t *testing.T) {
+		h := newHarness(t)
+		data := RandomBytes(5, 2<<20+3)
+		d := digest.SHA512.FromBytes(data)
+		if err := h.Src.WriteAll(ctx, h.Layout.BlobKey(d), data, nil); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := h.Transferer.Transfer(ctx, d); err != nil {
+			t.Fatalf("Transfer of a sha512 blob: %v", err)
+		}
+		assertBlob(t, h.Dst, h.Layout, d, data)
+		AssertBlobVerified(t, h.Dst, h.Layout, d)
+	})
+
 	t.Run("MissingBlob", func(t *testing.T) {
 		h := newHarness(t)
-		_, err := h.Transferer.Transfer(ctx, transfer.DigestOf([]byte("not there")))
+		_, err := h.Transferer.Transfer(ctx, digest.FromBytes([]byte("not there")))
 		if !errors.Is(err, transfer.ErrMissingBlob) {
 			t.Fatalf("err = %v, want ErrMissingBlob", err)
 		}
@@ -98,7 +113,7 @@ func RunTransfererTests(t *testing.T, newHarness func(t *testing.T) TransfererHa
 
 	t.Run("InvalidDigest", func(t *testing.T) {
 		h := newHarness(t)
-		for _, d := range []transfer.Digest{"", "sha256:abc", transfer.Digest("sha512:" + transfer.DigestOf(nil).Hex()), "sha256:../../../../etc/passwd"} {
+		for _, d := range []digest.Digest{"", "sha256:abc", digest.Digest("sha512:" + digest.FromBytes(nil).Encoded()), "sha256:../../../../etc/passwd"} {
 			if _, err := h.Transferer.Transfer(ctx, d); !errors.Is(err, transfer.ErrInvalidDigest) {
 				t.Errorf("Transfer(%q): err = %v, want ErrInvalidDigest", d, err)
 			}
@@ -138,16 +153,16 @@ func RandomBytes(seed uint64, n int) []byte {
 }
 
 // PutBlob stores data as a blob in the layout and returns its digest.
-func PutBlob(t testing.TB, b *blob.Bucket, l transfer.Layout, data []byte) transfer.Digest {
+func PutBlob(t testing.TB, b *blob.Bucket, l transfer.Layout, data []byte) digest.Digest {
 	t.Helper()
-	d := transfer.DigestOf(data)
+	d := digest.FromBytes(data)
 	if err := b.WriteAll(context.Background(), l.BlobKey(d), data, nil); err != nil {
 		t.Fatalf("PutBlob: %v", err)
 	}
 	return d
 }
 
-func assertBlob(t *testing.T, b *blob.Bucket, l transfer.Layout, d transfer.Digest, want []byte) {
+func assertBlob(t *testing.T, b *blob.Bucket, l transfer.Layout, d digest.Digest, want []byte) {
 	t.Helper()
 	got, err := b.ReadAll(context.Background(), l.BlobKey(d))
 	if err != nil {
@@ -160,13 +175,13 @@ func assertBlob(t *testing.T, b *blob.Bucket, l transfer.Layout, d transfer.Dige
 
 // AssertBlobVerified fails the test unless the blob d exists in b and its
 // content hashes to d.
-func AssertBlobVerified(t testing.TB, b *blob.Bucket, l transfer.Layout, d transfer.Digest) {
+func AssertBlobVerified(t testing.TB, b *blob.Bucket, l transfer.Layout, d digest.Digest) {
 	t.Helper()
 	got, err := b.ReadAll(context.Background(), l.BlobKey(d))
 	if err != nil {
 		t.Fatalf("reading %s: %v", d, err)
 	}
-	if transfer.DigestOf(got) != d {
-		t.Fatalf("blob %s hashes to %s", d, transfer.DigestOf(got))
+	if sum := d.Algorithm().FromBytes(got); sum != d {
+		t.Fatalf("blob %s hashes to %s", d, sum)
 	}
 }
