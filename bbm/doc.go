@@ -116,8 +116,11 @@
 // # Pacing and observability
 //
 // A Throttler is asked before each job; while it says hold, the worker
-// waits. ReplicaLagThrottler holds while streaming replicas lag behind the
-// primary. After each job the worker paces by the job's duration: when jobs
+// waits. The default, with a database, is a HealthThrottler: it holds while
+// a streaming replica lags beyond a bound, while sessions wait on locks for
+// long, or (optionally) while WAL is written faster than a bound.
+// ReplicaLagThrottler is a stricter replica check (it also holds when fewer
+// replicas stream than required). After each job the worker paces by the job's duration: when jobs
 // get markedly slower than the migration's best rate (the database is
 // busier), the next one waits in proportion. BatchPause adds a fixed pause
 // (default none). Workers log each job with slog (keys migration, job,

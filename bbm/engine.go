@@ -60,6 +60,9 @@ func newEngine(db storage.Beginner, o Options, component string) *engine {
 	if e.obs == nil {
 		e.obs = ObserverFuncs{}
 	}
+	if e.throttle == nil && db != nil && !o.Health.Off {
+		e.throttle = NewHealthThrottler(db, o.Health, e.log)
+	}
 	return e
 }
 

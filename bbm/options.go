@@ -26,9 +26,12 @@ type Options struct {
 	// metrics and tracing (see prommetrics; MultiObserver combines
 	// several). Default: none (an empty ObserverFuncs).
 	Observer Observer
-	// Throttler is asked before each job whether to hold off (for example
-	// while replicas lag). Default: none.
+	// Throttler is asked before each job whether to hold off. Default,
+	// with a database: a HealthThrottler with Health's bounds (replica
+	// lag, lock waits, optionally WAL rate); without one, none.
 	Throttler Throttler
+	// Health tunes the default Throttler; Health.Off turns it off.
+	Health HealthOptions
 
 	// Parallelism bounds the jobs that run at once, across every process,
 	// among the migrations whose Work this worker has registered: N jobs
