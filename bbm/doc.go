@@ -139,5 +139,7 @@
 // also pauses, resumes and retries migrations, reports Progress (rows done
 // of the total, exact once every range is cut, the rate, an ETA, the failed
 // jobs with their last error), and RequireFinished gates a deploy on
-// migrations being finished.
+// migrations being finished. Package bbmcmd gives all this as commands
+// (status, pause, resume, retry, run, wait, require) a host mounts into its
+// own CLI.
 package bbm

@@ -24,7 +24,7 @@ type Progress struct {
 	// last finished job (pauses and throttling included).
 	Rate float64
 	// ETA is the remaining rows at Rate: 0 when finished, -1 when not
-	// known yet.
+	// known (no job finished yet, or the migration is paused or failed).
 	ETA time.Duration
 	// FailedJobs are the migration's failed jobs (up to maxFailedJobs, in
 	// key order), each with its last error.
@@ -98,7 +98,7 @@ func (a *Admin) progress(ctx context.Context, m *Migration) (*Progress, error) {
 	}
 	if span := st.LastFinished.Sub(st.FirstStarted); st.RowsDone > 0 && span > 0 {
 		p.Rate = float64(st.RowsDone) / span.Seconds()
-		if m.Status != StatusFinished {
+		if m.Status == StatusActive || m.Status == StatusRunning {
 			left := max(p.RowsTotal-st.RowsDone, 0)
 			p.ETA = time.Duration(float64(left) / p.Rate * float64(time.Second))
 		}

@@ -1,9 +1,23 @@
-// Command backfill shows a batched background migration end to end: it
-// starts a throwaway PostgreSQL server, creates a table of 1,000,000 rows,
-// adds a column, registers a Work that fills it, runs bbm's SyncWorker with
-// a progress line, and verifies every row.
+// Command backfill shows a batched background migration end to end, driven
+// by the operator commands of package bbmcmd that a host mounts into its
+// own CLI.
 //
-//	go run ./examples/backfill [-rows 1000000] [-database-url postgres://...]
+// Without a command it is a demo: it starts a throwaway PostgreSQL server
+// (or uses -database-url), creates a table of 1,000,000 rows, adds a
+// column, registers a Work that fills it, and runs the commands
+// "status", "run fill_checksum" (with a progress bar on a terminal) and
+// "require fill_checksum", then verifies every row.
+//
+//	go run ./examples/backfill [-rows 1000000]
+//
+// With -database-url and a command it is the host's CLI, against a database
+// where the demo's table and migration exist (-setup creates them):
+//
+//	go run ./examples/backfill -database-url postgres://... -setup status
+//	go run ./examples/backfill -database-url postgres://... run fill_checksum
+//	go run ./examples/backfill -database-url postgres://... status -json
+//	go run ./examples/backfill -database-url postgres://... pause fill_checksum
+//	go run ./examples/backfill -database-url postgres://... wait -timeout 1h fill_checksum
 package main
 
 import (
@@ -15,6 +29,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -22,6 +37,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/ferryhq/ferry/bbm"
+	"github.com/ferryhq/ferry/bbm/bbmcmd"
 	"github.com/ferryhq/ferry/storage"
 	"github.com/ferryhq/ferry/storage/storagetest"
 )
@@ -29,11 +45,20 @@ import (
 func main() {
 	rows := flag.Int("rows", 1_000_000, "rows in the table to backfill")
 	dbURL := flag.String("database-url", "", "use this PostgreSQL database instead of a throwaway server")
+	setup := flag.Bool("setup", false, "with a command: create the table and register the migration first")
+	parallelism := flag.Int("parallelism", 1, "jobs at once, across every process running this command")
 	verbose := flag.Bool("v", false, "log every job")
+	flag.Usage = func() {
+		fmt.Fprintf(os.Stderr, "usage: backfill [flags] [COMMAND ARGS...]\n\nflags:\n")
+		flag.PrintDefaults()
+		fmt.Fprintf(os.Stderr, "\nCOMMAND is one of bbmcmd's (run \"backfill -database-url URL help\"); without one, the demo runs.\n")
+	}
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, os.Stdout, options{rows: *rows, databaseURL: *dbURL, verbose: *verbose}); err != nil {
+	opts := options{rows: *rows, databaseURL: *dbURL, setup: *setup, parallelism: *parallelism, verbose: *verbose,
+		command: flag.Args(), stdout: os.Stdout}
+	if err := run(ctx, os.Stdout, opts); err != nil {
 		fmt.Fprintln(os.Stderr, "backfill:", err)
 		os.Exit(1)
 	}
@@ -42,16 +67,31 @@ func main() {
 type options struct {
 	rows        int
 	databaseURL string
+	setup       bool
+	parallelism int
 	verbose     bool
+	command     []string
+	// stdout is where bbmcmd writes; the tests pass a buffer.
+	stdout io.Writer
+	// terminal forces bbmcmd's progress bar (nil: detect).
+	terminal *bool
 }
 
-// table is the example's table; a real host would take it from its schema.
-const table = "ferry_example_items"
+// The example's table and migration; a real host takes them from its own
+// schema and migration list.
+const (
+	table     = "ferry_example_items"
+	migration = "fill_checksum"
+)
 
 func run(ctx context.Context, out io.Writer, opts options) error {
 	say := func(format string, args ...any) { fmt.Fprintf(out, format+"\n", args...) }
+	demo := len(opts.command) == 0
 	url := opts.databaseURL
-	if url == "" {
+	switch {
+	case url == "" && !demo:
+		return errors.New("a command needs -database-url (the demo's throwaway server is gone after each run)")
+	case url == "":
 		t0 := time.Now()
 		srv, err := storagetest.Start(ctx, storagetest.ServerOptions{})
 		if err != nil {
@@ -70,22 +110,12 @@ func run(ctx context.Context, out io.Writer, opts options) error {
 		return fmt.Errorf("migrating Ferry's schema: %w", err)
 	}
 
-	t0 := time.Now()
-	if err := createTable(ctx, pool, opts.rows); err != nil {
-		return err
-	}
-	say("created %s with %d rows and added the empty column checksum in %s", table, opts.rows, time.Since(t0).Round(time.Millisecond))
-
 	logger := slog.New(slog.DiscardHandler)
 	if opts.verbose {
 		logger = slog.New(slog.NewTextHandler(os.Stderr, nil))
 	}
-	prog := &progressLine{out: out, total: int64(opts.rows), start: time.Now()}
-	w := bbm.NewSyncWorker(pool, bbm.Options{
-		Logger:   logger,
-		Observer: bbm.ObserverFuncs{OnJobFinished: prog.jobFinished},
-		Adaptive: bbm.AdaptiveOptions{TargetJobDuration: 300 * time.Millisecond, MinBatchSize: 1000, MaxBatchSize: 500_000},
-	})
+	// Default options: adaptive batch sizes and pacing by database health.
+	w := bbm.NewSyncWorker(pool, bbm.Options{Logger: logger, Parallelism: opts.parallelism})
 	// Each batch's UPDATE commits with its job's record: applied exactly once.
 	err = w.Register(bbm.WorkFunc("fill_checksum", func(ctx context.Context, db storage.Querier, b bbm.Batch) error {
 		cond, args := b.Where(1)
@@ -95,26 +125,25 @@ func run(ctx context.Context, out io.Writer, opts options) error {
 	if err != nil {
 		return err
 	}
-	m, err := w.Admin().Register(ctx, bbm.Definition{
-		Name: "fill_checksum_" + time.Now().Format("20060102150405"), Table: table, Column: "id",
-		Work: "fill_checksum", BatchSize: 20_000,
-	})
-	if err != nil {
-		return err
+	cmd := bbmcmd.Options{Worker: w, Name: "backfill", Stdout: opts.stdout, Stderr: opts.stdout, Terminal: opts.terminal}
+	if cmd.Stdout == nil {
+		cmd.Stdout, cmd.Stderr = out, out
 	}
-	say("registered migration %q on %s, keys %s..%s, first batch size %d", m.Name, m.QualifiedTable(), m.Lower, m.Upper, m.BatchSize)
 
-	prog.start = time.Now()
-	if err := w.Run(ctx); err != nil {
-		return err
+	if demo || opts.setup {
+		if err := setUp(ctx, pool, w.Admin(), opts.rows, say); err != nil {
+			return err
+		}
 	}
-	prog.finish()
-	p, err := w.Admin().Status(ctx, m.Name)
-	if err != nil {
-		return err
+	if !demo {
+		return bbmcmd.Run(ctx, opts.command, cmd)
 	}
-	say("status: %s", p)
-
+	for _, args := range [][]string{{"status"}, {"run", migration}, {"require", migration}} {
+		say("\n$ backfill %s", strings.Join(args, " "))
+		if err := bbmcmd.Run(ctx, args, cmd); err != nil {
+			return err
+		}
+	}
 	var wrong int64
 	if err := pool.QueryRow(ctx, `SELECT count(*) FROM `+pgx.Identifier{table}.Sanitize()+
 		` WHERE checksum IS DISTINCT FROM md5(payload)`).Scan(&wrong); err != nil {
@@ -123,7 +152,30 @@ func run(ctx context.Context, out io.Writer, opts options) error {
 	if wrong != 0 {
 		return fmt.Errorf("%d rows are not filled", wrong)
 	}
-	say("verified: all %d rows have checksum = md5(payload)", opts.rows)
+	say("\nverified: all %d rows have checksum = md5(payload)", opts.rows)
+	return nil
+}
+
+// setUp creates the table (unless it exists) and registers the migration
+// (unless it is registered).
+func setUp(ctx context.Context, pool *pgxpool.Pool, admin *bbm.Admin, rows int, say func(string, ...any)) error {
+	if _, err := admin.Migration(ctx, migration); err == nil {
+		say("migration %q is registered already", migration)
+		return nil
+	} else if !errors.Is(err, bbm.ErrMigrationNotFound) {
+		return err
+	}
+	t0 := time.Now()
+	if err := createTable(ctx, pool, rows); err != nil {
+		return err
+	}
+	say("created %s with %d rows and added the empty column checksum in %s", table, rows, time.Since(t0).Round(time.Millisecond))
+	m, err := admin.Register(ctx, bbm.Definition{Name: migration, Table: table, Column: "id", Work: "fill_checksum", BatchSize: 10_000})
+	if err != nil {
+		return err
+	}
+	say("registered migration %q on %s, keys %s..%s, first batch size %d, %s", m.Name, m.QualifiedTable(), m.Lower, m.Upper,
+		m.BatchSize, m.Delivery)
 	return nil
 }
 
@@ -147,36 +199,4 @@ func createTable(ctx context.Context, pool *pgxpool.Pool, rows int) error {
 	}
 	_, err = pool.Exec(ctx, `VACUUM (ANALYZE) `+t)
 	return err
-}
-
-// progressLine prints one line per job: share done, rate, ETA, batch size.
-type progressLine struct {
-	out   io.Writer
-	total int64
-	start time.Time
-	done  int64
-	jobs  int
-	tx    time.Duration
-}
-
-func (p *progressLine) jobFinished(_ context.Context, e bbm.JobEvent) {
-	if e.Err != nil {
-		fmt.Fprintf(p.out, "job %d [%s, %s] failed: %v\n", e.JobID, e.Start, e.End, e.Err)
-		return
-	}
-	p.done += e.Rows
-	p.jobs++
-	p.tx = max(p.tx, e.Duration)
-	elapsed := time.Since(p.start)
-	rate := float64(p.done) / elapsed.Seconds()
-	eta := time.Duration(float64(p.total-p.done) / rate * float64(time.Second))
-	fmt.Fprintf(p.out, "progress %5.1f%% %8d/%d rows %7.0f rows/s ETA %-6s job %3d took %-6s next batch %d\n",
-		100*float64(p.done)/float64(p.total), p.done, p.total, rate, eta.Round(100*time.Millisecond),
-		p.jobs, e.Duration.Round(time.Millisecond), e.NextBatchSize)
-}
-
-func (p *progressLine) finish() {
-	elapsed := time.Since(p.start)
-	fmt.Fprintf(p.out, "backfilled %d rows in %s (%.0f rows/s) with %d jobs; longest job transaction %s\n",
-		p.done, elapsed.Round(time.Millisecond), float64(p.done)/elapsed.Seconds(), p.jobs, p.tx.Round(time.Millisecond))
 }
