@@ -41,6 +41,7 @@ type cacheEntry struct {
 	// empty and QueueName is the key. This replaces storing WorkerName.
 	hasClass                bool
 	hasExternalDependencies bool
+	nilAttrs, stringAttrs   Attribute
 }
 
 func newCacheEntry(w *Worker, queue string) *cacheEntry {
@@ -54,6 +55,8 @@ func newCacheEntry(w *Worker, queue string) *cacheEntry {
 		queue:                   queue,
 		hasClass:                w.WorkerName != "",
 		hasExternalDependencies: w.HasExternalDependencies,
+		nilAttrs:                w.Nil,
+		stringAttrs:             w.Strings,
 	}
 }
 
@@ -64,6 +67,7 @@ func newCacheEntry(w *Worker, queue string) *cacheEntry {
 func (e *cacheEntry) matches(w *Worker) bool {
 	return e.hasClass == (w.WorkerName != "") &&
 		e.hasExternalDependencies == w.HasExternalDependencies &&
+		e.nilAttrs == w.Nil && e.stringAttrs == w.Strings &&
 		sameString(e.queueName, w.QueueName) &&
 		sameString(e.featureCategory, w.FeatureCategory) &&
 		sameString(e.urgency, w.Urgency) &&

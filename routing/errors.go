@@ -20,16 +20,23 @@ var (
 	ErrDuplicateWorker = errors.New("routing: duplicate worker")
 	// ErrInvalidQueue reports a queue name that servers could not listen to.
 	ErrInvalidQueue = errors.New("routing: invalid queue name")
+	// ErrStrict is wrapped, besides ErrInvalidSelector or ErrInvalidRule, by
+	// errors of strict mode about input GitLab accepts (see Problem.Strict).
+	ErrStrict = errors.New("routing: rejected by strict mode (GitLab accepts it)")
 
 	// errNilRouter is returned when a nil *Router is passed where one is needed.
 	errNilRouter = errors.New("routing: nil Router")
 )
 
-// SyntaxError is a selector that Parse rejected. Offset is the 0-based byte
-// offset in Query where the problem was found.
+// SyntaxError is a selector that Parse or ParseStrict rejected. Offset is the
+// 0-based byte offset in Query where the problem was found, and Kind says
+// what it is (InvalidTerm, UnknownAttribute, InvalidEncoding, or with
+// ParseStrict one of the problems GitLab accepts, such as TrailingText).
+// Msg says what is wrong and, in parentheses, how GitLab reacts.
 type SyntaxError struct {
 	Query  string
 	Offset int
+	Kind   Problem
 	Msg    string
 }
 
@@ -38,20 +45,36 @@ func (e *SyntaxError) Error() string {
 	return fmt.Sprintf("routing: selector %q: offset %d: %s", e.Query, e.Offset, e.Msg)
 }
 
-// Unwrap returns ErrInvalidSelector.
-func (e *SyntaxError) Unwrap() error { return ErrInvalidSelector }
+// Unwrap returns ErrInvalidSelector, and ErrStrict when GitLab would accept
+// the selector.
+func (e *SyntaxError) Unwrap() []error {
+	if e.Kind.Strict() {
+		return []error{ErrInvalidSelector, ErrStrict}
+	}
+	return []error{ErrInvalidSelector}
+}
 
 // RuleError is a routing rule that could not be read or compiled. Index is the
-// rule's 0-based position in the rule list; Line is its line in the rules file
-// (0 when the rule did not come from ParseRules).
+// rule's 0-based position in the rule list (-1 when the document as a whole
+// is at fault); Line is its line in the rules file (0 when the rule did not
+// come from ParseRules). Kind says what is wrong: the Kind of the selector's
+// *SyntaxError, or a rule-level problem such as RuleNotPair, QueueNotString
+// or UnsupportedValue.
 type RuleError struct {
 	Index int
 	Line  int
+	Kind  Problem
 	Err   error
 }
 
 // Error names the rule by index (and line, when known) and the cause.
 func (e *RuleError) Error() string {
+	if e.Index < 0 {
+		if e.Line > 0 {
+			return fmt.Sprintf("routing: rules (line %d): %v", e.Line, e.Err)
+		}
+		return fmt.Sprintf("routing: rules: %v", e.Err)
+	}
 	if e.Line > 0 {
 		return fmt.Sprintf("routing: rule %d (line %d): %v", e.Index, e.Line, e.Err)
 	}
@@ -59,8 +82,15 @@ func (e *RuleError) Error() string {
 }
 
 // Unwrap returns ErrInvalidRule and the underlying cause (for example a
-// *SyntaxError), so errors.Is and errors.As see both.
-func (e *RuleError) Unwrap() []error { return []error{ErrInvalidRule, e.Err} }
+// *SyntaxError), and ErrStrict when GitLab would accept the rule, so
+// errors.Is and errors.As see all of them.
+func (e *RuleError) Unwrap() []error {
+	errs := []error{ErrInvalidRule, e.Err}
+	if e.Kind.Strict() {
+		errs = append(errs, ErrStrict)
+	}
+	return errs
+}
 
 // EntryError is an all_queues.yml entry that ReadWorkers rejected. Index is the
 // entry's 0-based position in the input (counting across YAML documents), Line

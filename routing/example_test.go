@@ -1,6 +1,7 @@
 package routing_test
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"strings"
@@ -9,23 +10,87 @@ import (
 )
 
 func ExampleParse() {
-	sel, err := routing.Parse(" feature_category = global_search & urgency = throttled ")
+	sel, err := routing.Parse("feature_category=global_search&urgency=throttled")
 	if err != nil {
 		fmt.Println(err)
 		return
 	}
-	fmt.Println(sel)
-
 	indexer := routing.Worker{WorkerName: "ElasticCommitIndexerWorker", FeatureCategory: "global_search", Urgency: "throttled"}
 	control := routing.Worker{WorkerName: "ElasticIndexingControlWorker", FeatureCategory: "global_search", Urgency: "low"}
 	fmt.Println(sel.Match(indexer), sel.Match(control))
 
-	_, err = routing.Parse("feature_category=global_search&")
+	// GitLab's reading of odd selectors, which Parse reproduces.
+	for _, q := range []string{"urgency=high ", "feature_category=add-on_provisioning", "urgency=high|", "|urgency=high", ""} {
+		sel, _ := routing.Parse(q)
+		fmt.Printf("%q reads as %q\n", q, sel)
+	}
+	_, err = routing.Parse("urgency=high & tags=search")
+	var se *routing.SyntaxError
+	if errors.As(err, &se) {
+		fmt.Println(se.Kind, se.Offset)
+	}
+	// Output:
+	// true false
+	// "urgency=high " reads as "urgency=high"
+	// "feature_category=add-on_provisioning" reads as "feature_category=add"
+	// "urgency=high|" reads as "urgency=high"
+	// "|urgency=high" reads as "*"
+	// "" reads as ""
+	// invalid-term 14
+}
+
+func ExampleLint() {
+	for _, f := range routing.Lint(`urgency=throttled"|`, nil) {
+		fmt.Println(f)
+	}
+	// Output:
+	// selector "urgency=throttled\"|": offset 18: empty-alternative: empty alternative after the last |; GitLab ignores it
+	// selector "urgency=throttled\"|": offset 17: trailing-text: quote after the value list ("\""); the selector language has no quotes; GitLab ignores it and reads "urgency=throttled"
+}
+
+func ExampleParseStrict() {
+	_, err := routing.ParseStrict("urgency=:high", nil)
+	fmt.Println(errors.Is(err, routing.ErrStrict))
 	fmt.Println(err)
 	// Output:
-	// feature_category=global_search&urgency=throttled
-	// true false
-	// routing: selector "feature_category=global_search&": offset 31: empty term after &
+	// true
+	// routing: selector "urgency=:high": offset 8: value ":high" starts with a colon (GitLab compares it with the Symbol :":high", which no worker has; write high)
+}
+
+func ExampleLintRules() {
+	workers := []routing.Worker{
+		{WorkerName: "ElasticCommitIndexerWorker", QueueName: "elastic_commit_indexer", FeatureCategory: "global_search", Urgency: "throttled"},
+		{WorkerName: "PostReceive", QueueName: "post_receive", FeatureCategory: "source_code_management", Urgency: "high"},
+	}
+	rules := []byte(`
+- [feature_category=global_search, elasticsearch]
+- [urgency=throttled, throttled]
+- [feature_category=global_serach, typo]
+- ['*', false]
+`)
+	for _, f := range routing.LintRules(rules, workers) {
+		fmt.Println(f)
+	}
+	// Output:
+	// rule 1 (line 3): unreachable: every worker it matches (1) is routed by an earlier rule; GitLab routes no worker by it
+	// rule 2 (line 4): selector "feature_category=global_serach": offset 17: unknown-value: no worker has feature_category "global_serach"; GitLab matches no worker by this value of feature_category=
+	// rule 2 (line 4): matches-nothing: matches none of the 2 workers; GitLab routes no worker by it
+	// rule 3 (line 5): queue-not-string: queue is false; GitLab treats it as null: the generated queue name; write null
+}
+
+func ExampleSelectQueues() {
+	workers := append(routing.DummyWorkers(),
+		routing.Worker{WorkerName: "PostReceive", QueueName: "post_receive", Urgency: "high"},
+		routing.Worker{WorkerName: "ElasticCommitIndexerWorker", QueueName: "elastic_commit_indexer", Urgency: "throttled"},
+	)
+	// sidekiq-cluster --queue-selector 'urgency=high|urgency=low' [--negate]
+	queues, _ := routing.SelectQueues(workers, "urgency=high|urgency=low", false)
+	fmt.Println(queues)
+	negated, _ := routing.SelectQueues(workers, "urgency=high|urgency=low", true)
+	fmt.Println(negated)
+	// Output:
+	// [post_receive]
+	// [default mailers elastic_commit_indexer]
 }
 
 func ExampleRouter_Route() {
@@ -91,7 +156,7 @@ func ExampleReadWorkers() {
 	// Output:
 	// Elastic::MigrationWorker cronjob:elastic_migration global_search throttled
 	// ElasticCommitIndexerWorker elastic_commit_indexer global_search throttled
-	// routing: all_queues entry 0 (name "elastic_commit_indexer", line 2): key "weight": want an integer, got string "heavy"
+	// routing: all_queues entry 0 (name "elastic_commit_indexer", line 2): key "weight": want an integer, got the string "heavy"
 }
 
 func ExampleDiff() {
@@ -156,7 +221,7 @@ func ExamplePlan() {
 	// 3. Drain or migrate jobs left in old queues
 	//    elastic_commit_indexer: wait until empty or move its jobs to elasticsearch (ElasticCommitIndexerWorker)
 	//    elastic_delete_project: wait until empty or move its jobs to elasticsearch (ElasticDeleteProjectWorker)
-	//    jobs already scheduled or waiting for a retry may still name an old queue: check those sets too
+	//    jobs already scheduled or waiting for a retry name an old queue: move them too (sidekiqmove moves queued, scheduled and retry jobs)
 	// 4. Servers: stop listening to queues nothing routes to
 	//    stop: elastic_commit_indexer elastic_delete_project
 	//    $ sidekiq-cluster --dryrun elasticsearch post_receive

@@ -2,6 +2,7 @@ package routing
 
 import (
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -31,6 +32,15 @@ func FuzzParse(f *testing.F) {
 		"colour=red",
 		"urgency=h\xc3\xa9",
 		"*|urgency=high",
+		"urgency=,",
+		"urgency!=,,",
+		"&",
+		"a=b||c=d",
+		"x\nurgency=high",
+		`urgency=throttled"`,
+		"feature_category=add-on_provisioning",
+		"has_external_dependencies=,true",
+		"urgency=:high&tags=a,,b",
 	} {
 		f.Add(q)
 	}
@@ -47,8 +57,11 @@ func FuzzParse(f *testing.F) {
 			if !errors.As(err, &se) || !errors.Is(err, ErrInvalidSelector) {
 				t.Fatalf("Parse(%q): error %v is not a *SyntaxError wrapping ErrInvalidSelector", query, err)
 			}
-			if se.Offset < 0 || se.Offset > len(query) || se.Query != query || se.Msg == "" {
+			if se.Offset < 0 || se.Offset > len(query) || se.Query != query || se.Msg == "" || !se.Kind.GitLabRejects() {
 				t.Fatalf("Parse(%q): bad error fields %+v", query, se)
+			}
+			if !slices.ContainsFunc(Lint(query, nil), func(f Finding) bool { return f.Kind == se.Kind && f.Offset == se.Offset }) {
+				t.Fatalf("Lint(%q) misses Parse's error %v", query, err)
 			}
 			return
 		}
@@ -62,6 +75,20 @@ func FuzzParse(f *testing.F) {
 		}
 		if got := again.String(); got != canonical {
 			t.Fatalf("canonical form not stable: %q -> %q -> %q", query, canonical, got)
+		}
+		// The linter reports GitLab errors exactly when Parse fails, and
+		// strict mode accepts exactly the selectors without strict findings.
+		strict := 0
+		for _, f := range Lint(query, nil) {
+			if f.Kind.GitLabRejects() {
+				t.Fatalf("Lint(%q) reports a GitLab error %v, but Parse accepts it", query, f)
+			}
+			if f.Kind.Strict() {
+				strict++
+			}
+		}
+		if _, err := ParseStrict(query, nil); (err == nil) != (strict == 0) {
+			t.Fatalf("ParseStrict(%q) = %v with %d strict findings", query, err, strict)
 		}
 		for _, w := range append(probes, probeFromQuery(s)) {
 			if s.Match(w) != again.Match(w) {
@@ -77,23 +104,26 @@ func probeFromQuery(s Selector) Worker {
 	var w Worker
 	for _, alt := range s.alternatives {
 		for _, t := range alt {
+			if len(t.values) == 0 {
+				continue
+			}
 			v := t.values[0]
 			switch t.attr {
-			case attrWorkerName:
+			case AttrWorkerName:
 				w.WorkerName = v
-			case attrName:
+			case AttrName:
 				w.QueueName = v
-			case attrFeatureCategory:
+			case AttrFeatureCategory:
 				w.FeatureCategory = v
-			case attrUrgency:
+			case AttrUrgency:
 				w.Urgency = v
-			case attrResourceBoundary:
+			case AttrResourceBoundary:
 				w.ResourceBoundary = v
-			case attrHasExternalDependencies:
+			case AttrHasExternalDependencies:
 				w.HasExternalDependencies = v == "true"
-			case attrTags:
+			case AttrTags:
 				w.Tags = append(w.Tags, v)
-			case attrQueueNamespace:
+			case AttrQueueNamespace:
 				w.QueueNamespace = v
 			}
 		}

@@ -191,15 +191,31 @@ func Plan(before, after *Router, workers []Worker) (*RolloutPlan, error) {
 //
 //	sidekiq-cluster --dryrun default elasticsearch,elastic_commit_indexer
 //
-// Queue names are valid by construction, so no quoting is needed.
+// An argument with characters a shell would interpret is single-quoted. A
+// queue name with a comma cannot be expressed at all (sidekiq-cluster splits
+// on commas); LintRules reports such names as UnlistenableQueue.
 func DryRunCommand(groups []ServerGroup) string {
 	var b strings.Builder
 	b.WriteString("sidekiq-cluster --dryrun")
 	for _, g := range groups {
 		b.WriteByte(' ')
-		b.WriteString(strings.Join(g.Queues, ","))
+		b.WriteString(shellQuote(strings.Join(g.Queues, ",")))
 	}
 	return b.String()
+}
+
+// shellQuote returns s unchanged when a POSIX shell would pass it through as
+// one word, and single-quoted otherwise.
+func shellQuote(s string) string {
+	safe := s != ""
+	for i := 0; i < len(s) && safe; i++ {
+		c := s[i]
+		safe = isUpper(c) || isLower(c) || isDigit(c) || strings.IndexByte("_:.,/-=+@%", c) >= 0
+	}
+	if safe {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'"'"'`) + "'"
 }
 
 // Step is one printable step of a RolloutPlan.
@@ -234,7 +250,7 @@ func (p *RolloutPlan) Steps() []Step {
 			d.Queue, strings.Join(d.To, ", "), strings.Join(d.Workers, ", ")))
 	}
 	if len(p.Drain) > 0 {
-		drain.Lines = append(drain.Lines, "jobs already scheduled or waiting for a retry may still name an old queue: check those sets too")
+		drain.Lines = append(drain.Lines, "jobs already scheduled or waiting for a retry name an old queue: move them too (sidekiqmove moves queued, scheduled and retry jobs)")
 	} else {
 		drain.Lines = append(drain.Lines, "no old queue to drain")
 	}

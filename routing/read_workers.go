@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
 
 	"go.yaml.in/yaml/v3"
@@ -125,9 +126,10 @@ func decodeWorker(index int, item *yaml.Node) (Worker, error) {
 	var name string
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		k, v := n.Content[i], resolveAlias(n.Content[i+1])
-		if k.Kind == yaml.ScalarNode && strings.TrimPrefix(k.Value, ":") == "name" &&
-			v.Kind == yaml.ScalarNode && v.ShortTag() == "!!str" {
-			name = v.Value
+		if k.Kind == yaml.ScalarNode && strings.TrimPrefix(k.Value, ":") == "name" {
+			if rv := rubyNode(v); rv.kind == rubyString {
+				name = rv.text
+			}
 		}
 	}
 
@@ -138,6 +140,9 @@ func decodeWorker(index int, item *yaml.Node) (Worker, error) {
 		if k.Kind != yaml.ScalarNode {
 			return Worker{}, fail(k.Line, "", name, "want string keys, got %s", describeNode(k))
 		}
+		// ":key:" (a Ruby Symbol key) is GitLab's generated form, read with
+		// Ruby's typing; "key:" is Ferry's hand-written form.
+		gitlab := k.Style&(yaml.DoubleQuotedStyle|yaml.SingleQuotedStyle) == 0 && strings.HasPrefix(k.Value, ":")
 		key := strings.TrimPrefix(k.Value, ":")
 		if key == "<<" {
 			return Worker{}, fail(k.Line, key, name, "YAML merge keys are not supported; write the attributes out")
@@ -146,44 +151,50 @@ func decodeWorker(index int, item *yaml.Node) (Worker, error) {
 			return Worker{}, fail(k.Line, key, name, "given twice")
 		}
 		seen[key] = true
+		rv := rubyNode(v)
 		var err error
 		switch key {
 		case "name":
-			w.QueueName, err = stringValue(v, false)
-			if err == nil && v.ShortTag() == "!!null" {
-				err = errors.New("must not be null")
-			}
+			w.QueueName, err = stringValue(rv, "a queue name")
 			if err == nil && !validQueueName(w.QueueName) {
 				err = fmt.Errorf("invalid queue name %q: use letters, digits and _:.-/", w.QueueName)
 			}
 		case "worker_name":
-			w.WorkerName, err = stringValue(v, false)
-			if err == nil && w.WorkerName != "" && !validClassName(w.WorkerName) {
+			if rv.kind == rubyNil {
+				w.Nil |= AttrWorkerName
+				break
+			}
+			w.WorkerName, err = stringValue(rv, "a class name")
+			if err == nil && !validClassName(w.WorkerName) {
 				err = fmt.Errorf("invalid class name %q: want a constant path like Foo::BarWorker", w.WorkerName)
 			}
 		case "feature_category":
-			w.FeatureCategory, err = stringValue(v, true)
+			w.FeatureCategory, err = symbolValue(&w, AttrFeatureCategory, rv, gitlab)
 		case "urgency":
-			w.Urgency, err = stringValue(v, true)
+			w.Urgency, err = symbolValue(&w, AttrUrgency, rv, gitlab)
 		case "resource_boundary":
-			w.ResourceBoundary, err = stringValue(v, true)
+			w.ResourceBoundary, err = symbolValue(&w, AttrResourceBoundary, rv, gitlab)
 		case "queue_namespace":
-			w.QueueNamespace, err = stringValue(v, true)
+			w.QueueNamespace, err = symbolValue(&w, AttrQueueNamespace, rv, gitlab)
 			if err == nil && w.QueueNamespace != "" && !validNamespace(w.QueueNamespace) {
 				err = fmt.Errorf("invalid queue namespace %q: use letters, digits and _.-/", w.QueueNamespace)
 			}
 		case "has_external_dependencies":
-			w.HasExternalDependencies, err = boolValue(v)
+			var isNil bool
+			w.HasExternalDependencies, isNil, err = boolValue(rv)
+			if isNil {
+				w.Nil |= AttrHasExternalDependencies
+			}
 		case "idempotent":
-			w.Idempotent, err = boolValue(v)
+			w.Idempotent, _, err = boolValue(rv)
 		case "depends_on_queue_name":
-			w.DependsOnQueueName, err = boolValue(v)
+			w.DependsOnQueueName, _, err = boolValue(rv)
 		case "limited_capacity":
-			w.LimitedCapacity, err = boolValue(v)
+			w.LimitedCapacity, _, err = boolValue(rv)
 		case "weight":
-			w.Weight, err = weightValue(v)
+			w.Weight, err = weightValue(rv)
 		case "tags":
-			w.Tags, err = tagsValue(v)
+			w.Tags, err = tagsValue(&w, v, gitlab)
 		default:
 			// Unknown keys are ignored: the format grows over time.
 		}
@@ -197,72 +208,105 @@ func decodeWorker(index int, item *yaml.Node) (Worker, error) {
 	return w, nil
 }
 
-// stringValue reads a string scalar; null reads as "". With symbol set, a
-// leading ":" (a Ruby symbol) is removed.
-func stringValue(v *yaml.Node, symbol bool) (string, error) {
-	if v.Kind == yaml.ScalarNode {
-		switch v.ShortTag() {
-		case "!!null":
-			return "", nil
-		case "!!str":
-			if symbol {
-				return strings.TrimPrefix(v.Value, ":"), nil
-			}
-			return v.Value, nil
-		}
+// stringValue reads a String attribute.
+func stringValue(v rubyValue, what string) (string, error) {
+	if v.kind != rubyString {
+		return "", fmt.Errorf("want a string (%s), got %s", what, v.what)
 	}
-	return "", fmt.Errorf("want a string, got %s", describeNode(v))
+	return v.text, nil
 }
 
-func boolValue(v *yaml.Node) (bool, error) {
-	if v.Kind == yaml.ScalarNode {
-		switch v.ShortTag() {
-		case "!!null":
-			return false, nil
-		case "!!bool":
-			var b bool
-			if err := v.Decode(&b); err != nil {
-				return false, err
-			}
-			return b, nil
+// symbolValue reads a Symbol attribute. In GitLab's form (gitlab set) it keeps
+// Ruby's typing: nil sets w.Nil, and a String or another non-Symbol scalar
+// sets w.Strings, as GitLab's selector never equals it. In Ferry's
+// hand-written form strings are Symbols, with or without the leading colon.
+func symbolValue(w *Worker, a Attribute, v rubyValue, gitlab bool) (string, error) {
+	switch v.kind {
+	case rubyNil:
+		w.Nil |= a
+		return "", nil
+	case rubySymbol:
+		return v.text, nil
+	case rubyString:
+		if !gitlab {
+			return strings.TrimPrefix(v.text, ":"), nil
 		}
 	}
-	return false, fmt.Errorf("want true or false, got %s", describeNode(v))
-}
-
-func weightValue(v *yaml.Node) (int, error) {
-	if v.Kind == yaml.ScalarNode {
-		switch v.ShortTag() {
-		case "!!null":
-			return 0, nil
-		case "!!int":
-			var n int
-			if err := v.Decode(&n); err != nil {
-				return 0, fmt.Errorf("want an integer: %w", err)
-			}
-			if n < 0 {
-				return 0, fmt.Errorf("want a non-negative integer, got %d", n)
-			}
-			return n, nil
-		}
+	s, ok := v.toS()
+	if !ok || v.kind == rubyFalse || !gitlab {
+		return "", fmt.Errorf("want a symbol (:value), a string or null, got %s", v.what)
 	}
-	return 0, fmt.Errorf("want an integer, got %s", describeNode(v))
+	w.Strings |= a
+	return s, nil
 }
 
-func tagsValue(v *yaml.Node) ([]string, error) {
-	if v.Kind == yaml.ScalarNode && v.ShortTag() == "!!null" {
+// boolValue reads true, false or null.
+func boolValue(v rubyValue) (b, isNil bool, err error) {
+	switch v.kind {
+	case rubyNil:
+		return false, true, nil
+	case rubyTrue:
+		return true, false, nil
+	case rubyFalse:
+		return false, false, nil
+	}
+	return false, false, fmt.Errorf("want true, false or null, got %s", v.what)
+}
+
+func weightValue(v rubyValue) (int, error) {
+	switch v.kind {
+	case rubyNil:
+		return 0, nil
+	case rubyInteger:
+		n, err := strconv.Atoi(v.text)
+		if err != nil {
+			return 0, fmt.Errorf("want an integer: %w", err)
+		}
+		if n < 0 {
+			return 0, fmt.Errorf("want a non-negative integer, got %d", n)
+		}
+		return n, nil
+	}
+	return 0, fmt.Errorf("want an integer, got %s", v.what)
+}
+
+// tagsValue reads the tags: a list of Symbols in GitLab's form (a single
+// scalar counts as a one-tag list, as Ruby's Array() makes it). A list of
+// Strings sets w.Strings; mixing Symbols with other values is refused, since
+// Worker cannot tell which tag is which.
+func tagsValue(w *Worker, n *yaml.Node, gitlab bool) ([]string, error) {
+	items := []*yaml.Node{n}
+	switch {
+	case n.Kind == yaml.SequenceNode:
+		items = n.Content
+	case rubyNode(n).kind == rubyNil:
 		return nil, nil
 	}
-	if v.Kind != yaml.SequenceNode {
-		return nil, fmt.Errorf("want a list of strings, got %s", describeNode(v))
-	}
 	var tags []string
-	for i, item := range v.Content {
-		item = resolveAlias(item)
-		if item.Kind != yaml.ScalarNode || item.ShortTag() != "!!str" {
-			return nil, fmt.Errorf("item %d: want a string, got %s", i, describeNode(item))
+	symbols, others := 0, 0
+	for i, item := range items {
+		v := rubyNode(item)
+		switch {
+		case v.kind == rubySymbol:
+			symbols++
+			tags = append(tags, v.text)
+			continue
+		case v.kind == rubyString && !gitlab:
+			tags = append(tags, strings.TrimPrefix(v.text, ":"))
+			continue
 		}
-		tags = append(tags, strings.TrimPrefix(item.Value, ":"))
+		s, ok := v.toS()
+		if !ok || v.kind == rubyNil || v.kind == rubyFalse || !gitlab {
+			return nil, fmt.Errorf("item %d: want a symbol such as :cronjob_child, got %s", i, v.what)
+		}
+		others++
+		tags = append(tags, s)
+	}
+	if symbols > 0 && others > 0 {
+		return nil, fmt.Errorf("mixes Symbols and other values; GitLab's generator writes Symbols only")
+	}
+	if others > 0 {
+		w.Strings |= AttrTags
 	}
 	return tags, nil
 }

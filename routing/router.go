@@ -5,11 +5,13 @@ import (
 	"slices"
 )
 
-// Options configures a Router. The zero value is ready to use.
+// Options configures a Router. The zero value is ready to use and routes
+// exactly as GitLab's WorkerRouter.
 type Options struct {
-	// DefaultQueue receives workers that no rule matches. Empty (the default)
-	// sends each such worker to its generated queue name; set it to "default"
-	// to use Sidekiq's default queue, as Rails deployments do.
+	// DefaultQueue receives workers that no rule matches. Empty (the default,
+	// and GitLab's behaviour) sends each such worker to its generated queue
+	// name. Setting it departs from GitLab, which has no such option: write a
+	// final ["*", "default"] rule instead to stay GitLab-compatible.
 	DefaultQueue string
 
 	// CacheSize bounds how many workers' routes Route remembers (a few
@@ -30,9 +32,11 @@ type Router struct {
 	cache        *routeCache // nil when disabled
 }
 
-// NewRouter compiles rules. A rule whose query does not parse or whose queue
-// is not a valid queue name is a *RuleError naming its index; an invalid
-// Options.DefaultQueue wraps ErrInvalidQueue. opts may be nil.
+// NewRouter compiles rules as GitLab's WorkerRouter.new does: every query is
+// parsed (see Parse), including those after a catch-all, and a rule whose
+// query does not parse is a *RuleError naming its index and the problem's
+// Kind. Queue names are used as given; a blank one means the generated name.
+// An invalid Options.DefaultQueue wraps ErrInvalidQueue. opts may be nil.
 func NewRouter(rules []Rule, opts *Options) (*Router, error) {
 	var o Options
 	if opts != nil {
@@ -49,7 +53,11 @@ func NewRouter(rules []Rule, opts *Options) (*Router, error) {
 	for i, rule := range rules {
 		c, err := compileRule(rule)
 		if err != nil {
-			return nil, &RuleError{Index: i, Err: err}
+			re := &RuleError{Index: i, Err: err}
+			if se, ok := err.(*SyntaxError); ok {
+				re.Kind = se.Kind
+			}
+			return nil, re
 		}
 		r.compiled[i] = c
 	}
@@ -65,9 +73,12 @@ func NewRouter(rules []Rule, opts *Options) (*Router, error) {
 // Rules returns a copy of the router's rules, in order.
 func (r *Router) Rules() []Rule { return slices.Clone(r.rules) }
 
-// Route returns the queue for w: the queue of the first matching rule (the
-// generated queue name when that rule's queue is empty), or the default queue
-// when no rule matches.
+// Route returns the queue for w as GitLab's WorkerRouter#route does: the
+// queue of the first rule whose selector matches (the generated queue name
+// when that rule's queue is blank), or, when no rule matches, the generated
+// queue name (or Options.DefaultQueue when set). GitLab's dummy entries (see
+// Worker.IsDummy) are never routed: Route returns their own QueueName
+// ("default" or "mailers"), the queue their jobs always use.
 //
 // Results are cached with w.ID() as the key. A cached result is used only when
 // every attribute that routing reads (the selector attributes and the class
@@ -91,6 +102,9 @@ func (r *Router) Route(w Worker) string {
 
 // route evaluates the rules without the cache.
 func (r *Router) route(w *Worker) string {
+	if w.IsDummy() {
+		return w.QueueName
+	}
 	for i := range r.compiled {
 		c := &r.compiled[i]
 		if c.sel.match(w) {

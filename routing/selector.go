@@ -1,110 +1,58 @@
 package routing
 
 import (
-	"slices"
-	"strconv"
 	"strings"
 )
 
-// Selector is a parsed worker selector query (see Parse). It is immutable and
-// safe for concurrent use. The zero Selector matches no worker and prints as "".
+// Selector is a parsed worker selector (see Parse). It is immutable and safe
+// for concurrent use. The zero Selector matches no worker and prints as "",
+// like GitLab's empty selector.
 type Selector struct {
-	all          bool     // the query "*"
+	all          bool     // "*", or an alternative without terms
 	alternatives [][]term // OR of ANDs
 }
 
-// term is one attribute=value[,value…] or attribute!=value[,value…].
+// term is one attribute=value… or attribute!=value… test.
 type term struct {
-	attr   attribute
-	negate bool     // != instead of =
-	values []string // distinct, in query order
+	attr   Attribute
+	negate bool                // != instead of =
+	values []string            // distinct, non-empty, in query order
+	set    map[string]struct{} // the values, for long lists; nil for short ones
+	// has_external_dependencies: GitLab turns "true" into true and every
+	// other value into false.
+	wantTrue, wantFalse bool
 }
 
-// attribute is a worker attribute a term can test.
-type attribute uint8
-
-const (
-	attrWorkerName attribute = iota + 1
-	attrName
-	attrFeatureCategory
-	attrUrgency
-	attrResourceBoundary
-	attrHasExternalDependencies
-	attrTags
-	attrQueueNamespace
-)
-
-// attributeList is the help text for unknown-attribute errors, sorted.
-const attributeList = "feature_category, has_external_dependencies, name, queue_namespace, resource_boundary, tags, urgency, worker_name"
-
-func lookupAttribute(name string) (attribute, bool) {
-	switch name {
-	case "worker_name":
-		return attrWorkerName, true
-	case "name":
-		return attrName, true
-	case "feature_category":
-		return attrFeatureCategory, true
-	case "urgency":
-		return attrUrgency, true
-	case "resource_boundary":
-		return attrResourceBoundary, true
-	case "has_external_dependencies":
-		return attrHasExternalDependencies, true
-	case "tags":
-		return attrTags, true
-	case "queue_namespace":
-		return attrQueueNamespace, true
+// textValue returns the worker's value of a single-valued text attribute, and
+// false when it is nil or of a class the query values cannot equal (a String
+// where GitLab compares Symbols).
+func textValue(a Attribute, w *Worker) (string, bool) {
+	if w.Nil&a != 0 || w.Strings&a&symbolAttrs != 0 {
+		return "", false
 	}
-	return 0, false
-}
-
-// String returns the attribute's name in the selector language.
-func (a attribute) String() string {
+	var v string
 	switch a {
-	case attrWorkerName:
-		return "worker_name"
-	case attrName:
-		return "name"
-	case attrFeatureCategory:
-		return "feature_category"
-	case attrUrgency:
-		return "urgency"
-	case attrResourceBoundary:
-		return "resource_boundary"
-	case attrHasExternalDependencies:
-		return "has_external_dependencies"
-	case attrTags:
-		return "tags"
-	case attrQueueNamespace:
-		return "queue_namespace"
+	case AttrWorkerName:
+		v = w.WorkerName
+	case AttrName:
+		v = w.QueueName
+	case AttrFeatureCategory:
+		v = w.FeatureCategory
+	case AttrUrgency:
+		v = w.Urgency
+	case AttrResourceBoundary:
+		v = w.ResourceBoundary
+	case AttrQueueNamespace:
+		v = w.QueueNamespace
 	}
-	return "attribute(" + strconv.Itoa(int(a)) + ")"
+	return v, v != ""
 }
 
-// value returns the worker's value of a single-valued attribute.
-func (a attribute) value(w *Worker) string {
-	switch a {
-	case attrWorkerName:
-		return w.WorkerName
-	case attrName:
-		return w.QueueName
-	case attrFeatureCategory:
-		return w.FeatureCategory
-	case attrUrgency:
-		return w.Urgency
-	case attrResourceBoundary:
-		return w.ResourceBoundary
-	case attrHasExternalDependencies:
-		return strconv.FormatBool(w.HasExternalDependencies)
-	case attrQueueNamespace:
-		return w.QueueNamespace
-	}
-	return ""
-}
-
-// Match reports whether the worker satisfies the selector: "*" matches every
-// worker; otherwise at least one alternative must have all its terms true.
+// Match reports whether the worker satisfies the selector, as GitLab's
+// WorkerMatcher#match? does: "*" matches every worker; otherwise at least one
+// alternative must have all its terms true. A nil attribute (see Worker.Nil)
+// never satisfies "=" and always satisfies "!="; a String where GitLab
+// expects a Symbol (see Worker.Strings) never equals a query value.
 func (s Selector) Match(w Worker) bool {
 	return s.match(&w)
 }
@@ -131,24 +79,55 @@ func matchAll(terms []term, w *Worker) bool {
 }
 
 func (t *term) match(w *Worker) bool {
-	var hit bool
-	if t.attr == attrTags {
-		// = means "has any of these tags", != "has none of them".
-		for _, tag := range w.Tags {
-			if slices.Contains(t.values, tag) {
-				hit = true
-				break
-			}
-		}
-	} else {
-		hit = slices.Contains(t.values, t.attr.value(w))
-	}
-	return hit != t.negate
+	return t.hit(w) != t.negate
 }
 
-// String returns the canonical form of the selector: no spaces, duplicate
-// values dropped, everything else in query order. Parse(s.String()) returns a
-// selector equal to s.
+// hit reports whether the worker's value list and the query values share an
+// element.
+func (t *term) hit(w *Worker) bool {
+	switch t.attr {
+	case AttrHasExternalDependencies:
+		if w.Nil&AttrHasExternalDependencies != 0 {
+			return false
+		}
+		if w.HasExternalDependencies {
+			return t.wantTrue
+		}
+		return t.wantFalse
+	case AttrTags:
+		if w.Nil&AttrTags != 0 || w.Strings&AttrTags != 0 {
+			return false
+		}
+		for _, tag := range w.Tags {
+			if tag != "" && t.has(tag) {
+				return true
+			}
+		}
+		return false
+	}
+	v, ok := textValue(t.attr, w)
+	return ok && t.has(v)
+}
+
+func (t *term) has(v string) bool {
+	if t.set != nil {
+		_, ok := t.set[v]
+		return ok
+	}
+	for _, have := range t.values {
+		if have == v {
+			return true
+		}
+	}
+	return false
+}
+
+// String returns the canonical form of the selector: what GitLab reads,
+// without ignored characters, empty pieces or duplicate values, every
+// has_external_dependencies value as true or false, and "*" for a selector
+// that matches every worker because of an alternative without terms. An
+// empty value list prints as "attribute=,". Parse(s.String()) returns a
+// selector equal to s; the zero Selector prints as "".
 func (s Selector) String() string {
 	if s.all {
 		return "*"
@@ -168,7 +147,15 @@ func (s Selector) String() string {
 			} else {
 				b.WriteByte('=')
 			}
-			b.WriteString(strings.Join(t.values, ","))
+			if len(t.values) == 0 {
+				b.WriteByte(',')
+			}
+			for k, v := range t.values {
+				if k > 0 {
+					b.WriteByte(',')
+				}
+				b.WriteString(v)
+			}
 		}
 	}
 	return b.String()

@@ -18,11 +18,10 @@ type RoutingTable struct {
 	byQueue map[string][]int
 }
 
-// Table routes every worker and returns the resulting table. Two workers with
-// the same ID are an ErrDuplicateWorker error; a worker whose route is not a
-// valid queue name (possible only for Workers built in code with an odd class
-// name or namespace) wraps ErrInvalidQueue. Table does not use or fill the
-// Route cache.
+// Table routes every worker as Route does and returns the resulting table:
+// GitLab's dummy entries stay on their own queues. Two workers with the same
+// ID are an ErrDuplicateWorker error. Table does not use or fill the Route
+// cache.
 func (r *Router) Table(workers []Worker) (*RoutingTable, error) {
 	if r == nil {
 		return nil, errNilRouter
@@ -48,9 +47,6 @@ func (r *Router) Table(workers []Worker) (*RoutingTable, error) {
 			return nil, fmt.Errorf("%w %q", ErrDuplicateWorker, w.ID())
 		}
 		q := r.route(w)
-		if !validQueueName(q) {
-			return nil, fmt.Errorf("%w %q for worker %q: check its worker_name and queue_namespace", ErrInvalidQueue, q, w.ID())
-		}
 		t.queueOf[i] = q
 		t.index[w.ID()] = i
 		if _, ok := t.byQueue[q]; !ok {

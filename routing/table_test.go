@@ -61,10 +61,10 @@ func TestRoutingTableErrors(t *testing.T) {
 	require.ErrorIs(t, err, ErrDuplicateWorker)
 	require.ErrorContains(t, err, `"AWorker"`)
 
-	// Only a Worker built in code can carry a class name that makes no queue.
-	_, err = r.Table([]Worker{{WorkerName: "Odd Name"}})
-	require.ErrorIs(t, err, ErrInvalidQueue)
-	require.ErrorContains(t, err, `"odd name" for worker "Odd Name"`)
+	// GitLab checks no queue name, and neither does Table.
+	tab, err := r.Table([]Worker{{WorkerName: "Odd Name"}})
+	require.NoError(t, err)
+	require.Equal(t, []string{"odd name"}, tab.Queues())
 
 	var nilRouter *Router
 	_, err = nilRouter.Table(nil)
@@ -95,4 +95,39 @@ func TestDiff(t *testing.T) {
 	require.Empty(t, Diff(before, before))
 	require.Empty(t, Diff(nil, nil))
 	require.Len(t, Diff(nil, before), 3)
+}
+
+// GitLab's dummy entries are never routed: they stay on their own queues
+// whatever the rules say, in tables, maps and plans.
+func TestDummiesAreNeverRouted(t *testing.T) {
+	workers := append(DummyWorkers(), Worker{WorkerName: "PostReceive", QueueName: "post_receive", FeatureCategory: "source_code_management"})
+	before := mustRouter(t, nil, nil)
+	after := mustRouter(t, []Rule{{Query: "feature_category=not_owned", Queue: "elsewhere"}, {Query: "*", Queue: "default"}}, nil)
+	tab, err := after.Table(workers)
+	require.NoError(t, err)
+	require.Equal(t, map[string]string{
+		"default":                       "default",
+		"ActionMailer::MailDeliveryJob": "mailers",
+		"PostReceive":                   "default",
+	}, tab.Map())
+	require.Equal(t, "mailers", after.Route(workers[1]))
+
+	plan, err := Plan(before, after, workers)
+	require.NoError(t, err)
+	require.Len(t, plan.Changes, 1)
+	require.Equal(t, "PostReceive", plan.Changes[0].Worker.ID())
+	require.Equal(t, []string{"default", "mailers"}, tabQueues(t, before, workers))
+}
+
+func tabQueues(t *testing.T, r *Router, workers []Worker) []string {
+	t.Helper()
+	tab, err := r.Table(workers)
+	require.NoError(t, err)
+	var qs []string
+	for _, q := range tab.Queues() {
+		if q != "post_receive" {
+			qs = append(qs, q)
+		}
+	}
+	return qs
 }

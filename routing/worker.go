@@ -8,22 +8,34 @@ import (
 // Rails/Sidekiq deployment keeps it in all_queues.yml. The comment of each
 // field names its all_queues.yml key; the selector attribute of the same name
 // reads it.
+//
+// The fields hold what GitLab's files hold for an ordinary worker: Symbols
+// for the Symbol attributes (feature_category, urgency, resource_boundary,
+// queue_namespace, tags), a boolean for has_external_dependencies, and an
+// empty string for a nil text attribute. Two fields record the rarer cases
+// GitLab's selector tells apart, so code that builds workers by hand can
+// ignore them: Nil (an attribute that is nil rather than false or empty)
+// and Strings (an attribute written as a String where a Symbol is expected,
+// like the urgency "low" of the mailers entry, which therefore does not
+// match urgency=low). ReadWorkers fills both from the file.
 type Worker struct {
 	// WorkerName is the worker's class name, e.g. "Elastic::MigrationWorker"
 	// (key and attribute worker_name). Generated queue names derive from it.
+	// Empty for the dummy entry "default".
 	WorkerName string
-	// QueueName is the queue the worker is declared on today, e.g.
-	// "cronjob:elastic_migration" (key and attribute name; required).
+	// QueueName is the worker's generated queue name as the file records it,
+	// e.g. "cronjob:elastic_migration" (key and attribute name; required).
 	QueueName string
 	// FeatureCategory is the product area owning the worker (feature_category).
 	FeatureCategory string
-	// Urgency is the worker's latency class: high, low, throttled… (urgency).
+	// Urgency is the worker's latency class: high, low, throttled
+	// (urgency).
 	Urgency string
 	// ResourceBoundary is the resource the worker is bound by: cpu, memory,
-	// unknown… (resource_boundary).
+	// unknown (resource_boundary).
 	ResourceBoundary string
 	// HasExternalDependencies reports that the worker calls services outside
-	// the deployment (has_external_dependencies).
+	// the deployment (has_external_dependencies). See Nil for "unknown".
 	HasExternalDependencies bool
 	// Tags are free-form labels (tags).
 	Tags []string
@@ -38,19 +50,33 @@ type Worker struct {
 	Idempotent bool
 	// DependsOnQueueName marks a worker whose code uses its own queue name, for
 	// example Redis keys built from it or checks of its queue's size
-	// (depends_on_queue_name). Moving such a worker to another queue changes
-	// its behaviour, so Plan warns about it. Not a selector attribute.
+	// (depends_on_queue_name, a Ferry extension of the file). Moving such a
+	// worker to another queue changes its behaviour, so Plan warns about it.
+	// Not a selector attribute.
 	DependsOnQueueName bool
 	// LimitedCapacity marks a worker that limits its own concurrency (the
-	// LimitedCapacity::Worker style, or a hand-rolled limit) (limited_capacity).
-	// Its limit must not count jobs by queue, so Plan warns before moving it.
-	// Not a selector attribute.
+	// LimitedCapacity::Worker style, or a hand-rolled limit)
+	// (limited_capacity, a Ferry extension). Its limit must not count jobs by
+	// queue, so Plan warns before moving it. Not a selector attribute.
 	LimitedCapacity bool
+
+	// Nil lists attributes whose value is nil in the file, whatever the
+	// field holds. It matters for has_external_dependencies, which is nil
+	// on the dummy entries: nil never satisfies "=" (neither =true nor
+	// =false) and always satisfies "!=". For the text attributes an empty
+	// field already means nil.
+	Nil Attribute
+	// Strings lists Symbol attributes (feature_category, urgency,
+	// resource_boundary, queue_namespace, tags) whose file value is a String
+	// rather than a Symbol, like the mailers entry's urgency "low". GitLab
+	// compares query values as Symbols, so such a value never satisfies "="
+	// and always satisfies "!=". For tags it applies to every tag.
+	Strings Attribute
 }
 
 // ID identifies the worker in routing tables, diffs and the Router's cache: its
-// WorkerName, or its QueueName when WorkerName is empty (older all_queues.yml
-// files have no worker_name; their queue names are unique per worker).
+// WorkerName, or its QueueName when WorkerName is empty (the dummy entry
+// "default", and older all_queues.yml files without worker_name).
 func (w Worker) ID() string {
 	if w.WorkerName != "" {
 		return w.WorkerName
@@ -58,52 +84,85 @@ func (w Worker) ID() string {
 	return w.QueueName
 }
 
-// GeneratedQueueName returns the queue a worker gets when a rule routes it to
-// a null queue: its class name without a leading "Gitlab::" and a trailing
-// "Worker", in snake_case with "::" turned into "_", prefixed by
-// "<QueueNamespace>:" when the worker has a namespace. For example
-// Elastic::MigrationWorker in namespace cronjob gets "cronjob:elastic_migration".
-// Without a class name (or when nothing is left of it) it returns QueueName.
-//
-// The conversion follows Rails' String#underscore without custom acronym
-// inflections: "HTMLParser" becomes "html_parser".
-func GeneratedQueueName(w Worker) string {
-	base := strings.TrimPrefix(w.WorkerName, "Gitlab::")
-	base = strings.TrimSuffix(base, "Worker")
-	if base == "" {
-		return w.QueueName
-	}
-	parts := strings.Split(base, "::")
-	for i, p := range parts {
-		parts[i] = snakeCase(p)
-	}
-	name := strings.Join(parts, "_")
-	if w.QueueNamespace != "" {
-		return w.QueueNamespace + ":" + name
-	}
-	return name
+// The queues and class of GitLab's two dummy entries.
+const (
+	dummyDefaultQueue = "default"
+	dummyMailersQueue = "mailers"
+	dummyMailerClass  = "ActionMailer::MailDeliveryJob"
+)
+
+// IsDummy reports whether w is one of the two entries GitLab's all_queues.yml
+// holds for queues rather than for worker classes: "default" (no class) and
+// "mailers" (ActionMailer::MailDeliveryJob). Selectors match them like any
+// entry, so sidekiq-cluster's queue selection (SelectQueues) includes them,
+// but the router never routes them: their jobs always use their own queue.
+func (w Worker) IsDummy() bool {
+	return w.QueueName == dummyDefaultQueue && w.WorkerName == "" ||
+		w.QueueName == dummyMailersQueue && w.WorkerName == dummyMailerClass
 }
 
-// snakeCase converts one CamelCase segment: an underscore goes before an
-// upper-case letter that follows a lower-case letter or digit, or that starts
-// a new word after an acronym ("HTMLParser" → "html_parser").
-func snakeCase(s string) string {
+// DummyWorkers returns GitLab's two dummy entries exactly as all_queues.yml
+// describes them, for callers that build worker lists in code: "default"
+// (no class, every attribute nil except feature_category :not_owned) and
+// "mailers" (ActionMailer::MailDeliveryJob, feature_category :not_owned,
+// urgency the String "low", weight 2, the other attributes nil).
+func DummyWorkers() []Worker {
+	nilAttrs := AttrHasExternalDependencies | AttrUrgency | AttrResourceBoundary | AttrQueueNamespace
+	return []Worker{
+		{QueueName: dummyDefaultQueue, FeatureCategory: "not_owned", Weight: 1, Nil: nilAttrs | AttrWorkerName},
+		{QueueName: dummyMailersQueue, WorkerName: dummyMailerClass, FeatureCategory: "not_owned", Urgency: "low",
+			Weight: 2, Nil: nilAttrs &^ AttrUrgency, Strings: AttrUrgency},
+	}
+}
+
+// GeneratedQueueName returns the queue name GitLab derives from a worker's
+// class when a rule routes it to a blank queue, or when no rule matches: the
+// class name without one leading "Gitlab::" and one trailing "Worker", put
+// through ActiveSupport's underscore (GitLab defines no acronyms), with "/"
+// replaced by "_", prefixed by "<QueueNamespace>:" when the worker has a
+// namespace. For example Elastic::MigrationWorker in namespace cronjob gets
+// "cronjob:elastic_migration", and X509IssuerCrlCheckWorker gets
+// "x509_issuer_crl_check". Without a class name it returns QueueName.
+func GeneratedQueueName(w Worker) string {
+	if w.WorkerName == "" {
+		return w.QueueName
+	}
+	base := strings.TrimPrefix(w.WorkerName, "Gitlab::")
+	base = strings.TrimSuffix(base, "Worker")
+	base = strings.ReplaceAll(underscore(base), "/", "_")
+	if w.QueueNamespace != "" && !w.Nil.Has(AttrQueueNamespace) {
+		return w.QueueNamespace + ":" + base
+	}
+	return base
+}
+
+// underscore is ActiveSupport's String#underscore without acronyms: "::"
+// becomes "/", "_" goes between an upper-case letter and an upper-case letter
+// followed by a lower-case one (ABCd → AB_Cd) and between a lower-case letter
+// or digit and an upper-case letter (both tested on the original string),
+// "-" becomes "_", and everything is lower-cased. A string without an
+// upper-case ASCII letter, "-" or "::" is returned as it is.
+func underscore(s string) string {
+	if !strings.ContainsAny(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZ-") && !strings.Contains(s, "::") {
+		return s
+	}
+	s = strings.ReplaceAll(s, "::", "/")
 	var b strings.Builder
-	b.Grow(len(s) + 4)
+	b.Grow(len(s) + 8)
 	for i := 0; i < len(s); i++ {
 		c := s[i]
-		if isUpper(c) && i > 0 {
+		if i > 0 && isUpper(c) {
 			prev := s[i-1]
 			if isLower(prev) || isDigit(prev) || (isUpper(prev) && i+1 < len(s) && isLower(s[i+1])) {
 				b.WriteByte('_')
 			}
 		}
-		if isUpper(c) {
-			c += 'a' - 'A'
+		if c == '-' {
+			c = '_'
 		}
 		b.WriteByte(c)
 	}
-	return b.String()
+	return strings.ToLower(b.String())
 }
 
 func isUpper(c byte) bool { return 'A' <= c && c <= 'Z' }
