@@ -33,13 +33,18 @@ const dirPrefix = "ferry-pgtest-"
 type ServerOptions struct {
 	// Settings are extra postgres -c settings.
 	Settings map[string]string
+	// Durable runs the server with PostgreSQL's default durability (fsync,
+	// synchronous_commit and full_page_writes on), for benchmarks whose
+	// figures must hold on a real server. Default: off, which makes tests
+	// fast and is safe for throwaway data.
+	Durable bool
 	// StartTimeout bounds how long Start waits for the server to accept
 	// connections. Default 30s.
 	StartTimeout time.Duration
 }
 
 // Server is a throwaway PostgreSQL server in a temp dir, reachable only on a
-// unix socket in that dir, with trust auth and fsync off. It is stopped
+// unix socket in that dir, with trust auth and fsync off (unless Durable). It is stopped
 // with Stop, and also (SIGQUIT) if the process that started it dies.
 type Server struct {
 	dir  string // temp dir: data/ and the socket
@@ -82,9 +87,13 @@ func Start(ctx context.Context, opts ServerOptions) (*Server, error) {
 
 // launch starts postgres on s.data and waits until it accepts connections.
 func (s *Server) launch(ctx context.Context, opts ServerOptions) error {
+	durability := "off"
+	if opts.Durable {
+		durability = "on"
+	}
 	args := []string{"-D", s.data, "-k", s.dir, "-p", "5432",
-		"-c", "listen_addresses=", "-c", "fsync=off", "-c", "synchronous_commit=off",
-		"-c", "full_page_writes=off", "-c", "max_connections=300",
+		"-c", "listen_addresses=", "-c", "fsync=" + durability, "-c", "synchronous_commit=" + durability,
+		"-c", "full_page_writes=" + durability, "-c", "max_connections=300",
 		"-c", "shared_buffers=128MB", "-c", "max_wal_size=2GB"}
 	keys := make([]string, 0, len(opts.Settings))
 	for k := range opts.Settings {

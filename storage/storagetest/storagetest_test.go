@@ -3,6 +3,7 @@ package storagetest_test
 import (
 	"context"
 	"fmt"
+	"os"
 	"testing"
 	"time"
 
@@ -103,4 +104,25 @@ func BenchmarkNewDatabase(b *testing.B) {
 	tpl, empty := perDB(storagetest.URL), perDB(storagetest.EmptyURL)
 	fmt.Printf("ferry-bench: pgtest-new-database ferry=%s baseline=%s ratio=%.3f (wait for a migrated DB vs a bare CREATE DATABASE, tests of 200ms); server start %s\n",
 		tpl.Round(time.Microsecond), empty.Round(time.Microsecond), float64(tpl)/float64(empty), startup.Round(time.Millisecond))
+}
+
+// A Durable server runs with PostgreSQL's default durability.
+func TestDurableServer(t *testing.T) {
+	ctx := context.Background()
+	srv, err := storagetest.Start(ctx, storagetest.ServerOptions{Durable: true})
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatal(err)
+		}
+		t.Skipf("skipping: %v", err)
+	}
+	defer srv.Stop()
+	conn, err := pgx.Connect(ctx, srv.URL("postgres"))
+	require.NoError(t, err)
+	defer conn.Close(ctx)
+	for _, setting := range []string{"fsync", "synchronous_commit", "full_page_writes"} {
+		var v string
+		require.NoError(t, conn.QueryRow(ctx, `SELECT current_setting($1)`, setting).Scan(&v))
+		require.Equal(t, "on", v, setting)
+	}
 }
