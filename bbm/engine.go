@@ -86,7 +86,8 @@ type stepResult int
 const (
 	stepRan      stepResult = iota // ran a job (whatever its outcome); go on
 	stepDone                       // nothing is left for this worker
-	stepWait                       // nothing to do now: jobs run elsewhere, retries wait, the budget is full
+	stepWait                       // nothing to do now: jobs run elsewhere or retries wait
+	stepBusy                       // the parallelism budget is full: try again soon
 	stepConflict                   // lost a race for a range or job; try again at once
 )
 
@@ -122,7 +123,7 @@ func (e *engine) step(waitCtx, jobCtx context.Context) (stepResult, error) {
 		}
 		return stepRan, nil
 	case errors.Is(err, ErrBusy):
-		return stepWait, nil
+		return stepBusy, nil
 	case errors.Is(err, ErrJobConflict):
 		return stepConflict, nil
 	case errors.Is(err, ErrInvalidTransition), errors.Is(err, ErrMigrationNotFound):

@@ -7,6 +7,8 @@ import (
 	"log/slog"
 	"sync"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/ferryhq/ferry/bbm"
 	"github.com/ferryhq/ferry/bbm/bbmtest"
 	"github.com/ferryhq/ferry/storage"
@@ -114,4 +116,17 @@ func ExampleWorker() {
 	// batch 1 100
 	// batch 101 200
 	// batch 201 300
+}
+
+// Where is the condition selecting a batch's rows: typed casts, and a
+// row-wise comparison for a composite key, so its index serves it.
+func ExampleBatch_Where() {
+	b := bbm.Batch{Table: pgx.Identifier{"public", "tags"}, KeyColumns: []string{"repository_id", "name"},
+		KeyTypes: []string{"bigint", "text"}, Strategy: bbm.Keyset, Start: bbm.Key{"7", "latest"}, End: bbm.Key{"9", "v1.2"}}
+	cond, args := b.Where(1)
+	fmt.Println(`UPDATE ` + b.Table.Sanitize() + ` SET immutable = false WHERE ` + cond)
+	fmt.Println(args...)
+	// Output:
+	// UPDATE "public"."tags" SET immutable = false WHERE ("repository_id", "name") >= ($1::text::bigint, $2::text::text) AND ("repository_id", "name") <= ($3::text::bigint, $4::text::text)
+	// 7 latest 9 v1.2
 }

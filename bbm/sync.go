@@ -171,6 +171,12 @@ func (w *SyncWorker) slot(ctx context.Context) error {
 		switch res {
 		case stepDone:
 			return nil
+		case stepBusy:
+			// A place frees up when any job ends: ask again soon rather
+			// than backing off while others take the budget.
+			if err := wait.Sleep(ctx, jitter(w.e.o.Interval, w.e.o.Jitter)); err != nil {
+				return err
+			}
 		case stepWait:
 			d := jitter(backoff(w.e.o.Interval, w.e.o.MaxBackoff, idle), w.e.o.Jitter)
 			idle++

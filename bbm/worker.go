@@ -166,6 +166,8 @@ func (w *Worker) slot(r run) {
 			pause = backoff(w.e.o.Interval, w.e.o.MaxBackoff, failures)
 			failures, idle = failures+1, 0
 			w.e.log.WarnContext(r.waitCtx, "step failed; backing off", "error", err, "wait", pause)
+		case res == stepBusy:
+			pause = w.e.o.Interval // a place frees up when any job ends
 		case res == stepDone || res == stepWait:
 			pause = backoff(w.e.o.Interval, w.e.o.MaxBackoff, idle)
 			idle, failures = idle+1, 0

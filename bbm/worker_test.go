@@ -190,10 +190,11 @@ func (s *spy) snapshot() (finds, execs []time.Time, results []error) {
 	return slices.Clone(s.finds), slices.Clone(s.execs), slices.Clone(s.results)
 }
 
-// While another process runs as many jobs as Parallelism allows, the
-// worker neither blocks nor runs jobs, and it backs off; once the job is
-// done it does the work.
-func TestWorkerWaitsWhileBudgetIsFullAndBacksOff(t *testing.T) {
+// With nothing to do the worker backs off (doubling up to MaxBackoff).
+// While another process runs as many jobs as Parallelism allows, it
+// neither blocks nor runs jobs and asks again every Interval (a place frees
+// up when any job ends); once the job is done it does the work.
+func TestWorkerIdleBackoffAndFullBudget(t *testing.T) {
 	ctx := context.Background()
 	pool := pgSetup(t)
 	itemsTable(t, pool, "items", 300)
@@ -204,21 +205,26 @@ func TestWorkerWaitsWhileBudgetIsFullAndBacksOff(t *testing.T) {
 	w := bbm.NewWorker(pool, opts)
 	sp.inner = w
 	require.NoError(t, w.Register(fillWork("fill")))
+	require.NoError(t, w.Start(ctx))
+	require.Eventually(t, func() bool { f, _, _ := sp.snapshot(); return len(f) >= 6 }, 10*time.Second, time.Millisecond)
+	finds, _, _ := sp.snapshot()
+	// Each wait is at least the doubled interval, capped (timers never
+	// fire early, so these lower bounds are exact).
+	for i := 1; i < 6; i++ {
+		want := min(opts.Interval<<(i-1), opts.MaxBackoff)
+		require.GreaterOrEqual(t, finds[i].Sub(finds[i-1]), want, "idle wait %d", i)
+	}
+
 	register(t, w.Admin(), "m", "items", "fill", 100)
 	// Another process's job, alive (its lease is renewed).
 	held := claimRange(t, pgStore(pool), migrationOf(t, pool, "m"), 1, 100, time.Minute)
-
-	require.NoError(t, w.Start(ctx))
 	require.Eventually(t, func() bool { _, e, _ := sp.snapshot(); return len(e) >= 6 }, 10*time.Second, time.Millisecond)
 	_, execs, results := sp.snapshot()
 	for i, err := range results {
 		require.ErrorIs(t, err, bbm.ErrBusy, "claim %d", i)
-	}
-	// Each wait is at least the doubled interval, capped (timers never
-	// fire early, so these lower bounds are exact).
-	for i := 1; i < len(execs); i++ {
-		want := min(opts.Interval<<(i-1), opts.MaxBackoff)
-		require.GreaterOrEqual(t, execs[i].Sub(execs[i-1]), want, "wait %d", i)
+		if i > 0 {
+			require.GreaterOrEqual(t, execs[i].Sub(execs[i-1]), opts.Interval, "busy wait %d", i)
+		}
 	}
 	require.Equal(t, 300, countWhere(t, pool, `SELECT count(*) FROM items WHERE filled IS NULL`))
 
