@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
 
 	"github.com/ferryhq/ferry/bbm"
@@ -89,14 +88,8 @@ func countWork(k *killer) bbm.Work {
 
 // TestBBMKillChild is the child process of TestExactlyOnceUnderKills.
 func TestBBMKillChild(t *testing.T) {
-	url := os.Getenv(envKillURL)
-	if url == "" {
-		t.Skip("only runs as a child process")
-	}
+	pool := childPool(t, envKillURL)
 	ctx := context.Background()
-	pool, err := pgxpool.New(ctx, url)
-	require.NoError(t, err)
-	defer pool.Close()
 	job, _ := strconv.ParseInt(os.Getenv(envKillJob), 10, 64)
 	k := &killer{at: os.Getenv(envKillAt), job: job}
 	opts := fastOptions()
@@ -113,13 +106,9 @@ func TestBBMKillChild(t *testing.T) {
 // with SIGKILL at every step boundary of a job, three times each, and
 // restarted each time; in the end every row was incremented exactly once.
 func TestExactlyOnceUnderKills(t *testing.T) {
-	ctx := context.Background()
 	pool := pgSetup(t)
 	const rows, batch = 3000, 100
-	_, err := pool.Exec(ctx, `CREATE TABLE counted (id bigint PRIMARY KEY, n int NOT NULL DEFAULT 0)`)
-	require.NoError(t, err)
-	_, err = pool.Exec(ctx, `INSERT INTO counted (id) SELECT generate_series(1, $1::bigint)`, rows)
-	require.NoError(t, err)
+	countedTable(t, pool, rows)
 	w := bbm.NewSyncWorker(pool, fastOptions())
 	require.NoError(t, w.Register(countWork(&killer{})))
 	register(t, w.Admin(), "count", "counted", countedWork, batch)

@@ -172,8 +172,7 @@ func TestSyncWorkerRidesOutOutage(t *testing.T) {
 	ctx := context.Background()
 	pool := pgSetup(t)
 	url := pool.Config().ConnString()
-	execSQL(t, pool, `CREATE TABLE counted (id bigint PRIMARY KEY, n int NOT NULL DEFAULT 0)`,
-		`INSERT INTO counted (id) SELECT generate_series(1, 3000)`)
+	countedTable(t, pool, 3000)
 	var once sync.Once
 	outageDone := make(chan struct{})
 	work := &countingWork{name: "count"}

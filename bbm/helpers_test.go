@@ -160,3 +160,26 @@ func claimRange(t testing.TB, store bbm.Store, m *bbm.Migration, lo, hi int64, l
 	require.NoError(t, err)
 	return j
 }
+
+// countedTable creates table counted with keys 1..n and a counter n at 0,
+// for non-idempotent Work (n = n + 1) that shows a row applied twice.
+func countedTable(t testing.TB, db storage.Querier, n int) {
+	t.Helper()
+	ctx := context.Background()
+	_, err := db.Exec(ctx, `CREATE TABLE counted (id bigint PRIMARY KEY, n int NOT NULL DEFAULT 0)`)
+	require.NoError(t, err)
+	_, err = db.Exec(ctx, `INSERT INTO counted (id) SELECT generate_series(1, $1::bigint)`, n)
+	require.NoError(t, err)
+}
+
+// childPool is the pool of a child process re-executing the test binary,
+// on the database its parent put in the environment variable env; the test
+// is skipped in a normal run, where env is unset.
+func childPool(t *testing.T, env string) *pgxpool.Pool {
+	t.Helper()
+	url := os.Getenv(env)
+	if url == "" {
+		t.Skip("only runs as a child process")
+	}
+	return newPool(t, url)
+}

@@ -70,8 +70,7 @@ func (s *lostOnce) RenewLease(ctx context.Context, jobID int64, attempt int, lea
 func TestLostLeaseStopsTheWork(t *testing.T) {
 	ctx := context.Background()
 	pool := pgSetup(t)
-	execSQL(t, pool, `CREATE TABLE counted (id bigint PRIMARY KEY, n int NOT NULL DEFAULT 0)`,
-		`INSERT INTO counted (id) SELECT generate_series(1, 200)`)
+	countedTable(t, pool, 200)
 	var cancelled atomic.Int32
 	work := bbm.WorkFunc("count", func(ctx context.Context, db storage.Querier, b bbm.Batch) error {
 		cond, args := b.Where(1)

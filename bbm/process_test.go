@@ -49,14 +49,8 @@ func loggedWork(sleep string) bbm.Work {
 // TestBBMChild is the child process of the tests below; it does nothing in
 // a normal test run.
 func TestBBMChild(t *testing.T) {
-	url := os.Getenv(envChildURL)
-	if url == "" {
-		t.Skip("only runs as a child process")
-	}
+	pool := childPool(t, envChildURL)
 	ctx := context.Background()
-	pool, err := pgxpool.New(ctx, url)
-	require.NoError(t, err)
-	defer pool.Close()
 	opts := fastOptions()
 	opts.BatchPause = 10 * time.Millisecond
 	opts.JobTimeout, opts.JobLease = time.Second, 300*time.Millisecond
