@@ -101,9 +101,9 @@
 //	ferry_lease_fence_checks_total                counter    key, result                    fence checks (pglease.FenceWith); result ok, fenced (a stale holder's write refused), error
 //	ferry_transfer_blobs_total                    counter    method                         blobs transferred; method streamed (through this process), server_side (copied by GCS), skipped (already there)
 //	ferry_transfer_bytes_total                    counter    method                         bytes of those blobs, by the same method
-//	ferry_transfer_blob_failures_total            counter    reason                         failed blob transfers; reason corrupt, missing, invalid_digest, cancelled, other
+//	ferry_transfer_blob_failures_total            counter    reason                         failed blob transfers; reason corrupt_in_transit, corrupt_at_rest, missing, bucket_not_found, invalid_digest, cancelled, other
 //	ferry_transfer_blob_duration_seconds          histogram  method                         time per successful blob transfer, retries included
-//	ferry_transfer_retries_total                  counter    op, cause                      retried storage operations; op copy, server_side_copy, read, stat, list, write; cause throttled, server_error, timeout, truncated, connection, other
+//	ferry_transfer_retries_total                  counter    op, cause                      retried storage operations; op copy, server_side_copy, read, stat, list, write; cause throttled, server_error, timeout, truncated, connection, corrupt, source_changed, other
 //	ferry_transfer_repositories_total             counter    pass, outcome                  repositories finished; pass pre_import or final_import; outcome imported, failed, too_large, dry_run
 //	ferry_transfer_repository_duration_seconds    histogram  pass                           time to import one repository
 //	ferry_transfer_passes_total                   counter    pass, result                   import passes; result ok or error

@@ -42,13 +42,13 @@ func newTransferObserver() *transferObserver {
 			Name: "bytes_total", Help: "Bytes of the blobs transferred, by method (streamed, server_side, skipped)."},
 			[]string{"method"}),
 		blobFailures: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: Namespace, Subsystem: sub,
-			Name: "blob_failures_total", Help: "Blob transfers that failed, by reason (corrupt, missing, invalid_digest, cancelled, other)."},
+			Name: "blob_failures_total", Help: "Blob transfers that failed, by reason (corrupt_in_transit, corrupt_at_rest, missing, bucket_not_found, invalid_digest, cancelled, other)."},
 			[]string{"reason"}),
 		blobTime: prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: Namespace, Subsystem: sub,
 			Name: "blob_duration_seconds", Help: "Duration of successful blob transfers, retries included, by method.",
 			Buckets: blobBuckets}, []string{"method"}),
 		retries: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: Namespace, Subsystem: sub,
-			Name: "retries_total", Help: "Retried storage operations, by operation (copy, server_side_copy, read, stat, list, write) and cause (throttled, server_error, timeout, truncated, connection, other)."},
+			Name: "retries_total", Help: "Retried storage operations, by operation (copy, server_side_copy, read, stat, list, write) and cause (throttled, server_error, timeout, truncated, connection, corrupt, source_changed, other)."},
 			[]string{"op", "cause"}),
 		repos: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: Namespace, Subsystem: sub,
 			Name: "repositories_total", Help: "Repositories an importer finished, by pass (pre_import, final_import) and outcome (imported, failed, too_large, dry_run)."},
@@ -96,8 +96,12 @@ func (o *transferObserver) BlobDone(_ context.Context, e transfer.BlobEvent) {
 	if e.Err != nil {
 		reason := "other"
 		switch {
+		case errors.Is(e.Err, transfer.ErrCorruptAtRest):
+			reason = "corrupt_at_rest"
 		case errors.Is(e.Err, transfer.ErrCorrupt):
-			reason = "corrupt"
+			reason = "corrupt_in_transit"
+		case errors.Is(e.Err, transfer.ErrBucketNotFound):
+			reason = "bucket_not_found"
 		case errors.Is(e.Err, transfer.ErrMissingBlob):
 			reason = "missing"
 		case errors.Is(e.Err, transfer.ErrInvalidDigest):
@@ -118,7 +122,7 @@ func (o *transferObserver) BlobDone(_ context.Context, e transfer.BlobEvent) {
 func (o *transferObserver) Retried(_ context.Context, e transfer.RetryEvent) {
 	op := oneOf(e.Op, OtherLabel, "copy", "server_side_copy", "read", "stat", "list", "write")
 	cause := oneOf(e.Cause, OtherLabel, transfer.RetryThrottled, transfer.RetryServerError, transfer.RetryTimeout,
-		transfer.RetryTruncated, transfer.RetryConnection, transfer.RetryOther)
+		transfer.RetryTruncated, transfer.RetryConnection, transfer.RetryCorrupt, transfer.RetrySourceChanged, transfer.RetryOther)
 	o.retries.WithLabelValues(op, cause).Inc()
 }
 

@@ -12,6 +12,7 @@ import (
 
 	"github.com/ferryhq/ferry/transfer"
 	"github.com/ferryhq/ferry/transfer/faultblob"
+	"github.com/ferryhq/ferry/transfer/gcscopy"
 	"github.com/ferryhq/ferry/transfer/gcstest"
 	"github.com/ferryhq/ferry/transfer/transfertest"
 )
@@ -52,7 +53,8 @@ func TestTransferMetricsMove(t *testing.T) {
 	require.Equal(t, float64(rep.BlobsCopied), must(t, reg, "ferry_transfer_blobs_total", "method", "streamed"))
 	require.Equal(t, float64(rep.BytesCopied), must(t, reg, "ferry_transfer_bytes_total", "method", "streamed"))
 	require.Equal(t, float64(rep.BlobsCopied), must(t, reg, "ferry_transfer_blob_duration_seconds", "method", "streamed"))
-	require.Positive(t, must(t, reg, "ferry_transfer_blob_failures_total", "reason", "corrupt"), "once per repository that needs it")
+	require.Positive(t, must(t, reg, "ferry_transfer_blob_failures_total", "reason", "corrupt_in_transit"), "once per repository that needs it")
+	require.Positive(t, must(t, reg, "ferry_transfer_retries_total", "op", "copy", "cause", "corrupt"), "flipped bits are read again")
 	require.Positive(t, must(t, reg, "ferry_transfer_retries_total", "op", "copy", "cause", "throttled"))
 	require.Positive(t, must(t, reg, "ferry_transfer_retries_total", "op", "read", "cause", "throttled"))
 	failed, tooLarge := float64(len(rep.Failed())), float64(len(rep.TooLarge))
@@ -85,10 +87,16 @@ func TestTransferMetricsMove(t *testing.T) {
 	_, err = plain.Transfer(ctx, "sha256:0")
 	require.Error(t, err)
 	require.Equal(t, 1.0, must(t, reg, "ferry_transfer_blob_failures_total", "reason", "invalid_digest"))
+	// A blob stored corrupt is "at rest", not "in transit".
+	rotten := digest.FromString("layer bytes")
+	require.NoError(t, rawSrc.WriteAll(ctx, gen.Layout.BlobKey(rotten), []byte("LAYER BYTES"), nil))
+	_, err = plain.Transfer(ctx, rotten)
+	require.ErrorIs(t, err, transfer.ErrCorruptAtRest)
+	require.Equal(t, 1.0, must(t, reg, "ferry_transfer_blob_failures_total", "reason", "corrupt_at_rest"))
 }
 
-// Between GCS buckets blobs are copied by the service: counted as
-// server_side, bytes included (none of which passed through the host).
+// Between GCS buckets, with gcscopy, blobs are copied by the service:
+// counted as server_side, bytes included.
 func TestTransferMetricsServerSide(t *testing.T) {
 	ctx := context.Background()
 	m, reg := newMetrics(t)
@@ -97,7 +105,9 @@ func TestTransferMetricsServerSide(t *testing.T) {
 	layout, err := transfer.NewLayout("")
 	require.NoError(t, err)
 	d := transfertest.PutBlob(t, src, layout, transfertest.RandomBytes(1, 100_000))
-	tr, err := transfer.New(src, dst, transfer.Options{Observer: m.Transfer()})
+	copier, err := gcscopy.New(src, dst)
+	require.NoError(t, err)
+	tr, err := transfer.New(src, dst, transfer.Options{Observer: m.Transfer(), ServerSide: copier})
 	require.NoError(t, err)
 	res, err := tr.Transfer(ctx, d)
 	require.NoError(t, err)

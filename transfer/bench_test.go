@@ -25,7 +25,6 @@ import (
 
 	"github.com/ferryhq/ferry/transfer"
 	"github.com/ferryhq/ferry/transfer/faultblob"
-	"github.com/ferryhq/ferry/transfer/gcstest"
 	"github.com/ferryhq/ferry/transfer/transfertest"
 )
 
@@ -314,54 +313,4 @@ func BenchmarkImportLatency20ms(b *testing.B) {
 	fmt.Printf("ferry-bench: import-10000-blobs-20ms-latency ferry=%.1fs baseline=%.1fs ratio=%.1f target>=40 "+
 		"(ferry: 64 workers; baseline: 1 worker, measured on %d of %d repositories = %d blobs and extrapolated linearly, %.1f ms per blob)\n",
 		fast.Seconds(), slow.Seconds(), ratio, sample, repos, sample*blobsPerRepo, slow.Seconds()*1000/float64(repos*blobsPerRepo))
-}
-
-// BenchmarkGCSServerSideBytesThroughHost copies blobs GCS→GCS (fake GCS,
-// in process) and counts object bytes crossing the host's HTTP client:
-// server-side copy against a streamed copy of the same blobs.
-func BenchmarkGCSServerSideBytesThroughHost(b *testing.B) {
-	const blobs, size = 16, 512 << 10
-	ctx := context.Background()
-	var serverSide, streamed int64
-	var rewrites int64
-	for range b.N {
-		for _, disable := range []bool{false, true} {
-			b.StopTimer()
-			gcs := gcstest.NewFakeGCS(b, "src", "dst")
-			src, dst := gcs.Bucket(b, "src"), gcs.Bucket(b, "dst")
-			l := mustLayout(b, "")
-			var ds []digest.Digest
-			for i := range blobs {
-				ds = append(ds, transfertest.PutBlob(b, src, l, transfertest.RandomBytes(uint64(i), size)))
-			}
-			tr := mustNew(b, src, dst, transfer.Options{DisableServerSideCopy: disable})
-			gcs.Traffic.Reset()
-			b.StartTimer()
-			for _, d := range ds {
-				res, err := tr.Transfer(ctx, d)
-				if err != nil || res.ServerSide == disable {
-					b.Fatalf("Transfer = %+v, %v", res, err)
-				}
-			}
-			if disable {
-				streamed += gcs.Traffic.PayloadBytes()
-			} else {
-				serverSide += gcs.Traffic.PayloadBytes()
-				rewrites += gcs.Traffic.Rewrites()
-			}
-		}
-	}
-	b.StopTimer()
-	total := int64(blobs * size * b.N)
-	b.ReportMetric(float64(serverSide)/float64(b.N), "ferry-host-bytes")
-	b.ReportMetric(float64(streamed)/float64(b.N), "streamed-host-bytes")
-	if serverSide != 0 {
-		b.Fatalf("%d blob bytes passed through the host", serverSide)
-	}
-	if !lastRound(b) {
-		return
-	}
-	fmt.Printf("ferry-bench: gcs-to-gcs-bytes-through-host ferry=%dB baseline=%dB ratio=%.3f target<=0 "+
-		"(ferry: server-side copy; baseline: streamed; %d blobs, %s, %d rewrite calls, fake-gcs-server)\n",
-		serverSide/int64(b.N), streamed/int64(b.N), float64(serverSide)/float64(max(streamed, 1)), blobs, transfer.FormatBytes(total/int64(b.N)), rewrites/int64(b.N))
 }

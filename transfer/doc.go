@@ -12,22 +12,50 @@
 // # Transferer
 //
 // A Transferer copies one blob by digest. New returns one over any two
-// gocloud buckets (fileblob, memblob, gcsblob, s3blob, ...):
+// gocloud buckets (fileblob, memblob, gcsblob, s3blob, ...); this package
+// links only gocloud.dev/blob, no storage service's client:
 //
 //	tr, err := transfer.New(src, dst, transfer.Options{})
 //	res, err := tr.Transfer(ctx, "sha256:...")
 //
-// A streamed copy hashes the bytes as they pass and compares the digest and
-// size at the end; on a mismatch the destination writer's context is
-// cancelled before Close, so the object never appears, and the error wraps
-// ErrCorrupt. A blob the destination already holds with the right size is
-// skipped. When both buckets are GCS the copy is done by the service (the
-// rewrite API, resumed with its rewrite token after failures and checked by
-// CRC32C), so no blob bytes pass through the host. Failures that look
+// Every path checks content against the digest unless an option that says
+// otherwise by name is set:
+//
+//   - A streamed copy hashes the bytes as they pass and holds the last chunk
+//     back until the digest and size match; on a mismatch the destination
+//     writer's context is cancelled before Close, so the object never
+//     appears (and one a driver commits anyway is removed).
+//   - A server-side copy (Options.ServerSide, e.g. transfer/gcscopy between
+//     GCS buckets) first reads the source, pinned to one generation,
+//     through the host without writing it and hashes it; then the service
+//     copies exactly that generation and the copy's size and checksum are
+//     compared with it (ServerSideVerify: VerifySource, the default).
+//     ServerSideVerify: TrustChecksums moves no blob bytes through the host
+//     and does not check content against the digest.
+//   - A blob already at the destination is kept only if verified
+//     (Existing: VerifyChecksum, the default, trusts objects Ferry wrote,
+//     recognised by the digest it records in their metadata, and hashes
+//     any other; VerifyContent hashes all; TrustSize checks the size only).
+//     A mismatch is replaced, or reported with ReportMismatched.
+//
+// Content that does not match its digest is read again (CorruptRetries,
+// default 2) since a bit may have flipped on the way; then the error is a
+// *CorruptError that says whether the reads agreed (ErrCorruptAtRest) or
+// not (ErrCorruptInTransit), and names the digest. Failures that look
 // transient (HTTP 408, 429 and 5xx, gocloud Internal, ResourceExhausted and
-// DeadlineExceeded codes, gRPC Unavailable, truncated reads) are retried
+// DeadlineExceeded codes, gRPC Unavailable, truncated reads, a storage
+// client's failed checksum, a source replaced during a copy) are retried
 // with exponential backoff and jitter, a bounded number of times, and never
-// after the context ends.
+// after the context ends. A copy that committed but whose answer was lost
+// is found on the retry and reported as copied, not skipped. A missing
+// bucket is a *BucketError naming it (Options.SourceName, DestinationName).
+//
+// A crash mid-copy never leaves a blob under its key, since only verified
+// content is committed. fileblob leaves its temporary file
+// ("<key>.<hex>.tmp"), in os.TempDir() or, with no_tmp_dir, next to the key
+// where List returns it (IsLeftover tells them apart); Ferry removes stale
+// ones next to a blob it copies, and SweepLeftovers removes all of them.
+// gcsblob and s3blob leave only upload sessions the service discards.
 //
 // # Importer
 //
@@ -40,6 +68,10 @@
 // read-only. Both are idempotent: a manifest the Sink already has is
 // skipped with everything it references, and blobs already at the
 // destination are not copied again.
+//
+// An Importer that finds no repository at all fails with ErrEmptySource and
+// says what the bucket holds instead (an empty bucket or a mistyped Root);
+// a named repository that is not in the source fails the same way.
 //
 // Each repository is first read and validated completely: links, digests,
 // names, manifests, and the existence and size of every blob. Only then is

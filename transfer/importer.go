@@ -45,6 +45,9 @@ type ImportOptions struct {
 	// listings and link reads a repository's walk (tags, revisions, layers)
 	// keeps in flight. Default 32.
 	Concurrency int
+	// SourceName names the source bucket in errors and logs (for example
+	// "gs://registry-eu"). Default "source bucket".
+	SourceName string
 	// Retry bounds retries of source reads. See RetryPolicy for defaults.
 	// (Blob transfers retry under the Transferer's own policy.)
 	Retry RetryPolicy
@@ -97,7 +100,7 @@ func NewImporter(src *blob.Bucket, tr Transferer, sink Sink, opts ImportOptions)
 		opts.Observer = ObserverFuncs{}
 	}
 	return &Importer{
-		reader: NewLayoutReader(src, layout, opts.Retry).WithConcurrency(opts.Concurrency),
+		reader: NewLayoutReader(src, layout, opts.Retry).WithConcurrency(opts.Concurrency).WithName(opts.SourceName),
 		tr:     tr,
 		sink:   sink,
 		opts:   opts,
@@ -105,9 +108,19 @@ func NewImporter(src *blob.Bucket, tr Transferer, sink Sink, opts ImportOptions)
 	}, nil
 }
 
-// Repositories lists the repositories in the source layout.
+// Repositories lists the repositories in the source layout. Finding none
+// at all is an error wrapping ErrEmptySource (or ErrBucketNotFound) that
+// says what the bucket holds instead, since an empty or mistyped root is
+// far likelier than a registry without repositories.
 func (im *Importer) Repositories(ctx context.Context) ([]string, error) {
-	return im.reader.Repositories(ctx)
+	names, err := im.reader.Repositories(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if len(names) == 0 {
+		return nil, im.reader.explainEmpty(ctx)
+	}
+	return names, nil
 }
 
 // PreImport runs the first pass over the named repositories (all of them if
@@ -135,7 +148,7 @@ func (im *Importer) run(ctx context.Context, pass Pass, names []string) (rep *Re
 	}()
 	if len(names) == 0 {
 		var err error
-		if names, err = im.reader.Repositories(ctx); err != nil {
+		if names, err = im.Repositories(ctx); err != nil {
 			return nil, fmt.Errorf("transfer: discovering repositories: %w", err)
 		}
 	} else {

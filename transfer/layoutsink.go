@@ -67,7 +67,7 @@ func (s *LayoutSink) PutManifest(ctx context.Context, repo string, m *Manifest) 
 		return err
 	}
 	if got := m.Digest.Algorithm().FromBytes(m.Payload); got != m.Digest {
-		return fmt.Errorf("%w: manifest %s: payload hashes to %s", ErrCorrupt, m.Digest, got)
+		return &CorruptError{Digest: m.Digest, Where: ErrCorruptAtRest, Object: "manifest payload", Detail: fmt.Sprintf("payload hashes to %s", got)}
 	}
 	if err := s.writeIfDifferent(ctx, s.layout.BlobKey(m.Digest), m.Payload); err != nil {
 		return err

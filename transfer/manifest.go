@@ -113,7 +113,7 @@ func ParseManifest(d digest.Digest, payload []byte) (*Manifest, error) {
 		return nil, err
 	}
 	if got := d.Algorithm().FromBytes(payload); got != d {
-		return nil, fmt.Errorf("%w at rest: manifest %s: content hashes to %s", ErrCorrupt, d, got)
+		return nil, &CorruptError{Digest: d, Where: ErrCorruptAtRest, Object: "manifest payload", Detail: fmt.Sprintf("content hashes to %s", got)}
 	}
 	var raw rawManifest
 	if err := json.Unmarshal(payload, &raw); err != nil {

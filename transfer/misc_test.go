@@ -16,8 +16,6 @@ import (
 
 	"github.com/ferryhq/ferry/transfer"
 	"github.com/ferryhq/ferry/transfer/faultblob"
-	"github.com/ferryhq/ferry/transfer/gcstest"
-	"github.com/ferryhq/ferry/transfer/transfertest"
 	"github.com/opencontainers/go-digest"
 )
 
@@ -104,50 +102,5 @@ func TestLayoutKeys(t *testing.T) {
 	}
 	if got, want := l.LayerLinkKey("a", d), "docker/registry/v2/repositories/a/_layers/sha256/"+h+"/link"; got != want {
 		t.Errorf("LayerLinkKey = %q, want %q", got, want)
-	}
-}
-
-// A full import between two GCS buckets copies every blob server-side.
-func TestImportGCSToGCS(t *testing.T) {
-	ctx := context.Background()
-	gcs := gcstest.NewFakeGCS(t, "old-registry", "new-registry")
-	src, dst := gcs.Bucket(t, "old-registry"), gcs.Bucket(t, "new-registry")
-	spec := transfertest.SmallSpec(13)
-	spec.Repositories, spec.Images = 4, 16
-	reg := generate(t, src, spec)
-	var streamed, serverSide int
-	im := newImporter(t, src, mustNew(t, src, dst, transfer.Options{Retry: fastRetry}),
-		transfer.NewLayoutSink(dst, reg.Layout, fastRetry), transfer.ImportOptions{
-			IncludeUntagged: true,
-			Progress: func(p transfer.Progress) {
-				if p.Kind == transfer.EventBlobDone && !p.Blob.Skipped {
-					if p.Blob.ServerSide {
-						serverSide++
-					} else {
-						streamed++
-					}
-				}
-			},
-		})
-	if _, err := im.PreImport(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := im.Import(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if streamed != 0 || serverSide == 0 {
-		t.Fatalf("%d blobs streamed, %d copied server-side; want all server-side", streamed, serverSide)
-	}
-	want, err := transfertest.ReadLayoutState(ctx, src, reg.Layout)
-	if err != nil {
-		t.Fatal(err)
-	}
-	got, err := transfertest.ReadLayoutState(ctx, dst, reg.Layout)
-	if err != nil {
-		t.Fatal(err)
-	}
-	requireState(t, want, got)
-	if n, err := transfertest.CheckBlobs(ctx, dst, reg.Layout); err != nil || n != len(reg.Blobs) {
-		t.Fatalf("CheckBlobs = %d, %v; want %d", n, err, len(reg.Blobs))
 	}
 }

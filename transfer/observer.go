@@ -43,8 +43,10 @@ type BlobEvent struct {
 	// "server-side" or "streamed". Result.Digest is unbounded: fine on a
 	// trace span, never a metric label.
 	Result Result
-	// Err is Transfer's error; it wraps ErrCorrupt, ErrMissingBlob,
-	// ErrInvalidDigest or a context error when one of them applies.
+	// Err is Transfer's error; it wraps ErrCorrupt (with
+	// ErrCorruptInTransit or ErrCorruptAtRest), ErrMissingBlob,
+	// ErrBucketNotFound, ErrInvalidDigest or a context error when one of
+	// them applies.
 	Err error
 }
 
@@ -67,6 +69,12 @@ const (
 	RetryTruncated RetryCause = "truncated"
 	// RetryConnection: the connection was reset or broken.
 	RetryConnection RetryCause = "connection"
+	// RetryCorrupt: content did not match its digest or a storage
+	// client's checksum, probably damaged in transit; retried under
+	// Options.CorruptRetries.
+	RetryCorrupt RetryCause = "corrupt"
+	// RetrySourceChanged: the source object was replaced during the copy.
+	RetrySourceChanged RetryCause = "source_changed"
 	// RetryOther: anything else a custom RetryPolicy.Retryable retries.
 	RetryOther RetryCause = "other"
 )
@@ -75,6 +83,10 @@ const (
 // IsRetryable.
 func ClassifyRetry(err error) RetryCause {
 	switch {
+	case errors.Is(err, ErrCorrupt), isClientChecksumError(err):
+		return RetryCorrupt
+	case errors.Is(err, ErrSourceChanged):
+		return RetrySourceChanged
 	case errors.Is(err, errTruncated), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, io.EOF):
 		return RetryTruncated
 	case errors.Is(err, syscall.ECONNRESET), errors.Is(err, syscall.EPIPE):

@@ -51,6 +51,17 @@ func (im *Importer) plan(ctx context.Context, st *runState, name string) (*repoP
 		return nil, err
 	}
 	p.tagsTotal = len(tags)
+	if len(tags) == 0 {
+		// A repository named by the caller that is not in the source (a
+		// mistyped name or root) must not pass as imported.
+		ok, err := im.reader.exists(ctx, name)
+		if err != nil {
+			return nil, err
+		}
+		if !ok {
+			return nil, fmt.Errorf("%w: repository %q is not under %q in %s", ErrEmptySource, name, im.reader.layout.RepositoriesPrefix(), im.reader.name)
+		}
+	}
 	if im.opts.MaxTags > 0 && len(tags) > im.opts.MaxTags {
 		p.tooLarge = true
 		return p, nil
@@ -232,7 +243,7 @@ func (im *Importer) checkBlobs(ctx context.Context, st *runState, wanted []ocisp
 			case err != nil:
 				return fmt.Errorf("%s: %w", owner[i], err)
 			case desc.Size >= 0 && desc.Size != size:
-				return fmt.Errorf("%s: %w: %s: descriptor says %d bytes, stored blob has %d", owner[i], ErrCorrupt, desc.Digest, desc.Size, size)
+				return fmt.Errorf("%s: %w", owner[i], &CorruptError{Digest: desc.Digest, Where: ErrCorruptAtRest, Object: "source", Detail: fmt.Sprintf("descriptor says %d bytes, stored blob has %d", desc.Size, size)})
 			}
 			desc.Size = size
 			keep[i] = true

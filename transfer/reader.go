@@ -33,13 +33,24 @@ type LayoutReader struct {
 	layout      Layout
 	retry       RetryPolicy
 	concurrency int
+	name        string // the bucket's name in errors
 }
 
 // NewLayoutReader returns a LayoutReader for the layout in b. The zero
 // RetryPolicy means the defaults. It lists and reads links 8 at a time;
 // see WithConcurrency.
 func NewLayoutReader(b *blob.Bucket, layout Layout, retry RetryPolicy) *LayoutReader {
-	return &LayoutReader{b: b, layout: layout, retry: retry.withDefaults(), concurrency: defaultWalkConcurrency}
+	return &LayoutReader{b: b, layout: layout, retry: retry.withDefaults(), concurrency: defaultWalkConcurrency, name: "source bucket"}
+}
+
+// WithName returns a copy of r that names its bucket name in errors (for
+// example "gs://registry-eu"; default "source bucket").
+func (r *LayoutReader) WithName(name string) *LayoutReader {
+	c := *r
+	if name != "" {
+		c.name = name
+	}
+	return &c
 }
 
 // WithConcurrency returns a copy of r that keeps up to n listings and link
@@ -224,24 +235,49 @@ func (r *LayoutReader) readLinkDir(ctx context.Context, prefix, what string) ([]
 	return out, nil
 }
 
-// Manifest reads, verifies and parses the manifest blob d.
+// manifestReads is how many times a manifest whose content does not match
+// its digest is read before it counts as corrupt: the damage may have been
+// on the way.
+const manifestReads = 3
+
+// Manifest reads, verifies and parses the manifest blob d. Content that
+// does not hash to d is read again (3 reads in all); the error says
+// whether the reads agreed (ErrCorruptAtRest) or not (ErrCorruptInTransit).
 func (r *LayoutReader) Manifest(ctx context.Context, d digest.Digest) (*Manifest, error) {
 	if err := ValidateDigest(d); err != nil {
 		return nil, err
 	}
-	var payload []byte
-	_, err := r.retry.do(ctx, "read", func(ctx context.Context) error {
-		var err error
-		payload, _, err = readSmall(ctx, r.b, r.layout.BlobKey(d), maxManifestSize)
-		if errors.Is(err, errTooLarge) {
-			err = fmt.Errorf("%w: manifest %s: %w", ErrBadManifest, d, err)
+	var seen []digest.Digest
+	for {
+		var payload []byte
+		_, err := r.retry.do(ctx, "read", func(ctx context.Context) error {
+			var err error
+			payload, _, err = readSmall(ctx, r.b, r.layout.BlobKey(d), maxManifestSize)
+			if errors.Is(err, errTooLarge) {
+				err = fmt.Errorf("%w: manifest %s: %w", ErrBadManifest, d, err)
+			}
+			return err
+		})
+		if err != nil {
+			return nil, fmt.Errorf("manifest %s: %w", d, r.missing(ctx, err, d))
 		}
-		return err
-	})
-	if err != nil {
-		return nil, fmt.Errorf("manifest %s: %w", d, missingOr(err, d))
+		got := d.Algorithm().FromBytes(payload)
+		if got == d {
+			return ParseManifest(d, payload)
+		}
+		seen = append(seen, got)
+		if len(seen) < manifestReads {
+			continue
+		}
+		where := ErrCorruptAtRest
+		for _, g := range seen[1:] {
+			if g != seen[0] {
+				where = ErrCorruptInTransit
+			}
+		}
+		return nil, &CorruptError{Digest: d, Where: where, Object: "manifest in " + r.name,
+			Detail: fmt.Sprintf("content hashes to %s (%d reads)", got, len(seen))}
 	}
-	return ParseManifest(d, payload)
 }
 
 // BlobSize returns the size of blob d's data; the error wraps
@@ -254,7 +290,7 @@ func (r *LayoutReader) BlobSize(ctx context.Context, d digest.Digest) (int64, er
 	_, err := r.retry.do(ctx, "stat", func(ctx context.Context) error {
 		a, err := r.b.Attributes(ctx, r.layout.BlobKey(d))
 		if err != nil {
-			return missingOr(err, d)
+			return r.missing(ctx, err, d)
 		}
 		size = a.Size
 		return nil
@@ -338,7 +374,7 @@ func (r *LayoutReader) listDirs(ctx context.Context, prefix string) ([]string, e
 			return err
 		})
 		if err != nil {
-			return nil, fmt.Errorf("listing %q: %w", prefix, err)
+			return nil, fmt.Errorf("listing %q: %w", prefix, bucketErr(ctx, err, r.b, r.name))
 		}
 		for _, o := range objs {
 			if o.IsDir {
@@ -349,4 +385,48 @@ func (r *LayoutReader) listDirs(ctx context.Context, prefix string) ([]string, e
 	}
 	slices.Sort(out)
 	return out, nil
+}
+
+// missing reports a blob that is not in the bucket, or the bucket that is
+// not there, naming it.
+func (r *LayoutReader) missing(ctx context.Context, err error, d digest.Digest) error {
+	err = bucketErr(ctx, err, r.b, r.name)
+	if gcerrors.Code(err) == gcerrors.NotFound && !errors.Is(err, ErrBucketNotFound) {
+		return fmt.Errorf("%w in %s: %s", ErrMissingBlob, r.name, d)
+	}
+	return err
+}
+
+// explainEmpty describes a source in which no repository was found: a
+// missing bucket, an empty one, or one whose layout is under another root.
+func (r *LayoutReader) explainEmpty(ctx context.Context) error {
+	if ok, err := r.b.IsAccessible(ctx); err == nil && !ok {
+		return &BucketError{Bucket: r.name, Err: ErrEmptySource}
+	}
+	top, err := r.listDirs(ctx, "")
+	if err != nil {
+		return fmt.Errorf("%w: nothing under %q in %s (listing its top level: %w)", ErrEmptySource, r.layout.RepositoriesPrefix(), r.name, err)
+	}
+	if len(top) == 0 {
+		return fmt.Errorf("%w: %s is empty", ErrEmptySource, r.name)
+	}
+	if len(top) > 5 {
+		top = append(top[:5], "...")
+	}
+	return fmt.Errorf("%w: nothing under %q in %s, whose top level holds %q: is the layout root (ImportOptions.Root) right?",
+		ErrEmptySource, r.layout.RepositoriesPrefix(), r.name, top)
+}
+
+// exists reports whether anything is stored under repo's prefix.
+func (r *LayoutReader) exists(ctx context.Context, repo string) (bool, error) {
+	var found bool
+	_, err := r.retry.do(ctx, "list", func(ctx context.Context) error {
+		objs, _, err := r.b.ListPage(ctx, blob.FirstPageToken, 1, &blob.ListOptions{Prefix: r.layout.RepositoryPrefix(repo), Delimiter: "/"})
+		if errors.Is(err, io.EOF) {
+			err = nil
+		}
+		found = len(objs) > 0
+		return err
+	})
+	return found, err
 }

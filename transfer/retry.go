@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
+	"strings"
 	"syscall"
 	"time"
 
@@ -80,6 +81,11 @@ func (p RetryPolicy) backoff(n int) time.Duration {
 // attempts made and the last error. op names the operation for the
 // Observer.
 func (p RetryPolicy) do(ctx context.Context, op string, fn func(ctx context.Context) error) (int, error) {
+	return p.doWith(ctx, op, p.Retryable, fn)
+}
+
+// doWith is do with another rule for what is retried.
+func (p RetryPolicy) doWith(ctx context.Context, op string, retryable func(error) bool, fn func(ctx context.Context) error) (int, error) {
 	for attempt := 1; ; attempt++ {
 		err := fn(ctx)
 		if err == nil {
@@ -88,7 +94,7 @@ func (p RetryPolicy) do(ctx context.Context, op string, fn func(ctx context.Cont
 		if ctx.Err() != nil {
 			return attempt, withCause(ctx, err)
 		}
-		if attempt >= p.MaxAttempts || !p.Retryable(err) {
+		if attempt >= p.MaxAttempts || !retryable(err) {
 			return attempt, err
 		}
 		pause := p.backoff(attempt)
@@ -116,14 +122,22 @@ var errTruncated = errors.New("transfer: read ended early")
 
 // IsRetryable reports whether err looks transient: gocloud error codes
 // ResourceExhausted, DeadlineExceeded and Internal; gRPC Unavailable and
-// Aborted; HTTP 408, 429 and 5xx (from *googleapi.Error or any error with an HTTPStatusCode
-// method); truncated reads, bare EOFs, connection resets and network timeouts.
-// Context cancellation, ErrCorrupt, ErrMissingBlob and validation errors are
-// never retried.
+// Aborted; HTTP 408, 429 and 5xx (from *googleapi.Error or any error with an
+// HTTPStatusCode method); truncated reads, bare EOFs, connection resets,
+// network timeouts, a storage client's failed checksum on a read ("bad
+// CRC") and ErrSourceChanged. Context cancellation, ErrCorrupt (which a
+// Transferer retries under its own CorruptRetries budget), ErrMissingBlob,
+// ErrBucketNotFound and validation errors are never retried.
+//
+// The googleapi and gRPC status types it looks for are part of
+// gocloud.dev/blob's own dependencies, so recognising them links nothing
+// more into a host.
 func IsRetryable(err error) bool {
 	switch {
 	case err == nil,
 		errors.Is(err, context.Canceled),
+		errors.Is(err, ErrBucketNotFound),
+		errors.Is(err, ErrEmptySource),
 		errors.Is(err, ErrCorrupt),
 		errors.Is(err, ErrMissingBlob),
 		errors.Is(err, ErrInvalidDigest),
@@ -133,6 +147,8 @@ func IsRetryable(err error) bool {
 		errors.Is(err, ErrBadManifest):
 		return false
 	case errors.Is(err, errTruncated),
+		errors.Is(err, ErrSourceChanged),
+		isClientChecksumError(err),
 		errors.Is(err, io.ErrUnexpectedEOF),
 		// An operation that fails with a bare EOF read something that was
 		// cut short, such as fileblob's metadata file being rewritten by a
@@ -171,4 +187,12 @@ func httpStatus(err error) (int, bool) {
 		return withStatus.HTTPStatusCode(), true
 	}
 	return 0, false
+}
+
+// isClientChecksumError reports a storage client's own checksum failure on
+// a read, such as cloud.google.com/go/storage's "bad CRC on read": the
+// bytes were damaged on the way, not at rest. The client exports no type
+// for it, so its message is matched.
+func isClientChecksumError(err error) bool {
+	return err != nil && strings.Contains(err.Error(), "bad CRC")
 }

@@ -2,13 +2,12 @@ package transfer
 
 import (
 	"context"
+	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"sync"
 	"time"
 
-	"cloud.google.com/go/storage"
 	"github.com/opencontainers/go-digest"
 	"gocloud.dev/blob"
 	"gocloud.dev/gcerrors"
@@ -17,12 +16,13 @@ import (
 // Transferer copies blobs of the distribution storage layout from a source
 // bucket to a destination bucket.
 type Transferer interface {
-	// Transfer copies the blob with the given digest, verifying it, and
-	// reports what it did. It is idempotent: a blob already present at the
-	// destination with the right size is skipped. A blob whose content does
-	// not match its digest fails with an error wrapping ErrCorrupt and is
-	// not written; a blob missing from the source fails with an error
-	// wrapping ErrMissingBlob.
+	// Transfer copies the blob with digest d, verifying it, and reports
+	// what it did. It is idempotent: a blob already present and verified
+	// at the destination (see ExistingPolicy) is skipped. A blob whose
+	// content does not match its digest fails with a *CorruptError
+	// (wrapping ErrCorrupt) and is not written; a blob missing from the
+	// source fails with an error wrapping ErrMissingBlob; a missing bucket
+	// with a *BucketError naming it. Every error names d.
 	Transfer(ctx context.Context, d digest.Digest) (Result, error)
 }
 
@@ -32,12 +32,22 @@ type Result struct {
 	Digest digest.Digest
 	// Bytes is the blob's size.
 	Bytes int64
-	// Skipped is true when the destination already held the blob and
-	// nothing was copied.
+	// Skipped is true when the destination already held the verified blob
+	// before this Transfer and nothing was copied. A copy that landed
+	// although its acknowledgement was lost (and was found on a retry) is
+	// not skipped.
 	Skipped bool
 	// ServerSide is true when the storage service copied the blob itself
-	// (GCS rewrite) and no blob bytes passed through this process.
+	// (Options.ServerSide) and the host wrote no blob bytes.
 	ServerSide bool
+	// Replaced is true when the destination held an object under the
+	// blob's key that failed verification and was overwritten.
+	Replaced bool
+	// HostBytes is how many blob bytes this process read (from either
+	// bucket), all attempts included: the blob's size for a streamed copy
+	// or a verified server-side copy, 0 for a trusted server-side copy of
+	// a new blob.
+	HostBytes int64
 	// Attempts is how many tries it took (1 when nothing failed).
 	Attempts int
 	// Duration is the wall time of the transfer, retries included.
@@ -56,7 +66,8 @@ func (r Result) Method() string {
 	}
 }
 
-// Options configures a Transferer. The zero value is usable.
+// Options configures a Transferer. The zero value is usable: streamed,
+// verified copies; existing objects verified.
 type Options struct {
 	// Root is the layout root in both buckets. Default DefaultRoot; "/"
 	// means the bucket root.
@@ -69,9 +80,32 @@ type Options struct {
 	// pipeline that hashes one chunk while the previous one is written.
 	// Default 1 MiB.
 	BufferSize int
-	// DisableServerSideCopy forces streamed copies even when both buckets
-	// are GCS.
-	DisableServerSideCopy bool
+	// ServerSide, if set, copies blobs inside the storage service instead
+	// of streaming them (see package transfer/gcscopy). Default: none.
+	ServerSide ServerSideCopier
+	// ServerSideVerify says how server-side copies are checked. Default
+	// VerifySource: every blob is hashed against its digest. The other
+	// mode, TrustChecksums, does not check content against the digest.
+	ServerSideVerify ServerSideVerify
+	// Existing says how a blob already at the destination is checked
+	// before it is skipped. Default VerifyChecksum.
+	Existing ExistingPolicy
+	// ReportMismatched makes Transfer fail with a *CorruptError
+	// (ErrCorruptAtRest, "destination") when an existing destination
+	// object fails verification. By default it is replaced.
+	ReportMismatched bool
+	// CorruptRetries is how many more times a blob whose content did not
+	// match its digest is read before the copy fails: the damage may have
+	// been on the way. Default 2; negative means 0.
+	CorruptRetries int
+	// LeftoverAge is how old a temporary file left by an interrupted
+	// write must be before Ferry removes it (see SweepLeftovers). Default
+	// one hour.
+	LeftoverAge time.Duration
+	// SourceName and DestinationName name the buckets in errors and logs
+	// (for example "gs://registry-eu"). Default "source bucket" and
+	// "destination bucket".
+	SourceName, DestinationName string
 	// Logger receives retry and verification messages. Default: discard.
 	Logger *slog.Logger
 	// Observer is told about every Transfer and every retry of a copy,
@@ -79,12 +113,15 @@ type Options struct {
 	Observer Observer
 }
 
-const defaultBufferSize = 1 << 20
+const (
+	defaultBufferSize     = 1 << 20
+	defaultCorruptRetries = 2
+	defaultLeftoverAge    = time.Hour
+)
 
-// New returns a Transferer that copies blobs from src to dst. When both
-// buckets are gcsblob buckets (and DisableServerSideCopy is false) blobs are
-// copied server-side with the GCS rewrite API; otherwise they are streamed
-// through this process and verified against their digest.
+// New returns a Transferer that copies blobs from src to dst, streamed
+// through this process and verified against their digest, or inside the
+// storage service when opts.ServerSide is set.
 func New(src, dst *blob.Bucket, opts Options) (Transferer, error) {
 	if src == nil || dst == nil {
 		return nil, fmt.Errorf("transfer.New: source and destination buckets are required")
@@ -95,6 +132,21 @@ func New(src, dst *blob.Bucket, opts Options) (Transferer, error) {
 	}
 	if opts.BufferSize <= 0 {
 		opts.BufferSize = defaultBufferSize
+	}
+	switch {
+	case opts.CorruptRetries == 0:
+		opts.CorruptRetries = defaultCorruptRetries
+	case opts.CorruptRetries < 0:
+		opts.CorruptRetries = 0
+	}
+	if opts.LeftoverAge <= 0 {
+		opts.LeftoverAge = defaultLeftoverAge
+	}
+	if opts.SourceName == "" {
+		opts.SourceName = "source bucket"
+	}
+	if opts.DestinationName == "" {
+		opts.DestinationName = "destination bucket"
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
@@ -114,13 +166,6 @@ func New(src, dst *blob.Bucket, opts Options) (Transferer, error) {
 		log:    opts.Logger,
 	}
 	t.bufs.New = func() any { b := make([]byte, opts.BufferSize); return &b }
-	if !opts.DisableServerSideCopy {
-		g, err := detectGCS(src, dst)
-		if err != nil {
-			return nil, fmt.Errorf("transfer.New: %w", err)
-		}
-		t.gcs = g
-	}
 	return t, nil
 }
 
@@ -130,158 +175,136 @@ type transferer struct {
 	opts     Options
 	retry    RetryPolicy
 	log      *slog.Logger
-	gcs      *gcsPair // nil unless both buckets are GCS
 	bufs     sync.Pool
+	swept    sync.Map // directory -> struct{}: leftovers already swept
+}
+
+// copyState is what one Transfer carries from attempt to attempt.
+type copyState struct {
+	d   digest.Digest
+	key string
+	res Result
+	// wrote is set once an attempt may have committed a copy, so that
+	// finding the blob on a later attempt counts as copied, not skipped.
+	wrote bool
+	// replaced is set when an existing bad object was found.
+	replaced bool
+	// corrupt remembers what mismatching reads returned, to tell
+	// corruption at rest (the same wrong content every time) from damage
+	// in transit.
+	corrupt []corruptRead
+	// failures counts failed attempts other than corrupt reads, bounded by
+	// RetryPolicy.MaxAttempts.
+	failures int
+	// ss is the server-side copy's state (Options.ServerSide).
+	ss *serverSideState
+}
+
+type corruptRead struct {
+	got digest.Digest
+	n   int64
 }
 
 func (t *transferer) Transfer(ctx context.Context, d digest.Digest) (Result, error) {
 	start := time.Now()
-	res := Result{Digest: d}
+	st := &copyState{d: d, res: Result{Digest: d}}
 	if err := ValidateDigest(d); err != nil {
-		t.opts.Observer.BlobDone(ctx, BlobEvent{Result: res, Err: err})
-		return res, err
+		t.opts.Observer.BlobDone(ctx, BlobEvent{Result: st.res, Err: err})
+		return st.res, err
 	}
-	key := t.layout.BlobKey(d)
-	var err error
-	if t.gcs != nil {
-		res, err = t.copyServerSide(ctx, d, key)
-	} else {
-		res.Attempts, err = t.retry.do(ctx, "copy", func(ctx context.Context) error {
-			var err error
-			res, err = t.stream(ctx, d, key)
-			if err != nil && IsRetryable(err) {
-				t.log.WarnContext(ctx, "transfer: retrying blob", slog.String("digest", string(d)), slog.Any("error", err))
-			}
-			return err
-		})
+	st.key = t.layout.BlobKey(d)
+	op, attempt := "copy", t.stream
+	if t.opts.ServerSide != nil {
+		op, attempt = "server_side_copy", t.serverSide
 	}
-	res.Digest = d
-	res.Duration = time.Since(start)
+	// Corrupt reads have their own budget on top of the policy's attempts.
+	policy := t.retry
+	policy.MaxAttempts += t.opts.CorruptRetries
+	attempts, err := policy.doWith(ctx, op, t.retryable(ctx, st), func(ctx context.Context) error {
+		return attempt(ctx, st)
+	})
+	res := st.res
+	res.Digest, res.Attempts, res.Duration, res.Replaced = d, attempts, time.Since(start), st.replaced
 	if err != nil {
-		err = fmt.Errorf("transfer %s: %w", d, err)
+		err = fmt.Errorf("transfer %s: %w", d, t.finalCorrupt(st, err))
+		res.Skipped, res.ServerSide = false, false
 	}
 	t.opts.Observer.BlobDone(ctx, BlobEvent{Result: res, Err: err})
 	return res, err
 }
 
-// stream makes one attempt at a streamed, verified copy.
-func (t *transferer) stream(ctx context.Context, d digest.Digest, key string) (Result, error) {
-	if size, ok, err := t.alreadyThere(ctx, key); err != nil || ok {
-		return Result{Bytes: size, Skipped: ok}, err
-	}
-	r, err := t.src.NewReader(ctx, key, nil)
-	if err != nil {
-		return Result{}, missingOr(err, d)
-	}
-	defer r.Close()
-	size := r.Size()
-
-	// Cancelling wctx before Close aborts the write, so a blob that fails
-	// verification never becomes visible at the destination.
-	wctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	var gcsWriter *storage.Writer
-	w, err := t.dst.NewWriter(wctx, key, &blob.WriterOptions{
-		ContentType: "application/octet-stream",
-		BeforeWrite: func(as func(any) bool) error {
-			as(&gcsWriter)
-			return nil
-		},
-	})
-	if err != nil {
-		return Result{}, err
-	}
-	n, got, err := t.copyHashed(wctx, w, r, size, d.Algorithm())
-	if err == nil {
-		err = verify(d, got, n, size)
-	}
-	if err != nil {
-		t.abort(ctx, d, key, w, cancel, gcsWriter, err)
-		return Result{}, err
-	}
-	if err := w.Close(); err != nil {
-		return Result{}, err
-	}
-	return Result{Bytes: n}, nil
-}
-
-// abort stops a write that must not land.
-func (t *transferer) abort(ctx context.Context, d digest.Digest, key string, w *blob.Writer, cancel context.CancelFunc, gcsWriter *storage.Writer, cause error) {
-	cancel()
-	if gcsWriter != nil {
-		// The GCS writer notices the cancelled context in a background
-		// goroutine, which can lose the race with Close and let the
-		// upload finish. Failing its pipe first makes the abort certain.
-		_ = gcsWriter.CloseWithError(cause) //nolint:staticcheck // see above
-	}
-	if w.Close() == nil {
-		// The driver committed anyway. Remove the object unless it is a
-		// good copy that a concurrent transfer wrote.
-		t.removeIfBad(ctx, d, key)
-	}
-}
-
-// removeIfBad deletes the destination object at key unless its content
-// hashes to d.
-func (t *transferer) removeIfBad(ctx context.Context, d digest.Digest, key string) {
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
-	defer cancel()
-	r, err := t.dst.NewReader(ctx, key, nil)
-	if err != nil {
-		return
-	}
-	h := d.Algorithm().Hash()
-	_, err = io.Copy(h, r)
-	_ = r.Close()
-	if err == nil && digest.NewDigest(d.Algorithm(), h) == d {
-		return
-	}
-	if err := t.dst.Delete(ctx, key); err != nil && gcerrors.Code(err) != gcerrors.NotFound {
-		t.log.ErrorContext(ctx, "transfer: could not remove a copy that failed verification",
-			slog.String("key", key), slog.Any("error", err))
-	}
-}
-
-// alreadyThere reports whether dst already holds a blob of the source's
-// size under key.
-func (t *transferer) alreadyThere(ctx context.Context, key string) (int64, bool, error) {
-	da, err := t.dst.Attributes(ctx, key)
-	if gcerrors.Code(err) == gcerrors.NotFound {
-		return 0, false, nil
-	}
-	if err != nil {
-		return 0, false, err
-	}
-	sa, err := t.src.Attributes(ctx, key)
-	if err != nil {
-		return 0, false, missingOr(err, "")
-	}
-	if da.Size != sa.Size {
-		t.log.WarnContext(ctx, "transfer: destination object has the wrong size; overwriting",
-			slog.String("key", key), slog.Int64("size", da.Size), slog.Int64("want", sa.Size))
-		return 0, false, nil
-	}
-	return sa.Size, true, nil
-}
-
-func verify(d, got digest.Digest, n, size int64) error {
-	switch {
-	case n < size:
-		return fmt.Errorf("%w: got %d of %d bytes", errTruncated, n, size)
-	case n > size:
-		return fmt.Errorf("%w: %s: read %d bytes, object size is %d", ErrCorrupt, d, n, size)
-	case got != d:
-		return fmt.Errorf("%w: %s: content hashes to %s", ErrCorrupt, d, got)
-	}
-	return nil
-}
-
-func missingOr(err error, d digest.Digest) error {
-	if gcerrors.Code(err) == gcerrors.NotFound {
-		if d == "" {
-			return fmt.Errorf("%w in source: %v", ErrMissingBlob, err)
+// retryable extends the RetryPolicy with a separate, bounded budget for
+// content that did not match its digest: such a read is retried up to
+// CorruptRetries times, whatever the policy says about ErrCorrupt.
+func (t *transferer) retryable(ctx context.Context, st *copyState) func(error) bool {
+	return func(err error) bool {
+		var again bool
+		if errors.Is(err, ErrCorruptInTransit) {
+			again = len(st.corrupt) <= t.opts.CorruptRetries
+		} else {
+			st.failures++
+			again = st.failures < t.retry.MaxAttempts && t.retry.Retryable(err)
 		}
-		return fmt.Errorf("%w in source: %s", ErrMissingBlob, d)
+		if again {
+			t.log.WarnContext(ctx, "transfer: retrying blob", slog.String("digest", st.d.String()), slog.Any("error", err))
+		}
+		return again
+	}
+}
+
+// mismatch records a read whose content did not match st.d and returns
+// the error for it, provisionally "in transit".
+func (st *copyState) mismatch(object string, got digest.Digest, n, want int64) error {
+	st.corrupt = append(st.corrupt, corruptRead{got: got, n: n})
+	detail := fmt.Sprintf("content hashes to %s", got)
+	if n != want {
+		detail = fmt.Sprintf("read %d bytes, object size is %d", n, want)
+	}
+	return &CorruptError{Digest: st.d, Where: ErrCorruptInTransit, Object: object, Detail: detail}
+}
+
+// finalCorrupt turns the last provisional "in transit" error into "at
+// rest" when every mismatching read returned the same wrong content.
+func (t *transferer) finalCorrupt(st *copyState, err error) error {
+	ce, ok := errors.AsType[*CorruptError](err)
+	if !ok || ce.Where != ErrCorruptInTransit || len(st.corrupt) < 2 {
+		return err
+	}
+	for _, c := range st.corrupt[1:] {
+		if c != st.corrupt[0] {
+			ce2 := *ce
+			ce2.Detail = fmt.Sprintf("%s; %d reads returned different content", ce.Detail, len(st.corrupt))
+			return &ce2
+		}
+	}
+	ce2 := *ce
+	ce2.Where = ErrCorruptAtRest
+	ce2.Detail = fmt.Sprintf("%s (the same on %d reads)", ce.Detail, len(st.corrupt))
+	return &ce2
+}
+
+// bucketErr turns a NotFound error into a *BucketError when the bucket
+// itself is not there; other errors pass through.
+func (t *transferer) bucketErr(ctx context.Context, err error, b *blob.Bucket, name string) error {
+	return bucketErr(ctx, err, b, name)
+}
+
+func bucketErr(ctx context.Context, err error, b *blob.Bucket, name string) error {
+	if gcerrors.Code(err) != gcerrors.NotFound {
+		return err
+	}
+	if ok, aerr := b.IsAccessible(ctx); aerr == nil && !ok {
+		return &BucketError{Bucket: name, Err: err}
+	}
+	return err
+}
+
+// missing reports a source object that is not there (or the source bucket
+// that is not there).
+func (t *transferer) missing(ctx context.Context, err error, d digest.Digest) error {
+	err = t.bucketErr(ctx, err, t.src, t.opts.SourceName)
+	if gcerrors.Code(err) == gcerrors.NotFound && !errors.Is(err, ErrBucketNotFound) {
+		return fmt.Errorf("%w in %s: %s", ErrMissingBlob, t.opts.SourceName, d)
 	}
 	return err
 }

@@ -128,18 +128,69 @@ func TestTransferCorruptLargeBlobLeavesNoFiles(t *testing.T) {
 	}
 }
 
-func TestTransferCorruptReadIsNotRetriedIntoSuccess(t *testing.T) {
+// A read damaged on the way (defect 5 of issue 14) is read again, up to
+// CorruptRetries more times, and only then fails, as "in transit"; the
+// retries are classified "corrupt".
+func TestTransferCorruptReadIsRetriedBounded(t *testing.T) {
 	ctx := context.Background()
-	raw, dst := memBucket(t), memBucket(t)
 	l := mustLayout(t, "")
-	d := transfertest.PutBlob(t, raw, l, transfertest.RandomBytes(4, 10_000))
-	src, _ := faultblob.Wrap(raw, faultblob.Options{Inject: faultblob.FailFirst(1, faultblob.CorruptRead, faultblob.OpRead)})
-	_, err := mustNew(t, src, dst, transfer.Options{Retry: fastRetry}).Transfer(ctx, d)
-	if !errors.Is(err, transfer.ErrCorrupt) {
-		t.Fatalf("err = %v, want ErrCorrupt", err)
+	for _, tc := range []struct {
+		name      string
+		faults    int
+		size      int
+		wantErr   error
+		wantTries int
+	}{
+		{"one flip, small blob", 1, 10_000, nil, 2},
+		{"two flips, pipelined blob", 2, 300_000, nil, 3},
+		{"three flips", 3, 10_000, transfer.ErrCorruptInTransit, 3},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			raw, dst := memBucket(t), memBucket(t)
+			d := transfertest.PutBlob(t, raw, l, transfertest.RandomBytes(4, tc.size))
+			src, _ := faultblob.Wrap(raw, faultblob.Options{Inject: faultblob.FailFirst(tc.faults, faultblob.CorruptRead, faultblob.OpRead)})
+			var causes []transfer.RetryCause
+			res, err := mustNew(t, src, dst, transfer.Options{Retry: fastRetry, BufferSize: 64 << 10,
+				Observer: transfer.ObserverFuncs{OnRetried: func(_ context.Context, e transfer.RetryEvent) { causes = append(causes, e.Cause) }}}).Transfer(ctx, d)
+			if tc.wantErr == nil {
+				if err != nil || res.Attempts != tc.wantTries || res.Skipped {
+					t.Fatalf("Transfer = %+v, %v; want a copy in %d attempts", res, err, tc.wantTries)
+				}
+				transfertest.AssertBlobVerified(t, dst, l, d)
+			} else {
+				if !errors.Is(err, transfer.ErrCorrupt) || !errors.Is(err, tc.wantErr) || errors.Is(err, transfer.ErrCorruptAtRest) || !strings.Contains(err.Error(), d.String()) {
+					t.Fatalf("err = %v, want ErrCorrupt in transit naming %s", err, d)
+				}
+				if ok, _ := dst.Exists(ctx, l.BlobKey(d)); ok {
+					t.Fatal("corrupt read landed at the destination")
+				}
+			}
+			for _, c := range causes {
+				if c != transfer.RetryCorrupt {
+					t.Fatalf("retry causes = %v, want only %q", causes, transfer.RetryCorrupt)
+				}
+			}
+		})
 	}
-	if ok, _ := dst.Exists(ctx, l.BlobKey(d)); ok {
-		t.Fatal("corrupt read landed at the destination")
+}
+
+// A source object that is corrupt at rest is read 1+CorruptRetries times,
+// always with the same wrong content, and reported "at rest".
+func TestTransferCorruptAtRest(t *testing.T) {
+	ctx := context.Background()
+	l := mustLayout(t, "")
+	raw, dst := memBucket(t), memBucket(t)
+	d := digest.FromString("layer bytes")
+	if err := raw.WriteAll(ctx, l.BlobKey(d), []byte("LAYER BYTES"), nil); err != nil {
+		t.Fatal(err)
+	}
+	src, stats := faultblob.Wrap(raw, faultblob.Options{})
+	res, err := mustNew(t, src, dst, transfer.Options{Retry: fastRetry}).Transfer(ctx, d)
+	if !errors.Is(err, transfer.ErrCorruptAtRest) || !strings.Contains(err.Error(), d.String()) {
+		t.Fatalf("err = %v, want ErrCorruptAtRest naming %s", err, d)
+	}
+	if res.Attempts != 3 || stats.Ops(faultblob.OpRead) != 3 || res.Skipped {
+		t.Fatalf("result %+v after %d reads; want 3 attempts and reads", res, stats.Ops(faultblob.OpRead))
 	}
 }
 

@@ -12,7 +12,8 @@
 //	go run ./examples/blobcopy
 //
 // Point it at real buckets with gocloud URLs (file://, mem://, gs://); when
-// both are gs:// the blobs are copied server-side:
+// both are gs:// the blobs are copied server-side (transfer/gcscopy), each
+// still read once and hashed against its digest:
 //
 //	go run ./examples/blobcopy -src file:///var/lib/registry -dst file:///tmp/copy -tags semver:10 -max-tags 1000
 package main
@@ -38,6 +39,7 @@ import (
 	_ "gocloud.dev/blob/memblob"
 
 	"github.com/ferryhq/ferry/transfer"
+	"github.com/ferryhq/ferry/transfer/gcscopy"
 	"github.com/ferryhq/ferry/transfer/transfertest"
 )
 
@@ -140,12 +142,20 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	if c.verbose {
 		logger = slog.New(slog.NewTextHandler(os.Stderr, nil))
 	}
-	tr, err := transfer.New(src, dst, transfer.Options{Root: c.root, Logger: logger})
+	opts := transfer.Options{Root: c.root, Logger: logger, SourceName: srcName, DestinationName: dstName}
+	if strings.HasPrefix(c.src, "gs://") && strings.HasPrefix(c.dst, "gs://") {
+		// Between GCS buckets the service copies; each source blob is
+		// still read once and hashed against its digest.
+		if opts.ServerSide, err = gcscopy.New(src, dst); err != nil {
+			return err
+		}
+	}
+	tr, err := transfer.New(src, dst, opts)
 	if err != nil {
 		return err
 	}
 	im, err := transfer.NewImporter(src, tr, transfer.NewLayoutSink(dst, layout, transfer.RetryPolicy{}), transfer.ImportOptions{
-		Root: c.root, Tags: policy, MaxTags: c.maxTags, IncludeUntagged: c.untagged, DryRun: c.dryRun,
+		Root: c.root, SourceName: srcName, Tags: policy, MaxTags: c.maxTags, IncludeUntagged: c.untagged, DryRun: c.dryRun,
 		ContinueOnError: c.cont, RepositoryConcurrency: c.repos, Concurrency: c.conc, Logger: logger,
 		Progress: progressPrinter(out),
 	})

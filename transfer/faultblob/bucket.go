@@ -71,6 +71,8 @@ type bucket struct {
 	opts  Options
 	stats *Stats
 	calls sync.Map // op+"\x00"+key -> *atomic.Int64
+	// corruptions counts CorruptRead faults, to move the flipped byte.
+	corruptions atomic.Int64
 }
 
 // before applies latency and decides the fault for one operation. It
@@ -92,6 +94,12 @@ func (b *bucket) before(ctx context.Context, op Op, key string) (Fault, error) {
 		return None, nil
 	case f == TruncateRead || f == ResetRead || f == CorruptRead || f == SlowRead:
 		if op != OpRead {
+			return None, nil
+		}
+		b.stats.faults.Add(1)
+		return f, nil
+	case f == LostAck:
+		if op != OpWrite {
 			return None, nil
 		}
 		b.stats.faults.Add(1)
@@ -198,7 +206,12 @@ func (b *bucket) NewRangeReader(ctx context.Context, key string, offset, length 
 	if stall <= 0 {
 		stall = time.Second
 	}
-	return &reader{ctx: ctx, r: r, key: key, fault: f, cut: want / 2, stall: stall, stats: b.stats}, nil
+	cut := want / 2
+	if f == CorruptRead && want > 0 {
+		// Damage in transit lands somewhere else each time.
+		cut = (want/2 + (b.corruptions.Add(1)-1)*7919) % want
+	}
+	return &reader{ctx: ctx, r: r, key: key, fault: f, cut: cut, stall: stall, stats: b.stats}, nil
 }
 
 func (b *bucket) NewTypedWriter(ctx context.Context, key, contentType string, opts *driver.WriterOptions) (driver.Writer, error) {
@@ -322,9 +335,16 @@ func (w *writer) Write(p []byte) (int, error) {
 
 func (w *writer) Close() error {
 	defer w.cancel()
-	if _, err := w.b.before(w.ctx, OpWrite, w.key); err != nil {
+	f, err := w.b.before(w.ctx, OpWrite, w.key)
+	if err != nil {
 		w.cancel() // abort: nothing lands
 		return errors.Join(err, ignoreCanceled(w.w.Close()))
+	}
+	if f == LostAck {
+		if err := w.w.Close(); err != nil {
+			return err
+		}
+		return &Error{Op: OpWrite, Key: w.key, Status: f.status()}
 	}
 	return w.w.Close()
 }

@@ -42,12 +42,16 @@ const (
 	// ResetRead (OpRead) delivers the first half of the data and then
 	// fails with a 503.
 	ResetRead
-	// CorruptRead (OpRead) flips one byte in the middle of the data.
+	// CorruptRead (OpRead) flips one byte of the data: in the middle the
+	// first time, elsewhere on later reads (as damage in transit would).
 	CorruptRead
 	// SlowRead (OpRead) delivers the first half of the data, then stalls
 	// for Options.SlowReadDelay before the rest, as a congested or
 	// throttled store does. The stall honours the operation's context.
 	SlowRead
+	// LostAck (OpWrite) commits the upload and then fails with HTTP 503,
+	// as when the service finished the work but its answer was lost.
+	LostAck
 )
 
 // String returns the fault's name.
@@ -71,13 +75,15 @@ func (f Fault) String() string {
 		return "corrupt-read"
 	case SlowRead:
 		return "slow-read"
+	case LostAck:
+		return "lost-ack"
 	}
 	return fmt.Sprintf("fault(%d)", int(f))
 }
 
 func (f Fault) status() int {
 	switch f {
-	case Unavailable, ResetRead:
+	case Unavailable, ResetRead, LostAck:
 		return http.StatusServiceUnavailable
 	case TooManyRequests:
 		return http.StatusTooManyRequests

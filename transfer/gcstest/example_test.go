@@ -6,12 +6,15 @@ import (
 	"testing"
 
 	"github.com/ferryhq/ferry/transfer"
+	"github.com/ferryhq/ferry/transfer/gcscopy"
 	"github.com/ferryhq/ferry/transfer/gcstest"
 	"github.com/opencontainers/go-digest"
 )
 
-// Between two GCS buckets the Transferer copies server-side: the traffic
-// counter shows a rewrite call and no blob bytes through the host.
+// Between two GCS buckets, with a gcscopy.Copier, the Transferer copies
+// server-side. Trusting the service's checksums, the traffic counter shows
+// a rewrite call and no blob bytes through the host; by default the source
+// would be read once to verify it.
 func Example() {
 	t := &testing.T{} // in a real test, the test's own *testing.T
 	ctx := context.Background()
@@ -24,7 +27,8 @@ func Example() {
 	_ = src.WriteAll(ctx, layout.BlobKey(digest), data, nil)
 	gcs.Traffic.Reset()
 
-	tr, _ := transfer.New(src, dst, transfer.Options{})
+	copier, _ := gcscopy.New(src, dst)
+	tr, _ := transfer.New(src, dst, transfer.Options{ServerSide: copier, ServerSideVerify: transfer.TrustChecksums})
 	res, err := tr.Transfer(ctx, digest)
 	fmt.Println(err, res.ServerSide, gcs.Traffic.PayloadBytes(), gcs.Traffic.Rewrites())
 	// Output: <nil> true 0 1

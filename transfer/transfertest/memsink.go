@@ -162,7 +162,7 @@ func (s *MemSink) PutManifest(_ context.Context, repo string, m *transfer.Manife
 		return err
 	}
 	if got := m.Digest.Algorithm().FromBytes(m.Payload); got != m.Digest {
-		return fmt.Errorf("%w: manifest %s: payload hashes to %s", transfer.ErrCorrupt, m.Digest, got)
+		return &transfer.CorruptError{Digest: m.Digest, Where: transfer.ErrCorruptAtRest, Object: "manifest payload", Detail: fmt.Sprintf("payload hashes to %s", got)}
 	}
 	for _, b := range m.Blobs() {
 		// Foreign layers are usually not stored, so they are not linked.

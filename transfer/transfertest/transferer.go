@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"math/rand/v2"
+	"strings"
 	"sync"
 	"testing"
 
@@ -20,16 +21,20 @@ type TransfererHarness struct {
 	Transferer transfer.Transferer
 	Src, Dst   *blob.Bucket
 	Layout     transfer.Layout
-	// ServerSide says the Transferer copies inside the storage service. It
-	// then cannot hash the source, so a source object whose bytes do not
-	// match its digest is copied as is (size and checksum still verified).
+	// ServerSide says the Transferer copies inside the storage service
+	// (Result.ServerSide is expected on copies).
 	ServerSide bool
+	// TrustsSource says the Transferer does not check content against the
+	// digest (transfer.TrustChecksums): a corrupt source object is then
+	// copied as is, and that subtest only logs.
+	TrustsSource bool
 }
 
 // RunTransfererTests checks the Transferer contract: verified copies, skip
-// when present, ErrCorrupt with nothing written, ErrMissingBlob,
-// ErrInvalidDigest, empty and multi-chunk blobs, and concurrent transfers
-// of one digest. newHarness is called once per subtest with empty buckets.
+// when present, ErrCorrupt (at rest, naming the digest) with nothing
+// written, same-size corrupt destination objects replaced, ErrMissingBlob,
+// ErrInvalidDigest, empty, multi-chunk and sha512 blobs, and concurrent
+// transfers of one digest. newHarness is called once per subtest with empty buckets.
 func RunTransfererTests(t *testing.T, newHarness func(t *testing.T) TransfererHarness) {
 	t.Helper()
 	ctx := context.Background()
@@ -77,15 +82,48 @@ func RunTransfererTests(t *testing.T, newHarness func(t *testing.T) TransfererHa
 			t.Fatal(err)
 		}
 		_, err := h.Transferer.Transfer(ctx, d)
-		if h.ServerSide {
-			t.Logf("server-side Transferer copied a corrupt source as is (err=%v); it cannot hash without reading", err)
+		if h.TrustsSource {
+			t.Logf("a Transferer that trusts the source copied a corrupt object as is (err=%v)", err)
 			return
 		}
-		if !errors.Is(err, transfer.ErrCorrupt) {
-			t.Fatalf("Transfer of corrupt blob: err = %v, want ErrCorrupt", err)
+		if !errors.Is(err, transfer.ErrCorrupt) || !errors.Is(err, transfer.ErrCorruptAtRest) || !strings.Contains(err.Error(), d.String()) {
+			t.Fatalf("Transfer of corrupt blob: err = %v, want ErrCorrupt (at rest) naming the digest", err)
 		}
 		if ok, _ := h.Dst.Exists(ctx, h.Layout.BlobKey(d)); ok {
 			t.Fatal("corrupt blob landed at the destination")
+		}
+		// Longer and shorter content under the digest is refused too.
+		for _, content := range [][]byte{data[:len(data)-1], append(bytes.Clone(data), 'x')} {
+			if err := h.Src.WriteAll(ctx, h.Layout.BlobKey(d), content, nil); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := h.Transferer.Transfer(ctx, d); !errors.Is(err, transfer.ErrCorrupt) {
+				t.Fatalf("Transfer of %d bytes under a %d-byte digest: err = %v, want ErrCorrupt", len(content), len(data), err)
+			}
+			if ok, _ := h.Dst.Exists(ctx, h.Layout.BlobKey(d)); ok {
+				t.Fatal("corrupt blob landed at the destination")
+			}
+		}
+	})
+
+	t.Run("ExistingCorruptSameSizeIsReplaced", func(t *testing.T) {
+		h := newHarness(t)
+		for i, size := range []int{4096, 3<<20 + 1} {
+			data := RandomBytes(uint64(10+i), size)
+			d := PutBlob(t, h.Src, h.Layout, data)
+			bad := bytes.Clone(data)
+			bad[size/2] ^= 0x40
+			if err := h.Dst.WriteAll(ctx, h.Layout.BlobKey(d), bad, nil); err != nil {
+				t.Fatal(err)
+			}
+			res, err := h.Transferer.Transfer(ctx, d)
+			if err != nil {
+				t.Fatalf("Transfer over a corrupt destination object: %v", err)
+			}
+			if res.Skipped || !res.Replaced {
+				t.Fatalf("result = %+v, want a replacing copy", res)
+			}
+			assertBlob(t, h.Dst, h.Layout, d, data)
 		}
 	})
 

@@ -1,4 +1,4 @@
-package transfer_test
+package gcscopy_test
 
 import (
 	"bytes"
@@ -27,8 +27,19 @@ func TestTransfererGCSServerSide(t *testing.T) {
 		gcs := gcstest.NewFakeGCS(t, "src", "dst")
 		src, dst := gcs.Bucket(t, "src"), gcs.Bucket(t, "dst")
 		return transfertest.TransfererHarness{
-			Transferer: mustNew(t, src, dst, transfer.Options{Retry: fastRetry}),
+			Transferer: mustNew(t, src, dst, transfer.Options{Retry: fastRetry, ServerSide: mustCopier(t, src, dst)}),
 			Src:        src, Dst: dst, Layout: mustLayout(t, ""), ServerSide: true,
+		}
+	})
+}
+
+func TestTransfererGCSServerSideTrusted(t *testing.T) {
+	transfertest.RunTransfererTests(t, func(t *testing.T) transfertest.TransfererHarness {
+		gcs := gcstest.NewFakeGCS(t, "src", "dst")
+		src, dst := gcs.Bucket(t, "src"), gcs.Bucket(t, "dst")
+		return transfertest.TransfererHarness{
+			Transferer: mustNew(t, src, dst, transfer.Options{Retry: fastRetry, ServerSide: mustCopier(t, src, dst), ServerSideVerify: transfer.TrustChecksums}),
+			Src:        src, Dst: dst, Layout: mustLayout(t, ""), ServerSide: true, TrustsSource: true,
 		}
 	})
 }
@@ -38,13 +49,14 @@ func TestTransfererGCSStreamed(t *testing.T) {
 		gcs := gcstest.NewFakeGCS(t, "src", "dst")
 		src, dst := gcs.Bucket(t, "src"), gcs.Bucket(t, "dst")
 		return transfertest.TransfererHarness{
-			Transferer: mustNew(t, src, dst, transfer.Options{Retry: fastRetry, DisableServerSideCopy: true}),
+			Transferer: mustNew(t, src, dst, transfer.Options{Retry: fastRetry}),
 			Src:        src, Dst: dst, Layout: mustLayout(t, ""),
 		}
 	})
 }
 
-func TestGCSServerSideMovesNoBlobBytesThroughHost(t *testing.T) {
+// In TrustChecksums mode no blob byte passes through the host.
+func TestGCSServerSideTrustedMovesNoBlobBytesThroughHost(t *testing.T) {
 	ctx := context.Background()
 	gcs := gcstest.NewFakeGCS(t, "src", "dst")
 	src, dst := gcs.Bucket(t, "src"), gcs.Bucket(t, "dst")
@@ -53,7 +65,7 @@ func TestGCSServerSideMovesNoBlobBytesThroughHost(t *testing.T) {
 	for i := range 5 {
 		digests = append(digests, transfertest.PutBlob(t, src, l, transfertest.RandomBytes(uint64(i), 300_000)))
 	}
-	tr := mustNew(t, src, dst, transfer.Options{})
+	tr := mustNew(t, src, dst, transfer.Options{ServerSide: mustCopier(t, src, dst), ServerSideVerify: transfer.TrustChecksums})
 	gcs.Traffic.Reset()
 	for _, d := range digests {
 		res, err := tr.Transfer(ctx, d)
@@ -112,19 +124,30 @@ func scriptedGCS(t *testing.T, script ...func(*http.Request, http.RoundTripper) 
 	t.Helper()
 	gcs := gcstest.NewFakeGCS(t, "src", "dst")
 	rt := &scriptedRewrites{next: gcs.Server.HTTPClient().Transport, script: script}
+	client := newClient(t, rt)
+	return rt, openBucket(t, client, "src"), openBucket(t, client, "dst")
+}
+
+// newClient returns a GCS client whose requests go through rt.
+func newClient(t testing.TB, rt http.RoundTripper) *storage.Client {
+	t.Helper()
 	client, err := storage.NewClient(context.Background(), option.WithHTTPClient(&http.Client{Transport: rt}), option.WithoutAuthentication())
 	if err != nil {
 		t.Fatal(err)
 	}
-	open := func(name string) *blob.Bucket {
-		b, err := gcsblob.OpenBucket(context.Background(), nil, name, &gcsblob.Options{Client: client})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _ = b.Close() })
-		return b
+	t.Cleanup(func() { _ = client.Close() })
+	return client
+}
+
+// openBucket opens a gcsblob bucket on client.
+func openBucket(t testing.TB, client *storage.Client, name string) *blob.Bucket {
+	t.Helper()
+	b, err := gcsblob.OpenBucket(context.Background(), nil, name, &gcsblob.Options{Client: client})
+	if err != nil {
+		t.Fatal(err)
 	}
-	return rt, open("src"), open("dst")
+	t.Cleanup(func() { _ = b.Close() })
+	return b
 }
 
 // A large rewrite hands out a token, the next call fails with a 503, and
@@ -143,7 +166,7 @@ func TestGCSRewriteResumesWithTokenAfter503(t *testing.T) {
 	rt, src, dst := scriptedGCS(t, partial, unavailable)
 	l := mustLayout(t, "")
 	d := transfertest.PutBlob(t, src, l, transfertest.RandomBytes(7, 3_000_000))
-	res, err := mustNew(t, src, dst, transfer.Options{Retry: fastRetry}).Transfer(ctx, d)
+	res, err := mustNew(t, src, dst, transfer.Options{Retry: fastRetry, ServerSide: mustCopier(t, src, dst)}).Transfer(ctx, d)
 	if err != nil || !res.ServerSide || res.Attempts != 2 {
 		t.Fatalf("Transfer = %+v, %v; want server-side in 2 attempts", res, err)
 	}
@@ -158,7 +181,8 @@ func TestGCSRewriteResumesWithTokenAfter503(t *testing.T) {
 	transfertest.AssertBlobVerified(t, dst, l, d)
 }
 
-// A copy whose CRC32C disagrees with the source is removed and reported.
+// A copy whose CRC32C disagrees with the source is removed and retried; if
+// it keeps happening the transfer fails with ErrCorrupt and leaves nothing.
 func TestGCSRewriteChecksumMismatchIsRemoved(t *testing.T) {
 	ctx := context.Background()
 	badCRC := func(req *http.Request, next http.RoundTripper) (*http.Response, error) {
@@ -173,12 +197,21 @@ func TestGCSRewriteChecksumMismatchIsRemoved(t *testing.T) {
 		body["resource"].(map[string]any)["crc32c"] = "AAAAAA=="
 		return jsonResponse(req, resp.StatusCode, body), nil
 	}
-	_, src, dst := scriptedGCS(t, badCRC)
 	l := mustLayout(t, "")
+
+	_, src, dst := scriptedGCS(t, badCRC)
 	d := transfertest.PutBlob(t, src, l, []byte("config blob"))
-	_, err := mustNew(t, src, dst, transfer.Options{Retry: fastRetry}).Transfer(ctx, d)
-	if !errors.Is(err, transfer.ErrCorrupt) {
-		t.Fatalf("err = %v, want ErrCorrupt", err)
+	res, err := mustNew(t, src, dst, transfer.Options{Retry: fastRetry, ServerSide: mustCopier(t, src, dst)}).Transfer(ctx, d)
+	if err != nil || res.Attempts != 2 || !res.ServerSide {
+		t.Fatalf("one bad copy: Transfer = %+v, %v; want a server-side copy on the second attempt", res, err)
+	}
+	transfertest.AssertBlobVerified(t, dst, l, d)
+
+	_, src, dst = scriptedGCS(t, badCRC, badCRC, badCRC)
+	d = transfertest.PutBlob(t, src, l, []byte("config blob"))
+	_, err = mustNew(t, src, dst, transfer.Options{Retry: fastRetry, ServerSide: mustCopier(t, src, dst)}).Transfer(ctx, d)
+	if !errors.Is(err, transfer.ErrCorrupt) || !strings.Contains(err.Error(), d.String()) {
+		t.Fatalf("err = %v, want ErrCorrupt naming %s", err, d)
 	}
 	if ok, _ := dst.Exists(ctx, l.BlobKey(d)); ok {
 		t.Fatal("a copy with the wrong checksum was left at the destination")

@@ -1,0 +1,65 @@
+package gcscopy_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"gocloud.dev/blob"
+
+	"github.com/ferryhq/ferry/transfer"
+	"github.com/ferryhq/ferry/transfer/gcscopy"
+	"github.com/ferryhq/ferry/transfer/transfertest"
+	"github.com/opencontainers/go-digest"
+)
+
+var fastRetry = transfer.RetryPolicy{MaxAttempts: 6, InitialBackoff: time.Millisecond, MaxBackoff: 5 * time.Millisecond}
+
+func mustLayout(t testing.TB, root string) transfer.Layout {
+	t.Helper()
+	l, err := transfer.NewLayout(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l
+}
+
+func mustNew(t testing.TB, src, dst *blob.Bucket, opts transfer.Options) transfer.Transferer {
+	t.Helper()
+	tr, err := transfer.New(src, dst, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tr
+}
+
+func mustCopier(t testing.TB, src, dst *blob.Bucket) *gcscopy.Copier {
+	t.Helper()
+	c, err := gcscopy.New(src, dst)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func generate(t testing.TB, b *blob.Bucket, spec transfertest.Spec) *transfertest.Registry {
+	t.Helper()
+	reg, err := transfertest.Generate(context.Background(), b, spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return reg
+}
+
+func requireState(t testing.TB, want, got transfertest.State) {
+	t.Helper()
+	if d := transfertest.Diff(want, got); d != "" {
+		t.Fatalf("sink state differs from the layout:\n%s", d)
+	}
+}
+
+func descriptor(mediaType string, d digest.Digest, size int64) ocispec.Descriptor {
+	return ocispec.Descriptor{MediaType: mediaType, Digest: d, Size: size}
+}
