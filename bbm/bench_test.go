@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgxpool"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/ferryhq/ferry/bbm"
@@ -28,7 +27,7 @@ const benchRows = 1_000_000
 // durableDB starts a server with default durability, migrates Ferry's
 // schema into its postgres database and returns a pool; all stop with the
 // benchmark.
-func durableDB(b *testing.B) *pgxpool.Pool {
+func durableDB(b *testing.B) storage.Handle {
 	b.Helper()
 	ctx := context.Background()
 	srv, err := storagetest.Start(ctx, storagetest.ServerOptions{Durable: true})
@@ -37,10 +36,11 @@ func durableDB(b *testing.B) *pgxpool.Pool {
 	}
 	b.Cleanup(func() { _ = srv.Stop() })
 	pool := newPool(b, srv.URL("postgres"))
-	if err := storage.MigrateWith(ctx, pool, storage.MigrateOptions{Logger: slog.New(slog.DiscardHandler)}); err != nil {
+	db := storage.FromPool(pool)
+	if err := storage.MigrateWith(ctx, db, storage.MigrateOptions{Logger: slog.New(slog.DiscardHandler)}); err != nil {
 		b.Fatal(err)
 	}
-	return pool
+	return db
 }
 
 // tunedOptions are what a host tunes for speed on a database it knows to
@@ -61,7 +61,7 @@ func tunedOptions(longest *atomic.Int64) bbm.Options {
 }
 
 // baseline is one UPDATE of the whole table.
-func baseline(b *testing.B, pool *pgxpool.Pool) result {
+func baseline(b *testing.B, pool storage.Handle) result {
 	return measure(b, pool, "bench_base", denseKeys, func(ctx context.Context) (int64, error) {
 		tag, err := pool.Exec(ctx, `UPDATE bench_base SET filled = id * 2`)
 		return tag.RowsAffected(), err
@@ -175,7 +175,7 @@ func sparseKeys(ctx context.Context, db storage.Querier, table string, n int) er
 
 // measure makes a fresh table, runs fn on it and samples the longest open
 // transaction of the database meanwhile.
-func measure(b *testing.B, pool *pgxpool.Pool, table string, fill keys, fn func(context.Context) (int64, error)) result {
+func measure(b *testing.B, pool storage.Handle, table string, fill keys, fn func(context.Context) (int64, error)) result {
 	b.Helper()
 	ctx := context.Background()
 	b.StopTimer()
@@ -240,7 +240,7 @@ func measure(b *testing.B, pool *pgxpool.Pool, table string, fill keys, fn func(
 
 // backfill registers a migration of table and runs a SyncWorker on it to
 // the end; it returns the rows filled.
-func backfill(ctx context.Context, pool *pgxpool.Pool, table string, batch int, opts bbm.Options) (int64, error) {
+func backfill(ctx context.Context, pool storage.Handle, table string, batch int, opts bbm.Options) (int64, error) {
 	w := bbm.NewSyncWorker(pool, opts)
 	if err := w.Register(fillWork("fill")); err != nil {
 		return 0, err

@@ -64,13 +64,13 @@ func (t Target) scope() string {
 
 // PostgresCatalog is the Catalog on a Postgres database.
 type PostgresCatalog struct {
-	db storage.Querier
+	db storage.Handle
 }
 
 var _ Catalog = (*PostgresCatalog)(nil)
 
 // NewPostgresCatalog returns a Catalog reading db.
-func NewPostgresCatalog(db storage.Querier) *PostgresCatalog { return &PostgresCatalog{db: db} }
+func NewPostgresCatalog(db storage.Handle) *PostgresCatalog { return &PostgresCatalog{db: db} }
 
 // maxKeyColumns bounds composite keys (Postgres indexes have at most 32
 // columns).

@@ -19,7 +19,7 @@ import (
 // engine is what SyncWorker and Worker share: the registered Work, the
 // options, and the FindJob and ExecuteJob steps.
 type engine struct {
-	db       storage.Beginner
+	db       storage.Handle
 	store    Store
 	catalog  Catalog
 	handler  Handler
@@ -38,7 +38,7 @@ type engine struct {
 	skipped  map[int64]string // migrations left alone for want of their Work, reported once
 }
 
-func newEngine(db storage.Beginner, o Options, component string) *engine {
+func newEngine(db storage.Handle, o Options, component string) *engine {
 	o = o.withDefaults()
 	e := &engine{db: db, o: o, store: o.Store, catalog: o.Catalog, handler: o.Handler,
 		obs: o.Observer, throttle: o.Throttler, sizes: newSizer(o.Adaptive), pace: newPacer(),

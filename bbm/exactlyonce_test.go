@@ -106,14 +106,13 @@ func TestBBMKillChild(t *testing.T) {
 // with SIGKILL at every step boundary of a job, three times each, and
 // restarted each time; in the end every row was incremented exactly once.
 func TestExactlyOnceUnderKills(t *testing.T) {
-	pool := pgSetup(t)
+	pool, url := pgSetupURL(t)
 	const rows, batch = 3000, 100
 	countedTable(t, pool, rows)
 	w := bbm.NewSyncWorker(pool, fastOptions())
 	require.NoError(t, w.Register(countWork(&killer{})))
 	register(t, w.Admin(), "count", "counted", countedWork, batch)
 
-	url := pool.Config().ConnString()
 	child := func(at string, job int) error {
 		cmd := exec.Command(os.Args[0], "-test.run=^TestBBMKillChild$", "-test.count=1", "-test.v")
 		cmd.Env = append(os.Environ(), envKillURL+"="+url, envKillAt+"="+at, envKillJob+"="+strconv.Itoa(job), "CI=")

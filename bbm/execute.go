@@ -132,7 +132,7 @@ func (e *engine) run(ctx context.Context, store Store, work Work, job *Job) erro
 
 // deliveryFor is the delivery a Work gets: without a database there is no
 // transaction to join, so at-least-once.
-func deliveryFor(db storage.Beginner, w Work) Delivery {
+func deliveryFor(db storage.Handle, w Work) Delivery {
 	if db == nil {
 		return DeliveryAtLeastOnce
 	}

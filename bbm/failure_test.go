@@ -7,18 +7,17 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
 
 	"github.com/ferryhq/ferry/bbm"
 	"github.com/ferryhq/ferry/storage"
 )
 
-func pgStore(pool *pgxpool.Pool) *bbm.PostgresStore {
+func pgStore(pool storage.Handle) *bbm.PostgresStore {
 	return bbm.NewPostgresStore(pool, bbm.PostgresStoreOptions{})
 }
 
-func jobsOf(t *testing.T, pool *pgxpool.Pool, name string) []*bbm.Job {
+func jobsOf(t *testing.T, pool storage.Handle, name string) []*bbm.Job {
 	t.Helper()
 	ctx := context.Background()
 	m, err := pgStore(pool).MigrationByName(ctx, name)
@@ -28,7 +27,7 @@ func jobsOf(t *testing.T, pool *pgxpool.Pool, name string) []*bbm.Job {
 	return jobs
 }
 
-func migrationOf(t *testing.T, pool *pgxpool.Pool, name string) *bbm.Migration {
+func migrationOf(t *testing.T, pool storage.Handle, name string) *bbm.Migration {
 	t.Helper()
 	m, err := pgStore(pool).MigrationByName(context.Background(), name)
 	require.NoError(t, err)
@@ -178,9 +177,9 @@ func TestWorkHangingPastJobTimeout(t *testing.T) {
 // although the Work's transaction rolled back.
 func TestAttemptCountedBeforeAndFailureRecordedAfterRollback(t *testing.T) {
 	ctx := context.Background()
-	pool := pgSetup(t)
+	pool, url := pgSetupURL(t)
 	itemsTable(t, pool, "items", 100)
-	other := newPool(t, pool.Config().ConnString())
+	other := newPool(t, url)
 	opts := fastOptions()
 	opts.MaxJobAttempts = 2
 	w := bbm.NewSyncWorker(pool, opts)

@@ -70,7 +70,7 @@ func TestDefaultPacingBacksOffWhenReplicaLags(t *testing.T) {
 	opts.Observer = tl.observer()
 	opts.Health = bbm.HealthOptions{MaxReplicaLag: 500 * time.Millisecond, SampleInterval: 100 * time.Millisecond,
 		RetryAfter: 100 * time.Millisecond}
-	w := bbm.NewSyncWorker(primary, opts)
+	w := bbm.NewSyncWorker(storage.FromPool(primary), opts)
 	require.NoError(t, w.Register(bbm.WorkFunc("slow_fill", func(ctx context.Context, db storage.Querier, b bbm.Batch) error {
 		if _, err := db.Exec(ctx, `SELECT pg_sleep(0.03)`); err != nil {
 			return err
@@ -170,8 +170,7 @@ func outage(t *testing.T, url string, d time.Duration) {
 // row is applied exactly once; a longer outage ends Run with the error.
 func TestSyncWorkerRidesOutOutage(t *testing.T) {
 	ctx := context.Background()
-	pool := pgSetup(t)
-	url := pool.Config().ConnString()
+	pool, url := pgSetupURL(t)
 	countedTable(t, pool, 3000)
 	var once sync.Once
 	outageDone := make(chan struct{})

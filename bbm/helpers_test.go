@@ -132,10 +132,18 @@ func (e *events) failures() []bbm.JobEvent {
 	return out
 }
 
-// pgSetup is a migrated database with a pool.
-func pgSetup(t testing.TB) *pgxpool.Pool {
+// pgSetup is a migrated database behind a pool.
+func pgSetup(t testing.TB) storage.Handle {
 	t.Helper()
-	return newPool(t, storagetest.URL(t))
+	return storagetest.Handle(t, storagetest.KindPool)
+}
+
+// pgSetupURL is pgSetup that also returns the database's URL, for tests
+// that open more connections to it.
+func pgSetupURL(t testing.TB) (storage.Handle, string) {
+	t.Helper()
+	url := storagetest.URL(t)
+	return storagetest.OpenHandle(t, storagetest.KindPool, url), url
 }
 
 // keyInt is a single integer Key's value.
@@ -175,11 +183,11 @@ func countedTable(t testing.TB, db storage.Querier, n int) {
 // childPool is the pool of a child process re-executing the test binary,
 // on the database its parent put in the environment variable env; the test
 // is skipped in a normal run, where env is unset.
-func childPool(t *testing.T, env string) *pgxpool.Pool {
+func childPool(t *testing.T, env string) storage.Handle {
 	t.Helper()
 	url := os.Getenv(env)
 	if url == "" {
 		t.Skip("only runs as a child process")
 	}
-	return newPool(t, url)
+	return storage.FromPool(newPool(t, url))
 }

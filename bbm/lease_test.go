@@ -18,7 +18,7 @@ import (
 // do not take it over.
 func TestLeaseIsRenewedWhileWorkRuns(t *testing.T) {
 	ctx := context.Background()
-	pool := pgSetup(t)
+	pool, url := pgSetupURL(t)
 	itemsTable(t, pool, "items", 400)
 	var runs sync.Map
 	slow := bbm.WorkFunc("slow", func(ctx context.Context, db storage.Querier, b bbm.Batch) error {
@@ -35,7 +35,7 @@ func TestLeaseIsRenewedWhileWorkRuns(t *testing.T) {
 	opts.Parallelism = 4
 	var workers []*bbm.SyncWorker
 	for range 2 {
-		w := bbm.NewSyncWorker(newPool(t, pool.Config().ConnString()), opts)
+		w := bbm.NewSyncWorker(storage.FromPool(newPool(t, url)), opts)
 		require.NoError(t, w.Register(slow))
 		workers = append(workers, w)
 	}

@@ -35,14 +35,14 @@ type PostgresStoreOptions struct{}
 // session state (no session advisory locks, no SET outside a
 // transaction), so it works through a transaction-pooling PgBouncer.
 type PostgresStore struct {
-	db storage.Beginner
+	db storage.Handle
 }
 
 var _ Store = (*PostgresStore)(nil)
 
-// NewPostgresStore returns a Store on db: a *pgxpool.Pool, a *storage.DB
-// (whose primary is used) or any other storage.Beginner.
-func NewPostgresStore(db storage.Beginner, _ PostgresStoreOptions) *PostgresStore {
+// NewPostgresStore returns a Store on db: storage.FromPool, storage.FromSQL
+// or a *storage.DB (whose primary is used).
+func NewPostgresStore(db storage.Handle, _ PostgresStoreOptions) *PostgresStore {
 	return &PostgresStore{db: db}
 }
 

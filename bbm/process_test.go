@@ -12,7 +12,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
 
 	"github.com/ferryhq/ferry/bbm"
@@ -69,7 +68,7 @@ func childCmd(t *testing.T, url, sleep string) (*exec.Cmd, *bytes.Buffer) {
 }
 
 // setupLogged makes a table of n rows, the run log, and a migration of it.
-func setupLogged(t *testing.T, pool *pgxpool.Pool, n, batch int) {
+func setupLogged(t *testing.T, pool storage.Handle, n, batch int) {
 	t.Helper()
 	itemsTable(t, pool, "items", n)
 	_, err := pool.Exec(context.Background(), `CREATE TABLE runlog (pid int, start_key bigint, began timestamptz, ended timestamptz)`)
@@ -81,7 +80,7 @@ func setupLogged(t *testing.T, pool *pgxpool.Pool, n, batch int) {
 
 // requireDone checks the end state: migration finished, every row filled,
 // no job left running or failed, and no two jobs ran at the same time.
-func requireDone(t *testing.T, pool *pgxpool.Pool, jobs int) {
+func requireDone(t *testing.T, pool storage.Handle, jobs int) {
 	t.Helper()
 	require.Equal(t, bbm.StatusFinished, migrationOf(t, pool, "m").Status)
 	requireFilled(t, pool, "items")
@@ -99,9 +98,8 @@ func requireDone(t *testing.T, pool *pgxpool.Pool, jobs int) {
 // at a time (the committed run log has no overlapping intervals), every
 // job runs once and finishes.
 func TestTwoProcesses(t *testing.T) {
-	pool := pgSetup(t)
+	pool, url := pgSetupURL(t)
 	setupLogged(t, pool, 4000, 100)
-	url := pool.Config().ConnString()
 	var cmds []*exec.Cmd
 	var outs []*bytes.Buffer
 	for range 2 {
@@ -117,7 +115,7 @@ func TestTwoProcesses(t *testing.T) {
 	t.Logf("jobs per process: %v", perProcess(t, pool))
 }
 
-func perProcess(t *testing.T, pool *pgxpool.Pool) map[int]int {
+func perProcess(t *testing.T, pool storage.Handle) map[int]int {
 	rows, err := pool.Query(context.Background(), `SELECT pid, count(*) FROM runlog GROUP BY pid`)
 	require.NoError(t, err)
 	defer rows.Close()
@@ -134,10 +132,9 @@ func perProcess(t *testing.T, pool *pgxpool.Pool) map[int]int {
 // points, at least 5 times, and restarted; in the end the migration is
 // finished, every row processed, no job stuck running.
 func TestCrashRecovery(t *testing.T) {
-	pool := pgSetup(t)
+	pool, url := pgSetupURL(t)
 	const rows, batch = 50_000, 500
 	setupLogged(t, pool, rows, batch)
-	url := pool.Config().ConnString()
 	kills := 0
 	for kills < 5 {
 		cmd, out := childCmd(t, url, "0.03")
@@ -164,7 +161,7 @@ func TestCrashRecovery(t *testing.T) {
 		countWhere(t, pool, `SELECT count(*) FROM (SELECT start_key FROM runlog GROUP BY 1 HAVING count(*) > 1) s`))
 }
 
-func progress(t *testing.T, pool *pgxpool.Pool) string {
+func progress(t *testing.T, pool storage.Handle) string {
 	return fmt.Sprintf("%s rows filled, %s jobs running", strconv.Itoa(countWhere(t, pool, `SELECT count(*) FROM items WHERE filled IS NOT NULL`)),
 		strconv.Itoa(countWhere(t, pool, `SELECT count(*) FROM ferry_bbm_jobs WHERE status = 'running'`)))
 }

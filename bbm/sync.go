@@ -28,12 +28,12 @@ type SyncWorker struct {
 
 var _ Handler = (*SyncWorker)(nil)
 
-// NewSyncWorker returns a SyncWorker on db, a *pgxpool.Pool or *storage.DB
-// (or any storage.Beginner) where the target tables and, by default,
-// Ferry's bbm tables live. It uses up to Parallelism+1 connections at a
+// NewSyncWorker returns a SyncWorker on db (storage.FromPool,
+// storage.FromSQL or a *storage.DB, whose primary is used), the database
+// where the target tables and, by default, Ferry's bbm tables live. It uses up to Parallelism+1 connections at a
 // time. db may be nil when Options.Store and Options.Catalog are both set;
 // Work then gets a nil Querier. Register Work on it before Run.
-func NewSyncWorker(db storage.Beginner, opts Options) *SyncWorker {
+func NewSyncWorker(db storage.Handle, opts Options) *SyncWorker {
 	w := &SyncWorker{e: newEngine(db, opts, "bbm.SyncWorker")}
 	if w.e.handler == nil {
 		w.e.handler = w

@@ -57,9 +57,9 @@ func TestSyncWorkerBackfillsTable(t *testing.T) {
 // A *storage.DB works as well as a pool (the lock uses its primary).
 func TestSyncWorkerOnStorageDB(t *testing.T) {
 	ctx := context.Background()
-	pool := pgSetup(t)
+	pool, url := pgSetupURL(t)
 	itemsTable(t, pool, "items", 1000)
-	db, err := storage.Open(ctx, storage.Config{PrimaryURL: pool.Config().ConnString(), Logger: testLogger()})
+	db, err := storage.Open(ctx, storage.Config{PrimaryURL: url, Logger: testLogger()})
 	require.NoError(t, err)
 	defer db.Close()
 	w := bbm.NewSyncWorker(db, fastOptions())

@@ -52,14 +52,14 @@ type ReplicaLagOptions struct {
 // lag, as read from pg_stat_replication on the primary (the role needs
 // pg_monitor or superuser to see the positions).
 type ReplicaLagThrottler struct {
-	primary storage.Querier
+	primary storage.Handle
 	o       ReplicaLagOptions
 }
 
 var _ Throttler = (*ReplicaLagThrottler)(nil)
 
 // NewReplicaLagThrottler returns a Throttler reading the primary.
-func NewReplicaLagThrottler(primary storage.Querier, o ReplicaLagOptions) *ReplicaLagThrottler {
+func NewReplicaLagThrottler(primary storage.Handle, o ReplicaLagOptions) *ReplicaLagThrottler {
 	if o.MaxLagBytes <= 0 {
 		o.MaxLagBytes = 16 << 20
 	}

@@ -8,6 +8,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/ferryhq/ferry/bbm"
+	"github.com/ferryhq/ferry/storage"
 	"github.com/ferryhq/ferry/storage/storagetest"
 )
 
@@ -17,7 +18,7 @@ func TestReplicaLagThrottler(t *testing.T) {
 	ctx := context.Background()
 	rep := storagetest.NewReplicated(t, 2*time.Second)
 	primary := newPool(t, rep.PrimaryURL)
-	th := bbm.NewReplicaLagThrottler(primary, bbm.ReplicaLagOptions{MaxLagBytes: 64 << 10, MaxLag: time.Hour, RetryAfter: 50 * time.Millisecond})
+	th := bbm.NewReplicaLagThrottler(storage.FromPool(primary), bbm.ReplicaLagOptions{MaxLagBytes: 64 << 10, MaxLag: time.Hour, RetryAfter: 50 * time.Millisecond})
 	require.Eventually(t, func() bool {
 		d, err := th.Throttle(ctx)
 		require.NoError(t, err)
@@ -42,7 +43,7 @@ func TestReplicaLagThrottler(t *testing.T) {
 		return !d.Hold
 	}, 30*time.Second, 20*time.Millisecond, "still holding after the replica caught up")
 
-	strict := bbm.NewReplicaLagThrottler(primary, bbm.ReplicaLagOptions{MinReplicas: 2})
+	strict := bbm.NewReplicaLagThrottler(storage.FromPool(primary), bbm.ReplicaLagOptions{MinReplicas: 2})
 	d, err = strict.Throttle(ctx)
 	require.NoError(t, err)
 	require.True(t, d.Hold)
@@ -51,7 +52,7 @@ func TestReplicaLagThrottler(t *testing.T) {
 	// A worker using it backfills once the replica keeps up.
 	opts := fastOptions()
 	opts.Throttler = th
-	w := bbm.NewSyncWorker(primary, opts)
+	w := bbm.NewSyncWorker(storage.FromPool(primary), opts)
 	require.NoError(t, w.Register(fillWork("fill")))
 	register(t, w.Admin(), "m", "items", "fill", 10_000)
 	require.NoError(t, w.Run(ctx))

@@ -35,7 +35,7 @@ var _ Handler = (*Worker)(nil)
 
 // NewWorker returns a Worker on db; see NewSyncWorker for db. Register Work
 // on it before Run or Start.
-func NewWorker(db storage.Beginner, opts Options) *Worker {
+func NewWorker(db storage.Handle, opts Options) *Worker {
 	w := &Worker{e: newEngine(db, opts, "bbm.Worker")}
 	if w.e.handler == nil {
 		w.e.handler = w

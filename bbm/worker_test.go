@@ -14,6 +14,7 @@ import (
 
 	"github.com/ferryhq/ferry/bbm"
 	"github.com/ferryhq/ferry/storage"
+	"github.com/ferryhq/ferry/storage/storagetest"
 )
 
 func waitStatus(t *testing.T, a *bbm.Admin, name string, want bbm.Status) {
@@ -26,34 +27,36 @@ func waitStatus(t *testing.T, a *bbm.Admin, name string, want bbm.Status) {
 }
 
 func TestWorkerRunsMigrationsInBackground(t *testing.T) {
-	ctx := context.Background()
-	pool := pgSetup(t)
-	itemsTable(t, pool, "a", 500)
-	itemsTable(t, pool, "b", 500)
-	w := bbm.NewWorker(pool, fastOptions())
-	require.NoError(t, w.Register(fillWork("fill")))
-	require.NoError(t, w.Start(ctx))
-	require.ErrorIs(t, w.Start(ctx), bbm.ErrWorkerRunning)
-	require.ErrorIs(t, w.Run(ctx), bbm.ErrWorkerRunning)
+	storagetest.ForEachHandle(t, func(t *testing.T, kind storagetest.HandleKind) {
+		ctx := context.Background()
+		pool := storagetest.Handle(t, kind)
+		itemsTable(t, pool, "a", 500)
+		itemsTable(t, pool, "b", 500)
+		w := bbm.NewWorker(pool, fastOptions())
+		require.NoError(t, w.Register(fillWork("fill")))
+		require.NoError(t, w.Start(ctx))
+		require.ErrorIs(t, w.Start(ctx), bbm.ErrWorkerRunning)
+		require.ErrorIs(t, w.Run(ctx), bbm.ErrWorkerRunning)
 
-	// Registered while the worker idles: it is picked up.
-	register(t, w.Admin(), "a", "a", "fill", 100)
-	waitStatus(t, w.Admin(), "a", bbm.StatusFinished)
-	register(t, w.Admin(), "b", "b", "fill", 100)
-	waitStatus(t, w.Admin(), "b", bbm.StatusFinished)
-	require.NoError(t, w.Stop(ctx))
-	require.NoError(t, w.Stop(ctx), "stopping a stopped worker is a no-op")
-	requireFilled(t, pool, "a")
-	requireFilled(t, pool, "b")
+		// Registered while the worker idles: it is picked up.
+		register(t, w.Admin(), "a", "a", "fill", 100)
+		waitStatus(t, w.Admin(), "a", bbm.StatusFinished)
+		register(t, w.Admin(), "b", "b", "fill", 100)
+		waitStatus(t, w.Admin(), "b", bbm.StatusFinished)
+		require.NoError(t, w.Stop(ctx))
+		require.NoError(t, w.Stop(ctx), "stopping a stopped worker is a no-op")
+		requireFilled(t, pool, "a")
+		requireFilled(t, pool, "b")
 
-	// It can run again after a stop; Run returns nil after Stop.
-	itemsTable(t, pool, "c", 100)
-	done := make(chan error, 1)
-	go func() { done <- w.Run(ctx) }()
-	register(t, w.Admin(), "c", "c", "fill", 100)
-	waitStatus(t, w.Admin(), "c", bbm.StatusFinished)
-	require.NoError(t, w.Stop(ctx))
-	require.NoError(t, <-done)
+		// It can run again after a stop; Run returns nil after Stop.
+		itemsTable(t, pool, "c", 100)
+		done := make(chan error, 1)
+		go func() { done <- w.Run(ctx) }()
+		register(t, w.Admin(), "c", "c", "fill", 100)
+		waitStatus(t, w.Admin(), "c", bbm.StatusFinished)
+		require.NoError(t, w.Stop(ctx))
+		require.NoError(t, <-done)
+	})
 }
 
 // blocker is a Work that signals when it starts and then waits for release
@@ -108,31 +111,33 @@ func TestWorkerStopFinishesCurrentJob(t *testing.T) {
 // When Stop's context ends first, the job is abandoned cleanly: rolled
 // back, recorded as cancelled, its attempt given back; it runs again later.
 func TestWorkerStopAbandonsJob(t *testing.T) {
-	ctx := context.Background()
-	pool := pgSetup(t)
-	itemsTable(t, pool, "items", 200)
-	bl := newBlocker()
-	w := bbm.NewWorker(pool, fastOptions())
-	require.NoError(t, w.Register(bl.work("block")))
-	register(t, w.Admin(), "m", "items", "block", 100)
-	require.NoError(t, w.Start(ctx))
-	<-bl.started
-	sctx, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
-	defer cancel()
-	require.ErrorIs(t, w.Stop(sctx), context.DeadlineExceeded)
-	jobs := jobsOf(t, pool, "m")
-	require.Len(t, jobs, 1)
-	require.Equal(t, bbm.JobFailed, jobs[0].Status)
-	require.Equal(t, bbm.CodeJobCancelled, jobs[0].ErrorCode)
-	require.Equal(t, 0, jobs[0].Attempts, "a shutdown does not use up an attempt")
-	require.Equal(t, 200, countWhere(t, pool, `SELECT count(*) FROM items WHERE filled IS NULL`), "the abandoned job was not rolled back")
-	require.Equal(t, bbm.StatusRunning, migrationOf(t, pool, "m").Status)
+	storagetest.ForEachHandle(t, func(t *testing.T, kind storagetest.HandleKind) {
+		ctx := context.Background()
+		pool := storagetest.Handle(t, kind)
+		itemsTable(t, pool, "items", 200)
+		bl := newBlocker()
+		w := bbm.NewWorker(pool, fastOptions())
+		require.NoError(t, w.Register(bl.work("block")))
+		register(t, w.Admin(), "m", "items", "block", 100)
+		require.NoError(t, w.Start(ctx))
+		<-bl.started
+		sctx, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
+		defer cancel()
+		require.ErrorIs(t, w.Stop(sctx), context.DeadlineExceeded)
+		jobs := jobsOf(t, pool, "m")
+		require.Len(t, jobs, 1)
+		require.Equal(t, bbm.JobFailed, jobs[0].Status)
+		require.Equal(t, bbm.CodeJobCancelled, jobs[0].ErrorCode)
+		require.Equal(t, 0, jobs[0].Attempts, "a shutdown does not use up an attempt")
+		require.Equal(t, 200, countWhere(t, pool, `SELECT count(*) FROM items WHERE filled IS NULL`), "the abandoned job was not rolled back")
+		require.Equal(t, bbm.StatusRunning, migrationOf(t, pool, "m").Status)
 
-	close(bl.release)
-	w2 := bbm.NewSyncWorker(pool, fastOptions())
-	require.NoError(t, w2.Register(bl.work("block")))
-	require.NoError(t, w2.Run(ctx))
-	requireFilled(t, pool, "items")
+		close(bl.release)
+		w2 := bbm.NewSyncWorker(pool, fastOptions())
+		require.NoError(t, w2.Register(bl.work("block")))
+		require.NoError(t, w2.Run(ctx))
+		requireFilled(t, pool, "items")
+	})
 }
 
 // Cancelling Run's context abandons the job the same way.
@@ -268,7 +273,7 @@ func TestConcurrentWorkersInGoroutines(t *testing.T) {
 // than one allowed, more than one does), every job runs once and finishes.
 func testConcurrentWorkers(t *testing.T, parallelism int) {
 	ctx := context.Background()
-	pool := pgSetup(t)
+	pool, url := pgSetupURL(t)
 	itemsTable(t, pool, "items", 3000)
 	var inFlight, maxInFlight atomic.Int32
 	var ran sync.Map
@@ -291,16 +296,15 @@ func testConcurrentWorkers(t *testing.T, parallelism int) {
 		}
 		return fillWork("x").Do(ctx, db, b)
 	})
-	url := pool.Config().ConnString()
 	opts := fastOptions()
 	opts.Parallelism = parallelism
 	var syncs []*bbm.SyncWorker
 	var asyncs []*bbm.Worker
 	for range 2 {
-		s := bbm.NewSyncWorker(newPool(t, url), opts)
+		s := bbm.NewSyncWorker(storage.FromPool(newPool(t, url)), opts)
 		require.NoError(t, s.Register(work))
 		syncs = append(syncs, s)
-		a := bbm.NewWorker(newPool(t, url), opts)
+		a := bbm.NewWorker(storage.FromPool(newPool(t, url)), opts)
 		require.NoError(t, a.Register(work))
 		asyncs = append(asyncs, a)
 	}

@@ -36,10 +36,18 @@ type PostgresStore struct {
 	logger *slog.Logger
 }
 
-// NewPostgresStore returns a Store on db.
-func NewPostgresStore(db *storage.DB, opts PostgresOptions) (*PostgresStore, error) {
+// NewPostgresStore returns a Store on db: storage.FromPool, storage.FromSQL,
+// or a *storage.DB, whose replicas then serve the reads it routes.
+func NewPostgresStore(db storage.Handle, opts PostgresOptions) (*PostgresStore, error) {
 	if db == nil {
-		return nil, fmt.Errorf("%w: NewPostgresStore needs a *storage.DB", ErrConfig)
+		return nil, fmt.Errorf("%w: NewPostgresStore needs a database handle", ErrConfig)
+	}
+	routed, ok := db.(*storage.DB)
+	if !ok {
+		var err error
+		if routed, err = storage.Wrap(db); err != nil { // no replicas: everything on db
+			return nil, fmt.Errorf("%w: %w", ErrConfig, err)
+		}
 	}
 	if opts.Clock == nil {
 		opts.Clock = time.Now
@@ -47,7 +55,7 @@ func NewPostgresStore(db *storage.DB, opts PostgresOptions) (*PostgresStore, err
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
-	return &PostgresStore{db: db, clock: opts.Clock, logger: opts.Logger}, nil
+	return &PostgresStore{db: routed, clock: opts.Clock, logger: opts.Logger}, nil
 }
 
 const repoColumns = `id, path, state, tag_count, retry_count, skip_reason, abort_reason, version,

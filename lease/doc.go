@@ -113,5 +113,5 @@
 // tracing without a metrics dependency here: package prommetrics implements
 // Observer with Prometheus.
 //
-//	locker := lease.Observe(pglease.New(pool, pglease.Options{}), metrics.Lease())
+//	locker := lease.Observe(pglease.New(storage.FromPool(pool), pglease.Options{}), metrics.Lease())
 package lease

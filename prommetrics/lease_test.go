@@ -19,8 +19,8 @@ func TestLeaseMetricsMove(t *testing.T) {
 	ctx := context.Background()
 	m, reg := newMetrics(t)
 	pool := storagetest.Pool(t)
-	locker := lease.Observe(pglease.New(pool, pglease.Options{Holder: "a"}), m.Lease())
-	other := lease.Observe(pglease.New(pool, pglease.Options{Holder: "b"}), m.Lease())
+	locker := lease.Observe(pglease.New(storage.FromPool(pool), pglease.Options{Holder: "a"}), m.Lease())
+	other := lease.Observe(pglease.New(storage.FromPool(pool), pglease.Options{Holder: "b"}), m.Lease())
 	const key = "container_registry:migration:enqueuer_worker"
 	fence := func(l lease.Lease) error {
 		return storage.InTx(ctx, pool, func(tx pgx.Tx) error {

@@ -75,19 +75,23 @@ func (c *Config) applyDefaults() {
 	}
 }
 
-// DB is a primary pool with optional replica pools. As a Querier and
-// Beginner it always uses the primary; Read chooses where a read goes.
+// DB is a primary with optional replicas, each a Handle. As a Handle it
+// always uses the primary; Read chooses where a read goes. Open makes one
+// from URLs, Wrap from the host's own handles.
 type DB struct {
 	cfg      Config
-	primary  *pgxpool.Pool
+	primary  Handle
 	replicas []*replica
 	sticky   *stickyLSNs
+	owned    []*pgxpool.Pool // pools Open made, closed by Close
 
 	refreshes singleflight.Group
 
 	mu   sync.Mutex
 	next int // round-robin start among replicas
 }
+
+var _ Handle = (*DB)(nil)
 
 // Open connects to the primary and the replicas and checks that the primary
 // answers. A replica that does not answer is logged and kept out of
@@ -102,7 +106,8 @@ func Open(ctx context.Context, cfg Config) (*DB, error) {
 	if err != nil {
 		return nil, err
 	}
-	db := &DB{cfg: cfg, primary: primary, sticky: newStickyLSNs(cfg.StickyTTL, cfg.MaxStickyKeys)}
+	db := newDB(cfg, FromPool(primary))
+	db.owned = append(db.owned, primary)
 	if err := primary.Ping(ctx); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("storage: primary %s does not answer: %w", describe(primary.Config().ConnConfig), err)
@@ -113,8 +118,8 @@ func Open(ctx context.Context, cfg Config) (*DB, error) {
 			db.Close()
 			return nil, err
 		}
-		r := &replica{name: describe(pool.Config().ConnConfig), pool: pool}
-		db.replicas = append(db.replicas, r)
+		db.owned = append(db.owned, pool)
+		r := db.addReplica(i, FromPool(pool))
 		if err := pool.Ping(ctx); err != nil {
 			r.markDown(time.Now().Add(cfg.ReplicaRetryAfter))
 			cfg.Logger.WarnContext(ctx, "replica does not answer; reads go elsewhere", "replica", r.name, "error", err)
@@ -122,6 +127,50 @@ func Open(ctx context.Context, cfg Config) (*DB, error) {
 		}
 	}
 	return db, nil
+}
+
+// Wrap returns a DB on a host's own handles (FromPool, FromSQL): writes and
+// transactions go to primary, and reads given a sticky key (Read, Choose)
+// go to a replica that has replayed the key's last write, exactly as with
+// Open. Close leaves the handles open: they are the host's.
+func Wrap(primary Handle, replicas ...Handle) (*DB, error) {
+	return WrapWith(Config{}, primary, replicas...)
+}
+
+// WrapWith is Wrap with routing settings. cfg's connection fields
+// (PrimaryURL, ReplicaURLs, MaxConns) belong to Open and must be empty.
+// A replica whose handle cannot name its server (FromSQL) is named
+// "replica N" in logs and metrics, N its position in replicas.
+func WrapWith(cfg Config, primary Handle, replicas ...Handle) (*DB, error) {
+	switch {
+	case cfg.PrimaryURL != "" || len(cfg.ReplicaURLs) > 0 || cfg.MaxConns != 0:
+		return nil, fmt.Errorf("%w: WrapWith takes handles; PrimaryURL, ReplicaURLs and MaxConns are for Open", ErrConfig)
+	case primary == nil:
+		return nil, fmt.Errorf("%w: Wrap: the primary handle is nil", ErrConfig)
+	}
+	cfg.applyDefaults()
+	db := newDB(cfg, primary)
+	for i, h := range replicas {
+		if h == nil {
+			return nil, fmt.Errorf("%w: Wrap: replica %d is nil", ErrConfig, i)
+		}
+		db.addReplica(i, h)
+	}
+	return db, nil
+}
+
+func newDB(cfg Config, primary Handle) *DB {
+	return &DB{cfg: cfg, primary: primary, sticky: newStickyLSNs(cfg.StickyTTL, cfg.MaxStickyKeys)}
+}
+
+func (db *DB) addReplica(i int, h Handle) *replica {
+	name := h.label()
+	if name == "" {
+		name = fmt.Sprintf("replica %d", i)
+	}
+	r := &replica{name: name, h: h}
+	db.replicas = append(db.replicas, r)
+	return r
 }
 
 func openPool(ctx context.Context, role, url string, maxConns int32) (*pgxpool.Pool, error) {
@@ -149,18 +198,16 @@ func describe(c *pgx.ConnConfig) string {
 	return fmt.Sprintf("%s:%d/%s", c.Host, c.Port, c.Database)
 }
 
-// Close closes every pool. It waits for connections in use to be returned.
+// Close closes the pools Open made, waiting for connections in use to be
+// returned. Handles given to Wrap are left open.
 func (db *DB) Close() {
-	if db.primary != nil {
-		db.primary.Close()
-	}
-	for _, r := range db.replicas {
-		r.pool.Close()
+	for _, p := range db.owned {
+		p.Close()
 	}
 }
 
-// Primary returns the primary's pool.
-func (db *DB) Primary() *pgxpool.Pool { return db.primary }
+// Primary returns the primary's handle.
+func (db *DB) Primary() Handle { return db.primary }
 
 // Exec runs sql on the primary.
 func (db *DB) Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error) {
@@ -184,3 +231,7 @@ func (db *DB) Begin(ctx context.Context) (pgx.Tx, error) { return db.primary.Beg
 func (db *DB) BeginTx(ctx context.Context, opts pgx.TxOptions) (pgx.Tx, error) {
 	return db.primary.BeginTx(ctx, opts)
 }
+
+func (db *DB) acquire(ctx context.Context) (*pgx.Conn, func(), error) { return db.primary.acquire(ctx) }
+
+func (db *DB) label() string { return db.primary.label() }

@@ -1,5 +1,12 @@
 // Package storage is Ferry's Postgres plumbing on pgx/v5.
 //
+// Handle is the goroutine-safe database handle every Postgres-backed piece
+// of Ferry takes. A host passes its own: FromPool for a *pgxpool.Pool,
+// FromSQL for a *sql.DB opened with pgx's stdlib driver (Ferry borrows its
+// connections inside (*sql.Conn).Raw, so the host's pool limits hold), or a
+// *DB. Only this package makes Handles, so a single connection or a
+// transaction does not compile where one is wanted.
+//
 // Querier is the subset of pgx that pools, connections and transactions
 // share, so Ferry code and host Work run inside or outside a transaction
 // alike. InTx runs a function in a transaction that commits on nil, rolls
@@ -10,8 +17,8 @@
 // that several processes may start at once; it records what it applied in
 // ferry_schema_migrations and refuses a schema newer than the binary.
 //
-// DB is a primary with optional streaming replicas. Writes go to the
-// primary. DB.Read routes a read for a sticky key (say a repository path)
+// DB is a primary with optional streaming replicas, opened from URLs (Open)
+// or over a host's own handles (Wrap). Writes go to the primary. DB.Read routes a read for a sticky key (say a repository path)
 // to a replica only once that replica has replayed the primary's WAL up to
 // the position recorded at the key's last write (RecordWrite or WriteTx);
 // otherwise, or when replicas are unhealthy or too far behind, the read

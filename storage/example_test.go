@@ -2,10 +2,12 @@ package storage_test
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/ferryhq/ferry/storage"
 )
@@ -38,4 +40,51 @@ func ExampleLoadMigrations() {
 	}
 	fmt.Println(migrations[0].Name)
 	// Output: 0001_init.sql
+}
+
+// A host that talks to Postgres through database/sql with pgx's stdlib
+// driver hands its *sql.DB to Ferry as is, and its replicas too: Wrap
+// gives them Ferry's read-your-writes routing. Every Postgres-backed
+// constructor (bbm.NewWorker, pglease.New, enqueuer.NewPostgresStore,
+// storage.Migrate) takes the resulting Handle or *DB. Neither call
+// connects; Ferry borrows the host's connections when it runs.
+func ExampleFromSQL() {
+	primary, err := sql.Open("pgx", "postgres://registry@primary.db.internal/registry")
+	if err != nil {
+		panic(err)
+	}
+	defer primary.Close()
+	replica, err := sql.Open("pgx", "postgres://registry@replica.db.internal/registry")
+	if err != nil {
+		panic(err)
+	}
+	defer replica.Close()
+
+	ph, err := storage.FromSQL(primary)
+	if err != nil {
+		panic(err) // storage.ErrNotPgx: another driver
+	}
+	rh, err := storage.FromSQL(replica)
+	if err != nil {
+		panic(err)
+	}
+	db, err := storage.Wrap(ph, rh)
+	if err != nil {
+		panic(err)
+	}
+	defer db.Close() // leaves the host's *sql.DBs open
+	fmt.Println("routed over the host's handles")
+	// Output: routed over the host's handles
+}
+
+// A host's own pgx pool works the same way through FromPool.
+func ExampleFromPool() {
+	pool, err := pgxpool.New(context.Background(), "postgres://registry@primary.db.internal/registry")
+	if err != nil {
+		panic(err)
+	}
+	defer pool.Close()
+	var h storage.Handle = storage.FromPool(pool)
+	fmt.Println(h != nil)
+	// Output: true
 }

@@ -53,12 +53,12 @@ type MigrateOptions struct {
 // several processes may call Migrate at once; a file that fails is rolled
 // back and named in the error. Running it again is a no-op. It refuses, with
 // ErrSchemaTooNew, a database on which a newer binary has applied more.
-func Migrate(ctx context.Context, db Beginner) error {
+func Migrate(ctx context.Context, db Handle) error {
 	return MigrateWith(ctx, db, MigrateOptions{})
 }
 
 // MigrateWith is Migrate with options.
-func MigrateWith(ctx context.Context, db Beginner, opts MigrateOptions) error {
+func MigrateWith(ctx context.Context, db Handle, opts MigrateOptions) error {
 	migrations, err := LoadMigrations(opts.FS)
 	if err != nil {
 		return err

@@ -42,12 +42,12 @@ func appliedVersions(t *testing.T, pool *pgxpool.Pool) []int {
 func TestMigrateAppliesEmbeddedSchemaOnceAndIsIdempotent(t *testing.T) {
 	ctx := context.Background()
 	pool := emptyPool(t)
-	require.NoError(t, storage.MigrateWith(ctx, pool, storage.MigrateOptions{Logger: quiet}))
+	require.NoError(t, storage.MigrateWith(ctx, storage.FromPool(pool), storage.MigrateOptions{Logger: quiet}))
 	first := appliedVersions(t, pool)
 	all, err := storage.LoadMigrations(nil)
 	require.NoError(t, err)
 	require.Len(t, first, len(all))
-	require.NoError(t, storage.MigrateWith(ctx, pool, storage.MigrateOptions{Logger: quiet}))
+	require.NoError(t, storage.MigrateWith(ctx, storage.FromPool(pool), storage.MigrateOptions{Logger: quiet}))
 	require.Equal(t, first, appliedVersions(t, pool))
 }
 
@@ -63,7 +63,7 @@ func TestMigrateConcurrentCallersApplyEachFileOnce(t *testing.T) {
 	errs := make([]error, 8)
 	for i := range errs {
 		wg.Go(func() {
-			errs[i] = storage.MigrateWith(ctx, pool, storage.MigrateOptions{FS: fsys, Logger: quiet})
+			errs[i] = storage.MigrateWith(ctx, storage.FromPool(pool), storage.MigrateOptions{FS: fsys, Logger: quiet})
 		})
 	}
 	wg.Wait()
@@ -83,7 +83,7 @@ func TestMigrateFailingFileIsNamedAndRolledBack(t *testing.T) {
 		"0001_ok.sql":     {Data: []byte(`CREATE TABLE ok (id int)`)},
 		"0002_broken.sql": {Data: []byte(`CREATE TABLE half (id int); SELECT * FROM no_such_table`)},
 	}
-	err := storage.MigrateWith(ctx, pool, storage.MigrateOptions{FS: fsys, Logger: quiet})
+	err := storage.MigrateWith(ctx, storage.FromPool(pool), storage.MigrateOptions{FS: fsys, Logger: quiet})
 	require.ErrorContains(t, err, "0002_broken.sql")
 	require.ErrorContains(t, err, "no_such_table")
 	require.Equal(t, []int{1}, appliedVersions(t, pool))
@@ -99,9 +99,9 @@ func TestMigrateRefusesNewerSchema(t *testing.T) {
 		"0001_a.sql": {Data: []byte(`SELECT 1`)},
 		"0002_b.sql": {Data: []byte(`SELECT 1`)},
 	}
-	require.NoError(t, storage.MigrateWith(ctx, pool, storage.MigrateOptions{FS: newer, Logger: quiet}))
+	require.NoError(t, storage.MigrateWith(ctx, storage.FromPool(pool), storage.MigrateOptions{FS: newer, Logger: quiet}))
 	older := fstest.MapFS{"0001_a.sql": {Data: []byte(`SELECT 1`)}}
-	err := storage.MigrateWith(ctx, pool, storage.MigrateOptions{FS: older, Logger: quiet})
+	err := storage.MigrateWith(ctx, storage.FromPool(pool), storage.MigrateOptions{FS: older, Logger: quiet})
 	require.ErrorIs(t, err, storage.ErrSchemaTooNew)
 	require.ErrorContains(t, err, "version 2")
 }
@@ -122,7 +122,7 @@ func TestLoadMigrationsRejectsBadNames(t *testing.T) {
 func TestMigrateOnClosedPoolFails(t *testing.T) {
 	pool := emptyPool(t)
 	pool.Close()
-	err := storage.MigrateWith(context.Background(), pool, storage.MigrateOptions{Logger: quiet})
+	err := storage.MigrateWith(context.Background(), storage.FromPool(pool), storage.MigrateOptions{Logger: quiet})
 	require.Error(t, err)
 	require.False(t, errors.Is(err, storage.ErrSchemaTooNew))
 }

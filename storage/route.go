@@ -12,7 +12,6 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
-	"github.com/jackc/pgx/v5/pgxpool"
 )
 
 type usePrimaryKey struct{}
@@ -133,7 +132,7 @@ func (db *DB) readReplicaPosition(ctx context.Context, r *replica) (err error) {
 	}()
 	var inRecovery bool
 	var replay int64
-	err = r.pool.QueryRow(ctx, `SELECT pg_is_in_recovery(),
+	err = r.h.QueryRow(ctx, `SELECT pg_is_in_recovery(),
 		COALESCE((pg_last_wal_replay_lsn() - '0/0'::pg_lsn)::bigint, 0)`).Scan(&inRecovery, &replay)
 	if err == nil && !inRecovery {
 		err = fmt.Errorf("storage: %s is not in recovery (promoted?)", r.name)
@@ -192,7 +191,7 @@ func (db *DB) WriteTx(ctx context.Context, key string, fn func(tx pgx.Tx) error)
 // replica is one replica pool and what is known of its position.
 type replica struct {
 	name string
-	pool *pgxpool.Pool
+	h    Handle
 
 	mu sync.Mutex
 	st replicaState
@@ -242,7 +241,7 @@ func (q *replicaQuerier) fallback(ctx context.Context, err error) bool {
 }
 
 func (q *replicaQuerier) Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error) {
-	tag, err := q.r.pool.Exec(ctx, sql, args...)
+	tag, err := q.r.h.Exec(ctx, sql, args...)
 	if err != nil && q.fallback(ctx, err) {
 		return q.db.primary.Exec(ctx, sql, args...)
 	}
@@ -250,7 +249,7 @@ func (q *replicaQuerier) Exec(ctx context.Context, sql string, args ...any) (pgc
 }
 
 func (q *replicaQuerier) Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error) {
-	rows, err := q.r.pool.Query(ctx, sql, args...)
+	rows, err := q.r.h.Query(ctx, sql, args...)
 	if err != nil && q.fallback(ctx, err) {
 		return q.db.primary.Query(ctx, sql, args...)
 	}
@@ -270,7 +269,7 @@ type fallbackRow struct {
 }
 
 func (r *fallbackRow) Scan(dest ...any) error {
-	err := r.q.r.pool.QueryRow(r.ctx, r.sql, r.args...).Scan(dest...)
+	err := r.q.r.h.QueryRow(r.ctx, r.sql, r.args...).Scan(dest...)
 	if err != nil && r.q.fallback(r.ctx, err) {
 		return r.q.db.primary.QueryRow(r.ctx, r.sql, r.args...).Scan(dest...)
 	}

@@ -106,7 +106,8 @@ func run(ctx context.Context, out io.Writer, opts options) error {
 		return err
 	}
 	defer pool.Close()
-	if err := storage.MigrateWith(ctx, pool, storage.MigrateOptions{Logger: slog.New(slog.DiscardHandler)}); err != nil {
+	db := storage.FromPool(pool) // a host's own pool or *sql.DB (storage.FromSQL) works the same way
+	if err := storage.MigrateWith(ctx, db, storage.MigrateOptions{Logger: slog.New(slog.DiscardHandler)}); err != nil {
 		return fmt.Errorf("migrating Ferry's schema: %w", err)
 	}
 
@@ -115,7 +116,7 @@ func run(ctx context.Context, out io.Writer, opts options) error {
 		logger = slog.New(slog.NewTextHandler(os.Stderr, nil))
 	}
 	// Default options: adaptive batch sizes and pacing by database health.
-	w := bbm.NewSyncWorker(pool, bbm.Options{Logger: logger, Parallelism: opts.parallelism})
+	w := bbm.NewSyncWorker(db, bbm.Options{Logger: logger, Parallelism: opts.parallelism})
 	// Each batch's UPDATE commits with its job's record: applied exactly once.
 	err = w.Register(bbm.WorkFunc("fill_checksum", func(ctx context.Context, db storage.Querier, b bbm.Batch) error {
 		cond, args := b.Where(1)

@@ -9,6 +9,7 @@ import (
 
 	"github.com/ferryhq/ferry/lease/leasetest"
 	"github.com/ferryhq/ferry/lease/pglease"
+	"github.com/ferryhq/ferry/storage"
 	"github.com/ferryhq/ferry/storage/storagetest"
 )
 
@@ -39,7 +40,7 @@ func BenchmarkAcquireRelease(b *testing.B) {
 			}
 		}
 	}
-	leasetest.BenchAcquireRelease(b, pglease.New(pool, pglease.Options{}), "bench", 2000,
+	leasetest.BenchAcquireRelease(b, pglease.New(storage.FromPool(pool), pglease.Options{}), "bench", 2000,
 		leasetest.Baseline{Name: "select1", Line: "pglease-acquire-release", Target: 1.3, Run: twice("SELECT 1"),
 			Note: "Acquire+Release vs two SELECT 1 round trips on the same pool"},
 		leasetest.Baseline{Name: "commits", Line: "pglease-acquire-release-vs-commits", Run: twice("SELECT txid_current()"),
@@ -53,6 +54,6 @@ func BenchmarkAcquireRelease(b *testing.B) {
 // its own connection, as 50 processes would.
 func BenchmarkContended(b *testing.B) {
 	pool := newPool(b, storagetest.URL(b), func(c *pgxpool.Config) { c.MaxConns = 50 })
-	r := leasetest.BenchContended(b, pglease.New(pool, pglease.Options{}), "bench", 50)
+	r := leasetest.BenchContended(b, pglease.New(storage.FromPool(pool), pglease.Options{}), "bench", 50)
 	fmt.Printf("ferry-bench: pglease-contended-acquire %s (a connection each)\n", r)
 }

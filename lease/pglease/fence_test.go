@@ -72,8 +72,8 @@ func TestPausedHolderIsFencedOff(t *testing.T) {
 	ctx := t.Context()
 	pool := storagetest.Pool(t)
 	repoTable(t, pool)
-	old := pglease.New(pool, pglease.Options{Holder: "paused"})
-	fresh := pglease.New(pool, pglease.Options{Holder: "fresh"})
+	old := pglease.New(storage.FromPool(pool), pglease.Options{Holder: "paused"})
+	fresh := pglease.New(storage.FromPool(pool), pglease.Options{Holder: "fresh"})
 	const ttl = 300 * time.Millisecond
 
 	a, err := old.Acquire(ctx, "repo:1", ttl)
@@ -124,7 +124,7 @@ func TestFenceHoldsOffTakeover(t *testing.T) {
 	ctx := t.Context()
 	pool := storagetest.Pool(t)
 	repoTable(t, pool)
-	lk := pglease.New(pool, pglease.Options{})
+	lk := pglease.New(storage.FromPool(pool), pglease.Options{})
 	const ttl = 200 * time.Millisecond
 	a, tx := acquireFenced(t, pool, lk, "repo:1", ttl)
 	time.Sleep(ttl + 100*time.Millisecond) // the lease expires inside the transaction
@@ -165,7 +165,7 @@ func TestFenceHoldsOffTakeover(t *testing.T) {
 func TestFenceRefuses(t *testing.T) {
 	ctx := t.Context()
 	pool := storagetest.Pool(t)
-	lk := pglease.New(pool, pglease.Options{})
+	lk := pglease.New(storage.FromPool(pool), pglease.Options{})
 
 	released, err := lk.Acquire(ctx, "released", time.Minute)
 	if err != nil {
@@ -215,8 +215,8 @@ func TestFenceRefuses(t *testing.T) {
 func TestHeldAcquireIsARead(t *testing.T) {
 	ctx := t.Context()
 	pool := storagetest.Pool(t)
-	holder := pglease.New(pool, pglease.Options{Holder: "holder"})
-	other := pglease.New(pool, pglease.Options{Holder: "other"})
+	holder := pglease.New(storage.FromPool(pool), pglease.Options{Holder: "holder"})
+	other := pglease.New(storage.FromPool(pool), pglease.Options{Holder: "other"})
 	_, tx := acquireFenced(t, pool, holder, "repo:1", time.Minute)
 	held := make(chan error, 1)
 	go func() {

@@ -22,16 +22,15 @@ type Options struct {
 
 // Locker is a lease.Locker on Postgres. It is safe for concurrent use.
 type Locker struct {
-	db     storage.Querier
+	db     storage.Handle
 	holder string
 }
 
 var _ lease.Locker = (*Locker)(nil)
 
-// New returns a Locker on db, a pool (or *storage.DB) on a database that
-// has Ferry's schema. Do not pass a transaction: leases taken in it would
-// stay invisible to others until it commits.
-func New(db storage.Querier, opts Options) *Locker {
+// New returns a Locker on db (storage.FromPool, storage.FromSQL or a
+// *storage.DB, whose primary is used), a database that has Ferry's schema.
+func New(db storage.Handle, opts Options) *Locker {
 	if opts.Holder == "" {
 		host, _ := os.Hostname()
 		opts.Holder = fmt.Sprintf("%s/%d", host, os.Getpid())

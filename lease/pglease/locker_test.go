@@ -15,12 +15,17 @@ import (
 	"github.com/ferryhq/ferry/lease"
 	"github.com/ferryhq/ferry/lease/leasetest"
 	"github.com/ferryhq/ferry/lease/pglease"
+	"github.com/ferryhq/ferry/storage"
 	"github.com/ferryhq/ferry/storage/storagetest"
 )
 
+// The Locker passes the conformance suite on a host's pgx pool and on a
+// host's *sql.DB alike.
 func TestConformance(t *testing.T) {
-	leasetest.Run(t, func(t *testing.T) lease.Locker {
-		return pglease.New(storagetest.Pool(t), pglease.Options{})
+	storagetest.ForEachHandle(t, func(t *testing.T, kind storagetest.HandleKind) {
+		leasetest.Run(t, func(t *testing.T) lease.Locker {
+			return pglease.New(storagetest.Handle(t, kind), pglease.Options{})
+		})
 	})
 }
 
@@ -45,8 +50,8 @@ func newPool(t testing.TB, url string, configure func(*pgxpool.Config)) *pgxpool
 func TestHeldErrorNamesHolder(t *testing.T) {
 	pool := storagetest.Pool(t)
 	host, _ := os.Hostname()
-	leasetest.CheckHolderNames(t, pglease.New(pool, pglease.Options{Holder: "enqueuer-7f9c"}), "enqueuer-7f9c",
-		pglease.New(pool, pglease.Options{}), fmt.Sprintf("%s/%d", host, os.Getpid()))
+	leasetest.CheckHolderNames(t, pglease.New(storage.FromPool(pool), pglease.Options{Holder: "enqueuer-7f9c"}), "enqueuer-7f9c",
+		pglease.New(storage.FromPool(pool), pglease.Options{}), fmt.Sprintf("%s/%d", host, os.Getpid()))
 }
 
 // The database's clock alone decides expiry: moving the row's expiry into
@@ -54,7 +59,7 @@ func TestHeldErrorNamesHolder(t *testing.T) {
 // though the holder's local ExpiresAt is an hour away.
 func TestDatabaseClockDecides(t *testing.T) {
 	pool := storagetest.Pool(t)
-	lk := pglease.New(pool, pglease.Options{})
+	lk := pglease.New(storage.FromPool(pool), pglease.Options{})
 	first, err := lk.Acquire(t.Context(), "k", time.Hour)
 	if err != nil {
 		t.Fatal(err)
@@ -89,7 +94,7 @@ func (c *countingTracer) TraceQueryEnd(context.Context, *pgx.Conn, pgx.TraceQuer
 func TestOneStatementEach(t *testing.T) {
 	tracer := &countingTracer{}
 	pool := newPool(t, storagetest.URL(t), func(c *pgxpool.Config) { c.ConnConfig.Tracer = tracer })
-	leasetest.CheckRoundTrips(t, pglease.New(pool, pglease.Options{}), tracer.n.Load)
+	leasetest.CheckRoundTrips(t, pglease.New(storage.FromPool(pool), pglease.Options{}), tracer.n.Load)
 }
 
 func TestProcesses(t *testing.T) {
@@ -99,6 +104,6 @@ func TestProcesses(t *testing.T) {
 		opts.Env = []string{envURL + "=" + storagetest.URL(t)}
 	}
 	leasetest.ContendAcrossProcesses(t, "enqueuer", opts, func(t *testing.T) lease.Locker {
-		return pglease.New(newPool(t, os.Getenv(envURL), nil), pglease.Options{})
+		return pglease.New(storage.FromPool(newPool(t, os.Getenv(envURL), nil)), pglease.Options{})
 	})
 }

@@ -22,7 +22,7 @@ func TestFenceWithReportsChecks(t *testing.T) {
 	opts := pglease.FenceOptions{Observer: lease.ObserverFuncs{OnFenceChecked: func(_ context.Context, e lease.FenceEvent) {
 		events = append(events, e)
 	}}}
-	l, err := pglease.New(pool, pglease.Options{}).Acquire(ctx, "fence-observed", time.Minute)
+	l, err := pglease.New(storage.FromPool(pool), pglease.Options{}).Acquire(ctx, "fence-observed", time.Minute)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,6 +10,7 @@ import (
 	"github.com/ferryhq/ferry/lease"
 	"github.com/ferryhq/ferry/lease/leasetest"
 	"github.com/ferryhq/ferry/lease/pglease"
+	"github.com/ferryhq/ferry/storage"
 	"github.com/ferryhq/ferry/storage/storagetest"
 )
 
@@ -20,9 +21,9 @@ func TestGuardConnectionKilled(t *testing.T) {
 	url := storagetest.URL(t)
 	// One connection, renewed more often than pgxpool's idle ping (1s),
 	// so the renewal meets the dead connection rather than a fresh one.
-	guarded := pglease.New(newPool(t, url, func(c *pgxpool.Config) { c.MaxConns = 1 }), pglease.Options{Holder: "guarded"})
+	guarded := pglease.New(storage.FromPool(newPool(t, url, func(c *pgxpool.Config) { c.MaxConns = 1 })), pglease.Options{Holder: "guarded"})
 	admin := newPool(t, url, nil)
-	other := pglease.New(admin, pglease.Options{Holder: "contender"})
+	other := pglease.New(storage.FromPool(admin), pglease.Options{Holder: "contender"})
 
 	next, err := leasetest.Outage(t, guarded, other, "enqueuer", 1500*time.Millisecond, func() {
 		if _, err := admin.Exec(t.Context(), `
@@ -44,8 +45,8 @@ func TestGuardConnectionKilled(t *testing.T) {
 func TestGuardDatabaseUnreachable(t *testing.T) {
 	url := storagetest.URL(t)
 	p, proxied := startProxy(t, url)
-	guarded := pglease.New(newPool(t, proxied, nil), pglease.Options{Holder: "guarded"})
-	other := pglease.New(newPool(t, url, nil), pglease.Options{Holder: "contender"})
+	guarded := pglease.New(storage.FromPool(newPool(t, proxied, nil)), pglease.Options{Holder: "guarded"})
+	other := pglease.New(storage.FromPool(newPool(t, url, nil)), pglease.Options{Holder: "contender"})
 
 	next, err := leasetest.Outage(t, guarded, other, "enqueuer", 1500*time.Millisecond, p.cut)
 	if !errors.Is(err, lease.ErrRenewFailed) && !errors.Is(err, lease.ErrLost) {

@@ -107,7 +107,7 @@ func (h *harness) start(ctx context.Context) error {
 		return fmt.Errorf("storagetest: connecting to the template: %w", err)
 	}
 	defer pool.Close()
-	if err := storage.MigrateWith(ctx, pool, storage.MigrateOptions{Logger: slog.New(slog.DiscardHandler)}); err != nil {
+	if err := storage.MigrateWith(ctx, storage.FromPool(pool), storage.MigrateOptions{Logger: slog.New(slog.DiscardHandler)}); err != nil {
 		return fmt.Errorf("storagetest: migrating the template: %w", err)
 	}
 	fillCtx, cancel := context.WithCancel(context.Background())
@@ -321,7 +321,7 @@ func createMigrated(ctx context.Context, s *Server, name string) error {
 		return err
 	}
 	defer pool.Close()
-	return storage.MigrateWith(ctx, pool, storage.MigrateOptions{Logger: slog.New(slog.DiscardHandler)})
+	return storage.MigrateWith(ctx, storage.FromPool(pool), storage.MigrateOptions{Logger: slog.New(slog.DiscardHandler)})
 }
 
 // withDatabase returns connString pointing at database db; it understands

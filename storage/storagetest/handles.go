@@ -1,0 +1,79 @@
+package storagetest
+
+import (
+	"context"
+	"database/sql"
+	"testing"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	_ "github.com/jackc/pgx/v5/stdlib" // the "pgx" database/sql driver
+
+	"github.com/ferryhq/ferry/storage"
+)
+
+// HandleKind names one way a host gives Ferry its database.
+type HandleKind string
+
+const (
+	// KindPool is a *pgxpool.Pool, through storage.FromPool.
+	KindPool HandleKind = "pgxpool"
+	// KindSQL is a *sql.DB of pgx's stdlib driver, through storage.FromSQL.
+	KindSQL HandleKind = "database_sql"
+)
+
+// HandleKinds returns every HandleKind, for tests that run once per kind.
+func HandleKinds() []HandleKind { return []HandleKind{KindPool, KindSQL} }
+
+// SQLDB returns a *sql.DB (pgx's stdlib driver) on a new migrated database
+// (see URL), closed when the test ends.
+func SQLDB(t testing.TB) *sql.DB {
+	t.Helper()
+	return openSQL(t, URL(t))
+}
+
+func openSQL(t testing.TB, url string) *sql.DB {
+	t.Helper()
+	db, err := sql.Open("pgx", url)
+	if err != nil {
+		t.Fatalf("storagetest: %v", err)
+	}
+	t.Cleanup(func() { _ = db.Close() })
+	return db
+}
+
+// OpenHandle returns a handle of kind on url whose pool is closed when the
+// test ends.
+func OpenHandle(t testing.TB, kind HandleKind, url string) storage.Handle {
+	t.Helper()
+	switch kind {
+	case KindPool:
+		pool, err := pgxpool.New(context.Background(), url)
+		if err != nil {
+			t.Fatalf("storagetest: %v", err)
+		}
+		t.Cleanup(pool.Close)
+		return storage.FromPool(pool)
+	case KindSQL:
+		h, err := storage.FromSQL(openSQL(t, url))
+		if err != nil {
+			t.Fatalf("storagetest: %v", err)
+		}
+		return h
+	}
+	t.Fatalf("storagetest: unknown handle kind %q", kind)
+	return nil
+}
+
+// Handle returns a handle of kind on a new migrated database (see URL).
+func Handle(t testing.TB, kind HandleKind) storage.Handle {
+	t.Helper()
+	return OpenHandle(t, kind, URL(t))
+}
+
+// ForEachHandle runs fn once per HandleKind, as a subtest named after it.
+func ForEachHandle(t *testing.T, fn func(t *testing.T, kind HandleKind)) {
+	t.Helper()
+	for _, kind := range HandleKinds() {
+		t.Run(string(kind), func(t *testing.T) { fn(t, kind) })
+	}
+}
