@@ -71,7 +71,7 @@ func (o HealthOptions) withDefaults() HealthOptions {
 // and members of pg_monitor only; for other roles those checks are skipped
 // (with a warning, once) rather than holding forever.
 type HealthThrottler struct {
-	db  storage.Querier
+	db  storage.Handle
 	o   HealthOptions
 	log *slog.Logger
 
@@ -87,7 +87,7 @@ var _ Throttler = (*HealthThrottler)(nil)
 
 // NewHealthThrottler returns a Throttler reading the primary db. logger
 // may be nil.
-func NewHealthThrottler(db storage.Querier, o HealthOptions, logger *slog.Logger) *HealthThrottler {
+func NewHealthThrottler(db storage.Handle, o HealthOptions, logger *slog.Logger) *HealthThrottler {
 	if logger == nil {
 		logger = slog.Default()
 	}

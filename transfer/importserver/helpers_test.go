@@ -15,7 +15,6 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/ferryhq/ferry/storage"
 	"github.com/ferryhq/ferry/transfer/importserver"
 	"github.com/ferryhq/ferry/transfer/importserver/importservertest"
 )
@@ -268,6 +267,3 @@ func newServer(t *testing.T, h http.Handler) *httptest.Server {
 	t.Cleanup(ts.Close)
 	return ts
 }
-
-// importserverBeginner is what NewPostgresStore takes.
-type importserverBeginner = storage.Beginner

@@ -30,15 +30,15 @@ type PostgresOptions struct{}
 // transaction per call, a transaction-scoped advisory lock for starts), so
 // it works through PgBouncer in transaction pooling mode.
 type PostgresStore struct {
-	db storage.Beginner
+	db storage.Handle
 	q  postgresQueries
 }
 
 var _ Store = (*PostgresStore)(nil)
 
-// NewPostgresStore returns a Store on db (a *storage.DB, a pool, or any
-// storage.Beginner whose queries reach the primary).
-func NewPostgresStore(db storage.Beginner, _ PostgresOptions) (*PostgresStore, error) {
+// NewPostgresStore returns a Store on db: storage.FromPool,
+// storage.FromSQL, or a *storage.DB (whose primary is used).
+func NewPostgresStore(db storage.Handle, _ PostgresOptions) (*PostgresStore, error) {
 	if db == nil {
 		return nil, fmt.Errorf("%w: NewPostgresStore needs a database", ErrConfig)
 	}

@@ -5,6 +5,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/ferryhq/ferry/storage"
 	"github.com/ferryhq/ferry/storage/storagetest"
 	"github.com/ferryhq/ferry/transfer/importserver"
 	"github.com/ferryhq/ferry/transfer/importserver/importservertest"
@@ -12,7 +13,7 @@ import (
 
 func TestPostgresStore(t *testing.T) {
 	importservertest.TestStore(t, func(t *testing.T) importserver.Store {
-		s, err := importserver.NewPostgresStore(storagetest.Pool(t), importserver.PostgresOptions{})
+		s, err := importserver.NewPostgresStore(storage.FromPool(storagetest.Pool(t)), importserver.PostgresOptions{})
 		require.NoError(t, err)
 		return s
 	})

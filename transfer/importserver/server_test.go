@@ -14,6 +14,7 @@ import (
 
 	"github.com/ferryhq/ferry/enqueuer"
 	"github.com/ferryhq/ferry/enqueuer/enqueuertest"
+	"github.com/ferryhq/ferry/storage"
 	"github.com/ferryhq/ferry/storage/storagetest"
 	"github.com/ferryhq/ferry/transfer"
 	"github.com/ferryhq/ferry/transfer/importserver"
@@ -333,7 +334,7 @@ func count[T comparable](xs []T, x T) int {
 // process.
 func TestStaleImportsOnPostgres(t *testing.T) {
 	ctx := context.Background()
-	store, err := importserver.NewPostgresStore(storagetest.Pool(t), importserver.PostgresOptions{})
+	store, err := importserver.NewPostgresStore(storage.FromPool(storagetest.Pool(t)), importserver.PostgresOptions{})
 	require.NoError(t, err)
 	coord := newCoordinator(t)
 	down := true
@@ -416,7 +417,7 @@ func TestTwoInstancesOnPostgres(t *testing.T) {
 	var srvs []*importserver.Server
 	var urls []string
 	for _, inst := range []string{"registry-0", "registry-1"} {
-		store, err := importserver.NewPostgresStore(pool, importserver.PostgresOptions{})
+		store, err := importserver.NewPostgresStore(storage.FromPool(pool), importserver.PostgresOptions{})
 		require.NoError(t, err)
 		cfg := baseConfig(t, store, im, coord.url())
 		cfg.Instance = inst
@@ -443,10 +444,10 @@ func TestTwoInstancesOnPostgres(t *testing.T) {
 	n := coord.waitFor(t, "a", importserver.StatusPreImportCanceled)
 	require.Equal(t, "canceled by request", n.Detail)
 	require.Zero(t, im.Running("a"))
-	require.Equal(t, "registry-0", mustGet(t, srvStore(t, pool), "a").Owner)
+	require.Equal(t, "registry-0", mustGet(t, srvStore(t, storage.FromPool(pool)), "a").Owner)
 }
 
-func srvStore(t *testing.T, pool importserverBeginner) importserver.Store {
+func srvStore(t *testing.T, pool storage.Handle) importserver.Store {
 	s, err := importserver.NewPostgresStore(pool, importserver.PostgresOptions{})
 	require.NoError(t, err)
 	return s
