@@ -42,6 +42,9 @@ type SyntaxError struct {
 
 // Error says what is wrong with the selector and at which offset.
 func (e *SyntaxError) Error() string {
+	if e.Kind.Strict() {
+		return fmt.Sprintf("routing: selector %q: offset %d: %s (strict mode): %s", e.Query, e.Offset, e.Kind, e.Msg)
+	}
 	return fmt.Sprintf("routing: selector %q: offset %d: %s", e.Query, e.Offset, e.Msg)
 }
 
@@ -75,10 +78,14 @@ func (e *RuleError) Error() string {
 		}
 		return fmt.Sprintf("routing: rules: %v", e.Err)
 	}
+	where := fmt.Sprintf("routing: rule %d", e.Index)
 	if e.Line > 0 {
-		return fmt.Sprintf("routing: rule %d (line %d): %v", e.Index, e.Line, e.Err)
+		where += fmt.Sprintf(" (line %d)", e.Line)
 	}
-	return fmt.Sprintf("routing: rule %d: %v", e.Index, e.Err)
+	if _, ok := e.Err.(*SyntaxError); !ok && e.Kind.Strict() {
+		return fmt.Sprintf("%s: %s (strict mode): %v", where, e.Kind, e.Err)
+	}
+	return fmt.Sprintf("%s: %v", where, e.Err)
 }
 
 // Unwrap returns ErrInvalidRule and the underlying cause (for example a

@@ -54,7 +54,7 @@ func ExampleParseStrict() {
 	fmt.Println(err)
 	// Output:
 	// true
-	// routing: selector "urgency=:high": offset 8: value ":high" starts with a colon (GitLab compares it with the Symbol :":high", which no worker has; write high)
+	// routing: selector "urgency=:high": offset 8: colon-value (strict mode): value ":high" starts with a colon (GitLab compares it with the Symbol :":high", which no worker has; write high)
 }
 
 func ExampleLintRules() {

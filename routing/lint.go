@@ -40,7 +40,11 @@ func (f Finding) String() string {
 		b.WriteString(": ")
 	}
 	if f.Offset >= 0 {
-		fmt.Fprintf(&b, "selector %s: offset %d: ", quoteShort(f.Query), f.Offset)
+		q := f.Query
+		if len(q) > 200 {
+			q = q[:200] + "…"
+		}
+		fmt.Fprintf(&b, "selector %q: offset %d: ", q, f.Offset)
 	}
 	fmt.Fprintf(&b, "%s: %s; %s", f.Kind, f.Msg, f.GitLab)
 	return b.String()
