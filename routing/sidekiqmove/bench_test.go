@@ -20,23 +20,7 @@ func BenchmarkMoveQueue(b *testing.B) {
 	ctx := context.Background()
 	c := newRedis(b)
 	fill := func() {
-		b.Helper()
-		if err := c.FlushAll(ctx).Err(); err != nil {
-			b.Fatal(err)
-		}
-		_, err := c.Pipelined(ctx, func(p redis.Pipeliner) error {
-			for i := range moving + staying {
-				class := "AWorker"
-				if i%11 == 10 {
-					class = "CWorker"
-				}
-				p.LPush(ctx, "queue:old", payload(class, "old", i))
-			}
-			return nil
-		})
-		if err != nil {
-			b.Fatal(err)
-		}
+		fillJobs(b, c, moving+staying, func(p redis.Pipeliner, i int, raw string) { p.LPush(ctx, "queue:old", raw) })
 	}
 	m, err := New(c, []Move{{Worker: "AWorker", From: "old", To: "new"}}, &Options{Sets: []string{}})
 	if err != nil {
@@ -90,22 +74,9 @@ func BenchmarkMoveRetrySet(b *testing.B) {
 	var ferry time.Duration
 	for b.Loop() {
 		b.StopTimer()
-		if err := c.FlushAll(ctx).Err(); err != nil {
-			b.Fatal(err)
-		}
-		_, err := c.Pipelined(ctx, func(p redis.Pipeliner) error {
-			for i := range moving + staying {
-				class := "AWorker"
-				if i%11 == 10 {
-					class = "CWorker"
-				}
-				p.ZAdd(ctx, "retry", redis.Z{Score: float64(1700000000 + i), Member: payload(class, "old", i)})
-			}
-			return nil
+		fillJobs(b, c, moving+staying, func(p redis.Pipeliner, i int, raw string) {
+			p.ZAdd(ctx, "retry", redis.Z{Score: float64(1700000000 + i), Member: raw})
 		})
-		if err != nil {
-			b.Fatal(err)
-		}
 		b.StartTimer()
 		start := time.Now()
 		rep, err := m.Run(ctx)
@@ -117,4 +88,27 @@ func BenchmarkMoveRetrySet(b *testing.B) {
 	rate := float64(b.N*moving) / ferry.Seconds()
 	b.ReportMetric(rate, "jobs/s")
 	fmt.Printf("ferry-bench: sidekiqmove-retry-set ferry=%.0fjobs/s baseline=none (%d of %d retry jobs rewritten in place, 2 passes)\n", rate, moving, moving+staying)
+}
+
+// fillJobs empties Redis and adds n jobs of queue "old" with add: every
+// eleventh is CWorker's, the others AWorker's.
+func fillJobs(b *testing.B, c *redis.Client, n int, add func(p redis.Pipeliner, i int, raw string)) {
+	b.Helper()
+	ctx := context.Background()
+	if err := c.FlushAll(ctx).Err(); err != nil {
+		b.Fatal(err)
+	}
+	_, err := c.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i := range n {
+			class := "AWorker"
+			if i%11 == 10 {
+				class = "CWorker"
+			}
+			add(p, i, payload(class, "old", i))
+		}
+		return nil
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
 }

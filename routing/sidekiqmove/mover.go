@@ -279,17 +279,29 @@ func (r *run) passList(ctx context.Context, from string) error {
 	return nil
 }
 
-func (r *run) moveList(ctx context.Context, src *SourceReport, key string, batch []pending) error {
+// admit decides whether a batch is written: in a dry run it only counts
+// the batch; otherwise it waits for the rate limit.
+func (r *run) admit(ctx context.Context, src *SourceReport, batch []pending) (write bool, err error) {
 	if len(batch) == 0 {
-		return nil
+		return false, nil
 	}
 	if r.m.opts.DryRun {
 		for _, p := range batch {
 			r.count(src, p.move, 1)
 		}
-		return nil
+		return false, nil
 	}
-	if err := r.wait(ctx, len(batch)); err != nil {
+	if r.m.limiter == nil {
+		return true, ctx.Err()
+	}
+	if err := r.m.limiter.WaitN(ctx, len(batch)); err != nil {
+		return false, fmt.Errorf("sidekiqmove: %w", err)
+	}
+	return true, nil
+}
+
+func (r *run) moveList(ctx context.Context, src *SourceReport, key string, batch []pending) error {
+	if write, err := r.admit(ctx, src, batch); !write {
 		return err
 	}
 	keys := []string{key, r.m.opts.Namespace + "queues"}
@@ -361,13 +373,7 @@ func (r *run) passSet(ctx context.Context, set string) error {
 }
 
 func (r *run) moveSet(ctx context.Context, src *SourceReport, key string, batch []pending) error {
-	if r.m.opts.DryRun {
-		for _, p := range batch {
-			r.count(src, p.move, 1)
-		}
-		return nil
-	}
-	if err := r.wait(ctx, len(batch)); err != nil {
+	if write, err := r.admit(ctx, src, batch); !write {
 		return err
 	}
 	args := make([]any, 0, 2*len(batch))
@@ -425,17 +431,6 @@ func (r *run) malformed(src *SourceReport, raw string, err error) {
 	if len(r.samples) < r.m.opts.MaxSamples {
 		r.samples = append(r.samples, MalformedJob{Key: src.Key, Payload: raw, Reason: err.Error()})
 	}
-}
-
-// wait applies the rate limit to n jobs about to move.
-func (r *run) wait(ctx context.Context, n int) error {
-	if r.m.limiter == nil {
-		return ctx.Err()
-	}
-	if err := r.m.limiter.WaitN(ctx, n); err != nil {
-		return fmt.Errorf("sidekiqmove: %w", err)
-	}
-	return nil
 }
 
 func (r *run) progress(ctx context.Context, key string) {
