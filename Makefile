@@ -18,6 +18,7 @@ unit:
 
 fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime 10s ./routing
+	$(GO) test -run '^$$' -fuzz '^FuzzParseRules$$' -fuzztime 5s ./routing
 
 # bench runs every benchmark once; each compares Ferry with its baseline in
 # the same run and prints `ferry-bench:` lines with the ratio.

@@ -130,3 +130,45 @@ func probeFromQuery(s Selector) Worker {
 	}
 	return w
 }
+
+// FuzzParseRules checks that reading a rules document never panics, that
+// ParseRules fails exactly when LintRules reports a problem GitLab or Ferry
+// rejects, and that accepted rules build a router.
+//
+// Run briefly with: go test -run '^$' -fuzz '^FuzzParseRules$' -fuzztime 10s ./routing
+func FuzzParseRules(f *testing.F) {
+	for _, doc := range []string{
+		`[["urgency=high", "urgent"], ["*", null]]`,
+		"- [feature_category=global_search&urgency=throttled, elasticsearch]\n- ['*', default]\n",
+		"- - '*'\n  - :symbol\n",
+		"- [urgency=high, yes]\n- [urgency=low, 1_000]\n- [x, [a]]\n",
+		"null", "", "{}", "- []", "- [a=b, q, store]", "- [5, q]", "- ['urgency=high ', '  ']",
+	} {
+		f.Add(doc)
+	}
+	f.Fuzz(func(t *testing.T, doc string) {
+		rules, err := ParseRules([]byte(doc))
+		rejected := false
+		for _, fd := range LintRules([]byte(doc), nil) {
+			if fd.Kind.GitLabRejects() || fd.Kind.FerryLimit() {
+				rejected = true
+			}
+			if fd.Msg == "" || fd.GitLab == "" {
+				t.Fatalf("LintRules(%q): empty finding %+v", doc, fd)
+			}
+		}
+		if (err != nil) != rejected {
+			t.Fatalf("ParseRules(%q) = %v, but LintRules rejects: %v", doc, err, rejected)
+		}
+		if err != nil {
+			var re *RuleError
+			if !errors.As(err, &re) || re.Kind == 0 {
+				t.Fatalf("ParseRules(%q): %v is not a *RuleError with a Kind", doc, err)
+			}
+			return
+		}
+		if _, err := NewRouter(rules, nil); err != nil {
+			t.Fatalf("ParseRules(%q) accepted rules NewRouter refuses: %v", doc, err)
+		}
+	})
+}

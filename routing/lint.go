@@ -218,7 +218,7 @@ func lintQueue(rr *rawRule, report func(kind Problem, msg, gitlab string)) {
 		if !ok {
 			return // reported as UnsupportedValue
 		}
-		report(QueueNotString, fmt.Sprintf("queue is %s, not a string", q.what),
+		report(QueueNotString, fmt.Sprintf("queue is %s, not a string", q.what()),
 			fmt.Sprintf("GitLab uses the queue %q; quote it", s))
 		q.text = s
 	}

@@ -17,11 +17,14 @@ import (
 // plus Ferry's optional rollout flags depends_on_queue_name and
 // limited_capacity (see Worker).
 //
-// Both spellings found in the wild are accepted: plain keys ("name: foo") and
-// the Ruby-symbol keys and values written by Rails (":name: foo",
-// ":urgency: :low"); a leading ":" is removed from keys and from the values of
-// feature_category, urgency, resource_boundary, queue_namespace and tags.
-// Several YAML documents in r are read in turn; to merge several files, read
+// Entries with Ruby-Symbol keys (":name: foo", as GitLab generates the file)
+// are read as GitLab reads them, with Ruby's YAML typing: ":low" is a
+// Symbol, "low" a String (recorded in Worker.Strings, so that urgency=low
+// does not match it, as for the mailers entry), and an empty value is nil
+// (recorded in Worker.Nil, which matters for has_external_dependencies).
+// Plain keys ("urgency: low") are Ferry's hand-written form: there, strings
+// are Symbols with or without a leading ":". Several YAML documents in r are
+// read in turn; to merge several files (GitLab's app/ and ee/ files), read
 // each and pass the results to MergeWorkers.
 //
 // Unknown keys are ignored. A wrong type, a missing or invalid name, a
@@ -211,7 +214,7 @@ func decodeWorker(index int, item *yaml.Node) (Worker, error) {
 // stringValue reads a String attribute.
 func stringValue(v rubyValue, what string) (string, error) {
 	if v.kind != rubyString {
-		return "", fmt.Errorf("want a string (%s), got %s", what, v.what)
+		return "", fmt.Errorf("want a string (%s), got %s", what, v.what())
 	}
 	return v.text, nil
 }
@@ -234,7 +237,7 @@ func symbolValue(w *Worker, a Attribute, v rubyValue, gitlab bool) (string, erro
 	}
 	s, ok := v.toS()
 	if !ok || v.kind == rubyFalse || !gitlab {
-		return "", fmt.Errorf("want a symbol (:value), a string or null, got %s", v.what)
+		return "", fmt.Errorf("want a symbol (:value), a string or null, got %s", v.what())
 	}
 	w.Strings |= a
 	return s, nil
@@ -250,7 +253,7 @@ func boolValue(v rubyValue) (b, isNil bool, err error) {
 	case rubyFalse:
 		return false, false, nil
 	}
-	return false, false, fmt.Errorf("want true, false or null, got %s", v.what)
+	return false, false, fmt.Errorf("want true, false or null, got %s", v.what())
 }
 
 func weightValue(v rubyValue) (int, error) {
@@ -267,7 +270,7 @@ func weightValue(v rubyValue) (int, error) {
 		}
 		return n, nil
 	}
-	return 0, fmt.Errorf("want an integer, got %s", v.what)
+	return 0, fmt.Errorf("want an integer, got %s", v.what())
 }
 
 // tagsValue reads the tags: a list of Symbols in GitLab's form (a single
@@ -297,7 +300,7 @@ func tagsValue(w *Worker, n *yaml.Node, gitlab bool) ([]string, error) {
 		}
 		s, ok := v.toS()
 		if !ok || v.kind == rubyNil || v.kind == rubyFalse || !gitlab {
-			return nil, fmt.Errorf("item %d: want a symbol such as :cronjob_child, got %s", i, v.what)
+			return nil, fmt.Errorf("item %d: want a symbol such as :cronjob_child, got %s", i, v.what())
 		}
 		others++
 		tags = append(tags, s)

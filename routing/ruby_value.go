@@ -42,8 +42,40 @@ type rubyValue struct {
 	// text is the String or Symbol text, or Ruby's to_s of an Integer,
 	// Float or Date. Empty for nil, booleans, times and others.
 	text string
-	// what describes the value for messages ("the integer 5").
-	what string
+	// raw is the scalar's text as written, or for a list, a mapping or a
+	// tagged value a description; what() builds messages from it.
+	raw string
+}
+
+// what describes the value for messages ("the integer 5"). It is only
+// called on errors, so reading a file builds no messages.
+func (v rubyValue) what() string {
+	switch v.kind {
+	case rubyOther:
+		return v.raw
+	case rubyNil:
+		if v.raw == "" {
+			return "null"
+		}
+		return "null (" + quoteShort(v.raw) + ")"
+	case rubyTrue:
+		return "true (" + quoteShort(v.raw) + ")"
+	case rubyFalse:
+		return "false (" + quoteShort(v.raw) + ")"
+	case rubyString:
+		return "the string " + quoteShort(v.raw)
+	case rubySymbol:
+		return "the symbol " + v.raw
+	case rubyInteger:
+		return "the integer " + v.raw
+	case rubyFloat:
+		return "the float " + v.raw
+	case rubyDate:
+		return "the date " + v.raw
+	case rubyTime:
+		return "the timestamp " + quoteShort(v.raw)
+	}
+	return "a value"
 }
 
 // blank reports whether Rails' blank? is true: nil, false, a String of
@@ -80,21 +112,21 @@ func rubyNode(n *yaml.Node) rubyValue {
 	n = resolveAlias(n)
 	switch n.Kind {
 	case yaml.SequenceNode:
-		return rubyValue{kind: rubyOther, what: "a list"}
+		return rubyValue{kind: rubyOther, raw: "a list"}
 	case yaml.MappingNode:
-		return rubyValue{kind: rubyOther, what: "a mapping"}
+		return rubyValue{kind: rubyOther, raw: "a mapping"}
 	case yaml.ScalarNode:
 	default:
-		return rubyValue{kind: rubyOther, what: "an unsupported YAML node"}
+		return rubyValue{kind: rubyOther, raw: "an unsupported YAML node"}
 	}
 	if n.Style&yaml.TaggedStyle != 0 {
 		if n.ShortTag() == "!!str" {
-			return rubyValue{kind: rubyString, text: n.Value, what: "the string " + quoteShort(n.Value)}
+			return rubyValue{kind: rubyString, text: n.Value, raw: n.Value}
 		}
-		return rubyValue{kind: rubyOther, what: "a value tagged " + n.Tag}
+		return rubyValue{kind: rubyOther, raw: "a value tagged " + n.Tag}
 	}
 	if n.Style&(yaml.DoubleQuotedStyle|yaml.SingleQuotedStyle|yaml.LiteralStyle|yaml.FoldedStyle) != 0 {
-		return rubyValue{kind: rubyString, text: n.Value, what: "the string " + quoteShort(n.Value)}
+		return rubyValue{kind: rubyString, text: n.Value, raw: n.Value}
 	}
 	return psychScalar(n.Value)
 }
@@ -103,9 +135,9 @@ func rubyNode(n *yaml.Node) rubyValue {
 // ScalarScanner does.
 func psychScalar(s string) rubyValue {
 	if s == "" {
-		return rubyValue{kind: rubyNil, what: "null"}
+		return rubyValue{kind: rubyNil, raw: s}
 	}
-	str := rubyValue{kind: rubyString, text: s, what: "the string " + quoteShort(s)}
+	str := rubyValue{kind: rubyString, text: s, raw: s}
 	if psychLooksLikeText(s) || strings.Contains(s, "\n") {
 		if utf8.RuneCountInString(s) > 5 {
 			return str
@@ -117,52 +149,58 @@ func psychScalar(s string) rubyValue {
 		}):
 			return str
 		case s == "~" || anyLine(s, func(l string) bool { return strings.EqualFold(lineText(l), "null") }):
-			return rubyValue{kind: rubyNil, what: "null (" + quoteShort(s) + ")"}
+			return rubyValue{kind: rubyNil, raw: s}
 		case anyLine(s, func(l string) bool { return equalFoldAny(lineText(l), "yes", "true", "on") }):
-			return rubyValue{kind: rubyTrue, what: "true (" + quoteShort(s) + ")"}
+			return rubyValue{kind: rubyTrue, raw: s}
 		case anyLine(s, func(l string) bool { return equalFoldAny(lineText(l), "no", "false", "off") }):
-			return rubyValue{kind: rubyFalse, what: "false (" + quoteShort(s) + ")"}
+			return rubyValue{kind: rubyFalse, raw: s}
 		}
 		return str
 	}
-	// No newline from here on, so ^ and $ are the ends of s.
+	// No newline from here on, so ^ and $ are the ends of s. A Symbol
+	// cannot match the tests Psych makes before it, and the other types all
+	// start with a digit, a sign or a dot, so most values skip the patterns.
+	if len(s) >= 2 && s[0] == ':' {
+		return rubyValue{kind: rubySymbol, text: psychSymbol(s), raw: s}
+	}
+	if c := s[0]; !(isDigit(c) || c == '-' || c == '+' || c == '.') {
+		return str
+	}
 	switch {
 	case psychTime.MatchString(s):
-		return rubyValue{kind: rubyTime, what: "the timestamp " + quoteShort(s)}
+		return rubyValue{kind: rubyTime, raw: s}
 	case psychDate.MatchString(s):
 		if d, ok := rubyDateText(s); ok {
-			return rubyValue{kind: rubyDate, text: d, what: "the date " + s}
+			return rubyValue{kind: rubyDate, text: d, raw: s}
 		}
 		return str
 	case strings.EqualFold(strings.TrimPrefix(s, "+"), ".inf"):
-		return rubyValue{kind: rubyFloat, text: "Infinity", what: "the float " + s}
+		return rubyValue{kind: rubyFloat, text: "Infinity", raw: s}
 	case strings.EqualFold(s, "-.inf"):
-		return rubyValue{kind: rubyFloat, text: "-Infinity", what: "the float " + s}
+		return rubyValue{kind: rubyFloat, text: "-Infinity", raw: s}
 	case strings.EqualFold(s, ".nan"):
-		return rubyValue{kind: rubyFloat, text: "NaN", what: "the float " + s}
-	case len(s) >= 2 && s[0] == ':':
-		return rubyValue{kind: rubySymbol, text: psychSymbol(s), what: "the symbol " + s}
+		return rubyValue{kind: rubyFloat, text: "NaN", raw: s}
 	case psychSexagesimalInt.MatchString(s):
-		return rubyValue{kind: rubyInteger, text: sexagesimal(s, false), what: "the integer " + s}
+		return rubyValue{kind: rubyInteger, text: sexagesimal(s, false), raw: s}
 	case psychSexagesimalFloat.MatchString(s):
-		return rubyValue{kind: rubyFloat, text: sexagesimal(s, true), what: "the float " + s}
+		return rubyValue{kind: rubyFloat, text: sexagesimal(s, true), raw: s}
 	case psychFloat.MatchString(s):
 		if s == "." || s == "+." || s == "-." {
 			return str
 		}
-		t := strings.NewReplacer(",", "", "_", "").Replace(s)
+		t := psychDigitSeparators.Replace(s)
 		t = psychFloatDot.ReplaceAllString(t, "$1")
 		f, err := strconv.ParseFloat(t, 64)
 		if err != nil && !math.IsInf(f, 0) {
 			return str
 		}
-		return rubyValue{kind: rubyFloat, text: rubyFloatString(f), what: "the float " + s}
+		return rubyValue{kind: rubyFloat, text: rubyFloatString(f), raw: s}
 	case psychInt.MatchString(s):
 		var n big.Int
-		if _, ok := n.SetString(strings.NewReplacer(",", "", "_", "").Replace(s), 0); !ok {
+		if _, ok := n.SetString(psychDigitSeparators.Replace(s), 0); !ok {
 			return str
 		}
-		return rubyValue{kind: rubyInteger, text: n.String(), what: "the integer " + s}
+		return rubyValue{kind: rubyInteger, text: n.String(), raw: s}
 	}
 	return str
 }
@@ -230,6 +268,7 @@ var (
 	psychSexagesimalFloat = regexp.MustCompile(`^[-+]?[0-9][0-9_]*(:[0-5]?[0-9]){1,2}\.[0-9_]*$`)
 	psychFloat            = regexp.MustCompile(`^[-+]?([0-9][0-9_,]*)?\.[0-9]*([eE][-+][0-9]+)?$`)
 	psychFloatDot         = regexp.MustCompile(`\.([Ee]|$)`)
+	psychDigitSeparators  = strings.NewReplacer(",", "", "_", "")
 	psychInt              = regexp.MustCompile(`^(?:[-+]?0b[_,]*[0-1][0-1_,]*|[-+]?0[_,]*[0-7][0-7_,]*|[-+]?(?:0|[1-9](?:[0-9]|,[0-9]|_[0-9])*)|[-+]?0x[_,]*[0-9a-fA-F][0-9a-fA-F_,]*)$`)
 )
 

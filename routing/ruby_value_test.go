@@ -71,7 +71,7 @@ func TestPsychScalar(t *testing.T) {
 			v := psychScalar(tt.in)
 			require.Equal(t, tt.kind, v.kind, "%+v", v)
 			require.Equal(t, tt.text, v.text)
-			require.NotEmpty(t, v.what)
+			require.NotEmpty(t, v.what())
 		})
 	}
 }

@@ -79,14 +79,14 @@ func readRulesDocument(data []byte) ([]rawRule, error) {
 	}
 	if root.Kind != yaml.SequenceNode {
 		return nil, &RuleError{Index: -1, Line: root.Line, Kind: RulesNotList,
-			Err: fmt.Errorf("want a list of [selector, queue] pairs, got %s (GitLab raises InvalidRoutingRuleError)", rubyNode(root).what)}
+			Err: fmt.Errorf("want a list of [selector, queue] pairs, got %s (GitLab raises InvalidRoutingRuleError)", rubyNode(root).what())}
 	}
 	rules := make([]rawRule, len(root.Content))
 	for i, item := range root.Content {
 		item = resolveAlias(item)
 		rr := rawRule{index: i, line: item.Line, items: -1}
 		if item.Kind != yaml.SequenceNode {
-			rr.what = rubyNode(item).what
+			rr.what = rubyNode(item).what()
 			rules[i] = rr
 			continue
 		}
@@ -119,7 +119,7 @@ func (rr *rawRule) gitlabError() error {
 	case rr.items != 2:
 		return fail(RuleNotPair, fmt.Errorf("want a [selector, queue] pair, got a list of %d items (GitLab raises InvalidRoutingRuleError)", rr.items))
 	case rr.query.kind != rubyString:
-		return fail(SelectorNotString, fmt.Errorf("selector: want a string, got %s (GitLab fails: Ruby raises NoMethodError)", rr.query.what))
+		return fail(SelectorNotString, fmt.Errorf("selector: want a string, got %s (GitLab fails: Ruby raises NoMethodError)", rr.query.what()))
 	case rr.scan.err != nil:
 		return fail(rr.scan.err.Kind, rr.scan.err)
 	}
@@ -133,10 +133,10 @@ func (rr *rawRule) gitlabError() error {
 // would, or returns "".
 func (rr *rawRule) unsupportedQueue() string {
 	if _, ok := rr.queue.toS(); !ok {
-		return fmt.Sprintf("%s is not a queue name; GitLab would use Ruby's text of it, which Ferry does not reproduce", rr.queue.what)
+		return fmt.Sprintf("%s is not a queue name; GitLab would use Ruby's text of it, which Ferry does not reproduce", rr.queue.what())
 	}
 	if rr.queue.kind == rubySymbol && rr.queue.text != "" && strings.TrimFunc(rr.queue.text, unicode.IsSpace) == "" {
-		return fmt.Sprintf("%s names a whitespace-only queue, which GitLab uses as it is but Ferry reads as blank", rr.queue.what)
+		return fmt.Sprintf("%s names a whitespace-only queue, which GitLab uses as it is but Ferry reads as blank", rr.queue.what())
 	}
 	return ""
 }
