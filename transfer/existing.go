@@ -61,7 +61,11 @@ type destObject struct {
 // checksum of content already known to match d (a verified source). It
 // hashes the object only when the policy and metadata require it; the
 // bytes it read are returned.
-func (t *transferer) judgeExisting(ctx context.Context, d digest.Digest, key string, obj destObject, want int64, trustedChecksum string) (existingState, int64, error) {
+//
+// ours is set when an earlier attempt of this Transfer may have committed
+// the object and failed: its record proves nothing about what landed (a bit
+// may have flipped on the way up), so the content is hashed.
+func (t *transferer) judgeExisting(ctx context.Context, d digest.Digest, key string, obj destObject, want int64, trustedChecksum string, ours bool) (existingState, int64, error) {
 	if obj.size != want {
 		t.log.WarnContext(ctx, "transfer: destination object has the wrong size",
 			slog.String("digest", d.String()), slog.Int64("size", obj.size), slog.Int64("want", want))
@@ -71,6 +75,9 @@ func (t *transferer) judgeExisting(ctx context.Context, d digest.Digest, key str
 	case TrustSize:
 		return existingGood, 0, nil
 	case VerifyChecksum:
+		if ours && trustedChecksum == "" {
+			break
+		}
 		recorded := obj.metadata[MetadataChecksum]
 		switch {
 		case trustedChecksum != "" && obj.checksum == trustedChecksum:

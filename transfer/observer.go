@@ -83,7 +83,7 @@ const (
 // IsRetryable.
 func ClassifyRetry(err error) RetryCause {
 	switch {
-	case errors.Is(err, ErrCorrupt), isClientChecksumError(err):
+	case errors.Is(err, ErrCorrupt), isClientChecksumError(err), isGarbledResponse(err):
 		return RetryCorrupt
 	case errors.Is(err, ErrSourceChanged):
 		return RetrySourceChanged

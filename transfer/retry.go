@@ -2,6 +2,7 @@ package transfer
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -149,6 +150,7 @@ func IsRetryable(err error) bool {
 	case errors.Is(err, errTruncated),
 		errors.Is(err, ErrSourceChanged),
 		isClientChecksumError(err),
+		isGarbledResponse(err),
 		errors.Is(err, io.ErrUnexpectedEOF),
 		// An operation that fails with a bare EOF read something that was
 		// cut short, such as fileblob's metadata file being rewritten by a
@@ -187,6 +189,16 @@ func httpStatus(err error) (int, bool) {
 		return withStatus.HTTPStatusCode(), true
 	}
 	return 0, false
+}
+
+// isGarbledResponse reports a storage API answer that could not be decoded
+// (a JSON syntax or type error from the client): the bytes were damaged on
+// the way, and asking again is the cure. Manifests are parsed elsewhere and
+// fail with ErrBadManifest, which is never retried.
+func isGarbledResponse(err error) bool {
+	var se *json.SyntaxError
+	var te *json.UnmarshalTypeError
+	return errors.As(err, &se) || errors.As(err, &te)
 }
 
 // isClientChecksumError reports a storage client's own checksum failure on

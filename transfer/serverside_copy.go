@@ -46,13 +46,15 @@ func (t *transferer) serverSide(ctx context.Context, st *copyState) error {
 	if dv, ok, err := c.Destination(ctx, st.key); err != nil {
 		return err
 	} else if ok {
-		state, n, err := t.judgeExisting(ctx, st.d, st.key, destObject{size: dv.Size, metadata: dv.Metadata, checksum: dv.Checksum}, src.Size, trusted)
+		state, n, err := t.judgeExisting(ctx, st.d, st.key, destObject{size: dv.Size, metadata: dv.Metadata, checksum: dv.Checksum}, src.Size, trusted, st.wrote)
 		st.res.HostBytes += n
 		if err != nil {
 			return err
 		}
 		if done, err := t.settleExisting(ctx, st, state); done || err != nil {
-			st.res.ServerSide = false
+			// Found after a copy of ours whose answer was lost: that copy
+			// was done by the service.
+			st.res.ServerSide = done && st.wrote
 			return err
 		}
 	}

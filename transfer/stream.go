@@ -82,7 +82,7 @@ func (t *transferer) streamExisting(ctx context.Context, st *copyState) (done bo
 	}
 	st.res.Bytes = sa.Size
 	obj := destObject{size: da.Size, metadata: da.Metadata}
-	state, n, err := t.judgeExisting(ctx, st.d, st.key, obj, sa.Size, "")
+	state, n, err := t.judgeExisting(ctx, st.d, st.key, obj, sa.Size, "", st.wrote)
 	st.res.HostBytes += n
 	if err != nil {
 		return false, err
