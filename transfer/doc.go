@@ -69,6 +69,28 @@
 // skipped with everything it references, and blobs already at the
 // destination are not copied again.
 //
+// What a registry serving the source serves comes along: the manifests of
+// the selected tags, their index children (buildx attestation manifests
+// included) and, transitively, every revision whose OCI 1.1 subject is
+// imported (signatures, SBOMs, attestations, referrers of referrers), plus
+// cosign ("sha256-<hex>.sig"/".att"/".sbom") and referrers-fallback
+// ("sha256-<hex>") tags naming an imported manifest, whatever the tag
+// policy. Referrers of manifests that are not imported follow
+// IncludeUntagged; SkipReferrers turns this off. Sinks that implement
+// ReferrersLister (MemSink, LayoutSink) answer "referrers of D".
+//
+// Re-runs converge: the final pass removes the tags the Sink holds that the
+// source no longer has or the policy no longer selects (Sink.Untag), and
+// moved tags are pointed at their new manifest. Tag policies see the
+// repository (PerRepository; NewestSemver keeps the N highest semantic
+// versions, ordered by github.com/Masterminds/semver/v3).
+//
+// Repositories are discovered by a streaming walk (LayoutReader.
+// WalkRepositories: each directory listed once, a bounded window listed
+// ahead) and imported as they are found; the blobs an import remembers as
+// copied are bounded (DedupeCacheSize), so memory does not grow with the
+// registry.
+//
 // An Importer that finds no repository at all fails with ErrEmptySource and
 // says what the bucket holds instead (an empty bucket or a mistyped Root);
 // a named repository that is not in the source fails the same way.

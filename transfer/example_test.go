@@ -50,7 +50,7 @@ func ExampleSemverTags() {
 		tags = append(tags, transfer.Tag{Name: name}) // same ModTime: newest is the greatest name
 	}
 	transfer.SortTagsNewestFirst(tags)
-	for _, t := range transfer.SemverTags(4).SelectTags(tags) {
+	for _, t := range transfer.SemverTags(4).SelectTags("group/app", tags) {
 		fmt.Println(t.Name)
 	}
 	// Output:

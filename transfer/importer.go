@@ -4,11 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"iter"
 	"log/slog"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
+	"github.com/opencontainers/go-digest"
 	"gocloud.dev/blob"
 	"golang.org/x/sync/errgroup"
 	"golang.org/x/sync/semaphore"
@@ -30,6 +33,14 @@ type ImportOptions struct {
 	// in-place style full copy). By default only what the selected tags
 	// reach is imported; the rest would be garbage-collected anyway.
 	IncludeUntagged bool
+	// SkipReferrers turns off following OCI 1.1 referrers. By default
+	// every revision whose subject is imported (signatures, SBOMs,
+	// attestations, and their own referrers) comes along, as does every
+	// cosign or referrers-fallback tag ("sha256-<hex>[.sig|.att|.sbom]")
+	// naming an imported manifest, whatever the tag policy says.
+	// Referrers of manifests that are not imported follow
+	// IncludeUntagged.
+	SkipReferrers bool
 	// DryRun reads and validates everything and reports what would be
 	// imported, without transferring blobs or calling the Sink (other than
 	// HasManifest).
@@ -48,6 +59,11 @@ type ImportOptions struct {
 	// SourceName names the source bucket in errors and logs (for example
 	// "gs://registry-eu"). Default "source bucket".
 	SourceName string
+	// DedupeCacheSize bounds how many blobs an import remembers as copied
+	// or sized, so that blobs shared by repositories are handled once
+	// without the memory growing with the registry: beyond it the oldest
+	// are forgotten (and at worst checked again). Default 65,536.
+	DedupeCacheSize int
 	// Retry bounds retries of source reads. See RetryPolicy for defaults.
 	// (Blob transfers retry under the Transferer's own policy.)
 	Retry RetryPolicy
@@ -89,6 +105,9 @@ func NewImporter(src *blob.Bucket, tr Transferer, sink Sink, opts ImportOptions)
 	}
 	if opts.Concurrency <= 0 {
 		opts.Concurrency = 32
+	}
+	if opts.DedupeCacheSize <= 0 {
+		opts.DedupeCacheSize = 1 << 16
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
@@ -146,15 +165,23 @@ func (im *Importer) run(ctx context.Context, pass Pass, names []string) (rep *Re
 	defer func() {
 		im.opts.Observer.PassDone(ctx, PassEvent{Report: rep, Pass: pass, Duration: time.Since(start), Err: err})
 	}()
-	if len(names) == 0 {
-		var err error
-		if names, err = im.Repositories(ctx); err != nil {
-			return nil, fmt.Errorf("transfer: discovering repositories: %w", err)
-		}
+	// Without names, repositories are imported as the walk finds them,
+	// so a large registry starts importing long before its listing ends.
+	var seq iter.Seq2[string, error]
+	streaming := len(names) == 0
+	if streaming {
+		seq = im.reader.WalkRepositories(ctx)
 	} else {
 		names = slices.Clone(names)
 		slices.Sort(names)
 		names = slices.Compact(names)
+		seq = func(yield func(string, error) bool) {
+			for _, n := range names {
+				if !yield(n, nil) {
+					return
+				}
+			}
+		}
 	}
 
 	runCtx, cancel := context.WithCancelCause(ctx)
@@ -164,27 +191,47 @@ func (im *Importer) run(ctx context.Context, pass Pass, names []string) (rep *Re
 		pass:     pass,
 		sem:      semaphore.NewWeighted(int64(im.opts.Concurrency)),
 		progress: newTracker(pass, len(names), im.opts.Progress),
+		copied:   newBoundedCache[digest.Digest, Result](im.opts.DedupeCacheSize),
+		statSize: newBoundedCache[digest.Digest, int64](im.opts.DedupeCacheSize),
 	}
 	im.log.InfoContext(ctx, "transfer: import starting", slog.String("pass", pass.String()),
-		slog.Int("repositories", len(names)), slog.Bool("dry_run", im.opts.DryRun))
+		slog.Int("repositories", len(names)), slog.Bool("streaming", streaming), slog.Bool("dry_run", im.opts.DryRun))
 
-	reports := make([]RepositoryReport, len(names))
 	var (
-		g        errgroup.Group
-		firstErr error
-		stopOnce sync.Once
+		g          errgroup.Group
+		mu         sync.Mutex
+		reports    []RepositoryReport
+		firstErr   error
+		walkErr    error
+		stopOnce   sync.Once
+		discovered int
 	)
+	record := func(rr RepositoryReport) {
+		mu.Lock()
+		reports = append(reports, rr)
+		mu.Unlock()
+	}
 	g.SetLimit(im.opts.RepositoryConcurrency)
-	for i, name := range names {
-		reports[i].Name = name
+	for name, err := range seq {
+		if err != nil {
+			walkErr = err
+			cancel(err)
+			break
+		}
+		discovered++
+		if streaming {
+			st.progress.repoFound()
+		}
 		if runCtx.Err() != nil {
-			reports[i].Err = &RepositoryError{Repository: name, Err: fmt.Errorf("not started: %w", context.Cause(runCtx))}
-			im.opts.Observer.RepositoryDone(ctx, RepositoryEvent{Pass: pass, Outcome: RepositoryFailed, Report: reports[i]})
+			rr := RepositoryReport{Name: name, Err: &RepositoryError{Repository: name, Err: fmt.Errorf("not started: %w", context.Cause(runCtx))}}
+			record(rr)
+			im.opts.Observer.RepositoryDone(ctx, RepositoryEvent{Pass: pass, Outcome: RepositoryFailed, Report: rr})
 			continue
 		}
 		g.Go(func() error {
-			reports[i] = im.importRepository(runCtx, st, pass, name)
-			if err := reports[i].Err; err != nil && !im.opts.ContinueOnError {
+			rr := im.importRepository(runCtx, st, pass, name)
+			record(rr)
+			if err := rr.Err; err != nil && !im.opts.ContinueOnError {
 				stopOnce.Do(func() {
 					firstErr = err
 					cancel(err)
@@ -194,6 +241,13 @@ func (im *Importer) run(ctx context.Context, pass Pass, names []string) (rep *Re
 		})
 	}
 	_ = g.Wait()
+	if walkErr != nil {
+		return nil, fmt.Errorf("transfer: discovering repositories: %w", walkErr)
+	}
+	if discovered == 0 && streaming {
+		return nil, fmt.Errorf("transfer: discovering repositories: %w", im.reader.explainEmpty(ctx))
+	}
+	slices.SortFunc(reports, func(a, b RepositoryReport) int { return strings.Compare(a.Name, b.Name) })
 
 	rep = &Report{Pass: pass, DryRun: im.opts.DryRun, Repositories: reports, Duration: time.Since(start)}
 	prog := st.progress.snapshot()
@@ -260,24 +314,28 @@ func (im *Importer) importRepository(ctx context.Context, st *runState, pass Pas
 	for _, t := range p.tags {
 		rr.Tags = append(rr.Tags, t.Name)
 	}
-	rr.Manifests, rr.ManifestsKnown, rr.Blobs, rr.Bytes = len(p.manifests), p.known, len(p.blobs), p.bytes
+	rr.Manifests, rr.ManifestsKnown, rr.Blobs, rr.Bytes, rr.Referrers = len(p.manifests), p.known, len(p.blobs), p.bytes, p.referrers
 	if pass == PreImport {
 		rr.Tags = nil
 	}
 	if im.opts.DryRun {
 		return rr
 	}
-	if err := im.apply(ctx, st, pass, p); err != nil {
+	removed, err := im.apply(ctx, st, pass, p)
+	rr.TagsRemoved = removed
+	if err != nil {
 		rr.Err = &RepositoryError{Repository: name, Err: err}
 	}
 	return rr
 }
 
 // apply writes a plan: blobs (transferred, then linked), then manifests
-// children-first, then, in the final pass, tags.
-func (im *Importer) apply(ctx context.Context, st *runState, pass Pass, p *repoPlan) error {
+// children-first, then, in the final pass, tags; then it removes the tags
+// the sink holds that the plan does not (deleted or moved out of the
+// policy since an earlier pass), and returns their names.
+func (im *Importer) apply(ctx context.Context, st *runState, pass Pass, p *repoPlan) ([]string, error) {
 	if err := im.sink.CreateRepository(ctx, p.name); err != nil {
-		return fmt.Errorf("sink: creating repository: %w", err)
+		return nil, fmt.Errorf("sink: creating repository: %w", err)
 	}
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(im.opts.Concurrency)
@@ -298,20 +356,38 @@ func (im *Importer) apply(ctx context.Context, st *runState, pass Pass, p *repoP
 		})
 	}
 	if err := g.Wait(); err != nil {
-		return err
+		return nil, err
 	}
 	for _, m := range p.manifests {
 		if err := im.sink.PutManifest(ctx, p.name, m); err != nil {
-			return fmt.Errorf("sink: putting manifest %s: %w", m.Digest, err)
+			return nil, fmt.Errorf("sink: putting manifest %s: %w", m.Digest, err)
 		}
 	}
 	if pass != FinalImport {
-		return nil
+		return nil, nil
 	}
+	keep := map[string]bool{}
 	for _, t := range p.tags {
+		keep[t.Name] = true
 		if err := im.sink.Tag(ctx, p.name, t.Name, t.Digest); err != nil {
-			return fmt.Errorf("sink: tagging %q: %w", t.Name, err)
+			return nil, fmt.Errorf("sink: tagging %q: %w", t.Name, err)
 		}
 	}
-	return nil
+	have, err := im.sink.Tags(ctx, p.name)
+	if err != nil {
+		return nil, fmt.Errorf("sink: listing tags: %w", err)
+	}
+	var removed []string
+	for name := range have {
+		if !keep[name] {
+			removed = append(removed, name)
+		}
+	}
+	slices.Sort(removed)
+	for _, name := range removed {
+		if err := im.sink.Untag(ctx, p.name, name); err != nil {
+			return removed, fmt.Errorf("sink: removing stale tag %q: %w", name, err)
+		}
+	}
+	return removed, nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"runtime"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -209,14 +210,14 @@ func TestSemverPolicy(t *testing.T) {
 		}
 		return out
 	}
-	if got := names(transfer.SemverTags(0).SelectTags(tags)); !slices.Equal(got, []string{"latest", "master", "1.2.3-rc.1+meta", "v1.0.0"}) {
+	if got := names(transfer.SemverTags(0).SelectTags("group/app", tags)); !slices.Equal(got, []string{"latest", "master", "1.2.3-rc.1+meta", "v1.0.0"}) {
 		t.Errorf("SemverTags(0) = %v", got)
 	}
 	// Back-filled with the most recent others up to 6 tags in total.
-	if got := names(transfer.SemverTags(6).SelectTags(tags)); !slices.Equal(got, []string{"build-3", "v01.0.0", "latest", "master", "1.2.3-rc.1+meta", "v1.0.0"}) {
+	if got := names(transfer.SemverTags(6).SelectTags("group/app", tags)); !slices.Equal(got, []string{"build-3", "v01.0.0", "latest", "master", "1.2.3-rc.1+meta", "v1.0.0"}) {
 		t.Errorf("SemverTags(6) = %v", got)
 	}
-	if got := names(transfer.MostRecentTags(2).SelectTags(tags)); !slices.Equal(got, []string{"build-3", "v01.0.0"}) {
+	if got := names(transfer.MostRecentTags(2).SelectTags("group/app", tags)); !slices.Equal(got, []string{"build-3", "v01.0.0"}) {
 		t.Errorf("MostRecentTags(2) = %v", got)
 	}
 }
@@ -319,11 +320,17 @@ func TestImportProgress(t *testing.T) {
 		t.Fatal(err)
 	}
 	kinds := map[transfer.EventKind]int{}
+	total := 0
 	for _, e := range events {
 		kinds[e.Kind]++
-		if e.RepositoriesTotal != len(reg.Repositories) {
-			t.Fatalf("event total = %d, want %d", e.RepositoriesTotal, len(reg.Repositories))
+		// Discovery streams: the total grows as repositories are found.
+		if e.RepositoriesTotal < total || e.RepositoriesTotal < e.RepositoriesDone || e.RepositoriesTotal > len(reg.Repositories) {
+			t.Fatalf("event total = %d after %d (done %d), want a non-decreasing count up to %d", e.RepositoriesTotal, total, e.RepositoriesDone, len(reg.Repositories))
 		}
+		total = e.RepositoriesTotal
+	}
+	if total != len(reg.Repositories) {
+		t.Fatalf("final total = %d, want %d", total, len(reg.Repositories))
 	}
 	last := events[len(events)-1]
 	if kinds[transfer.EventRepositoryStarted] != len(reg.Repositories) || kinds[transfer.EventRepositoryDone] != len(reg.Repositories) ||
@@ -382,5 +389,36 @@ func goroutinesSettle(t *testing.T, baseline int) {
 			t.Fatalf("goroutines leaked: %d > %d\n%s", runtime.NumGoroutine(), baseline, buf[:runtime.Stack(buf, true)])
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// Repositories are imported while the walk is still listing: on a store
+// with per-operation latency, the first repository starts long before the
+// last one is found.
+func TestDiscoveryStreamsIntoImport(t *testing.T) {
+	ctx := context.Background()
+	raw, dst := memBucket(t), memBucket(t)
+	spec := transfertest.SmallSpec(8)
+	spec.Repositories, spec.Images = 40, 40
+	reg := generate(t, raw, spec)
+	src, _ := faultblob.Wrap(raw, faultblob.Options{Latency: 2 * time.Millisecond})
+	var startedEarly atomic.Bool
+	im := newImporter(t, src, mustNew(t, src, dst, transfer.Options{}), transfertest.NewMemSink(), transfer.ImportOptions{
+		Concurrency: 2, RepositoryConcurrency: 2,
+		Progress: func(p transfer.Progress) {
+			if p.Kind == transfer.EventRepositoryStarted && p.RepositoriesTotal < len(reg.Repositories) {
+				startedEarly.Store(true)
+			}
+		},
+	})
+	rep, err := im.Import(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Repositories) != len(reg.Repositories) || !slices.IsSortedFunc(rep.Repositories, func(a, b transfer.RepositoryReport) int { return strings.Compare(a.Name, b.Name) }) {
+		t.Fatalf("report has %d repositories (sorted: want), want %d", len(rep.Repositories), len(reg.Repositories))
+	}
+	if !startedEarly.Load() {
+		t.Fatal("no repository started before discovery ended")
 	}
 }

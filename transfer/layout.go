@@ -127,6 +127,19 @@ func (l Layout) RevisionLinkKey(repo string, d digest.Digest) string {
 	return l.RevisionsPrefix(repo) + linkPath(d)
 }
 
+// ReferrersPrefix returns the prefix of the referrers index entries of
+// subject d in repo: <repo>/_manifests/referrers/<algorithm>/<hex>/.
+func (l Layout) ReferrersPrefix(repo string, d digest.Digest) string {
+	alg, h := digestPath(d)
+	return l.RepositoryPrefix(repo) + "_manifests/referrers/" + alg + "/" + h + "/"
+}
+
+// ReferrerLinkKey returns the key of the referrers index entry saying that
+// manifest referrer has subject in repo.
+func (l Layout) ReferrerLinkKey(repo string, subject, referrer digest.Digest) string {
+	return l.ReferrersPrefix(repo, subject) + linkPath(referrer)
+}
+
 // TagsPrefix returns the prefix holding a repository's tags.
 func (l Layout) TagsPrefix(repo string) string {
 	return l.RepositoryPrefix(repo) + "_manifests/tags/"

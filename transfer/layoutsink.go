@@ -3,7 +3,9 @@ package transfer
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
+	"io"
 
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
@@ -19,6 +21,13 @@ import (
 //
 // Writes are skipped when the object already has the right content, so
 // repeating an import does not even touch modification times.
+//
+// Besides the distribution layout it keeps a referrers index, so that
+// "referrers of D" can be answered without reading every manifest: for a
+// manifest with a subject, <repo>/_manifests/referrers/<subject
+// algorithm>/<subject hex>/<algorithm>/<hex>/link names it (see
+// Layout.ReferrerLinkKey). A distribution registry ignores the directory;
+// a registry that serves the OCI referrers API from this layout lists it.
 type LayoutSink struct {
 	b      *blob.Bucket
 	layout Layout
@@ -71,6 +80,13 @@ func (s *LayoutSink) PutManifest(ctx context.Context, repo string, m *Manifest) 
 	}
 	if err := s.writeIfDifferent(ctx, s.layout.BlobKey(m.Digest), m.Payload); err != nil {
 		return err
+	}
+	if m.Subject != nil {
+		// The referrers index goes first, so a revision never exists
+		// without it.
+		if err := s.writeLink(ctx, s.layout.ReferrerLinkKey(repo, m.Subject.Digest, m.Digest), m.Digest); err != nil {
+			return err
+		}
 	}
 	return s.writeLink(ctx, s.layout.RevisionLinkKey(repo, m.Digest), m.Digest)
 }
@@ -125,4 +141,84 @@ func (s *LayoutSink) read(ctx context.Context, key string) ([]byte, error) {
 		return err
 	})
 	return got, err
+}
+
+// Tags returns the repository's tags and the manifests their current links
+// name.
+func (s *LayoutSink) Tags(ctx context.Context, repo string) (map[string]digest.Digest, error) {
+	if err := ValidateRepository(repo); err != nil {
+		return nil, err
+	}
+	tags, err := s.reader().Tags(ctx, repo)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string]digest.Digest, len(tags))
+	for _, t := range tags {
+		out[t.Name] = t.Digest
+	}
+	return out, nil
+}
+
+// Untag deletes the tag's directory (its current link and its history), as
+// the distribution registry does when a tag is deleted.
+func (s *LayoutSink) Untag(ctx context.Context, repo, tag string) error {
+	if err := ValidateRepository(repo); err != nil {
+		return err
+	}
+	if err := ValidateTag(tag); err != nil {
+		return err
+	}
+	return s.deletePrefix(ctx, s.layout.TagPrefix(repo, tag))
+}
+
+// Referrers returns the manifests of repo whose subject is d, read from
+// the referrers index PutManifest writes (see ReferrerLinkKey): one link
+// per referrer under <repo>/_manifests/referrers/<alg>/<subject hex>/.
+func (s *LayoutSink) Referrers(ctx context.Context, repo string, d digest.Digest) ([]ocispec.Descriptor, error) {
+	if err := s.check(repo, d); err != nil {
+		return nil, err
+	}
+	r := s.reader()
+	ds, err := r.readLinkDir(ctx, s.layout.ReferrersPrefix(repo, d), "referrer")
+	if err != nil {
+		return nil, err
+	}
+	out := make([]ocispec.Descriptor, 0, len(ds))
+	for _, rd := range ds {
+		m, err := r.Manifest(ctx, rd)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, m.Descriptor())
+	}
+	return out, nil
+}
+
+func (s *LayoutSink) reader() *LayoutReader {
+	return &LayoutReader{b: s.b, layout: s.layout, retry: s.retry, concurrency: defaultWalkConcurrency, name: "destination bucket"}
+}
+
+// deletePrefix deletes every object under prefix.
+func (s *LayoutSink) deletePrefix(ctx context.Context, prefix string) error {
+	it := s.b.List(&blob.ListOptions{Prefix: prefix})
+	for {
+		o, err := it.Next(ctx)
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("listing %q: %w", prefix, err)
+		}
+		_, err = s.retry.do(ctx, "write", func(ctx context.Context) error {
+			err := s.b.Delete(ctx, o.Key)
+			if gcerrors.Code(err) == gcerrors.NotFound {
+				return nil
+			}
+			return err
+		})
+		if err != nil {
+			return fmt.Errorf("deleting %q: %w", o.Key, err)
+		}
+	}
 }

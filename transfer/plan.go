@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"regexp"
 	"slices"
 	"sync"
 
@@ -23,7 +24,8 @@ const maxIndexDepth = 4
 type repoPlan struct {
 	name      string
 	tagsTotal int
-	tags      []Tag // selected, newest first
+	tags      []Tag // selected, newest first (plus companion tags)
+	referrers int   // manifests imported because their subject was
 	tooLarge  bool
 	// manifests to put, children before the indexes that list them.
 	manifests []*Manifest
@@ -66,7 +68,7 @@ func (im *Importer) plan(ctx context.Context, st *runState, name string) (*repoP
 		p.tooLarge = true
 		return p, nil
 	}
-	p.tags = im.opts.Tags.SelectTags(slices.Clone(tags))
+	p.tags = im.opts.Tags.SelectTags(name, slices.Clone(tags))
 
 	// Roots: the manifests of selected tags, plus every revision and layer
 	// link when untagged content is wanted.
@@ -98,6 +100,13 @@ func (im *Importer) plan(ctx context.Context, st *runState, name string) (*repoP
 	manifests, err := im.loadManifests(ctx, st, name, roots, via)
 	if err != nil {
 		return nil, err
+	}
+	if !im.opts.SkipReferrers {
+		extra, err := im.followReferrers(ctx, st, p, tags, manifests, via)
+		if err != nil {
+			return nil, err
+		}
+		roots = append(roots, extra...)
 	}
 
 	// Order manifests children-first, and collect their blobs in order of
@@ -260,4 +269,135 @@ func (im *Importer) checkBlobs(ctx context.Context, st *runState, wanted []ocisp
 		}
 	}
 	return out, nil
+}
+
+// companionTagRE matches tags that tools derive from a manifest digest:
+// cosign's "sha256-<hex>.sig", ".att" and ".sbom", and the referrers
+// fallback index tag "sha256-<hex>" that clients push when a registry has
+// no referrers API.
+var companionTagRE = regexp.MustCompile(`^(sha256|sha384|sha512)-([0-9a-f]{64}|[0-9a-f]{96}|[0-9a-f]{128})(\.[a-z]+)?$`)
+
+// companionOf returns the digest a companion tag names.
+func companionOf(tag string) (digest.Digest, bool) {
+	m := companionTagRE.FindStringSubmatch(tag)
+	if m == nil {
+		return "", false
+	}
+	d, err := ParseDigest(m[1] + ":" + m[2])
+	return d, err == nil
+}
+
+// followReferrers adds what a registry serving the selected manifests
+// also serves: every revision whose subject is imported (OCI 1.1
+// referrers: signatures, SBOMs, attestations), transitively, and every
+// companion tag (cosign, referrers fallback) naming an imported manifest,
+// with what those reach. It returns the new roots.
+func (im *Importer) followReferrers(ctx context.Context, st *runState, p *repoPlan, all []Tag, manifests map[digest.Digest]*loaded, via map[digest.Digest]string) ([]digest.Digest, error) {
+	revs, err := im.reader.Revisions(ctx, p.name)
+	if err != nil {
+		return nil, err
+	}
+	// The subject of every revision the sink does not have yet. Known
+	// revisions are in the sink already, with whatever they reach.
+	var (
+		mu      sync.Mutex
+		subject = map[digest.Digest]digest.Digest{}
+		g, gctx = errgroup.WithContext(ctx)
+	)
+	g.SetLimit(im.opts.Concurrency)
+	for _, d := range revs {
+		if manifests[d] != nil {
+			continue
+		}
+		g.Go(func() error {
+			return st.limit(gctx, func() error {
+				known, err := im.sink.HasManifest(gctx, p.name, d)
+				if err != nil || known {
+					return err
+				}
+				m, err := im.reader.Manifest(gctx, d)
+				if err != nil {
+					return fmt.Errorf("revision %s: %w", d, err)
+				}
+				if m.Subject != nil {
+					mu.Lock()
+					subject[d] = m.Subject.Digest
+					mu.Unlock()
+				}
+				return nil
+			})
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return nil, err
+	}
+	// A subject the sink already has was imported by an earlier pass.
+	inSink := map[digest.Digest]bool{}
+	reached := func(d digest.Digest) (bool, error) {
+		if manifests[d] != nil {
+			return true, nil
+		}
+		if ok, seen := inSink[d]; seen {
+			return ok, nil
+		}
+		ok, err := im.sink.HasManifest(ctx, p.name, d)
+		inSink[d] = ok
+		return ok, err
+	}
+	selected := map[string]bool{}
+	for _, t := range p.tags {
+		selected[t.Name] = true
+	}
+	var extra []digest.Digest
+	for {
+		var added []digest.Digest
+		for r, s := range subject {
+			if manifests[r] != nil {
+				continue
+			}
+			ok, err := reached(s)
+			if err != nil {
+				return nil, fmt.Errorf("sink: checking manifest %s: %w", s, err)
+			}
+			if ok {
+				added = append(added, r)
+				via[r] = fmt.Sprintf("referrer of %s", s)
+				p.referrers++
+			}
+		}
+		for _, t := range all {
+			named, ok := companionOf(t.Name)
+			if !ok || selected[t.Name] {
+				continue
+			}
+			if ok, err := reached(named); err != nil {
+				return nil, fmt.Errorf("sink: checking manifest %s: %w", named, err)
+			} else if ok {
+				selected[t.Name] = true
+				p.tags = append(p.tags, t)
+				if manifests[t.Digest] == nil {
+					added = append(added, t.Digest)
+					if _, ok := via[t.Digest]; !ok {
+						via[t.Digest] = fmt.Sprintf("tag %q", t.Name)
+					}
+				}
+			}
+		}
+		if len(added) == 0 {
+			SortTagsNewestFirst(p.tags)
+			return extra, nil
+		}
+		slices.Sort(added)
+		added = slices.Compact(added)
+		more, err := im.loadManifests(ctx, st, p.name, added, via)
+		if err != nil {
+			return nil, err
+		}
+		for d, l := range more {
+			if manifests[d] == nil {
+				manifests[d] = l
+			}
+		}
+		extra = append(extra, added...)
+	}
 }

@@ -45,7 +45,7 @@ type Progress struct {
 
 	RepositoriesDone   int // finished, including failed and too-large ones
 	RepositoriesFailed int
-	RepositoriesTotal  int
+	RepositoriesTotal  int // while a streaming discovery runs: those found so far
 
 	// BlobsCopied and BlobsSkipped count distinct blobs: copied ones and
 	// ones the destination already held. BlobsShared counts blobs another
@@ -91,6 +91,14 @@ type tracker struct {
 
 func newTracker(pass Pass, total int, callback func(Progress)) *tracker {
 	return &tracker{p: Progress{Pass: pass, RepositoriesTotal: total}, start: time.Now(), callback: callback}
+}
+
+// repoFound counts a repository found by a streaming discovery, so the
+// total (and the ETA) grows as the walk goes on.
+func (t *tracker) repoFound() {
+	t.mu.Lock()
+	t.p.RepositoriesTotal++
+	t.mu.Unlock()
 }
 
 func (t *tracker) repoStarted(name string) {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"iter"
 	"slices"
 	"strings"
 	"sync"
@@ -14,6 +15,7 @@ import (
 	"gocloud.dev/blob"
 	"gocloud.dev/gcerrors"
 	"golang.org/x/sync/errgroup"
+	"golang.org/x/sync/semaphore"
 )
 
 // Tag is a tag of a repository and the manifest it currently points to.
@@ -78,57 +80,121 @@ const defaultWalkConcurrency = 8
 // maxRepositoryDepth stops runaway recursion in a malformed layout.
 const maxRepositoryDepth = 64
 
-// Repositories returns the names of all repositories, sorted. A directory is
-// a repository when it holds _manifests, _layers or _uploads; other
-// subdirectories are searched for nested repositories, so "a/b" and
-// "a/b/c" can both be repositories. Names are returned as found; use
-// ValidateRepository before trusting one.
+// Repositories returns the names of all repositories, sorted. It collects
+// WalkRepositories; use that to start on repositories before the listing
+// of a large registry ends.
 func (r *LayoutReader) Repositories(ctx context.Context) ([]string, error) {
-	type dir struct{ prefix, name string }
-	var (
-		mu    sync.Mutex
-		repos []string
-	)
-	level := []dir{{prefix: r.layout.RepositoriesPrefix()}}
-	for depth := 0; len(level) > 0; depth++ {
-		if depth > maxRepositoryDepth {
-			return nil, fmt.Errorf("%w: repositories nested deeper than %d levels under %q", ErrInvalidPath, maxRepositoryDepth, level[0].prefix)
-		}
-		var next []dir
-		g, gctx := errgroup.WithContext(ctx)
-		g.SetLimit(r.concurrency)
-		for _, d := range level {
-			g.Go(func() error {
-				children, err := r.listDirs(gctx, d.prefix)
-				if err != nil {
-					return err
-				}
-				mu.Lock()
-				defer mu.Unlock()
-				for _, c := range children {
-					if strings.HasPrefix(c, "_") {
-						if d.name != "" && slices.Contains(repositoryMarkers, c) && !slices.Contains(repos, d.name) {
-							repos = append(repos, d.name)
-						}
-						continue
-					}
-					name := c
-					if d.name != "" {
-						name = d.name + "/" + c
-					}
-					next = append(next, dir{prefix: d.prefix + c + "/", name: name})
-				}
-				return nil
-			})
-		}
-		if err := g.Wait(); err != nil {
+	var repos []string
+	for name, err := range r.WalkRepositories(ctx) {
+		if err != nil {
 			return nil, err
 		}
-		slices.SortFunc(next, func(a, b dir) int { return strings.Compare(a.prefix, b.prefix) })
-		level = next
+		repos = append(repos, name)
 	}
 	slices.Sort(repos)
 	return repos, nil
+}
+
+// WalkRepositories yields the name of every repository as it is found,
+// depth first with each directory's children in sorted order ("a" before
+// "a/b"). A directory is a repository when it holds _manifests, _layers or
+// _uploads; other subdirectories are searched for nested repositories, so
+// "a/b" and "a/b/c" can both be repositories. Names are yielded as found;
+// use ValidateRepository before trusting one.
+//
+// The walk lists every directory once (O(directories) listings, each
+// name examined once) and lists up to twice the reader's concurrency
+// directories ahead of the consumer; its memory is bounded by the names in
+// the directories on the current path, not by the number of repositories.
+// A listing error is yielded once and ends the walk; stopping the loop
+// early cancels the listings in flight.
+func (r *LayoutReader) WalkRepositories(ctx context.Context) iter.Seq2[string, error] {
+	return func(yield func(string, error) bool) {
+		ctx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		sem := semaphore.NewWeighted(int64(r.concurrency))
+		var wg sync.WaitGroup
+		defer wg.Wait()
+		list := func(prefix string) *dirListing {
+			l := &dirListing{done: make(chan struct{})}
+			wg.Go(func() {
+				defer close(l.done)
+				if l.err = sem.Acquire(ctx, 1); l.err != nil {
+					return
+				}
+				defer sem.Release(1)
+				l.children, l.err = r.listDirs(ctx, prefix)
+			})
+			return l
+		}
+		var walk func(prefix, name string, l *dirListing, depth int) bool
+		walk = func(prefix, name string, l *dirListing, depth int) bool {
+			select {
+			case <-l.done:
+			case <-ctx.Done():
+				yield("", ctx.Err())
+				return false
+			}
+			if l.err != nil {
+				yield("", l.err)
+				return false
+			}
+			if depth > maxRepositoryDepth {
+				yield("", fmt.Errorf("%w: repositories nested deeper than %d levels under %q", ErrInvalidPath, maxRepositoryDepth, prefix))
+				return false
+			}
+			type sub struct {
+				prefix, name string
+				l            *dirListing
+			}
+			var subs []sub
+			isRepo := false
+			for _, c := range l.children {
+				if strings.HasPrefix(c, "_") {
+					isRepo = isRepo || (name != "" && isRepositoryMarker(c))
+					continue
+				}
+				child := c
+				if name != "" {
+					child = name + "/" + c
+				}
+				subs = append(subs, sub{prefix: prefix + c + "/", name: child})
+			}
+			// The next few children are listed ahead, while this
+			// repository is yielded and imported; a bounded window keeps a
+			// directory with many children from starting them all.
+			ahead := 2 * r.concurrency
+			for i := range min(ahead, len(subs)) {
+				subs[i].l = list(subs[i].prefix)
+			}
+			if isRepo && !yield(name, nil) {
+				return false
+			}
+			for i, s := range subs {
+				if j := i + ahead; j < len(subs) {
+					subs[j].l = list(subs[j].prefix)
+				}
+				if !walk(s.prefix, s.name, s.l, depth+1) {
+					return false
+				}
+				subs[i].l = nil
+			}
+			return true
+		}
+		root := r.layout.RepositoriesPrefix()
+		walk(root, "", list(root), 0)
+	}
+}
+
+// dirListing is a directory listing that may still be in flight.
+type dirListing struct {
+	done     chan struct{}
+	children []string
+	err      error
+}
+
+func isRepositoryMarker(name string) bool {
+	return slices.Contains(repositoryMarkers, name)
 }
 
 // Tags returns the tags of repo, newest first (by ModTime, then by name

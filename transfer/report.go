@@ -73,6 +73,12 @@ type RepositoryReport struct {
 	// many the sink already had.
 	Manifests      int
 	ManifestsKnown int
+	// Referrers is how many of the manifests were imported because their
+	// subject was (OCI 1.1 referrers).
+	Referrers int
+	// TagsRemoved are tags the sink held that the source no longer has
+	// (or the policy no longer selects), removed by the final pass.
+	TagsRemoved []string
 	// Blobs is how many distinct blobs the repository links; Bytes their
 	// total size.
 	Blobs    int

@@ -21,9 +21,9 @@ type runState struct {
 	progress *tracker
 
 	copies   singleflight.Group
-	copied   sync.Map // digest.Digest -> Result
+	copied   *boundedCache[digest.Digest, Result]
 	stats    singleflight.Group
-	statSize sync.Map // digest.Digest -> int64
+	statSize *boundedCache[digest.Digest, int64]
 }
 
 // limit runs fn while holding one slot of the run's concurrency limit.
@@ -39,12 +39,12 @@ func (st *runState) limit(ctx context.Context, fn func() error) error {
 // shared is true when another repository already did (or is doing) the
 // work.
 func (st *runState) transfer(tr Transferer, d digest.Digest) (res Result, shared bool, err error) {
-	if v, ok := st.copied.Load(d); ok {
-		return v.(Result), true, nil
+	if v, ok := st.copied.get(d); ok {
+		return v, true, nil
 	}
 	leader := false
 	v, err, _ := st.copies.Do(string(d), func() (any, error) {
-		if v, ok := st.copied.Load(d); ok {
+		if v, ok := st.copied.get(d); ok {
 			return v, nil
 		}
 		leader = true
@@ -55,7 +55,7 @@ func (st *runState) transfer(tr Transferer, d digest.Digest) (res Result, shared
 			return err
 		})
 		if err == nil {
-			st.copied.Store(d, res)
+			st.copied.put(d, res)
 		}
 		return res, err
 	})
@@ -66,8 +66,8 @@ func (st *runState) transfer(tr Transferer, d digest.Digest) (res Result, shared
 // blobSize returns the size of blob d in the source, asking the storage
 // once per run.
 func (st *runState) blobSize(r *LayoutReader, d digest.Digest) (int64, error) {
-	if v, ok := st.statSize.Load(d); ok {
-		return v.(int64), nil
+	if v, ok := st.statSize.get(d); ok {
+		return v, nil
 	}
 	v, err, _ := st.stats.Do(string(d), func() (any, error) {
 		var size int64
@@ -77,7 +77,7 @@ func (st *runState) blobSize(r *LayoutReader, d digest.Digest) (int64, error) {
 			return err
 		})
 		if err == nil {
-			st.statSize.Store(d, size)
+			st.statSize.put(d, size)
 		}
 		return size, err
 	})
@@ -85,4 +85,38 @@ func (st *runState) blobSize(r *LayoutReader, d digest.Digest) (int64, error) {
 		return 0, err
 	}
 	return v.(int64), nil
+}
+
+// boundedCache remembers at most about 2*limit entries: when the current
+// generation is full it becomes the old one and the oldest is dropped. A
+// blob forgotten this way is at worst checked again (its copy is skipped
+// as already present), so an import's memory does not grow with the
+// number of blobs.
+type boundedCache[K comparable, V any] struct {
+	mu       sync.Mutex
+	limit    int
+	cur, old map[K]V
+}
+
+func newBoundedCache[K comparable, V any](limit int) *boundedCache[K, V] {
+	return &boundedCache[K, V]{limit: max(limit, 1), cur: map[K]V{}}
+}
+
+func (c *boundedCache[K, V]) get(k K) (V, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if v, ok := c.cur[k]; ok {
+		return v, true
+	}
+	v, ok := c.old[k]
+	return v, ok
+}
+
+func (c *boundedCache[K, V]) put(k K, v V) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.cur) >= c.limit {
+		c.old, c.cur = c.cur, make(map[K]V, c.limit/4)
+	}
+	c.cur[k] = v
 }

@@ -14,7 +14,8 @@ import (
 // dangling: CreateRepository first; LinkBlob only after the blob has been
 // transferred and verified; PutManifest only after every blob it references
 // has been linked and every child manifest has been put; Tag only after its
-// manifest has been put. Every method must be idempotent: calling it again
+// manifest has been put; Untag, in the final pass, for tags the sink holds
+// that the source no longer has. Every method must be idempotent: calling it again
 // with the same arguments changes nothing. Methods may be called
 // concurrently, for different repositories and for different blobs of the
 // same repository.
@@ -31,4 +32,19 @@ type Sink interface {
 	PutManifest(ctx context.Context, repo string, m *Manifest) error
 	// Tag points tag at the manifest digest, replacing any older target.
 	Tag(ctx context.Context, repo, tag string, d digest.Digest) error
+	// Tags returns the repository's tags and their targets (none for a
+	// repository the sink does not have). The final pass compares them
+	// with the source to remove stale ones.
+	Tags(ctx context.Context, repo string) (map[string]digest.Digest, error)
+	// Untag removes a tag; the manifest stays. Removing a tag that does
+	// not exist is not an error.
+	Untag(ctx context.Context, repo, tag string) error
+}
+
+// ReferrersLister is implemented by Sinks that can answer the OCI
+// referrers question from what they received: the manifests of repo whose
+// subject is d, as descriptors (media type, digest, size, artifactType,
+// annotations). MemSink and LayoutSink implement it.
+type ReferrersLister interface {
+	Referrers(ctx context.Context, repo string, d digest.Digest) ([]ocispec.Descriptor, error)
 }

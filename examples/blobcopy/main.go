@@ -72,7 +72,7 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	fs.StringVar(&c.src, "src", "", "source bucket URL (default: a generated registry in a temporary fileblob directory)")
 	fs.StringVar(&c.dst, "dst", "", "destination bucket URL (default: a temporary fileblob directory)")
 	fs.StringVar(&c.root, "root", "", "layout root in both buckets (default docker/registry/v2)")
-	fs.StringVar(&c.tags, "tags", "all", "tag policy: all, recent:N (N most recent) or semver:N (semver, latest, master; back-filled to N)")
+	fs.StringVar(&c.tags, "tags", "all", "tag policy: all, recent:N (N most recent), semver:N (semver, latest, master; back-filled to N) or newest:N (only semver tags, the N highest versions)")
 	fs.IntVar(&c.maxTags, "max-tags", 0, "skip repositories with more tags than this and list them (0: no limit)")
 	fs.BoolVar(&c.untagged, "untagged", false, "also copy untagged manifests and unreferenced layer links")
 	fs.BoolVar(&c.dryRun, "dry-run", false, "only report what would be copied")
@@ -200,14 +200,16 @@ func parsePolicy(s string) (transfer.TagPolicy, error) {
 	switch {
 	case kind == "all" && arg == "":
 		return transfer.AllTags(), nil
-	case (kind == "recent" || kind == "semver") && (err != nil || n < 0):
+	case (kind == "recent" || kind == "semver" || kind == "newest") && (err != nil || n < 0):
 		return nil, fmt.Errorf("-tags %q: want %s:N with N >= 0", s, kind)
 	case kind == "recent":
 		return transfer.MostRecentTags(n), nil
 	case kind == "semver":
 		return transfer.SemverTags(n), nil
+	case kind == "newest":
+		return transfer.NewestSemver(n), nil
 	}
-	return nil, fmt.Errorf("-tags %q: want all, recent:N or semver:N", s)
+	return nil, fmt.Errorf("-tags %q: want all, recent:N, semver:N or newest:N", s)
 }
 
 // progressPrinter prints a line whenever a repository finishes.

@@ -32,7 +32,7 @@ import (
 	"time"
 
 	"github.com/ferryhq/ferry/enqueuer"
-	"github.com/ferryhq/ferry/internal/scale"
+	"github.com/ferryhq/ferry/examples/scale/harness"
 	"github.com/ferryhq/ferry/lease/pglease"
 	"github.com/ferryhq/ferry/storage"
 )
@@ -61,17 +61,17 @@ func main() {
 	var o options
 	flag.Uint64Var(&o.seed, "seed", 1, "workload seed")
 	flag.IntVar(&o.divisor, "scale", 1, "import 1/N of the seed's images (1: the full seed)")
-	flag.DurationVar(&o.latency, "latency", scale.DefaultLatency, "latency added to every object operation")
-	flag.Float64Var(&o.failureRate, "failure-rate", scale.DefaultFailureRate, "share of object operations that fail with 503 (0: none)")
+	flag.DurationVar(&o.latency, "latency", harness.DefaultLatency, "latency added to every object operation")
+	flag.Float64Var(&o.failureRate, "failure-rate", harness.DefaultFailureRate, "share of object operations that fail with 503 (0: none)")
 	flag.Float64Var(&o.slowReads, "slow-read-rate", 0, "share of reads that stall halfway for 10x the latency (0: none)")
-	flag.DurationVar(&o.sinkLatency, "sink-latency", scale.DefaultSinkLatency, "round trip of every metadata call")
-	flag.IntVar(&o.capacity, "capacity", scale.DefaultCapacity, "repositories imported at once (enqueuer capacity)")
-	flag.IntVar(&o.concurrency, "concurrency", scale.DefaultConcurrency, "storage operations in flight per repository")
+	flag.DurationVar(&o.sinkLatency, "sink-latency", harness.DefaultSinkLatency, "round trip of every metadata call")
+	flag.IntVar(&o.capacity, "capacity", harness.DefaultCapacity, "repositories imported at once (enqueuer capacity)")
+	flag.IntVar(&o.concurrency, "concurrency", harness.DefaultConcurrency, "storage operations in flight per repository")
 	flag.IntVar(&o.maxTags, "max-tags", 0, "skip repositories with more tags than this (0: no limit)")
 	flag.IntVar(&o.baseline, "baseline", 2, "repositories imported one at a time alongside, as the same-run baseline (0: none)")
 	flag.StringVar(&o.cacheDir, "cache-dir", "", "where generated workloads are cached (default: the temp dir)")
 	flag.StringVar(&o.databaseURL, "database-url", "", "keep the enqueuer's repositories and lease in this PostgreSQL database")
-	flag.DurationVar(&o.progress, "progress", scale.DefaultProgressInterval, "progress line interval")
+	flag.DurationVar(&o.progress, "progress", harness.DefaultProgressInterval, "progress line interval")
 	flag.BoolVar(&o.keep, "keep", false, "keep the destination directory")
 	flag.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the import to this file")
 	flag.StringVar(&o.memProfile, "memprofile", "", "write a heap profile to this file every 30s during the import")
@@ -97,9 +97,9 @@ func run(ctx context.Context, out io.Writer, o options) error {
 		failureRate = -1 // Options: negative means none
 	}
 
-	spec := scale.ScaledSpec(o.seed, o.divisor)
+	spec := harness.ScaledSpec(o.seed, o.divisor)
 	fmt.Fprintf(out, "workload: seed %d, 1/%d of the seed's images (%d repositories, %d images) ...\n", o.seed, max(o.divisor, 1), spec.Repositories, spec.Images)
-	w, err := scale.Prepare(ctx, spec, scale.WorkloadOptions{CacheDir: o.cacheDir, Logger: logger})
+	w, err := harness.Prepare(ctx, spec, harness.WorkloadOptions{CacheDir: o.cacheDir, Logger: logger})
 	if err != nil {
 		return err
 	}
@@ -111,7 +111,7 @@ func run(ctx context.Context, out io.Writer, o options) error {
 	fmt.Fprintf(out, "workload: %s in %s at %s: %d tags, %d manifest revisions, %d blobs, %.0f MiB\n",
 		how, w.Took.Round(100*time.Millisecond), w.Dir, tags, manifests, blobs, float64(bytes)/(1<<20))
 
-	opts := scale.Options{
+	opts := harness.Options{
 		Latency: o.latency, FailureRate: failureRate, SlowReadRate: o.slowReads, FaultSeed: o.seed, SinkLatency: o.sinkLatency,
 		Capacity: o.capacity, Concurrency: o.concurrency, MaxTags: o.maxTags,
 		BaselineRepositories: o.baseline, KeepDestination: o.keep,
@@ -141,7 +141,7 @@ func run(ctx context.Context, out io.Writer, o options) error {
 	}
 	fmt.Fprintf(out, "import: latency %s per object operation, %.1f%% 503s, capacity %d, %d operations per repository\n",
 		o.latency, max(failureRate, 0)*100, opts.Capacity, opts.Concurrency)
-	res, err := scale.Run(ctx, w, opts)
+	res, err := harness.Run(ctx, w, opts)
 	stopProfiles()
 	if errors.Is(err, enqueuer.ErrExists) {
 		return fmt.Errorf("%w (use a database that does not hold this workload's repositories yet)", err)

@@ -95,7 +95,7 @@ func (r *Registry) SelectedTags(repo string, policy transfer.TagPolicy) []transf
 		tags[i] = transfer.Tag{Name: t.Name, Digest: t.Digest, ModTime: base.Add(time.Duration(i) * time.Second)}
 	}
 	transfer.SortTagsNewestFirst(tags)
-	return policy.SelectTags(tags)
+	return policy.SelectTags(repo, tags)
 }
 
 // TooLarge returns the repositories with more than maxTags tags, sorted.

@@ -3,6 +3,7 @@ package transfertest
 import (
 	"encoding/json"
 
+	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
@@ -74,4 +75,42 @@ func ConfigAndLayerTypes(manifestType string) (config, layer string) {
 		return MediaTypeOCIConfig, MediaTypeOCILayer
 	}
 	return MediaTypeDockerConfig, MediaTypeDockerLayer
+}
+
+// MediaTypeEmptyJSON is the OCI empty descriptor's media type, the config
+// of artifact manifests.
+const MediaTypeEmptyJSON = "application/vnd.oci.empty.v1+json"
+
+// EmptyJSON is the content of the OCI empty descriptor ("{}").
+var EmptyJSON = []byte("{}")
+
+// ReferrerManifest returns the JSON of an OCI 1.1 artifact manifest: an
+// image manifest with the empty config, the given artifactType and blobs,
+// and subject (a signature, SBOM or attestation of subject).
+func ReferrerManifest(artifactType string, subject ocispec.Descriptor, blobs ...ocispec.Descriptor) []byte {
+	type subj struct {
+		MediaType string `json:"mediaType"`
+		Digest    string `json:"digest"`
+		Size      int64  `json:"size"`
+	}
+	m := struct {
+		SchemaVersion int               `json:"schemaVersion"`
+		MediaType     string            `json:"mediaType"`
+		ArtifactType  string            `json:"artifactType"`
+		Config        jsonDescriptor    `json:"config"`
+		Layers        []jsonDescriptor  `json:"layers"`
+		Subject       subj              `json:"subject"`
+		Annotations   map[string]string `json:"annotations"`
+	}{
+		SchemaVersion: 2, MediaType: ocispec.MediaTypeImageManifest, ArtifactType: artifactType,
+		Config:      jsonDescriptor{MediaType: MediaTypeEmptyJSON, Digest: string(digest.FromBytes(EmptyJSON)), Size: int64(len(EmptyJSON))},
+		Layers:      []jsonDescriptor{},
+		Subject:     subj{MediaType: subject.MediaType, Digest: string(subject.Digest), Size: subject.Size},
+		Annotations: map[string]string{"org.opencontainers.image.created": "2026-01-01T00:00:00Z"},
+	}
+	for _, b := range blobs {
+		m.Layers = append(m.Layers, toJSON(b))
+	}
+	p, _ := json.MarshalIndent(m, "", "   ")
+	return p
 }

@@ -3,7 +3,9 @@ package transfertest
 import (
 	"context"
 	"fmt"
+	"maps"
 	"slices"
+	"strings"
 	"sync"
 
 	"github.com/opencontainers/go-digest"
@@ -198,4 +200,54 @@ func (s *MemSink) Tag(_ context.Context, repo, tag string, d digest.Digest) erro
 	}
 	r.tags[tag] = d
 	return nil
+}
+
+// Tags implements transfer.Sink.
+func (s *MemSink) Tags(_ context.Context, repo string) (map[string]digest.Digest, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.begin("Tags", repo); err != nil {
+		return nil, err
+	}
+	out := map[string]digest.Digest{}
+	if r := s.repos[repo]; r != nil {
+		maps.Copy(out, r.tags)
+	}
+	return out, nil
+}
+
+// Untag implements transfer.Sink.
+func (s *MemSink) Untag(_ context.Context, repo, tag string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.begin("Untag", repo); err != nil {
+		return err
+	}
+	if err := transfer.ValidateTag(tag); err != nil {
+		return err
+	}
+	if r := s.repos[repo]; r != nil {
+		delete(r.tags, tag)
+	}
+	return nil
+}
+
+// Referrers implements transfer.ReferrersLister: the manifests put in repo
+// whose subject is d, sorted by digest.
+func (s *MemSink) Referrers(_ context.Context, repo string, d digest.Digest) ([]ocispec.Descriptor, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.begin("Referrers", repo); err != nil {
+		return nil, err
+	}
+	var out []ocispec.Descriptor
+	if r := s.repos[repo]; r != nil {
+		for _, m := range r.manifests {
+			if m.Subject != nil && m.Subject.Digest == d {
+				out = append(out, m.Descriptor())
+			}
+		}
+	}
+	slices.SortFunc(out, func(a, b ocispec.Descriptor) int { return strings.Compare(string(a.Digest), string(b.Digest)) })
+	return out, nil
 }

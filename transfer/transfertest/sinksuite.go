@@ -22,8 +22,10 @@ type SinkHarness struct {
 }
 
 // RunSinkTests checks the Sink contract: the import call sequence is
-// recorded, every call is idempotent, tags move, nested repositories are
-// independent, bad names are rejected, and concurrent links are safe.
+// recorded, every call is idempotent, tags move, are listed and removed,
+// nested repositories are independent, bad names are rejected, concurrent
+// links are safe, and (for a transfer.ReferrersLister) referrers are
+// answered with their descriptors.
 // Repositories that were created but hold nothing need not appear in the
 // State. newHarness is called once per subtest.
 func RunSinkTests(t *testing.T, newHarness func(t *testing.T) SinkHarness) {
@@ -99,6 +101,62 @@ func RunSinkTests(t *testing.T, newHarness func(t *testing.T) SinkHarness) {
 			t.Fatal(err)
 		}
 		check(t, h, State{"a/b": fx.want(), "a/b/c": {Blobs: []digest.Digest{fx.layer.Digest}, Tags: map[string]digest.Digest{}}})
+	})
+
+	t.Run("TagsAndUntag", func(t *testing.T) {
+		h := newHarness(t)
+		if tags, err := h.Sink.Tags(ctx, "never/created"); err != nil || len(tags) != 0 {
+			t.Fatalf("Tags of an unknown repository = %v, %v; want none", tags, err)
+		}
+		fx.load(t, h.Sink, "app")
+		tags, err := h.Sink.Tags(ctx, "app")
+		if err != nil || len(tags) != 2 || tags["latest"] != fx.index.Digest {
+			t.Fatalf("Tags = %v, %v", tags, err)
+		}
+		for range 2 { // idempotent
+			if err := h.Sink.Untag(ctx, "app", "latest"); err != nil {
+				t.Fatalf("Untag: %v", err)
+			}
+		}
+		want := fx.want()
+		delete(want.Tags, "latest")
+		check(t, h, State{"app": want})
+		if err := h.Sink.Untag(ctx, "app", "../x"); !errors.Is(err, transfer.ErrInvalidName) {
+			t.Fatalf("Untag of a bad name: err = %v, want ErrInvalidName", err)
+		}
+	})
+
+	t.Run("Referrers", func(t *testing.T) {
+		h := newHarness(t)
+		rl, ok := h.Sink.(transfer.ReferrersLister)
+		if !ok {
+			t.Skip("the Sink does not implement transfer.ReferrersLister")
+		}
+		fx.load(t, h.Sink, "app")
+		empty := ocispec.Descriptor{MediaType: MediaTypeEmptyJSON, Digest: digest.FromBytes(EmptyJSON), Size: 2}
+		sbomData := []byte(`{"spdxVersion":"SPDX-2.3"}`)
+		sbomBlob := ocispec.Descriptor{MediaType: "application/spdx+json", Digest: digest.FromBytes(sbomData), Size: int64(len(sbomData))}
+		subject := ocispec.Descriptor{MediaType: ocispec.MediaTypeImageIndex, Digest: fx.index.Digest, Size: int64(len(fx.index.Payload))}
+		sbom := mustParse(ReferrerManifest("application/spdx+json", subject, sbomBlob))
+		for _, step := range []func() error{
+			func() error { return h.Sink.LinkBlob(ctx, "app", empty) },
+			func() error { return h.Sink.LinkBlob(ctx, "app", sbomBlob) },
+			func() error { return h.Sink.PutManifest(ctx, "app", sbom) },
+		} {
+			if err := step(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		refs, err := rl.Referrers(ctx, "app", fx.index.Digest)
+		if err != nil || len(refs) != 1 {
+			t.Fatalf("Referrers = %v, %v; want the sbom", refs, err)
+		}
+		if r := refs[0]; r.Digest != sbom.Digest || r.ArtifactType != "application/spdx+json" || r.Size != int64(len(sbom.Payload)) || r.MediaType != ocispec.MediaTypeImageManifest || r.Annotations == nil {
+			t.Fatalf("referrer descriptor = %+v", r)
+		}
+		if refs, err := rl.Referrers(ctx, "app", fx.image.Digest); err != nil || len(refs) != 0 {
+			t.Fatalf("Referrers of the image = %v, %v; want none", refs, err)
+		}
 	})
 
 	t.Run("RejectsBadNames", func(t *testing.T) {

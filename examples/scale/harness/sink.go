@@ -1,4 +1,4 @@
-package scale
+package harness
 
 import (
 	"context"
@@ -66,4 +66,20 @@ func (s *LatencySink) Tag(ctx context.Context, repo, tag string, d digest.Digest
 		return err
 	}
 	return s.next.Tag(ctx, repo, tag, d)
+}
+
+// Tags implements transfer.Sink.
+func (s *LatencySink) Tags(ctx context.Context, repo string) (map[string]digest.Digest, error) {
+	if err := wait.Sleep(ctx, s.latency); err != nil {
+		return nil, err
+	}
+	return s.next.Tags(ctx, repo)
+}
+
+// Untag implements transfer.Sink.
+func (s *LatencySink) Untag(ctx context.Context, repo, tag string) error {
+	if err := wait.Sleep(ctx, s.latency); err != nil {
+		return err
+	}
+	return s.next.Untag(ctx, repo, tag)
 }

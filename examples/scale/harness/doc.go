@@ -1,4 +1,4 @@
-// Package scale runs a seed-shaped registry import end to end, the way a
+// Package harness runs a seed-shaped registry import end to end, the way a
 // registry migration runs in production, and measures it: the transfer
 // importer does the work, the enqueuer decides what runs when, and every
 // blob is verified at the end.
@@ -60,4 +60,4 @@
 // The examples/scale program runs the full scenario; so does
 // BenchmarkSeedScaleImport (make bench). The package's tests run a 1/50
 // version with a few milliseconds of latency.
-package scale
+package harness

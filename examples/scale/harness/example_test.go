@@ -1,4 +1,4 @@
-package scale_test
+package harness_test
 
 import (
 	"context"
@@ -6,7 +6,7 @@ import (
 	"os"
 	"time"
 
-	"github.com/ferryhq/ferry/internal/scale"
+	"github.com/ferryhq/ferry/examples/scale/harness"
 	"github.com/ferryhq/ferry/transfer/transfertest"
 )
 
@@ -21,12 +21,12 @@ func ExampleRun() {
 	}
 	defer os.RemoveAll(cache)
 
-	w, err := scale.Prepare(ctx, transfertest.SmallSpec(1), scale.WorkloadOptions{CacheDir: cache})
+	w, err := harness.Prepare(ctx, transfertest.SmallSpec(1), harness.WorkloadOptions{CacheDir: cache})
 	if err != nil {
 		fmt.Println(err)
 		return
 	}
-	res, err := scale.Run(ctx, w, scale.Options{
+	res, err := harness.Run(ctx, w, harness.Options{
 		Latency:     time.Millisecond,
 		FailureRate: 0.01,
 		Capacity:    2,
