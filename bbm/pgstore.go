@@ -20,11 +20,12 @@ const (
 )
 
 // claimLockKey is the transaction-scoped advisory lock that serialises job
-// claims across processes ("ferrybbm" in ASCII), so that counting running
+// claims across processes ("ferrybbc" in ASCII), so that counting running
 // jobs and starting one is atomic. It is held for the few statements of a
 // claim and released at its commit, so it needs no session state and works
-// through a transaction-pooling PgBouncer.
-const claimLockKey int64 = 0x6665727279626d6d
+// through a transaction-pooling PgBouncer. (It differs from the session
+// lock key of earlier versions, "ferrybbm".)
+const claimLockKey int64 = 0x6665727279626263
 
 // PostgresStoreOptions tunes NewPostgresStore. The zero value is ready to
 // use; it has no fields yet.
