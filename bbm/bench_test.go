@@ -44,11 +44,14 @@ func durableDB(b *testing.B) storage.Handle {
 }
 
 // tunedOptions are what a host tunes for speed on a database it knows to
-// be otherwise quiet: big adaptive batches aimed at 300ms jobs.
+// be otherwise quiet: adaptive batches aimed at 500ms jobs, from 50,000 up
+// to 100,000 rows (batches of up to 500,000 rows measured slower here, as
+// did starting at 20,000), and no health checks.
 func tunedOptions(longest *atomic.Int64) bbm.Options {
 	return bbm.Options{
 		Logger:   testLogger(),
-		Adaptive: bbm.AdaptiveOptions{TargetJobDuration: 300 * time.Millisecond, MinBatchSize: 1000, MaxBatchSize: 500_000},
+		Health:   bbm.HealthOptions{Off: true},
+		Adaptive: bbm.AdaptiveOptions{TargetJobDuration: 500 * time.Millisecond, MinBatchSize: 10_000, MaxBatchSize: 100_000},
 		Observer: bbm.ObserverFuncs{OnJobFinished: func(_ context.Context, e bbm.JobEvent) {
 			for longest != nil {
 				cur := longest.Load()
@@ -68,6 +71,25 @@ func baseline(b *testing.B, pool storage.Handle) result {
 	})
 }
 
+// benchRounds is how many times each configuration runs, interleaved with
+// the others; the best run of each counts. The machines these run on are
+// shared, and one busy second would otherwise decide a ratio.
+const benchRounds = 2
+
+// best runs each configuration benchRounds times, interleaved, and keeps
+// each one's fastest run.
+func best(b *testing.B, configs ...func() result) []result {
+	out := make([]result, len(configs))
+	for range benchRounds {
+		for i, run := range configs {
+			if r := run(); r.rate > out[i].rate {
+				out[i] = r
+			}
+		}
+	}
+	return out
+}
+
 // BenchmarkBackfill compares backfilling a new column of a 1,000,000-row
 // table through Ferry with one UPDATE of the whole table, in the same run:
 // tuned (target >= 0.95x of the UPDATE's rows/s) and with default Options
@@ -76,14 +98,20 @@ func baseline(b *testing.B, pool storage.Handle) result {
 func BenchmarkBackfill(b *testing.B) {
 	pool := durableDB(b)
 	for b.Loop() {
-		base := baseline(b, pool)
 		var longestJob atomic.Int64
-		tuned := measure(b, pool, "bench_ferry", denseKeys, func(ctx context.Context) (int64, error) {
-			return backfill(ctx, pool, "bench_ferry", 20_000, tunedOptions(&longestJob))
-		})
-		deflt := measure(b, pool, "bench_default", denseKeys, func(ctx context.Context) (int64, error) {
-			return backfill(ctx, pool, "bench_default", 10_000, bbm.Options{Logger: testLogger()})
-		})
+		rs := best(b,
+			func() result { return baseline(b, pool) },
+			func() result {
+				return measure(b, pool, "bench_ferry", denseKeys, func(ctx context.Context) (int64, error) {
+					return backfill(ctx, pool, "bench_ferry", 50_000, tunedOptions(&longestJob))
+				})
+			},
+			func() result {
+				return measure(b, pool, "bench_default", denseKeys, func(ctx context.Context) (int64, error) {
+					return backfill(ctx, pool, "bench_default", 10_000, bbm.Options{Logger: testLogger()})
+				})
+			})
+		base, tuned, deflt := rs[0], rs[1], rs[2]
 		ratio, dratio := tuned.rate/base.rate, deflt.rate/base.rate
 		b.ReportMetric(tuned.rate, "ferry_rows/s")
 		b.ReportMetric(base.rate, "baseline_rows/s")
@@ -91,12 +119,12 @@ func BenchmarkBackfill(b *testing.B) {
 		b.ReportMetric(deflt.rate, "default_rows/s")
 		b.ReportMetric(float64(tuned.longestTx.Milliseconds()), "longest_tx_ms")
 		fmt.Printf("ferry-bench: bbm-backfill-tuned ferry=%.0frows/s baseline=%.0frows/s ratio=%.2f target>=0.95 fsync=on rows=%d "+
-			"longest_tx=%s longest_job=%s baseline_tx=%s\n", tuned.rate, base.rate, ratio, benchRows,
+			"best_of=%d longest_tx=%s longest_job=%s baseline_tx=%s\n", tuned.rate, base.rate, ratio, benchRows, benchRounds,
 			tuned.longestTx.Round(time.Millisecond), time.Duration(longestJob.Load()).Round(time.Millisecond),
 			base.longestTx.Round(time.Millisecond))
 		fmt.Printf("ferry-bench: bbm-backfill-default-options ferry=%.0frows/s baseline=%.0frows/s ratio=%.2f target>=0.5 fsync=on "+
-			"batch=10000 took=%s longest_tx=%s\n", deflt.rate, base.rate, dratio, deflt.elapsed.Round(time.Millisecond),
-			deflt.longestTx.Round(time.Millisecond))
+			"batch=10000 best_of=%d took=%s longest_tx=%s\n", deflt.rate, base.rate, dratio, benchRounds,
+			deflt.elapsed.Round(time.Millisecond), deflt.longestTx.Round(time.Millisecond))
 	}
 }
 
@@ -107,21 +135,27 @@ func BenchmarkBackfill(b *testing.B) {
 func BenchmarkBackfillSparseKeys(b *testing.B) {
 	pool := durableDB(b)
 	for b.Loop() {
-		dense := measure(b, pool, "bench_dense", denseKeys, func(ctx context.Context) (int64, error) {
-			return backfill(ctx, pool, "bench_dense", 20_000, tunedOptions(nil))
-		})
 		var jobs int
-		sparse := measure(b, pool, "bench_sparse", sparseKeys, func(ctx context.Context) (int64, error) {
-			n, err := backfill(ctx, pool, "bench_sparse", 20_000, tunedOptions(nil))
-			jobs = countWhere(b, pool, `SELECT count(*) FROM ferry_bbm_jobs j JOIN ferry_bbm_migrations m ON m.id = j.migration_id
-				WHERE m.name = 'bench_sparse'`)
-			return n, err
-		})
+		rs := best(b,
+			func() result {
+				return measure(b, pool, "bench_dense", denseKeys, func(ctx context.Context) (int64, error) {
+					return backfill(ctx, pool, "bench_dense", 50_000, tunedOptions(nil))
+				})
+			},
+			func() result {
+				return measure(b, pool, "bench_sparse", sparseKeys, func(ctx context.Context) (int64, error) {
+					n, err := backfill(ctx, pool, "bench_sparse", 50_000, tunedOptions(nil))
+					jobs = countWhere(b, pool, `SELECT count(*) FROM ferry_bbm_jobs j JOIN ferry_bbm_migrations m ON m.id = j.migration_id
+						WHERE m.id = (SELECT max(id) FROM ferry_bbm_migrations WHERE name LIKE 'bench_sparse%')`)
+					return n, err
+				})
+			})
+		dense, sparse := rs[0], rs[1]
 		ratio := sparse.elapsed.Seconds() / dense.elapsed.Seconds()
 		b.ReportMetric(ratio, "sparse/dense")
 		fmt.Printf("ferry-bench: bbm-backfill-sparse-keys ferry=%s baseline=%s ratio=%.2f target<=1.1 fsync=on "+
-			"rows=%d key_space=1e12 sparse_jobs=%d (baseline: the same rows with dense keys)\n",
-			sparse.elapsed.Round(time.Millisecond), dense.elapsed.Round(time.Millisecond), ratio, benchRows, jobs)
+			"rows=%d key_space=1e12 sparse_jobs=%d best_of=%d (baseline: the same rows with dense keys)\n",
+			sparse.elapsed.Round(time.Millisecond), dense.elapsed.Round(time.Millisecond), ratio, benchRows, jobs, benchRounds)
 	}
 }
 
@@ -132,22 +166,24 @@ func BenchmarkBackfillSparseKeys(b *testing.B) {
 func BenchmarkBackfillParallel(b *testing.B) {
 	pool := durableDB(b)
 	for b.Loop() {
-		base := baseline(b, pool)
-		var one result
-		for _, n := range []int{1, 2, 4} {
-			table := fmt.Sprintf("bench_par%d", n)
-			opts := tunedOptions(nil)
-			opts.Parallelism = n
-			r := measure(b, pool, table, denseKeys, func(ctx context.Context) (int64, error) {
-				return backfill(ctx, pool, table, 20_000, opts)
-			})
-			if n == 1 {
-				one = r
+		par := func(n int) func() result {
+			return func() result {
+				table := fmt.Sprintf("bench_par%d", n)
+				opts := tunedOptions(nil)
+				opts.Parallelism = n
+				return measure(b, pool, table, denseKeys, func(ctx context.Context) (int64, error) {
+					return backfill(ctx, pool, table, 50_000, opts)
+				})
 			}
+		}
+		rs := best(b, func() result { return baseline(b, pool) }, par(1), par(2), par(4))
+		base, one := rs[0], rs[1]
+		for i, n := range []int{1, 2, 4} {
+			r := rs[i+1]
 			b.ReportMetric(r.rate, fmt.Sprintf("rows/s_%d", n))
 			fmt.Printf("ferry-bench: bbm-backfill-parallel-%d ferry=%.0frows/s baseline=%.0frows/s ratio=%.2f fsync=on "+
-				"vs_one_update=%.2f longest_tx=%s (baseline: Parallelism 1)\n", n, r.rate, one.rate, r.rate/one.rate,
-				r.rate/base.rate, r.longestTx.Round(time.Millisecond))
+				"vs_one_update=%.2f best_of=%d longest_tx=%s (baseline: Parallelism 1)\n", n, r.rate, one.rate, r.rate/one.rate,
+				r.rate/base.rate, benchRounds, r.longestTx.Round(time.Millisecond))
 		}
 	}
 }
@@ -245,13 +281,15 @@ func backfill(ctx context.Context, pool storage.Handle, table string, batch int,
 	if err := w.Register(fillWork("fill")); err != nil {
 		return 0, err
 	}
-	if _, err := w.Admin().Register(ctx, bbm.Definition{Name: table, Table: table, Column: "id", Work: "fill", BatchSize: batch}); err != nil {
+	// Each round makes the table again, under a new migration name.
+	name := fmt.Sprintf("%s_%d", table, time.Now().UnixNano())
+	if _, err := w.Admin().Register(ctx, bbm.Definition{Name: name, Table: table, Column: "id", Work: "fill", BatchSize: batch}); err != nil {
 		return 0, err
 	}
-	if err := w.RunMigrations(ctx, table); err != nil {
+	if err := w.RunMigrations(ctx, name); err != nil {
 		return 0, err
 	}
-	p, err := w.Admin().Status(ctx, table)
+	p, err := w.Admin().Status(ctx, name)
 	if err != nil {
 		return 0, err
 	}
