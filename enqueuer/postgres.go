@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -36,6 +37,8 @@ type PostgresStore struct {
 	logger *slog.Logger
 }
 
+var _ Store = (*PostgresStore)(nil)
+
 // NewPostgresStore returns a Store on db: storage.FromPool, storage.FromSQL,
 // or a *storage.DB, whose replicas then serve the reads it routes.
 func NewPostgresStore(db storage.Handle, opts PostgresOptions) (*PostgresStore, error) {
@@ -58,16 +61,21 @@ func NewPostgresStore(db storage.Handle, opts PostgresOptions) (*PostgresStore, 
 	return &PostgresStore{db: routed, clock: opts.Clock, logger: opts.Logger}, nil
 }
 
+// repositoriesTable is the table of PostgresStore (storage/migrations
+// 0004 and 0007): the one place that names it.
+const repositoriesTable = "ferry_enqueuer_repositories"
+
 const repoColumns = `id, path, state, tag_count, retry_count, skip_reason, abort_reason, version,
 	created_at, updated_at, state_changed_at, pre_importing_at, pre_import_done_at,
-	importing_at, import_done_at, aborted_at, skipped_at`
+	importing_at, import_done_at, aborted_at, skipped_at, defer_reason, defer_key, deferred_at`
 
 func scanRepository(row pgx.Row) (Repository, error) {
 	var r Repository
 	var state string
-	var pre, preDone, imp, impDone, aborted, skipped *time.Time
+	var pre, preDone, imp, impDone, aborted, skipped, deferred *time.Time
 	err := row.Scan(&r.ID, &r.Path, &state, &r.TagCount, &r.RetryCount, &r.SkipReason, &r.AbortReason,
-		&r.Version, &r.CreatedAt, &r.UpdatedAt, &r.StateChangedAt, &pre, &preDone, &imp, &impDone, &aborted, &skipped)
+		&r.Version, &r.CreatedAt, &r.UpdatedAt, &r.StateChangedAt, &pre, &preDone, &imp, &impDone, &aborted, &skipped,
+		&r.DeferReason, &r.DeferKey, &deferred)
 	if err != nil {
 		return Repository{}, err
 	}
@@ -76,7 +84,7 @@ func scanRepository(row pgx.Row) (Repository, error) {
 		dst *time.Time
 		src *time.Time
 	}{{&r.PreImportingAt, pre}, {&r.PreImportDoneAt, preDone}, {&r.ImportingAt, imp},
-		{&r.ImportDoneAt, impDone}, {&r.AbortedAt, aborted}, {&r.SkippedAt, skipped}} {
+		{&r.ImportDoneAt, impDone}, {&r.AbortedAt, aborted}, {&r.SkippedAt, skipped}, {&r.DeferredAt, deferred}} {
 		if p.src != nil {
 			*p.dst = p.src.UTC()
 		}
@@ -106,7 +114,7 @@ func (s *PostgresStore) Add(ctx context.Context, nr NewRepository) (Repository, 
 		created = s.clock()
 	}
 	r, err := scanRepository(s.db.QueryRow(ctx, `
-		INSERT INTO ferry_enqueuer_repositories (path, tag_count, created_at, updated_at, state_changed_at)
+		INSERT INTO `+repositoriesTable+` (path, tag_count, created_at, updated_at, state_changed_at)
 		VALUES ($1, $2, $3, $3, $3)
 		RETURNING `+repoColumns, nr.Path, nr.TagCount, created))
 	if err != nil {
@@ -122,7 +130,7 @@ func (s *PostgresStore) Add(ctx context.Context, nr NewRepository) (Repository, 
 // Get implements Store. It reads where storage.DB.Read routes path.
 func (s *PostgresStore) Get(ctx context.Context, path string) (Repository, error) {
 	r, err := scanRepository(s.db.Read(ctx, path).QueryRow(ctx,
-		`SELECT `+repoColumns+` FROM ferry_enqueuer_repositories WHERE path = $1`, path))
+		`SELECT `+repoColumns+` FROM `+repositoriesTable+` WHERE path = $1`, path))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return Repository{}, fmt.Errorf("%w: %s", ErrNotFound, path)
 	}
@@ -145,23 +153,24 @@ func (s *PostgresStore) Transition(ctx context.Context, c Change) (Repository, e
 	// The per-state timestamp to set is chosen by CASE so that the whole
 	// compare-and-set is one statement and takes no explicit lock.
 	r, err := scanRepository(s.db.QueryRow(ctx, `
-		UPDATE ferry_enqueuer_repositories SET
+		UPDATE `+repositoriesTable+` SET
 			state = $3,
 			version = version + 1,
 			updated_at = $4,
 			state_changed_at = $4,
-			retry_count = retry_count + CASE WHEN $5 THEN 1 ELSE 0 END,
-			skip_reason = CASE WHEN $3 = 'import_skipped' THEN $6 ELSE skip_reason END,
+			retry_count = CASE $5 WHEN 'retry' THEN retry_count + 1 WHEN 'reset' THEN 0 ELSE retry_count END,
+			skip_reason = CASE WHEN $3 = 'import_skipped' THEN $6 WHEN $5 = 'reset' THEN '' ELSE skip_reason END,
 			abort_reason = CASE WHEN $3 = 'import_aborted' THEN $6 ELSE abort_reason END,
 			pre_importing_at = CASE WHEN $3 = 'pre_importing' THEN $4 ELSE pre_importing_at END,
 			pre_import_done_at = CASE WHEN $3 = 'pre_import_done' THEN $4 ELSE pre_import_done_at END,
 			importing_at = CASE WHEN $3 = 'importing' THEN $4 ELSE importing_at END,
 			import_done_at = CASE WHEN $3 = 'import_done' THEN $4 ELSE import_done_at END,
 			aborted_at = CASE WHEN $3 = 'import_aborted' THEN $4 ELSE aborted_at END,
-			skipped_at = CASE WHEN $3 = 'import_skipped' THEN $4 ELSE skipped_at END
+			skipped_at = CASE WHEN $3 = 'import_skipped' THEN $4 ELSE skipped_at END,
+			defer_reason = '', defer_key = '', deferred_at = NULL
 		WHERE id = $1 AND state = $2
 		RETURNING `+repoColumns,
-		c.ID, string(c.From), string(to), at, c.Event == EventRetry, c.Reason))
+		c.ID, string(c.From), string(to), at, string(c.Event), c.Reason))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return Repository{}, s.whyNotChanged(ctx, c.ID, c.From)
 	}
@@ -174,7 +183,7 @@ func (s *PostgresStore) Transition(ctx context.Context, c Change) (Repository, e
 // whyNotChanged tells a missing repository from one in another state.
 func (s *PostgresStore) whyNotChanged(ctx context.Context, id int64, want State) error {
 	r, err := scanRepository(s.db.QueryRow(ctx,
-		`SELECT `+repoColumns+` FROM ferry_enqueuer_repositories WHERE id = $1`, id))
+		`SELECT `+repoColumns+` FROM `+repositoriesTable+` WHERE id = $1`, id))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return fmt.Errorf("%w: id %d", ErrNotFound, id)
 	}
@@ -193,19 +202,21 @@ func (s *PostgresStore) Revert(ctx context.Context, changed, before Repository) 
 		return Repository{}, fmt.Errorf("enqueuer: revert of repository %d to unknown state %q", before.ID, before.State)
 	}
 	r, err := scanRepository(s.db.QueryRow(ctx, `
-		UPDATE ferry_enqueuer_repositories SET
+		UPDATE `+repositoriesTable+` SET
 			state = $3, retry_count = $4, skip_reason = $5, abort_reason = $6,
 			version = version + 1, updated_at = $7, state_changed_at = $8,
 			pre_importing_at = $9, pre_import_done_at = $10, importing_at = $11,
-			import_done_at = $12, aborted_at = $13, skipped_at = $14
+			import_done_at = $12, aborted_at = $13, skipped_at = $14,
+			defer_reason = $15, defer_key = $16, deferred_at = $17
 		WHERE id = $1 AND version = $2
 		RETURNING `+repoColumns,
 		changed.ID, changed.Version, string(before.State), before.RetryCount, before.SkipReason, before.AbortReason,
 		s.clock(), before.StateChangedAt, nullTime(before.PreImportingAt), nullTime(before.PreImportDoneAt),
-		nullTime(before.ImportingAt), nullTime(before.ImportDoneAt), nullTime(before.AbortedAt), nullTime(before.SkippedAt)))
+		nullTime(before.ImportingAt), nullTime(before.ImportDoneAt), nullTime(before.AbortedAt), nullTime(before.SkippedAt),
+		before.DeferReason, before.DeferKey, nullTime(before.DeferredAt)))
 	if errors.Is(err, pgx.ErrNoRows) {
 		cur, gerr := scanRepository(s.db.QueryRow(ctx,
-			`SELECT `+repoColumns+` FROM ferry_enqueuer_repositories WHERE id = $1`, changed.ID))
+			`SELECT `+repoColumns+` FROM `+repositoriesTable+` WHERE id = $1`, changed.ID))
 		if errors.Is(gerr, pgx.ErrNoRows) {
 			return Repository{}, fmt.Errorf("%w: id %d", ErrNotFound, changed.ID)
 		}
@@ -225,7 +236,7 @@ func (s *PostgresStore) Revert(ctx context.Context, changed, before Repository) 
 // a read without a sticky key.
 func (s *PostgresStore) CountInProgress(ctx context.Context) (int, error) {
 	var n int
-	err := s.db.Read(ctx, "").QueryRow(ctx, `SELECT count(*) FROM ferry_enqueuer_repositories
+	err := s.db.Read(ctx, "").QueryRow(ctx, `SELECT count(*) FROM `+repositoriesTable+`
 		WHERE state IN ('pre_importing', 'pre_import_done', 'importing')`).Scan(&n)
 	if err != nil {
 		return 0, fmt.Errorf("enqueuer: counting imports in progress: %w", err)
@@ -233,19 +244,46 @@ func (s *PostgresStore) CountInProgress(ctx context.Context) (int, error) {
 	return n, nil
 }
 
+// Count implements Store. It reads where storage.DB.Read routes a read
+// without a sticky key, and scans the whole table: count the repositories
+// for a dashboard or a forecast, not in a loop.
+func (s *PostgresStore) Count(ctx context.Context) (Counts, error) {
+	c := Counts{States: make(map[State]int, len(States))}
+	for _, st := range States {
+		c.States[st] = 0
+	}
+	rows, err := s.db.Read(ctx, "").Query(ctx, `SELECT state, count(*), count(*) FILTER (WHERE defer_reason <> '')
+		FROM `+repositoriesTable+` GROUP BY state`)
+	if err != nil {
+		return c, fmt.Errorf("enqueuer: counting repositories: %w", err)
+	}
+	var (
+		state           string
+		n, deferredHere int
+	)
+	_, err = pgx.ForEachRow(rows, []any{&state, &n, &deferredHere}, func() error {
+		c.States[State(state)] = n
+		c.Deferred += deferredHere
+		return nil
+	})
+	if err != nil {
+		return c, fmt.Errorf("enqueuer: counting repositories: %w", err)
+	}
+	return c, nil
+}
+
 // List implements Store. It reads where storage.DB.Read routes a read
-// without a sticky key.
+// without a sticky key. Every option is served by an index (see
+// storage/migrations/0007_enqueuer_policies.sql).
 func (s *PostgresStore) List(ctx context.Context, opts ListOptions) ([]Repository, error) {
-	if !opts.State.Valid() {
-		return nil, fmt.Errorf("enqueuer: listing unknown state %q", opts.State)
+	if err := opts.Validate(); err != nil {
+		return nil, err
 	}
-	if opts.Limit <= 0 {
-		return nil, fmt.Errorf("enqueuer: listing %s: limit must be positive, got %d", opts.State, opts.Limit)
+	q, args, ok := listQuery(opts)
+	if !ok {
+		return nil, nil
 	}
-	rows, err := s.db.Read(ctx, "").Query(ctx, `SELECT `+repoColumns+` FROM ferry_enqueuer_repositories
-		WHERE state = $1 AND ($2::timestamptz IS NULL OR state_changed_at < $2)
-		ORDER BY state_changed_at, id
-		LIMIT $3`, string(opts.State), nullTime(opts.ChangedBefore), opts.Limit)
+	rows, err := s.db.Read(ctx, "").Query(ctx, q, args...)
 	if err != nil {
 		return nil, fmt.Errorf("enqueuer: listing %s: %w", opts.State, err)
 	}
@@ -254,6 +292,149 @@ func (s *PostgresStore) List(ctx context.Context, opts ListOptions) ([]Repositor
 		return nil, fmt.Errorf("enqueuer: listing %s: %w", opts.State, err)
 	}
 	return out, nil
+}
+
+// listQuery builds List's statement. The state and the deferral condition
+// are written as literals (the state is one of States) so that the planner
+// can match the partial indexes even with a generic plan. ok is false when
+// nothing can match (a path prefix that no valid path has).
+func listQuery(opts ListOptions) (q string, args []any, ok bool) {
+	arg := func(v any) string {
+		args = append(args, v)
+		return fmt.Sprintf("$%d", len(args))
+	}
+	where := []string{"state = '" + string(opts.State) + "'"}
+	switch {
+	case opts.Ready:
+		where = append(where, "defer_reason = ''")
+	case opts.Deferred:
+		where = append(where, "defer_reason <> ''")
+	}
+	if !opts.ChangedBefore.IsZero() {
+		where = append(where, "state_changed_at < "+arg(opts.ChangedBefore))
+	}
+	if opts.SkipReason != "" {
+		where = append(where, "skip_reason = "+arg(opts.SkipReason))
+	}
+	if p := opts.PathPrefix; p != "" {
+		// Valid paths are ASCII: another prefix matches nothing. The
+		// range is in byte order, served by the (state, path "C") index.
+		for i := range len(p) {
+			if p[i] >= 0x80 {
+				return "", nil, false
+			}
+		}
+		where = append(where, `path COLLATE "C" >= `+arg(p))
+		if upper := prefixUpperBound(p); upper != "" {
+			where = append(where, `path COLLATE "C" < `+arg(upper))
+		}
+	}
+	var order string
+	if a := opts.After; a != nil {
+		switch opts.Order {
+		case OrderNewest:
+			where = append(where, "(state_changed_at, id) < ("+arg(a.StateChangedAt)+", "+arg(a.ID)+")")
+		case OrderSmallest:
+			where = append(where, "(tag_count, state_changed_at, id) > ("+arg(a.TagCount)+", "+arg(a.StateChangedAt)+", "+arg(a.ID)+")")
+		case OrderPath:
+			where = append(where, `path COLLATE "C" > `+arg(a.Path))
+		default:
+			where = append(where, "(state_changed_at, id) > ("+arg(a.StateChangedAt)+", "+arg(a.ID)+")")
+		}
+	}
+	switch opts.Order {
+	case OrderNewest:
+		order = "state_changed_at DESC, id DESC"
+	case OrderSmallest:
+		order = "tag_count, state_changed_at, id"
+	case OrderPath:
+		order = `path COLLATE "C"` // paths are unique
+	default:
+		order = "state_changed_at, id"
+	}
+	q = `SELECT ` + repoColumns + ` FROM ` + repositoriesTable + `
+		WHERE ` + strings.Join(where, " AND ") + `
+		ORDER BY ` + order + ` LIMIT ` + arg(opts.Limit)
+	return q, args, true
+}
+
+// prefixUpperBound is the smallest ASCII string greater than every string
+// that starts with p, or "" when there is none.
+func prefixUpperBound(p string) string {
+	b := []byte(p)
+	for i := len(b) - 1; i >= 0; i-- {
+		if b[i] < 0x7f {
+			b[i]++
+			return string(b[:i+1])
+		}
+	}
+	return ""
+}
+
+// Defer implements Store with one conditional UPDATE on the primary.
+func (s *PostgresStore) Defer(ctx context.Context, d Deferral) (Repository, error) {
+	if err := d.Validate(); err != nil {
+		return Repository{}, err
+	}
+	at := d.At
+	if at.IsZero() {
+		at = s.clock()
+	}
+	r, err := scanRepository(s.db.QueryRow(ctx, `
+		UPDATE `+repositoriesTable+` SET
+			defer_reason = $3, defer_key = $4, deferred_at = $5, version = version + 1, updated_at = $5
+		WHERE id = $1 AND state = $2
+		RETURNING `+repoColumns, d.ID, string(d.From), d.Reason, d.Key, at))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return Repository{}, s.whyNotChanged(ctx, d.ID, d.From)
+	}
+	if err != nil {
+		return Repository{}, fmt.Errorf("enqueuer: deferring repository %d: %w", d.ID, err)
+	}
+	return r, s.recordWrite(ctx, r.Path)
+}
+
+// reconsiderBatch bounds the rows one statement of Reconsider changes, so
+// that clearing a million deferrals does not hold a million row locks in
+// one transaction.
+const reconsiderBatch = 5000
+
+// Reconsider implements Store, in batches of reconsiderBatch rows. Each
+// batch finds the deferrals of other keys by two range scans of the
+// deferred index (keys below and above keep).
+func (s *PostgresStore) Reconsider(ctx context.Context, keep string) (int, error) {
+	total := 0
+	for {
+		tag, err := s.db.Exec(ctx, `
+			UPDATE `+repositoriesTable+` SET
+				defer_reason = '', defer_key = '', deferred_at = NULL, version = version + 1, updated_at = $3
+			WHERE id IN (
+				(SELECT id FROM `+repositoriesTable+` WHERE defer_reason <> '' AND defer_key < $1 LIMIT $2)
+				UNION ALL
+				(SELECT id FROM `+repositoriesTable+` WHERE defer_reason <> '' AND defer_key > $1 LIMIT $2)
+			)`, keep, reconsiderBatch, s.clock())
+		if err != nil {
+			return total, fmt.Errorf("enqueuer: reconsidering deferred repositories: %w", err)
+		}
+		n := int(tag.RowsAffected())
+		total += n
+		if n == 0 {
+			return total, nil
+		}
+	}
+}
+
+// LastStarted implements Store (one index probe).
+func (s *PostgresStore) LastStarted(ctx context.Context) (time.Time, error) {
+	var last *time.Time
+	err := s.db.Read(ctx, "").QueryRow(ctx, `SELECT max(pre_importing_at) FROM `+repositoriesTable).Scan(&last)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("enqueuer: reading the last start: %w", err)
+	}
+	if last == nil {
+		return time.Time{}, nil
+	}
+	return last.UTC(), nil
 }
 
 // recordWrite makes later reads of path in this process see the write,

@@ -9,7 +9,8 @@ type State string
 
 // The migration states. A repository starts in StateDefault and ends in
 // StateImportDone or StateImportSkipped; StateImportAborted is left again
-// by a retry.
+// by a retry (or by reconciliation with the registry), and an
+// administrator's reset takes a skipped repository back to StateDefault.
 const (
 	StateDefault       State = "default"
 	StatePreImporting  State = "pre_importing"
@@ -62,12 +63,21 @@ const (
 	EventAbort           Event = "abort"
 	EventSkip            Event = "skip"
 	EventRetry           Event = "retry"
+	// EventReset gives a skipped repository a new start: back to
+	// StateDefault with its retry count at zero (an administrator's
+	// operation, see Enqueuer.ResetSkipped).
+	EventReset Event = "reset"
+	// EventResumePreImport and EventResumeImport take an aborted
+	// repository back to the pass the registry reports still running
+	// (reconciliation before a retry), without a new start.
+	EventResumePreImport Event = "resume_pre_import"
+	EventResumeImport    Event = "resume_import"
 )
 
 // Events lists every event.
 var Events = []Event{
 	EventStartPreImport, EventFinishPreImport, EventStartImport, EventFinishImport,
-	EventAbort, EventSkip, EventRetry,
+	EventAbort, EventSkip, EventRetry, EventReset, EventResumePreImport, EventResumeImport,
 }
 
 // rule is one event's target and the states it may leave.
@@ -79,15 +89,22 @@ type rule struct {
 // rules is the whole state machine. Each event has exactly one target, so
 // "event from state" either names a transition or is an error.
 var rules = map[Event]rule{
-	EventStartPreImport:  {to: StatePreImporting, from: []State{StateDefault}},
-	EventFinishPreImport: {to: StatePreImportDone, from: []State{StatePreImporting}},
+	EventStartPreImport: {to: StatePreImporting, from: []State{StateDefault}},
+	// From import_aborted too: reconciliation found that the registry
+	// finished the pass after all (its notification was lost).
+	EventFinishPreImport: {to: StatePreImportDone, from: []State{StatePreImporting, StateImportAborted}},
 	EventStartImport:     {to: StateImporting, from: []State{StatePreImportDone}},
-	EventFinishImport:    {to: StateImportDone, from: []State{StateImporting}},
+	EventFinishImport:    {to: StateImportDone, from: []State{StateImporting, StateImportAborted}},
 	EventAbort:           {to: StateImportAborted, from: []State{StatePreImporting, StatePreImportDone, StateImporting}},
-	EventSkip:            {to: StateImportSkipped, from: []State{StateDefault, StateImportAborted}},
+	// A skip ends the migration for a reason (too many tags, cancelled,
+	// not found at the registry, …) from any state but the end ones.
+	EventSkip: {to: StateImportSkipped, from: []State{StateDefault, StatePreImporting, StatePreImportDone, StateImporting, StateImportAborted}},
 	// A retry starts over with a pre-import: the registry's pre-import is
 	// incremental, so what an earlier attempt copied is not copied again.
-	EventRetry: {to: StatePreImporting, from: []State{StateImportAborted}},
+	EventRetry:           {to: StatePreImporting, from: []State{StateImportAborted}},
+	EventReset:           {to: StateDefault, from: []State{StateImportSkipped}},
+	EventResumePreImport: {to: StatePreImporting, from: []State{StateImportAborted}},
+	EventResumeImport:    {to: StateImporting, from: []State{StateImportAborted}},
 }
 
 // Target returns the state ev leads to, whatever the starting state.

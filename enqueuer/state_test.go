@@ -12,20 +12,33 @@ import (
 func TestStateMachineTable(t *testing.T) {
 	S := func(s enqueuer.State) enqueuer.State { return s }
 	allowed := map[enqueuer.Event]map[enqueuer.State]enqueuer.State{
-		enqueuer.EventStartPreImport:  {S(enqueuer.StateDefault): enqueuer.StatePreImporting},
-		enqueuer.EventFinishPreImport: {S(enqueuer.StatePreImporting): enqueuer.StatePreImportDone},
-		enqueuer.EventStartImport:     {S(enqueuer.StatePreImportDone): enqueuer.StateImporting},
-		enqueuer.EventFinishImport:    {S(enqueuer.StateImporting): enqueuer.StateImportDone},
+		enqueuer.EventStartPreImport: {S(enqueuer.StateDefault): enqueuer.StatePreImporting},
+		enqueuer.EventFinishPreImport: {
+			S(enqueuer.StatePreImporting):  enqueuer.StatePreImportDone,
+			S(enqueuer.StateImportAborted): enqueuer.StatePreImportDone,
+		},
+		enqueuer.EventStartImport: {S(enqueuer.StatePreImportDone): enqueuer.StateImporting},
+		enqueuer.EventFinishImport: {
+			S(enqueuer.StateImporting):     enqueuer.StateImportDone,
+			S(enqueuer.StateImportAborted): enqueuer.StateImportDone,
+		},
 		enqueuer.EventAbort: {
 			S(enqueuer.StatePreImporting):  enqueuer.StateImportAborted,
 			S(enqueuer.StatePreImportDone): enqueuer.StateImportAborted,
 			S(enqueuer.StateImporting):     enqueuer.StateImportAborted,
 		},
+
+		enqueuer.EventRetry: {S(enqueuer.StateImportAborted): enqueuer.StatePreImporting},
 		enqueuer.EventSkip: {
 			S(enqueuer.StateDefault):       enqueuer.StateImportSkipped,
+			S(enqueuer.StatePreImporting):  enqueuer.StateImportSkipped,
+			S(enqueuer.StatePreImportDone): enqueuer.StateImportSkipped,
+			S(enqueuer.StateImporting):     enqueuer.StateImportSkipped,
 			S(enqueuer.StateImportAborted): enqueuer.StateImportSkipped,
 		},
-		enqueuer.EventRetry: {S(enqueuer.StateImportAborted): enqueuer.StatePreImporting},
+		enqueuer.EventReset:           {S(enqueuer.StateImportSkipped): enqueuer.StateDefault},
+		enqueuer.EventResumePreImport: {S(enqueuer.StateImportAborted): enqueuer.StatePreImporting},
+		enqueuer.EventResumeImport:    {S(enqueuer.StateImportAborted): enqueuer.StateImporting},
 	}
 	for _, ev := range enqueuer.Events {
 		for _, from := range enqueuer.States {

@@ -1,8 +1,10 @@
 package enqueuer
 
 import (
+	"cmp"
 	"context"
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -22,6 +24,17 @@ type Repository struct {
 	// AbortReason says why the last attempt was aborted; it is kept while
 	// the repository is retried so that its history stays readable.
 	AbortReason string
+	// DeferReason, when not empty, says why the repository waits: a
+	// filter (Config.Defer) ruled it out for now. It stays in its state
+	// (StateDefault or StateImportAborted) and is looked at again when the
+	// filter changes (Config.DeferKey) or an administrator asks
+	// (Enqueuer.Reconsider). Any transition clears it.
+	DeferReason string
+	// DeferKey names the filter rules under which the repository was
+	// deferred; never empty while DeferReason is set.
+	DeferKey string
+	// DeferredAt is when it was deferred; zero when it is not.
+	DeferredAt time.Time
 	// Version grows by one with every change; compare-and-set operations
 	// that must not act on a changed record check it.
 	Version int64
@@ -67,15 +80,168 @@ type Change struct {
 	At time.Time
 }
 
-// ListOptions selects repositories in one state, oldest in that state first
-// (by StateChangedAt, then ID: a stable order).
+// Order is the order in which List returns repositories. Every order ends
+// with ID, so it is total and stable, and pages continue with
+// ListOptions.After.
+type Order string
+
+// The orders of List.
+const (
+	// OrderOldest: oldest in the state first (StateChangedAt, ID). The
+	// default, and the enqueuer's default selection order: for
+	// StateDefault, StateChangedAt is CreatedAt.
+	OrderOldest Order = "oldest"
+	// OrderNewest: most recent in the state first (StateChangedAt and ID
+	// descending), e.g. the latest finished imports.
+	OrderNewest Order = "newest"
+	// OrderSmallest: fewest tags first (TagCount, StateChangedAt, ID).
+	// Small repositories import quickly, so starting them first keeps the
+	// capacity busy and the count of migrated repositories climbing.
+	OrderSmallest Order = "smallest"
+	// OrderPath: by path, byte by byte (as in the C locale), for listings
+	// by path prefix.
+	OrderPath Order = "path"
+)
+
+// Valid reports whether o is one of the known orders (or empty, which means
+// OrderOldest).
+func (o Order) Valid() bool {
+	switch o {
+	case "", OrderOldest, OrderNewest, OrderSmallest, OrderPath:
+		return true
+	}
+	return false
+}
+
+// ListOptions selects repositories in one state, in Order (oldest in that
+// state first by default).
 type ListOptions struct {
 	State State
+	// Order is the order. Default OrderOldest.
+	Order Order
 	// ChangedBefore, when set, keeps only repositories that entered State
 	// before it.
 	ChangedBefore time.Time
+	// Ready keeps only repositories that are not deferred (DeferReason
+	// empty); Deferred keeps only deferred ones. At most one may be set.
+	Ready, Deferred bool
+	// PathPrefix, when set, keeps only repositories whose path starts with
+	// it (compared byte by byte). "group/" selects a namespace.
+	PathPrefix string
+	// SkipReason, when set, keeps only repositories with that skip reason.
+	SkipReason string
+	// After, when set, continues a listing: only repositories after it in
+	// Order are returned. Pass the last repository of the previous page
+	// (only the fields Order sorts by are read).
+	After *Repository
 	// Limit caps the number returned; it must be positive.
 	Limit int
+}
+
+// Validate checks opts as every Store does before listing: a known state and
+// order, a positive limit, not both Ready and Deferred.
+func (opts ListOptions) Validate() error {
+	switch {
+	case !opts.State.Valid():
+		return fmt.Errorf("enqueuer: listing unknown state %q", opts.State)
+	case opts.Limit <= 0:
+		return fmt.Errorf("enqueuer: listing %s: limit must be positive, got %d", opts.State, opts.Limit)
+	case !opts.Order.Valid():
+		return fmt.Errorf("enqueuer: listing %s: unknown order %q", opts.State, opts.Order)
+	case opts.Ready && opts.Deferred:
+		return fmt.Errorf("enqueuer: listing %s: Ready and Deferred exclude each other", opts.State)
+	case len(opts.PathPrefix) > MaxPathLength:
+		return fmt.Errorf("%w: path prefix of %d bytes", ErrInvalidPath, len(opts.PathPrefix))
+	}
+	return nil
+}
+
+// Match reports whether r belongs in the listing (ignoring Limit), as every
+// Store must decide it. Store implementations that keep repositories in
+// memory use it directly, with Compare.
+func (opts ListOptions) Match(r Repository) bool {
+	switch {
+	case r.State != opts.State,
+		!opts.ChangedBefore.IsZero() && !r.StateChangedAt.Before(opts.ChangedBefore),
+		opts.Ready && r.DeferReason != "",
+		opts.Deferred && r.DeferReason == "",
+		!strings.HasPrefix(r.Path, opts.PathPrefix),
+		opts.SkipReason != "" && r.SkipReason != opts.SkipReason:
+		return false
+	}
+	return opts.After == nil || opts.Compare(*opts.After, r) < 0
+}
+
+// Compare orders a before b (negative), after b (positive) or as b (zero,
+// for the same repository) in opts.Order.
+func (opts ListOptions) Compare(a, b Repository) int {
+	byTime := cmp.Or(a.StateChangedAt.Compare(b.StateChangedAt), cmp.Compare(a.ID, b.ID))
+	switch opts.Order {
+	case OrderNewest:
+		return -byTime
+	case OrderSmallest:
+		return cmp.Or(cmp.Compare(a.TagCount, b.TagCount), byTime)
+	case OrderPath:
+		return cmp.Or(strings.Compare(a.Path, b.Path), cmp.Compare(a.ID, b.ID))
+	}
+	return byTime
+}
+
+// Deferral defers a repository (see Repository.DeferReason).
+type Deferral struct {
+	// ID is the repository; From the state the caller read, StateDefault
+	// or StateImportAborted. The deferral applies only if the repository
+	// is still in it.
+	ID   int64
+	From State
+	// Reason says why; Key names the filter rules. Both are required.
+	Reason, Key string
+	// At is the time recorded. Default: the store's current time.
+	At time.Time
+}
+
+// Validate checks d as every Store does before deferring.
+func (d Deferral) Validate() error {
+	switch {
+	case d.From != StateDefault && d.From != StateImportAborted:
+		return fmt.Errorf("%w: only waiting repositories are deferred, not %s ones", ErrInvalidTransition, d.From)
+	case d.Reason == "" || d.Key == "":
+		return fmt.Errorf("enqueuer: deferring repository %d: Reason and Key are required", d.ID)
+	}
+	return nil
+}
+
+// Counts is how many repositories are in each state.
+type Counts struct {
+	// States has an entry for every state, zero included.
+	States map[State]int
+	// Deferred counts the deferred among the waiting ones (StateDefault
+	// and StateImportAborted).
+	Deferred int
+}
+
+// Total is the number of repositories.
+func (c Counts) Total() int {
+	n := 0
+	for _, v := range c.States {
+		n += v
+	}
+	return n
+}
+
+// InProgress is the number of repositories in InProgressStates.
+func (c Counts) InProgress() int {
+	n := 0
+	for _, s := range InProgressStates {
+		n += c.States[s]
+	}
+	return n
+}
+
+// Waiting is the number of repositories that a run may start: new and
+// aborted ones, deferred ones excluded.
+func (c Counts) Waiting() int {
+	return c.States[StateDefault] + c.States[StateImportAborted] - c.Deferred
 }
 
 // Store keeps the repositories and their migration state. Every method is
@@ -106,16 +272,34 @@ type Store interface {
 	Revert(ctx context.Context, changed, before Repository) (Repository, error)
 	// CountInProgress returns how many repositories are in InProgressStates.
 	CountInProgress(ctx context.Context) (int, error)
+	// Count returns how many repositories are in each state, and how many
+	// waiting ones are deferred.
+	Count(ctx context.Context) (Counts, error)
 	// List returns repositories as described by opts.
 	List(ctx context.Context, opts ListOptions) ([]Repository, error)
+	// Defer records d (see Deferral) without changing the state or
+	// StateChangedAt, so the repository keeps its place in the queue. It
+	// fails with ErrNotFound, with ErrStateChanged when the repository is
+	// no longer in d.From, and with an error wrapping ErrInvalidTransition
+	// when d.From is not a waiting state.
+	Defer(ctx context.Context, d Deferral) (Repository, error)
+	// Reconsider clears the deferral of every deferred repository whose
+	// DeferKey is not keep, and returns how many it cleared. Keys are never
+	// empty, so keep "" clears them all.
+	Reconsider(ctx context.Context, keep string) (int, error)
+	// LastStarted returns the latest PreImportingAt of any repository (the
+	// last pre-import started, first or retried); zero when none was.
+	LastStarted(ctx context.Context) (time.Time, error)
 }
 
 // Apply returns r after c, as every Store must compute it: r must still be
 // in c.From (else ErrStateChanged) and c.Event must be allowed from it (else
 // a *TransitionError). The new state's timestamp, StateChangedAt and
 // UpdatedAt become at; Version grows by one; EventRetry increments
-// RetryCount; EventSkip and EventAbort record c.Reason. Store
-// implementations that keep repositories in memory use it directly.
+// RetryCount and EventReset sets it to zero; EventSkip records c.Reason
+// as the skip reason, EventAbort as the abort reason;
+// EventReset clears the skip reason; every transition clears a deferral.
+// Store implementations that keep repositories in memory use it directly.
 func (r Repository) Apply(c Change, at time.Time) (Repository, error) {
 	if r.State != c.From {
 		return r, stateChanged(r, c.From)
@@ -128,9 +312,12 @@ func (r Repository) Apply(c Change, at time.Time) (Repository, error) {
 	r.Version++
 	r.UpdatedAt = at
 	r.StateChangedAt = at
+	r.DeferReason, r.DeferKey, r.DeferredAt = "", "", time.Time{}
 	switch c.Event {
 	case EventRetry:
 		r.RetryCount++
+	case EventReset:
+		r.RetryCount, r.SkipReason = 0, ""
 	case EventSkip:
 		r.SkipReason = c.Reason
 	case EventAbort:
@@ -168,6 +355,20 @@ func (r Repository) RevertTo(changed, before Repository, at time.Time) (Reposito
 	out.Version = r.Version + 1
 	out.UpdatedAt = at
 	return out, nil
+}
+
+// ApplyDeferral returns r after d, as every Store must compute it.
+func (r Repository) ApplyDeferral(d Deferral, at time.Time) (Repository, error) {
+	if err := d.Validate(); err != nil {
+		return r, err
+	}
+	if r.State != d.From {
+		return r, stateChanged(r, d.From)
+	}
+	r.DeferReason, r.DeferKey, r.DeferredAt = d.Reason, d.Key, at
+	r.Version++
+	r.UpdatedAt = at
+	return r, nil
 }
 
 func stateChanged(r Repository, want State) error {

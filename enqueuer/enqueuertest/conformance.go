@@ -26,6 +26,13 @@ func TestStore(t *testing.T, newStore func(t *testing.T) enqueuer.Store) {
 	t.Run("CountInProgress", func(t *testing.T) { testCountInProgress(t, newStore(t)) })
 	t.Run("ListOrder", func(t *testing.T) { testListOrder(t, newStore(t)) })
 	t.Run("CanceledContext", func(t *testing.T) { testCanceled(t, newStore(t)) })
+	t.Run("ResetCancelResume", func(t *testing.T) { testResetCancelResume(t, newStore(t)) })
+	t.Run("Defer", func(t *testing.T) { testDefer(t, newStore(t)) })
+	t.Run("Reconsider", func(t *testing.T) { testReconsider(t, newStore(t)) })
+	t.Run("Count", func(t *testing.T) { testCount(t, newStore(t)) })
+	t.Run("ListOrdersAndPages", func(t *testing.T) { testListOrdersAndPages(t, newStore(t)) })
+	t.Run("ListFilters", func(t *testing.T) { testListFilters(t, newStore(t)) })
+	t.Run("LastStarted", func(t *testing.T) { testLastStarted(t, newStore(t)) })
 }
 
 var base = time.Date(2022, 5, 1, 12, 0, 0, 0, time.UTC)
@@ -327,6 +334,12 @@ func testListOrder(t *testing.T, s enqueuer.Store) {
 	if _, err := s.List(ctx, enqueuer.ListOptions{State: enqueuer.StateDefault}); err == nil {
 		t.Fatal("zero limit accepted")
 	}
+	if _, err := s.List(ctx, enqueuer.ListOptions{State: enqueuer.StateDefault, Limit: 1, Order: "random"}); err == nil {
+		t.Fatal("unknown order accepted")
+	}
+	if _, err := s.List(ctx, enqueuer.ListOptions{State: enqueuer.StateDefault, Limit: 1, Ready: true, Deferred: true}); err == nil {
+		t.Fatal("Ready and Deferred together accepted")
+	}
 }
 
 func wantPaths(t *testing.T, got []enqueuer.Repository, want ...string) {
@@ -352,5 +365,236 @@ func testCanceled(t *testing.T, s enqueuer.Store) {
 	}
 	if got := must(s.Get(context.Background(), "a/b"))(t); got != r {
 		t.Fatalf("a canceled transition changed the repository: %+v", got)
+	}
+}
+
+// testResetCancelResume covers the events of administrators and of
+// reconciliation: reset, cancel, resume, and finishing an aborted import.
+func testResetCancelResume(t *testing.T, s enqueuer.Store) {
+	ctx := context.Background()
+	at := func(m int) time.Time { return base.Add(time.Duration(m) * time.Minute) }
+	r := add(t, s, "a/b", base)
+	r = move(t, s, r, enqueuer.EventStartPreImport, "", at(1))
+	r = move(t, s, r, enqueuer.EventAbort, "boom", at(2))
+	r = move(t, s, r, enqueuer.EventRetry, "", at(3))
+	r = move(t, s, r, enqueuer.EventSkip, "migration_canceled", at(4))
+	if r.State != enqueuer.StateImportSkipped || r.SkipReason != "migration_canceled" || !r.SkippedAt.Equal(at(4)) || r.RetryCount != 1 {
+		t.Fatalf("after cancel %+v", r)
+	}
+	r = move(t, s, r, enqueuer.EventReset, "", at(5))
+	if r.State != enqueuer.StateDefault || r.SkipReason != "" || r.RetryCount != 0 || !r.StateChangedAt.Equal(at(5)) ||
+		r.AbortReason != "boom" || !r.SkippedAt.Equal(at(4)) {
+		t.Fatalf("after reset %+v", r)
+	}
+	if got := must(s.Get(ctx, "a/b"))(t); got != r {
+		t.Fatalf("Get = %+v, want %+v", got, r)
+	}
+
+	// An aborted repository goes back to the pass the registry still
+	// runs, or on past the one it finished, without a retry.
+	for _, tc := range []struct {
+		ev   enqueuer.Event
+		want enqueuer.State
+	}{
+		{enqueuer.EventResumePreImport, enqueuer.StatePreImporting},
+		{enqueuer.EventResumeImport, enqueuer.StateImporting},
+		{enqueuer.EventFinishPreImport, enqueuer.StatePreImportDone},
+		{enqueuer.EventFinishImport, enqueuer.StateImportDone},
+	} {
+		x := add(t, s, "a/"+string(tc.ev), base)
+		x = move(t, s, x, enqueuer.EventStartPreImport, "", at(1))
+		x = move(t, s, x, enqueuer.EventAbort, "lost", at(2))
+		x = move(t, s, x, tc.ev, "", at(3))
+		if x.State != tc.want || x.RetryCount != 0 || !x.StateChangedAt.Equal(at(3)) {
+			t.Fatalf("%s: %+v", tc.ev, x)
+		}
+	}
+}
+
+func testDefer(t *testing.T, s enqueuer.Store) {
+	ctx := context.Background()
+	r := add(t, s, "a/b", base)
+	d := must(s.Defer(ctx, enqueuer.Deferral{ID: r.ID, From: enqueuer.StateDefault, Reason: "not_in_plan", Key: "k1", At: base.Add(time.Hour)}))(t)
+	if d.State != enqueuer.StateDefault || d.DeferReason != "not_in_plan" || d.DeferKey != "k1" || !d.DeferredAt.Equal(base.Add(time.Hour)) ||
+		!d.StateChangedAt.Equal(base) || d.Version != r.Version+1 {
+		t.Fatalf("deferred %+v", d)
+	}
+	if got := must(s.Get(ctx, "a/b"))(t); got != d {
+		t.Fatalf("Get = %+v, want %+v", got, d)
+	}
+	// Deferring again (a later run, the same filter) is allowed.
+	d = must(s.Defer(ctx, enqueuer.Deferral{ID: r.ID, From: enqueuer.StateDefault, Reason: "not_in_plan", Key: "k2"}))(t)
+	if d.DeferKey != "k2" {
+		t.Fatalf("deferred again %+v", d)
+	}
+	_, err := s.Defer(ctx, enqueuer.Deferral{ID: r.ID, From: enqueuer.StateImportAborted, Reason: "x", Key: "k"})
+	wantErr(t, err, enqueuer.ErrStateChanged)
+	_, err = s.Defer(ctx, enqueuer.Deferral{ID: r.ID, From: enqueuer.StatePreImporting, Reason: "x", Key: "k"})
+	wantErr(t, err, enqueuer.ErrInvalidTransition)
+	for _, bad := range []enqueuer.Deferral{{ID: r.ID, From: enqueuer.StateDefault, Key: "k"}, {ID: r.ID, From: enqueuer.StateDefault, Reason: "x"}} {
+		if _, err := s.Defer(ctx, bad); err == nil {
+			t.Fatalf("deferral %+v accepted", bad)
+		}
+	}
+	_, err = s.Defer(ctx, enqueuer.Deferral{ID: 1 << 40, From: enqueuer.StateDefault, Reason: "x", Key: "k"})
+	wantErr(t, err, enqueuer.ErrNotFound)
+
+	// A transition clears the deferral; a revert brings it back.
+	claimed := move(t, s, d, enqueuer.EventStartPreImport, "", base.Add(2*time.Hour))
+	if claimed.DeferReason != "" || claimed.DeferKey != "" || !claimed.DeferredAt.IsZero() {
+		t.Fatalf("a transition kept the deferral: %+v", claimed)
+	}
+	back := must(s.Revert(ctx, claimed, d))(t)
+	if back.DeferReason != "not_in_plan" || back.DeferKey != "k2" || !back.DeferredAt.Equal(d.DeferredAt) {
+		t.Fatalf("reverted %+v", back)
+	}
+
+	// Aborted repositories are deferred too.
+	ab := add(t, s, "a/aborted", base)
+	ab = move(t, s, ab, enqueuer.EventStartPreImport, "", time.Time{})
+	ab = move(t, s, ab, enqueuer.EventAbort, "x", time.Time{})
+	must(s.Defer(ctx, enqueuer.Deferral{ID: ab.ID, From: enqueuer.StateImportAborted, Reason: "frozen", Key: "k2"}))(t)
+}
+
+func testReconsider(t *testing.T, s enqueuer.Store) {
+	ctx := context.Background()
+	keys := []string{"a", "b", "b", "c", "c", "c"}
+	for i, k := range keys {
+		r := add(t, s, fmt.Sprintf("a/r%d", i), base)
+		must(s.Defer(ctx, enqueuer.Deferral{ID: r.ID, From: r.State, Reason: "filtered", Key: k}))(t)
+	}
+	add(t, s, "a/free", base)
+	if n := must(s.Reconsider(ctx, "b"))(t); n != 4 {
+		t.Fatalf("Reconsider(b) cleared %d, want 4 (keys a and c)", n)
+	}
+	deferred := must(s.List(ctx, enqueuer.ListOptions{State: enqueuer.StateDefault, Deferred: true, Limit: 10}))(t)
+	wantPaths(t, deferred, "a/r1", "a/r2")
+	if n := must(s.Reconsider(ctx, "b"))(t); n != 0 {
+		t.Fatalf("second Reconsider(b) cleared %d", n)
+	}
+	if n := must(s.Reconsider(ctx, ""))(t); n != 2 {
+		t.Fatalf(`Reconsider("") cleared %d, want 2`, n)
+	}
+	for _, r := range must(s.List(ctx, enqueuer.ListOptions{State: enqueuer.StateDefault, Limit: 10}))(t) {
+		if r.DeferReason != "" || r.DeferKey != "" || !r.DeferredAt.IsZero() || !r.StateChangedAt.Equal(base) {
+			t.Fatalf("after reconsidering %+v", r)
+		}
+	}
+}
+
+func testCount(t *testing.T, s enqueuer.Store) {
+	ctx := context.Background()
+	c := must(s.Count(ctx))(t)
+	if c.Total() != 0 || len(c.States) != len(enqueuer.States) {
+		t.Fatalf("empty store counts %+v", c)
+	}
+	for i := range 3 {
+		add(t, s, fmt.Sprintf("a/new%d", i), base)
+	}
+	d := add(t, s, "a/deferred", base)
+	must(s.Defer(ctx, enqueuer.Deferral{ID: d.ID, From: d.State, Reason: "x", Key: "k"}))(t)
+	p := move(t, s, add(t, s, "a/pre", base), enqueuer.EventStartPreImport, "", time.Time{})
+	move(t, s, move(t, s, add(t, s, "a/ab", base), enqueuer.EventStartPreImport, "", time.Time{}), enqueuer.EventAbort, "x", time.Time{})
+	move(t, s, add(t, s, "a/sk", base), enqueuer.EventSkip, "too_many_tags", time.Time{})
+	c = must(s.Count(ctx))(t)
+	want := map[enqueuer.State]int{enqueuer.StateDefault: 4, enqueuer.StatePreImporting: 1, enqueuer.StateImportAborted: 1, enqueuer.StateImportSkipped: 1}
+	for _, st := range enqueuer.States {
+		if c.States[st] != want[st] {
+			t.Fatalf("count of %s = %d, want %d (%+v)", st, c.States[st], want[st], c)
+		}
+	}
+	if c.Deferred != 1 || c.Total() != 7 || c.InProgress() != 1 || c.Waiting() != 4 {
+		t.Fatalf("counts %+v: deferred %d total %d in progress %d waiting %d", c, c.Deferred, c.Total(), c.InProgress(), c.Waiting())
+	}
+	_ = p
+}
+
+func testListOrdersAndPages(t *testing.T, s enqueuer.Store) {
+	ctx := context.Background()
+	// Tag counts and creation times out of order; two of each tie.
+	specs := []struct {
+		path string
+		tags int
+		at   time.Duration
+	}{
+		{"g/e", 50, 0}, {"g/c", 5, time.Hour}, {"g/a", 5, 0}, {"h/b", 500, 2 * time.Hour}, {"g/d", 1, 3 * time.Hour}, {"g/b", 50, time.Hour},
+	}
+	for _, sp := range specs {
+		must(s.Add(ctx, enqueuer.NewRepository{Path: sp.path, TagCount: sp.tags, CreatedAt: base.Add(sp.at)}))(t)
+	}
+	for _, tc := range []struct {
+		order enqueuer.Order
+		want  []string
+	}{
+		{enqueuer.OrderOldest, []string{"g/e", "g/a", "g/c", "g/b", "h/b", "g/d"}},
+		{"", []string{"g/e", "g/a", "g/c", "g/b", "h/b", "g/d"}},
+		{enqueuer.OrderNewest, []string{"g/d", "h/b", "g/b", "g/c", "g/a", "g/e"}},
+		{enqueuer.OrderSmallest, []string{"g/d", "g/a", "g/c", "g/e", "g/b", "h/b"}},
+		{enqueuer.OrderPath, []string{"g/a", "g/b", "g/c", "g/d", "g/e", "h/b"}},
+	} {
+		all := must(s.List(ctx, enqueuer.ListOptions{State: enqueuer.StateDefault, Order: tc.order, Limit: 10}))(t)
+		wantPaths(t, all, tc.want...)
+		// Pages of two, each continuing after the last of the previous.
+		var paged []enqueuer.Repository
+		var after *enqueuer.Repository
+		for range 10 {
+			page := must(s.List(ctx, enqueuer.ListOptions{State: enqueuer.StateDefault, Order: tc.order, After: after, Limit: 2}))(t)
+			if len(page) == 0 {
+				break
+			}
+			paged = append(paged, page...)
+			after = &page[len(page)-1]
+		}
+		wantPaths(t, paged, tc.want...)
+	}
+}
+
+func testListFilters(t *testing.T, s enqueuer.Store) {
+	ctx := context.Background()
+	for _, p := range []string{"group/a", "group/b/c", "group-x/a", "groupy/z", "other/group/a", "group"} {
+		add(t, s, p, base)
+	}
+	got := must(s.List(ctx, enqueuer.ListOptions{State: enqueuer.StateDefault, PathPrefix: "group/", Order: enqueuer.OrderPath, Limit: 10}))(t)
+	wantPaths(t, got, "group/a", "group/b/c")
+	got = must(s.List(ctx, enqueuer.ListOptions{State: enqueuer.StateDefault, PathPrefix: "group", Order: enqueuer.OrderPath, Limit: 10}))(t)
+	wantPaths(t, got, "group", "group-x/a", "group/a", "group/b/c", "groupy/z")
+	for _, none := range []string{"zz", "grüp", "group/b/c/d"} {
+		got = must(s.List(ctx, enqueuer.ListOptions{State: enqueuer.StateDefault, PathPrefix: none, Limit: 10}))(t)
+		wantPaths(t, got)
+	}
+
+	// Ready and Deferred split the waiting repositories.
+	a := must(s.Get(ctx, "group/a"))(t)
+	must(s.Defer(ctx, enqueuer.Deferral{ID: a.ID, From: a.State, Reason: "x", Key: "k"}))(t)
+	got = must(s.List(ctx, enqueuer.ListOptions{State: enqueuer.StateDefault, Deferred: true, Limit: 10}))(t)
+	wantPaths(t, got, "group/a")
+	got = must(s.List(ctx, enqueuer.ListOptions{State: enqueuer.StateDefault, Ready: true, PathPrefix: "group/", Limit: 10}))(t)
+	wantPaths(t, got, "group/b/c")
+
+	// Skip reasons.
+	for _, p := range []string{"group-x/a", "groupy/z"} {
+		r := must(s.Get(ctx, p))(t)
+		reason := "not_found"
+		if p == "groupy/z" {
+			reason = "too_many_tags"
+		}
+		move(t, s, r, enqueuer.EventSkip, reason, time.Time{})
+	}
+	got = must(s.List(ctx, enqueuer.ListOptions{State: enqueuer.StateImportSkipped, SkipReason: "not_found", Limit: 10}))(t)
+	wantPaths(t, got, "group-x/a")
+}
+
+func testLastStarted(t *testing.T, s enqueuer.Store) {
+	ctx := context.Background()
+	if last := must(s.LastStarted(ctx))(t); !last.IsZero() {
+		t.Fatalf("empty store's last start %v", last)
+	}
+	a := add(t, s, "a/a", base)
+	b := add(t, s, "a/b", base)
+	move(t, s, a, enqueuer.EventStartPreImport, "", base.Add(2*time.Hour))
+	b = move(t, s, b, enqueuer.EventStartPreImport, "", base.Add(time.Hour))
+	move(t, s, b, enqueuer.EventAbort, "x", base.Add(3*time.Hour))
+	if last := must(s.LastStarted(ctx))(t); !last.Equal(base.Add(2 * time.Hour)) {
+		t.Fatalf("last start %v, want %v", last, base.Add(2*time.Hour))
 	}
 }

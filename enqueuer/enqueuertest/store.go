@@ -153,32 +153,108 @@ func (s *Store) CountInProgress(ctx context.Context) (int, error) {
 	return n, nil
 }
 
+// Count implements enqueuer.Store.
+func (s *Store) Count(ctx context.Context) (enqueuer.Counts, error) {
+	if err := ctx.Err(); err != nil {
+		return enqueuer.Counts{}, err
+	}
+	c := enqueuer.Counts{States: make(map[enqueuer.State]int, len(enqueuer.States))}
+	for _, st := range enqueuer.States {
+		c.States[st] = 0
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, r := range s.byID {
+		c.States[r.State]++
+		if r.DeferReason != "" {
+			c.Deferred++
+		}
+	}
+	return c, nil
+}
+
 // List implements enqueuer.Store.
 func (s *Store) List(ctx context.Context, opts enqueuer.ListOptions) ([]enqueuer.Repository, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	if !opts.State.Valid() {
-		return nil, fmt.Errorf("enqueuer: listing unknown state %q", opts.State)
-	}
-	if opts.Limit <= 0 {
-		return nil, fmt.Errorf("enqueuer: listing %s: limit must be positive, got %d", opts.State, opts.Limit)
+	if err := opts.Validate(); err != nil {
+		return nil, err
 	}
 	s.mu.Lock()
 	var out []enqueuer.Repository
 	for _, r := range s.byID {
-		if r.State == opts.State && (opts.ChangedBefore.IsZero() || r.StateChangedAt.Before(opts.ChangedBefore)) {
+		if opts.Match(r) {
 			out = append(out, r)
 		}
 	}
 	s.mu.Unlock()
-	slices.SortFunc(out, func(a, b enqueuer.Repository) int {
-		return cmp.Or(a.StateChangedAt.Compare(b.StateChangedAt), cmp.Compare(a.ID, b.ID))
-	})
+	slices.SortFunc(out, opts.Compare)
 	if len(out) > opts.Limit {
 		out = out[:opts.Limit]
 	}
 	return out, nil
+}
+
+// Defer implements enqueuer.Store.
+func (s *Store) Defer(ctx context.Context, d enqueuer.Deferral) (enqueuer.Repository, error) {
+	if err := ctx.Err(); err != nil {
+		return enqueuer.Repository{}, err
+	}
+	if err := d.Validate(); err != nil {
+		return enqueuer.Repository{}, err
+	}
+	at := s.now(d.At)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	r, ok := s.byID[d.ID]
+	if !ok {
+		return enqueuer.Repository{}, fmt.Errorf("%w: id %d", enqueuer.ErrNotFound, d.ID)
+	}
+	next, err := r.ApplyDeferral(d, at)
+	if err != nil {
+		return enqueuer.Repository{}, err
+	}
+	s.byID[r.ID] = next
+	return next, nil
+}
+
+// Reconsider implements enqueuer.Store.
+func (s *Store) Reconsider(ctx context.Context, keep string) (int, error) {
+	if err := ctx.Err(); err != nil {
+		return 0, err
+	}
+	at := s.now(time.Time{})
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	for id, r := range s.byID {
+		if r.DeferReason == "" || r.DeferKey == keep {
+			continue
+		}
+		r.DeferReason, r.DeferKey, r.DeferredAt = "", "", time.Time{}
+		r.Version++
+		r.UpdatedAt = at
+		s.byID[id] = r
+		n++
+	}
+	return n, nil
+}
+
+// LastStarted implements enqueuer.Store.
+func (s *Store) LastStarted(ctx context.Context) (time.Time, error) {
+	if err := ctx.Err(); err != nil {
+		return time.Time{}, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var last time.Time
+	for _, r := range s.byID {
+		if r.PreImportingAt.After(last) {
+			last = r.PreImportingAt
+		}
+	}
+	return last, nil
 }
 
 // All returns every repository, by ID.
