@@ -209,6 +209,11 @@ func (o *observedLocker) Acquire(ctx context.Context, key string, ttl time.Durat
 	return &observedLease{Lease: l, obs: o.obs, acquired: time.Now()}, nil
 }
 
+// Break implements Breaker when l does (see lease.Break).
+func (o *observedLocker) Break(ctx context.Context, key string) (bool, error) {
+	return Break(ctx, o.l, key)
+}
+
 // observedLease reports its Renew and Release calls, and its end once.
 type observedLease struct {
 	Lease

@@ -109,6 +109,26 @@ func (m *Locker) Holder(key string) (token int64, held bool) {
 	return e.token, true
 }
 
+var _ lease.Breaker = (*Locker)(nil)
+
+// Break implements lease.Breaker.
+func (m *Locker) Break(ctx context.Context, key string) (bool, error) {
+	if err := lease.CheckKey(key); err != nil {
+		return false, err
+	}
+	if err := ctx.Err(); err != nil {
+		return false, fmt.Errorf("lease: breaking key %q: %w", key, err)
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	e := m.keys[key]
+	if e == nil || !m.clock.Now().Before(e.expires) {
+		return false, nil
+	}
+	e.expires, e.holder = time.Time{}, ""
+	return true, nil
+}
+
 // current reports whether token is the live lease on key; m.mu is held.
 func (m *Locker) current(key string, token int64) (*entry, bool) {
 	e := m.keys[key]

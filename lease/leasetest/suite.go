@@ -38,6 +38,7 @@ func Run(t *testing.T, newLocker func(t *testing.T) lease.Locker) {
 		{"ConcurrentUseOfALease", testConcurrentUse},
 		{"Guard", testGuard},
 		{"Contention", testContention},
+		{"Break", testBreak},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -333,4 +334,39 @@ func testConcurrentUse(t *testing.T, lk lease.Locker) {
 func testContention(t *testing.T, lk lease.Locker) {
 	res := Contend(t, lk, "jobs/contended", 50, 2*time.Second)
 	t.Logf("50 goroutines, 2s: %d acquisitions in %d attempts", res.Acquired, res.Attempts)
+}
+
+// testBreak checks lease.Breaker, for the lockers that implement it: a
+// broken lease is lost to its holder and the key is free at once, with a
+// larger token.
+func testBreak(t *testing.T, lk lease.Locker) {
+	b, ok := lk.(lease.Breaker)
+	if !ok {
+		t.Skipf("%T does not implement lease.Breaker", lk)
+	}
+	ctx := t.Context()
+	if broke, err := b.Break(ctx, "jobs/break"); err != nil || broke {
+		t.Fatalf("Break of a free key = %v, %v; want false, nil", broke, err)
+	}
+	l := mustAcquire(t, lk, "jobs/break", time.Hour)
+	if broke, err := b.Break(ctx, "jobs/break"); err != nil || !broke {
+		t.Fatalf("Break of a held key = %v, %v; want true, nil", broke, err)
+	}
+	next := mustAcquire(t, lk, "jobs/break", time.Minute)
+	if next.Token() <= l.Token() {
+		t.Errorf("token after Break = %d, want > %d", next.Token(), l.Token())
+	}
+	expectLost(t, "Renew of a broken lease", l.Renew(ctx))
+	expectLost(t, "Release of a broken lease", l.Release(ctx))
+	expectHeld(t, lk, "jobs/break")
+	mustRelease(t, next)
+	if _, err := b.Break(ctx, ""); !errors.Is(err, lease.ErrInvalid) {
+		t.Errorf("Break of an empty key: %v, want ErrInvalid", err)
+	}
+	// Through lease.Break and an observed locker too.
+	l = mustAcquire(t, lease.Observe(lk, lease.ObserverFuncs{}), "jobs/break", time.Hour)
+	if broke, err := lease.Break(ctx, lease.Observe(lk, lease.ObserverFuncs{}), "jobs/break"); err != nil || !broke {
+		t.Fatalf("lease.Break through Observe = %v, %v", broke, err)
+	}
+	expectLost(t, "Renew of a lease broken through Observe", l.Renew(ctx))
 }

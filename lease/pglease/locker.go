@@ -117,3 +117,25 @@ func (d *driver) Release(ctx context.Context, key string, token int64) (bool, er
 	tag, err := d.db.Exec(ctx, releaseSQL, key, token)
 	return tag.RowsAffected() == 1, err
 }
+
+var _ lease.Breaker = (*Locker)(nil)
+
+// breakSQL ends whatever lease is current on the key, as a release by its
+// holder would; the token stays, so the next acquisition's is larger.
+const breakSQL = `
+UPDATE ferry_leases SET expires_at = '-infinity', holder = ''
+WHERE key = $1 AND expires_at > statement_timestamp()`
+
+// Break implements lease.Breaker: an administrator's way to free a key
+// whose holder is stuck. The holder's next renewal fails with
+// lease.ErrLost and its fenced writes are refused from now on.
+func (lk *Locker) Break(ctx context.Context, key string) (bool, error) {
+	if err := lease.CheckKey(key); err != nil {
+		return false, err
+	}
+	tag, err := lk.db.Exec(ctx, breakSQL, key)
+	if err != nil {
+		return false, fmt.Errorf("lease: breaking key %q: %w", key, err)
+	}
+	return tag.RowsAffected() == 1, nil
+}

@@ -150,3 +150,23 @@ func (d *driver) Release(ctx context.Context, _ string, _ int64) (bool, error) {
 	n, err := releaseScript.Run(ctx, d.client, d.keys, d.value).Int64()
 	return n == 1, err
 }
+
+var _ lease.Breaker = (*Locker)(nil)
+
+// breakScript deletes the lease, whoever holds it; the token counter stays,
+// so the next acquisition's token is larger.
+var breakScript = redis.NewScript(`return redis.call('DEL', KEYS[1])`)
+
+// Break implements lease.Breaker: an administrator's way to free a key
+// whose holder is stuck. The holder's next renewal fails with
+// lease.ErrLost.
+func (lk *Locker) Break(ctx context.Context, key string) (bool, error) {
+	if err := lease.CheckKey(key); err != nil {
+		return false, err
+	}
+	n, err := breakScript.Run(ctx, lk.client, lk.keys(key)[:1]).Int64()
+	if err != nil {
+		return false, fmt.Errorf("lease: breaking key %q: %w", key, err)
+	}
+	return n == 1, nil
+}
