@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/ferryhq/ferry/lease"
@@ -15,9 +16,10 @@ import (
 const (
 	// DefaultLeaseKey is the one lease all enqueuer instances share.
 	DefaultLeaseKey = "container_registry:migration:enqueuer_worker"
-	// DefaultLeaseTTL outlives the longest Loop (DefaultLoopDeadline);
-	// lease.Guard renews it every third of it anyway.
-	DefaultLeaseTTL = 30 * time.Minute
+	// DefaultLeaseTTL is short, so that a holder that was killed blocks
+	// the next run for at most that long; lease.Guard renews it every
+	// third of it while a run goes on, however long the run.
+	DefaultLeaseTTL = 30 * time.Second
 	// DefaultMaxRetries is how many times an aborted migration is retried
 	// before the repository is skipped.
 	DefaultMaxRetries = 3
@@ -29,9 +31,14 @@ const (
 	DefaultImportTimeout = 10 * time.Minute
 	// DefaultMaxAbortsPerRun is Config.MaxAbortsPerRun's default.
 	DefaultMaxAbortsPerRun = 10
-	// DefaultStaleBatch caps the stale repositories of each state that one
-	// Run checks.
-	DefaultStaleBatch = 100
+	// DefaultStaleAfter: the stale guard asks the registry about imports
+	// that have been in their pass longer than this.
+	DefaultStaleAfter = 5 * time.Minute
+	// DefaultStaleCheckInterval: the stale guard runs at most this often
+	// in one process.
+	DefaultStaleCheckInterval = time.Minute
+	// DefaultDeferKey is the filter key when Config.DeferKey is not set.
+	DefaultDeferKey = "default"
 )
 
 // Config configures an Enqueuer. Store, Registry, Locker and Capacity are
@@ -45,7 +52,8 @@ type Config struct {
 	Locker lease.Locker
 	// LeaseKey is the lease's key. Default DefaultLeaseKey.
 	LeaseKey string
-	// LeaseTTL is the lease's ttl. Default DefaultLeaseTTL.
+	// LeaseTTL is the lease's ttl; the lease is renewed every third of it
+	// while a run goes on. Default DefaultLeaseTTL.
 	LeaseTTL time.Duration
 	// Capacity returns how many imports may be in progress at once (in
 	// InProgressStates). It is asked again before every round of starts,
@@ -61,25 +69,55 @@ type Config struct {
 	// MaxTagsCount skips repositories with more tags than this. Default 0:
 	// no limit.
 	MaxTagsCount int
-	// Exclude, when set, returns a non-empty reason for repositories that
-	// must not be migrated (an excluded namespace, say); they are skipped
-	// with that reason.
-	Exclude func(ctx context.Context, r Repository) string
+	// Defer, when set, returns a non-empty reason for a repository that
+	// must not be started now: a plan tier not migrated yet, a namespace
+	// on a deny list, one created after a date. It is deferred, not
+	// skipped: it keeps its state and its place in the queue, later runs
+	// pass over it without asking again, and it is looked at again when
+	// the filter's rules change (DeferKey) or an administrator asks
+	// (Reconsider).
+	Defer func(ctx context.Context, r Repository) string
+	// DeferKey names the current rules of Defer, for instance a hash of
+	// the plan tiers, the date and the deny list it uses; it is read at
+	// the start of every run. When it changes, every repository deferred
+	// under another key is looked at again. Default: DefaultDeferKey,
+	// always the same (only Reconsider clears deferrals).
+	DeferKey func(ctx context.Context) string
+	// Order is the order in which new and aborted repositories are
+	// started: OrderOldest (the default) or OrderSmallest (fewest tags
+	// first, which keeps the capacity busy with quick imports and the
+	// count of migrated repositories rising).
+	Order Order
+	// MinStartInterval is a minimum wait between two starts of a
+	// pre-import (new or retried), across all instances: a run starts
+	// nothing new until that long after the latest start, and then one.
+	// Final imports are not held back. Default 0: no wait.
+	MinStartInterval time.Duration
 	// MaxAbortsPerRun ends a run (with ErrTooManyAborts) once that many
 	// starts were aborted in it. Default DefaultMaxAbortsPerRun; negative:
 	// no limit.
 	MaxAbortsPerRun int
 	// Strategy decides how a run fills the capacity. Default ParallelLoop{}.
 	Strategy Strategy
-	// PreImportTimeout and ImportTimeout tell when a pre-import or import
-	// is stale: every Run first cancels such imports at the registry and
-	// aborts them. Defaults DefaultPreImportTimeout and
-	// DefaultImportTimeout.
+	// StaleAfter: before starting anything, a run asks the registry about
+	// imports that have been in their pass (pre_importing, importing)
+	// longer than this, the StaleBatch oldest of them, and settles those
+	// that finished, failed or vanished. Default DefaultStaleAfter.
+	StaleAfter time.Duration
+	// PreImportTimeout and ImportTimeout are how long a pass may run: a
+	// stale import that the registry still runs past its timeout is
+	// cancelled, then aborted (or skipped as SkipCanceled when its retries
+	// are nearly used up); one within its timeout is left alone. Defaults
+	// DefaultPreImportTimeout and DefaultImportTimeout.
 	PreImportTimeout time.Duration
 	ImportTimeout    time.Duration
-	// StaleBatch caps the stale repositories of each state that one Run
-	// handles. Default DefaultStaleBatch.
+	// StaleBatch bounds the stale repositories one run looks at. Default:
+	// twice the capacity, at least 10.
 	StaleBatch int
+	// StaleCheckInterval is how often the stale guard runs in this
+	// process (runs in between skip it). Default
+	// DefaultStaleCheckInterval; negative: every run.
+	StaleCheckInterval time.Duration
 	// Logger receives one line per start, skip and abort, with the fields
 	// import_type, container_repository_id, container_repository_path and
 	// container_repository_migration_state. Default: slog.Default().
@@ -99,6 +137,11 @@ type Config struct {
 // others return at once with an error wrapping lease.ErrHeld.
 type Enqueuer struct {
 	cfg Config
+	// wake tells a running stream that capacity may have been freed.
+	wake chan struct{}
+
+	staleMu   sync.Mutex
+	lastStale time.Time // when the stale guard last ran, by Config.Clock
 }
 
 // New checks cfg, applies its defaults and returns an Enqueuer.
@@ -114,6 +157,13 @@ func New(cfg Config) (*Enqueuer, error) {
 		return nil, fmt.Errorf("%w: Config.Capacity is required", ErrConfig)
 	case cfg.MaxTagsCount < 0:
 		return nil, fmt.Errorf("%w: Config.MaxTagsCount is negative", ErrConfig)
+	case cfg.MinStartInterval < 0:
+		return nil, fmt.Errorf("%w: Config.MinStartInterval is negative", ErrConfig)
+	case cfg.Order != "" && cfg.Order != OrderOldest && cfg.Order != OrderSmallest:
+		return nil, fmt.Errorf("%w: Config.Order %q: want %q or %q", ErrConfig, cfg.Order, OrderOldest, OrderSmallest)
+	}
+	if cfg.Order == "" {
+		cfg.Order = OrderOldest
 	}
 	if cfg.LeaseKey == "" {
 		cfg.LeaseKey = DefaultLeaseKey
@@ -148,8 +198,14 @@ func New(cfg Config) (*Enqueuer, error) {
 	if cfg.ImportTimeout <= 0 {
 		cfg.ImportTimeout = DefaultImportTimeout
 	}
-	if cfg.StaleBatch <= 0 {
-		cfg.StaleBatch = DefaultStaleBatch
+	if cfg.StaleAfter <= 0 {
+		cfg.StaleAfter = DefaultStaleAfter
+	}
+	if cfg.StaleCheckInterval == 0 {
+		cfg.StaleCheckInterval = DefaultStaleCheckInterval
+	}
+	if cfg.DeferKey == nil {
+		cfg.DeferKey = func(context.Context) string { return DefaultDeferKey }
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
@@ -160,7 +216,34 @@ func New(cfg Config) (*Enqueuer, error) {
 	if cfg.Observer == nil {
 		cfg.Observer = ObserverFuncs{}
 	}
-	return &Enqueuer{cfg: cfg}, nil
+	return &Enqueuer{cfg: cfg, wake: make(chan struct{}, 1)}, nil
+}
+
+// Wake tells a run in progress in this process that capacity may have
+// been freed (a notification finished an import), so that ParallelLoop
+// looks again at once instead of at its next registry answer. It never
+// blocks; without a run in progress it does nothing but make the next
+// run look once more. Scheduler.Kick calls it.
+func (e *Enqueuer) Wake() {
+	select {
+	case e.wake <- struct{}{}:
+	default:
+	}
+}
+
+// staleDue reports whether the stale guard should run now, and if so
+// records that it does.
+func (e *Enqueuer) staleDue(now time.Time) bool {
+	if e.cfg.StaleCheckInterval < 0 {
+		return true
+	}
+	e.staleMu.Lock()
+	defer e.staleMu.Unlock()
+	if !e.lastStale.IsZero() && now.Sub(e.lastStale) < e.cfg.StaleCheckInterval && !now.Before(e.lastStale) {
+		return false
+	}
+	e.lastStale = now
+	return true
 }
 
 // Run is one invocation, as a job system or a notification would trigger
@@ -193,6 +276,9 @@ func (e *Enqueuer) Run(ctx context.Context) (Report, error) {
 	ctx = storage.UsePrimary(ctx)
 	r := &Runner{e: e, report: &rep, begin: e.cfg.Clock()}
 	err := lease.Guard(ctx, e.cfg.Locker, e.cfg.LeaseKey, e.cfg.LeaseTTL, func(ctx context.Context, l lease.Lease) error {
+		if err := r.reconsider(ctx); err != nil {
+			return err
+		}
 		if err := r.guardStale(ctx); err != nil {
 			return err
 		}
@@ -218,11 +304,32 @@ func (e *Enqueuer) Run(ctx context.Context) (Report, error) {
 	}
 	e.cfg.Logger.InfoContext(ctx, "enqueuer: run finished", "stopped", rep.Stopped,
 		"started", len(rep.Started), "skipped", len(rep.Skipped), "aborted", len(rep.Aborted),
-		"finished", len(rep.Finished), "duration", time.Since(begin))
+		"finished", len(rep.Finished), "reconciled", len(rep.Reconciled), "deferred", rep.Deferred,
+		"duration", time.Since(begin))
 	if err != nil {
 		return finish(fmt.Errorf("enqueuer: run: %w", err))
 	}
 	return finish(nil)
+}
+
+// reconsider reads the filter's key for this run and, with a filter set,
+// clears the deferrals made under other keys: the rules changed, so those
+// repositories are looked at again.
+func (r *Runner) reconsider(ctx context.Context) error {
+	cfg := r.e.cfg
+	r.deferKey = cfg.DeferKey(ctx)
+	if r.deferKey == "" {
+		r.deferKey = DefaultDeferKey
+	}
+	if cfg.Defer == nil {
+		return nil
+	}
+	n, err := cfg.Store.Reconsider(ctx, r.deferKey)
+	if n > 0 {
+		cfg.Logger.InfoContext(ctx, "enqueuer: the filter changed; deferred repositories are looked at again",
+			"defer_key", r.deferKey, "reconsidered", n)
+	}
+	return err
 }
 
 // repoAttrs are the structured log fields of a repository.

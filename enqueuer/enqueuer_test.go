@@ -212,7 +212,7 @@ func TestSelectionSkipsAndRetries(t *testing.T) {
 
 	enq := e.enqueuer(t, enqueuer.Config{
 		Capacity: capacity(10), MaxTagsCount: 100,
-		Exclude: func(_ context.Context, r enqueuer.Repository) string {
+		Defer: func(_ context.Context, r enqueuer.Repository) string {
 			if r.Path == "denied/x" {
 				return "root_namespace_in_deny_list"
 			}
@@ -233,17 +233,18 @@ func TestSelectionSkipsAndRetries(t *testing.T) {
 	require.Equal(t, enqueuer.StateImportSkipped, got.State)
 	require.Equal(t, enqueuer.SkipTooManyTags, got.SkipReason)
 	got = get(t, e.store, excluded.Path)
-	require.Equal(t, enqueuer.StateImportSkipped, got.State)
-	require.Equal(t, "root_namespace_in_deny_list", got.SkipReason)
+	require.Equal(t, enqueuer.StateDefault, got.State, "a filter defers, it does not skip")
+	require.Equal(t, "root_namespace_in_deny_list", got.DeferReason)
 	for _, r := range fresh {
 		require.Equal(t, enqueuer.StatePreImporting, get(t, e.store, r.Path).State)
 	}
-	require.Len(t, rep.Skipped, 3)
+	require.Len(t, rep.Skipped, 2)
+	require.Equal(t, 1, rep.Deferred)
 	require.Equal(t, 1, rep.Count(enqueuer.ImportRetry))
 	require.Equal(t, 2, rep.Count(enqueuer.ImportNext))
 
 	skips := e.logs.lines(t, "enqueuer: repository skipped")
-	require.Len(t, skips, 3)
+	require.Len(t, skips, 2)
 	for _, l := range skips {
 		require.Equal(t, "import_skipped", l["container_repository_migration_state"])
 		require.NotEmpty(t, l["reason"])
@@ -307,7 +308,7 @@ func TestRepositoryRefusalAbortsAndLaterRetries(t *testing.T) {
 	ctx := context.Background()
 	e := newEnv(t, nil, enqueuertest.RegistryOptions{})
 	addNew(t, e.store, "g/r", 3)
-	e.reg.Fail(enqueuertest.OpPreImport, "g/r-0", &enqueuer.RegistryError{Op: "pre-import", Path: "g/r-0", StatusCode: 404, Err: enqueuer.ErrRegistryNotFound})
+	e.reg.Fail(enqueuertest.OpPreImport, "g/r-0", &enqueuer.RegistryError{Op: "pre-import", Path: "g/r-0", StatusCode: 400, Err: errors.New("bad request")})
 	e.reg.SetStatus("g/r-2", enqueuer.StatusNative)
 	enq := e.enqueuer(t, enqueuer.Config{Capacity: capacity(5)})
 	rep, err := enq.Run(ctx)
@@ -317,7 +318,7 @@ func TestRepositoryRefusalAbortsAndLaterRetries(t *testing.T) {
 	require.Len(t, rep.Skipped, 1)
 	a := get(t, e.store, "g/r-0")
 	require.Equal(t, enqueuer.StateImportAborted, a.State)
-	require.Contains(t, a.AbortReason, "not found at the registry")
+	require.Contains(t, a.AbortReason, "bad request")
 	require.Equal(t, enqueuer.StatePreImporting, get(t, e.store, "g/r-1").State)
 	n := get(t, e.store, "g/r-2")
 	require.Equal(t, enqueuer.StateImportSkipped, n.State)
@@ -395,64 +396,6 @@ func TestLoopDeadline(t *testing.T) {
 	require.Equal(t, enqueuer.StopDeadline, rep.Stopped)
 	require.Less(t, len(rep.Started), 10)
 	require.NotEmpty(t, rep.Started)
-}
-
-func TestStaleGuard(t *testing.T) {
-	ctx := context.Background()
-	now := epoch.Add(24 * time.Hour)
-	e := newEnv(t, nil, enqueuertest.RegistryOptions{})
-	at := func(ago time.Duration) time.Time { return now.Add(-ago) }
-	move := func(path string, ev enqueuer.Event, when time.Time) {
-		r := get(t, e.store, path)
-		_, err := e.store.Transition(ctx, enqueuer.Change{ID: r.ID, From: r.State, Event: ev, At: when})
-		require.NoError(t, err)
-	}
-	addNew(t, e.store, "g/r", 5)
-	// r-0: pre-importing for 31 min, still running at the registry.
-	require.NoError(t, e.reg.StartPreImport(ctx, "g/r-0"))
-	move("g/r-0", enqueuer.EventStartPreImport, at(31*time.Minute))
-	// r-1: pre-importing for 29 min: not stale yet.
-	require.NoError(t, e.reg.StartPreImport(ctx, "g/r-1"))
-	move("g/r-1", enqueuer.EventStartPreImport, at(29*time.Minute))
-	// r-2: importing for 11 min, but the registry finished (lost notification).
-	require.NoError(t, e.reg.StartPreImport(ctx, "g/r-2"))
-	e.reg.Complete("g/r-2")
-	require.NoError(t, e.reg.StartImport(ctx, "g/r-2"))
-	e.reg.Complete("g/r-2")
-	move("g/r-2", enqueuer.EventStartPreImport, at(time.Hour))
-	move("g/r-2", enqueuer.EventFinishPreImport, at(time.Hour))
-	move("g/r-2", enqueuer.EventStartImport, at(11*time.Minute))
-	// r-3: importing for 11 min, the registry cannot be asked: left alone.
-	move("g/r-3", enqueuer.EventStartPreImport, at(time.Hour))
-	move("g/r-3", enqueuer.EventFinishPreImport, at(time.Hour))
-	move("g/r-3", enqueuer.EventStartImport, at(11*time.Minute))
-	e.reg.Fail(enqueuertest.OpStatus, "g/r-3", &enqueuer.RegistryError{Op: "status", Err: enqueuer.ErrRegistryUnavailable})
-	// r-4: pre-importing for 2 hours, unknown to the registry.
-	move("g/r-4", enqueuer.EventStartPreImport, at(2*time.Hour))
-
-	enq := e.enqueuer(t, enqueuer.Config{Capacity: capacity(0), Clock: func() time.Time { return now }})
-	rep, err := enq.Run(ctx)
-	require.NoError(t, err)
-
-	require.Equal(t, enqueuer.StateImportAborted, get(t, e.store, "g/r-0").State)
-	require.Contains(t, get(t, e.store, "g/r-0").AbortReason, "stale: pre_importing for more than 30m0s")
-	require.Equal(t, 1, e.reg.Calls(enqueuertest.OpCancel, "g/r-0"))
-	st, err := e.reg.ImportStatus(ctx, "g/r-0")
-	require.NoError(t, err)
-	require.Equal(t, enqueuer.StatusPreImportCanceled, st.Status)
-	require.Equal(t, enqueuer.StatePreImporting, get(t, e.store, "g/r-1").State)
-	require.Equal(t, enqueuer.StateImportDone, get(t, e.store, "g/r-2").State)
-	require.Equal(t, enqueuer.StateImporting, get(t, e.store, "g/r-3").State)
-	require.Equal(t, enqueuer.StateImportAborted, get(t, e.store, "g/r-4").State)
-	require.Zero(t, e.reg.Calls(enqueuertest.OpCancel, "g/r-4"), "nothing to cancel")
-	require.Len(t, rep.Aborted, 2)
-	require.Len(t, rep.Finished, 1)
-
-	// Timeouts are configurable.
-	enq = e.enqueuer(t, enqueuer.Config{Capacity: capacity(0), Clock: func() time.Time { return now }, PreImportTimeout: 10 * time.Minute})
-	_, err = enq.Run(ctx)
-	require.NoError(t, err)
-	require.Equal(t, enqueuer.StateImportAborted, get(t, e.store, "g/r-1").State)
 }
 
 func TestRunCanceledRevertsClaims(t *testing.T) {

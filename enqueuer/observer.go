@@ -28,6 +28,9 @@ type Observer interface {
 	// CapacityChecked is called each time a run counts the imports in
 	// progress against the capacity (Runner.Free).
 	CapacityChecked(ctx context.Context, e CapacityEvent)
+	// Reconciled is called when an aborted repository's import status was
+	// read from the registry before its retry, with what was done.
+	Reconciled(ctx context.Context, e ReconcileEvent)
 	// Notified is called after the Handler answered a notification.
 	Notified(ctx context.Context, e NotifyEvent)
 }
@@ -59,6 +62,9 @@ const (
 	StartCancelled StartResult = "cancelled"
 	// StartNative: the repository is already native; it is skipped.
 	StartNative StartResult = "native"
+	// StartNotFound: the registry does not know the repository (HTTP
+	// 404); it is skipped.
+	StartNotFound StartResult = "not_found"
 	// StartRefused: the registry refused because of the repository; it is
 	// aborted.
 	StartRefused StartResult = "refused"
@@ -81,8 +87,7 @@ type StartEvent struct {
 type SkipEvent struct {
 	Repository Repository
 	ImportType ImportType
-	// Reason is SkipTooManyTags, SkipTooManyRetries, SkipNative, or what
-	// Config.Exclude returned (which the host may make unbounded).
+	// Reason is one of SkipReasons.
 	Reason string
 }
 
@@ -94,9 +99,26 @@ type AbortEvent struct {
 	// Reason is the registry's error or the stale guard's explanation
 	// (free text).
 	Reason string
-	// Stale is true when the stale guard aborted an import that ran too
-	// long, false when the registry refused a start.
+	// Stale is true when the stale guard aborted an import (not running
+	// as recorded, or cancelled), false when the registry refused a start.
 	Stale bool
+	// Canceled is true when the stale guard cancelled the import at the
+	// registry because it ran past its timeout.
+	Canceled bool
+}
+
+// ReconcileEvent describes the reconciliation of an aborted repository
+// with the registry before its retry.
+type ReconcileEvent struct {
+	// Repository is the repository as it was (aborted).
+	Repository Repository
+	// Status is what the registry reported; StatusUnknown when it could
+	// not say (Err).
+	Status RegistryStatus
+	// Outcome is what was done.
+	Outcome ReconcileOutcome
+	// Err is the status request's error, if any.
+	Err error
 }
 
 // CapacityEvent is the capacity a run saw.
@@ -158,6 +180,7 @@ type ObserverFuncs struct {
 	OnSkipped         func(ctx context.Context, e SkipEvent)
 	OnAborted         func(ctx context.Context, e AbortEvent)
 	OnCapacityChecked func(ctx context.Context, e CapacityEvent)
+	OnReconciled      func(ctx context.Context, e ReconcileEvent)
 	OnNotified        func(ctx context.Context, e NotifyEvent)
 }
 
@@ -195,6 +218,13 @@ func (o ObserverFuncs) Aborted(ctx context.Context, e AbortEvent) {
 func (o ObserverFuncs) CapacityChecked(ctx context.Context, e CapacityEvent) {
 	if o.OnCapacityChecked != nil {
 		o.OnCapacityChecked(ctx, e)
+	}
+}
+
+// Reconciled implements Observer.
+func (o ObserverFuncs) Reconciled(ctx context.Context, e ReconcileEvent) {
+	if o.OnReconciled != nil {
+		o.OnReconciled(ctx, e)
 	}
 }
 
@@ -240,6 +270,12 @@ func (m multiObserver) Aborted(ctx context.Context, e AbortEvent) {
 func (m multiObserver) CapacityChecked(ctx context.Context, e CapacityEvent) {
 	for _, o := range m {
 		o.CapacityChecked(ctx, e)
+	}
+}
+
+func (m multiObserver) Reconciled(ctx context.Context, e ReconcileEvent) {
+	for _, o := range m {
+		o.Reconciled(ctx, e)
 	}
 }
 

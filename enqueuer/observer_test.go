@@ -69,17 +69,17 @@ func TestObserverSeesRunStartsSkipsAndAborts(t *testing.T) {
 	require.Equal(t, enqueuer.StopTooManyImports, rep.Stopped)
 
 	require.Equal(t, map[enqueuer.StartResult]int{
-		enqueuer.StartRefused: 1, enqueuer.StartNative: 1, enqueuer.StartAccepted: 3, enqueuer.StartTooManyImports: 1,
+		enqueuer.StartNotFound: 1, enqueuer.StartNative: 1, enqueuer.StartAccepted: 3, enqueuer.StartTooManyImports: 1,
 	}, s.results())
 	s.mu.Lock()
 	require.Len(t, s.runs, 1)
 	require.Equal(t, enqueuer.StopTooManyImports, s.runs[0].Report.Stopped)
 	require.Len(t, s.runs[0].Report.Started, 3)
 	require.Positive(t, s.runs[0].Report.Duration)
-	require.ElementsMatch(t, []string{enqueuer.SkipTooManyTags, enqueuer.SkipNative}, []string{s.skips[0].Reason, s.skips[1].Reason})
-	require.Len(t, s.aborts, 1)
-	require.False(t, s.aborts[0].Stale)
-	require.Equal(t, enqueuer.ImportNext, s.aborts[0].ImportType)
+	require.Len(t, s.skips, 3)
+	require.ElementsMatch(t, []string{enqueuer.SkipTooManyTags, enqueuer.SkipNative, enqueuer.SkipNotFound},
+		[]string{s.skips[0].Reason, s.skips[1].Reason, s.skips[2].Reason})
+	require.Empty(t, s.aborts, "a 404 skips; nothing was refused")
 	require.NotEmpty(t, s.capacities)
 	require.Equal(t, enqueuer.CapacityEvent{InProgress: 0, Capacity: 10}, s.capacities[0])
 	for _, st := range s.starts {

@@ -29,6 +29,7 @@ const (
 	StopTooManyImports      StopReason = "too_many_imports"
 	StopRegistryUnavailable StopReason = "registry_unavailable"
 	StopTooManyAborts       StopReason = "too_many_aborts"
+	StopThrottled           StopReason = "throttled"
 	StopLeaseHeld           StopReason = "lease_held"
 	StopError               StopReason = "error"
 )
@@ -55,6 +56,11 @@ type Report struct {
 	// Finished are stale repositories whose import the registry reported
 	// complete (a lost notification), moved on accordingly.
 	Finished []Outcome
+	// Reconciled are aborted repositories that the registry's status moved
+	// on without a new start (Outcome.Reason is the registry's status).
+	Reconciled []Outcome
+	// Deferred counts repositories that Config.Defer ruled out for now.
+	Deferred int
 	// Stopped is why the run ended.
 	Stopped StopReason
 	// Duration is how long Run took.

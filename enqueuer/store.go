@@ -267,8 +267,10 @@ type Store interface {
 	// Revert undoes a transition whose effect never happened (the registry
 	// refused to start the import): if the repository is still exactly
 	// changed (same Version), it is restored to before's state, reasons,
-	// retry count and timestamps, with a new Version. Otherwise it fails
-	// with ErrStateChanged.
+	// retry count, timestamps and deferral, with a new Version. Otherwise
+	// it fails with ErrStateChanged. The enqueuer also passes as before
+	// what a transition would have made of the original record, to settle
+	// a claim into another outcome in one compare-and-set.
 	Revert(ctx context.Context, changed, before Repository) (Repository, error)
 	// CountInProgress returns how many repositories are in InProgressStates.
 	CountInProgress(ctx context.Context) (int, error)

@@ -52,10 +52,14 @@ func (s Loop) Fill(ctx context.Context, r *Runner) error {
 	return fillLoop(ctx, r, s.Deadline, 1)
 }
 
-// ParallelLoop is Loop that starts up to the whole free capacity at once:
-// each round claims that many repositories and asks the registry for all of
-// them concurrently, so filling the capacity takes about one registry round
-// trip instead of one per repository.
+// ParallelLoop is Loop that keeps up to the whole free capacity starting
+// at once: it claims that many repositories and asks the registry for all
+// of them concurrently, and as soon as any answer comes back it looks for
+// freed capacity again, without waiting for the slowest start of the
+// round. Filling the capacity takes about one registry round trip, and a
+// slot that a finished import frees while other starts are still in
+// flight is refilled at once (when the notification wakes the run, see
+// Enqueuer.Wake and Scheduler) or with the next answer.
 type ParallelLoop struct {
 	// Deadline bounds the run, from its beginning. Default
 	// DefaultLoopDeadline.
@@ -71,14 +75,18 @@ func (s ParallelLoop) Fill(ctx context.Context, r *Runner) error {
 	if s.MaxConcurrency > 0 {
 		n = s.MaxConcurrency
 	}
-	return fillLoop(ctx, r, s.Deadline, n)
+	return r.stream(ctx, n, r.Began().Add(orDefault(s.Deadline)))
+}
+
+func orDefault(deadline time.Duration) time.Duration {
+	if deadline <= 0 {
+		return DefaultLoopDeadline
+	}
+	return deadline
 }
 
 func fillLoop(ctx context.Context, r *Runner, deadline time.Duration, n int) error {
-	if deadline <= 0 {
-		deadline = DefaultLoopDeadline
-	}
-	end := r.Began().Add(deadline)
+	end := r.Began().Add(orDefault(deadline))
 	for {
 		if !r.Enabled(ctx) {
 			r.Stop(StopDisabled)
@@ -88,16 +96,24 @@ func fillLoop(ctx context.Context, r *Runner, deadline time.Duration, n int) err
 		if err != nil {
 			return err
 		}
-		switch {
-		case p.Free-p.Started <= 0:
-			r.Stop(StopCapacityFull)
-			return nil
-		case p.Exhausted:
-			r.Stop(StopNothingLeft)
-			return nil
-		case !r.Now().Before(end):
-			r.Stop(StopDeadline)
+		if reason, stop := roundEnds(p, r.Now(), end); stop {
+			r.Stop(reason)
 			return nil
 		}
 	}
+}
+
+// roundEnds says whether a loop stops after round p, and why.
+func roundEnds(p Progress, now, end time.Time) (StopReason, bool) {
+	switch {
+	case p.Free-p.Started <= 0:
+		return StopCapacityFull, true
+	case p.Throttled:
+		return StopThrottled, true
+	case p.Exhausted:
+		return StopNothingLeft, true
+	case !now.Before(end):
+		return StopDeadline, true
+	}
+	return "", false
 }

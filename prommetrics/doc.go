@@ -34,9 +34,9 @@
 //
 // Label values are bounded. Most come from enums the core packages define
 // (statuses, results, reasons, import types); a value outside them is
-// reported as "other" (or, for enqueuer skip reasons from
-// enqueuer.Config.Exclude, as "excluded"; for notifications with an unknown
-// status, as "invalid"). Repository paths, digests, sticky keys, job ids and
+// reported as "other" (or, for notifications with an unknown status, as
+// "invalid"; for a registry status the enqueuer could not read, as
+// "unknown"). Repository paths, digests, sticky keys, job ids and
 // error messages are never labels: they stay on the events, for traces and
 // logs. Three labels carry names the host chooses at configuration time:
 // bbm migration names (registered by the host, validated by bbm), lease

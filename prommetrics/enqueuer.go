@@ -17,10 +17,6 @@ func (m *Metrics) Enqueuer() enqueuer.Observer {
 	return m.enqueuer
 }
 
-// SkipExcluded is the skip reason label of every reason that
-// enqueuer.Config.Exclude returned: those are the host's free text.
-const SkipExcluded = "excluded"
-
 type enqueuerObserver struct {
 	runs          *prometheus.CounterVec
 	runDuration   prometheus.Histogram
@@ -32,6 +28,7 @@ type enqueuerObserver struct {
 	capacity      prometheus.Gauge
 	notifications *prometheus.CounterVec
 	notifyTime    prometheus.Histogram
+	reconciled    *prometheus.CounterVec
 }
 
 var _ enqueuer.Observer = (*enqueuerObserver)(nil)
@@ -45,16 +42,16 @@ func newEnqueuerObserver() *enqueuerObserver {
 		runDuration: prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: Namespace, Subsystem: sub,
 			Name: "run_duration_seconds", Help: "Duration of enqueuer runs.", Buckets: enqueuerRunBuckets}),
 		starts: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: Namespace, Subsystem: sub,
-			Name: "starts_total", Help: "Imports asked of the registry, by import type (next, retry, final) and result (accepted, too_many_imports = HTTP 429, registry_unavailable, cancelled, native, refused)."},
+			Name: "starts_total", Help: "Imports asked of the registry, by import type (next, retry, final) and result (accepted, too_many_imports = HTTP 429, registry_unavailable, cancelled, native, not_found, refused)."},
 			[]string{"import_type", "result"}),
 		startDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: Namespace, Subsystem: sub,
 			Name: "start_duration_seconds", Help: "Duration of the registry call that starts an import, by import type.",
 			Buckets: registryCallBuckets}, []string{"import_type"}),
 		skips: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: Namespace, Subsystem: sub,
-			Name: "skips_total", Help: "Repositories skipped, by reason (too_many_tags, too_many_retries, native_import, excluded)."},
+			Name: "skips_total", Help: "Repositories skipped, by reason (too_many_tags, too_many_retries, native_import, not_found, migration_canceled, migration_forced_canceled)."},
 			[]string{"reason"}),
 		aborts: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: Namespace, Subsystem: sub,
-			Name: "aborts_total", Help: "Repositories aborted, by cause (refused: the registry refused the start; stale: the import ran past its timeout)."},
+			Name: "aborts_total", Help: "Repositories aborted, by cause (refused: the registry refused the start; stale: the import was not running as recorded; canceled: it ran past its timeout and was cancelled)."},
 			[]string{"cause"}),
 		inProgress: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: Namespace, Subsystem: sub,
 			Name: "imports_in_progress", Help: "Repositories pre-importing or importing, as last counted by a run (on the primary)."}),
@@ -65,12 +62,15 @@ func newEnqueuerObserver() *enqueuerObserver {
 			[]string{"status", "outcome"}),
 		notifyTime: prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: Namespace, Subsystem: sub,
 			Name: "notification_duration_seconds", Help: "Time to answer an import notification.", Buckets: notificationBuckets}),
+		reconciled: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: Namespace, Subsystem: sub,
+			Name: "reconciled_total", Help: "Aborted repositories reconciled with the registry's status before their retry, by the status (native, pre_import_in_progress, ..., unknown) and the outcome (retried, resumed, finished, skipped)."},
+			[]string{"status", "outcome"}),
 	}
 }
 
 func (o *enqueuerObserver) collectors() []prometheus.Collector {
 	return []prometheus.Collector{o.runs, o.runDuration, o.starts, o.startDuration, o.skips, o.aborts,
-		o.inProgress, o.capacity, o.notifications, o.notifyTime}
+		o.inProgress, o.capacity, o.notifications, o.notifyTime, o.reconciled}
 }
 
 var importTypes = []enqueuer.ImportType{enqueuer.ImportNext, enqueuer.ImportRetry, enqueuer.ImportFinal}
@@ -89,21 +89,23 @@ func (o *enqueuerObserver) RunFinished(_ context.Context, e enqueuer.RunEvent) {
 func (o *enqueuerObserver) StartDone(_ context.Context, e enqueuer.StartEvent) {
 	typ := oneOf(e.ImportType, OtherLabel, importTypes...)
 	result := oneOf(e.Result, OtherLabel, enqueuer.StartAccepted, enqueuer.StartTooManyImports,
-		enqueuer.StartUnavailable, enqueuer.StartCancelled, enqueuer.StartNative, enqueuer.StartRefused)
+		enqueuer.StartUnavailable, enqueuer.StartCancelled, enqueuer.StartNative, enqueuer.StartNotFound, enqueuer.StartRefused)
 	o.starts.WithLabelValues(typ, result).Inc()
 	o.startDuration.WithLabelValues(typ).Observe(e.Duration.Seconds())
 }
 
 // Skipped implements enqueuer.Observer.
 func (o *enqueuerObserver) Skipped(_ context.Context, e enqueuer.SkipEvent) {
-	o.skips.WithLabelValues(oneOf(e.Reason, SkipExcluded,
-		enqueuer.SkipTooManyTags, enqueuer.SkipTooManyRetries, enqueuer.SkipNative)).Inc()
+	o.skips.WithLabelValues(oneOf(e.Reason, OtherLabel, enqueuer.SkipReasons...)).Inc()
 }
 
 // Aborted implements enqueuer.Observer.
 func (o *enqueuerObserver) Aborted(_ context.Context, e enqueuer.AbortEvent) {
 	cause := "refused"
-	if e.Stale {
+	switch {
+	case e.Canceled:
+		cause = "canceled"
+	case e.Stale:
 		cause = "stale"
 	}
 	o.aborts.WithLabelValues(cause).Inc()
@@ -113,6 +115,20 @@ func (o *enqueuerObserver) Aborted(_ context.Context, e enqueuer.AbortEvent) {
 func (o *enqueuerObserver) CapacityChecked(_ context.Context, e enqueuer.CapacityEvent) {
 	o.inProgress.Set(float64(e.InProgress))
 	o.capacity.Set(float64(e.Capacity))
+}
+
+// registryStatuses are the statuses the reconciled metric names; others
+// (and an unreadable status) count as "unknown".
+var registryStatuses = []enqueuer.RegistryStatus{enqueuer.StatusNative, enqueuer.StatusPreImportInProgress,
+	enqueuer.StatusPreImportComplete, enqueuer.StatusPreImportFailed, enqueuer.StatusPreImportCanceled,
+	enqueuer.StatusImportInProgress, enqueuer.StatusImportComplete, enqueuer.StatusImportFailed, enqueuer.StatusImportCanceled}
+
+// Reconciled implements enqueuer.Observer.
+func (o *enqueuerObserver) Reconciled(_ context.Context, e enqueuer.ReconcileEvent) {
+	status := oneOf(e.Status, "unknown", registryStatuses...)
+	outcome := oneOf(e.Outcome, OtherLabel, enqueuer.ReconcileRetried, enqueuer.ReconcileResumed,
+		enqueuer.ReconcileFinished, enqueuer.ReconcileSkipped)
+	o.reconciled.WithLabelValues(status, outcome).Inc()
 }
 
 // Notified implements enqueuer.Observer.

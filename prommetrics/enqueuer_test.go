@@ -36,9 +36,9 @@ func TestEnqueuerMetricsMove(t *testing.T) {
 	enq, err := enqueuer.New(enqueuer.Config{
 		Store: store, Registry: registry, Locker: locker, Capacity: func(context.Context) int { return 10 },
 		MaxTagsCount: 100, Strategy: enqueuer.Loop{}, Logger: quiet, Observer: m.Enqueuer(),
-		Exclude: func(_ context.Context, r enqueuer.Repository) string {
+		Defer: func(_ context.Context, r enqueuer.Repository) string {
 			if strings.HasPrefix(r.Path, "secret/") {
-				return "namespace secret is excluded for " + r.Path // free text: not a label
+				return "namespace secret is not migrated yet" // deferred, not skipped
 			}
 			return ""
 		},
@@ -52,13 +52,13 @@ func TestEnqueuerMetricsMove(t *testing.T) {
 	require.Equal(t, 1.0, must(t, reg, "ferry_enqueuer_run_duration_seconds"))
 	require.Equal(t, 3.0, must(t, reg, "ferry_enqueuer_starts_total", "import_type", "next", "result", "accepted"))
 	require.Equal(t, 1.0, must(t, reg, "ferry_enqueuer_starts_total", "import_type", "next", "result", "too_many_imports"))
-	require.Equal(t, 1.0, must(t, reg, "ferry_enqueuer_starts_total", "import_type", "next", "result", "refused"))
+	require.Equal(t, 1.0, must(t, reg, "ferry_enqueuer_starts_total", "import_type", "next", "result", "not_found"))
 	require.Equal(t, 1.0, must(t, reg, "ferry_enqueuer_starts_total", "import_type", "next", "result", "native"))
 	require.Equal(t, 6.0, must(t, reg, "ferry_enqueuer_start_duration_seconds", "import_type", "next"))
 	require.Equal(t, 1.0, must(t, reg, "ferry_enqueuer_skips_total", "reason", "too_many_tags"))
 	require.Equal(t, 1.0, must(t, reg, "ferry_enqueuer_skips_total", "reason", "native_import"))
-	require.Equal(t, 1.0, must(t, reg, "ferry_enqueuer_skips_total", "reason", "excluded"))
-	require.Equal(t, 1.0, must(t, reg, "ferry_enqueuer_aborts_total", "cause", "refused"))
+	require.Equal(t, 1.0, must(t, reg, "ferry_enqueuer_skips_total", "reason", "not_found"))
+	require.Equal(t, 1, rep.Deferred, "secret/x is deferred, not skipped")
 	require.Equal(t, 10.0, must(t, reg, "ferry_enqueuer_import_capacity"))
 	inProgress := must(t, reg, "ferry_enqueuer_imports_in_progress")
 	require.LessOrEqual(t, inProgress, 3.0)
@@ -75,7 +75,7 @@ func TestEnqueuerMetricsMove(t *testing.T) {
 	_, err = enq2.Run(ctx)
 	require.NoError(t, err)
 	require.Equal(t, 3.0, must(t, reg, "ferry_enqueuer_import_capacity"))
-	require.Positive(t, must(t, reg, "ferry_enqueuer_aborts_total", "cause", "stale"))
+	require.Equal(t, 2.0, must(t, reg, "ferry_enqueuer_aborts_total", "cause", "canceled"), "the two running past their timeout")
 
 	// A run that finds the lease held counts as one.
 	l, err := locker.Acquire(ctx, enqueuer.DefaultLeaseKey, time.Minute)
@@ -117,4 +117,16 @@ func TestEnqueuerMetricsMove(t *testing.T) {
 		"the body of an unauthenticated request is not read")
 	require.Equal(t, 1.0, must(t, reg, "ferry_enqueuer_notifications_total", "status", "import_complete", "outcome", "not_found"))
 	require.Equal(t, 6.0, must(t, reg, "ferry_enqueuer_notification_duration_seconds"))
+
+	// The two cancelled imports are reconciled before their retry: the
+	// registry says cancelled, so they start over.
+	enq3, err := enqueuer.New(enqueuer.Config{
+		Store: store, Registry: registry, Locker: locker, Capacity: func(context.Context) int { return 10 },
+		Logger: quiet, Observer: m.Enqueuer(), Clock: func() time.Time { return time.Now().Add(2 * time.Hour) },
+	})
+	require.NoError(t, err)
+	rep, err = enq3.Run(ctx)
+	require.NoError(t, err)
+	require.Equal(t, 2, rep.Count(enqueuer.ImportRetry))
+	require.Equal(t, 2.0, must(t, reg, "ferry_enqueuer_reconciled_total", "status", "pre_import_canceled", "outcome", "retried"))
 }
