@@ -13,7 +13,8 @@ import (
 )
 
 // The tables of Ferry's bbm schema (storage/migrations), named in this one
-// place.
+// place; the store qualifies them with its Handle's schema
+// (storage.WithSchema).
 const (
 	migrationsTable = "ferry_bbm_migrations"
 	jobsTable       = "ferry_bbm_jobs"
@@ -37,6 +38,8 @@ type PostgresStoreOptions struct{}
 // transaction), so it works through a transaction-pooling PgBouncer.
 type PostgresStore struct {
 	db storage.Handle
+	// migrationsTable and jobsTable are the tables' quoted, qualified names.
+	migrationsTable, jobsTable string
 }
 
 var _ Store = (*PostgresStore)(nil)
@@ -44,7 +47,8 @@ var _ Store = (*PostgresStore)(nil)
 // NewPostgresStore returns a Store on db: storage.FromPool, storage.FromSQL
 // or a *storage.DB (whose primary is used).
 func NewPostgresStore(db storage.Handle, _ PostgresStoreOptions) *PostgresStore {
-	return &PostgresStore{db: db}
+	return &PostgresStore{db: db,
+		migrationsTable: storage.Table(db, migrationsTable), jobsTable: storage.Table(db, jobsTable)}
 }
 
 const migrationColumns = `id, name, table_schema, table_name, column_name, key_columns, key_types,
@@ -117,7 +121,7 @@ func (s *PostgresStore) CreateMigration(ctx context.Context, m *Migration) error
 	if len(m.Args) > 0 {
 		args = string(m.Args)
 	}
-	row := s.db.QueryRow(ctx, `INSERT INTO `+migrationsTable+`
+	row := s.db.QueryRow(ctx, `INSERT INTO `+s.migrationsTable+`
 		(name, table_schema, table_name, column_name, key_columns, key_types, lower_key, upper_key,
 		 batch_size, status, work_name, delivery, strategy, on_failure, args, error_code, error_message,
 		 estimated_rows, finished_at)
@@ -156,7 +160,7 @@ func setMigrationDefaults(m *Migration) {
 
 // Migration implements Store.
 func (s *PostgresStore) Migration(ctx context.Context, id int64) (*Migration, error) {
-	m, err := scanMigration(s.db.QueryRow(ctx, `SELECT `+migrationColumns+` FROM `+migrationsTable+` WHERE id = $1`, id))
+	m, err := scanMigration(s.db.QueryRow(ctx, `SELECT `+migrationColumns+` FROM `+s.migrationsTable+` WHERE id = $1`, id))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, fmt.Errorf("%w: id %d", ErrMigrationNotFound, id)
 	}
@@ -168,7 +172,7 @@ func (s *PostgresStore) Migration(ctx context.Context, id int64) (*Migration, er
 
 // MigrationByName implements Store.
 func (s *PostgresStore) MigrationByName(ctx context.Context, name string) (*Migration, error) {
-	m, err := scanMigration(s.db.QueryRow(ctx, `SELECT `+migrationColumns+` FROM `+migrationsTable+` WHERE name = $1`, name))
+	m, err := scanMigration(s.db.QueryRow(ctx, `SELECT `+migrationColumns+` FROM `+s.migrationsTable+` WHERE name = $1`, name))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, fmt.Errorf("%w: %q", ErrMigrationNotFound, name)
 	}
@@ -180,7 +184,7 @@ func (s *PostgresStore) MigrationByName(ctx context.Context, name string) (*Migr
 
 // Migrations implements Store.
 func (s *PostgresStore) Migrations(ctx context.Context, statuses ...Status) ([]*Migration, error) {
-	rows, err := s.db.Query(ctx, `SELECT `+migrationColumns+` FROM `+migrationsTable+`
+	rows, err := s.db.Query(ctx, `SELECT `+migrationColumns+` FROM `+s.migrationsTable+`
 		WHERE cardinality($1::text[]) = 0 OR status = ANY($1::text[]) ORDER BY id`, statusStrings(statuses))
 	if err != nil {
 		return nil, fmt.Errorf("bbm: listing migrations: %w", err)
@@ -202,14 +206,14 @@ func statusStrings(ss []Status) []string {
 
 // SetMigrationStatus implements Store.
 func (s *PostgresStore) SetMigrationStatus(ctx context.Context, id int64, c StatusChange) (*Migration, error) {
-	return setStatus(ctx, s.db, id, c)
+	return s.setStatus(ctx, s.db, id, c)
 }
 
-func setStatus(ctx context.Context, q storage.Querier, id int64, c StatusChange) (*Migration, error) {
+func (s *PostgresStore) setStatus(ctx context.Context, q storage.Querier, id int64, c StatusChange) (*Migration, error) {
 	if !c.To.Valid() {
 		return nil, fmt.Errorf("%w: unknown status %q", ErrInvalidTransition, c.To)
 	}
-	m, err := scanMigration(q.QueryRow(ctx, `UPDATE `+migrationsTable+` SET
+	m, err := scanMigration(q.QueryRow(ctx, `UPDATE `+s.migrationsTable+` SET
 			status = $2, error_code = $4, error_message = $5, updated_at = now(),
 			started_at = CASE WHEN $2 = 'running' THEN COALESCE(started_at, now()) ELSE started_at END,
 			finished_at = CASE WHEN $2 = 'finished' THEN now() ELSE finished_at END
@@ -217,7 +221,7 @@ func setStatus(ctx context.Context, q storage.Querier, id int64, c StatusChange)
 		RETURNING `+migrationColumns,
 		id, c.To, statusStrings(c.From), c.Code, TruncateMessage(c.Message)))
 	if errors.Is(err, pgx.ErrNoRows) {
-		cur, err := scanMigration(q.QueryRow(ctx, `SELECT `+migrationColumns+` FROM `+migrationsTable+` WHERE id = $1`, id))
+		cur, err := scanMigration(q.QueryRow(ctx, `SELECT `+migrationColumns+` FROM `+s.migrationsTable+` WHERE id = $1`, id))
 		if errors.Is(err, pgx.ErrNoRows) {
 			return nil, fmt.Errorf("%w: id %d", ErrMigrationNotFound, id)
 		}
@@ -234,7 +238,7 @@ func setStatus(ctx context.Context, q storage.Querier, id int64, c StatusChange)
 
 // ResumePaused implements Store.
 func (s *PostgresStore) ResumePaused(ctx context.Context) (int, error) {
-	tag, err := s.db.Exec(ctx, `UPDATE `+migrationsTable+` SET status = 'active', updated_at = now()
+	tag, err := s.db.Exec(ctx, `UPDATE `+s.migrationsTable+` SET status = 'active', updated_at = now()
 		WHERE status = 'paused'`)
 	if err != nil {
 		return 0, fmt.Errorf("bbm: resuming paused migrations: %w", err)
@@ -247,11 +251,11 @@ func (s *PostgresStore) RetryMigration(ctx context.Context, id int64) (*Migratio
 	var m *Migration
 	err := storage.InTx(ctx, s.db, func(tx pgx.Tx) error {
 		var err error
-		m, err = setStatus(ctx, tx, id, StatusChange{To: StatusRunning, From: []Status{StatusFailed}})
+		m, err = s.setStatus(ctx, tx, id, StatusChange{To: StatusRunning, From: []Status{StatusFailed}})
 		if err != nil {
 			return err
 		}
-		_, err = tx.Exec(ctx, `UPDATE `+jobsTable+` SET attempts = 0
+		_, err = tx.Exec(ctx, `UPDATE `+s.jobsTable+` SET attempts = 0
 			WHERE migration_id = $1 AND status = 'failed'`, id)
 		return err
 	})
@@ -263,10 +267,10 @@ func (s *PostgresStore) RetryMigration(ctx context.Context, id int64) (*Migratio
 
 // FinishMigration implements Store.
 func (s *PostgresStore) FinishMigration(ctx context.Context, id int64) (bool, error) {
-	tag, err := s.db.Exec(ctx, `UPDATE `+migrationsTable+` m SET status = 'finished',
+	tag, err := s.db.Exec(ctx, `UPDATE `+s.migrationsTable+` m SET status = 'finished',
 			error_code = '', error_message = '', updated_at = now(), finished_at = now()
 		WHERE id = $1 AND status IN ('active', 'running')
-		  AND NOT EXISTS (SELECT 1 FROM `+jobsTable+` j WHERE j.migration_id = m.id AND j.status <> 'finished')`, id)
+		  AND NOT EXISTS (SELECT 1 FROM `+s.jobsTable+` j WHERE j.migration_id = m.id AND j.status <> 'finished')`, id)
 	if err != nil {
 		return false, fmt.Errorf("bbm: finishing migration %d: %w", id, err)
 	}
@@ -287,7 +291,7 @@ func (s *PostgresStore) ClaimJob(ctx context.Context, c Claim) (*Job, error) {
 		}
 		var status Status
 		var name string
-		err := tx.QueryRow(ctx, `SELECT status, name FROM `+migrationsTable+` WHERE id = $1 FOR UPDATE`,
+		err := tx.QueryRow(ctx, `SELECT status, name FROM `+s.migrationsTable+` WHERE id = $1 FOR UPDATE`,
 			c.MigrationID).Scan(&status, &name)
 		if errors.Is(err, pgx.ErrNoRows) {
 			return fmt.Errorf("%w: id %d", ErrMigrationNotFound, c.MigrationID)
@@ -300,7 +304,7 @@ func (s *PostgresStore) ClaimJob(ctx context.Context, c Claim) (*Job, error) {
 		}
 		if c.Limit > 0 {
 			var running int
-			if err := tx.QueryRow(ctx, `SELECT count(*) FROM `+jobsTable+` j JOIN `+migrationsTable+` m ON m.id = j.migration_id
+			if err := tx.QueryRow(ctx, `SELECT count(*) FROM `+s.jobsTable+` j JOIN `+s.migrationsTable+` m ON m.id = j.migration_id
 				WHERE j.status = 'running' AND j.lease_expires_at > now() AND m.work_name = ANY($1)`,
 				c.Works).Scan(&running); err != nil {
 				return err
@@ -311,9 +315,9 @@ func (s *PostgresStore) ClaimJob(ctx context.Context, c Claim) (*Job, error) {
 		}
 		lease := c.Lease.Microseconds()
 		if c.JobID == 0 {
-			job, err = claimNew(ctx, tx, c, lease)
+			job, err = s.claimNew(ctx, tx, c, lease)
 		} else {
-			job, err = scanJob(tx.QueryRow(ctx, `UPDATE `+jobsTable+` SET status = 'running',
+			job, err = scanJob(tx.QueryRow(ctx, `UPDATE `+s.jobsTable+` SET status = 'running',
 					attempts = attempts + 1, error_code = '', error_message = '', started_at = now(),
 					finished_at = NULL, lease_expires_at = now() + $4::bigint * interval '1 microsecond'
 				WHERE id = $1 AND migration_id = $2 AND status = 'failed' AND attempts = $3
@@ -325,7 +329,7 @@ func (s *PostgresStore) ClaimJob(ctx context.Context, c Claim) (*Job, error) {
 		if err != nil {
 			return err
 		}
-		_, err = setStatus(ctx, tx, c.MigrationID, StatusChange{To: StatusRunning})
+		_, err = s.setStatus(ctx, tx, c.MigrationID, StatusChange{To: StatusRunning})
 		return err
 	})
 	if err != nil {
@@ -345,12 +349,12 @@ func validNewRange(c Claim) error {
 	return nil
 }
 
-func claimNew(ctx context.Context, tx pgx.Tx, c Claim, leaseMicros int64) (*Job, error) {
+func (s *PostgresStore) claimNew(ctx context.Context, tx pgx.Tx, c Claim, leaseMicros int64) (*Job, error) {
 	if err := validNewRange(c); err != nil {
 		return nil, err
 	}
 	var last []string
-	if err := tx.QueryRow(ctx, `SELECT end_key FROM `+jobsTable+` WHERE migration_id = $1
+	if err := tx.QueryRow(ctx, `SELECT end_key FROM `+s.jobsTable+` WHERE migration_id = $1
 		ORDER BY id DESC LIMIT 1`, c.MigrationID).Scan(&last); err != nil && !errors.Is(err, pgx.ErrNoRows) {
 		return nil, err
 	}
@@ -358,7 +362,7 @@ func claimNew(ctx context.Context, tx pgx.Tx, c Claim, leaseMicros int64) (*Job,
 		return nil, fmt.Errorf("%w: range [%s, %s] was cut after %v, but the last job now ends at %v",
 			ErrJobConflict, c.Start, c.End, c.After, Key(last))
 	}
-	job, err := scanJob(tx.QueryRow(ctx, `INSERT INTO `+jobsTable+`
+	job, err := scanJob(tx.QueryRow(ctx, `INSERT INTO `+s.jobsTable+`
 			(migration_id, start_key, end_key, batch_size, row_count, status, attempts, started_at, lease_expires_at)
 		VALUES ($1, $2, $3, $4, $5, 'running', 1, now(), now() + $6::bigint * interval '1 microsecond')
 		RETURNING `+jobColumns, c.MigrationID, []string(c.Start), []string(c.End), c.BatchSize, c.Rows, leaseMicros))
@@ -373,7 +377,7 @@ func (s *PostgresStore) RenewLease(ctx context.Context, jobID int64, attempt int
 	if lease <= 0 {
 		return fmt.Errorf("bbm: renewing job %d: lease must be positive", jobID)
 	}
-	tag, err := s.db.Exec(ctx, `UPDATE `+jobsTable+` SET lease_expires_at = now() + $3::bigint * interval '1 microsecond'
+	tag, err := s.db.Exec(ctx, `UPDATE `+s.jobsTable+` SET lease_expires_at = now() + $3::bigint * interval '1 microsecond'
 		WHERE id = $1 AND status = 'running' AND attempts = $2`, jobID, attempt, lease.Microseconds())
 	if err != nil {
 		return fmt.Errorf("bbm: renewing the lease of job %d: %w", jobID, err)
@@ -391,7 +395,7 @@ func (s *PostgresStore) FinishJob(ctx context.Context, tx pgx.Tx, r JobResult) (
 	if tx != nil {
 		q = tx
 	}
-	job, err := scanJob(q.QueryRow(ctx, `UPDATE `+jobsTable+` SET status = 'finished',
+	job, err := scanJob(q.QueryRow(ctx, `UPDATE `+s.jobsTable+` SET status = 'finished',
 			finished_at = now(), lease_expires_at = NULL, duration_us = $3, error_code = '', error_message = ''
 		WHERE id = $1 AND status = 'running' AND attempts = $2
 		RETURNING `+jobColumns, r.JobID, r.Attempt, r.Duration.Microseconds()))
@@ -413,7 +417,7 @@ func (s *PostgresStore) FailJob(ctx context.Context, f JobFailure) (*Job, error)
 	var job *Job
 	err := storage.InTx(ctx, s.db, func(tx pgx.Tx) error {
 		var err error
-		job, err = scanJob(tx.QueryRow(ctx, `UPDATE `+jobsTable+` SET status = 'failed',
+		job, err = scanJob(tx.QueryRow(ctx, `UPDATE `+s.jobsTable+` SET status = 'failed',
 				attempts = attempts - CASE WHEN $4 THEN 1 ELSE 0 END,
 				finished_at = now(), lease_expires_at = NULL, duration_us = $3,
 				error_code = $5, error_message = $6
@@ -426,7 +430,7 @@ func (s *PostgresStore) FailJob(ctx context.Context, f JobFailure) (*Job, error)
 		if err != nil || f.MigrationCode == CodeNone {
 			return err
 		}
-		_, err = tx.Exec(ctx, `UPDATE `+migrationsTable+` SET status = 'failed', error_code = $2,
+		_, err = tx.Exec(ctx, `UPDATE `+s.migrationsTable+` SET status = 'failed', error_code = $2,
 				error_message = $3, updated_at = now()
 			WHERE id = $1 AND status IN ('active', 'running')`,
 			job.MigrationID, f.MigrationCode, TruncateMessage(f.Message))
@@ -442,7 +446,7 @@ func (s *PostgresStore) FailJob(ctx context.Context, f JobFailure) (*Job, error)
 func (s *PostgresStore) ReapExpiredJobs(ctx context.Context, maxAttempts int) ([]*Job, error) {
 	var jobs []*Job
 	err := storage.InTx(ctx, s.db, func(tx pgx.Tx) error {
-		rows, err := tx.Query(ctx, `UPDATE `+jobsTable+` SET status = 'failed', finished_at = now(),
+		rows, err := tx.Query(ctx, `UPDATE `+s.jobsTable+` SET status = 'failed', finished_at = now(),
 				lease_expires_at = NULL, error_code = 'job_abandoned',
 				error_message = 'lease expired: the worker running this job died or stopped renewing its lease'
 			WHERE status = 'running' AND lease_expires_at < now()
@@ -457,7 +461,7 @@ func (s *PostgresStore) ReapExpiredJobs(ctx context.Context, maxAttempts int) ([
 			if j.Attempts < maxAttempts {
 				continue
 			}
-			if _, err := tx.Exec(ctx, `UPDATE `+migrationsTable+` SET status = 'failed', error_code = $2,
+			if _, err := tx.Exec(ctx, `UPDATE `+s.migrationsTable+` SET status = 'failed', error_code = $2,
 					error_message = $3, updated_at = now()
 				WHERE id = $1 AND status IN ('active', 'running') AND on_failure = 'fail_fast'`, j.MigrationID, CodeMaxJobAttemptsReached,
 				fmt.Sprintf("job %d [%s, %s] abandoned on its last attempt (%d)", j.ID, j.Start, j.End, j.Attempts)); err != nil {
@@ -474,7 +478,7 @@ func (s *PostgresStore) ReapExpiredJobs(ctx context.Context, maxAttempts int) ([
 
 // LastJob implements Store.
 func (s *PostgresStore) LastJob(ctx context.Context, migrationID int64) (*Job, error) {
-	j, err := scanJob(s.db.QueryRow(ctx, `SELECT `+jobColumns+` FROM `+jobsTable+`
+	j, err := scanJob(s.db.QueryRow(ctx, `SELECT `+jobColumns+` FROM `+s.jobsTable+`
 		WHERE migration_id = $1 ORDER BY id DESC LIMIT 1`, migrationID))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, nil
@@ -487,13 +491,13 @@ func (s *PostgresStore) LastJob(ctx context.Context, migrationID int64) (*Job, e
 
 // UnfinishedJobs implements Store.
 func (s *PostgresStore) UnfinishedJobs(ctx context.Context, migrationID int64) ([]*Job, error) {
-	return s.jobs(ctx, `SELECT `+jobColumns+` FROM `+jobsTable+`
+	return s.jobs(ctx, `SELECT `+jobColumns+` FROM `+s.jobsTable+`
 		WHERE migration_id = $1 AND status <> 'finished' ORDER BY id`, migrationID)
 }
 
 // Jobs implements Store.
 func (s *PostgresStore) Jobs(ctx context.Context, migrationID int64) ([]*Job, error) {
-	return s.jobs(ctx, `SELECT `+jobColumns+` FROM `+jobsTable+` WHERE migration_id = $1 ORDER BY id`, migrationID)
+	return s.jobs(ctx, `SELECT `+jobColumns+` FROM `+s.jobsTable+` WHERE migration_id = $1 ORDER BY id`, migrationID)
 }
 
 func (s *PostgresStore) jobs(ctx context.Context, sql string, migrationID int64) ([]*Job, error) {
@@ -519,9 +523,9 @@ func (s *PostgresStore) JobStats(ctx context.Context, migrationID int64) (JobSta
 			COALESCE(sum(j.row_count) FILTER (WHERE j.status = 'finished'), 0)::bigint,
 			COALESCE(sum(j.row_count), 0)::bigint,
 			min(j.started_at), max(j.finished_at) FILTER (WHERE j.status = 'finished'),
-			COALESCE((SELECT l.end_key = m.upper_key FROM `+jobsTable+` l WHERE l.migration_id = m.id
+			COALESCE((SELECT l.end_key = m.upper_key FROM `+s.jobsTable+` l WHERE l.migration_id = m.id
 				ORDER BY l.id DESC LIMIT 1), false)
-		FROM `+migrationsTable+` m LEFT JOIN `+jobsTable+` j ON j.migration_id = m.id
+		FROM `+s.migrationsTable+` m LEFT JOIN `+s.jobsTable+` j ON j.migration_id = m.id
 		WHERE m.id = $1 GROUP BY m.id`, migrationID).
 		Scan(&st.Total, &st.Running, &st.Finished, &st.Failed, &st.RowsDone, &st.RowsCut, &first, &last, &st.AllCut)
 	if errors.Is(err, pgx.ErrNoRows) {

@@ -33,6 +33,7 @@ type PostgresOptions struct {
 // that started an import) may have changed the state a moment ago.
 type PostgresStore struct {
 	db     *storage.DB
+	table  string // repositoriesTable, quoted and qualified with db's schema
 	clock  func() time.Time
 	logger *slog.Logger
 }
@@ -58,7 +59,7 @@ func NewPostgresStore(db storage.Handle, opts PostgresOptions) (*PostgresStore, 
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
-	return &PostgresStore{db: routed, clock: opts.Clock, logger: opts.Logger}, nil
+	return &PostgresStore{db: routed, table: storage.Table(routed, repositoriesTable), clock: opts.Clock, logger: opts.Logger}, nil
 }
 
 // repositoriesTable is the table of PostgresStore (storage/migrations
@@ -114,7 +115,7 @@ func (s *PostgresStore) Add(ctx context.Context, nr NewRepository) (Repository, 
 		created = s.clock()
 	}
 	r, err := scanRepository(s.db.QueryRow(ctx, `
-		INSERT INTO `+repositoriesTable+` (path, tag_count, created_at, updated_at, state_changed_at)
+		INSERT INTO `+s.table+` (path, tag_count, created_at, updated_at, state_changed_at)
 		VALUES ($1, $2, $3, $3, $3)
 		RETURNING `+repoColumns, nr.Path, nr.TagCount, created))
 	if err != nil {
@@ -130,7 +131,7 @@ func (s *PostgresStore) Add(ctx context.Context, nr NewRepository) (Repository, 
 // Get implements Store. It reads where storage.DB.Read routes path.
 func (s *PostgresStore) Get(ctx context.Context, path string) (Repository, error) {
 	r, err := scanRepository(s.db.Read(ctx, path).QueryRow(ctx,
-		`SELECT `+repoColumns+` FROM `+repositoriesTable+` WHERE path = $1`, path))
+		`SELECT `+repoColumns+` FROM `+s.table+` WHERE path = $1`, path))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return Repository{}, fmt.Errorf("%w: %s", ErrNotFound, path)
 	}
@@ -153,7 +154,7 @@ func (s *PostgresStore) Transition(ctx context.Context, c Change) (Repository, e
 	// The per-state timestamp to set is chosen by CASE so that the whole
 	// compare-and-set is one statement and takes no explicit lock.
 	r, err := scanRepository(s.db.QueryRow(ctx, `
-		UPDATE `+repositoriesTable+` SET
+		UPDATE `+s.table+` SET
 			state = $3,
 			version = version + 1,
 			updated_at = $4,
@@ -183,7 +184,7 @@ func (s *PostgresStore) Transition(ctx context.Context, c Change) (Repository, e
 // whyNotChanged tells a missing repository from one in another state.
 func (s *PostgresStore) whyNotChanged(ctx context.Context, id int64, want State) error {
 	r, err := scanRepository(s.db.QueryRow(ctx,
-		`SELECT `+repoColumns+` FROM `+repositoriesTable+` WHERE id = $1`, id))
+		`SELECT `+repoColumns+` FROM `+s.table+` WHERE id = $1`, id))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return fmt.Errorf("%w: id %d", ErrNotFound, id)
 	}
@@ -202,7 +203,7 @@ func (s *PostgresStore) Revert(ctx context.Context, changed, before Repository) 
 		return Repository{}, fmt.Errorf("enqueuer: revert of repository %d to unknown state %q", before.ID, before.State)
 	}
 	r, err := scanRepository(s.db.QueryRow(ctx, `
-		UPDATE `+repositoriesTable+` SET
+		UPDATE `+s.table+` SET
 			state = $3, retry_count = $4, skip_reason = $5, abort_reason = $6,
 			version = version + 1, updated_at = $7, state_changed_at = $8,
 			pre_importing_at = $9, pre_import_done_at = $10, importing_at = $11,
@@ -216,7 +217,7 @@ func (s *PostgresStore) Revert(ctx context.Context, changed, before Repository) 
 		before.DeferReason, before.DeferKey, nullTime(before.DeferredAt)))
 	if errors.Is(err, pgx.ErrNoRows) {
 		cur, gerr := scanRepository(s.db.QueryRow(ctx,
-			`SELECT `+repoColumns+` FROM `+repositoriesTable+` WHERE id = $1`, changed.ID))
+			`SELECT `+repoColumns+` FROM `+s.table+` WHERE id = $1`, changed.ID))
 		if errors.Is(gerr, pgx.ErrNoRows) {
 			return Repository{}, fmt.Errorf("%w: id %d", ErrNotFound, changed.ID)
 		}
@@ -236,7 +237,7 @@ func (s *PostgresStore) Revert(ctx context.Context, changed, before Repository) 
 // a read without a sticky key.
 func (s *PostgresStore) CountInProgress(ctx context.Context) (int, error) {
 	var n int
-	err := s.db.Read(ctx, "").QueryRow(ctx, `SELECT count(*) FROM `+repositoriesTable+`
+	err := s.db.Read(ctx, "").QueryRow(ctx, `SELECT count(*) FROM `+s.table+`
 		WHERE state IN ('pre_importing', 'pre_import_done', 'importing')`).Scan(&n)
 	if err != nil {
 		return 0, fmt.Errorf("enqueuer: counting imports in progress: %w", err)
@@ -253,7 +254,7 @@ func (s *PostgresStore) Count(ctx context.Context) (Counts, error) {
 		c.States[st] = 0
 	}
 	rows, err := s.db.Read(ctx, "").Query(ctx, `SELECT state, count(*), count(*) FILTER (WHERE defer_reason <> '')
-		FROM `+repositoriesTable+` GROUP BY state`)
+		FROM `+s.table+` GROUP BY state`)
 	if err != nil {
 		return c, fmt.Errorf("enqueuer: counting repositories: %w", err)
 	}
@@ -279,7 +280,7 @@ func (s *PostgresStore) List(ctx context.Context, opts ListOptions) ([]Repositor
 	if err := opts.Validate(); err != nil {
 		return nil, err
 	}
-	q, args, ok := listQuery(opts)
+	q, args, ok := listQuery(s.table, opts)
 	if !ok {
 		return nil, nil
 	}
@@ -298,7 +299,7 @@ func (s *PostgresStore) List(ctx context.Context, opts ListOptions) ([]Repositor
 // are written as literals (the state is one of States) so that the planner
 // can match the partial indexes even with a generic plan. ok is false when
 // nothing can match (a path prefix that no valid path has).
-func listQuery(opts ListOptions) (q string, args []any, ok bool) {
+func listQuery(table string, opts ListOptions) (q string, args []any, ok bool) {
 	arg := func(v any) string {
 		args = append(args, v)
 		return fmt.Sprintf("$%d", len(args))
@@ -352,7 +353,7 @@ func listQuery(opts ListOptions) (q string, args []any, ok bool) {
 	default:
 		order = "state_changed_at, id"
 	}
-	q = `SELECT ` + repoColumns + ` FROM ` + repositoriesTable + `
+	q = `SELECT ` + repoColumns + ` FROM ` + table + `
 		WHERE ` + strings.Join(where, " AND ") + `
 		ORDER BY ` + order + ` LIMIT ` + arg(opts.Limit)
 	return q, args, true
@@ -381,7 +382,7 @@ func (s *PostgresStore) Defer(ctx context.Context, d Deferral) (Repository, erro
 		at = s.clock()
 	}
 	r, err := scanRepository(s.db.QueryRow(ctx, `
-		UPDATE `+repositoriesTable+` SET
+		UPDATE `+s.table+` SET
 			defer_reason = $3, defer_key = $4, deferred_at = $5, version = version + 1, updated_at = $5
 		WHERE id = $1 AND state = $2
 		RETURNING `+repoColumns, d.ID, string(d.From), d.Reason, d.Key, at))
@@ -406,12 +407,12 @@ func (s *PostgresStore) Reconsider(ctx context.Context, keep string) (int, error
 	total := 0
 	for {
 		tag, err := s.db.Exec(ctx, `
-			UPDATE `+repositoriesTable+` SET
+			UPDATE `+s.table+` SET
 				defer_reason = '', defer_key = '', deferred_at = NULL, version = version + 1, updated_at = $3
 			WHERE id IN (
-				(SELECT id FROM `+repositoriesTable+` WHERE defer_reason <> '' AND defer_key < $1 LIMIT $2)
+				(SELECT id FROM `+s.table+` WHERE defer_reason <> '' AND defer_key < $1 LIMIT $2)
 				UNION ALL
-				(SELECT id FROM `+repositoriesTable+` WHERE defer_reason <> '' AND defer_key > $1 LIMIT $2)
+				(SELECT id FROM `+s.table+` WHERE defer_reason <> '' AND defer_key > $1 LIMIT $2)
 			)`, keep, reconsiderBatch, s.clock())
 		if err != nil {
 			return total, fmt.Errorf("enqueuer: reconsidering deferred repositories: %w", err)
@@ -427,7 +428,7 @@ func (s *PostgresStore) Reconsider(ctx context.Context, keep string) (int, error
 // LastStarted implements Store (one index probe).
 func (s *PostgresStore) LastStarted(ctx context.Context) (time.Time, error) {
 	var last *time.Time
-	err := s.db.Read(ctx, "").QueryRow(ctx, `SELECT max(pre_importing_at) FROM `+repositoriesTable).Scan(&last)
+	err := s.db.Read(ctx, "").QueryRow(ctx, `SELECT max(pre_importing_at) FROM `+s.table).Scan(&last)
 	if err != nil {
 		return time.Time{}, fmt.Errorf("enqueuer: reading the last start: %w", err)
 	}

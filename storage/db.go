@@ -24,6 +24,10 @@ type Config struct {
 	PrimaryURL string
 	// ReplicaURLs are streaming replicas of the primary; reads may go there.
 	ReplicaURLs []string
+	// Schema is the PostgreSQL schema of Ferry's tables (see WithSchema).
+	// Default: the primary handle's (Wrap), else the first schema of the
+	// search_path.
+	Schema string
 	// MaxConns caps each pool's connections. Default: pgxpool's default
 	// (the larger of 4 and the number of CPUs).
 	MaxConns int32
@@ -102,6 +106,9 @@ func Open(ctx context.Context, cfg Config) (*DB, error) {
 	if cfg.PrimaryURL == "" {
 		return nil, fmt.Errorf("%w: PrimaryURL is empty", ErrConfig)
 	}
+	if err := cfg.checkSchema(); err != nil {
+		return nil, err
+	}
 	primary, err := openPool(ctx, "primary", cfg.PrimaryURL, cfg.MaxConns)
 	if err != nil {
 		return nil, err
@@ -148,6 +155,9 @@ func WrapWith(cfg Config, primary Handle, replicas ...Handle) (*DB, error) {
 	case primary == nil:
 		return nil, fmt.Errorf("%w: Wrap: the primary handle is nil", ErrConfig)
 	}
+	if err := cfg.checkSchema(); err != nil {
+		return nil, err
+	}
 	cfg.applyDefaults()
 	db := newDB(cfg, primary)
 	for i, h := range replicas {
@@ -157,6 +167,13 @@ func WrapWith(cfg Config, primary Handle, replicas ...Handle) (*DB, error) {
 		db.addReplica(i, h)
 	}
 	return db, nil
+}
+
+func (c Config) checkSchema() error {
+	if c.Schema == "" {
+		return nil
+	}
+	return checkIdentifier("Config.Schema", c.Schema)
 }
 
 func newDB(cfg Config, primary Handle) *DB {
@@ -235,3 +252,10 @@ func (db *DB) BeginTx(ctx context.Context, opts pgx.TxOptions) (pgx.Tx, error) {
 func (db *DB) acquire(ctx context.Context) (*pgx.Conn, func(), error) { return db.primary.acquire(ctx) }
 
 func (db *DB) label() string { return db.primary.label() }
+
+func (db *DB) schema() string {
+	if db.cfg.Schema != "" {
+		return db.cfg.Schema
+	}
+	return db.primary.schema()
+}

@@ -13,9 +13,18 @@
 // back on error or panic, and retries serialization failures and deadlocks.
 //
 // Migrate applies Ferry's embedded schema (numbered SQL files, one per
-// package) in order, each in its own transaction, under an advisory lock so
-// that several processes may start at once; it records what it applied in
-// ferry_schema_migrations and refuses a schema newer than the binary.
+// package, each with a down file) in order, each in its own transaction,
+// under a transaction-scoped advisory lock so that several processes may
+// start at once; it records what it applied in ferry_schema_migrations and
+// refuses a schema newer than the binary. A host's own migration files run
+// through MigrateWith get a version table of their own (MigrateOptions.Table),
+// never Ferry's. A host that runs every migration with its own tool takes
+// Ferry's as a list (Migrations, with up and down SQL) or as files in
+// golang-migrate's layout (MigrationsFS) instead.
+//
+// WithSchema (or Config.Schema) puts Ferry's tables in a PostgreSQL schema of
+// their own: Migrate creates them there, and every package qualifies its
+// table names with the Handle's schema (Table), so no session state is set.
 //
 // DB is a primary with optional streaming replicas, opened from URLs (Open)
 // or over a host's own handles (Wrap). Writes go to the primary. DB.Read routes a read for a sticky key (say a repository path)

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
@@ -88,3 +89,47 @@ func ExampleFromPool() {
 	fmt.Println(h != nil)
 	// Output: true
 }
+
+// A host that runs every schema change with its own migrator (golang-migrate
+// reads MigrationsFS; goose and in-house tools take this list) applies
+// Ferry's migrations in order, each Up in a transaction with search_path set
+// to the schema of Ferry's tables, and records them in a version table of
+// its own. Ferry's packages then get a Handle in that schema (WithSchema).
+func ExampleMigrations() {
+	ms, err := storage.Migrations()
+	if err != nil {
+		panic(err)
+	}
+	first := ms[0]
+	fmt.Println(first.Version, first.Name, first.Down != "")
+	// Output: 1 0001_init.sql true
+}
+
+// applyFerryMigrations is what a host's own migrator does with Migrations.
+func applyFerryMigrations(ctx context.Context, conn *pgx.Conn, schema string, applied map[int]bool) error {
+	ms, err := storage.Migrations()
+	if err != nil {
+		return err
+	}
+	for _, m := range ms {
+		if applied[m.Version] {
+			continue
+		}
+		err := pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
+			if _, err := tx.Exec(ctx, `SELECT set_config('search_path', $1, true)`, pgx.Identifier{schema}.Sanitize()); err != nil {
+				return err
+			}
+			if _, err := tx.Exec(ctx, m.Up); err != nil {
+				return fmt.Errorf("%s: %w", m.Name, err)
+			}
+			_, err := tx.Exec(ctx, `INSERT INTO registry_ferry_versions (version) VALUES ($1)`, m.Version)
+			return err
+		})
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+var _ = applyFerryMigrations

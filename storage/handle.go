@@ -39,6 +39,8 @@ type Handle interface {
 	// label names the database for logs and metrics (host:port/database,
 	// never a password), or "" when it cannot be known without connecting.
 	label() string
+	// schema is the schema of Ferry's tables, "" for the search_path's.
+	schema() string
 }
 
 // FromPool returns a Handle on a host's pgx pool. Ferry never closes it.
@@ -99,6 +101,8 @@ func (h poolHandle) acquire(ctx context.Context) (*pgx.Conn, func(), error) {
 }
 
 func (h poolHandle) label() string { return describe(h.pool.Config().ConnConfig) }
+
+func (h poolHandle) schema() string { return "" }
 
 // onlyOnce makes a release function safe to call more than once, from any
 // goroutine.

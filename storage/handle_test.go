@@ -28,11 +28,16 @@ type handleUnderTest struct {
 func newHandleUnderTest(t *testing.T, kind storagetest.HandleKind, url string) handleUnderTest {
 	t.Helper()
 	switch kind {
-	case storagetest.KindPool:
+	case storagetest.KindPool, storagetest.KindSchema:
 		pool, err := pgxpool.New(context.Background(), url)
 		require.NoError(t, err)
 		t.Cleanup(pool.Close)
-		return handleUnderTest{h: storage.FromPool(pool), inUse: func() int { return int(pool.Stat().AcquiredConns()) }}
+		h := storage.FromPool(pool)
+		if kind == storagetest.KindSchema {
+			h, err = storage.WithSchema(h, storagetest.Schema)
+			require.NoError(t, err)
+		}
+		return handleUnderTest{h: h, inUse: func() int { return int(pool.Stat().AcquiredConns()) }}
 	default:
 		db, err := sql.Open("pgx", url)
 		require.NoError(t, err)
@@ -234,7 +239,7 @@ func TestHandleConformance(t *testing.T) {
 			require.NoError(t, storage.MigrateWith(ctx, empty.h, storage.MigrateOptions{Logger: quiet}))
 			require.NoError(t, storage.MigrateWith(ctx, empty.h, storage.MigrateOptions{Logger: quiet}))
 			var n int
-			require.NoError(t, empty.h.QueryRow(ctx, `SELECT count(*) FROM ferry_schema_migrations`).Scan(&n))
+			require.NoError(t, empty.h.QueryRow(ctx, `SELECT count(*) FROM `+storage.Table(empty.h, storage.MigrationsTable)).Scan(&n))
 			require.Positive(t, n)
 			require.Eventually(t, func() bool { return empty.inUse() == 0 }, 10*time.Second, time.Millisecond)
 		})

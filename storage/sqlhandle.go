@@ -125,6 +125,8 @@ func (h sqlHandle) acquire(ctx context.Context) (*pgx.Conn, func(), error) {
 
 func (h sqlHandle) label() string { return "" }
 
+func (h sqlHandle) schema() string { return "" }
+
 func (h sqlHandle) Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error) {
 	var tag pgconn.CommandTag
 	err := h.with(ctx, func(c *pgx.Conn) error {

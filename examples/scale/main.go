@@ -123,7 +123,7 @@ func run(ctx context.Context, out io.Writer, o options) error {
 			return err
 		}
 		defer db.Close()
-		if err := storage.Migrate(ctx, db); err != nil {
+		if err := storage.Migrate(ctx, db, logger); err != nil {
 			return err
 		}
 		if opts.Store, err = enqueuer.NewPostgresStore(db, enqueuer.PostgresOptions{Logger: logger}); err != nil {

@@ -9,6 +9,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/ferryhq/ferry/lease"
+	"github.com/ferryhq/ferry/storage"
 )
 
 // fenceSQL locks the key's row FOR SHARE: a takeover (an UPDATE) waits for
@@ -16,7 +17,7 @@ import (
 // wait for each other.
 const fenceSQL = `
 SELECT token, expires_at = '-infinity', expires_at > statement_timestamp(), NULLIF(expires_at, '-infinity')
-FROM ferry_leases WHERE key = $1 FOR SHARE`
+FROM {leases} WHERE key = $1 FOR SHARE`
 
 // Fence fails with an error wrapping lease.ErrFenced unless token is the
 // current, unexpired lease on key, judged by the database clock. It locks
@@ -29,8 +30,12 @@ FROM ferry_leases WHERE key = $1 FOR SHARE`
 // than the ttl. Under REPEATABLE READ or SERIALIZABLE, a takeover that
 // committed after tx's snapshot fails Fence with a serialization error
 // (40001), which storage.InTx retries.
+//
+// Fence reads the leases table found through the search_path; a Locker
+// whose Handle puts Ferry's tables in a schema (storage.WithSchema) fences
+// with FenceWith and FenceOptions.Schema.
 func Fence(ctx context.Context, tx pgx.Tx, key string, token int64) error {
-	return fence(ctx, tx, key, token)
+	return fence(ctx, tx, "", key, token)
 }
 
 // FenceOptions tunes FenceWith. The zero value gives Fence.
@@ -38,18 +43,21 @@ type FenceOptions struct {
 	// Observer is told the outcome of the check (lease.FenceEvent), for
 	// metrics and tracing. Default: none.
 	Observer lease.Observer
+	// Schema is the schema of Ferry's tables, as given to the Locker's
+	// Handle (storage.WithSchema). Default: the search_path's.
+	Schema string
 }
 
 // FenceWith is Fence that reports the check to opts.Observer.
 func FenceWith(ctx context.Context, tx pgx.Tx, key string, token int64, opts FenceOptions) error {
-	err := fence(ctx, tx, key, token)
+	err := fence(ctx, tx, opts.Schema, key, token)
 	if opts.Observer != nil {
 		opts.Observer.FenceChecked(ctx, lease.FenceEvent{Key: key, Token: token, Err: err})
 	}
 	return err
 }
 
-func fence(ctx context.Context, tx pgx.Tx, key string, token int64) error {
+func fence(ctx context.Context, tx pgx.Tx, schema, key string, token int64) error {
 	if err := lease.CheckKey(key); err != nil {
 		return err
 	}
@@ -61,7 +69,7 @@ func fence(ctx context.Context, tx pgx.Tx, key string, token int64) error {
 		released, live bool
 		expires        *time.Time
 	)
-	err := tx.QueryRow(ctx, fenceSQL, key).Scan(&current, &released, &live, &expires)
+	err := tx.QueryRow(ctx, onTable(fenceSQL, storage.TableIn(schema, LeasesTable)), key).Scan(&current, &released, &live, &expires)
 	switch {
 	case errors.Is(err, pgx.ErrNoRows):
 		return fmt.Errorf("%w: key %q has never been leased (token %d)", lease.ErrFenced, key, token)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -24,7 +25,18 @@ type Options struct {
 type Locker struct {
 	db     storage.Handle
 	holder string
+	q      queries
 }
+
+// LeasesTable is the table of leases (storage/migrations/0002_lease.sql), in
+// the schema of db's Ferry tables (storage.WithSchema).
+const LeasesTable = "ferry_leases"
+
+// queries are the Locker's statements on its leases table.
+type queries struct{ acquire, renew, release, breakKey string }
+
+// onTable puts the quoted, qualified leases table into sql's {leases}.
+func onTable(sql, table string) string { return strings.ReplaceAll(sql, "{leases}", table) }
 
 var _ lease.Locker = (*Locker)(nil)
 
@@ -35,7 +47,9 @@ func New(db storage.Handle, opts Options) *Locker {
 		host, _ := os.Hostname()
 		opts.Holder = fmt.Sprintf("%s/%d", host, os.Getpid())
 	}
-	return &Locker{db: db, holder: opts.Holder}
+	t := storage.Table(db, LeasesTable)
+	return &Locker{db: db, holder: opts.Holder,
+		q: queries{acquire: onTable(acquireSQL, t), renew: onTable(renewSQL, t), release: onTable(releaseSQL, t), breakKey: onTable(breakSQL, t)}}
 }
 
 // acquireSQL takes the key when it has no row or its lease has expired or
@@ -50,9 +64,9 @@ func New(db storage.Handle, opts Options) *Locker {
 // was taken shows up as held with no holder row.
 const acquireSQL = `
 WITH taken AS (
-	INSERT INTO ferry_leases AS l (key, token, holder, acquired_at, expires_at)
+	INSERT INTO {leases} AS l (key, token, holder, acquired_at, expires_at)
 	SELECT $1, 1, $2, statement_timestamp(), statement_timestamp() + $3 * interval '1 microsecond'
-	WHERE NOT EXISTS (SELECT FROM ferry_leases WHERE key = $1 AND expires_at > statement_timestamp())
+	WHERE NOT EXISTS (SELECT FROM {leases} WHERE key = $1 AND expires_at > statement_timestamp())
 	ON CONFLICT (key) DO UPDATE
 		SET token = l.token + 1, holder = excluded.holder,
 		    acquired_at = excluded.acquired_at, expires_at = excluded.expires_at
@@ -61,7 +75,7 @@ WITH taken AS (
 )
 SELECT true, token, expires_at, ''::text FROM taken
 UNION ALL
-SELECT false, token, NULLIF(expires_at, '-infinity'), holder FROM ferry_leases
+SELECT false, token, NULLIF(expires_at, '-infinity'), holder FROM {leases}
 WHERE key = $1 AND NOT EXISTS (SELECT FROM taken)`
 
 // Acquire implements lease.Locker.
@@ -76,7 +90,7 @@ func (lk *Locker) Acquire(ctx context.Context, key string, ttl time.Duration) (l
 		expires  *time.Time // nil: released after the snapshot was taken
 		holder   string
 	)
-	err := lk.db.QueryRow(ctx, acquireSQL, key, lk.holder, ttl.Microseconds()).Scan(&acquired, &token, &expires, &holder)
+	err := lk.db.QueryRow(ctx, lk.q.acquire, key, lk.holder, ttl.Microseconds()).Scan(&acquired, &token, &expires, &holder)
 	switch {
 	case errors.Is(err, pgx.ErrNoRows):
 		return nil, &lease.HeldError{Key: key}
@@ -95,12 +109,12 @@ func (lk *Locker) Acquire(ctx context.Context, key string, ttl time.Duration) (l
 type driver Locker
 
 const renewSQL = `
-UPDATE ferry_leases SET expires_at = statement_timestamp() + $3 * interval '1 microsecond'
+UPDATE {leases} SET expires_at = statement_timestamp() + $3 * interval '1 microsecond'
 WHERE key = $1 AND token = $2 AND expires_at > statement_timestamp()`
 
 // Renew implements lease.Driver.
 func (d *driver) Renew(ctx context.Context, key string, token int64, ttl time.Duration) (bool, error) {
-	tag, err := d.db.Exec(ctx, renewSQL, key, token, ttl.Microseconds())
+	tag, err := d.db.Exec(ctx, d.q.renew, key, token, ttl.Microseconds())
 	return tag.RowsAffected() == 1, err
 }
 
@@ -109,12 +123,12 @@ func (d *driver) Renew(ctx context.Context, key string, token int64, ttl time.Du
 // answer was lost), rewriting the same values, so that the retry reports
 // success; a lease that expired or was taken over matches nothing.
 const releaseSQL = `
-UPDATE ferry_leases SET expires_at = '-infinity', holder = ''
+UPDATE {leases} SET expires_at = '-infinity', holder = ''
 WHERE key = $1 AND token = $2 AND (expires_at > statement_timestamp() OR expires_at = '-infinity')`
 
 // Release implements lease.Driver.
 func (d *driver) Release(ctx context.Context, key string, token int64) (bool, error) {
-	tag, err := d.db.Exec(ctx, releaseSQL, key, token)
+	tag, err := d.db.Exec(ctx, d.q.release, key, token)
 	return tag.RowsAffected() == 1, err
 }
 
@@ -123,7 +137,7 @@ var _ lease.Breaker = (*Locker)(nil)
 // breakSQL ends whatever lease is current on the key, as a release by its
 // holder would; the token stays, so the next acquisition's is larger.
 const breakSQL = `
-UPDATE ferry_leases SET expires_at = '-infinity', holder = ''
+UPDATE {leases} SET expires_at = '-infinity', holder = ''
 WHERE key = $1 AND expires_at > statement_timestamp()`
 
 // Break implements lease.Breaker: an administrator's way to free a key
@@ -133,7 +147,7 @@ func (lk *Locker) Break(ctx context.Context, key string) (bool, error) {
 	if err := lease.CheckKey(key); err != nil {
 		return false, err
 	}
-	tag, err := lk.db.Exec(ctx, breakSQL, key)
+	tag, err := lk.db.Exec(ctx, lk.q.breakKey, key)
 	if err != nil {
 		return false, fmt.Errorf("lease: breaking key %q: %w", key, err)
 	}

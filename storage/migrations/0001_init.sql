@@ -1,7 +1,11 @@
 -- Ferry's schema starts here. Each package contributes its tables as a
--- numbered file in this folder (NNNN_name.sql); storage.Migrate applies the
--- pending ones in order, each in its own transaction, and records them in
--- ferry_schema_migrations, which Migrate itself creates.
+-- numbered file in this folder (NNNN_name.sql) with its reverse
+-- (NNNN_name.down.sql; a test applies and reverts every one); storage.Migrate
+-- applies the pending ones in order, each in its own transaction, and
+-- records them in ferry_schema_migrations, which Migrate itself creates.
+-- The files name tables unqualified: Migrate runs them with search_path set
+-- to the schema of Ferry's tables (storage.WithSchema), and so should a
+-- host's own migrator (storage.Migrations, storage.MigrationsFS).
 --
 -- Numbers reserved so far: 0002 lease, 0003 bbm, 0004 enqueuer.
 SELECT 1;

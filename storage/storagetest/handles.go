@@ -3,6 +3,7 @@ package storagetest
 import (
 	"context"
 	"database/sql"
+	"log/slog"
 	"testing"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -19,10 +20,18 @@ const (
 	KindPool HandleKind = "pgxpool"
 	// KindSQL is a *sql.DB of pgx's stdlib driver, through storage.FromSQL.
 	KindSQL HandleKind = "database_sql"
+	// KindSchema is a *pgxpool.Pool whose Ferry tables live in the schema
+	// Schema (storage.WithSchema), on a database where they exist nowhere
+	// else: SQL that does not qualify Ferry's tables fails there.
+	KindSchema HandleKind = "pgxpool_in_schema"
 )
 
+// Schema is the schema of Ferry's tables on KindSchema handles. Its name
+// needs quoting, so SQL that does not quote it fails too.
+const Schema = "ferry Test"
+
 // HandleKinds returns every HandleKind, for tests that run once per kind.
-func HandleKinds() []HandleKind { return []HandleKind{KindPool, KindSQL} }
+func HandleKinds() []HandleKind { return []HandleKind{KindPool, KindSQL, KindSchema} }
 
 // SQLDB returns a *sql.DB (pgx's stdlib driver) on a new migrated database
 // (see URL), closed when the test ends.
@@ -42,17 +51,24 @@ func openSQL(t testing.TB, url string) *sql.DB {
 }
 
 // OpenHandle returns a handle of kind on url whose pool is closed when the
-// test ends.
+// test ends. It migrates nothing.
 func OpenHandle(t testing.TB, kind HandleKind, url string) storage.Handle {
 	t.Helper()
 	switch kind {
-	case KindPool:
+	case KindPool, KindSchema:
 		pool, err := pgxpool.New(context.Background(), url)
 		if err != nil {
 			t.Fatalf("storagetest: %v", err)
 		}
 		t.Cleanup(pool.Close)
-		return storage.FromPool(pool)
+		if kind == KindPool {
+			return storage.FromPool(pool)
+		}
+		h, err := storage.WithSchema(storage.FromPool(pool), Schema)
+		if err != nil {
+			t.Fatalf("storagetest: %v", err)
+		}
+		return h
 	case KindSQL:
 		h, err := storage.FromSQL(openSQL(t, url))
 		if err != nil {
@@ -64,10 +80,18 @@ func OpenHandle(t testing.TB, kind HandleKind, url string) storage.Handle {
 	return nil
 }
 
-// Handle returns a handle of kind on a new migrated database (see URL).
+// Handle returns a handle of kind on a new migrated database (see URL);
+// for KindSchema, a new database with Ferry's tables in Schema only.
 func Handle(t testing.TB, kind HandleKind) storage.Handle {
 	t.Helper()
-	return OpenHandle(t, kind, URL(t))
+	if kind != KindSchema {
+		return OpenHandle(t, kind, URL(t))
+	}
+	h := OpenHandle(t, kind, EmptyURL(t))
+	if err := storage.Migrate(context.Background(), h, slog.New(slog.DiscardHandler)); err != nil {
+		t.Fatalf("storagetest: migrating into schema %q: %v", Schema, err)
+	}
+	return h
 }
 
 // ForEachHandle runs fn once per HandleKind, as a subtest named after it.

@@ -42,7 +42,7 @@ func NewPostgresStore(db storage.Handle, _ PostgresOptions) (*PostgresStore, err
 	if db == nil {
 		return nil, fmt.Errorf("%w: NewPostgresStore needs a database", ErrConfig)
 	}
-	return &PostgresStore{db: db, q: newPostgresQueries(ImportsTable, NotificationsTable)}, nil
+	return &PostgresStore{db: db, q: newPostgresQueries(storage.Table(db, ImportsTable), storage.Table(db, NotificationsTable))}, nil
 }
 
 // postgresQueries are the store's statements with the table names filled in.

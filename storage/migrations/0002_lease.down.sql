@@ -1,0 +1,2 @@
+-- Reverts 0002_lease.sql.
+DROP TABLE ferry_leases;

@@ -1,0 +1,12 @@
+-- Reverts 0007_enqueuer_policies.sql.
+DROP INDEX ferry_enqueuer_repositories_pre_importing_at_idx;
+DROP INDEX ferry_enqueuer_repositories_state_path_idx;
+DROP INDEX ferry_enqueuer_repositories_settled_idx;
+DROP INDEX ferry_enqueuer_repositories_deferred_idx;
+DROP INDEX ferry_enqueuer_repositories_ready_size_idx;
+DROP INDEX ferry_enqueuer_repositories_ready_idx;
+ALTER TABLE ferry_enqueuer_repositories
+    DROP CONSTRAINT ferry_enqueuer_repositories_defer_check,
+    DROP COLUMN deferred_at,
+    DROP COLUMN defer_key,
+    DROP COLUMN defer_reason;
