@@ -39,6 +39,7 @@ func Run(t *testing.T, newLocker func(t *testing.T) lease.Locker) {
 		{"Guard", testGuard},
 		{"Contention", testContention},
 		{"Break", testBreak},
+		{"Inspect", testInspect},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
