@@ -259,3 +259,18 @@ func (a *Admin) move(ctx context.Context, name, verb string, c StatusChange) (*M
 func (a *Admin) Migration(ctx context.Context, name string) (*Migration, error) {
 	return a.get(ctx, name)
 }
+
+// Jobs returns a page of the named migration's jobs in key order, as opts
+// selects (JobListOptions: a status, the last job ID of the previous page,
+// a limit). An unknown name is ErrMigrationNotFound; bad options are
+// ErrInvalidListing.
+func (a *Admin) Jobs(ctx context.Context, name string, opts JobListOptions) ([]*Job, error) {
+	if err := opts.Validate(); err != nil {
+		return nil, err
+	}
+	m, err := a.get(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	return a.e.store.ListJobs(ctx, m.ID, opts)
+}

@@ -8,6 +8,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/ferryhq/ferry/bbm"
+	"github.com/ferryhq/ferry/bbm/bbmtest"
 )
 
 func TestRegisterRejectsBadInputAndLosesNothing(t *testing.T) {
@@ -237,4 +238,24 @@ func (h *stopAfter) FindJob(ctx context.Context, s bbm.Store) (*bbm.Job, error) 
 
 func (h *stopAfter) ExecuteJob(ctx context.Context, s bbm.Store, j *bbm.Job) error {
 	return h.inner.ExecuteJob(ctx, s, j)
+}
+
+// Admin.Jobs pages a migration's jobs by name; unknown names and bad
+// options are refused.
+func TestAdminJobsPages(t *testing.T) {
+	ctx := context.Background()
+	w := memWorker(t, bbmtest.NewStore(bbmtest.StoreOptions{}), nil, 10)
+	require.NoError(t, w.Run(ctx)) // 10 rows in batches of 4: 3 jobs
+	admin := w.Admin()
+	first, err := admin.Jobs(ctx, "fill", bbm.JobListOptions{Limit: 2})
+	require.NoError(t, err)
+	require.Len(t, first, 2)
+	rest, err := admin.Jobs(ctx, "fill", bbm.JobListOptions{After: first[1].ID, Limit: 2})
+	require.NoError(t, err)
+	require.Len(t, rest, 1)
+	require.Equal(t, bbm.JobFinished, rest[0].Status)
+	_, err = admin.Jobs(ctx, "nope", bbm.JobListOptions{Limit: 2})
+	require.ErrorIs(t, err, bbm.ErrMigrationNotFound)
+	_, err = admin.Jobs(ctx, "fill", bbm.JobListOptions{Limit: 0})
+	require.ErrorIs(t, err, bbm.ErrInvalidListing)
 }

@@ -47,6 +47,9 @@ var (
 	// ErrNullableKey reports a key column that is not NOT NULL: rows whose
 	// key is NULL would never be in a batch.
 	ErrNullableKey = errors.New("bbm: nullable key column")
+	// ErrInvalidListing reports listing options that no Store accepts
+	// (see JobListOptions.Validate).
+	ErrInvalidListing = errors.New("bbm: invalid listing")
 	// ErrInvalidArgs reports migration arguments that are not valid JSON.
 	ErrInvalidArgs = errors.New("bbm: invalid migration arguments")
 	// ErrJobConflict reports a claim that lost to another claim of the

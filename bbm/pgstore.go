@@ -500,8 +500,29 @@ func (s *PostgresStore) Jobs(ctx context.Context, migrationID int64) ([]*Job, er
 	return s.jobs(ctx, `SELECT `+jobColumns+` FROM `+s.jobsTable+` WHERE migration_id = $1 ORDER BY id`, migrationID)
 }
 
-func (s *PostgresStore) jobs(ctx context.Context, sql string, migrationID int64) ([]*Job, error) {
-	rows, err := s.db.Query(ctx, sql, migrationID)
+// ListJobs implements Store. A listing of failed or running jobs reads
+// the partial index of unfinished jobs; the others read the
+// (migration_id, id) index.
+func (s *PostgresStore) ListJobs(ctx context.Context, migrationID int64, opts JobListOptions) ([]*Job, error) {
+	if err := opts.Validate(); err != nil {
+		return nil, err
+	}
+	args := []any{migrationID, opts.After, opts.Limit}
+	filter := ""
+	switch opts.Status {
+	case "":
+	case JobFinished:
+		filter, args = ` AND status = $4`, append(args, string(opts.Status))
+	default: // the redundant condition lets the planner use the partial index
+		filter, args = ` AND status = $4 AND status <> 'finished'`, append(args, string(opts.Status))
+	}
+	return s.jobs(ctx, `SELECT `+jobColumns+` FROM `+jobsTable+`
+		WHERE migration_id = $1 AND id > $2`+filter+` ORDER BY id LIMIT $3`, args...)
+}
+
+func (s *PostgresStore) jobs(ctx context.Context, sql string, args ...any) ([]*Job, error) {
+	migrationID := args[0]
+	rows, err := s.db.Query(ctx, sql, args...)
 	if err != nil {
 		return nil, fmt.Errorf("bbm: listing jobs of migration %d: %w", migrationID, err)
 	}

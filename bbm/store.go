@@ -2,6 +2,7 @@ package bbm
 
 import (
 	"context"
+	"fmt"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -88,8 +89,38 @@ type Store interface {
 	UnfinishedJobs(ctx context.Context, migrationID int64) ([]*Job, error)
 	// Jobs returns all the migration's jobs in key order.
 	Jobs(ctx context.Context, migrationID int64) ([]*Job, error)
+	// ListJobs returns a page of the migration's jobs in key order (which
+	// is ID order: ranges are cut in key order), as opts selects. A
+	// migration that does not exist has no jobs.
+	ListJobs(ctx context.Context, migrationID int64, opts JobListOptions) ([]*Job, error)
 	// JobStats sums up the migration's jobs.
 	JobStats(ctx context.Context, migrationID int64) (JobStats, error)
+}
+
+// JobListOptions selects a page of a migration's jobs for ListJobs.
+type JobListOptions struct {
+	// Status, when set, keeps only the jobs in it.
+	Status JobStatus
+	// After, when positive, continues a listing: only jobs with a larger
+	// ID (later in key order) are returned. Pass the last job's ID of the
+	// previous page.
+	After int64
+	// Limit caps the page; it must be positive.
+	Limit int
+}
+
+// Validate checks opts as every Store does before listing: a known status
+// (or none), a positive limit, no negative After.
+func (opts JobListOptions) Validate() error {
+	switch {
+	case opts.Status != "" && opts.Status != JobRunning && opts.Status != JobFinished && opts.Status != JobFailed:
+		return fmt.Errorf("%w: unknown job status %q (want %s, %s or %s)", ErrInvalidListing, opts.Status, JobRunning, JobFinished, JobFailed)
+	case opts.Limit <= 0:
+		return fmt.Errorf("%w: limit must be positive, got %d", ErrInvalidListing, opts.Limit)
+	case opts.After < 0:
+		return fmt.Errorf("%w: negative After %d", ErrInvalidListing, opts.After)
+	}
+	return nil
 }
 
 // StatusChange is a conditional migration status change.

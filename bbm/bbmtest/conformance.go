@@ -29,6 +29,7 @@ func TestStore(t *testing.T, newStore func(t *testing.T) bbm.Store) {
 	t.Run("RetryMigration", func(t *testing.T) { testRetryMigration(t, newStore(t)) })
 	t.Run("ReapExpiredJobs", func(t *testing.T) { testReap(t, newStore(t)) })
 	t.Run("JobStats", func(t *testing.T) { testJobStats(t, newStore(t)) })
+	t.Run("ListJobsPages", func(t *testing.T) { testListJobs(t, newStore(t)) })
 	t.Run("RenewLease", func(t *testing.T) { testRenewLease(t, newStore(t)) })
 	t.Run("ParallelismLimit", func(t *testing.T) { testLimit(t, newStore(t)) })
 	t.Run("CompositeKeysArgsAndModes", func(t *testing.T) { testCompositeKeys(t, newStore(t)) })
@@ -565,4 +566,63 @@ func testCanceled(t *testing.T, s bbm.Store) {
 	check(t, err != nil, "Migrations with a canceled context succeeded")
 	_, err = s.ClaimJob(ctx, bbm.Claim{MigrationID: 1, Start: bbm.IntKey(1), End: bbm.IntKey(2), BatchSize: 2, Lease: lease})
 	check(t, err != nil, "ClaimJob with a canceled context succeeded")
+}
+
+func testListJobs(t *testing.T, s bbm.Store) {
+	ctx := context.Background()
+	m := create(t, s, "m")
+	other := create(t, s, "other")
+	var jobs []*bbm.Job
+	for i := int64(0); i < 7; i++ {
+		jobs = append(jobs, claimNew(t, s, m, 10*i+1, 10*i+10))
+	}
+	claimNew(t, s, other, 1, 10)
+	for _, j := range []*bbm.Job{jobs[0], jobs[2], jobs[3], jobs[6]} {
+		finish(t, s, j)
+	}
+	for _, j := range []*bbm.Job{jobs[1], jobs[5]} {
+		must(s.FailJob(ctx, bbm.JobFailure{JobID: j.ID, Attempt: 1, Code: bbm.CodeJobFailed, Message: "boom"}))(t)
+	}
+	ids := func(js []*bbm.Job) []int64 {
+		out := make([]int64, len(js))
+		for i, j := range js {
+			out[i] = j.ID
+		}
+		return out
+	}
+	all := ids(jobs)
+	// Pages of 3 walk every job once, in key order, and stay within m.
+	var got []int64
+	opts := bbm.JobListOptions{Limit: 3}
+	for {
+		page := must(s.ListJobs(ctx, m.ID, opts))(t)
+		check(t, len(page) <= 3, "page of %d jobs with limit 3", len(page))
+		if len(page) == 0 {
+			break
+		}
+		got = append(got, ids(page)...)
+		opts.After = page[len(page)-1].ID
+	}
+	check(t, slices.Equal(got, all), "paged jobs %v, want %v", got, all)
+	for _, c := range []struct {
+		status bbm.JobStatus
+		want   []int64
+	}{
+		{bbm.JobFinished, []int64{all[0], all[2], all[3], all[6]}},
+		{bbm.JobFailed, []int64{all[1], all[5]}},
+		{bbm.JobRunning, []int64{all[4]}},
+	} {
+		page := must(s.ListJobs(ctx, m.ID, bbm.JobListOptions{Status: c.status, Limit: 10}))(t)
+		check(t, slices.Equal(ids(page), c.want), "%s jobs %v, want %v", c.status, ids(page), c.want)
+		for _, j := range page {
+			check(t, j.Status == c.status && j.MigrationID == m.ID, "listed %+v for status %s", j, c.status)
+		}
+	}
+	failed := must(s.ListJobs(ctx, m.ID, bbm.JobListOptions{Status: bbm.JobFailed, After: all[1], Limit: 10}))(t)
+	check(t, len(failed) == 1 && failed[0].ID == all[5] && failed[0].ErrorMessage == "boom", "failed after the first: %+v", failed)
+	check(t, len(must(s.ListJobs(ctx, m.ID+1000, bbm.JobListOptions{Limit: 10}))(t)) == 0, "jobs of a missing migration")
+	for _, bad := range []bbm.JobListOptions{{}, {Limit: -1}, {Limit: 1, Status: "done"}, {Limit: 1, After: -1}} {
+		_, err := s.ListJobs(ctx, m.ID, bad)
+		wantErr(t, err, bbm.ErrInvalidListing)
+	}
 }

@@ -457,6 +457,20 @@ func (s *Store) Jobs(ctx context.Context, migrationID int64) ([]*bbm.Job, error)
 	return s.list(ctx, migrationID, func(*bbm.Job) bool { return true })
 }
 
+// ListJobs implements bbm.Store.
+func (s *Store) ListJobs(ctx context.Context, migrationID int64, opts bbm.JobListOptions) ([]*bbm.Job, error) {
+	if err := opts.Validate(); err != nil {
+		return nil, err
+	}
+	jobs, err := s.list(ctx, migrationID, func(j *bbm.Job) bool {
+		return j.ID > opts.After && (opts.Status == "" || j.Status == opts.Status)
+	})
+	if len(jobs) > opts.Limit {
+		jobs = jobs[:opts.Limit]
+	}
+	return jobs, err
+}
+
 // JobStats implements bbm.Store.
 func (s *Store) JobStats(ctx context.Context, migrationID int64) (bbm.JobStats, error) {
 	m, err := s.Migration(ctx, migrationID)
