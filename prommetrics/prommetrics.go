@@ -41,6 +41,8 @@ type Metrics struct {
 	storage  *storageObserver
 	lease    *leaseObserver
 	transfer *transferObserver
+
+	importServer *importServerObserver
 }
 
 // New creates Ferry's metrics and registers them on reg (use
@@ -64,6 +66,8 @@ func New(reg prometheus.Registerer, opts Options) (*Metrics, error) {
 		storage:  newStorageObserver(opts),
 		lease:    newLeaseObserver(opts),
 		transfer: newTransferObserver(),
+
+		importServer: newImportServerObserver(),
 	}
 	var all []prometheus.Collector
 	all = append(all, m.bbm.collectors()...)
@@ -71,6 +75,7 @@ func New(reg prometheus.Registerer, opts Options) (*Metrics, error) {
 	all = append(all, m.storage.collectors()...)
 	all = append(all, m.lease.collectors()...)
 	all = append(all, m.transfer.collectors()...)
+	all = append(all, m.importServer.collectors()...)
 	if err := registerAll(reg, all); err != nil {
 		return nil, err
 	}

@@ -87,9 +87,10 @@ type Config struct {
 	PreImportTimeout time.Duration
 	ImportTimeout    time.Duration
 	// AllowFinalWithoutPreImport lets a final import start for a
-	// repository that was never pre-imported. By default that answers 424,
-	// like a failed pre-import: the final import holds the repository
-	// read-only and is meant to be short.
+	// repository whose last run is not a completed pre-import (never
+	// pre-imported, or a failed final import since). By default that
+	// answers 424, like a failed pre-import: the final import holds the
+	// repository read-only and is meant to be short.
 	AllowFinalWithoutPreImport bool
 
 	// Instance names this server among those sharing the Store. Imports it

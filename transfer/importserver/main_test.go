@@ -1,9 +1,15 @@
 package importserver_test
 
 import (
+	"os"
 	"testing"
 
 	"github.com/ferryhq/ferry/storage/storagetest"
 )
 
-func TestMain(m *testing.M) { storagetest.Main(m) }
+func TestMain(m *testing.M) {
+	if os.Getenv(childEnv) != "" {
+		os.Exit(registryChild())
+	}
+	storagetest.Main(m)
+}

@@ -77,7 +77,8 @@ func newPostgresQueries(imports, notifications string) postgresQueries {
 	return postgresQueries{
 		lockKey: int64(h.Sum64()),
 		get:     r.Replace(`SELECT ` + importColumns + ` FROM {imports} WHERE path = $1`),
-		count:   r.Replace(`SELECT count(*) FROM {imports} WHERE status IN ` + inProgress),
+		count: r.Replace(`SELECT (SELECT count(*) FROM {imports} WHERE status IN ` + inProgress + `),
+			EXISTS (SELECT 1 FROM {notifications} WHERE path = $1 AND state = 'pending')`),
 		begin: r.Replace(`INSERT INTO {imports} AS i (path, type, status, owner)
 			VALUES ($1, $2, $3, $4)
 			ON CONFLICT (path) DO UPDATE SET type = excluded.type, status = excluded.status,
@@ -212,7 +213,8 @@ func (s *PostgresStore) Begin(ctx context.Context, req BeginRequest) (Import, er
 			return err
 		}
 		var running int
-		if err := tx.QueryRow(ctx, s.q.count).Scan(&running); err != nil {
+		var pending bool
+		if err := tx.QueryRow(ctx, s.q.count, req.Path).Scan(&running, &pending); err != nil {
 			return err
 		}
 		var cur *Import
@@ -223,7 +225,7 @@ func (s *PostgresStore) Begin(ctx context.Context, req BeginRequest) (Import, er
 		case !errors.Is(err, pgx.ErrNoRows):
 			return err
 		}
-		if reason := CheckBegin(cur, req, running); reason != nil {
+		if reason := CheckBegin(cur, req, running, pending); reason != nil {
 			ref := &RefusedError{Reason: reason, Running: running, Current: Import{Path: req.Path}}
 			if cur != nil {
 				ref.Current = *cur

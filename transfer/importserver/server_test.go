@@ -461,3 +461,31 @@ func TestLongDetailsAreClipped(t *testing.T) {
 	n := f.coord.waitFor(t, "a", importserver.StatusPreImportFailed)
 	require.LessOrEqual(t, len(n.Detail), importserver.MaxDetailLength)
 }
+
+// No run starts before the coordinator was told how the previous one
+// ended: such a start answers 425 and hurries the delivery.
+func TestStartWaitsForThePreviousOutcome(t *testing.T) {
+	f := newFixture(t, func(c *importserver.Config) { c.Notify.Backoff = time.Hour; c.Notify.MaxBackoff = time.Hour })
+	var down atomicBool
+	down.Store(true)
+	f.coord.setAnswer(func(received, int) int {
+		if down.Load() {
+			return http.StatusServiceUnavailable
+		}
+		return http.StatusOK
+	})
+	code, _, _ := f.call(t, http.MethodPut, "a", "import_type=pre")
+	require.Equal(t, http.StatusAccepted, code)
+	waitStatus(t, f.store, "a", importserver.StatusPreImportComplete)
+	code, st, _ := f.call(t, http.MethodPut, "a", "import_type=final")
+	require.Equal(t, http.StatusTooEarly, code)
+	require.Equal(t, "OUTCOME_PENDING", errorCode(st))
+	require.Equal(t, importserver.StatusPreImportComplete, st.Status)
+
+	down.Store(false)
+	require.NoError(t, f.store.(*importservertest.Store).RecordDelivery(context.Background(), importserver.Delivery{
+		ID: 1, Result: importserver.Retry, Code: 503}), "due again now (an operator's retry)")
+	f.coord.waitFor(t, "a", importserver.StatusPreImportComplete)
+	code, _, _ = f.call(t, http.MethodPut, "a", "import_type=final")
+	require.Equal(t, http.StatusAccepted, code)
+}

@@ -24,8 +24,9 @@ type Store interface {
 	Get(ctx context.Context, path string) (Import, error)
 
 	// Begin records a new run of an import if the rules of CheckBegin
-	// allow it, atomically with the count of imports in progress; a
-	// refusal is a *RefusedError.
+	// allow it, atomically with the count of imports in progress and the
+	// check for the repository's undelivered outcomes; a refusal is a
+	// *RefusedError.
 	Begin(ctx context.Context, req BeginRequest) (Import, error)
 
 	// Finish records the end of a run: from its in-progress status to
@@ -115,16 +116,24 @@ type StaleRequest struct {
 
 // CheckBegin is the rule by which a Store accepts or refuses
 // BeginRequest req for a repository whose record is cur (nil when it has
-// none) while running imports are in progress. It returns nil or the
-// reason (a sentinel): ErrAlreadyImported, ErrImportInProgress,
-// ErrPreImportInProgress, ErrPreImportRequired or ErrTooManyImports, in
-// that order of precedence.
+// none), while running imports are in progress and, when outcomePending,
+// an outcome of an earlier run of the repository is still waiting in the
+// outbox. It returns nil or the reason (a sentinel): ErrAlreadyImported,
+// ErrImportInProgress, ErrPreImportInProgress, ErrOutcomePending,
+// ErrPreImportRequired or ErrTooManyImports, in that order of precedence.
 //
 // A pre-import may start again after any pre-import or failed or canceled
-// final import (it is incremental); a final import needs a completed
-// pre-import, or a failed or canceled final import (which did the
-// pre-import's work), unless req.AllowWithoutPreImport.
-func CheckBegin(cur *Import, req BeginRequest, running int) error {
+// final import (it is incremental); a final import needs the last run to
+// be a completed pre-import, unless req.AllowWithoutPreImport. So after a
+// failed or canceled final import the coordinator starts over with a
+// pre-import (as enqueuer's retry does), and a late retry of a final start
+// that crossed the failure's notification is refused instead of starting
+// an import the coordinator has already given up on. No run starts
+// before the coordinator was told how the previous one ended: a start that
+// overtook that notification (say, the retry of a start whose answer was
+// lost with a crashed process) would have the coordinator apply the old
+// outcome to the new run.
+func CheckBegin(cur *Import, req BeginRequest, running int, outcomePending bool) error {
 	if cur != nil {
 		switch {
 		case cur.Status == StatusImportComplete:
@@ -137,9 +146,11 @@ func CheckBegin(cur *Import, req BeginRequest, running int) error {
 			return ErrPreImportInProgress
 		}
 	}
+	if outcomePending {
+		return ErrOutcomePending
+	}
 	if req.Type == FinalImport && !req.AllowWithoutPreImport {
-		ok := cur != nil && (cur.Status == StatusPreImportComplete || cur.Status == StatusImportFailed || cur.Status == StatusImportCanceled)
-		if !ok {
+		if cur == nil || cur.Status != StatusPreImportComplete {
 			return ErrPreImportRequired
 		}
 	}

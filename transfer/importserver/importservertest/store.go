@@ -100,7 +100,11 @@ func (s *Store) Begin(_ context.Context, req importserver.BeginRequest) (imports
 	if ok {
 		curp = &cur
 	}
-	if reason := importserver.CheckBegin(curp, req, running); reason != nil {
+	pending := false
+	for _, e := range s.outbox {
+		pending = pending || (e.n.Path == req.Path && e.n.State == importserver.NotificationPending)
+	}
+	if reason := importserver.CheckBegin(curp, req, running, pending); reason != nil {
 		ref := &importserver.RefusedError{Reason: reason, Running: running, Current: importserver.Import{Path: req.Path}}
 		if ok {
 			ref.Current = cur

@@ -60,9 +60,9 @@ func finish(t *testing.T, s importserver.Store, i importserver.Import, r imports
 }
 
 // wantRefused checks that err is a *RefusedError for reason.
-func wantRefused(t *testing.T, err, reason error) *importserver.RefusedError {
+func wantRefused(t *testing.T, err, reason error, msg ...any) *importserver.RefusedError {
 	t.Helper()
-	require.ErrorIs(t, err, reason)
+	require.ErrorIs(t, err, reason, msg...)
 	var ref *importserver.RefusedError
 	require.ErrorAs(t, err, &ref)
 	return ref
@@ -74,6 +74,13 @@ func claimAll(t *testing.T, s importserver.Store, token string) []importserver.N
 	ns, err := s.ClaimNotifications(context.Background(), importserver.ClaimRequest{Owner: owner, Token: token, Limit: 1000, LeaseFor: time.Minute})
 	require.NoError(t, err)
 	return ns
+}
+
+// settle delivers every notification that can be claimed, so that the
+// repositories' next runs may start.
+func settle(t *testing.T, s importserver.Store) {
+	t.Helper()
+	deliver(t, s, claimAll(t, s, "settle")...)
 }
 
 func deliver(t *testing.T, s importserver.Store, ns ...importserver.Notification) {
@@ -169,24 +176,43 @@ func testRefusals(t *testing.T, s importserver.Store) {
 	require.Equal(t, pre.Run, ref.Current.Run)
 	wantRefused(t, try("a", importserver.FinalImport), importserver.ErrPreImportInProgress)
 	finish(t, s, pre, importserver.Failed, "boom")
-	wantRefused(t, try("a", importserver.FinalImport), importserver.ErrPreImportRequired)
+	// No run starts before the coordinator was told how the last one ended.
+	wantRefused(t, try("a", importserver.PreImport), importserver.ErrOutcomePending)
+	ns := claimAll(t, s, "t")
+	wantRefused(t, try("a", importserver.FinalImport), importserver.ErrOutcomePending, "a claimed notification is not delivered yet")
+	require.NoError(t, s.RecordDelivery(ctx, importserver.Delivery{ID: ns[len(ns)-1].ID, Result: importserver.Retry, Code: 503, RetryIn: time.Hour}))
+	wantRefused(t, try("a", importserver.PreImport), importserver.ErrOutcomePending, "nor one backing off")
+	require.NoError(t, s.RecordDelivery(ctx, importserver.Delivery{ID: ns[len(ns)-1].ID, Result: importserver.GiveUp, Code: 400}))
+	wantRefused(t, try("a", importserver.FinalImport), importserver.ErrPreImportRequired, "a given-up notification blocks nothing")
 
 	pre = begin(t, s, "a", importserver.PreImport) // a failed pre-import may run again
 	finish(t, s, pre, importserver.Canceled, "")
+	settle(t, s)
 	wantRefused(t, try("a", importserver.FinalImport), importserver.ErrPreImportRequired)
 	pre = begin(t, s, "a", importserver.PreImport)
 	finish(t, s, pre, importserver.Complete, "")
+	settle(t, s)
 	pre = begin(t, s, "a", importserver.PreImport) // and a completed one (incremental)
 	finish(t, s, pre, importserver.Complete, "")
+	settle(t, s)
 
 	final := begin(t, s, "a", importserver.FinalImport)
 	wantRefused(t, try("a", importserver.PreImport), importserver.ErrImportInProgress)
 	wantRefused(t, try("a", importserver.FinalImport), importserver.ErrImportInProgress)
 	finish(t, s, final, importserver.Failed, "boom")
-	final = begin(t, s, "a", importserver.FinalImport) // a failed final import did the pre-import's work
-	finish(t, s, final, importserver.Canceled, "")
+	settle(t, s)
+	// After a failed final import the coordinator starts over with a
+	// pre-import.
+	wantRefused(t, try("a", importserver.FinalImport), importserver.ErrPreImportRequired)
 	pre = begin(t, s, "a", importserver.PreImport)
-	require.Equal(t, int64(7), pre.Run)
+	finish(t, s, pre, importserver.Complete, "")
+	settle(t, s)
+	final = begin(t, s, "a", importserver.FinalImport)
+	finish(t, s, final, importserver.Canceled, "")
+	settle(t, s)
+	wantRefused(t, try("a", importserver.FinalImport), importserver.ErrPreImportRequired)
+	pre = begin(t, s, "a", importserver.PreImport)
+	require.Equal(t, int64(8), pre.Run)
 }
 
 func testCapacity(t *testing.T, s importserver.Store) {
@@ -264,7 +290,9 @@ func testFinishCompareAndSet(t *testing.T, s importserver.Store) {
 	got, err := s.Get(ctx, "a")
 	require.NoError(t, err)
 	require.Equal(t, importserver.StatusPreImportComplete, got.Status, "the loser changed nothing")
-	require.Len(t, claimAll(t, s, "t"), 1, "one outcome, one notification")
+	ns := claimAll(t, s, "t")
+	require.Len(t, ns, 1, "one outcome, one notification")
+	deliver(t, s, ns...)
 
 	// Racing finishers of one run: exactly one wins.
 	final := begin(t, s, "a", importserver.FinalImport)
@@ -320,6 +348,7 @@ func testForceCancel(t *testing.T, s importserver.Store) {
 	finish(t, s, pre, importserver.Complete, "")
 	_, err = s.ForceCancel(ctx, "a", "x")
 	wantRefused(t, err, importserver.ErrNotInProgress)
+	settle(t, s)
 
 	final := begin(t, s, "a", importserver.FinalImport)
 	got, err := s.ForceCancel(ctx, "a", "canceled by an operator")
@@ -333,9 +362,6 @@ func testForceCancel(t *testing.T, s importserver.Store) {
 	require.NoError(t, err)
 	require.Empty(t, alive, "the owner learns the run is no longer its")
 	ns := claimAll(t, s, "t")
-	require.Len(t, ns, 1, "the pre-import's notification first")
-	deliver(t, s, ns...)
-	ns = claimAll(t, s, "t")
 	require.Len(t, ns, 1)
 	require.Equal(t, importserver.StatusImportCanceled, ns[0].Status)
 	require.Equal(t, "canceled by an operator", ns[0].Detail)
@@ -365,13 +391,12 @@ func testFailStaleByOwner(t *testing.T, s importserver.Store) {
 	a := begin(t, s, "a", importserver.PreImport)
 	b := begin(t, s, "b", importserver.PreImport)
 	finish(t, s, b, importserver.Complete, "")
+	settle(t, s)
 	b = begin(t, s, "b", importserver.FinalImport)
 	_, err := s.RequestCancel(ctx, "b")
 	require.NoError(t, err)
 	other, err := s.Begin(ctx, importserver.BeginRequest{Path: "c", Type: importserver.PreImport, Owner: "registry-1"})
 	require.NoError(t, err)
-	deliver(t, s, claimAll(t, s, "t")...)
-
 	none, err := s.FailStale(ctx, importserver.StaleRequest{})
 	require.NoError(t, err)
 	require.Empty(t, none, "an empty request selects nothing")
@@ -422,18 +447,12 @@ func testFailStaleByAge(t *testing.T, s importserver.Store) {
 
 func testOutboxOrderAndLeases(t *testing.T, s importserver.Store) {
 	ctx := context.Background()
-	for _, p := range []string{"a", "b"} {
-		pre := begin(t, s, p, importserver.PreImport)
-		finish(t, s, pre, importserver.Complete, "")
-		final := begin(t, s, p, importserver.FinalImport)
-		finish(t, s, final, importserver.Complete, "")
+	for _, p := range []string{"b", "a", "c"} {
+		finish(t, s, begin(t, s, p, importserver.PreImport), importserver.Complete, "")
 	}
 	ns := claimAll(t, s, "t1")
-	require.Len(t, ns, 2, "one notification per repository at a time")
-	for _, n := range ns {
-		require.Equal(t, importserver.StatusPreImportComplete, n.Status, "a repository's oldest first")
-	}
-	require.Less(t, ns[0].ID, ns[1].ID)
+	require.Len(t, ns, 3)
+	require.Equal(t, []string{"b", "a", "c"}, []string{ns[0].Path, ns[1].Path, ns[2].Path}, "oldest first")
 
 	// Leased: neither this process again nor another instance gets them...
 	require.Empty(t, claimAll(t, s, "t1"))
@@ -442,28 +461,26 @@ func testOutboxOrderAndLeases(t *testing.T, s importserver.Store) {
 	require.Empty(t, other)
 	// ...but a new process of the same instance takes them over.
 	again := claimAll(t, s, "t2")
-	require.Len(t, again, 2)
-
-	deliver(t, s, again[0])
-	ns = claimAll(t, s, "t3")
-	require.Len(t, ns, 2, "the next of a delivered repository is due; the other is taken over")
-	require.Equal(t, importserver.StatusImportComplete, ns[0].Status)
-	require.Equal(t, again[0].Path, ns[0].Path)
-	require.Equal(t, again[1].ID, ns[1].ID)
+	require.Len(t, again, 3)
+	limited, err := s.ClaimNotifications(ctx, importserver.ClaimRequest{Owner: owner, Token: "t3", Limit: 2, LeaseFor: time.Minute})
+	require.NoError(t, err)
+	require.Len(t, limited, 2, "at most Limit")
+	none, err := s.ClaimNotifications(ctx, importserver.ClaimRequest{Owner: owner, Token: "t4", Limit: 0, LeaseFor: time.Minute})
+	require.NoError(t, err)
+	require.Empty(t, none)
 
 	// A lease that ran out is free for anyone.
-	deliver(t, s, ns...)
+	deliver(t, s, again...)
+	final := begin(t, s, "a", importserver.FinalImport)
+	finish(t, s, final, importserver.Complete, "")
 	short, err := s.ClaimNotifications(ctx, importserver.ClaimRequest{Owner: "registry-1", Token: "y", Limit: 10, LeaseFor: time.Millisecond})
 	require.NoError(t, err)
 	require.Len(t, short, 1)
 	time.Sleep(20 * time.Millisecond)
-	ns = claimAll(t, s, "t4")
+	ns = claimAll(t, s, "t5")
 	require.Len(t, ns, 1)
 	require.Equal(t, short[0].ID, ns[0].ID)
-
-	limited, err := s.ClaimNotifications(ctx, importserver.ClaimRequest{Owner: owner, Token: "t5", Limit: 0, LeaseFor: time.Minute})
-	require.NoError(t, err)
-	require.Empty(t, limited)
+	require.Equal(t, importserver.StatusImportComplete, ns[0].Status)
 }
 
 func testOutboxRetryAndGiveUp(t *testing.T, s importserver.Store) {
