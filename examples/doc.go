@@ -16,9 +16,9 @@
 //   - registryhost: a small registry-side host that wires every package into
 //     one long-running process: storage.Migrate, a custom bbm Work on the
 //     background worker, the enqueuer's ParallelLoop under a pglease lease,
-//     the notification endpoint on a loopback port, an in-process registry
-//     side that imports with the transfer importer and notifies over HTTP,
-//     and routing rules that pick each job kind's queue. SIGINT or SIGTERM
+//     the notification endpoint on a loopback port, the registry side as
+//     Ferry's embedded import server (transfer/importserver) over the
+//     transfer importer, called over HTTP, and routing rules that pick each job kind's queue. SIGINT or SIGTERM
 //     shuts it down gracefully; started again, it resumes and does nothing
 //     twice. Its tests signal it as a child process and restart it.
 //   - backfill: a batched background migration of 1,000,000 rows on a

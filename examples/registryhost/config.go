@@ -34,8 +34,6 @@ type config struct {
 	// Capacity is how many imports may be in progress at once, at the
 	// enqueuer and at the registry. Default 3.
 	Capacity int
-	// QueueConcurrency is how many jobs each queue runs at once. Default 8.
-	QueueConcurrency int
 	// BackfillRows and BatchSize shape the backfill. Defaults 20,000 and
 	// 1,000.
 	BackfillRows int
@@ -57,8 +55,10 @@ type config struct {
 	// negative: never.
 	StatusEvery time.Duration
 	// ShutdownTimeout bounds the graceful part of a shutdown: running
-	// imports, notifications and the running backfill job get this long
-	// to finish before they are cancelled (and resumed by the next run).
+	// imports and the running backfill job get this long to finish before
+	// they are cancelled (imports are then recorded as failed and
+	// notified, and retried by the enqueuer; the backfill job by the next
+	// run).
 	// Default 30s.
 	ShutdownTimeout time.Duration
 	// ExitWhenDone shuts down once every repository is imported and the
@@ -90,7 +90,6 @@ func (c config) withDefaults() config {
 	}
 	def(&c.Repositories, 12)
 	def(&c.Capacity, 3)
-	def(&c.QueueConcurrency, 8)
 	def(&c.BackfillRows, 20_000)
 	def(&c.BatchSize, 1_000)
 	defDur(&c.EnqueueEvery, time.Second)
@@ -112,8 +111,6 @@ func (c config) validate() error {
 		return bad("-repos %d: want 1..1000", c.Repositories)
 	case c.Capacity < 1:
 		return bad("-capacity %d: want at least 1", c.Capacity)
-	case c.QueueConcurrency < 1:
-		return bad("-queue-concurrency %d: want at least 1", c.QueueConcurrency)
 	case c.BackfillRows < 1:
 		return bad("-rows %d: want at least 1", c.BackfillRows)
 	case c.BatchSize < 1:
@@ -142,7 +139,6 @@ func parseFlags(args []string, out io.Writer) (config, error) {
 	fs.IntVar(&c.Repositories, "repos", 12, "repositories in the generated source registry")
 	fs.Uint64Var(&c.Seed, "seed", 1, "seed of the generated source registry")
 	fs.IntVar(&c.Capacity, "capacity", 3, "imports in progress at once")
-	fs.IntVar(&c.QueueConcurrency, "queue-concurrency", 8, "jobs each queue runs at once")
 	fs.IntVar(&c.BackfillRows, "rows", 20_000, "rows of the table the backfill fills")
 	fs.IntVar(&c.BatchSize, "batch", 1_000, "rows per backfill job")
 	fs.DurationVar(&c.EnqueueEvery, "enqueue-every", time.Second, "how often the enqueuer runs besides after notifications")

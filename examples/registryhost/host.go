@@ -25,6 +25,7 @@ import (
 	"github.com/ferryhq/ferry/storage"
 	"github.com/ferryhq/ferry/storage/storagetest"
 	"github.com/ferryhq/ferry/transfer"
+	"github.com/ferryhq/ferry/transfer/importserver"
 	"github.com/ferryhq/ferry/transfer/transfertest"
 )
 
@@ -48,6 +49,8 @@ type host struct {
 	admin    *bbm.Admin
 	holder   string
 	locker   *pglease.Locker
+	registry *importserver.Server
+	copied   copied
 	running  bool // every component started
 	stopping time.Time
 }
@@ -56,9 +59,9 @@ type host struct {
 // into one host, runs until ctx ends (a signal) or, with ExitWhenDone,
 // until everything is done, and then shuts down gracefully: the enqueuer
 // starts nothing more and finishes its run, the bbm worker finishes its
-// job, running import passes and notifications finish (for up to
-// ShutdownTimeout, after which they are cancelled and resumed by the next
-// run), the endpoint closes, leases are released, and every goroutine it
+// job, running import passes finish (for up to ShutdownTimeout, after
+// which they are cancelled, recorded as failed and notified), outcomes are
+// delivered, the endpoint closes, leases are released, and every goroutine it
 // started has ended when it returns.
 func run(ctx context.Context, cfg config, out io.Writer) error {
 	cfg = cfg.withDefaults()
@@ -158,7 +161,7 @@ func (h *host) start(stop, hard context.Context, teardown *[]func()) error {
 	if err != nil {
 		return err
 	}
-	if h.queues, err = newQueues(rules, from, cfg.QueueConcurrency); err != nil {
+	if h.queues, err = newQueues(rules, from); err != nil {
 		return err
 	}
 	h.queues.printTable(h.out)
@@ -212,19 +215,30 @@ func (h *host) start(stop, hard context.Context, teardown *[]func()) error {
 	}
 	h.say("enqueuer: %d repositories to migrate (%d new), capacity %d, ParallelLoop under a pglease lease", len(repos), added, cfg.Capacity)
 
-	// The registry side, the enqueuer, and the endpoint between them.
+	// The registry side (Ferry's import server), the enqueuer, and the
+	// notification endpoint, all on one loopback listener.
 	secret := cfg.Secret
 	if secret == "" {
 		secret = randomSecret()
 	}
-	client := &http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone(), Timeout: 10 * time.Second}
-	*teardown = append(*teardown, client.CloseIdleConnections)
-	known := make(map[string]bool, len(repos))
-	for _, r := range repos {
-		known[r] = true
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("listening: %w", err)
 	}
-	reg := &registry{db: db, im: im, known: known, capacity: cfg.Capacity, queues: h.queues, secret: secret, client: client,
-		importDelay: cfg.ImportDelay, logger: h.logger, jobCtx: hard, running: map[string]context.CancelFunc{}}
+	addr := ln.Addr().String()
+	token := randomSecret()
+	h.registry, err = newRegistry(registryOptions{db: db, importer: im, src: src, layout: layout, capacity: cfg.Capacity,
+		notifyURL: "http://" + addr + "/internal/registry", secret: secret, token: token, delay: cfg.ImportDelay,
+		grace: cfg.ShutdownTimeout, copied: &h.copied, queues: h.queues, metrics: metrics, logger: h.logger})
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	reg, err := enqueuer.NewHTTPRegistry(enqueuer.HTTPRegistryOptions{BaseURL: "http://" + addr, Token: token, Logger: h.logger})
+	if err != nil {
+		ln.Close()
+		return err
+	}
 
 	h.locker = pglease.New(db, pglease.Options{Holder: h.holder})
 	enq, err := enqueuer.New(enqueuer.Config{
@@ -275,15 +289,10 @@ func (h *host) start(stop, hard context.Context, teardown *[]func()) error {
 	}
 	h.say("backfill: migration %q on %s (keys %s..%s, batch %d) is %s", m.Name, m.QualifiedTable(), m.Lower, m.Upper, m.BatchSize, m.Status)
 
-	// Everything is wired: serve the endpoint, then start the workers.
-	ln, err := net.Listen("tcp", cfg.Listen)
-	if err != nil {
-		return fmt.Errorf("listening for notifications: %w", err)
-	}
-	addr := ln.Addr().String()
-	reg.notifyURL = "http://" + addr + "/internal/registry"
+	// Everything is wired: serve the endpoints, then start the workers.
 	mux := http.NewServeMux()
 	mux.Handle("/internal/registry/", handler)
+	mux.Handle("/gitlab/v1/import/", h.registry.Handler())
 	mux.HandleFunc("GET /status", h.serveStatus)
 	mux.Handle("GET /metrics", prommetrics.Handler(metricsReg))
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second,
@@ -298,10 +307,17 @@ func (h *host) start(stop, hard context.Context, teardown *[]func()) error {
 			h.logger.Error("registryhost: notification endpoint failed", "error", err)
 		}
 	})
-	h.say("notifications: http://%s/internal/registry/repositories/<path>/migration/status (progress: GET http://%s/status, metrics: GET http://%s/metrics)", addr, addr, addr)
-	// Jobs on the queues (imports, notifications) finish before the
-	// endpoint closes: the notifications need it.
-	*teardown = append(*teardown, h.queues.wait)
+	h.say("notifications: http://%s/internal/registry/repositories/<path>/migration/status (import API: http://%s/gitlab/v1/import/<path>/, progress: GET http://%s/status, metrics: GET http://%s/metrics)", addr, addr, addr, addr)
+	// The import server stops before the endpoint closes: running passes
+	// get ShutdownTimeout to finish, the rest are cancelled and recorded as
+	// failed, and the outcomes are delivered to the endpoint.
+	*teardown = append(*teardown, func() {
+		ctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout+15*time.Second)
+		defer cancel()
+		if err := h.registry.Shutdown(ctx); err != nil {
+			h.logger.Warn("registryhost: import server shutdown", "error", err)
+		}
+	})
 
 	if err := w.Start(hard); err != nil {
 		return err
@@ -312,13 +328,11 @@ func (h *host) start(stop, hard context.Context, teardown *[]func()) error {
 		}
 	})
 
-	// What an earlier run left unfinished, then the enqueuer.
-	passes, notes, err := reg.resume(stop)
-	if err != nil {
+	// The import server ends what a crashed earlier run left importing
+	// (and notifies that); undelivered outcomes are delivered. Then the
+	// enqueuer.
+	if err := h.registry.Start(stop); err != nil {
 		return err
-	}
-	if passes+notes > 0 {
-		h.say("resumed: %d import passes and %d notifications an earlier run left unfinished", passes, notes)
 	}
 	loopDone := make(chan struct{})
 	go func() {

@@ -3,29 +3,31 @@
 //
 //   - storage: opens PostgreSQL (a throwaway server by default,
 //     -database-url for a real one) and applies Ferry's schema with
-//     storage.Migrate, then creates the host's own two tables;
+//     storage.Migrate (the import server's tables among them), then creates the
+//     host's own table;
 //   - bbm: registers a custom Work (fill registryhost_blobs.size_bucket from
 //     size) and runs the asynchronous bbm.Worker in the background;
 //   - enqueuer + lease: runs the enqueuer with the ParallelLoop strategy
 //     under a pglease lease on the same database, every -enqueue-every and
 //     after every notification, and serves the notification endpoint on a
 //     loopback port (127.0.0.1:0 by default; the address is printed);
-//   - transfer: generates a sample registry in the distribution storage
-//     layout (transfertest) in a fileblob directory and, as the registry side
-//     of the enqueuer (an in-process enqueuer.RegistryClient), imports each
-//     repository into a second fileblob directory with the transfer importer,
-//     pre-import then final import, and reports each outcome to the
-//     notification endpoint over HTTP;
+//   - transfer + transfer/importserver: generates a sample registry in the
+//     distribution storage layout (transfertest) in a fileblob directory and
+//     embeds Ferry's import server as the registry side: the enqueuer calls
+//     its import API over HTTP (enqueuer.HTTPRegistry), it imports each
+//     repository into a second fileblob directory with the transfer
+//     importer, pre-import then final import, and delivers each outcome to
+//     the notification endpoint from its outbox in Postgres;
 //   - routing: gives each kind of background job (enqueue, import,
 //     notification, backfill) its queue from a routing rules file
-//     (rules.yaml by default) and runs import and notification jobs on
-//     their queue.
+//     (rules.yaml by default) and counts the jobs of each queue.
 //
 // SIGINT or SIGTERM shuts it down gracefully: the enqueuer starts nothing
 // more and finishes its run, the bbm worker finishes its job, running import
-// passes and notifications finish (up to -shutdown-timeout; after that they
-// are cancelled and the next run resumes them), the endpoint closes, leases
-// are released, and every goroutine ends. A second signal kills the process.
+// passes finish (up to -shutdown-timeout; after that they are cancelled,
+// recorded as failed and notified, and the enqueuer retries them), the
+// outcomes are delivered, the endpoint closes, leases are released, and
+// every goroutine ends. A second signal kills the process.
 // Run it again with the same -dir and -database-url and it carries on
 // where it stopped, doing nothing twice.
 //

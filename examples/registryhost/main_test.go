@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"fmt"
 	"net/http"
 	"os"
 	"os/exec"
@@ -29,6 +28,7 @@ import (
 	"github.com/ferryhq/ferry/storage"
 	"github.com/ferryhq/ferry/storage/storagetest"
 	"github.com/ferryhq/ferry/transfer"
+	"github.com/ferryhq/ferry/transfer/importserver"
 	"github.com/ferryhq/ferry/transfer/transfertest"
 )
 
@@ -74,7 +74,7 @@ func TestSignalAndRestartCompleteEverythingOnce(t *testing.T) {
 	after := peek(t, db)
 	require.Zero(t, after.repos[enqueuer.StatePreImporting], "pre-imports left running: %v", after.repos)
 	require.Zero(t, after.repos[enqueuer.StateImporting], "imports left running: %v", after.repos)
-	require.Zero(t, after.passesRunning, "registry passes left running")
+	require.Zero(t, after.passesRunning, "registry imports left running")
 	require.Zero(t, after.unnotified, "outcomes not delivered")
 	require.Zero(t, after.backfillRunningJobs, "backfill jobs left running")
 	requireLeaseFree(t, db)
@@ -85,17 +85,16 @@ func TestSignalAndRestartCompleteEverythingOnce(t *testing.T) {
 	second := startChild(t, append(args, "-exit-when-done")...)
 	out = second.wait(t)
 	require.Contains(t, out, "shutting down: everything is done")
-	require.NotContains(t, out, "resumed:", "a graceful stop leaves nothing to resume")
 	requireLeaseFree(t, db)
 	verifyExactlyOnce(t, ctx, db, dir, cfg, false)
 	t.Logf("end to end with a restart: %s", time.Since(t0).Round(time.Millisecond))
 }
 
 // When running jobs do not finish within -shutdown-timeout they are
-// cancelled: nothing is half-written (the interrupted passes stay recorded
-// as running, the backfill job's transaction rolls back), and the next run
-// resumes them, still without a duplicate state transition or a row
-// changed twice.
+// cancelled: nothing is half-written (the interrupted imports are recorded
+// as failed and notified, so the enqueuer aborts them; the backfill job's
+// transaction rolls back), and the next run retries them, still without a
+// repository imported twice or a row changed twice.
 func TestHardStopResumesWithoutDuplicates(t *testing.T) {
 	url := storagetest.URL(t)
 	dir := t.TempDir()
@@ -112,7 +111,9 @@ func TestHardStopResumesWithoutDuplicates(t *testing.T) {
 	out := first.stop(t, syscall.SIGTERM)
 	require.Contains(t, out, "leases: released")
 	after := peek(t, db)
-	require.Equal(t, cfg.Capacity, after.passesRunning, "interrupted passes stay recorded, to be resumed")
+	require.Zero(t, after.passesRunning, "interrupted imports are recorded as failed")
+	require.Zero(t, after.unnotified, "and their failure was delivered")
+	require.Equal(t, cfg.Capacity, after.repos[enqueuer.StateImportAborted], "the enqueuer aborted them: %v", after.repos)
 	require.Zero(t, after.backfillRunningJobs, "the abandoned job is recorded as cancelled")
 	var touched int
 	require.NoError(t, db.QueryRow(context.Background(), `SELECT count(*) FROM registryhost_blobs WHERE touched > 0`).Scan(&touched))
@@ -120,8 +121,7 @@ func TestHardStopResumesWithoutDuplicates(t *testing.T) {
 	requireLeaseFree(t, db)
 
 	second := startChild(t, append(args, "-exit-when-done")...)
-	out = second.wait(t)
-	require.Contains(t, out, fmt.Sprintf("resumed: %d import passes", cfg.Capacity))
+	second.wait(t)
 	verifyExactlyOnce(t, context.Background(), db, dir, cfg, true)
 }
 
@@ -189,7 +189,7 @@ func TestBadInput(t *testing.T) {
 		require.ErrorIs(t, err, errConfig, "%v", args)
 	}
 
-	_, err := newQueues([]byte(`[["urgency=high", "urgent"], ["urgency=", "broken"]]`), "rules.yaml", 1)
+	_, err := newQueues([]byte(`[["urgency=high", "urgent"], ["urgency=", "broken"]]`), "rules.yaml")
 	require.ErrorContains(t, err, "rules.yaml")
 	require.ErrorContains(t, err, "rule 1")
 
@@ -197,7 +197,7 @@ func TestBadInput(t *testing.T) {
 	require.NoError(t, os.WriteFile(rules, []byte(`[["feature_category=container_registry", "registry"], ["*", "default"]]`), 0o644))
 	data, from, err := loadRules(rules)
 	require.NoError(t, err)
-	q, err := newQueues(data, from, 1)
+	q, err := newQueues(data, from)
 	require.NoError(t, err)
 	require.Equal(t, "registry", q.queue(kindImport))
 	require.Equal(t, "registry", q.queue(kindNotification))
@@ -208,12 +208,13 @@ func TestBadInput(t *testing.T) {
 }
 
 // verifyExactlyOnce checks the end state: every repository went through
-// the four transitions of a clean migration and nothing else, the registry
-// ran each pass once (or, when resumed, ran an interrupted pass again to
-// completion) and delivered its outcome, the destination holds
-// exactly the source's tagged content with every blob verified, and every
-// row was backfilled once by jobs that each ran once and cover the key
-// range without overlap.
+// the four transitions of a clean migration and nothing else (or, when
+// interrupted, was aborted and retried once), the registry imported each
+// repository once (one import_complete; two passes, or four when retried)
+// and delivered every outcome, the destination holds exactly the source's
+// tagged content with every blob verified, and every row was backfilled
+// once by jobs that each ran once and cover the key range without
+// overlap.
 func verifyExactlyOnce(t *testing.T, ctx context.Context, db *storage.DB, dir string, cfg config, resumed bool) {
 	t.Helper()
 	store, err := enqueuer.NewPostgresStore(db, enqueuer.PostgresOptions{})
@@ -223,33 +224,40 @@ func verifyExactlyOnce(t *testing.T, ctx context.Context, db *storage.DB, dir st
 	require.Len(t, repos, cfg.Repositories, "repositories imported")
 	clean := cleanMigrationVersion(t)
 	for _, r := range repos {
+		if resumed && r.RetryCount > 0 {
+			require.Equal(t, 1, r.RetryCount, "%s: %+v", r.Path, r)
+			continue
+		}
 		require.Equal(t, clean, r.Version, "%s: a state transition happened more than once (or was reverted)", r.Path)
 		require.Zero(t, r.RetryCount, r.Path)
 		require.Empty(t, r.AbortReason, r.Path)
 	}
 
-	rows, err := db.Query(ctx, `SELECT path, pass, status, attempts, notified_at IS NOT NULL FROM registryhost_imports ORDER BY path, pass`)
+	rows, err := db.Query(ctx, `SELECT i.path, i.status, i.run,
+			count(*) FILTER (WHERE n.status = 'import_complete'), count(*) FILTER (WHERE n.state <> 'delivered')
+		FROM ferry_importserver_imports i JOIN ferry_importserver_notifications n USING (path)
+		GROUP BY i.path, i.status, i.run ORDER BY i.path`)
 	require.NoError(t, err)
-	passes := map[string][]string{}
+	defer rows.Close()
+	imported := 0
 	for rows.Next() {
-		var path, p, status string
-		var attempts int
-		var notified bool
-		require.NoError(t, rows.Scan(&path, &p, &status, &attempts, &notified))
-		require.Equal(t, jobComplete, status, "%s %s", path, p)
+		var path, status string
+		var run int64
+		var completes, undelivered int
+		require.NoError(t, rows.Scan(&path, &status, &run, &completes, &undelivered))
+		require.Equal(t, string(importserver.StatusImportComplete), status, path)
+		require.Equal(t, 1, completes, "%s imported once", path)
+		require.Zero(t, undelivered, "%s: every outcome delivered", path)
 		if resumed {
-			require.LessOrEqual(t, attempts, 2, "%s %s", path, p)
+			// Interrupted during its pre-import (3 runs) or final import (4).
+			require.Contains(t, []int64{2, 3, 4}, run, "%s: pre and final, retried at most once", path)
 		} else {
-			require.Equal(t, 1, attempts, "%s %s ran more than once", path, p)
+			require.Equal(t, int64(2), run, "%s: one pre-import, one final import", path)
 		}
-		require.True(t, notified, "%s %s not notified", path, p)
-		passes[path] = append(passes[path], p)
+		imported++
 	}
 	require.NoError(t, rows.Err())
-	require.Len(t, passes, cfg.Repositories)
-	for path, ps := range passes {
-		require.Equal(t, []string{"final", "pre"}, ps, path)
-	}
+	require.Equal(t, cfg.Repositories, imported)
 
 	mem := memblob.OpenBucket(nil)
 	defer mem.Close()
@@ -351,11 +359,9 @@ func peek(t *testing.T, db *storage.DB) state {
 			s.repos[st] = len(rs)
 		}
 	}
-	err = db.QueryRow(ctx, `SELECT count(*) FILTER (WHERE status = 'running'),
-		count(*) FILTER (WHERE status IN ('complete', 'failed') AND notified_at IS NULL) FROM registryhost_imports`).Scan(&s.passesRunning, &s.unnotified)
-	if err != nil && !strings.Contains(err.Error(), "does not exist") { // before the host created its tables
-		require.NoError(t, err)
-	}
+	require.NoError(t, db.QueryRow(ctx, `SELECT
+			(SELECT count(*) FROM ferry_importserver_imports WHERE status IN ('pre_import_in_progress', 'import_in_progress')),
+			(SELECT count(*) FROM ferry_importserver_notifications WHERE state = 'pending')`).Scan(&s.passesRunning, &s.unnotified))
 	bstore := bbm.NewPostgresStore(db, bbm.PostgresStoreOptions{})
 	m, err := bstore.MigrationByName(ctx, backfillMigration)
 	if errors.Is(err, bbm.ErrMigrationNotFound) {

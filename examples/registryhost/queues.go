@@ -1,16 +1,12 @@
 package main
 
 import (
-	"context"
 	_ "embed"
 	"fmt"
 	"io"
 	"os"
 	"slices"
-	"sync"
 	"sync/atomic"
-
-	"golang.org/x/sync/semaphore"
 
 	"github.com/ferryhq/ferry/routing"
 )
@@ -56,14 +52,12 @@ func jobWorker(k jobKind) routing.Worker {
 	return routing.Worker{}
 }
 
-// queues routes each job kind to a queue by the routing rules and runs
-// jobs on their queue, at most limit at a time per queue.
+// queues routes each job kind to a queue by the routing rules and counts
+// the jobs of each queue.
 type queues struct {
 	rulesFrom string
 	byKind    map[jobKind]string
-	sems      map[string]*semaphore.Weighted
 	jobs      map[string]*atomic.Int64 // jobs run per queue
-	wg        sync.WaitGroup
 }
 
 // loadRules reads the rules file, or the embedded rules when path is "".
@@ -78,7 +72,7 @@ func loadRules(path string) (data []byte, from string, err error) {
 	return data, path, nil
 }
 
-func newQueues(rules []byte, from string, limit int) (*queues, error) {
+func newQueues(rules []byte, from string) (*queues, error) {
 	parsed, err := routing.ParseRules(rules)
 	if err != nil {
 		return nil, fmt.Errorf("routing rules in %s: %w", from, err)
@@ -87,12 +81,11 @@ func newQueues(rules []byte, from string, limit int) (*queues, error) {
 	if err != nil {
 		return nil, fmt.Errorf("routing rules in %s: %w", from, err)
 	}
-	q := &queues{rulesFrom: from, byKind: map[jobKind]string{}, sems: map[string]*semaphore.Weighted{}, jobs: map[string]*atomic.Int64{}}
+	q := &queues{rulesFrom: from, byKind: map[jobKind]string{}, jobs: map[string]*atomic.Int64{}}
 	for _, k := range jobKinds() {
 		name := router.Route(jobWorker(k))
 		q.byKind[k] = name
-		if q.sems[name] == nil {
-			q.sems[name] = semaphore.NewWeighted(int64(limit))
+		if q.jobs[name] == nil {
 			q.jobs[name] = new(atomic.Int64)
 		}
 	}
@@ -102,31 +95,10 @@ func newQueues(rules []byte, from string, limit int) (*queues, error) {
 // queue returns the queue of kind.
 func (q *queues) queue(k jobKind) string { return q.byKind[k] }
 
-// submit runs fn on kind's queue in a goroutine of its own, once the queue
-// has a free slot. When ctx ends while the job waits, fn is called at once
-// with that ended ctx, only to clean up: jobs are recorded before they are
-// submitted, so the next start resumes them.
-func (q *queues) submit(ctx context.Context, k jobKind, fn func(ctx context.Context)) {
-	name := q.byKind[k]
-	q.wg.Add(1)
-	go func() {
-		defer q.wg.Done()
-		if err := q.sems[name].Acquire(ctx, 1); err != nil {
-			fn(ctx)
-			return
-		}
-		defer q.sems[name].Release(1)
-		q.jobs[name].Add(1)
-		fn(ctx)
-	}()
-}
-
-// count records a job that runs outside submit (the enqueuer loop and the
-// bbm worker have goroutines of their own).
+// count records a job of kind k on its queue. The jobs run where their
+// package runs them (the enqueuer loop, the import server, the bbm
+// worker); the queues name and count them.
 func (q *queues) count(k jobKind) { q.jobs[q.byKind[k]].Add(1) }
-
-// wait waits for every submitted job to end.
-func (q *queues) wait() { q.wg.Wait() }
 
 // printTable writes which queue each kind goes to.
 func (q *queues) printTable(out io.Writer) {

@@ -13,26 +13,11 @@ import (
 // that start at once: "rhschema" in ASCII.
 const schemaLockKey int64 = 0x7268736368656d61
 
-// hostSchema is the host's own tables, next to Ferry's (which
-// storage.Migrate applies). A real registry has its own migrations; two
-// CREATE TABLE IF NOT EXISTS keep the example self-contained.
+// hostSchema is the host's own table, next to Ferry's (which
+// storage.Migrate applies; the import server's state is there). A real
+// registry has its own migrations; a CREATE TABLE IF NOT EXISTS keeps the
+// example self-contained.
 const hostSchema = `
-CREATE TABLE IF NOT EXISTS registryhost_imports (
-    path            text        NOT NULL,
-    pass            text        NOT NULL CHECK (pass IN ('pre', 'final')),
-    status          text        NOT NULL CHECK (status IN ('running', 'complete', 'failed', 'canceled')),
-    attempts        int         NOT NULL DEFAULT 1,
-    detail          text        NOT NULL DEFAULT '',
-    blobs_copied    bigint      NOT NULL DEFAULT 0,
-    bytes_copied    bigint      NOT NULL DEFAULT 0,
-    manifests       int         NOT NULL DEFAULT 0,
-    tags            int         NOT NULL DEFAULT 0,
-    started_at      timestamptz NOT NULL DEFAULT now(),
-    finished_at     timestamptz,
-    notified_at     timestamptz,
-    notify_attempts int         NOT NULL DEFAULT 0,
-    PRIMARY KEY (path, pass)
-);
 CREATE TABLE IF NOT EXISTS registryhost_blobs (
     id          bigint PRIMARY KEY,
     digest      text   NOT NULL,

@@ -12,6 +12,7 @@ import (
 	"github.com/ferryhq/ferry/enqueuer"
 	"github.com/ferryhq/ferry/storage"
 	"github.com/ferryhq/ferry/transfer"
+	"github.com/ferryhq/ferry/transfer/importserver"
 )
 
 // snapshot is where the migration and the backfill are.
@@ -19,12 +20,15 @@ type snapshot struct {
 	// Repositories counts the enqueuer's repositories by state.
 	Repositories map[enqueuer.State]int `json:"repositories"`
 	Total        int                    `json:"total"`
-	// Passes counts the registry's import passes by status; Unnotified
-	// are finished passes whose outcome was not delivered yet.
-	Passes      map[string]int `json:"passes"`
-	Unnotified  int            `json:"unnotified"`
-	BlobsCopied int64          `json:"blobs_copied"`
-	BytesCopied int64          `json:"bytes_copied"`
+	// Imports counts the import server's repositories by the status of
+	// their last pass; Running are in progress; Unnotified are outcomes
+	// in its outbox not delivered yet. BlobsCopied and BytesCopied are
+	// what this run's passes copied.
+	Imports     map[importserver.Status]int `json:"imports"`
+	Running     int                         `json:"running"`
+	Unnotified  int                         `json:"unnotified"`
+	BlobsCopied int64                       `json:"blobs_copied"`
+	BytesCopied int64                       `json:"bytes_copied"`
 
 	Backfill        bbm.Status `json:"backfill_status"`
 	BackfillPercent float64    `json:"backfill_percent"`
@@ -34,7 +38,8 @@ type snapshot struct {
 
 func (h *host) snapshot(ctx context.Context) (snapshot, error) {
 	ctx = storage.UsePrimary(ctx)
-	s := snapshot{Repositories: map[enqueuer.State]int{}, Passes: map[string]int{}}
+	s := snapshot{Repositories: map[enqueuer.State]int{}, Imports: map[importserver.Status]int{},
+		BlobsCopied: h.copied.blobs.Load(), BytesCopied: h.copied.bytes.Load()}
 	for _, st := range enqueuer.States {
 		repos, err := h.store.List(ctx, enqueuer.ListOptions{State: st, Limit: 100_000})
 		if err != nil {
@@ -43,25 +48,26 @@ func (h *host) snapshot(ctx context.Context) (snapshot, error) {
 		s.Repositories[st] = len(repos)
 		s.Total += len(repos)
 	}
-	rows, err := h.db.Query(ctx, `SELECT status, count(*), count(*) FILTER (WHERE notified_at IS NULL AND status IN ('complete', 'failed')),
-		coalesce(sum(blobs_copied), 0), coalesce(sum(bytes_copied), 0) FROM registryhost_imports GROUP BY status`)
+	rows, err := h.db.Query(ctx, `SELECT status, count(*) FROM ferry_importserver_imports GROUP BY status`)
 	if err != nil {
 		return s, err
 	}
 	for rows.Next() {
 		var status string
-		var n, unnotified int
-		var blobs, bytes int64
-		if err := rows.Scan(&status, &n, &unnotified, &blobs, &bytes); err != nil {
+		var n int
+		if err := rows.Scan(&status, &n); err != nil {
 			rows.Close()
 			return s, err
 		}
-		s.Passes[status] = n
-		s.Unnotified += unnotified
-		s.BlobsCopied += blobs
-		s.BytesCopied += bytes
+		s.Imports[importserver.Status(status)] = n
+		if importserver.Status(status).InProgress() {
+			s.Running += n
+		}
 	}
 	if err := rows.Err(); err != nil {
+		return s, err
+	}
+	if err := h.db.QueryRow(ctx, `SELECT count(*) FROM ferry_importserver_notifications WHERE state = 'pending'`).Scan(&s.Unnotified); err != nil {
 		return s, err
 	}
 	p, err := h.admin.Status(ctx, backfillMigration)
@@ -81,7 +87,7 @@ func (s snapshot) importsDone() bool {
 // done reports whether nothing is left to do.
 func (s snapshot) done() bool {
 	backfillOver := s.Backfill == bbm.StatusFinished || s.Backfill == bbm.StatusFailed
-	return s.importsDone() && backfillOver && s.Passes[jobRunning] == 0 && s.Unnotified == 0
+	return s.importsDone() && backfillOver && s.Running == 0 && s.Unnotified == 0
 }
 
 // err says what went wrong once done: a failed backfill or skipped
@@ -108,7 +114,7 @@ func (s snapshot) String() string {
 	}
 	return fmt.Sprintf("imports: %d/%d done, %d in progress, %d waiting, %d aborted | registry passes running: %d | backfill: %s %.1f%%",
 		s.Repositories[enqueuer.StateImportDone], s.Total, inProgress, s.Repositories[enqueuer.StateDefault],
-		s.Repositories[enqueuer.StateImportAborted], s.Passes[jobRunning], s.Backfill, s.BackfillPercent)
+		s.Repositories[enqueuer.StateImportAborted], s.Running, s.Backfill, s.BackfillPercent)
 }
 
 // long is the summary printed at shutdown.
@@ -120,8 +126,8 @@ func (s snapshot) long(dst string) string {
 			fmt.Fprintf(&b, ", %d %s", n, st)
 		}
 	}
-	fmt.Fprintf(&b, "\n  registry passes: %d complete, %d running, %d failed; %d blobs (%s) copied and verified into %s",
-		s.Passes[jobComplete], s.Passes[jobRunning], s.Passes[jobFailed], s.BlobsCopied, transfer.FormatBytes(s.BytesCopied), dst)
+	fmt.Fprintf(&b, "\n  registry: %d imported, %d running, %d outcomes undelivered; this run copied %d blobs (%s), verified, into %s",
+		s.Imports[importserver.StatusImportComplete], s.Running, s.Unnotified, s.BlobsCopied, transfer.FormatBytes(s.BytesCopied), dst)
 	fmt.Fprintf(&b, "\n  backfill %s: %s, %.1f%% in %d jobs", backfillMigration, s.Backfill, s.BackfillPercent, s.BackfillJobs)
 	return b.String()
 }

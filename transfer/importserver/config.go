@@ -108,6 +108,11 @@ type Config struct {
 	// twice HeartbeatInterval.
 	StaleAfter time.Duration
 
+	// ShutdownGrace is how long Shutdown lets running imports finish
+	// (within its context) before it cancels them. Default 0: Shutdown
+	// cancels them at once.
+	ShutdownGrace time.Duration
+
 	// Notify configures the delivery of outcomes to the coordinator.
 	Notify NotifyConfig
 	// Guard configures WriteGuard.
@@ -201,7 +206,7 @@ func (c Config) withDefaults() (Config, error) {
 	case c.Authorize == nil:
 		return bad("Config.Authorize is required (BearerSecret, or a func admitting every request if the network is trusted)")
 	case c.MaxConcurrentImports < 0, c.PreImportTimeout < 0, c.ImportTimeout < 0, c.HeartbeatInterval < 0,
-		c.StaleAfter < 0, c.MaxBodyBytes < 0:
+		c.StaleAfter < 0, c.MaxBodyBytes < 0, c.ShutdownGrace < 0:
 		return bad("negative limit or duration")
 	}
 	u, err := url.Parse(c.Notify.URL)

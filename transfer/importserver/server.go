@@ -146,8 +146,9 @@ func (s *Server) Start(ctx context.Context) error {
 	return nil
 }
 
-// Shutdown stops the server: it accepts no more starts, cancels the
-// running imports and waits until they stopped and their outcomes (failed:
+// Shutdown stops the server: it accepts no more starts, lets running
+// imports finish for up to Config.ShutdownGrace, cancels the rest and
+// waits until they stopped and their outcomes (failed:
 // "interrupted: the registry is shutting down") are recorded in the
 // outbox, tries once to deliver what the outbox holds, and stops the
 // background work. When ctx ends first, Shutdown stops waiting for the
@@ -171,19 +172,27 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Unlock()
 
 	s.starting.Wait() // no run is launched after this
+	done := make(chan struct{})
+	go func() {
+		s.imports.Wait()
+		close(done)
+	}()
+	if s.cfg.ShutdownGrace > 0 {
+		grace, cancel := context.WithTimeout(ctx, s.cfg.ShutdownGrace)
+		select {
+		case <-done:
+		case <-grace.Done():
+		}
+		cancel()
+	}
 	s.mu.Lock()
 	n := len(s.runs)
 	for _, r := range s.runs {
 		r.cancel(stopShutdown)
 	}
 	s.mu.Unlock()
-	s.log.InfoContext(ctx, "importserver: shutting down", "running_imports", n)
+	s.log.InfoContext(ctx, "importserver: shutting down", "imports_canceled", n)
 
-	done := make(chan struct{})
-	go func() {
-		s.imports.Wait()
-		close(done)
-	}()
 	var err error
 	select {
 	case <-done:

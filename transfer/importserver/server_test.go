@@ -489,3 +489,25 @@ func TestStartWaitsForThePreviousOutcome(t *testing.T) {
 	code, _, _ = f.call(t, http.MethodPut, "a", "import_type=final")
 	require.Equal(t, http.StatusAccepted, code)
 }
+
+// With ShutdownGrace, running imports may finish before Shutdown cancels
+// what is left.
+func TestShutdownGrace(t *testing.T) {
+	coord := newCoordinator(t)
+	store := newMemStore()
+	im := newFixtureImporter()
+	cfg := baseConfig(t, store, im, coord.url())
+	cfg.ShutdownGrace = 5 * time.Second
+	srv, err := importserver.New(cfg)
+	require.NoError(t, err)
+	require.NoError(t, srv.Start(context.Background()))
+	ts := newServer(t, srv.Handler())
+	im.Hold("a")
+	code, _, _ := callAPI(t, ts.URL, http.MethodPut, "a", "import_type=pre", "Bearer "+secret, nil)
+	require.Equal(t, http.StatusAccepted, code)
+	require.Eventually(t, func() bool { return im.Running("a") == 1 }, 5*time.Second, time.Millisecond)
+	time.AfterFunc(100*time.Millisecond, func() { im.Release("a") })
+	require.NoError(t, srv.Shutdown(context.Background()))
+	require.Equal(t, importserver.StatusPreImportComplete, mustGet(t, store, "a").Status, "it finished within the grace")
+	coord.waitFor(t, "a", importserver.StatusPreImportComplete)
+}
