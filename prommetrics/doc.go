@@ -108,4 +108,16 @@
 //	ferry_transfer_repository_duration_seconds    histogram  pass                           time to import one repository
 //	ferry_transfer_passes_total                   counter    pass, result                   import passes; result ok or error
 //	ferry_transfer_pass_duration_seconds          histogram  pass                           duration of an import pass
+//	ferry_importserver_requests_total             counter    op, code                       import API requests; op start, status, cancel, invalid; code the HTTP status answered
+//	ferry_importserver_request_duration_seconds   histogram  op                             time to answer an import API request
+//	ferry_importserver_imports_running            gauge      -                              imports this process runs now
+//	ferry_importserver_imports_total              counter    type, result                   imports run to an end; type pre or final; result complete, failed, canceled, unrecorded
+//	ferry_importserver_import_duration_seconds    histogram  type                           duration of an import
+//	ferry_importserver_stale_imports_total        counter    type                           imports of a dead process found and ended as failed
+//	ferry_importserver_guarded_writes_total       counter    action                         writes WriteGuard acted on; refused, canceled_pre_import, allowed_during_pre_import, unavailable
+//	ferry_importserver_notification_attempts_total counter    result                         outcome deliveries; result delivered, retry, give_up
+//	ferry_importserver_notification_attempt_duration_seconds histogram  -                              duration of a delivery attempt
+//	ferry_importserver_notifications_pending      gauge      -                              undelivered notifications in the outbox (all instances)
+//	ferry_importserver_notifications_failed       gauge      -                              notifications given up after repeated refusals
+//	ferry_importserver_notification_oldest_pending_seconds gauge      -                              age of the oldest undelivered notification (0 when none)
 package prommetrics

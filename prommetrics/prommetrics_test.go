@@ -21,6 +21,7 @@ import (
 	"github.com/ferryhq/ferry/prommetrics"
 	"github.com/ferryhq/ferry/storage"
 	"github.com/ferryhq/ferry/transfer"
+	"github.com/ferryhq/ferry/transfer/importserver"
 )
 
 func TestNewRegistersOnceAndCleansUp(t *testing.T) {
@@ -140,6 +141,14 @@ func touchAll(m *prommetrics.Metrics) {
 	tr.Retried(ctx, transfer.RetryEvent{Op: "copy", Cause: transfer.RetryThrottled})
 	tr.RepositoryDone(ctx, transfer.RepositoryEvent{Pass: transfer.PreImport, Outcome: transfer.RepositoryImported, Report: transfer.RepositoryReport{Duration: 1}})
 	tr.PassDone(ctx, transfer.PassEvent{Pass: transfer.FinalImport})
+	is := m.ImportServer()
+	is.Requested(ctx, importserver.RequestEvent{Op: importserver.OpStart, Code: 202})
+	is.ImportStarted(ctx, importserver.ImportEvent{})
+	is.ImportFinished(ctx, importserver.ImportEvent{Import: importserver.Import{Type: importserver.PreImport}, Result: importserver.Complete, Recorded: true})
+	is.StaleFailed(ctx, importserver.ImportEvent{Import: importserver.Import{Type: importserver.FinalImport}})
+	is.WriteGuarded(ctx, importserver.GuardEvent{Action: importserver.GuardRefused})
+	is.NotificationAttempted(ctx, importserver.DeliveryEvent{Result: importserver.Delivered})
+	is.OutboxChecked(ctx, importserver.OutboxStats{Pending: 1})
 }
 
 // The metrics table in doc.go lists every metric there is.

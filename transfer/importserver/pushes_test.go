@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	digest "github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/stretchr/testify/require"
 	"gocloud.dev/blob"
 	"gocloud.dev/blob/memblob"
@@ -45,7 +47,7 @@ func (t *timedImporter) Import(ctx context.Context, repos ...string) (*transfer.
 // the server side (after WriteGuard let it through).
 type pushRecord struct {
 	tag        string
-	digest     transfer.Digest
+	digest     digest.Digest
 	native     bool // written to the destination: the repository was imported
 	start, end time.Time
 }
@@ -93,7 +95,7 @@ func TestConcurrentPushesDuringFinalImport(t *testing.T) {
 	v2 := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		rec := pushRecord{start: time.Now(), tag: r.URL.Path[strings.LastIndexByte(r.URL.Path, '/')+1:]}
 		payload, _ := io.ReadAll(r.Body)
-		rec.digest = transfer.DigestOf(payload)
+		rec.digest = digest.FromBytes(payload)
 		m, err := transfer.ParseManifest(rec.digest, payload)
 		if err != nil {
 			http.Error(w, err.Error(), http.StatusBadRequest)
@@ -233,11 +235,11 @@ func imageOf(t *testing.T, gen *transfertest.Registry) (string, map[string]any) 
 				continue
 			}
 			cfgType, layerType := transfertest.ConfigAndLayerTypes(m.MediaType)
-			var layers []transfer.Descriptor
+			var layers []ocispec.Descriptor
 			for _, l := range m.Layers {
-				layers = append(layers, transfer.Descriptor{MediaType: layerType, Digest: l, Size: gen.Blobs[l]})
+				layers = append(layers, ocispec.Descriptor{MediaType: layerType, Digest: l, Size: gen.Blobs[l]})
 			}
-			payload := transfertest.ImageManifest(m.MediaType, transfer.Descriptor{MediaType: cfgType, Digest: m.Config, Size: gen.Blobs[m.Config]}, layers...)
+			payload := transfertest.ImageManifest(m.MediaType, ocispec.Descriptor{MediaType: cfgType, Digest: m.Config, Size: gen.Blobs[m.Config]}, layers...)
 			var base map[string]any
 			require.NoError(t, json.Unmarshal(payload, &base))
 			return r.Name, base
@@ -261,10 +263,10 @@ func variant(t *testing.T, base map[string]any, tag string) []byte {
 }
 
 // readTags reads the current tag links of repo.
-func readTags(t *testing.T, b *blob.Bucket, layout transfer.Layout, repo string) map[string]transfer.Digest {
+func readTags(t *testing.T, b *blob.Bucket, layout transfer.Layout, repo string) map[string]digest.Digest {
 	tags, err := transfer.NewLayoutReader(b, layout, transfer.RetryPolicy{}).Tags(context.Background(), repo)
 	require.NoError(t, err)
-	out := map[string]transfer.Digest{}
+	out := map[string]digest.Digest{}
 	for _, tg := range tags {
 		out[tg.Name] = tg.Digest
 	}
