@@ -516,7 +516,7 @@ func (s *PostgresStore) ListJobs(ctx context.Context, migrationID int64, opts Jo
 	default: // the redundant condition lets the planner use the partial index
 		filter, args = ` AND status = $4 AND status <> 'finished'`, append(args, string(opts.Status))
 	}
-	return s.jobs(ctx, `SELECT `+jobColumns+` FROM `+jobsTable+`
+	return s.jobs(ctx, `SELECT `+jobColumns+` FROM `+s.jobsTable+`
 		WHERE migration_id = $1 AND id > $2`+filter+` ORDER BY id LIMIT $3`, args...)
 }
 

@@ -17,7 +17,7 @@ var _ lease.Inspector = (*Locker)(nil)
 // released lease has expires_at '-infinity' and is not held.
 const inspectSQL = `
 SELECT token, holder, expires_at > statement_timestamp(), NULLIF(expires_at, '-infinity')
-FROM ferry_leases WHERE key = $1`
+FROM {leases} WHERE key = $1`
 
 // Inspect implements lease.Inspector with one read of the key's row. It
 // takes no lock and writes nothing.
@@ -27,7 +27,7 @@ func (lk *Locker) Inspect(ctx context.Context, key string) (lease.Holding, error
 	}
 	h := lease.Holding{Key: key}
 	var expires *time.Time
-	err := lk.db.QueryRow(ctx, inspectSQL, key).Scan(&h.Token, &h.Holder, &h.Held, &expires)
+	err := lk.db.QueryRow(ctx, lk.q.inspect, key).Scan(&h.Token, &h.Holder, &h.Held, &expires)
 	switch {
 	case errors.Is(err, pgx.ErrNoRows):
 		return h, nil

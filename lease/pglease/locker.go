@@ -33,7 +33,7 @@ type Locker struct {
 const LeasesTable = "ferry_leases"
 
 // queries are the Locker's statements on its leases table.
-type queries struct{ acquire, renew, release, breakKey string }
+type queries struct{ acquire, renew, release, breakKey, inspect string }
 
 // onTable puts the quoted, qualified leases table into sql's {leases}.
 func onTable(sql, table string) string { return strings.ReplaceAll(sql, "{leases}", table) }
@@ -49,7 +49,8 @@ func New(db storage.Handle, opts Options) *Locker {
 	}
 	t := storage.Table(db, LeasesTable)
 	return &Locker{db: db, holder: opts.Holder,
-		q: queries{acquire: onTable(acquireSQL, t), renew: onTable(renewSQL, t), release: onTable(releaseSQL, t), breakKey: onTable(breakSQL, t)}}
+		q: queries{acquire: onTable(acquireSQL, t), renew: onTable(renewSQL, t), release: onTable(releaseSQL, t), breakKey: onTable(breakSQL, t),
+			inspect: onTable(inspectSQL, t)}}
 }
 
 // acquireSQL takes the key when it has no row or its lease has expired or
