@@ -144,3 +144,52 @@ func ExampleHTTPRegistry() {
 	// group/c refused: the registry is full, try again later
 	// group/a: pre_import_in_progress
 }
+
+// A Scheduler turns notifications, a tick and manual kicks into runs, one
+// at a time: here the run at start fills the capacity, a burst of kicks
+// coalesces into one more run, and Shutdown ends it.
+func ExampleScheduler() {
+	ctx := context.Background()
+	store := enqueuertest.NewStore(enqueuertest.StoreOptions{})
+	for i := range 3 {
+		_, _ = store.Add(ctx, enqueuer.NewRepository{Path: fmt.Sprintf("group/image-%d", i)})
+	}
+	enq, err := enqueuer.New(enqueuer.Config{
+		Store:    store,
+		Registry: enqueuertest.NewRegistry(enqueuertest.RegistryOptions{}),
+		Locker:   leasetest.NewLocker(leasetest.Options{}),
+		Capacity: func(context.Context) int { return 2 },
+		Logger:   slog.New(slog.DiscardHandler),
+	})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	ran := make(chan enqueuer.Report, 10)
+	sched, err := enqueuer.NewScheduler(enq, enqueuer.SchedulerOptions{
+		Every: time.Hour,
+		OnRun: func(_ context.Context, rep enqueuer.Report, _ error) { ran <- rep },
+	})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	done := make(chan error, 1)
+	go func() { done <- sched.Run(ctx) }()
+	fmt.Println("first run started", len((<-ran).Started))
+
+	// An import finishes and frees a slot; many notifications say so.
+	r, _ := store.Get(ctx, "group/image-0")
+	_, _ = store.Transition(ctx, enqueuer.Change{ID: r.ID, From: r.State, Event: enqueuer.EventSkip, Reason: "example"})
+	for range 100 {
+		sched.Kick()
+	}
+	fmt.Println("next run started", len((<-ran).Started))
+	_ = sched.Shutdown(ctx)
+	st := sched.Stats()
+	fmt.Println(<-done, st.Kicks, "kicks, at most one run pending:", st.Runs <= 3, "at most one in flight:", st.MaxInFlight == 1)
+	// Output:
+	// first run started 2
+	// next run started 1
+	// <nil> 100 kicks, at most one run pending: true at most one in flight: true
+}

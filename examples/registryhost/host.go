@@ -255,11 +255,13 @@ func (h *host) start(stop, hard context.Context, teardown *[]func()) error {
 	if err != nil {
 		return err
 	}
-	h.loop = newEnqueueLoop(enq, cfg.EnqueueEvery, h.queues, h.logger)
+	if h.loop, err = newEnqueueLoop(enq, cfg.EnqueueEvery, h.queues, h.logger); err != nil {
+		return err
+	}
 	handler, err := enqueuer.NewHandler(enqueuer.HandlerOptions{
 		Store:    h.store,
 		Secret:   secret,
-		OnChange: func(context.Context, enqueuer.Repository) { h.loop.poke() },
+		OnChange: h.loop.sched.OnChange,
 		Observer: metrics.Enqueuer(),
 		Logger:   h.logger.With("job", kindNotification, "queue", h.queues.queue(kindNotification)),
 	})

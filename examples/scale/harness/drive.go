@@ -116,43 +116,62 @@ func retry(ctx context.Context, op func() error) error {
 	}
 }
 
-// drive runs the enqueuer after every notification that changed a
-// repository and on every tick, until every repository is imported or
-// skipped. It returns how many times the enqueuer ran.
+// errSettled ends the drive once nothing is left to import.
+var errSettled = errors.New("scale: every repository imported or skipped")
+
+// drive runs the enqueuer through an enqueuer.Scheduler, after every
+// notification that changed a repository and on every tick, until every
+// repository is imported or skipped. It returns how many times the
+// enqueuer ran.
 func (e *env) drive(ctx context.Context) (int, error) {
-	tick := time.NewTicker(e.opts.Tick)
-	defer tick.Stop()
+	ctx, stop := context.WithCancelCause(ctx)
+	defer stop(nil)
 	runs, failures := 0, 0
-	for {
-		rep, err := e.enq.Run(ctx)
-		runs++
-		for _, o := range rep.Skipped {
-			e.trk.skip(o.Repository.Path)
-		}
-		switch {
-		case ctx.Err() != nil:
-			return runs, fmt.Errorf("scale: import interrupted: %w", context.Cause(ctx))
-		case err != nil && !errors.Is(err, lease.ErrHeld):
-			failures++
-			e.opts.Logger.WarnContext(ctx, "scale: enqueuer run failed", slog.Any("error", err), slog.Int("in_a_row", failures))
-			if failures >= maxEnqueuerErrors {
-				return runs, fmt.Errorf("scale: the enqueuer failed %d times in a row: %w", failures, err)
+	var failed error
+	sched, err := enqueuer.NewScheduler(e.enq, enqueuer.SchedulerOptions{
+		Every:  e.opts.Tick,
+		Logger: e.opts.Logger,
+		// OnRun runs in this goroutine, between runs.
+		OnRun: func(ctx context.Context, rep enqueuer.Report, err error) {
+			runs++
+			for _, o := range rep.Skipped {
+				e.trk.skip(o.Repository.Path)
 			}
-		default:
-			failures = 0
-		}
-		done, err := e.settled(ctx)
-		if err != nil {
-			return runs, err
-		}
-		if done {
-			return runs, nil
-		}
-		select {
-		case <-e.trigger:
-		case <-tick.C:
-		case <-ctx.Done():
-		}
+			switch {
+			case ctx.Err() != nil:
+				return
+			case err != nil && !errors.Is(err, lease.ErrHeld):
+				failures++
+				e.opts.Logger.WarnContext(ctx, "scale: enqueuer run failed", slog.Any("error", err), slog.Int("in_a_row", failures))
+				if failures >= maxEnqueuerErrors {
+					failed = fmt.Errorf("scale: the enqueuer failed %d times in a row: %w", failures, err)
+					stop(failed)
+					return
+				}
+			default:
+				failures = 0
+			}
+			switch done, err := e.settled(ctx); {
+			case err != nil:
+				failed = err
+				stop(err)
+			case done:
+				stop(errSettled)
+			}
+		},
+	})
+	if err != nil {
+		return 0, err
+	}
+	e.sched = sched
+	_ = sched.Run(ctx)
+	switch cause := context.Cause(ctx); {
+	case failed != nil:
+		return runs, failed
+	case errors.Is(cause, errSettled):
+		return runs, nil
+	default:
+		return runs, fmt.Errorf("scale: import interrupted: %w", cause)
 	}
 }
 

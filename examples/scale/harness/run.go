@@ -155,7 +155,8 @@ type env struct {
 	store    enqueuer.Store
 	registry *Registry
 	enq      *enqueuer.Enqueuer
-	trigger  chan struct{}
+	// sched runs the enqueuer; set by drive before the first run.
+	sched *enqueuer.Scheduler
 	// trk is set before the first import starts; the importer's and the
 	// registry's callbacks report to it.
 	trk *tracker
@@ -164,7 +165,7 @@ type env struct {
 }
 
 func newEnv(w *Workload, opts Options) (_ *env, err error) {
-	e := &env{w: w, opts: opts, trigger: make(chan struct{}, 1)}
+	e := &env{w: w, opts: opts}
 	defer func() {
 		if err != nil {
 			e.close()
@@ -235,7 +236,7 @@ func newEnv(w *Workload, opts Options) (_ *env, err error) {
 	handler, err := enqueuer.NewHandler(enqueuer.HandlerOptions{
 		Store:    e.store,
 		Secret:   secret,
-		OnChange: func(context.Context, enqueuer.Repository) { e.poke() },
+		OnChange: func(context.Context, enqueuer.Repository) { e.sched.Kick() },
 		Logger:   opts.Logger,
 	})
 	if err != nil {
@@ -311,14 +312,6 @@ func totalOps(s *faultblob.Stats) int64 {
 		n += s.Ops(op)
 	}
 	return n
-}
-
-// poke asks the drive loop to run the enqueuer again.
-func (e *env) poke() {
-	select {
-	case e.trigger <- struct{}{}:
-	default:
-	}
 }
 
 // handlerNotifier delivers notifications to the enqueuer's Handler in
