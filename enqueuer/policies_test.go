@@ -542,10 +542,11 @@ func TestLeaseRenewedDuringLongRun(t *testing.T) {
 		if locker == nil {
 			locker = leasetest.NewLocker(leasetest.Options{})
 		}
-		e := newEnv(t, store, enqueuertest.RegistryOptions{MinLatency: 400 * time.Millisecond})
+		e := newEnv(t, store, enqueuertest.RegistryOptions{MinLatency: 2 * time.Second})
 		addNew(t, e.store, "g/r", 3)
-		rep, err := e.enqueuer(t, enqueuer.Config{Capacity: capacity(3), Locker: locker, LeaseTTL: 150 * time.Millisecond, Strategy: enqueuer.Loop{}}).Run(context.Background())
-		require.NoError(t, err, "three 400ms starts under a 150ms ttl")
+		// Renewals every 400ms, each allowed 400ms: generous on a loaded machine.
+		rep, err := e.enqueuer(t, enqueuer.Config{Capacity: capacity(3), Locker: locker, LeaseTTL: 1200 * time.Millisecond}).Run(context.Background())
+		require.NoError(t, err, "2s starts under a 1.2s ttl")
 		require.Len(t, rep.Started, 3)
 	})
 }
