@@ -61,7 +61,8 @@ func (o HealthOptions) withDefaults() HealthOptions {
 }
 
 // HealthThrottler is the default Throttler of workers with a database: it
-// holds jobs while streaming replicas lag (pg_stat_replication), while the
+// holds jobs while physical streaming replicas lag (pg_stat_replication;
+// pg_receivewal and logical walsenders do not count), while the
 // primary writes WAL faster than MaxWALRate, or while sessions wait on
 // locks for long. Together with the job-duration pacing of the workers it
 // lets a backfill run as fast as the database is healthy, and back off
@@ -113,7 +114,6 @@ func (h *HealthThrottler) Throttle(ctx context.Context) (Decision, error) {
 type health struct {
 	wal         int64
 	replicas    int
-	unreported  int
 	lagBytes    int64
 	lag         time.Duration
 	lockWaiters int
@@ -133,14 +133,20 @@ func (h *HealthThrottler) sample(ctx context.Context) (Decision, error) {
 	}
 	var s health
 	var lagSecs float64
-	err := h.db.QueryRow(ctx, `SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')::bigint,
-			(SELECT count(*) FROM pg_stat_replication),
-			(SELECT count(*) FROM pg_stat_replication WHERE replay_lsn IS NULL),
-			(SELECT COALESCE(max(pg_wal_lsn_diff(pg_current_wal_lsn(), replay_lsn)), 0)::bigint FROM pg_stat_replication),
-			(SELECT COALESCE(max(EXTRACT(epoch FROM replay_lag)), 0)::float8 FROM pg_stat_replication),
+	// Replicas are physical standbys that replay WAL: pg_receivewal (a
+	// WAL archiver such as barman's) never replays, and a logical
+	// walsender's consumer is not a replica whose reads go stale.
+	err := h.db.QueryRow(ctx, `WITH replicas AS (
+			SELECT r.replay_lsn, r.replay_lag FROM pg_stat_replication r
+			WHERE r.state = 'streaming' AND r.replay_lsn IS NOT NULL
+			  AND NOT EXISTS (SELECT 1 FROM pg_replication_slots s WHERE s.active_pid = r.pid AND s.slot_type = 'logical'))
+		SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')::bigint,
+			(SELECT count(*) FROM replicas),
+			(SELECT COALESCE(max(pg_wal_lsn_diff(pg_current_wal_lsn(), replay_lsn)), 0)::bigint FROM replicas),
+			(SELECT COALESCE(max(EXTRACT(epoch FROM replay_lag)), 0)::float8 FROM replicas),
 			(SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'
 				AND state = 'active' AND clock_timestamp() - query_start > $1::bigint * interval '1 millisecond')`,
-		h.o.LockWait.Milliseconds()).Scan(&s.wal, &s.replicas, &s.unreported, &s.lagBytes, &lagSecs, &s.lockWaiters)
+		h.o.LockWait.Milliseconds()).Scan(&s.wal, &s.replicas, &s.lagBytes, &lagSecs, &s.lockWaiters)
 	if err != nil {
 		return Decision{}, fmt.Errorf("bbm: health: sampling the database: %w", err)
 	}
@@ -155,8 +161,6 @@ func (h *HealthThrottler) sample(ctx context.Context) (Decision, error) {
 	var reasons []string
 	if *h.monitor {
 		switch {
-		case s.unreported > 0:
-			reasons = append(reasons, fmt.Sprintf("%d replicas have not reported a replay position", s.unreported))
 		case s.lag > h.o.MaxReplicaLag:
 			reasons = append(reasons, fmt.Sprintf("replica lag %s > %s", s.lag.Round(time.Millisecond), h.o.MaxReplicaLag))
 		case s.lagBytes > h.o.MaxReplicaLagBytes:
