@@ -150,7 +150,7 @@ func TestImportReportsBadInputPerRepository(t *testing.T) {
 	reg, cases := buildBadLayout(t, src)
 	sink := transfertest.NewMemSink()
 	im := newImporter(t, src, mustNew(t, src, dst, transfer.Options{}), sink,
-		transfer.ImportOptions{IncludeUntagged: true, ContinueOnError: true})
+		transfer.ImportOptions{IncludeUntagged: true, IncludeOrphanLayers: true, ContinueOnError: true})
 	rep, err := im.Import(ctx)
 	if err == nil {
 		t.Fatal("Import of a layout with bad repositories returned no error")
@@ -182,7 +182,7 @@ func TestImportReportsBadInputPerRepository(t *testing.T) {
 		t.Errorf("%d repositories failed, want %d", got, want)
 	}
 	// Every good repository is complete, and only its blobs were copied.
-	want := reg.Expect(transfertest.ExpectOptions{IncludeUntagged: true, Pass: transfer.FinalImport})
+	want := reg.Expect(transfertest.ExpectOptions{IncludeUntagged: true, IncludeOrphanLayers: true, Pass: transfer.FinalImport})
 	requireState(t, want, state)
 	requireDestinationBlobs(t, dst, reg.Layout, wantBlobs(want))
 }

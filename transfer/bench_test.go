@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"flag"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -24,6 +23,7 @@ import (
 	"gocloud.dev/blob/fileblob"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/ferryhq/ferry/internal/benchreport"
 	"github.com/ferryhq/ferry/transfer"
 	"github.com/ferryhq/ferry/transfer/faultblob"
 	"github.com/ferryhq/ferry/transfer/transfertest"
@@ -31,23 +31,6 @@ import (
 
 // Benchmarks compare Ferry with the baselines named in issue 7, in the same
 // run, and print one "ferry-bench:" line each.
-
-// lastRound reports whether the testing package will stop after this
-// round (it reruns a benchmark with growing b.N until -benchtime is met), so
-// the result line is printed once. Call it with the timer stopped.
-func lastRound(b *testing.B) bool {
-	f := flag.Lookup("test.benchtime")
-	if f == nil {
-		return true
-	}
-	v := f.Value.String()
-	if n, ok := strings.CutSuffix(v, "x"); ok {
-		want, err := strconv.Atoi(n)
-		return err != nil || b.N >= want
-	}
-	d, err := time.ParseDuration(v)
-	return err != nil || b.Elapsed() >= d
-}
 
 func envInt(b *testing.B, name string, def int64) int64 {
 	v := os.Getenv(name)
@@ -196,7 +179,7 @@ func BenchmarkStreamedCopyVsCp(b *testing.B) {
 	b.ReportMetric(mbps(bestSha), "sha256sum-MB/s")
 	b.ReportMetric(mbps(bestCp), "cp-MB/s")
 	b.ReportMetric(ratio, "ratio")
-	if !lastRound(b) {
+	if !benchreport.LastRound(b) {
 		return
 	}
 	b.ReportMetric(mbps(bestFerry)/shaMBps, "of-sha256-ceiling")
@@ -349,7 +332,7 @@ func BenchmarkImportLatency20ms(b *testing.B) {
 	b.ReportMetric(fast.Seconds(), "ferry-64-workers-s")
 	b.ReportMetric(slow.Seconds(), "baseline-1-worker-s")
 	b.ReportMetric(ratio, "speedup")
-	if !lastRound(b) {
+	if !benchreport.LastRound(b) {
 		return
 	}
 	fmt.Printf("ferry-bench: import-10000-blobs-20ms-latency ferry=%.1fs baseline=%.1fs ratio=%.1f target>=40 "+

@@ -79,6 +79,11 @@
 // IncludeUntagged; SkipReferrers turns this off. Sinks that implement
 // ReferrersLister (MemSink, LayoutSink) answer "referrers of D".
 //
+// IncludeUntagged adds every revision; IncludeOrphanLayers adds blobs that
+// _layers links but no imported manifest references. VerifyExisting makes
+// a pass re-check, through the Transferer, the destination blobs of
+// manifests the Sink already has.
+//
 // Re-runs converge: the final pass removes the tags the Sink holds that the
 // source no longer has or the policy no longer selects (Sink.Untag), and
 // moved tags are pointed at their new manifest. Tag policies see the

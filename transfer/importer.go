@@ -28,11 +28,21 @@ type ImportOptions struct {
 	// MaxTags, if positive, skips repositories with more tags than this and
 	// lists them in Report.TooLarge.
 	MaxTags int
-	// IncludeUntagged also imports manifests no selected tag reaches and
-	// blobs linked in _layers that no imported manifest references (an
-	// in-place style full copy). By default only what the selected tags
-	// reach is imported; the rest would be garbage-collected anyway.
+	// IncludeUntagged also imports manifests no selected tag reaches (every
+	// revision, with what it references). By default only what the
+	// selected tags reach is imported; the rest would be
+	// garbage-collected anyway.
 	IncludeUntagged bool
+	// IncludeOrphanLayers also links blobs that _layers links but no
+	// imported manifest references (left by interrupted pushes): with
+	// IncludeUntagged, an in-place style full copy.
+	IncludeOrphanLayers bool
+	// VerifyExisting makes a pass ignore the Sink's HasManifest: every
+	// selected manifest is read again and every blob it references goes
+	// through the Transferer, which checks the destination object (per its
+	// Options.Existing; VerifyContent re-hashes everything) and replaces a
+	// bad one. Use it for a final pass that must not trust earlier ones.
+	VerifyExisting bool
 	// SkipReferrers turns off following OCI 1.1 referrers. By default
 	// every revision whose subject is imported (signatures, SBOMs,
 	// attestations, and their own referrers) comes along, as does every

@@ -18,14 +18,7 @@ import (
 	"github.com/opencontainers/go-digest"
 )
 
-func generate(t testing.TB, b *blob.Bucket, spec transfertest.Spec) *transfertest.Registry {
-	t.Helper()
-	reg, err := transfertest.Generate(context.Background(), b, spec)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return reg
-}
+var generate = transfertest.MustGenerate
 
 func newImporter(t testing.TB, src *blob.Bucket, tr transfer.Transferer, sink transfer.Sink, opts transfer.ImportOptions) *transfer.Importer {
 	t.Helper()
@@ -36,12 +29,7 @@ func newImporter(t testing.TB, src *blob.Bucket, tr transfer.Transferer, sink tr
 	return im
 }
 
-func requireState(t testing.TB, want, got transfertest.State) {
-	t.Helper()
-	if d := transfertest.Diff(want, got); d != "" {
-		t.Fatalf("sink state differs from the layout:\n%s", d)
-	}
-}
+var requireState = transfertest.RequireState
 
 // wantBlobs is the set of blobs the expected state links anywhere.
 func wantBlobs(s transfertest.State) map[digest.Digest]bool {
@@ -125,22 +113,14 @@ func TestImportFullCopyIntoLayoutSink(t *testing.T) {
 	src, dst := fileBucket(t, srcDir), fileBucket(t, dstDir)
 	reg := generate(t, src, transfertest.SmallSpec(2))
 	sink := transfer.NewLayoutSink(dst, reg.Layout, transfer.RetryPolicy{})
-	im := newImporter(t, src, mustNew(t, src, dst, transfer.Options{}), sink, transfer.ImportOptions{IncludeUntagged: true})
+	im := newImporter(t, src, mustNew(t, src, dst, transfer.Options{}), sink, transfer.ImportOptions{IncludeUntagged: true, IncludeOrphanLayers: true})
 	if _, err := im.PreImport(ctx); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := im.Import(ctx); err != nil {
 		t.Fatal(err)
 	}
-	want, err := transfertest.ReadLayoutState(ctx, src, reg.Layout)
-	if err != nil {
-		t.Fatal(err)
-	}
-	got, err := transfertest.ReadLayoutState(ctx, dst, reg.Layout)
-	if err != nil {
-		t.Fatal(err)
-	}
-	requireState(t, want, got)
+	transfertest.RequireSameLayout(t, src, dst, reg.Layout)
 	all := map[digest.Digest]bool{}
 	for d := range reg.Blobs {
 		all[d] = true

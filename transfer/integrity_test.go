@@ -111,7 +111,7 @@ func TestImportReplacesCorruptDestinationBlobs(t *testing.T) {
 		n++
 	}
 	sink := transfer.NewLayoutSink(dst, reg.Layout, fastRetry)
-	im := newImporter(t, src, mustNew(t, src, dst, transfer.Options{}), sink, transfer.ImportOptions{IncludeUntagged: true})
+	im := newImporter(t, src, mustNew(t, src, dst, transfer.Options{}), sink, transfer.ImportOptions{IncludeUntagged: true, IncludeOrphanLayers: true})
 	if _, err := im.Import(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -221,5 +221,47 @@ func TestLeftoversOfInterruptedWritesAreSwept(t *testing.T) {
 	}
 	if _, err := os.Stat(youngLink); err != nil {
 		t.Fatal("a leftover younger than the limit was removed")
+	}
+}
+
+// A final pass with VerifyExisting re-checks the destination blobs of
+// manifests the sink already has; without it they are trusted.
+func TestFinalPassVerifyExisting(t *testing.T) {
+	ctx := context.Background()
+	src, dst := memBucket(t), memBucket(t)
+	reg := generate(t, src, transfertest.SmallSpec(12))
+	sink := transfertest.NewMemSink()
+	tr := mustNew(t, src, dst, transfer.Options{Existing: transfer.VerifyContent})
+	if _, err := newImporter(t, src, tr, sink, transfer.ImportOptions{}).PreImport(ctx); err != nil {
+		t.Fatal(err)
+	}
+	want := wantBlobs(reg.Expect(transfertest.ExpectOptions{Pass: transfer.FinalImport}))
+	var victim digest.Digest
+	for d := range want {
+		if reg.Blobs[d] > 1 {
+			victim = d
+			break
+		}
+	}
+	data, err := dst.ReadAll(ctx, reg.Layout.BlobKey(victim))
+	if err != nil {
+		t.Fatal(err)
+	}
+	data[len(data)/2] ^= 0x01
+	if err := dst.WriteAll(ctx, reg.Layout.BlobKey(victim), data, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := newImporter(t, src, tr, sink, transfer.ImportOptions{}).Import(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := transfertest.CheckBlobs(ctx, dst, reg.Layout); err == nil {
+		t.Fatal("a plain final pass re-checked blobs of known manifests (expected it to trust the sink)")
+	}
+	rep, err := newImporter(t, src, tr, sink, transfer.ImportOptions{VerifyExisting: true}).Import(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := transfertest.CheckBlobs(ctx, dst, reg.Layout); err != nil {
+		t.Fatalf("after a VerifyExisting pass: %v (%s)", err, rep.Summary())
 	}
 }

@@ -92,6 +92,9 @@ func (im *Importer) plan(ctx context.Context, st *runState, name string) (*repoP
 		for _, d := range revs {
 			addRoot(d, "revision link")
 		}
+	}
+	if im.opts.IncludeOrphanLayers {
+		var err error
 		if layerLinks, err = im.reader.Layers(ctx, name); err != nil {
 			return nil, err
 		}
@@ -192,8 +195,10 @@ func (im *Importer) loadManifests(ctx context.Context, st *runState, repo string
 				)
 				err := st.limit(gctx, func() error {
 					var err error
-					if known, err = im.sink.HasManifest(gctx, repo, d); err != nil {
-						return fmt.Errorf("sink: checking manifest %s: %w", d, err)
+					if !im.opts.VerifyExisting {
+						if known, err = im.sink.HasManifest(gctx, repo, d); err != nil {
+							return fmt.Errorf("sink: checking manifest %s: %w", d, err)
+						}
 					}
 					if !known {
 						m, err = im.reader.Manifest(gctx, d)

@@ -155,7 +155,7 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 		return err
 	}
 	im, err := transfer.NewImporter(src, tr, transfer.NewLayoutSink(dst, layout, transfer.RetryPolicy{}), transfer.ImportOptions{
-		Root: c.root, SourceName: srcName, Tags: policy, MaxTags: c.maxTags, IncludeUntagged: c.untagged, DryRun: c.dryRun,
+		Root: c.root, SourceName: srcName, Tags: policy, MaxTags: c.maxTags, IncludeUntagged: c.untagged, IncludeOrphanLayers: c.untagged, DryRun: c.dryRun,
 		ContinueOnError: c.cont, RepositoryConcurrency: c.repos, Concurrency: c.conc, Logger: logger,
 		Progress: progressPrinter(out),
 	})

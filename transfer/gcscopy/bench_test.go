@@ -2,35 +2,17 @@ package gcscopy_test
 
 import (
 	"context"
-	"flag"
 	"fmt"
-	"strconv"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/opencontainers/go-digest"
 
+	"github.com/ferryhq/ferry/internal/benchreport"
 	"github.com/ferryhq/ferry/transfer"
 	"github.com/ferryhq/ferry/transfer/gcstest"
 	"github.com/ferryhq/ferry/transfer/transfertest"
 )
-
-// lastRound reports whether this is the benchmark's final round, the one
-// whose figures are printed.
-func lastRound(b *testing.B) bool {
-	f := flag.Lookup("test.benchtime")
-	if f == nil {
-		return true
-	}
-	v := f.Value.String()
-	if n, ok := strings.CutSuffix(v, "x"); ok {
-		want, err := strconv.Atoi(n)
-		return err != nil || b.N >= want
-	}
-	d, err := time.ParseDuration(v)
-	return err != nil || b.Elapsed() >= d
-}
 
 // BenchmarkGCSServerSideVerifiedVsTrusted copies the same blobs GCS→GCS
 // (fake-gcs-server, in process) three ways in one run: server-side with the
@@ -84,7 +66,7 @@ func BenchmarkGCSServerSideVerifiedVsTrusted(b *testing.B) {
 	if hostBytes["trusted"] != 0 {
 		b.Fatalf("trusted server-side copies moved %d blob bytes through the host", hostBytes["trusted"])
 	}
-	if !lastRound(b) {
+	if !benchreport.LastRound(b) {
 		return
 	}
 	total := int64(blobs * size)

@@ -24,6 +24,7 @@ import (
 	"github.com/opencontainers/go-digest"
 	"google.golang.org/api/option"
 
+	"github.com/ferryhq/ferry/internal/benchreport"
 	"github.com/ferryhq/ferry/transfer"
 	"github.com/ferryhq/ferry/transfer/gcstest"
 	"github.com/ferryhq/ferry/transfer/transfertest"
@@ -338,12 +339,12 @@ func (o faultOutcome) String() string {
 }
 
 // TestFaultProxyInFrontOfFakeGCS is the reduced proof that runs in go test
-// (also under -race): 50 blobs of 1 KiB-2 MiB per scenario, streamed and
+// (also under -race): 32 blobs of 1 KiB-1 MiB per scenario, streamed and
 // server-side, at 5% and 30% faults. FERRY_FAULT_PROXY_FULL=1 runs the
 // issue's full size instead (500 blobs of 1 KiB-16 MiB), as
 // BenchmarkFaultProxyFull does in make bench.
 func TestFaultProxyInFrontOfFakeGCS(t *testing.T) {
-	blobs, maxSize := 50, int64(2<<20)
+	blobs, maxSize := 32, int64(1<<20)
 	if os.Getenv("FERRY_FAULT_PROXY_FULL") == "1" {
 		blobs, maxSize = 500, 16<<20
 	}
@@ -378,7 +379,7 @@ func BenchmarkFaultProxyFull(b *testing.B) {
 				if serverSide {
 					mode = "server-side"
 				}
-				if lastRound(b) {
+				if benchreport.LastRound(b) {
 					fmt.Printf("ferry-bench: fault-proxy-%s-%.0fpct ferry=0 baseline=0 corrupt=0 half_written=0 mislabelled=0 (%s; %s)\n",
 						mode, p*100, out, time.Since(start).Round(time.Millisecond))
 				}

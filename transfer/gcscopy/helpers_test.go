@@ -1,7 +1,6 @@
 package gcscopy_test
 
 import (
-	"context"
 	"testing"
 	"time"
 
@@ -44,21 +43,9 @@ func mustCopier(t testing.TB, src, dst *blob.Bucket) *gcscopy.Copier {
 	return c
 }
 
-func generate(t testing.TB, b *blob.Bucket, spec transfertest.Spec) *transfertest.Registry {
-	t.Helper()
-	reg, err := transfertest.Generate(context.Background(), b, spec)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return reg
-}
+var generate = transfertest.MustGenerate
 
-func requireState(t testing.TB, want, got transfertest.State) {
-	t.Helper()
-	if d := transfertest.Diff(want, got); d != "" {
-		t.Fatalf("sink state differs from the layout:\n%s", d)
-	}
-}
+var requireState = transfertest.RequireState
 
 func descriptor(mediaType string, d digest.Digest, size int64) ocispec.Descriptor {
 	return ocispec.Descriptor{MediaType: mediaType, Digest: d, Size: size}

@@ -14,7 +14,9 @@ type ExpectOptions struct {
 	Tags            transfer.TagPolicy // nil means transfer.AllTags()
 	MaxTags         int
 	IncludeUntagged bool
-	Pass            transfer.Pass
+	// IncludeOrphanLayers mirrors transfer.ImportOptions.IncludeOrphanLayers.
+	IncludeOrphanLayers bool
+	Pass                transfer.Pass
 }
 
 // Expect returns the State a Sink must hold after importing the whole
@@ -65,6 +67,8 @@ func (r *Registry) Expect(o ExpectOptions) State {
 			for _, m := range repo.Manifests {
 				visit(m.Digest)
 			}
+		}
+		if o.IncludeOrphanLayers {
 			for _, d := range repo.Layers {
 				blobs[d] = true
 			}

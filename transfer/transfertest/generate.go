@@ -10,6 +10,7 @@ import (
 	"math/rand/v2"
 	"slices"
 	"strings"
+	"testing"
 
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
@@ -537,4 +538,14 @@ func planBytes(p blobPlan) []byte {
 func digestOfPlan(p blobPlan) digest.Digest {
 	sum := sha256.Sum256(planBytes(p))
 	return digest.Digest("sha256:" + hex.EncodeToString(sum[:]))
+}
+
+// MustGenerate is Generate for tests: it fails t on error.
+func MustGenerate(t testing.TB, b *blob.Bucket, spec Spec) *Registry {
+	t.Helper()
+	reg, err := Generate(context.Background(), b, spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return reg
 }

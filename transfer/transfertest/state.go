@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"testing"
 
 	"gocloud.dev/blob"
 
@@ -154,4 +155,28 @@ func CheckBlobs(ctx context.Context, b *blob.Bucket, l transfer.Layout) (int, er
 		}
 		n++
 	}
+}
+
+// RequireState fails t, showing the difference, unless got equals want.
+func RequireState(t testing.TB, want, got State) {
+	t.Helper()
+	if d := Diff(want, got); d != "" {
+		t.Fatalf("sink state differs from the layout:\n%s", d)
+	}
+}
+
+// RequireSameLayout fails t unless the layouts under l in want and got
+// hold the same repositories, blob links, manifests and tags.
+func RequireSameLayout(t testing.TB, want, got *blob.Bucket, l transfer.Layout) {
+	t.Helper()
+	ctx := context.Background()
+	w, err := ReadLayoutState(ctx, want, l)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, err := ReadLayoutState(ctx, got, l)
+	if err != nil {
+		t.Fatal(err)
+	}
+	RequireState(t, w, g)
 }
