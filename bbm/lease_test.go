@@ -25,13 +25,14 @@ func TestLeaseIsRenewedWhileWorkRuns(t *testing.T) {
 		if _, loaded := runs.LoadOrStore(b.Start.String(), true); loaded {
 			t.Errorf("range %s ran twice", b.Start)
 		}
-		if _, err := db.Exec(ctx, `SELECT pg_sleep(0.8)`); err != nil {
+		if _, err := db.Exec(ctx, `SELECT pg_sleep(2.5)`); err != nil {
 			return err
 		}
 		return fillWork("x").Do(ctx, db, b)
 	})
 	opts := fastOptions()
-	opts.JobLease = 150 * time.Millisecond
+	// 2.5 leases long; renewals every 333ms leave room for a loaded machine.
+	opts.JobLease = time.Second
 	opts.Parallelism = 4
 	var workers []*bbm.SyncWorker
 	for range 2 {
