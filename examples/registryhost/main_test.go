@@ -234,7 +234,7 @@ func verifyExactlyOnce(t *testing.T, ctx context.Context, db *storage.DB, dir st
 	}
 
 	rows, err := db.Query(ctx, `SELECT i.path, i.status, i.run,
-			count(*) FILTER (WHERE n.status = 'import_complete'), count(*) FILTER (WHERE n.state <> 'delivered')
+			count(*) FILTER (WHERE n.status = 'import_complete'), count(*) FILTER (WHERE n.state NOT IN ('delivered', 'superseded'))
 		FROM ferry_importserver_imports i JOIN ferry_importserver_notifications n USING (path)
 		GROUP BY i.path, i.status, i.run ORDER BY i.path`)
 	require.NoError(t, err)

@@ -83,8 +83,7 @@ func nativeResponse(path string) StatusResponse {
 // when there is nothing to do (the final import completed, or the
 // repository is native), 404 for a repository that does not exist, 409
 // while an import of it runs, 425 for a final import while its pre-import
-// runs (or for any start while the outcome of the repository's previous
-// run is still undelivered), 424 for a final import without a completed
+// runs, 424 for a final import whose last run is not a completed
 // pre-import, 429 at
 // Config.MaxConcurrentImports, and 503 before Start, during Shutdown or
 // when the store is unavailable. GET answers 200 with a StatusResponse or
@@ -287,10 +286,6 @@ func (s *Server) refused(ctx context.Context, w http.ResponseWriter, typ Type, r
 		return respond(w, http.StatusOK, body, ref)
 	case errors.Is(ref, ErrPreImportInProgress):
 		code, e = http.StatusTooEarly, APIError{Code: "PRE_IMPORT_IN_PROGRESS", Message: "the repository's pre-import is still in progress"}
-	case errors.Is(ref, ErrOutcomePending):
-		s.poke()
-		code, e = http.StatusTooEarly, APIError{Code: "OUTCOME_PENDING",
-			Message: "the outcome of the repository's previous import has not been delivered yet"}
 	case errors.Is(ref, ErrImportInProgress):
 		code, e = http.StatusConflict, APIError{Code: "IMPORT_IN_PROGRESS", Message: "the repository is already being imported"}
 	case errors.Is(ref, ErrPreImportRequired):

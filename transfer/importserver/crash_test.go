@@ -410,7 +410,7 @@ func runCrashTest(t *testing.T, repos, kills int) {
 	}
 	require.NoError(t, rows.Err())
 	require.Len(t, byPath, repos)
-	var notes, refused, failedRuns, completes int
+	var notes, refused, superseded, failedRuns, completes int
 	for path, ns := range byPath {
 		completes = 0
 		for i, n := range ns {
@@ -420,6 +420,10 @@ func runCrashTest(t *testing.T, repos, kills int) {
 			require.Equal(t, n.lastRun, ns[len(ns)-1].run, "%s: the last run's outcome was notified", path)
 			switch n.state {
 			case "delivered":
+			case "superseded":
+				// A new run started before it was delivered (the coordinator
+				// retried a start whose answer was lost with the process).
+				superseded++
 			case "failed":
 				// The coordinator refused it: it had moved on (a start whose
 				// answer was lost with the registry process was reverted).
@@ -471,9 +475,9 @@ func runCrashTest(t *testing.T, repos, kills int) {
 	blobs, err := transfertest.CheckBlobs(ctx, dst, gen.Layout)
 	require.NoError(t, err)
 	t.Logf("verified at %s", time.Since(t1).Round(time.Millisecond))
-	t.Logf("%d repositories in %s with %d kill -9: %d outcomes notified (%d failed runs, %d refused by the coordinator), "+
+	t.Logf("%d repositories in %s with %d kill -9: %d outcomes recorded (%d failed runs; %d superseded by a new run, %d refused by the coordinator), "+
 		"peak %d concurrent imports, %d enqueuer runs, %d starts, %d blobs verified",
-		repos, elapsed.Round(time.Millisecond), killed, notes, failedRuns, refused, peak, runs.Load(), starts.Load(), blobs)
+		repos, elapsed.Round(time.Millisecond), killed, notes, failedRuns, superseded, refused, peak, runs.Load(), starts.Load(), blobs)
 }
 
 // dumpStuck logs what is not finished, on both sides.

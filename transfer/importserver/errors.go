@@ -38,11 +38,6 @@ var (
 	// pre-import still runs (HTTP 425).
 	ErrPreImportInProgress = errors.New("importserver: pre-import still in progress")
 
-	// ErrOutcomePending refuses a start: the outcome of the repository's
-	// previous run has not been delivered to the coordinator yet (HTTP 425;
-	// the coordinator aborts and retries once it has learned the outcome).
-	ErrOutcomePending = errors.New("importserver: the previous run's outcome is not delivered yet")
-
 	// ErrPreImportRequired refuses a final import: the repository's last
 	// run is not a completed pre-import (it failed or was canceled, there
 	// was none, or a final import failed since) (HTTP 424).

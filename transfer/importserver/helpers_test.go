@@ -1,6 +1,7 @@
 package importserver_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"io"
@@ -247,8 +248,8 @@ func errorCode(st importserver.StatusResponse) string {
 func contains(s, sub string) bool { return strings.Contains(s, sub) }
 
 // quietLogger discards logs unless FERRY_TEST_LOG is set.
-func quietLogger(t *testing.T) *slog.Logger {
-	if os.Getenv("FERRY_TEST_LOG") == "" {
+func quietLogger(t testing.TB) *slog.Logger {
+	if t == nil || os.Getenv("FERRY_TEST_LOG") == "" {
 		return slog.New(slog.DiscardHandler)
 	}
 	return slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelDebug}))
@@ -273,3 +274,5 @@ func newServer(t *testing.T, h http.Handler) *httptest.Server {
 const importserverFinal = transfer.FinalImport
 
 type atomicBool = atomic.Bool
+
+func bytesReader(p []byte) io.Reader { return bytes.NewReader(p) }

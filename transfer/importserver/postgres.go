@@ -77,16 +77,21 @@ func newPostgresQueries(imports, notifications string) postgresQueries {
 	return postgresQueries{
 		lockKey: int64(h.Sum64()),
 		get:     r.Replace(`SELECT ` + importColumns + ` FROM {imports} WHERE path = $1`),
-		count: r.Replace(`SELECT (SELECT count(*) FROM {imports} WHERE status IN ` + inProgress + `),
-			EXISTS (SELECT 1 FROM {notifications} WHERE path = $1 AND state = 'pending')`),
-		begin: r.Replace(`INSERT INTO {imports} AS i (path, type, status, owner)
+		count:   r.Replace(`SELECT count(*) FROM {imports} WHERE status IN ` + inProgress),
+		// The new run supersedes the repository's undelivered outcomes.
+		begin: r.Replace(`WITH up AS (INSERT INTO {imports} AS i (path, type, status, owner)
 			VALUES ($1, $2, $3, $4)
 			ON CONFLICT (path) DO UPDATE SET type = excluded.type, status = excluded.status,
 				owner = excluded.owner, run = i.run + 1, detail = '', cancel_requested = false,
 				blobs_copied = 0, blobs_skipped = 0, bytes_copied = 0, manifests = 0, tags = 0,
 				started_at = now(), heartbeat_at = now(), finished_at = NULL, updated_at = now()
 			WHERE i.status = $5 AND i.run = $6
-			RETURNING ` + importColumns),
+			RETURNING ` + importColumns + `
+			), superseded AS (
+				UPDATE {notifications} n SET state = 'superseded', locked_by = NULL, lock_token = NULL, locked_until = NULL
+				FROM up WHERE n.path = up.path AND n.state = 'pending' AND n.run < up.run
+			)
+			SELECT ` + importColumns + ` FROM up`),
 		finish: r.Replace(`WITH done AS (
 				UPDATE {imports} SET status = $3, detail = $4, blobs_copied = $5, blobs_skipped = $6,
 					bytes_copied = $7, manifests = $8, tags = $9, cancel_requested = false,
@@ -145,7 +150,8 @@ func newPostgresQueries(imports, notifications string) postgresQueries {
 				count(*) FILTER (WHERE state = 'failed')
 			FROM {notifications} WHERE state <> 'delivered'`),
 		prune: r.Replace(`DELETE FROM {notifications}
-			WHERE state = 'delivered' AND delivered_at < now() - $1::bigint * interval '1 microsecond'`),
+			WHERE (state = 'delivered' AND delivered_at < now() - $1::bigint * interval '1 microsecond')
+				OR (state = 'superseded' AND created_at < now() - $1::bigint * interval '1 microsecond')`),
 	}
 }
 
@@ -209,23 +215,37 @@ func (s *PostgresStore) Begin(ctx context.Context, req BeginRequest) (Import, er
 	}
 	var out Import
 	err := storage.InTx(ctx, s.db, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, s.q.lockKey); err != nil {
-			return err
-		}
+		// One round trip: the statements of a batch run in order, each with
+		// its own snapshot, so the reads see every start committed before
+		// the lock was granted.
+		b := &pgx.Batch{}
+		b.Queue(`SELECT pg_advisory_xact_lock($1)`, s.q.lockKey)
+		b.Queue(s.q.count)
+		b.Queue(s.q.get, req.Path)
+		res := tx.SendBatch(ctx, b)
 		var running int
-		var pending bool
-		if err := tx.QueryRow(ctx, s.q.count, req.Path).Scan(&running, &pending); err != nil {
-			return err
-		}
 		var cur *Import
-		i, err := scanImport(tx.QueryRow(ctx, s.q.get, req.Path))
-		switch {
-		case err == nil:
-			cur = &i
-		case !errors.Is(err, pgx.ErrNoRows):
+		_, err := res.Exec()
+		if err == nil {
+			err = res.QueryRow().Scan(&running)
+		}
+		if err == nil {
+			var i Import
+			i, err = scanImport(res.QueryRow())
+			switch {
+			case err == nil:
+				cur = &i
+			case errors.Is(err, pgx.ErrNoRows):
+				err = nil
+			}
+		}
+		if cerr := res.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
 			return err
 		}
-		if reason := CheckBegin(cur, req, running, pending); reason != nil {
+		if reason := CheckBegin(cur, req, running); reason != nil {
 			ref := &RefusedError{Reason: reason, Running: running, Current: Import{Path: req.Path}}
 			if cur != nil {
 				ref.Current = *cur

@@ -462,9 +462,10 @@ func TestLongDetailsAreClipped(t *testing.T) {
 	require.LessOrEqual(t, len(n.Detail), importserver.MaxDetailLength)
 }
 
-// No run starts before the coordinator was told how the previous one
-// ended: such a start answers 425 and hurries the delivery.
-func TestStartWaitsForThePreviousOutcome(t *testing.T) {
+// A new run supersedes the undelivered outcome of the previous one: the
+// coordinator has moved on (it started again), so the old outcome is never
+// sent, and the new one is.
+func TestNewRunSupersedesUndeliveredOutcome(t *testing.T) {
 	f := newFixture(t, func(c *importserver.Config) { c.Notify.Backoff = time.Hour; c.Notify.MaxBackoff = time.Hour })
 	var down atomicBool
 	down.Store(true)
@@ -474,20 +475,23 @@ func TestStartWaitsForThePreviousOutcome(t *testing.T) {
 		}
 		return http.StatusOK
 	})
+	f.im.Fail("a", errors.New("first attempt"))
 	code, _, _ := f.call(t, http.MethodPut, "a", "import_type=pre")
 	require.Equal(t, http.StatusAccepted, code)
-	waitStatus(t, f.store, "a", importserver.StatusPreImportComplete)
-	code, st, _ := f.call(t, http.MethodPut, "a", "import_type=final")
-	require.Equal(t, http.StatusTooEarly, code)
-	require.Equal(t, "OUTCOME_PENDING", errorCode(st))
-	require.Equal(t, importserver.StatusPreImportComplete, st.Status)
+	waitStatus(t, f.store, "a", importserver.StatusPreImportFailed)
+	require.Eventually(t, func() bool {
+		ns := f.store.(*importservertest.Store).Notifications()
+		return len(ns) == 1 && ns[0].Attempts == 1
+	}, 5*time.Second, time.Millisecond, "the failure's delivery failed once and backs off")
 
 	down.Store(false)
-	require.NoError(t, f.store.(*importservertest.Store).RecordDelivery(context.Background(), importserver.Delivery{
-		ID: 1, Result: importserver.Retry, Code: 503}), "due again now (an operator's retry)")
-	f.coord.waitFor(t, "a", importserver.StatusPreImportComplete)
-	code, _, _ = f.call(t, http.MethodPut, "a", "import_type=final")
+	f.im.Fail("a", nil)
+	code, _, _ = f.call(t, http.MethodPut, "a", "import_type=pre")
 	require.Equal(t, http.StatusAccepted, code)
+	f.coord.waitFor(t, "a", importserver.StatusPreImportComplete)
+	require.Len(t, f.coord.notifications(), 1, "the first run's failure was never sent")
+	ns := f.store.(*importservertest.Store).Notifications()
+	require.Equal(t, importserver.NotificationSuperseded, ns[0].State)
 }
 
 // With ShutdownGrace, running imports may finish before Shutdown cancels

@@ -24,9 +24,11 @@ type Store interface {
 	Get(ctx context.Context, path string) (Import, error)
 
 	// Begin records a new run of an import if the rules of CheckBegin
-	// allow it, atomically with the count of imports in progress and the
-	// check for the repository's undelivered outcomes; a refusal is a
-	// *RefusedError.
+	// allow it, atomically with the count of imports in progress; a
+	// refusal is a *RefusedError. The new run supersedes the repository's
+	// undelivered outcomes of earlier runs: they are never sent (the
+	// coordinator has moved on, and an old outcome arriving during the new
+	// run would be applied to it).
 	Begin(ctx context.Context, req BeginRequest) (Import, error)
 
 	// Finish records the end of a run: from its in-progress status to
@@ -73,8 +75,8 @@ type Store interface {
 	// OutboxStats counts pending and failed notifications.
 	OutboxStats(ctx context.Context) (OutboxStats, error)
 
-	// PruneDelivered deletes notifications delivered longer ago than
-	// olderThan and returns how many.
+	// PruneDelivered deletes notifications delivered (or superseded, by
+	// creation time) longer ago than olderThan and returns how many.
 	PruneDelivered(ctx context.Context, olderThan time.Duration) (int64, error)
 }
 
@@ -116,11 +118,10 @@ type StaleRequest struct {
 
 // CheckBegin is the rule by which a Store accepts or refuses
 // BeginRequest req for a repository whose record is cur (nil when it has
-// none), while running imports are in progress and, when outcomePending,
-// an outcome of an earlier run of the repository is still waiting in the
-// outbox. It returns nil or the reason (a sentinel): ErrAlreadyImported,
-// ErrImportInProgress, ErrPreImportInProgress, ErrOutcomePending,
-// ErrPreImportRequired or ErrTooManyImports, in that order of precedence.
+// none) while running imports are in progress. It returns nil or the
+// reason (a sentinel): ErrAlreadyImported, ErrImportInProgress,
+// ErrPreImportInProgress, ErrPreImportRequired or ErrTooManyImports, in
+// that order of precedence.
 //
 // A pre-import may start again after any pre-import or failed or canceled
 // final import (it is incremental); a final import needs the last run to
@@ -128,12 +129,8 @@ type StaleRequest struct {
 // failed or canceled final import the coordinator starts over with a
 // pre-import (as enqueuer's retry does), and a late retry of a final start
 // that crossed the failure's notification is refused instead of starting
-// an import the coordinator has already given up on. No run starts
-// before the coordinator was told how the previous one ended: a start that
-// overtook that notification (say, the retry of a start whose answer was
-// lost with a crashed process) would have the coordinator apply the old
-// outcome to the new run.
-func CheckBegin(cur *Import, req BeginRequest, running int, outcomePending bool) error {
+// an import the coordinator has already given up on.
+func CheckBegin(cur *Import, req BeginRequest, running int) error {
 	if cur != nil {
 		switch {
 		case cur.Status == StatusImportComplete:
@@ -145,9 +142,6 @@ func CheckBegin(cur *Import, req BeginRequest, running int, outcomePending bool)
 		case cur.Status == StatusPreImportInProgress:
 			return ErrPreImportInProgress
 		}
-	}
-	if outcomePending {
-		return ErrOutcomePending
 	}
 	if req.Type == FinalImport && !req.AllowWithoutPreImport {
 		if cur == nil || cur.Status != StatusPreImportComplete {
@@ -200,6 +194,9 @@ const (
 	// NotificationFailed: the coordinator refused it for good (see
 	// NotifyConfig.MaxRefusals); it stays in the outbox for inspection.
 	NotificationFailed NotificationState = "failed"
+	// NotificationSuperseded: a new run of the repository started before
+	// it was delivered; it is never sent.
+	NotificationSuperseded NotificationState = "superseded"
 )
 
 // Notification is an outcome in the outbox.

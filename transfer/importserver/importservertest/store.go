@@ -100,11 +100,7 @@ func (s *Store) Begin(_ context.Context, req importserver.BeginRequest) (imports
 	if ok {
 		curp = &cur
 	}
-	pending := false
-	for _, e := range s.outbox {
-		pending = pending || (e.n.Path == req.Path && e.n.State == importserver.NotificationPending)
-	}
-	if reason := importserver.CheckBegin(curp, req, running, pending); reason != nil {
+	if reason := importserver.CheckBegin(curp, req, running); reason != nil {
 		ref := &importserver.RefusedError{Reason: reason, Running: running, Current: importserver.Import{Path: req.Path}}
 		if ok {
 			ref.Current = cur
@@ -115,6 +111,12 @@ func (s *Store) Begin(_ context.Context, req importserver.BeginRequest) (imports
 	next := importserver.Import{Path: req.Path, Type: req.Type, Status: req.Type.InProgress(), Run: cur.Run + 1,
 		Owner: req.Owner, StartedAt: now, HeartbeatAt: now, UpdatedAt: now}
 	s.imports[req.Path] = next
+	for _, e := range s.outbox {
+		if e.n.Path == req.Path && e.n.State == importserver.NotificationPending && e.n.Run < next.Run {
+			e.n.State = importserver.NotificationSuperseded
+			e.lockedBy, e.lockToken, e.lockedUntil = "", "", time.Time{}
+		}
+	}
 	return next, nil
 }
 
@@ -322,7 +324,8 @@ func (s *Store) PruneDelivered(_ context.Context, olderThan time.Duration) (int6
 	cutoff := s.now().Add(-max(olderThan, 0))
 	var n int64
 	s.outbox = slices.DeleteFunc(s.outbox, func(e *entry) bool {
-		old := e.n.State == importserver.NotificationDelivered && e.n.DeliveredAt.Before(cutoff)
+		old := (e.n.State == importserver.NotificationDelivered && e.n.DeliveredAt.Before(cutoff)) ||
+			(e.n.State == importserver.NotificationSuperseded && e.n.CreatedAt.Before(cutoff))
 		if old {
 			n++
 		}

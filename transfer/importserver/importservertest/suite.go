@@ -36,6 +36,7 @@ func TestStore(t *testing.T, newStore func(t *testing.T) importserver.Store) {
 		{"OutboxOrderAndLeases", testOutboxOrderAndLeases},
 		{"OutboxRetryAndGiveUp", testOutboxRetryAndGiveUp},
 		{"RacingClaims", testRacingClaims},
+		{"NewRunSupersedesUndelivered", testSupersede},
 		{"PruneDelivered", testPruneDelivered},
 		{"LongDetail", testLongDetail},
 	} {
@@ -176,14 +177,8 @@ func testRefusals(t *testing.T, s importserver.Store) {
 	require.Equal(t, pre.Run, ref.Current.Run)
 	wantRefused(t, try("a", importserver.FinalImport), importserver.ErrPreImportInProgress)
 	finish(t, s, pre, importserver.Failed, "boom")
-	// No run starts before the coordinator was told how the last one ended.
-	wantRefused(t, try("a", importserver.PreImport), importserver.ErrOutcomePending)
-	ns := claimAll(t, s, "t")
-	wantRefused(t, try("a", importserver.FinalImport), importserver.ErrOutcomePending, "a claimed notification is not delivered yet")
-	require.NoError(t, s.RecordDelivery(ctx, importserver.Delivery{ID: ns[len(ns)-1].ID, Result: importserver.Retry, Code: 503, RetryIn: time.Hour}))
-	wantRefused(t, try("a", importserver.PreImport), importserver.ErrOutcomePending, "nor one backing off")
-	require.NoError(t, s.RecordDelivery(ctx, importserver.Delivery{ID: ns[len(ns)-1].ID, Result: importserver.GiveUp, Code: 400}))
-	wantRefused(t, try("a", importserver.FinalImport), importserver.ErrPreImportRequired, "a given-up notification blocks nothing")
+	settle(t, s)
+	wantRefused(t, try("a", importserver.FinalImport), importserver.ErrPreImportRequired)
 
 	pre = begin(t, s, "a", importserver.PreImport) // a failed pre-import may run again
 	finish(t, s, pre, importserver.Canceled, "")
@@ -581,4 +576,48 @@ func testLongDetail(t *testing.T, s importserver.Store) {
 	ns := claimAll(t, s, "t")
 	require.Len(t, ns, 1)
 	require.Equal(t, done.Detail, ns[0].Detail)
+}
+
+// A new run supersedes the undelivered outcomes of earlier runs: they are
+// never sent, even one claimed at that moment, and they count as neither
+// pending nor failed.
+func testSupersede(t *testing.T, s importserver.Store) {
+	ctx := context.Background()
+	finish(t, s, begin(t, s, "a", importserver.PreImport), importserver.Failed, "first")
+	finish(t, s, begin(t, s, "b", importserver.PreImport), importserver.Failed, "first")
+	claimed := claimAll(t, s, "t")
+	require.Len(t, claimed, 2)
+	var bNote importserver.Notification
+	for _, n := range claimed {
+		if n.Path == "b" {
+			bNote = n
+		}
+	}
+	require.NoError(t, s.RecordDelivery(ctx, importserver.Delivery{ID: bNote.ID, Result: importserver.Retry, Code: 503, RetryIn: time.Hour}))
+
+	second := begin(t, s, "a", importserver.PreImport) // while a's outcome is claimed
+	require.Equal(t, int64(2), second.Run)
+	begin(t, s, "b", importserver.PreImport) // while b's is backing off
+	// The late record of the attempt that was in flight changes nothing.
+	for _, n := range claimed {
+		if n.Path == "a" {
+			require.NoError(t, s.RecordDelivery(ctx, importserver.Delivery{ID: n.ID, Result: importserver.Retry, Code: 502}))
+		}
+	}
+	require.Empty(t, claimAll(t, s, "t2"), "superseded outcomes are never sent")
+	st, err := s.OutboxStats(ctx)
+	require.NoError(t, err)
+	require.Zero(t, st.Pending)
+	require.Zero(t, st.Failed)
+
+	finish(t, s, second, importserver.Complete, "second")
+	ns := claimAll(t, s, "t3")
+	require.Len(t, ns, 1)
+	require.Equal(t, int64(2), ns[0].Run)
+	require.Equal(t, "second", ns[0].Detail)
+	deliver(t, s, ns...)
+	time.Sleep(5 * time.Millisecond)
+	n, err := s.PruneDelivered(ctx, time.Millisecond)
+	require.NoError(t, err)
+	require.Equal(t, int64(3), n, "delivered and superseded notifications are pruned")
 }
