@@ -86,8 +86,9 @@ func nativeResponse(path string) StatusResponse {
 // runs, 424 for a final import whose last run is not a completed
 // pre-import, 429 at
 // Config.MaxConcurrentImports, and 503 before Start, during Shutdown or
-// when the store is unavailable. GET answers 200 with a StatusResponse or
-// 404. DELETE asks a running import to stop (202; its outcome,
+// when the store is unavailable. GET answers 200 with a StatusResponse
+// (whose status is empty for a repository never imported) or 404 for a
+// repository that does not exist. DELETE asks a running import to stop (202; its outcome,
 // import_canceled or pre_import_canceled, is notified when it stopped);
 // with force=true it records the cancellation at once, whether or not the
 // import still runs anywhere (for imports stuck after a crash); 400 when
@@ -311,7 +312,11 @@ func (s *Server) status(ctx context.Context, w http.ResponseWriter, path string)
 		if a, done := s.unrecorded(ctx, w, path); done {
 			return a
 		}
-		return refuse(w, http.StatusNotFound, "NAME_UNKNOWN", "no import recorded for the repository", err)
+		// It exists and was never imported: no status yet (the
+		// coordinator's StatusUnknown), which is not "not found": a
+		// coordinator reconciling would skip a repository it reads as
+		// missing.
+		return respond(w, http.StatusOK, StatusResponse{Name: name(path), Path: path, Detail: "no import recorded"}, nil)
 	case err != nil:
 		return s.unavailable(ctx, w, path, err)
 	}

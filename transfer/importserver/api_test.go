@@ -104,8 +104,10 @@ func TestAPILifecycleAndStatusCodes(t *testing.T) {
 		require.Equal(t, http.StatusNotFound, code, m)
 		require.Equal(t, "NAME_UNKNOWN", errorCode(st), m)
 	}
-	code, _, _ = f.call(t, http.MethodGet, "group/other", "")
-	require.Equal(t, http.StatusNotFound, code, "known but never imported")
+	code, st, _ = f.call(t, http.MethodGet, "group/other", "")
+	require.Equal(t, http.StatusOK, code, "known but never imported: no status yet, not missing")
+	require.Empty(t, st.Status)
+	require.Equal(t, "no import recorded", st.Detail)
 }
 
 func TestCancel(t *testing.T) {

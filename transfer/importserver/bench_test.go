@@ -123,16 +123,7 @@ func benchOverhead(b *testing.B, latency time.Duration) {
 	}
 	reset := func() {
 		// The last delivery is recorded just after the coordinator answered.
-		for {
-			st, err := store.OutboxStats(ctx)
-			if err != nil {
-				b.Fatal(err)
-			}
-			if st.Pending == 0 {
-				break
-			}
-			time.Sleep(100 * time.Microsecond)
-		}
+		waitOutboxEmpty(b, store, 100*time.Microsecond)
 		if _, err := pool.Exec(ctx, `DELETE FROM ferry_importserver_imports WHERE path = $1`, repo); err != nil {
 			b.Fatal(err)
 		}
@@ -182,6 +173,20 @@ func benchOverhead(b *testing.B, latency time.Duration) {
 	fmt.Printf("ferry-bench: importserver-overhead-latency%s ferry=%.1fms baseline=%.1fms ratio=%.2f target<=1.1 "+
 		"added=%.1fms rounds=%d repository_manifests=%d (pre+final through the server until notified vs Importer.PreImport+Import)\n",
 		latency, ms(s), ms(d), float64(s)/float64(d), ms(s-d), len(ds), len(gen.Repository(repo).Manifests))
+}
+
+// waitOutboxEmpty polls until no notification is pending.
+func waitOutboxEmpty(b *testing.B, store importserver.Store, every time.Duration) {
+	for {
+		st, err := store.OutboxStats(context.Background())
+		if err != nil {
+			b.Fatal(err)
+		}
+		if st.Pending == 0 {
+			return
+		}
+		time.Sleep(every)
+	}
 }
 
 // smallRepository is the tagged repository with the fewest manifests.
@@ -241,16 +246,7 @@ func BenchmarkOutboxDelivery(b *testing.B) {
 		if err := srv.Start(ctx); err != nil {
 			b.Fatal(err)
 		}
-		for {
-			st, err := store.OutboxStats(ctx)
-			if err != nil {
-				b.Fatal(err)
-			}
-			if st.Pending == 0 {
-				break
-			}
-			time.Sleep(time.Millisecond)
-		}
+		waitOutboxEmpty(b, store, time.Millisecond)
 		outboxRates = append(outboxRates, n/time.Since(t0).Seconds())
 		if err := srv.Shutdown(ctx); err != nil {
 			b.Fatal(err)

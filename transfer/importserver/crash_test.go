@@ -46,9 +46,9 @@ const crashCapacity = 10
 // repositories.
 func crashSpec(repos int) transfertest.Spec {
 	spec := transfertest.SmallSpec(7)
-	spec.Repositories, spec.Images = repos, 3*repos
+	spec.Repositories, spec.Images = repos, 2*repos
 	spec.NestedFraction = 0.3
-	spec.MaxBlobSize = 2 << 10
+	spec.MaxBlobSize, spec.DanglingLayers = 1 << 10, 0
 	return spec
 }
 
