@@ -48,7 +48,7 @@ func crashSpec(repos int) transfertest.Spec {
 	spec := transfertest.SmallSpec(7)
 	spec.Repositories, spec.Images = repos, 2*repos
 	spec.NestedFraction = 0.3
-	spec.MaxBlobSize, spec.DanglingLayers = 1 << 10, 0
+	spec.MaxBlobSize, spec.DanglingLayers = 1<<10, 0
 	return spec
 }
 
