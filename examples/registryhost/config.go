@@ -66,6 +66,12 @@ type config struct {
 	ExitWhenDone bool
 	// Secret authenticates notifications. Default: random per run.
 	Secret string
+	// AdminToken allows the dashboard's actions to a browser that opened
+	// /ferry-login?token=<AdminToken>. Default: random per run (printed).
+	AdminToken string
+	// DashboardRefresh is how often the dashboard's pages reload. Default
+	// 5s; negative: never.
+	DashboardRefresh time.Duration
 	// Verbose logs every job at info level (to stderr); otherwise only
 	// warnings and errors.
 	Verbose bool
@@ -87,6 +93,9 @@ func (c config) withDefaults() config {
 	}
 	if c.Seed == 0 {
 		c.Seed = 1
+	}
+	if c.AdminToken == "" {
+		c.AdminToken = randomSecret()
 	}
 	def(&c.Repositories, 12)
 	def(&c.Capacity, 3)
@@ -150,6 +159,8 @@ func parseFlags(args []string, out io.Writer) (config, error) {
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", 30*time.Second, "how long running jobs get to finish on SIGINT/SIGTERM")
 	fs.BoolVar(&c.ExitWhenDone, "exit-when-done", false, "shut down once everything is imported and backfilled")
 	fs.StringVar(&c.Secret, "secret", "", "shared secret of the notification endpoint (default: random)")
+	fs.StringVar(&c.AdminToken, "admin-token", "", "token that allows the dashboard's actions after /ferry-login?token= (default: random, printed)")
+	fs.DurationVar(&c.DashboardRefresh, "dashboard-refresh", 5*time.Second, "how often the dashboard's pages reload (negative: never)")
 	fs.BoolVar(&c.Verbose, "v", false, "log every job (info level, to stderr)")
 	if err := fs.Parse(args); err != nil {
 		return config{}, err

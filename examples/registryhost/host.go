@@ -18,6 +18,7 @@ import (
 	"gocloud.dev/blob/fileblob"
 
 	"github.com/ferryhq/ferry/bbm"
+	"github.com/ferryhq/ferry/dashboard/importview"
 	"github.com/ferryhq/ferry/enqueuer"
 	"github.com/ferryhq/ferry/lease"
 	"github.com/ferryhq/ferry/lease/pglease"
@@ -186,8 +187,9 @@ func (h *host) start(stop, hard context.Context, teardown *[]func()) error {
 	if err != nil {
 		return err
 	}
+	progress := importview.NewProgress() // the copies running now, for the dashboard
 	im, err := transfer.NewImporter(src, tr, transfer.NewLayoutSink(dst, layout, transfer.RetryPolicy{}),
-		transfer.ImportOptions{Logger: h.logger, Observer: metrics.Transfer()})
+		transfer.ImportOptions{Logger: h.logger, Observer: metrics.Transfer(), Progress: progress.Record})
 	if err != nil {
 		return err
 	}
@@ -297,6 +299,10 @@ func (h *host) start(stop, hard context.Context, teardown *[]func()) error {
 	mux.Handle("/gitlab/v1/import/", h.registry.Handler())
 	mux.HandleFunc("GET /status", h.serveStatus)
 	mux.Handle("GET /metrics", prommetrics.Handler(metricsReg))
+	if err := h.mountDashboard(mux, enq, progress); err != nil {
+		ln.Close()
+		return err
+	}
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog: slog.NewLogLogger(h.logger.Handler(), slog.LevelWarn)}
 	served := make(chan error, 1)
@@ -310,6 +316,7 @@ func (h *host) start(stop, hard context.Context, teardown *[]func()) error {
 		}
 	})
 	h.say("notifications: http://%s/internal/registry/repositories/<path>/migration/status (import API: http://%s/gitlab/v1/import/<path>/, progress: GET http://%s/status, metrics: GET http://%s/metrics)", addr, addr, addr, addr)
+	h.say("dashboard: http://%s%s/ (actions after http://%s/ferry-login?token=%s)", addr, dashboardPrefix, addr, cfg.AdminToken)
 	// The import server stops before the endpoint closes: running passes
 	// get ShutdownTimeout to finish, the rest are cancelled and recorded as
 	// failed, and the outcomes are delivered to the endpoint.

@@ -18,6 +18,10 @@
 //     repository into a second fileblob directory with the transfer
 //     importer, pre-import then final import, and delivers each outcome to
 //     the notification endpoint from its outbox in Postgres;
+//   - dashboard: serves Ferry's status page at /ferry/ on the same port
+//     (migrations, imports, leases, the registry's outbox and live copies),
+//     read-only until a browser opens /ferry-login?token=<-admin-token>,
+//     which allows its pause, resume, retry and cancel buttons;
 //   - routing: gives each kind of background job (enqueue, import,
 //     notification, backfill) its queue from a routing rules file
 //     (rules.yaml by default) and counts the jobs of each queue.

@@ -1,0 +1,402 @@
+package dashboard_test
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/ferryhq/ferry/bbm"
+	"github.com/ferryhq/ferry/dashboard"
+	"github.com/ferryhq/ferry/enqueuer"
+	"github.com/ferryhq/ferry/lease/leasetest"
+)
+
+// The overview shows every source: migrations with progress and failed
+// jobs, repositories per state with capacity and forecast, leases; its
+// JSON carries the same figures.
+func TestOverview(t *testing.T) {
+	f := newFixture(t, fixtureOptions{})
+	code, body := f.get("/")
+	require.Equal(t, http.StatusOK, code, body)
+	for _, want := range []string{
+		`data-migration="backfill"`, `data-migration="team/later"`, `href="/migrations/team/later"`,
+		`<span class="status s-failed">failed</span>`, `<span class="status s-paused">paused</span>`,
+		`<td data-state="default"><a href="/imports?state=default">25</a></td>`,
+		`<td data-state="import_aborted"><a href="/imports?state=import_aborted">1</a></td>`,
+		`<span class="big" id="in-progress">2</span>`, `<span id="capacity">3</span>`,
+		`<span class="big" id="forecast">1h30m</span>`, `<span class="free">free</span>`,
+		`<title>Test &lt;Ferry&gt;</title>`,
+	} {
+		require.Contains(t, body, want)
+	}
+	requireEscaped(t, body)
+	require.Contains(t, body, "&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt;", "the holder's name, escaped")
+
+	var o dashboard.Overview
+	require.Equal(t, http.StatusOK, f.getJSON("/api/overview", &o))
+	require.Len(t, o.Migrations.List, 3)
+	failed := o.Migrations.List[0]
+	require.Equal(t, "backfill", failed.Name)
+	require.Equal(t, bbm.StatusFailed, failed.Status)
+	require.Equal(t, 1, failed.Jobs.Failed)
+	require.Len(t, failed.FailedJobs, 1)
+	require.Contains(t, failed.FailedJobs[0].Error, evil, "JSON carries the message as is")
+	require.False(t, failed.ETA.Known())
+	require.Equal(t, 30, o.Imports.Total)
+	require.Equal(t, 2, o.Imports.InProgress)
+	require.Equal(t, 3, *o.Imports.Capacity)
+	require.Equal(t, 25+1, o.Imports.Waiting)
+	require.Len(t, o.Leases, 2)
+	require.True(t, o.Leases[0].Held)
+	require.Equal(t, evil, o.Leases[0].Holder)
+	require.False(t, o.Leases[1].Held)
+	require.Equal(t, "free/key", o.Leases[1].Title)
+}
+
+// Mounted under a prefix, every link and form stays under it, the bare
+// prefix redirects, and other paths are not the dashboard's.
+func TestMountedUnderAPrefix(t *testing.T) {
+	f := newFixture(t, fixtureOptions{prefix: "/ops/ferry"})
+	code, body := f.get("/")
+	require.Equal(t, http.StatusOK, code, body)
+	for _, link := range regexpAll(`\s(?:href|src|action)="([^"]*)"`, body) {
+		if link == "" || strings.HasPrefix(link, "data:") {
+			continue
+		}
+		require.True(t, strings.HasPrefix(link, "/ops/ferry/"), "link %q outside the prefix", link)
+	}
+	for _, p := range []string{"/static/dashboard.css", "/static/dashboard.js", "/imports", "/migrations/backfill",
+		"/repository?path=alpha%2Frepo-00", "/api/overview"} {
+		code, _ := f.get(p)
+		require.Equal(t, http.StatusOK, code, p)
+	}
+	resp, err := f.client.Get(f.srv.URL + "/ops/ferry")
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Contains(t, []int{http.StatusMovedPermanently, http.StatusTemporaryRedirect}, resp.StatusCode)
+	require.Equal(t, "/ops/ferry/", resp.Header.Get("Location"))
+	// Mounted on a mux pattern without the trailing slash, the handler
+	// redirects by itself.
+	h, err := dashboard.New(dashboard.Config{Prefix: "/x", Leases: []dashboard.LeaseKey{{Key: "k", Locker: f.locker}}})
+	require.NoError(t, err)
+	rec := httptestGet(h, "/x")
+	require.Equal(t, http.StatusMovedPermanently, rec.Code)
+	require.Equal(t, "/x/", rec.Header().Get("Location"))
+	require.Equal(t, http.StatusNotFound, httptestGet(h, "/y/").Code)
+	resp, err = f.client.Get(f.srv.URL + "/imports")
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Equal(t, http.StatusTeapot, resp.StatusCode, "the host's own page")
+
+	// An action's redirect stays under the prefix too.
+	tok := f.token("/migrations/team/later")
+	code, loc, _ := f.post(action(tok, dashboard.ResumeMigration, "team/later"))
+	require.Equal(t, http.StatusSeeOther, code)
+	require.Equal(t, "/ops/ferry/migrations/team/later?done=resume_migration", loc)
+}
+
+func regexpAll(expr, s string) []string {
+	var out []string
+	for _, m := range mustCompile(expr).FindAllStringSubmatch(s, -1) {
+		out = append(out, m[1])
+	}
+	return out
+}
+
+// The migration page pages through jobs, filters them by status, shows
+// the last errors escaped, and offers the button its status allows.
+func TestMigrationPage(t *testing.T) {
+	f := newFixture(t, fixtureOptions{})
+	var p dashboard.MigrationPage
+	require.Equal(t, http.StatusOK, f.getJSON("/api/migrations/backfill?limit=4", &p))
+	require.Len(t, p.Jobs, 4)
+	require.NotZero(t, p.Next)
+	var all []int64
+	for after := int64(0); ; {
+		var page dashboard.MigrationPage
+		require.Equal(t, http.StatusOK, f.getJSON("/api/migrations/backfill?limit=4&after="+itoa(after), &page))
+		for _, j := range page.Jobs {
+			all = append(all, j.ID)
+		}
+		if page.Next == 0 {
+			break
+		}
+		after = page.Next
+	}
+	require.Len(t, all, 10, "10 ranges of 10 rows, each listed once")
+	var failed dashboard.MigrationPage
+	require.Equal(t, http.StatusOK, f.getJSON("/api/migrations/backfill?status=failed", &failed))
+	require.Len(t, failed.Jobs, 1)
+	require.Equal(t, "41", failed.Jobs[0].Start)
+
+	code, body := f.get("/migrations/backfill")
+	require.Equal(t, http.StatusOK, code, body)
+	requireEscaped(t, body)
+	require.Contains(t, body, `id="last-errors"`)
+	require.Contains(t, body, `data-action="retry_migration"`)
+	require.NotContains(t, body, `data-action="pause_migration"`)
+	_, body = f.get("/migrations/team/later")
+	require.Contains(t, body, `data-action="resume_migration"`)
+	_, body = f.get("/migrations/done")
+	require.NotContains(t, body, `data-action=`, "a finished migration has no button")
+}
+
+// The imports page filters by state and path prefix, pages in path order,
+// lists what is in progress and the latest failures with their reasons.
+func TestImportsPage(t *testing.T) {
+	f := newFixture(t, fixtureOptions{})
+	var p dashboard.ImportsPage
+	require.Equal(t, http.StatusOK, f.getJSON("/api/imports?prefix=beta/&limit=4", &p))
+	require.Len(t, p.Repositories, 4)
+	require.Equal(t, "beta/repo-01", p.Repositories[0].Path)
+	require.Equal(t, enqueuer.StateImportDone, p.Repositories[0].State)
+	var paths []string
+	for after := ""; ; {
+		var page dashboard.ImportsPage
+		require.Equal(t, http.StatusOK, f.getJSON("/api/imports?prefix=beta/&limit=4&after="+url.QueryEscape(after), &page))
+		for _, r := range page.Repositories {
+			paths = append(paths, r.Path)
+		}
+		if page.Next == "" {
+			break
+		}
+		after = page.Next
+	}
+	require.Len(t, paths, 10)
+	require.IsIncreasing(t, paths)
+	var waiting dashboard.ImportsPage
+	require.Equal(t, http.StatusOK, f.getJSON("/api/imports?state=default&prefix=alpha/", &waiting))
+	require.Len(t, waiting.Repositories, 8, "alpha has 10, one pre-importing and one skipped")
+	require.Len(t, p.InProgress, 2)
+	require.Equal(t, "alpha/repo-00", p.InProgress[0].Path, "longest in progress first")
+	require.Len(t, p.Aborted, 1)
+	require.Contains(t, p.Aborted[0].AbortReason, evil)
+	require.Len(t, p.Skipped, 1)
+
+	code, body := f.get("/imports?state=import_skipped")
+	require.Equal(t, http.StatusOK, code, body)
+	requireEscaped(t, body)
+	require.Contains(t, body, `<option value="import_skipped" selected>`)
+	require.Contains(t, body, `data-action="retry_import" data-target="alpha/repo-03"`)
+	require.Contains(t, body, `data-action="cancel_import" data-target="alpha/repo-00"`)
+
+	code, body = f.get("/repository?path=gamma/repo-02")
+	require.Equal(t, http.StatusOK, code, body)
+	requireEscaped(t, body)
+	require.Contains(t, body, `<h1 id="repository-path">gamma/repo-02</h1>`)
+}
+
+// Actions change state: pause, resume and retry a migration; retry and
+// cancel a repository; break a lease. Each redirects to its page, which
+// says what was done.
+func TestActions(t *testing.T) {
+	f := newFixture(t, fixtureOptions{})
+	tok := f.token("/")
+	for _, c := range []struct {
+		kind   dashboard.ActionKind
+		target string
+		check  func()
+	}{
+		{dashboard.ResumeMigration, "team/later", func() { require.Equal(t, bbm.StatusActive, f.migrationStatus("team/later")) }},
+		{dashboard.PauseMigration, "team/later", func() { require.Equal(t, bbm.StatusPaused, f.migrationStatus("team/later")) }},
+		{dashboard.RetryMigration, "backfill", func() { require.Equal(t, bbm.StatusRunning, f.migrationStatus("backfill")) }},
+		{dashboard.RetryImport, "alpha/repo-03", func() { require.Equal(t, enqueuer.StateDefault, f.state("alpha/repo-03")) }},
+		{dashboard.CancelImport, "gamma/repo-05", func() { require.Equal(t, enqueuer.StateImportSkipped, f.state("gamma/repo-05")) }},
+		{dashboard.BreakLease, enqueuer.DefaultLeaseKey, func() {
+			_, held := f.locker.Holder(enqueuer.DefaultLeaseKey)
+			require.False(t, held)
+		}},
+	} {
+		code, loc, body := f.post(action(tok, c.kind, c.target))
+		require.Equal(t, http.StatusSeeOther, code, "%s %s: %s", c.kind, c.target, body)
+		c.check()
+		code, page := f.get(strings.TrimPrefix(loc, f.prefix))
+		require.Equal(t, http.StatusOK, code, loc)
+		require.Contains(t, page, `id="notice"`, "%s: the page says what was done", c.kind)
+	}
+	// JSON clients get JSON.
+	req, err := http.NewRequest(http.MethodPost, f.url("/actions"), strings.NewReader(action(tok, dashboard.PauseMigration, "backfill").Encode()))
+	require.NoError(t, err)
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Accept", "application/json")
+	resp, err := f.client.Do(req)
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	require.Equal(t, bbm.StatusPaused, f.migrationStatus("backfill"))
+}
+
+// Bad input gets a clear 4xx and changes nothing.
+func TestBadInputChangesNothing(t *testing.T) {
+	f := newFixture(t, fixtureOptions{})
+	for path, want := range map[string]int{
+		"/migrations/nope":                            http.StatusNotFound,
+		"/api/migrations/nope":                        http.StatusNotFound,
+		"/migrations/backfill?status=done":            http.StatusBadRequest,
+		"/migrations/backfill?after=-3":               http.StatusBadRequest,
+		"/migrations/backfill?after=x":                http.StatusBadRequest,
+		"/migrations/backfill?limit=0":                http.StatusBadRequest,
+		"/migrations/backfill?limit=501":              http.StatusBadRequest,
+		"/migrations/backfill?limit=1&limit=2":        http.StatusBadRequest,
+		"/migrations/backfill?colour=red":             http.StatusBadRequest,
+		"/imports?state=imported":                     http.StatusBadRequest,
+		"/imports?after=a//b":                         http.StatusBadRequest,
+		"/imports?prefix=" + strings.Repeat("a", 300): http.StatusBadRequest,
+		"/imports?%zz":                                http.StatusBadRequest,
+		"/imports?done=drop_tables":                   http.StatusBadRequest,
+		"/api/imports?state=%3Cscript%3E":             http.StatusBadRequest,
+		"/repository":                                 http.StatusBadRequest,
+		"/repository?path=../etc/passwd":              http.StatusBadRequest,
+		"/repository?path=no/such":                    http.StatusNotFound,
+		"/api/repository?path=no/such":                http.StatusNotFound,
+		"/nope":                                       http.StatusNotFound,
+		"/static/nope.css":                            http.StatusNotFound,
+	} {
+		code, body := f.get(path)
+		require.Equal(t, want, code, "%s: %s", path, body)
+		requireEscaped(t, body)
+		if strings.HasPrefix(path, "/api/") {
+			require.Contains(t, body, `"error":`)
+		}
+	}
+	_, body := f.get("/imports?state=%3Cscript%3Ealert(1)%3C/script%3E")
+	requireEscaped(t, body)
+
+	before := f.snapshot()
+	tok := f.token("/")
+	for name, c := range map[string]struct {
+		form url.Values
+		want int
+	}{
+		"forged token":       {action("AAAA"+tok[4:], dashboard.PauseMigration, "backfill"), http.StatusForbidden},
+		"no token":           {url.Values{"action": {"pause_migration"}, "target": {"backfill"}}, http.StatusForbidden},
+		"token twice":        {url.Values{"csrf": {tok, tok}, "action": {"pause_migration"}, "target": {"backfill"}}, http.StatusForbidden},
+		"unknown action":     {action(tok, "drop_table", "backfill"), http.StatusBadRequest},
+		"no target":          {url.Values{"csrf": {tok}, "action": {"pause_migration"}}, http.StatusBadRequest},
+		"unknown migration":  {action(tok, dashboard.PauseMigration, "nope"), http.StatusNotFound},
+		"finished migration": {action(tok, dashboard.PauseMigration, "done"), http.StatusConflict},
+		"unknown repository": {action(tok, dashboard.CancelImport, "no/such"), http.StatusNotFound},
+		"bad path":           {action(tok, dashboard.CancelImport, "a/../b"), http.StatusBadRequest},
+		"retry not skipped":  {action(tok, dashboard.RetryImport, "alpha/repo-06"), http.StatusConflict},
+		"cancel done":        {action(tok, dashboard.CancelImport, "beta/repo-01"), http.StatusConflict},
+		"unknown lease":      {action(tok, dashboard.BreakLease, "other"), http.StatusNotFound},
+		"long target":        {action(tok, dashboard.PauseMigration, strings.Repeat("m", 300)), http.StatusBadRequest},
+		"big form":           {url.Values{"csrf": {tok}, "pad": {strings.Repeat("x", 9000)}}, http.StatusRequestEntityTooLarge},
+	} {
+		code, _, body := f.post(c.form)
+		require.Equal(t, c.want, code, "%s: %s", name, body)
+		requireEscaped(t, body)
+	}
+	// A POST that another site makes the browser send is refused before
+	// the token is even looked at.
+	req, err := http.NewRequest(http.MethodPost, f.url("/actions"), strings.NewReader(action(tok, dashboard.PauseMigration, "backfill").Encode()))
+	require.NoError(t, err)
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Sec-Fetch-Site", "cross-site")
+	resp, err := f.client.Do(req)
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Equal(t, http.StatusForbidden, resp.StatusCode)
+	// A token is bound to its cookie: another browser's is refused.
+	other := newFixture(t, fixtureOptions{})
+	code, _, _ := other.post(action(tok, dashboard.PauseMigration, "backfill"))
+	require.Equal(t, http.StatusForbidden, code)
+	// The host's Authorize refuses: 403, nothing done.
+	f.allow.Store(false)
+	code, _, body = f.post(action(tok, dashboard.PauseMigration, "backfill"))
+	require.Equal(t, http.StatusForbidden, code)
+	require.Contains(t, body, "may not pause_migration")
+	requireEscaped(t, body)
+	require.Equal(t, before, f.snapshot(), "refused actions changed something")
+	resp, err = f.client.Get(f.url("/actions"))
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Equal(t, http.StatusMethodNotAllowed, resp.StatusCode, "actions are POSTs")
+}
+
+// snapshot is every migration's status and every repository's state.
+func (f *fixture) snapshot() map[string]string {
+	out := map[string]string{}
+	for _, n := range []string{"backfill", "team/later", "done"} {
+		out["m:"+n] = string(f.migrationStatus(n))
+	}
+	c, err := f.store.Count(context.Background())
+	require.NoError(f.t, err)
+	for s, n := range c.States {
+		out["s:"+string(s)] = itoa(int64(n))
+	}
+	_, held := f.locker.Holder(enqueuer.DefaultLeaseKey)
+	out["lease"] = map[bool]string{true: "held", false: "free"}[held]
+	return out
+}
+
+// Read-only by default: no buttons, no cookie, every POST refused.
+func TestReadOnlyByDefault(t *testing.T) {
+	f := newFixture(t, fixtureOptions{readOnly: true})
+	resp, err := f.client.Get(f.url("/migrations/team/later"))
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Empty(t, resp.Cookies(), "a read-only dashboard sets no cookie")
+	_, body := f.get("/migrations/team/later")
+	require.NotContains(t, body, "<form method=\"post\"")
+	require.Contains(t, body, "read-only")
+	code, _, body := f.post(action("x", dashboard.ResumeMigration, "team/later"))
+	require.Equal(t, http.StatusForbidden, code)
+	require.Contains(t, body, "read-only")
+	require.Equal(t, bbm.StatusPaused, f.migrationStatus("team/later"))
+}
+
+// New refuses configs it cannot serve.
+func TestNewRefusesBadConfig(t *testing.T) {
+	locker := leasetest.NewLocker(leasetest.Options{})
+	for name, cfg := range map[string]dashboard.Config{
+		"nothing to show":   {},
+		"relative prefix":   {Prefix: "ferry", Leases: []dashboard.LeaseKey{{Key: "k", Locker: locker}}},
+		"trailing slash":    {Prefix: "/ferry/", Leases: []dashboard.LeaseKey{{Key: "k", Locker: locker}}},
+		"prefix with query": {Prefix: "/ferry?x", Leases: []dashboard.LeaseKey{{Key: "k", Locker: locker}}},
+		"root prefix":       {Prefix: "/", Leases: []dashboard.LeaseKey{{Key: "k", Locker: locker}}},
+		"no locker":         {Leases: []dashboard.LeaseKey{{Key: "k"}}},
+		"bad key":           {Leases: []dashboard.LeaseKey{{Key: "", Locker: locker}}},
+		"not an inspector":  {Leases: []dashboard.LeaseKey{{Key: "k", Locker: plainLocker{}}}},
+		"short csrf key":    {Leases: []dashboard.LeaseKey{{Key: "k", Locker: locker}}, CSRFKey: []byte("short")},
+		"page size":         {Leases: []dashboard.LeaseKey{{Key: "k", Locker: locker}}, PageSize: 1000},
+		"imports alone":     {Leases: []dashboard.LeaseKey{{Key: "k", Locker: locker}}, Imports: noImports{}},
+	} {
+		_, err := dashboard.New(cfg)
+		require.ErrorIs(t, err, dashboard.ErrConfig, name)
+	}
+}
+
+type noImports struct{ dashboard.ImportAdmin }
+
+// A store that fails is shown in its section; the others still show.
+func TestFailingSourceIsShown(t *testing.T) {
+	h, err := dashboard.New(dashboard.Config{Repositories: failingRepos{}, Migrations: failingMigrations{},
+		Logger: slog.New(slog.DiscardHandler),
+		Leases: []dashboard.LeaseKey{{Key: "k", Locker: leasetest.NewLocker(leasetest.Options{})}}})
+	require.NoError(t, err)
+	rec := httptestGet(h, "/")
+	require.Equal(t, http.StatusOK, rec.Code)
+	require.Contains(t, rec.Body.String(), "Cannot read the repositories: connection refused")
+	require.Contains(t, rec.Body.String(), "Cannot read the migrations: connection refused")
+	require.Contains(t, rec.Body.String(), `data-lease="k"`)
+	rec = httptestGet(h, "/imports")
+	require.Equal(t, http.StatusServiceUnavailable, rec.Code)
+}
+
+type failingRepos struct{ dashboard.Repositories }
+
+func (failingRepos) Count(context.Context) (enqueuer.Counts, error) {
+	return enqueuer.Counts{}, errConnRefused
+}
+
+type failingMigrations struct{ dashboard.Migrations }
+
+func (failingMigrations) StatusAll(context.Context) ([]*bbm.Progress, error) {
+	return nil, errConnRefused
+}
