@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the servers Ferry's tests run against, when they are missing:
-# PostgreSQL 15 (initdb, postgres, pg_basebackup) and redis-server. Uses
+# PostgreSQL 15 (initdb, postgres, pg_basebackup), redis-server, and
+# Chromium (the dashboard's browser tests drive it headless). Uses
 # apt-get (as root, or through sudo). Prints what it did; never fails
 # silently: a missing server later fails the tests under CI=true.
 set -euo pipefail
@@ -11,6 +12,10 @@ if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && ! command -v initdb 
 fi
 if ! command -v redis-server >/dev/null 2>&1; then
   need+=(redis-server)
+fi
+if ! command -v chromium >/dev/null 2>&1 && ! command -v chromium-browser >/dev/null 2>&1 \
+  && ! command -v google-chrome >/dev/null 2>&1 && [ -z "${FERRY_CHROMIUM:-}" ]; then
+  need+=(chromium)
 fi
 if [ ${#need[@]} -eq 0 ]; then
   exit 0

@@ -24,6 +24,8 @@ type backfillSummary struct {
 	where string
 	jobs  int
 	took  time.Duration
+	// admin steers the worker's migrations (the dashboard of -serve).
+	admin *bbm.Admin
 }
 
 // backfill fills checksum = md5(payload) for every row of a table with a
@@ -117,7 +119,8 @@ func backfillInMemory(ctx context.Context, out io.Writer, rows int) (backfillSum
 // checks every row with wrongRows.
 func runBackfill(ctx context.Context, out io.Writer, w *bbm.SyncWorker, s *backfillSummary, prog *backfillProgress,
 	wrongRows func() (int, error), name string) error {
-	m, err := w.Admin().Register(ctx, bbm.Definition{Name: name, Table: s.table, Column: "id", Work: "fill_checksum", BatchSize: batchSize(s.rows)})
+	s.admin = w.Admin()
+	m, err := s.admin.Register(ctx, bbm.Definition{Name: name, Table: s.table, Column: "id", Work: "fill_checksum", BatchSize: batchSize(s.rows)})
 	if err != nil {
 		return fmt.Errorf("registering the backfill: %w", err)
 	}

@@ -26,6 +26,9 @@ import (
 	"github.com/ferryhq/ferry/transfer/transfertest"
 )
 
+// quickstartLeaseKey is the enqueuer's lease key.
+const quickstartLeaseKey = "ferry-quickstart:enqueuer"
+
 // importSummary is what migrateRegistry did.
 type importSummary struct {
 	repos, tags, manifests, blobs int
@@ -36,6 +39,11 @@ type importSummary struct {
 	took                 time.Duration
 	copied, copiedBytes  int64
 	verified             int
+
+	// The enqueuer's store, lease and lease key (the dashboard of -serve).
+	store    enqueuer.Store
+	locker   lease.Locker
+	leaseKey string
 }
 
 // migrateRegistry generates a registry in srcDir and moves it to dstDir
@@ -132,7 +140,7 @@ func migrateRegistry(ctx context.Context, out io.Writer, db *storage.DB, srcDir,
 		Store:    store,
 		Registry: reg,
 		Locker:   locker,
-		LeaseKey: "ferry-quickstart:enqueuer",
+		LeaseKey: quickstartLeaseKey,
 		Capacity: func(context.Context) int { return capacity },
 		Strategy: enqueuer.ParallelLoop{},
 		Logger:   quiet,
@@ -140,6 +148,7 @@ func migrateRegistry(ctx context.Context, out io.Writer, db *storage.DB, srcDir,
 	if err != nil {
 		return s, err
 	}
+	s.store, s.locker, s.leaseKey = store, locker, quickstartLeaseKey
 	say("- imports: %d repositories through the enqueuer, capacity %d, ParallelLoop strategy, %s", s.repos, capacity, where)
 
 	// A job system would trigger the enqueuer on a schedule and after each

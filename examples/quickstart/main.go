@@ -19,9 +19,11 @@
 //     migration (a Postgres table of -rows rows, or bbm's in-memory store
 //     and an in-memory Work);
 //
-// and prints a summary: counts, times and where the files went.
+// and prints a summary: counts, times and where the files went. With
+// -serve it then serves Ferry's dashboard on those stores (read-only),
+// prints its URL and keeps serving until interrupted.
 //
-//	go run ./examples/quickstart [-keep] [-database-url postgres://...] [-no-postgres]
+//	go run ./examples/quickstart [-keep] [-database-url postgres://...] [-no-postgres] [-serve [-listen 127.0.0.1:8080]]
 package main
 
 import (
@@ -49,10 +51,13 @@ func main() {
 	noPostgres := flag.Bool("no-postgres", false, "use the in-memory stores even when PostgreSQL could be started")
 	capacity := flag.Int("capacity", 3, "imports in progress at once")
 	rows := flag.Int("rows", 100_000, "rows of the table to backfill")
+	serve := flag.Bool("serve", false, "then serve the dashboard on the stores, and print its URL, until interrupted")
+	listen := flag.String("listen", "127.0.0.1:0", "address of the dashboard with -serve (port 0: a free one)")
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	opts := options{keep: *keep, databaseURL: *dbURL, noPostgres: *noPostgres, capacity: *capacity, rows: *rows}
+	opts := options{keep: *keep, databaseURL: *dbURL, noPostgres: *noPostgres, capacity: *capacity, rows: *rows,
+		serve: *serve, listen: *listen}
 	if err := run(ctx, os.Stdout, opts); err != nil {
 		fmt.Fprintln(os.Stderr, "quickstart:", err)
 		os.Exit(1)
@@ -66,6 +71,8 @@ type options struct {
 	noPostgres  bool
 	capacity    int // default 3
 	rows        int // default 100,000
+	serve       bool
+	listen      string // default 127.0.0.1:0
 }
 
 func run(ctx context.Context, out io.Writer, opts options) error {
@@ -155,6 +162,9 @@ func run(ctx context.Context, out io.Writer, opts options) error {
 		say("             removed at exit; run with -keep to look at them")
 	}
 	say("done in %s", time.Since(started).Round(time.Millisecond))
+	if opts.serve {
+		return serveDashboard(ctx, out, opts.listen, im, bf)
+	}
 	return nil
 }
 

@@ -3,12 +3,19 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
+	"net/http"
 	"os"
+	"regexp"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/ferryhq/ferry/bbm"
+	"github.com/ferryhq/ferry/dashboard"
 	"github.com/ferryhq/ferry/storage/storagetest"
 )
 
@@ -74,4 +81,55 @@ func requireMainJob(t *testing.T, out string) {
 	} {
 		require.Contains(t, out, want)
 	}
+}
+
+// -serve: after the run, the dashboard serves the run's stores until the
+// context ends.
+func TestQuickstartServe(t *testing.T) {
+	out := &syncWriter{}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- run(ctx, out, options{noPostgres: true, rows: 2_000, serve: true}) }()
+	var url string
+	deadline := time.Now().Add(2 * time.Minute)
+	for url == "" {
+		require.True(t, time.Now().Before(deadline), "no dashboard URL printed:\n%s", out.String())
+		if m := regexp.MustCompile(`dashboard: (http://\S+/ferry/)`).FindStringSubmatch(out.String()); m != nil {
+			url = m[1]
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	var o dashboard.Overview
+	resp, err := http.Get(url + "api/overview")
+	require.NoError(t, err)
+	require.NoError(t, json.NewDecoder(resp.Body).Decode(&o))
+	resp.Body.Close()
+	require.Equal(t, o.Imports.Total, o.Imports.States[4].Count, "every repository imported: %+v", o.Imports.States)
+	require.Equal(t, bbm.StatusFinished, o.Migrations.List[0].Status)
+	resp, err = http.Get(url)
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	cancel()
+	require.NoError(t, <-done)
+	require.Contains(t, out.String(), "dashboard: stopped")
+}
+
+// syncWriter is a strings.Builder safe for one writer and concurrent
+// readers.
+type syncWriter struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (w *syncWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.b.Write(p)
+}
+
+func (w *syncWriter) String() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.b.String()
 }

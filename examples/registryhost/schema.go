@@ -48,6 +48,12 @@ func ensureSchema(ctx context.Context, db storage.Beginner, rows int) (seeded bo
 			SELECT g, 'sha256:' || encode(sha256(convert_to(g::text, 'UTF8')), 'hex'),
 			       (hashtext(g::text)::bigint & 2147483647) % 400000000
 			FROM generate_series(1, $1::bigint) g`, rows)
+		if err != nil {
+			return err
+		}
+		// Statistics now, so that the planner's row estimate (bbm shows
+		// it as the total until every range is cut) is the real count.
+		_, err = tx.Exec(ctx, `ANALYZE registryhost_blobs`)
 		seeded = err == nil
 		return err
 	})
