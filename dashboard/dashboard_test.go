@@ -220,14 +220,7 @@ func TestActions(t *testing.T) {
 		require.Contains(t, page, `id="notice"`, "%s: the page says what was done", c.kind)
 	}
 	// JSON clients get JSON.
-	req, err := http.NewRequest(http.MethodPost, f.url("/actions"), strings.NewReader(action(tok, dashboard.PauseMigration, "backfill").Encode()))
-	require.NoError(t, err)
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	req.Header.Set("Accept", "application/json")
-	resp, err := f.client.Do(req)
-	require.NoError(t, err)
-	resp.Body.Close()
-	require.Equal(t, http.StatusOK, resp.StatusCode)
+	require.Equal(t, http.StatusOK, f.postWith(action(tok, dashboard.PauseMigration, "backfill"), "Accept", "application/json"))
 	require.Equal(t, bbm.StatusPaused, f.migrationStatus("backfill"))
 }
 
@@ -294,14 +287,7 @@ func TestBadInputChangesNothing(t *testing.T) {
 	}
 	// A POST that another site makes the browser send is refused before
 	// the token is even looked at.
-	req, err := http.NewRequest(http.MethodPost, f.url("/actions"), strings.NewReader(action(tok, dashboard.PauseMigration, "backfill").Encode()))
-	require.NoError(t, err)
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	req.Header.Set("Sec-Fetch-Site", "cross-site")
-	resp, err := f.client.Do(req)
-	require.NoError(t, err)
-	resp.Body.Close()
-	require.Equal(t, http.StatusForbidden, resp.StatusCode)
+	require.Equal(t, http.StatusForbidden, f.postWith(action(tok, dashboard.PauseMigration, "backfill"), "Sec-Fetch-Site", "cross-site"))
 	// A token is bound to its cookie: another browser's is refused.
 	other := newFixture(t, fixtureOptions{})
 	code, _, _ := other.post(action(tok, dashboard.PauseMigration, "backfill"))
@@ -313,7 +299,7 @@ func TestBadInputChangesNothing(t *testing.T) {
 	require.Contains(t, body, "may not pause_migration")
 	requireEscaped(t, body)
 	require.Equal(t, before, f.snapshot(), "refused actions changed something")
-	resp, err = f.client.Get(f.url("/actions"))
+	resp, err := f.client.Get(f.url("/actions"))
 	require.NoError(t, err)
 	resp.Body.Close()
 	require.Equal(t, http.StatusMethodNotAllowed, resp.StatusCode, "actions are POSTs")

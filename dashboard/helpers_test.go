@@ -213,6 +213,20 @@ func (f *fixture) post(form url.Values) (int, string, string) {
 	return resp.StatusCode, resp.Header.Get("Location"), string(b)
 }
 
+// postWith submits an action form with one more header and returns the
+// status.
+func (f *fixture) postWith(form url.Values, header, value string) int {
+	f.t.Helper()
+	req, err := http.NewRequest(http.MethodPost, f.url("/actions"), strings.NewReader(form.Encode()))
+	require.NoError(f.t, err)
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set(header, value)
+	resp, err := f.client.Do(req)
+	require.NoError(f.t, err)
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
 func action(token string, kind dashboard.ActionKind, target string) url.Values {
 	return url.Values{"csrf": {token}, "action": {string(kind)}, "target": {target}}
 }
