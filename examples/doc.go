@@ -12,15 +12,18 @@
 //     lease, notifications) with every blob verified, backfills a table with
 //     bbm, and prints a summary. Uses a throwaway PostgreSQL when the machine
 //     has the binaries and Ferry's in-memory stores otherwise (-no-postgres
-//     forces them; -database-url uses a real server; -keep keeps the files).
+//     forces them; -database-url uses a real server; -keep keeps the files;
+//     -serve then serves Ferry's dashboard on the run's stores).
 //   - registryhost: a small registry-side host that wires every package into
 //     one long-running process: storage.Migrate, a custom bbm Work on the
 //     background worker, the enqueuer's ParallelLoop under a pglease lease,
 //     the notification endpoint on a loopback port, the registry side as
 //     Ferry's embedded import server (transfer/importserver) over the
-//     transfer importer, called over HTTP, and routing rules that pick each job kind's queue. SIGINT or SIGTERM
+//     transfer importer, called over HTTP, routing rules that pick each job
+//     kind's queue, and Ferry's dashboard at /ferry/. SIGINT or SIGTERM
 //     shuts it down gracefully; started again, it resumes and does nothing
-//     twice. Its tests signal it as a child process and restart it.
+//     twice. Its tests signal it as a child process and restart it, and
+//     drive its dashboard with a headless Chromium.
 //   - backfill: a batched background migration of 1,000,000 rows on a
 //     throwaway PostgreSQL with bbm's SyncWorker, adaptive batch sizes, a
 //     progress line and a check of every row.

@@ -40,14 +40,17 @@ func (h *host) snapshot(ctx context.Context) (snapshot, error) {
 	ctx = storage.UsePrimary(ctx)
 	s := snapshot{Repositories: map[enqueuer.State]int{}, Imports: map[importserver.Status]int{},
 		BlobsCopied: h.copied.blobs.Load(), BytesCopied: h.copied.bytes.Load()}
-	for _, st := range enqueuer.States {
-		repos, err := h.store.List(ctx, enqueuer.ListOptions{State: st, Limit: 100_000})
-		if err != nil {
-			return s, err
-		}
-		s.Repositories[st] = len(repos)
-		s.Total += len(repos)
+	// One statement counts every state at one instant: counting state by
+	// state could miss a repository that an abort and a retry moved to a
+	// state already counted, and call the imports done.
+	counts, err := h.store.Count(ctx)
+	if err != nil {
+		return s, err
 	}
+	for _, st := range enqueuer.States {
+		s.Repositories[st] = counts.States[st]
+	}
+	s.Total = counts.Total()
 	rows, err := h.db.Query(ctx, `SELECT status, count(*) FROM ferry_importserver_imports GROUP BY status`)
 	if err != nil {
 		return s, err
