@@ -23,6 +23,13 @@ const (
 	NotifyPreImportFailed   = "pre_import_failed"
 	NotifyImportComplete    = "import_complete"
 	NotifyImportFailed      = "import_failed"
+	// NotifyPreImportCanceled and NotifyImportCanceled end an import the
+	// registry stopped on request (its import API's DELETE, or a write
+	// during a pre-import): the repository is aborted like a failure, and
+	// the enqueuer retries it later. When the enqueuer stopped it itself
+	// (the stale guard aborted or skipped it), they are duplicates.
+	NotifyPreImportCanceled = "pre_import_canceled"
+	NotifyImportCanceled    = "import_canceled"
 )
 
 // DefaultMaxBodyBytes is HandlerOptions.MaxBodyBytes' default.
@@ -42,6 +49,8 @@ var notifications = map[string]notification{
 	NotifyPreImportFailed:   {StatePreImporting, EventAbort, []State{StateImportAborted}},
 	NotifyImportComplete:    {StateImporting, EventFinishImport, []State{StateImportDone}},
 	NotifyImportFailed:      {StateImporting, EventAbort, []State{StateImportAborted}},
+	NotifyPreImportCanceled: {StatePreImporting, EventAbort, []State{StateImportAborted, StateImportSkipped}},
+	NotifyImportCanceled:    {StateImporting, EventAbort, []State{StateImportAborted, StateImportSkipped}},
 }
 
 // HandlerOptions configures NewHandler. Store and Secret are required.
@@ -77,9 +86,10 @@ type HandlerOptions struct {
 //	Authorization: Bearer <secret>
 //	{"status": "pre_import_complete", "reason": "..."}
 //
-// status is one of pre_import_complete, pre_import_failed, import_complete
-// and import_failed; reason (or the registry's "detail") is optional and
-// recorded as the abort reason of a failure. The answers are 200 when the
+// status is one of pre_import_complete, pre_import_failed, import_complete,
+// import_failed, pre_import_canceled and import_canceled; reason (or the
+// registry's "detail") is optional and recorded as the abort reason of a
+// failure or cancellation. The answers are 200 when the
 // state changed or the notification had already been applied (a duplicate
 // delivery), 400 for a malformed request or with "wrong migration state
 // (<state>)" when the repository is in a state the notification does not

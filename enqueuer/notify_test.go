@@ -138,6 +138,47 @@ func TestHandlerFailuresRecordReason(t *testing.T) {
 	require.Equal(t, "importing tags: broken pipe", got.AbortReason)
 }
 
+// A cancellation at the registry (its import API's DELETE, or a write
+// during a pre-import) aborts the repository like a failure, so the
+// enqueuer retries it; after the enqueuer stopped the import itself
+// (aborted or skipped it) the notification is a duplicate.
+func TestHandlerCancellations(t *testing.T) {
+	store := enqueuertest.NewStore(enqueuertest.StoreOptions{})
+	n := newNotifier(t, store)
+	rs := addNew(t, store, "g/r", 3)
+
+	transition(t, store, rs[0], enqueuer.EventStartPreImport, "")
+	a := n.send(t, http.MethodPut, statusURL(rs[0].Path), "Bearer "+secret,
+		`{"status":"pre_import_canceled","detail":"canceled: the repository was written to during its pre-import"}`)
+	require.Equal(t, http.StatusOK, a.code, a.body)
+	require.Equal(t, true, a.body["changed"])
+	got := get(t, store, rs[0].Path)
+	require.Equal(t, enqueuer.StateImportAborted, got.State)
+	require.Equal(t, "canceled: the repository was written to during its pre-import", got.AbortReason)
+	a = n.notify(t, rs[0].Path, enqueuer.NotifyPreImportCanceled)
+	require.Equal(t, http.StatusOK, a.code, "duplicate")
+	require.Equal(t, false, a.body["changed"])
+
+	r := transition(t, store, rs[1], enqueuer.EventStartPreImport, "")
+	r = transition(t, store, r, enqueuer.EventFinishPreImport, "")
+	transition(t, store, r, enqueuer.EventStartImport, "")
+	a = n.notify(t, rs[1].Path, enqueuer.NotifyPreImportCanceled)
+	require.Equal(t, http.StatusBadRequest, a.code, "a pre-import's cancellation does not end a final import")
+	a = n.notify(t, rs[1].Path, enqueuer.NotifyImportCanceled)
+	require.Equal(t, http.StatusOK, a.code, a.body)
+	require.Equal(t, enqueuer.StateImportAborted, get(t, store, rs[1].Path).State)
+
+	// The enqueuer canceled and skipped it itself before the registry's
+	// notification arrived.
+	r = transition(t, store, rs[2], enqueuer.EventStartPreImport, "")
+	transition(t, store, r, enqueuer.EventSkip, enqueuer.SkipCanceled)
+	a = n.notify(t, rs[2].Path, enqueuer.NotifyPreImportCanceled)
+	require.Equal(t, http.StatusOK, a.code, a.body)
+	require.Equal(t, false, a.body["changed"])
+	require.Equal(t, enqueuer.StateImportSkipped, get(t, store, rs[2].Path).State)
+	require.EqualValues(t, 2, n.changes.Load())
+}
+
 func TestHandlerWrongStateAndUnknownRepository(t *testing.T) {
 	store := enqueuertest.NewStore(enqueuertest.StoreOptions{})
 	n := newNotifier(t, store)

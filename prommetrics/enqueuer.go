@@ -134,7 +134,7 @@ func (o *enqueuerObserver) Reconciled(_ context.Context, e enqueuer.ReconcileEve
 // Notified implements enqueuer.Observer.
 func (o *enqueuerObserver) Notified(_ context.Context, e enqueuer.NotifyEvent) {
 	status := oneOf(e.Status, "invalid", enqueuer.NotifyPreImportComplete, enqueuer.NotifyPreImportFailed,
-		enqueuer.NotifyImportComplete, enqueuer.NotifyImportFailed)
+		enqueuer.NotifyImportComplete, enqueuer.NotifyImportFailed, enqueuer.NotifyPreImportCanceled, enqueuer.NotifyImportCanceled)
 	outcome := oneOf(e.Outcome, OtherLabel, enqueuer.NotificationApplied, enqueuer.NotificationDuplicate,
 		enqueuer.NotificationWrongState, enqueuer.NotificationNotFound, enqueuer.NotificationBadRequest,
 		enqueuer.NotificationUnauthorized, enqueuer.NotificationError)

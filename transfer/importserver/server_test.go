@@ -42,6 +42,8 @@ func TestStatusesMatchTheEnqueuer(t *testing.T) {
 	require.Equal(t, enqueuer.NotifyPreImportFailed, string(importserver.StatusPreImportFailed))
 	require.Equal(t, enqueuer.NotifyImportComplete, string(importserver.StatusImportComplete))
 	require.Equal(t, enqueuer.NotifyImportFailed, string(importserver.StatusImportFailed))
+	require.Equal(t, enqueuer.NotifyPreImportCanceled, string(importserver.StatusPreImportCanceled))
+	require.Equal(t, enqueuer.NotifyImportCanceled, string(importserver.StatusImportCanceled))
 }
 
 // Ferry's own coordinator pieces, enqueuer.HTTPRegistry and
@@ -67,19 +69,23 @@ func TestEnqueuerSpeaksTheProtocol(t *testing.T) {
 	client, err := enqueuer.NewHTTPRegistry(enqueuer.HTTPRegistryOptions{BaseURL: reg.URL, Token: secret, Logger: quietLogger(t)})
 	require.NoError(t, err)
 
-	repo, err := estore.Add(ctx, enqueuer.NewRepository{Path: "group/image"})
-	require.NoError(t, err)
-	move := func(ev enqueuer.Event) {
-		r, err := estore.Get(ctx, "group/image")
-		require.NoError(t, err)
-		_, err = estore.Transition(ctx, enqueuer.Change{ID: repo.ID, From: r.State, Event: ev})
+	for _, p := range []string{"group/image", "a"} {
+		_, err := estore.Add(ctx, enqueuer.NewRepository{Path: p})
 		require.NoError(t, err)
 	}
-	state := func() enqueuer.State {
-		r, err := estore.Get(ctx, "group/image")
+	moveRepo := func(path string, ev enqueuer.Event) {
+		r, err := estore.Get(ctx, path)
+		require.NoError(t, err)
+		_, err = estore.Transition(ctx, enqueuer.Change{ID: r.ID, From: r.State, Event: ev})
+		require.NoError(t, err)
+	}
+	move := func(ev enqueuer.Event) { moveRepo("group/image", ev) }
+	stateOf := func(path string) enqueuer.State {
+		r, err := estore.Get(ctx, path)
 		require.NoError(t, err)
 		return r.State
 	}
+	state := func() enqueuer.State { return stateOf("group/image") }
 
 	require.ErrorIs(t, client.StartImport(ctx, "group/image"), enqueuer.ErrPreImportFailed)
 	require.ErrorIs(t, client.StartPreImport(ctx, "no/such"), enqueuer.ErrRegistryNotFound)
@@ -100,10 +106,18 @@ func TestEnqueuerSpeaksTheProtocol(t *testing.T) {
 	require.True(t, st.InProgress())
 
 	im.Hold("a")
+	moveRepo("a", enqueuer.EventStartPreImport)
 	require.NoError(t, client.StartPreImport(ctx, "a"))
 	require.ErrorIs(t, client.StartPreImport(ctx, "b"), enqueuer.ErrTooManyImports)
 	require.NoError(t, client.CancelImport(ctx, "a"))
 	waitStatus(t, store, "a", importserver.StatusPreImportCanceled)
+	require.Eventually(t, func() bool { return stateOf("a") == enqueuer.StateImportAborted }, 5*time.Second, 5*time.Millisecond,
+		"the Handler applied pre_import_canceled")
+	require.Eventually(t, func() bool {
+		st, err := store.OutboxStats(ctx)
+		require.NoError(t, err)
+		return st.Pending == 0 && st.Failed == 0
+	}, 5*time.Second, 5*time.Millisecond, "the cancellation was delivered, not refused")
 
 	im.Release("group/image")
 	require.Eventually(t, func() bool { return state() == enqueuer.StatePreImportDone }, 5*time.Second, 5*time.Millisecond,
