@@ -19,8 +19,10 @@ import (
 // The overview shows every source: migrations with progress and failed
 // jobs, repositories per state with capacity and forecast, leases; its
 // JSON carries the same figures.
-func TestOverview(t *testing.T) {
-	f := newFixture(t, fixtureOptions{})
+func TestOverview(t *testing.T) { backends(t, testOverview) }
+
+func testOverview(t *testing.T, o fixtureOptions) {
+	f := newFixture(t, o)
 	code, body := f.get("/")
 	require.Equal(t, http.StatusOK, code, body)
 	for _, want := range []string{
@@ -37,25 +39,25 @@ func TestOverview(t *testing.T) {
 	requireEscaped(t, body)
 	require.Contains(t, body, "&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt;", "the holder's name, escaped")
 
-	var o dashboard.Overview
-	require.Equal(t, http.StatusOK, f.getJSON("/api/overview", &o))
-	require.Len(t, o.Migrations.List, 3)
-	failed := o.Migrations.List[0]
+	var ov dashboard.Overview
+	require.Equal(t, http.StatusOK, f.getJSON("/api/overview", &ov))
+	require.Len(t, ov.Migrations.List, 3)
+	failed := ov.Migrations.List[0]
 	require.Equal(t, "backfill", failed.Name)
 	require.Equal(t, bbm.StatusFailed, failed.Status)
 	require.Equal(t, 1, failed.Jobs.Failed)
 	require.Len(t, failed.FailedJobs, 1)
 	require.Contains(t, failed.FailedJobs[0].Error, evil, "JSON carries the message as is")
 	require.False(t, failed.ETA.Known())
-	require.Equal(t, 30, o.Imports.Total)
-	require.Equal(t, 2, o.Imports.InProgress)
-	require.Equal(t, 3, *o.Imports.Capacity)
-	require.Equal(t, 25+1, o.Imports.Waiting)
-	require.Len(t, o.Leases, 2)
-	require.True(t, o.Leases[0].Held)
-	require.Equal(t, evil, o.Leases[0].Holder)
-	require.False(t, o.Leases[1].Held)
-	require.Equal(t, "free/key", o.Leases[1].Title)
+	require.Equal(t, 30, ov.Imports.Total)
+	require.Equal(t, 2, ov.Imports.InProgress)
+	require.Equal(t, 3, *ov.Imports.Capacity)
+	require.Equal(t, 25+1, ov.Imports.Waiting)
+	require.Len(t, ov.Leases, 2)
+	require.True(t, ov.Leases[0].Held)
+	require.Equal(t, evil, ov.Leases[0].Holder)
+	require.False(t, ov.Leases[1].Held)
+	require.Equal(t, "free/key", ov.Leases[1].Title)
 }
 
 // Mounted under a prefix, every link and form stays under it, the bare
@@ -110,8 +112,10 @@ func regexpAll(expr, s string) []string {
 
 // The migration page pages through jobs, filters them by status, shows
 // the last errors escaped, and offers the button its status allows.
-func TestMigrationPage(t *testing.T) {
-	f := newFixture(t, fixtureOptions{})
+func TestMigrationPage(t *testing.T) { backends(t, testMigrationPage) }
+
+func testMigrationPage(t *testing.T, o fixtureOptions) {
+	f := newFixture(t, o)
 	var p dashboard.MigrationPage
 	require.Equal(t, http.StatusOK, f.getJSON("/api/migrations/backfill?limit=4", &p))
 	require.Len(t, p.Jobs, 4)
@@ -148,8 +152,10 @@ func TestMigrationPage(t *testing.T) {
 
 // The imports page filters by state and path prefix, pages in path order,
 // lists what is in progress and the latest failures with their reasons.
-func TestImportsPage(t *testing.T) {
-	f := newFixture(t, fixtureOptions{})
+func TestImportsPage(t *testing.T) { backends(t, testImportsPage) }
+
+func testImportsPage(t *testing.T, o fixtureOptions) {
+	f := newFixture(t, o)
 	var p dashboard.ImportsPage
 	require.Equal(t, http.StatusOK, f.getJSON("/api/imports?prefix=beta/&limit=4", &p))
 	require.Len(t, p.Repositories, 4)
@@ -194,8 +200,10 @@ func TestImportsPage(t *testing.T) {
 // Actions change state: pause, resume and retry a migration; retry and
 // cancel a repository; break a lease. Each redirects to its page, which
 // says what was done.
-func TestActions(t *testing.T) {
-	f := newFixture(t, fixtureOptions{})
+func TestActions(t *testing.T) { backends(t, testActions) }
+
+func testActions(t *testing.T, o fixtureOptions) {
+	f := newFixture(t, o)
 	tok := f.token("/")
 	for _, c := range []struct {
 		kind   dashboard.ActionKind
@@ -208,8 +216,7 @@ func TestActions(t *testing.T) {
 		{dashboard.RetryImport, "alpha/repo-03", func() { require.Equal(t, enqueuer.StateDefault, f.state("alpha/repo-03")) }},
 		{dashboard.CancelImport, "gamma/repo-05", func() { require.Equal(t, enqueuer.StateImportSkipped, f.state("gamma/repo-05")) }},
 		{dashboard.BreakLease, enqueuer.DefaultLeaseKey, func() {
-			_, held := f.locker.Holder(enqueuer.DefaultLeaseKey)
-			require.False(t, held)
+			require.False(t, f.held())
 		}},
 	} {
 		code, loc, body := f.post(action(tok, c.kind, c.target))
@@ -225,8 +232,10 @@ func TestActions(t *testing.T) {
 }
 
 // Bad input gets a clear 4xx and changes nothing.
-func TestBadInputChangesNothing(t *testing.T) {
-	f := newFixture(t, fixtureOptions{})
+func TestBadInputChangesNothing(t *testing.T) { backends(t, testBadInputChangesNothing) }
+
+func testBadInputChangesNothing(t *testing.T, o fixtureOptions) {
+	f := newFixture(t, o)
 	for path, want := range map[string]int{
 		"/migrations/nope":                            http.StatusNotFound,
 		"/api/migrations/nope":                        http.StatusNotFound,
@@ -289,7 +298,7 @@ func TestBadInputChangesNothing(t *testing.T) {
 	// the token is even looked at.
 	require.Equal(t, http.StatusForbidden, f.postWith(action(tok, dashboard.PauseMigration, "backfill"), "Sec-Fetch-Site", "cross-site"))
 	// A token is bound to its cookie: another browser's is refused.
-	other := newFixture(t, fixtureOptions{})
+	other := newFixture(t, o)
 	code, _, _ := other.post(action(tok, dashboard.PauseMigration, "backfill"))
 	require.Equal(t, http.StatusForbidden, code)
 	// The host's Authorize refuses: 403, nothing done.
@@ -316,8 +325,7 @@ func (f *fixture) snapshot() map[string]string {
 	for s, n := range c.States {
 		out["s:"+string(s)] = itoa(int64(n))
 	}
-	_, held := f.locker.Holder(enqueuer.DefaultLeaseKey)
-	out["lease"] = map[bool]string{true: "held", false: "free"}[held]
+	out["lease"] = map[bool]string{true: "held", false: "free"}[f.held()]
 	return out
 }
 

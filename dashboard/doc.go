@@ -39,7 +39,7 @@
 // from memory kept between requests. Every listing is one limited query on
 // an index (bbm's jobs by (migration_id, id), the enqueuer's repositories
 // by (state, path) and (state, state_changed_at)), so pages stay fast with
-// hundreds of thousands of repositories (BenchmarkImportsPage).
+// hundreds of thousands of repositories (BenchmarkPages100k).
 //
 // # JSON
 //

@@ -26,22 +26,25 @@ import (
 	"github.com/ferryhq/ferry/enqueuer/enqueuertest"
 	"github.com/ferryhq/ferry/lease"
 	"github.com/ferryhq/ferry/lease/leasetest"
+	"github.com/ferryhq/ferry/lease/pglease"
 	"github.com/ferryhq/ferry/storage"
+	"github.com/ferryhq/ferry/storage/storagetest"
 )
 
 // evil is attacker-influenced text as it may come back in an abort
 // reason, an error message or a holder name.
 const evil = `<script>alert("x")</script><img src=x onerror=alert(1)>`
 
-// fixture is a dashboard on in-memory Ferry objects: bbm's fake store and
-// catalog with three migrations (one failed with failed jobs, one paused,
-// one finished), the enqueuer's fake store with repositories in every
-// state, a real Enqueuer on it for the import actions, and a held lease.
+// fixture is a dashboard on Ferry objects, in memory (bbmtest,
+// enqueuertest, leasetest) or on real Postgres (bbm's, the enqueuer's and
+// pglease's stores): three migrations (one failed with failed jobs, one
+// paused, one finished), repositories in every state, a real Enqueuer on
+// them for the import actions, and a held lease.
 type fixture struct {
 	t      *testing.T
 	admin  *bbm.Admin
-	store  *enqueuertest.Store
-	locker *leasetest.Locker
+	store  enqueuer.Store
+	locker lease.Locker
 	srv    *httptest.Server
 	client *http.Client
 	prefix string
@@ -52,6 +55,39 @@ type fixture struct {
 type fixtureOptions struct {
 	prefix   string
 	readOnly bool
+	// postgres puts the stores on a throwaway Postgres database.
+	postgres bool
+}
+
+// backends runs fn on the in-memory stores and on Postgres.
+func backends(t *testing.T, fn func(t *testing.T, o fixtureOptions)) {
+	t.Run("memory", func(t *testing.T) { fn(t, fixtureOptions{}) })
+	t.Run("postgres", func(t *testing.T) { fn(t, fixtureOptions{postgres: true}) })
+}
+
+// backing returns the stores of a fixture: bbm's worker options, the
+// enqueuer's store and a lease Locker whose holder is named evil.
+func backing(t *testing.T, o fixtureOptions) (storage.Handle, bbm.Options, enqueuer.Store, lease.Locker) {
+	t.Helper()
+	opts := bbm.Options{Logger: slog.New(slog.DiscardHandler), MaxJobAttempts: 1, RetryBackoff: time.Millisecond,
+		Interval: time.Millisecond, Adaptive: bbm.AdaptiveOptions{Off: true}}
+	if !o.postgres {
+		opts.Store = bbmtest.NewStore(bbmtest.StoreOptions{})
+		opts.Catalog = bbmtest.NewCatalog(
+			bbmtest.Table{Name: "items", Columns: map[string]string{"id": "bigint"}, MinKey: 1, MaxKey: 100},
+			bbmtest.Table{Name: "small", Columns: map[string]string{"id": "bigint"}, MinKey: 1, MaxKey: 5})
+		return nil, opts, enqueuertest.NewStore(enqueuertest.StoreOptions{}), leasetest.NewLocker(leasetest.Options{Holder: evil})
+	}
+	ctx := context.Background()
+	db, err := storage.Open(ctx, storage.Config{PrimaryURL: storagetest.URL(t)})
+	require.NoError(t, err)
+	t.Cleanup(db.Close)
+	_, err = db.Exec(ctx, `CREATE TABLE items (id bigint PRIMARY KEY); INSERT INTO items SELECT generate_series(1, 100);
+		CREATE TABLE small (id bigint PRIMARY KEY); INSERT INTO small SELECT generate_series(1, 5); ANALYZE items, small`)
+	require.NoError(t, err)
+	store, err := enqueuer.NewPostgresStore(db, enqueuer.PostgresOptions{})
+	require.NoError(t, err)
+	return db, opts, store, pglease.New(db, pglease.Options{Holder: evil})
 }
 
 func newFixture(t *testing.T, o fixtureOptions) *fixture {
@@ -63,14 +99,8 @@ func newFixture(t *testing.T, o fixtureOptions) *fixture {
 	// bbm: "backfill" fails on keys 41..50 (one attempt), so it ends
 	// failed with one failed job; "later" is registered paused; "done"
 	// finishes.
-	w := bbm.NewSyncWorker(nil, bbm.Options{
-		Store: bbmtest.NewStore(bbmtest.StoreOptions{}),
-		Catalog: bbmtest.NewCatalog(
-			bbmtest.Table{Name: "items", Columns: map[string]string{"id": "bigint"}, MinKey: 1, MaxKey: 100},
-			bbmtest.Table{Name: "small", Columns: map[string]string{"id": "bigint"}, MinKey: 1, MaxKey: 5}),
-		Logger: slog.New(slog.DiscardHandler), MaxJobAttempts: 1, RetryBackoff: time.Millisecond,
-		Interval: time.Millisecond, Adaptive: bbm.AdaptiveOptions{Off: true},
-	})
+	db, opts, store, locker := backing(t, o)
+	w := bbm.NewSyncWorker(db, opts)
 	require.NoError(t, w.Register(bbm.WorkFunc("fill", func(_ context.Context, _ storage.Querier, b bbm.Batch) error {
 		if lo, _ := b.StartInt(); lo == 41 {
 			return errors.New(evil)
@@ -89,7 +119,7 @@ func newFixture(t *testing.T, o fixtureOptions) *fixture {
 	require.ErrorIs(t, w.Run(ctx), bbm.ErrMigrationFailed)
 
 	// enqueuer: 30 repositories; a few moved to other states.
-	f.store = enqueuertest.NewStore(enqueuertest.StoreOptions{})
+	f.store = store
 	base := time.Now().Add(-time.Hour)
 	for i := range 30 {
 		group := []string{"alpha", "beta", "gamma"}[i%3]
@@ -104,7 +134,7 @@ func newFixture(t *testing.T, o fixtureOptions) *fixture {
 	f.move("beta/repo-04", enqueuer.EventStartPreImport, enqueuer.EventFinishPreImport, enqueuer.EventStartImport)
 
 	registry := enqueuertest.NewRegistry(enqueuertest.RegistryOptions{})
-	f.locker = leasetest.NewLocker(leasetest.Options{Holder: evil})
+	f.locker = locker
 	enq, err := enqueuer.New(enqueuer.Config{Store: f.store, Registry: registry, Locker: f.locker,
 		Capacity: func(context.Context) int { return 3 }, Logger: slog.New(slog.DiscardHandler)})
 	require.NoError(t, err)
@@ -243,6 +273,14 @@ func (f *fixture) state(path string) enqueuer.State {
 	r, err := f.store.Get(context.Background(), path)
 	require.NoError(f.t, err)
 	return r.State
+}
+
+// held reports whether the enqueuer's lease is held.
+func (f *fixture) held() bool {
+	f.t.Helper()
+	h, err := lease.Inspect(context.Background(), f.locker, enqueuer.DefaultLeaseKey)
+	require.NoError(f.t, err)
+	return h.Held
 }
 
 // requireEscaped checks that body shows evil only escaped.
