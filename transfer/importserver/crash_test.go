@@ -261,6 +261,7 @@ func freeAddr(t *testing.T) string {
 // is pending, the registry never ran more than 10 imports at once, and
 // the destination holds exactly the source's tagged content, verified.
 func TestCrashRecoveryEndToEnd(t *testing.T) {
+	t.Parallel() // waits on Postgres and on the child process: overlaps with the rest
 	repos := 200
 	if testing.Short() {
 		repos = 40

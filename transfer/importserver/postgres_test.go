@@ -17,6 +17,7 @@ import (
 // The conformance suite on every kind of Handle: a pool, a database/sql
 // DB, and a pool whose Ferry tables live in another schema.
 func TestPostgresStore(t *testing.T) {
+	t.Parallel() // waits on Postgres and on the child process: overlaps with the rest
 	storagetest.ForEachHandle(t, func(t *testing.T, kind storagetest.HandleKind) {
 		importservertest.TestStore(t, func(t *testing.T) importserver.Store {
 			s, err := importserver.NewPostgresStore(storagetest.Handle(t, kind), importserver.PostgresOptions{})
@@ -31,6 +32,7 @@ func TestPostgresStore(t *testing.T) {
 // from the Go values alone (exec) and with values quoted into the SQL
 // (simple protocol).
 func TestPostgresStoreWithoutPreparedStatements(t *testing.T) {
+	t.Parallel() // waits on Postgres and on the child process: overlaps with the rest
 	for name, mode := range map[string]pgx.QueryExecMode{"exec": pgx.QueryExecModeExec,
 		"simple_protocol": pgx.QueryExecModeSimpleProtocol} {
 		t.Run(name, func(t *testing.T) {
