@@ -120,9 +120,11 @@
 // a streaming replica lags beyond a bound, while sessions wait on locks for
 // long, or (optionally) while WAL is written faster than a bound.
 // ReplicaLagThrottler is a stricter replica check (it also holds when fewer
-// replicas stream than required). After each job the worker paces by the job's duration: when jobs
-// get markedly slower than the migration's best rate (the database is
-// busier), the next one waits in proportion. BatchPause adds a fixed pause
+// replicas stream than required). After each job the worker paces by the
+// job's duration: when jobs get suddenly and markedly slower than the
+// migration's usual rate (the database is busier), the next ones wait in
+// proportion, until the slower rate has become the usual one (about a
+// dozen jobs). BatchPause adds a fixed pause
 // (default none). Workers log each job with slog (keys migration, job,
 // start, end, attempt, duration) and report jobs, holds and finished
 // migrations to an Observer (Options.Observer): package prommetrics turns
