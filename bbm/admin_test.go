@@ -18,8 +18,7 @@ func TestRegisterRejectsBadInputAndLosesNothing(t *testing.T) {
 	_, err := pool.Exec(ctx, `CREATE TABLE x (id int); CREATE TABLE users (id int);
 		CREATE TABLE docs (id int PRIMARY KEY, doc json NOT NULL)`)
 	require.NoError(t, err)
-	w := bbm.NewSyncWorker(pool, fastOptions())
-	require.NoError(t, w.Register(fillWork("fill")))
+	w := fillWorker(t, pool, fastOptions())
 	admin := w.Admin()
 	ok := bbm.Definition{Name: "m", Table: "items", Column: "id", Work: "fill", BatchSize: 10}
 
@@ -92,8 +91,7 @@ func TestRegisterDetectsKeyRange(t *testing.T) {
 	_, err := pool.Exec(ctx, `CREATE TABLE sparse (id bigint PRIMARY KEY, filled bigint);
 		INSERT INTO sparse (id) VALUES (1000), (1500), (9000); CREATE TABLE empty (id int PRIMARY KEY, filled bigint)`)
 	require.NoError(t, err)
-	w := bbm.NewSyncWorker(pool, fastOptions())
-	require.NoError(t, w.Register(fillWork("fill")))
+	w := fillWorker(t, pool, fastOptions())
 	a := w.Admin()
 
 	m, err := a.Register(ctx, bbm.Definition{Name: "auto", Table: "sparse", Column: "id", Work: "fill", BatchSize: 100})
@@ -124,8 +122,7 @@ func TestRegisterQuotedSchemaQualifiedNames(t *testing.T) {
 		CREATE TABLE "Odd Schema"."Items; x" ("Key" bigint PRIMARY KEY, filled bigint);
 		INSERT INTO "Odd Schema"."Items; x" ("Key") SELECT generate_series(1, 250)`)
 	require.NoError(t, err)
-	w := bbm.NewSyncWorker(pool, fastOptions())
-	require.NoError(t, w.Register(fillWork("fill")))
+	w := fillWorker(t, pool, fastOptions())
 	m, err := w.Admin().Register(ctx, bbm.Definition{Name: "odd", Table: `"Odd Schema"."Items; x"`, Column: `"Key"`, Work: "fill", BatchSize: 100})
 	require.NoError(t, err)
 	require.Equal(t, "Odd Schema", m.Schema)
@@ -144,8 +141,7 @@ func TestPauseResumeRetryAndStatus(t *testing.T) {
 	ctx := context.Background()
 	pool := pgSetup(t)
 	itemsTable(t, pool, "items", 1000)
-	w := bbm.NewSyncWorker(pool, fastOptions())
-	require.NoError(t, w.Register(fillWork("fill")))
+	w := fillWorker(t, pool, fastOptions())
 	a := w.Admin()
 	_, err := a.Register(ctx, bbm.Definition{Name: "m", Table: "items", Column: "id", Work: "fill", BatchSize: 100})
 	require.NoError(t, err)

@@ -108,8 +108,7 @@ func TestHealthHoldsWhileSessionsWaitOnLocks(t *testing.T) {
 	opts := fastOptions()
 	opts.Observer = tl.observer()
 	opts.Health = bbm.HealthOptions{LockWait: 100 * time.Millisecond, SampleInterval: 50 * time.Millisecond, RetryAfter: 50 * time.Millisecond}
-	w := bbm.NewSyncWorker(pool, opts)
-	require.NoError(t, w.Register(fillWork("fill")))
+	w := fillWorker(t, pool, opts)
 	register(t, w.Admin(), "m", "items", "fill", 100)
 	time.Sleep(200 * time.Millisecond)
 	done := make(chan error, 1)
@@ -135,8 +134,7 @@ func TestHealthHoldsOnWALRate(t *testing.T) {
 	opts := fastOptions()
 	opts.Observer = tl.observer()
 	opts.Health = bbm.HealthOptions{MaxWALRate: 64 << 10, SampleInterval: 20 * time.Millisecond, RetryAfter: 20 * time.Millisecond}
-	w := bbm.NewSyncWorker(pool, opts)
-	require.NoError(t, w.Register(fillWork("fill")))
+	w := fillWorker(t, pool, opts)
 	register(t, w.Admin(), "m", "items", "fill", 500)
 	require.NoError(t, w.Run(ctx))
 	requireFilled(t, pool, "items")

@@ -72,6 +72,14 @@ func fillWork(name string) bbm.Work {
 	})
 }
 
+// fillWorker is a SyncWorker on pool with fillWork registered as "fill".
+func fillWorker(t testing.TB, pool storage.Handle, opts bbm.Options) *bbm.SyncWorker {
+	t.Helper()
+	w := bbm.NewSyncWorker(pool, opts)
+	require.NoError(t, w.Register(fillWork("fill")))
+	return w
+}
+
 func countWhere(t testing.TB, db storage.Querier, sql string) int {
 	t.Helper()
 	var n int

@@ -90,8 +90,7 @@ func TestDeadWorkersJobIsTakenOver(t *testing.T) {
 	ctx := context.Background()
 	pool := pgSetup(t)
 	itemsTable(t, pool, "items", 300)
-	w := bbm.NewSyncWorker(pool, fastOptions())
-	require.NoError(t, w.Register(fillWork("fill")))
+	w := fillWorker(t, pool, fastOptions())
 	register(t, w.Admin(), "m", "items", "fill", 100)
 	m := migrationOf(t, pool, "m")
 	// What a worker killed during its first job leaves behind.
@@ -116,8 +115,7 @@ func TestJobThatKeepsKillingWorkersFailsMigration(t *testing.T) {
 	itemsTable(t, pool, "items", 100)
 	opts := fastOptions()
 	opts.MaxJobAttempts = 2
-	w := bbm.NewSyncWorker(pool, opts)
-	require.NoError(t, w.Register(fillWork("fill")))
+	w := fillWorker(t, pool, opts)
 	register(t, w.Admin(), "m", "items", "fill", 100)
 	store := pgStore(pool)
 	m := migrationOf(t, pool, "m")
@@ -206,8 +204,7 @@ func TestExactlyOnceNeedsStoreInWorkDatabase(t *testing.T) {
 	itemsTable(t, pool, "items", 100)
 	opts := fastOptions()
 	opts.Store = bbmtest.NewStore(bbmtest.StoreOptions{})
-	w := bbm.NewSyncWorker(pool, opts)
-	require.NoError(t, w.Register(fillWork("fill")))
+	w := fillWorker(t, pool, opts)
 	register(t, w.Admin(), "m", "items", "fill", 50)
 	err := w.Run(ctx)
 	require.ErrorIs(t, err, bbm.ErrMigrationFailed)
@@ -291,8 +288,7 @@ func TestThrottlerHoldsJobs(t *testing.T) {
 		}
 		return bbm.Decision{}, nil
 	})
-	w := bbm.NewSyncWorker(pool, opts)
-	require.NoError(t, w.Register(fillWork("fill")))
+	w := fillWorker(t, pool, opts)
 	register(t, w.Admin(), "m", "items", "fill", 100)
 	require.NoError(t, w.Run(ctx))
 	requireFilled(t, pool, "items")
@@ -313,8 +309,7 @@ func TestJobLogLines(t *testing.T) {
 	var mu sync.Mutex
 	opts := fastOptions()
 	opts.Logger = slog.New(slog.NewJSONHandler(lockedWriter{&mu, &buf}, nil))
-	w := bbm.NewSyncWorker(pool, opts)
-	require.NoError(t, w.Register(fillWork("fill")))
+	w := fillWorker(t, pool, opts)
 	register(t, w.Admin(), "m", "items", "fill", 100)
 	require.NoError(t, w.Run(ctx))
 	mu.Lock()
@@ -402,8 +397,7 @@ func TestFailedMigrationOfAnotherWorkerIsLeftAlone(t *testing.T) {
 		MigrationCode: bbm.CodeMaxJobAttemptsReached})
 	require.NoError(t, err)
 
-	w := bbm.NewSyncWorker(pool, fastOptions())
-	require.NoError(t, w.Register(fillWork("fill")))
+	w := fillWorker(t, pool, fastOptions())
 	require.NoError(t, w.Run(ctx), "a migration this worker cannot run is not its failure")
 	got := jobsOf(t, pool, "m")
 	require.Equal(t, 1, got[0].Attempts)

@@ -17,8 +17,7 @@ func TestSyncWorkerBackfillsTable(t *testing.T) {
 	var ev events
 	opts := fastOptions()
 	opts.Observer = ev.observer()
-	w := bbm.NewSyncWorker(pool, opts)
-	require.NoError(t, w.Register(fillWork("fill")))
+	w := fillWorker(t, pool, opts)
 	m, err := w.Admin().Register(ctx, bbm.Definition{Name: "fill_items", Table: "items", Column: "id", Work: "fill", BatchSize: 1000})
 	require.NoError(t, err)
 	require.Equal(t, bbm.IntKey(1), m.Lower)
