@@ -78,14 +78,19 @@
 //	ferry_bbm_migrations                          gauge      status                         migrations per status, read from the store at scrape time (WatchMigrations)
 //	ferry_enqueuer_runs_total                     counter    stopped                        enqueuer runs by why they stopped (capacity_full, nothing_left, deadline, disabled, once, too_many_imports, registry_unavailable, too_many_aborts, lease_held, error)
 //	ferry_enqueuer_run_duration_seconds           histogram  -                              duration of a run
-//	ferry_enqueuer_starts_total                   counter    import_type, result            imports asked of the registry; import_type next, retry, final; result accepted, too_many_imports (HTTP 429), registry_unavailable, cancelled, native, refused
+//	ferry_enqueuer_starts_total                   counter    import_type, result            imports asked of the registry; import_type next, retry, final; result accepted, too_many_imports (HTTP 429), registry_unavailable, cancelled, native, not_found, refused
 //	ferry_enqueuer_start_duration_seconds         histogram  import_type                    the registry call that starts an import
-//	ferry_enqueuer_skips_total                    counter    reason                         repositories skipped: too_many_tags, too_many_retries, native_import, excluded
-//	ferry_enqueuer_aborts_total                   counter    cause                          repositories aborted: refused (by the registry) or stale (import ran past its timeout)
+//	ferry_enqueuer_skips_total                    counter    reason                         repositories skipped: too_many_tags, too_many_retries, native_import, not_found, migration_canceled, migration_forced_canceled
+//	ferry_enqueuer_aborts_total                   counter    cause                          repositories aborted: refused (by the registry), stale (not running as recorded) or canceled (ran past its timeout)
 //	ferry_enqueuer_imports_in_progress            gauge      -                              repositories pre-importing or importing, as last counted on the primary
 //	ferry_enqueuer_import_capacity                gauge      -                              imports allowed at once, as last asked
 //	ferry_enqueuer_notifications_total            counter    status, outcome                notifications; status as sent (or invalid); outcome applied, duplicate, wrong_state, not_found, bad_request, unauthorized, error
 //	ferry_enqueuer_notification_duration_seconds  histogram  -                              time to answer a notification
+//	ferry_enqueuer_reconciled_total               counter    status, outcome                aborted repositories reconciled with the registry before their retry; status as the registry reported (or unknown); outcome retried, resumed, finished, skipped
+//	ferry_enqueuer_repositories                   gauge      state                          repositories per migration state, read at scrape time (WatchEnqueuer)
+//	ferry_enqueuer_repositories_deferred          gauge      -                              waiting repositories a filter defers, read at scrape time (WatchEnqueuer)
+//	ferry_enqueuer_forecast_known                 gauge      -                              1 once an import finished and the forecast means something (WatchEnqueuer)
+//	ferry_enqueuer_forecast_remaining_seconds     gauge      -                              forecast time until every repository that can start is imported, from durations by tag-count bucket and the capacity (WatchEnqueuer; absent until known)
 //	ferry_storage_reads_total                     counter    target, reason                 routed reads; target primary or replica; reason caught_up, use_primary, no_replicas, replicas_behind, replicas_down
 //	ferry_storage_replica_lag_bytes               gauge      replica                        WAL not yet replayed at the last check
 //	ferry_storage_replica_up                      gauge      replica                        1 after a good check, 0 after a failed check or read

@@ -9,6 +9,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
@@ -124,6 +125,7 @@ func touchAll(m *prommetrics.Metrics) {
 	e.Skipped(ctx, enqueuer.SkipEvent{})
 	e.Aborted(ctx, enqueuer.AbortEvent{})
 	e.CapacityChecked(ctx, enqueuer.CapacityEvent{})
+	e.Reconciled(ctx, enqueuer.ReconcileEvent{})
 	e.Notified(ctx, enqueuer.NotifyEvent{})
 	s := m.Storage()
 	s.ReadRouted(ctx, storage.RouteEvent{})
@@ -156,6 +158,7 @@ func TestDocListsEveryMetric(t *testing.T) {
 	m, reg := newMetrics(t)
 	touchAll(m)
 	require.NoError(t, m.WatchMigrations(bbmtest.NewStore(bbmtest.StoreOptions{})))
+	require.NoError(t, m.WatchEnqueuer(knownForecaster{}))
 	mfs, err := reg.Gather()
 	require.NoError(t, err)
 	doc, err := os.ReadFile("doc.go")
@@ -170,4 +173,11 @@ func TestNilMetricsHandsOutEmptyObservers(t *testing.T) {
 	var m *prommetrics.Metrics
 	touchAll(m)
 	require.Error(t, m.WatchMigrations(bbmtest.NewStore(bbmtest.StoreOptions{})))
+}
+
+// knownForecaster always has a forecast.
+type knownForecaster struct{}
+
+func (knownForecaster) Forecast(context.Context, enqueuer.ForecastOptions) (enqueuer.Forecast, error) {
+	return enqueuer.Forecast{Known: true, Remaining: time.Minute, Counts: enqueuer.Counts{States: map[enqueuer.State]int{}}}, nil
 }

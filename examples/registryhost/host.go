@@ -45,6 +45,7 @@ type host struct {
 	dir      string
 	db       *storage.DB
 	store    *enqueuer.PostgresStore
+	enq      *enqueuer.Enqueuer
 	queues   *queues
 	loop     *enqueueLoop
 	admin    *bbm.Admin
@@ -255,6 +256,10 @@ func (h *host) start(stop, hard context.Context, teardown *[]func()) error {
 		Logger:   h.logger.With("job", kindEnqueue, "queue", h.queues.queue(kindEnqueue)),
 	})
 	if err != nil {
+		return err
+	}
+	h.enq = enq
+	if err := metrics.WatchEnqueuer(enq); err != nil {
 		return err
 	}
 	if h.loop, err = newEnqueueLoop(enq, cfg.EnqueueEvery, h.queues, h.logger); err != nil {

@@ -20,6 +20,11 @@ type snapshot struct {
 	// Repositories counts the enqueuer's repositories by state.
 	Repositories map[enqueuer.State]int `json:"repositories"`
 	Total        int                    `json:"total"`
+	// Forecast is the enqueuer's forecast of the time left, from the
+	// measured durations by tag-count bucket and the capacity; unknown
+	// (false) until an import finished.
+	ForecastKnown bool          `json:"forecast_known"`
+	Forecast      time.Duration `json:"forecast_remaining_ns"`
 	// Imports counts the import server's repositories by the status of
 	// their last pass; Running are in progress; Unnotified are outcomes
 	// in its outbox not delivered yet. BlobsCopied and BytesCopied are
@@ -40,17 +45,19 @@ func (h *host) snapshot(ctx context.Context) (snapshot, error) {
 	ctx = storage.UsePrimary(ctx)
 	s := snapshot{Repositories: map[enqueuer.State]int{}, Imports: map[importserver.Status]int{},
 		BlobsCopied: h.copied.blobs.Load(), BytesCopied: h.copied.bytes.Load()}
-	// One statement counts every state at one instant: counting state by
-	// state could miss a repository that an abort and a retry moved to a
-	// state already counted, and call the imports done.
-	counts, err := h.store.Count(ctx)
+	// One statement counts every state at one instant (the forecast's
+	// Store.Count): counting state by state could miss a repository that
+	// an abort and a retry moved to a state already counted, and call the
+	// imports done.
+	f, err := h.enq.Forecast(ctx, enqueuer.ForecastOptions{})
 	if err != nil {
 		return s, err
 	}
 	for _, st := range enqueuer.States {
-		s.Repositories[st] = counts.States[st]
+		s.Repositories[st] = f.Counts.States[st]
 	}
-	s.Total = counts.Total()
+	s.Total = f.Counts.Total()
+	s.ForecastKnown, s.Forecast = f.Known, f.Remaining
 	rows, err := h.db.Query(ctx, `SELECT status, count(*) FROM ferry_importserver_imports GROUP BY status`)
 	if err != nil {
 		return s, err
@@ -115,9 +122,13 @@ func (s snapshot) String() string {
 	for _, st := range enqueuer.InProgressStates {
 		inProgress += s.Repositories[st]
 	}
-	return fmt.Sprintf("imports: %d/%d done, %d in progress, %d waiting, %d aborted | registry passes running: %d | backfill: %s %.1f%%",
+	left := "forecast --"
+	if s.ForecastKnown {
+		left = "forecast " + s.Forecast.Round(time.Second).String() + " left"
+	}
+	return fmt.Sprintf("imports: %d/%d done, %d in progress, %d waiting, %d aborted, %s | registry passes running: %d | backfill: %s %.1f%%",
 		s.Repositories[enqueuer.StateImportDone], s.Total, inProgress, s.Repositories[enqueuer.StateDefault],
-		s.Repositories[enqueuer.StateImportAborted], s.Running, s.Backfill, s.BackfillPercent)
+		s.Repositories[enqueuer.StateImportAborted], left, s.Running, s.Backfill, s.BackfillPercent)
 }
 
 // long is the summary printed at shutdown.

@@ -217,7 +217,7 @@ func (e *env) onProgress(p transfer.Progress) {
 	}
 }
 
-// progressLoop samples the ETA every second, tracks the goroutine count
+// progressLoop samples the ETA and the enqueuer's forecast every second, tracks the goroutine count
 // and prints the progress line every ProgressInterval.
 func (e *env) progressLoop(ctx context.Context, peakGoroutines *atomic.Int64) {
 	t := time.NewTicker(time.Second)
@@ -229,6 +229,9 @@ func (e *env) progressLoop(ctx context.Context, peakGoroutines *atomic.Int64) {
 			return
 		case now := <-t.C:
 			s := e.trk.snapshot(now)
+			if f, err := e.enq.Forecast(ctx, enqueuer.ForecastOptions{Now: now}); err == nil {
+				e.trk.setForecast(f.Remaining, f.Known)
+			}
 			if g := int64(runtime.NumGoroutine()); g > peakGoroutines.Load() {
 				peakGoroutines.Store(g)
 			}

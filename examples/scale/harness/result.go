@@ -86,6 +86,12 @@ type Result struct {
 	// ETA compares the ETA shown at 10 %, 50 % and 90 % of the blob
 	// transfers with the time that was actually left.
 	ETA []ETAPoint
+	// Forecast is the same for the enqueuer's own forecast
+	// (enqueuer.Enqueuer.Forecast: measured durations by tag-count bucket
+	// and the capacity, no view inside an import), at the same shares of
+	// blob transfers; ForecastByRepositories at shares of the
+	// repositories imported or skipped.
+	Forecast, ForecastByRepositories []ETAPoint
 
 	Verification Verification
 	// Baseline is the same-run sample of the seed's one-at-a-time
@@ -106,12 +112,17 @@ func (r *Result) Speedup() float64 {
 // MaxETAError returns the largest relative ETA error from 10 % progress
 // on, and false if no ETA was known at one of the points (or the run was
 // too short to sample them).
-func (r *Result) MaxETAError() (float64, bool) {
-	if len(r.ETA) < 3 {
+func (r *Result) MaxETAError() (float64, bool) { return maxError(r.ETA) }
+
+// MaxForecastError is MaxETAError for the enqueuer's forecast.
+func (r *Result) MaxForecastError() (float64, bool) { return maxError(r.Forecast) }
+
+func maxError(points []ETAPoint) (float64, bool) {
+	if len(points) < 3 {
 		return 0, false
 	}
 	var worst float64
-	for _, p := range r.ETA {
+	for _, p := range points {
 		if p.Predicted < 0 {
 			return 0, false
 		}
@@ -200,6 +211,19 @@ func (r *Result) WriteReport(w io.Writer) {
 		p(fmt.Sprintf("ETA at %.0f%%", e.Progress*100), "at %s predicted %s, actual %s: %+.1f%% (blob-rate estimate %s: %+.1f%%)",
 			round(e.At), round(e.Predicted), round(e.Actual), e.Error*100, round(e.NaivePredicted), e.NaiveError*100)
 	}
+	for _, set := range []struct {
+		name   string
+		points []ETAPoint
+	}{{"forecast at %.0f%% of blobs", r.Forecast}, {"forecast at %.0f%% of repositories", r.ForecastByRepositories}} {
+		for _, e := range set.points {
+			if e.Predicted < 0 {
+				p(fmt.Sprintf(set.name, e.Progress*100), "unknown at %s (actual %s left)", round(e.At), round(e.Actual))
+				continue
+			}
+			p(fmt.Sprintf(set.name, e.Progress*100), "at %s predicted %s, actual %s: %+.1f%%",
+				round(e.At), round(e.Predicted), round(e.Actual), e.Error*100)
+		}
+	}
 	status := "OK"
 	if !r.Verification.OK() {
 		status = "FAILED"
@@ -213,6 +237,24 @@ func (r *Result) WriteReport(w io.Writer) {
 	case r.BaselineErr != nil:
 		p("baseline", "failed: %v", r.BaselineErr)
 	}
+}
+
+// forecastLine is the bench line of the enqueuer's forecast at points.
+func (r *Result) forecastLine(name string, points []ETAPoint, progress string) string {
+	line := name
+	if worst, ok := maxError(points); ok {
+		line += fmt.Sprintf(" ferry=%.1f%% baseline=%.1f%% ratio=%.2f target<=1", worst*100, TargetETAError*100, worst/TargetETAError)
+	} else {
+		line += " ferry=unknown"
+	}
+	for _, e := range points {
+		if e.Predicted < 0 {
+			line += fmt.Sprintf(" at%.0f=unknown", e.Progress*100)
+			continue
+		}
+		line += fmt.Sprintf(" at%.0f=%+.1f%%(%s/%s)", e.Progress*100, e.Error*100, round(e.Predicted), round(e.Actual))
+	}
+	return line + " (enqueuer.Forecast: durations by tag-count bucket and the capacity; max |error| at 10/50/90% of " + progress + " against ±15%)"
 }
 
 // BenchLines returns the `ferry-bench:` lines with the figures against
@@ -244,7 +286,8 @@ func (r *Result) BenchLines() []string {
 		etaLine += fmt.Sprintf(" at%.0f=%+.1f%%(%s/%s)", e.Progress*100, e.Error*100, round(e.Predicted), round(e.Actual))
 	}
 	etaLine += " (max |ETA error| from 10% progress on against ±15%; baseline: elapsed×left/done)"
-	lines = append(lines, etaLine,
+	lines = append(lines, etaLine, r.forecastLine("scale-forecast-error", r.Forecast, "blob transfers"),
+		r.forecastLine("scale-forecast-error-by-repos", r.ForecastByRepositories, "repositories imported or skipped"),
 		fmt.Sprintf("scale-peak-rss ferry=%.0fMiB (peak resident set of the whole run, workload description and in-memory sink included)", float64(r.PeakRSS)/(1<<20)),
 		fmt.Sprintf("scale-goroutines ferry=%d baseline=%d ratio=%.2f target<=1 peak=%d (goroutines after the run vs before)",
 			r.GoroutinesEnd, r.GoroutinesStart, float64(r.GoroutinesEnd)/float64(max(r.GoroutinesStart, 1)), r.GoroutinesPeak),

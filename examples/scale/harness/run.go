@@ -112,7 +112,10 @@ func Run(ctx context.Context, w *Workload, opts Options) (*Result, error) {
 		return nil, err
 	}
 	res.PerRepository, res.PassFailures = trk.timings(), trk.failures()
-	res.ETA = trk.etaPoints(wall, []float64{0.10, 0.50, 0.90})
+	shares := []float64{0.10, 0.50, 0.90}
+	res.ETA = trk.etaPoints(wall, shares)
+	res.Forecast = trk.forecastPoints(wall, shares)
+	res.ForecastByRepositories = trk.forecastPointsByRepositories(wall, shares)
 	if res.Wall > 0 {
 		res.BlobsPerSecond = float64(res.BlobsCopied) / res.Wall.Seconds()
 	}

@@ -100,7 +100,7 @@ func TestScaledImport(t *testing.T) {
 	}
 	require.NotNil(t, res.Baseline, "baseline: %v", res.BaselineErr)
 	require.Positive(t, res.Baseline.Blobs)
-	require.Len(t, res.BenchLines(), 7)
+	require.Len(t, res.BenchLines(), 9)
 	res.WriteReport(io.Discard)
 
 	// No goroutine outlives the run.

@@ -121,6 +121,10 @@ type etaSample struct {
 	eta       time.Duration
 	known     bool
 	naive     time.Duration // elapsed × blobs left / blobs done
+	settled   int           // repositories imported or skipped
+	// forecast is the enqueuer's own forecast (enqueuer.Forecast).
+	forecast      time.Duration
+	forecastKnown bool
 }
 
 func newTracker(start time.Time, capacity, concurrency int, layout transfer.Layout) *tracker {
@@ -368,7 +372,7 @@ func (t *tracker) snapshot(now time.Time) Snapshot {
 	case rt.known():
 		s.ETA, s.ETAKnown = estimateRemaining(now, rt, t.capacity, unfinished), true
 	}
-	sample := etaSample{elapsed: s.Elapsed, blobsDone: s.BlobsDone, eta: s.ETA, known: s.ETAKnown}
+	sample := etaSample{elapsed: s.Elapsed, blobsDone: s.BlobsDone, eta: s.ETA, known: s.ETAKnown, settled: s.Done + s.Skipped}
 	if s.BlobsDone > 0 && s.BlobsEstimated > s.BlobsDone {
 		sample.naive = time.Duration(float64(s.Elapsed) * float64(s.BlobsEstimated-s.BlobsDone) / float64(s.BlobsDone))
 	}
@@ -440,26 +444,54 @@ type ETAPoint struct {
 }
 
 // etaPoints evaluates the recorded samples against the real end, at each
-// share in shares; a share reached only when the run ended has no point.
+// share of blob transfers in shares; a share reached only when the run
+// ended has no point.
 func (t *tracker) etaPoints(end time.Duration, shares []float64) []ETAPoint {
+	return t.points(end, shares, t.byBlobs, func(s etaSample) (time.Duration, bool) { return s.eta, s.known })
+}
+
+// forecastPoints evaluates the enqueuer's forecast (enqueuer.Forecast) at
+// each share of blob transfers, as etaPoints does the ETA.
+func (t *tracker) forecastPoints(end time.Duration, shares []float64) []ETAPoint {
+	return t.points(end, shares, t.byBlobs, func(s etaSample) (time.Duration, bool) { return s.forecast, s.forecastKnown })
+}
+
+// forecastPointsByRepositories is forecastPoints at shares of the
+// repositories imported or skipped: the progress the enqueuer itself sees.
+func (t *tracker) forecastPointsByRepositories(end time.Duration, shares []float64) []ETAPoint {
+	return t.points(end, shares, t.byRepositories, func(s etaSample) (time.Duration, bool) { return s.forecast, s.forecastKnown })
+}
+
+// byBlobs and byRepositories are a sample's progress; t.mu is held.
+func (t *tracker) byBlobs(s etaSample) float64 {
+	return float64(s.blobsDone) / float64(max(t.blobsDone, 1))
+}
+
+func (t *tracker) byRepositories(s etaSample) float64 {
+	return float64(s.settled) / float64(max(len(t.repos), 1))
+}
+
+// points evaluates the samples' estimates (pick) against the real end at
+// each share of progress.
+func (t *tracker) points(end time.Duration, shares []float64, progress func(etaSample) float64, pick func(etaSample) (time.Duration, bool)) []ETAPoint {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	total := t.blobsDone
 	var out []ETAPoint
 	for _, share := range shares {
 		for _, s := range t.samples {
 			if s.elapsed >= end {
 				break // the run was shorter than the sampling interval
 			}
-			if total == 0 || float64(s.blobsDone) < share*float64(total) {
+			if progress(s) < share {
 				continue
 			}
 			p := ETAPoint{Progress: share, At: s.elapsed, Actual: end - s.elapsed, Predicted: -1, NaivePredicted: s.naive}
-			if s.known {
-				p.Predicted = s.eta
+			est, known := pick(s)
+			if known {
+				p.Predicted = est
 			}
 			if p.Actual > 0 {
-				if s.known {
+				if known {
 					p.Error = float64(p.Predicted-p.Actual) / float64(p.Actual)
 				}
 				p.NaiveError = float64(p.NaivePredicted-p.Actual) / float64(p.Actual)
@@ -469,6 +501,15 @@ func (t *tracker) etaPoints(end time.Duration, shares []float64) []ETAPoint {
 		}
 	}
 	return out
+}
+
+// setForecast records the enqueuer's forecast with the latest sample.
+func (t *tracker) setForecast(remaining time.Duration, known bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if n := len(t.samples); n > 0 {
+		t.samples[n-1].forecast, t.samples[n-1].forecastKnown = remaining, known
+	}
 }
 
 // failures returns how many import passes failed.

@@ -1,0 +1,326 @@
+package enqueuer
+
+import (
+	"container/heap"
+	"context"
+	"fmt"
+	"math"
+	"slices"
+	"time"
+
+	"github.com/ferryhq/ferry/storage"
+)
+
+// Defaults of ForecastOptions.
+const (
+	// DefaultForecastSamples is how many of the latest finished imports
+	// the forecast measures.
+	DefaultForecastSamples = 500
+	// DefaultForecastWindow is how many waiting repositories the forecast
+	// schedules one by one; the rest are spread over the capacity.
+	DefaultForecastWindow = 10_000
+)
+
+// TagBuckets are the upper bounds of the forecast's tag-count buckets: a
+// repository with t tags is in the first bucket whose bound is at least t
+// (the last bucket has no bound).
+var TagBuckets = []int{0, 1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10_000, 20_000, 50_000, 100_000}
+
+// ForecastOptions tunes Enqueuer.Forecast. The zero value is ready to use.
+type ForecastOptions struct {
+	// Now is the time the forecast is made at. Default: Config.Clock().
+	Now time.Time
+	// Capacity is the number of imports at once. Default: Config.Capacity.
+	Capacity int
+	// Samples is how many of the latest finished imports are measured.
+	// Default DefaultForecastSamples.
+	Samples int
+	// Window is how many waiting repositories are scheduled one by one.
+	// Default DefaultForecastWindow.
+	Window int
+}
+
+// BucketForecast is one tag-count bucket of a Forecast.
+type BucketForecast struct {
+	// MinTags and MaxTags bound the bucket (MaxTags is math.MaxInt for the
+	// last one).
+	MinTags, MaxTags int
+	// Finished counts the measured imports in the bucket; MeanTags and
+	// MeanDuration are their means. A repository's duration is from the
+	// start of its last pre-import to the end of its final import.
+	Finished     int
+	MeanTags     float64
+	MeanDuration time.Duration
+	// InProgress and Waiting count the repositories of the bucket that are
+	// being imported and that wait (Waiting counts the scheduled window
+	// only).
+	InProgress, Waiting int
+}
+
+// Forecast is how long the repositories that are left will take.
+type Forecast struct {
+	// At is when the forecast was made; Capacity the capacity it assumed.
+	At       time.Time
+	Capacity int
+	// Counts are the repositories by state.
+	Counts Counts
+	// Known is false until an import has finished: without a measured
+	// duration there is nothing to forecast from, and Remaining is 0.
+	Known bool
+	// Remaining is the time until the last repository that can start now
+	// (waiting and not deferred, or in progress) is imported; ETA is
+	// At + Remaining. Deferred repositories are not counted: they wait
+	// for their filter.
+	Remaining time.Duration
+	ETA       time.Time
+	// Buckets are the tag-count buckets with finished, running or waiting
+	// repositories, smallest first.
+	Buckets []BucketForecast
+}
+
+// Forecast estimates how long the repositories that are left will take,
+// from the measured durations of the latest finished imports by tag-count
+// bucket and the capacity. A repository's expected duration is read off
+// the buckets' measured means, interpolated by tag count (and extrapolated
+// along the two nearest buckets for repositories smaller or larger than
+// any finished one). Imports in progress need what is left of theirs (at least a tenth
+// of the time they have run, once they overrun); waiting repositories take
+// the first free unit of capacity in the enqueuer's order (aborted first,
+// then new ones in Config.Order), one by one for the first opts.Window of
+// them, spread over the capacity for the rest. It reads on the primary:
+// Count, three short lists and the latest finished imports.
+func (e *Enqueuer) Forecast(ctx context.Context, opts ForecastOptions) (Forecast, error) {
+	ctx = storage.UsePrimary(ctx)
+	if opts.Now.IsZero() {
+		opts.Now = e.cfg.Clock()
+	}
+	if opts.Capacity <= 0 {
+		opts.Capacity = e.cfg.Capacity(ctx)
+	}
+	if opts.Samples <= 0 {
+		opts.Samples = DefaultForecastSamples
+	}
+	if opts.Window <= 0 {
+		opts.Window = DefaultForecastWindow
+	}
+	f := Forecast{At: opts.Now, Capacity: opts.Capacity}
+	var err error
+	if f.Counts, err = e.cfg.Store.Count(ctx); err != nil {
+		return f, fmt.Errorf("enqueuer: forecast: %w", err)
+	}
+	finished, err := e.cfg.Store.List(ctx, ListOptions{State: StateImportDone, Order: OrderNewest, Limit: opts.Samples})
+	if err != nil {
+		return f, fmt.Errorf("enqueuer: forecast: %w", err)
+	}
+	var running []Repository
+	for _, s := range InProgressStates {
+		rs, err := e.cfg.Store.List(ctx, ListOptions{State: s, Limit: max(f.Counts.States[s], 1)})
+		if err != nil {
+			return f, fmt.Errorf("enqueuer: forecast: %w", err)
+		}
+		running = append(running, rs...)
+	}
+	var waiting []Repository
+	for _, s := range []State{StateImportAborted, StateDefault} {
+		if len(waiting) >= opts.Window {
+			break
+		}
+		rs, err := e.cfg.Store.List(ctx, ListOptions{State: s, Ready: true, Order: e.cfg.Order, Limit: opts.Window - len(waiting)})
+		if err != nil {
+			return f, fmt.Errorf("enqueuer: forecast: %w", err)
+		}
+		waiting = append(waiting, rs...)
+	}
+	beyond := max(f.Counts.Waiting()-len(waiting), 0)
+	m := newDurationModel(finished)
+	f.Buckets = m.buckets(running, waiting)
+	if !m.known() {
+		return f, nil
+	}
+	f.Known = true
+	f.Remaining = m.schedule(opts.Now, opts.Capacity, running, waiting, beyond)
+	f.ETA = opts.Now.Add(f.Remaining)
+	return f, nil
+}
+
+// bucketOf returns the index of the bucket of a repository with tags tags.
+func bucketOf(tags int) int {
+	i, _ := slices.BinarySearch(TagBuckets, tags)
+	return i
+}
+
+// bucketBounds returns bucket i's tag bounds.
+func bucketBounds(i int) (lo, hi int) {
+	if i > 0 {
+		lo = TagBuckets[i-1] + 1
+	}
+	if i < len(TagBuckets) {
+		return lo, TagBuckets[i]
+	}
+	return lo, math.MaxInt
+}
+
+// durationModel is the measured mean duration of each bucket.
+type durationModel struct {
+	sum   []bucketSum
+	curve []point // the buckets' means, by tag count
+}
+
+type bucketSum struct {
+	n          int
+	tags, secs float64
+}
+
+type point struct{ tags, secs float64 }
+
+func newDurationModel(finished []Repository) *durationModel {
+	m := &durationModel{sum: make([]bucketSum, len(TagBuckets)+1)}
+	for _, r := range finished {
+		if r.PreImportingAt.IsZero() || !r.ImportDoneAt.After(r.PreImportingAt) {
+			continue
+		}
+		b := &m.sum[bucketOf(r.TagCount)]
+		b.n++
+		b.tags += float64(r.TagCount)
+		b.secs += r.ImportDoneAt.Sub(r.PreImportingAt).Seconds()
+	}
+	for _, b := range m.sum {
+		if b.n > 0 {
+			m.curve = append(m.curve, point{tags: b.tags / float64(b.n), secs: b.secs / float64(b.n)})
+		}
+	}
+	return m
+}
+
+func (m *durationModel) known() bool { return len(m.curve) > 0 }
+
+// expected returns the expected duration of a repository with tags tags:
+// linear between the buckets' means; beyond the smallest or the largest,
+// along the line through the two nearest (never falling above the
+// largest, never below the proportion of the smallest's mean); in
+// proportion to the tags when only one bucket is known.
+func (m *durationModel) expected(tags int) time.Duration {
+	t, c := float64(tags), m.curve
+	var secs float64
+	switch i, _ := slices.BinarySearchFunc(c, t, func(p point, t float64) int {
+		switch {
+		case p.tags < t:
+			return -1
+		case p.tags > t:
+			return 1
+		}
+		return 0
+	}); {
+	case len(c) == 1:
+		secs = c[0].secs * t / max(c[0].tags, 1)
+	case i == 0:
+		// Small repositories are mostly fixed costs: follow the line of
+		// the two smallest buckets down, but not below the proportion.
+		a, b := c[0], c[1]
+		secs = max(a.secs+(b.secs-a.secs)*(t-a.tags)/(b.tags-a.tags), a.secs*t/max(a.tags, 1))
+	case i < len(c):
+		a, b := c[i-1], c[i]
+		secs = a.secs + (b.secs-a.secs)*(t-a.tags)/(b.tags-a.tags)
+	default:
+		a, b := c[len(c)-2], c[len(c)-1]
+		slope := max((b.secs-a.secs)/(b.tags-a.tags), 0)
+		secs = b.secs + slope*(t-b.tags)
+	}
+	return time.Duration(max(secs, 0) * float64(time.Second))
+}
+
+// left returns how long r, in progress, still needs at now.
+func (m *durationModel) left(r Repository, now time.Time) time.Duration {
+	start := r.PreImportingAt
+	if start.IsZero() {
+		start = r.StateChangedAt
+	}
+	ran := max(now.Sub(start), 0)
+	return max(m.expected(r.TagCount)-ran, ran/10)
+}
+
+// schedule replays the enqueuer's schedule and returns when the last
+// import ends, from now.
+func (m *durationModel) schedule(now time.Time, capacity int, running, waiting []Repository, beyond int) time.Duration {
+	capacity = max(capacity, 1)
+	var free durationHeap // when each unit of capacity frees up, from now
+	var end time.Duration
+	for _, r := range running {
+		d := m.left(r, now)
+		free = append(free, d)
+		end = max(end, d)
+	}
+	heap.Init(&free)
+	var sum time.Duration
+	for _, r := range waiting {
+		at := time.Duration(0)
+		if free.Len() >= capacity {
+			at = heap.Pop(&free).(time.Duration)
+		}
+		d := m.expected(r.TagCount)
+		sum += d
+		heap.Push(&free, at+d)
+		end = max(end, at+d)
+	}
+	if beyond == 0 || len(waiting) == 0 {
+		return end
+	}
+	// The repositories beyond the window, each as long as the window's
+	// mean, fill the units as water fills a basin.
+	work := float64(sum) / float64(len(waiting)) * float64(beyond)
+	units := []time.Duration(free)
+	for len(units) < capacity {
+		units = append(units, 0)
+	}
+	slices.Sort(units)
+	level, filled := float64(units[0]), 1
+	for work > 0 {
+		next := math.Inf(1)
+		if filled < len(units) {
+			next = float64(units[filled])
+		}
+		if need := (next - level) * float64(filled); need < work {
+			work -= need
+			level = next
+			filled++
+			continue
+		}
+		level += work / float64(filled)
+		work = 0
+	}
+	return max(end, time.Duration(level))
+}
+
+// buckets summarises the model and the repositories left by bucket.
+func (m *durationModel) buckets(running, waiting []Repository) []BucketForecast {
+	out := make([]BucketForecast, len(m.sum))
+	for i := range out {
+		out[i].MinTags, out[i].MaxTags = bucketBounds(i)
+		if b := m.sum[i]; b.n > 0 {
+			out[i].Finished = b.n
+			out[i].MeanTags = b.tags / float64(b.n)
+			out[i].MeanDuration = time.Duration(b.secs / float64(b.n) * float64(time.Second))
+		}
+	}
+	for _, r := range running {
+		out[bucketOf(r.TagCount)].InProgress++
+	}
+	for _, r := range waiting {
+		out[bucketOf(r.TagCount)].Waiting++
+	}
+	return slices.DeleteFunc(out, func(b BucketForecast) bool { return b.Finished+b.InProgress+b.Waiting == 0 })
+}
+
+// durationHeap is a min-heap of durations.
+type durationHeap []time.Duration
+
+func (h durationHeap) Len() int           { return len(h) }
+func (h durationHeap) Less(i, j int) bool { return h[i] < h[j] }
+func (h durationHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
+func (h *durationHeap) Push(x any)        { *h = append(*h, x.(time.Duration)) }
+func (h *durationHeap) Pop() any {
+	old := *h
+	x := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return x
+}

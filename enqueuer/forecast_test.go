@@ -1,0 +1,89 @@
+package enqueuer_test
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/ferryhq/ferry/enqueuer"
+	"github.com/ferryhq/ferry/enqueuer/enqueuertest"
+	"github.com/ferryhq/ferry/lease"
+)
+
+// The forecast on a small case worked out by hand: two finished buckets
+// (10 tags in 10s, 100 tags in 100s), capacity 2, one 100-tag import
+// running for 40s, and 10, 55 and 1,000 tags waiting.
+func TestForecastByTagBuckets(t *testing.T) {
+	eachStore(t, func(t *testing.T, store enqueuer.Store, locker lease.Locker) {
+		ctx := context.Background()
+		now := epoch.Add(48 * time.Hour)
+		e := newEnv(t, store, enqueuertest.RegistryOptions{})
+		add := func(path string, tags int, created time.Time) enqueuer.Repository {
+			r, err := e.store.Add(ctx, enqueuer.NewRepository{Path: path, TagCount: tags, CreatedAt: created})
+			require.NoError(t, err)
+			return r
+		}
+		step := func(r enqueuer.Repository, ev enqueuer.Event, at time.Time) enqueuer.Repository {
+			r, err := e.store.Transition(ctx, enqueuer.Change{ID: r.ID, From: r.State, Event: ev, At: at})
+			require.NoError(t, err)
+			return r
+		}
+		finish := func(path string, tags int, took time.Duration) {
+			r := add(path, tags, epoch)
+			start := now.Add(-time.Hour)
+			r = step(r, enqueuer.EventStartPreImport, start)
+			r = step(r, enqueuer.EventFinishPreImport, start.Add(took/2))
+			r = step(r, enqueuer.EventStartImport, start.Add(took/2))
+			step(r, enqueuer.EventFinishImport, start.Add(took))
+		}
+		enq := e.enqueuer(t, enqueuer.Config{Capacity: capacity(2), Locker: locker, Clock: func() time.Time { return now }})
+
+		f, err := enq.Forecast(ctx, enqueuer.ForecastOptions{})
+		require.NoError(t, err)
+		require.False(t, f.Known, "nothing finished yet")
+
+		finish("done/a", 10, 10*time.Second)
+		finish("done/b", 100, 100*time.Second)
+		step(add("run/a", 100, epoch), enqueuer.EventStartPreImport, now.Add(-40*time.Second))
+		for i, tags := range []int{10, 55, 1000} {
+			add(fmt.Sprintf("wait/r%d", i), tags, epoch.Add(time.Duration(i)*time.Minute))
+		}
+		deferred := add("wait/deferred", 5, epoch)
+		_, err = e.store.Defer(ctx, enqueuer.Deferral{ID: deferred.ID, From: deferred.State, Reason: "x", Key: "k"})
+		require.NoError(t, err)
+
+		f, err = enq.Forecast(ctx, enqueuer.ForecastOptions{})
+		require.NoError(t, err)
+		require.True(t, f.Known)
+		require.Equal(t, 2, f.Capacity)
+		// Units free at 60s (the running one: 100s expected, 40s done);
+		// 10 tags: 0-10s; 55 tags (55s, interpolated): 10-65s; 1,000
+		// tags (1,000s, along the line of the two buckets): 60-1,060s.
+		require.Equal(t, 1060*time.Second, f.Remaining)
+		require.Equal(t, now.Add(1060*time.Second), f.ETA)
+		require.Equal(t, 1, f.Counts.Deferred)
+		require.Equal(t, 3, f.Counts.Waiting())
+		var b100 enqueuer.BucketForecast
+		for _, b := range f.Buckets {
+			if b.MinTags <= 100 && 100 <= b.MaxTags {
+				b100 = b
+			}
+		}
+		require.Equal(t, enqueuer.BucketForecast{MinTags: 51, MaxTags: 100, Finished: 1, MeanTags: 100, MeanDuration: 100 * time.Second, InProgress: 1, Waiting: 1}, b100)
+
+		// With a window of two, the 1,000-tag repository is beyond it and
+		// counts as the window's mean (32.5s), spread over the units.
+		f, err = enq.Forecast(ctx, enqueuer.ForecastOptions{Window: 2})
+		require.NoError(t, err)
+		require.Equal(t, 78750*time.Millisecond, f.Remaining)
+
+		// An import that overruns its expected time needs a tenth of what
+		// it has run; the capacity can be given.
+		f, err = enq.Forecast(ctx, enqueuer.ForecastOptions{Now: now.Add(1000 * time.Second), Capacity: 100})
+		require.NoError(t, err)
+		require.Equal(t, 1000*time.Second, f.Remaining, "the 1,000-tag one, started at once")
+	})
+}
