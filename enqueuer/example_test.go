@@ -193,3 +193,29 @@ func ExampleScheduler() {
 	// next run started 1
 	// <nil> 100 kicks, at most one run pending: true at most one in flight: true
 }
+
+// Rotating the notification secret without downtime.
+func ExampleHandler_SetSecrets() {
+	store := enqueuertest.NewStore(enqueuertest.StoreOptions{})
+	h, err := enqueuer.NewHandler(enqueuer.HandlerOptions{Store: store, Secret: "old", Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	try := func(secret string) int {
+		req := httptest.NewRequest(http.MethodPut, "/internal/registry/repositories/group/none/migration/status",
+			strings.NewReader(`{"status":"import_complete"}`))
+		req.Header.Set("Authorization", "Bearer "+secret)
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		return rec.Code // 404: authorised (no such repository); 403: refused
+	}
+	_ = h.SetSecrets("old", "new") // 1. accept both
+	fmt.Println(try("old"), try("new"))
+	// 2. switch the registry to "new", then 3. drop "old".
+	_ = h.SetSecrets("new")
+	fmt.Println(try("old"), try("new"))
+	// Output:
+	// 404 404
+	// 403 404
+}

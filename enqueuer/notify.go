@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/ferryhq/ferry/storage"
@@ -53,7 +54,8 @@ var notifications = map[string]notification{
 	NotifyImportCanceled:    {StateImporting, EventAbort, []State{StateImportAborted, StateImportSkipped}},
 }
 
-// HandlerOptions configures NewHandler. Store and Secret are required.
+// HandlerOptions configures NewHandler. Store and a secret (Secret or
+// Secrets) are required.
 type HandlerOptions struct {
 	// Store holds the repositories. Every call gets a context from
 	// storage.UsePrimary.
@@ -61,6 +63,11 @@ type HandlerOptions struct {
 	// Secret is the shared secret the registry sends as
 	// "Authorization: Bearer <Secret>".
 	Secret string
+	// Secrets are more secrets accepted as well, for a rotation without
+	// downtime: accept the old and the new one, switch the registry to
+	// the new one, then drop the old one (Handler.SetSecrets changes them
+	// while the Handler serves). Secret or Secrets is required.
+	Secrets []string
 	// OnChange, when set, is called after a notification changed a
 	// repository and the answer was sent, in the request's goroutine and
 	// with a context that is not cancelled with the request. It is the
@@ -107,8 +114,8 @@ type HandlerOptions struct {
 // started a moment ago by another process, and a replica that has not
 // replayed that yet would report the old state.
 type Handler struct {
-	opts       HandlerOptions
-	secretHash [sha256.Size]byte
+	opts    HandlerOptions
+	secrets atomic.Pointer[[][sha256.Size]byte] // hashes of the accepted secrets
 }
 
 // NewHandler returns a Handler.
@@ -116,8 +123,9 @@ func NewHandler(opts HandlerOptions) (*Handler, error) {
 	if opts.Store == nil {
 		return nil, fmt.Errorf("%w: HandlerOptions.Store is required", ErrConfig)
 	}
-	if opts.Secret == "" {
-		return nil, fmt.Errorf("%w: HandlerOptions.Secret is required", ErrConfig)
+	secrets := opts.Secrets
+	if opts.Secret != "" {
+		secrets = append([]string{opts.Secret}, secrets...)
 	}
 	if opts.MaxBodyBytes <= 0 {
 		opts.MaxBodyBytes = DefaultMaxBodyBytes
@@ -131,7 +139,31 @@ func NewHandler(opts HandlerOptions) (*Handler, error) {
 	if opts.Observer == nil {
 		opts.Observer = ObserverFuncs{}
 	}
-	return &Handler{opts: opts, secretHash: sha256.Sum256([]byte(opts.Secret))}, nil
+	h := &Handler{opts: opts}
+	if err := h.SetSecrets(secrets...); err != nil {
+		return nil, fmt.Errorf("%w: HandlerOptions.Secret or Secrets: %w", ErrConfig, err)
+	}
+	return h, nil
+}
+
+// SetSecrets replaces the accepted secrets at once, while the Handler
+// serves: a request is checked against the set in place when it arrives.
+// At least one is required, none may be empty. To rotate without
+// downtime: SetSecrets(old, new), switch the registry to new, then
+// SetSecrets(new).
+func (h *Handler) SetSecrets(secrets ...string) error {
+	if len(secrets) == 0 {
+		return fmt.Errorf("%w: at least one secret is required", ErrConfig)
+	}
+	hashes := make([][sha256.Size]byte, len(secrets))
+	for i, s := range secrets {
+		if s == "" {
+			return fmt.Errorf("%w: secret %d is empty", ErrConfig, i+1)
+		}
+		hashes[i] = sha256.Sum256([]byte(s))
+	}
+	h.secrets.Store(&hashes)
+	return nil
 }
 
 // statusRequest is the body of a notification.
@@ -279,9 +311,15 @@ func (h *Handler) authorize(req *http.Request) (int, string) {
 	if !ok || !strings.EqualFold(scheme, "Bearer") || token == "" {
 		return http.StatusUnauthorized, "credentials must be a bearer token"
 	}
-	// Hashing first makes the comparison independent of the lengths too.
+	// Hashing first makes the comparison independent of the lengths too;
+	// every accepted secret is compared, so the time does not tell which
+	// one matched.
 	given := sha256.Sum256([]byte(token))
-	if subtle.ConstantTimeCompare(given[:], h.secretHash[:]) != 1 {
+	match := 0
+	for _, want := range *h.secrets.Load() {
+		match |= subtle.ConstantTimeCompare(given[:], want[:])
+	}
+	if match != 1 {
 		return http.StatusForbidden, "wrong credentials"
 	}
 	return 0, ""

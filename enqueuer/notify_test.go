@@ -10,6 +10,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -323,4 +324,71 @@ func TestHandlerCallbackRerunsEnqueuer(t *testing.T) {
 	rep := <-runs
 	require.Equal(t, 1, rep.Count(enqueuer.ImportFinal))
 	require.Equal(t, enqueuer.StateImporting, get(t, e.store, "g/r-0").State)
+}
+
+// A secret rotation without downtime: old only, then old and new while
+// the registry switches, then new only; requests carrying the secret in
+// use never fail while the set changes under them.
+func TestHandlerSecretRotation(t *testing.T) {
+	store := enqueuertest.NewStore(enqueuertest.StoreOptions{})
+	const old, next = "old-secret", "new-secret"
+	h, err := enqueuer.NewHandler(enqueuer.HandlerOptions{Store: store, Secret: old, Logger: quiet})
+	require.NoError(t, err)
+	// A notification for an unknown repository answers 404 once
+	// authorised, 403 when not: enough to tell the two apart.
+	code := func(secret string) int {
+		req := httptest.NewRequest(http.MethodPut, statusURL("g/unknown"), strings.NewReader(`{"status":"import_complete"}`))
+		req.Header.Set("Authorization", "Bearer "+secret)
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		return rec.Code
+	}
+	require.Equal(t, http.StatusNotFound, code(old))
+	require.Equal(t, http.StatusForbidden, code(next))
+
+	// While the set changes, the registry keeps sending the old secret,
+	// then switches to the new one; none of its requests is refused.
+	var (
+		stop     atomic.Bool
+		refused  atomic.Int64
+		sent     atomic.Int64
+		useNew   atomic.Bool
+		registry sync.WaitGroup
+	)
+	for range 4 {
+		registry.Go(func() {
+			for !stop.Load() {
+				s := old
+				if useNew.Load() {
+					s = next
+				}
+				if code(s) != http.StatusNotFound {
+					refused.Add(1)
+				}
+				sent.Add(1)
+			}
+		})
+	}
+	require.NoError(t, h.SetSecrets(old, next))
+	time.Sleep(20 * time.Millisecond)
+	useNew.Store(true)
+	time.Sleep(20 * time.Millisecond)
+	require.NoError(t, h.SetSecrets(next))
+	time.Sleep(20 * time.Millisecond)
+	stop.Store(true)
+	registry.Wait()
+	require.Zero(t, refused.Load(), "of %d requests", sent.Load())
+	require.Positive(t, sent.Load())
+	require.Equal(t, http.StatusForbidden, code(old), "the old secret is gone")
+	require.Equal(t, http.StatusNotFound, code(next))
+
+	// Several secrets from the start; bad sets are refused and change nothing.
+	h, err = enqueuer.NewHandler(enqueuer.HandlerOptions{Store: store, Secrets: []string{"a", "b"}, Logger: quiet})
+	require.NoError(t, err)
+	require.Equal(t, http.StatusNotFound, code("b"))
+	require.ErrorIs(t, h.SetSecrets(), enqueuer.ErrConfig)
+	require.ErrorIs(t, h.SetSecrets("c", ""), enqueuer.ErrConfig)
+	require.Equal(t, http.StatusNotFound, code("a"))
+	_, err = enqueuer.NewHandler(enqueuer.HandlerOptions{Store: store, Secrets: []string{""}})
+	require.ErrorIs(t, err, enqueuer.ErrConfig)
 }
