@@ -32,7 +32,7 @@
 // and cancels them. HTTPRegistry speaks the registry's import API
 // (PUT /gitlab/v1/import/<path>/?import_type=pre|final, GET, DELETE) with a
 // timeout per attempt and bounded retries with backoff; 429 is
-// ErrTooManyImports. enqueuertest.Registry is a fake with scriptable
+// ErrTooManyImports, 425 ErrTooEarly. enqueuertest.Registry is a fake with scriptable
 // latency, capacity and failures.
 //
 // # Enqueuer

@@ -256,7 +256,8 @@ func (e *Enqueuer) staleDue(now time.Time) bool {
 // When another instance holds the lease, Run logs it and returns an error
 // wrapping lease.ErrHeld at once. A 429 from the registry ends the run
 // normally (Report.Stopped is StopTooManyImports) with nothing marked
-// failed. An unreachable registry ends it with an error wrapping
+// failed, and so does a 425 (StopTooEarly: a notification is still on its
+// way). An unreachable registry ends it with an error wrapping
 // ErrRegistryUnavailable. All reads and writes use the primary
 // (storage.UsePrimary): the capacity count must not come from a lagging
 // replica. The Report says what was done even when Run fails.
@@ -294,6 +295,9 @@ func (e *Enqueuer) Run(ctx context.Context) (Report, error) {
 		return finish(fmt.Errorf("enqueuer: %w", err))
 	case errors.Is(err, ErrTooManyImports):
 		rep.Stopped = StopTooManyImports
+		err = nil
+	case errors.Is(err, ErrTooEarly):
+		rep.Stopped = StopTooEarly
 		err = nil
 	case errors.Is(err, ErrRegistryUnavailable):
 		rep.Stopped = StopRegistryUnavailable

@@ -35,8 +35,17 @@ var (
 	ErrRegistryUnavailable = errors.New("enqueuer: registry unavailable")
 
 	// ErrImportInProgress means the registry is already importing or
-	// pre-importing the repository (HTTP 409 or 425).
+	// pre-importing the repository (HTTP 409).
 	ErrImportInProgress = errors.New("enqueuer: import already in progress at the registry")
+
+	// ErrTooEarly means the registry is not ready for this start yet
+	// (HTTP 425): a final import while its pre-import still runs there,
+	// or any start while the outcome of the repository's previous run
+	// has not been delivered to the coordinator. It is a matter of
+	// milliseconds to seconds (the notification that is on its way), not
+	// the repository's fault: the enqueuer puts the repository back where
+	// it was and ends the run, like a 429, and the next run starts it.
+	ErrTooEarly = errors.New("enqueuer: registry not ready for this start yet")
 
 	// ErrPreImportFailed means a final import was refused because the
 	// repository's pre-import failed (HTTP 424).

@@ -50,7 +50,7 @@ type HTTPRegistryOptions struct {
 //
 // Answers map to errors as follows: 202 (and 201, 204) is success; 200 to
 // a start means the repository is already native (ErrNative); 404
-// ErrRegistryNotFound; 409 and 425 ErrImportInProgress; 424
+// ErrRegistryNotFound; 409 ErrImportInProgress; 425 ErrTooEarly; 424
 // ErrPreImportFailed; 429 ErrTooManyImports; 401, 403, 5xx, network
 // errors and timeouts ErrRegistryUnavailable (the last three after the
 // retries). Every error is a *RegistryError.
@@ -215,8 +215,10 @@ func classify(status int) (error, bool) {
 		return ErrTooManyImports, false
 	case status == http.StatusNotFound:
 		return ErrRegistryNotFound, false
-	case status == http.StatusConflict || status == http.StatusTooEarly:
+	case status == http.StatusConflict:
 		return ErrImportInProgress, false
+	case status == http.StatusTooEarly:
+		return ErrTooEarly, false
 	case status == http.StatusFailedDependency:
 		return ErrPreImportFailed, false
 	case status == http.StatusUnauthorized || status == http.StatusForbidden:

@@ -43,7 +43,7 @@ func TestHTTPRegistryAgainstFake(t *testing.T) {
 	require.Equal(t, enqueuer.StatusPreImportInProgress, st.Status)
 	require.True(t, st.InProgress())
 	require.ErrorIs(t, c.StartPreImport(ctx, p), enqueuer.ErrImportInProgress)
-	require.ErrorIs(t, c.StartImport(ctx, p), enqueuer.ErrImportInProgress, "425 while the pre-import runs")
+	require.ErrorIs(t, c.StartImport(ctx, p), enqueuer.ErrTooEarly, "425 while the pre-import runs")
 	fake.Complete(p)
 	require.NoError(t, c.StartImport(ctx, p))
 	require.NoError(t, c.CancelImport(ctx, p))
@@ -110,7 +110,7 @@ func TestHTTPRegistryErrorMapping(t *testing.T) {
 		{http.StatusTooManyRequests, enqueuer.ErrTooManyImports, 1},
 		{http.StatusNotFound, enqueuer.ErrRegistryNotFound, 1},
 		{http.StatusConflict, enqueuer.ErrImportInProgress, 1},
-		{http.StatusTooEarly, enqueuer.ErrImportInProgress, 1},
+		{http.StatusTooEarly, enqueuer.ErrTooEarly, 1},
 		{http.StatusFailedDependency, enqueuer.ErrPreImportFailed, 1},
 		{http.StatusUnauthorized, enqueuer.ErrRegistryUnavailable, 1},
 		{http.StatusForbidden, enqueuer.ErrRegistryUnavailable, 1},

@@ -55,6 +55,10 @@ const (
 	// StartTooManyImports: the registry is full (HTTP 429); the claim was
 	// reverted and the run ends.
 	StartTooManyImports StartResult = "too_many_imports"
+	// StartTooEarly: the registry is not ready for the start yet (HTTP
+	// 425: a pre-import still running there, or an earlier outcome not
+	// delivered yet); the claim was reverted and the run ends.
+	StartTooEarly StartResult = "too_early"
 	// StartUnavailable: the registry could not be reached; the claim was
 	// reverted and the run ends.
 	StartUnavailable StartResult = "registry_unavailable"

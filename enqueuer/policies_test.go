@@ -220,6 +220,40 @@ func TestNotFoundAtStartSkips(t *testing.T) {
 	})
 }
 
+// A 425 (the registry is not ready: its pre-import still runs, or the
+// outcome of the previous run is still on its way) is nobody's fault: the
+// claim is put back, the run ends without aborting anything, and the
+// next run starts the import. Aborting would send the repository through
+// reconcile and a second set of transitions for a delay of milliseconds.
+func TestTooEarlyPutsBackWithoutAborting(t *testing.T) {
+	eachStore(t, func(t *testing.T, store enqueuer.Store, locker lease.Locker) {
+		ctx := context.Background()
+		e := newEnv(t, store, enqueuertest.RegistryOptions{})
+		addNew(t, e.store, "g/r", 2)
+		enq := e.enqueuer(t, enqueuer.Config{Capacity: capacity(5), Locker: locker})
+		_, err := enq.Run(ctx)
+		require.NoError(t, err)
+		// The notification overtook the registry's own bookkeeping: the
+		// enqueuer has it pre-imported, the registry still runs it.
+		p := transition(t, e.store, get(t, e.store, "g/r-0"), enqueuer.EventFinishPreImport, "")
+		rep, err := enq.Run(ctx)
+		require.NoError(t, err)
+		require.Equal(t, enqueuer.StopTooEarly, rep.Stopped)
+		require.Empty(t, rep.Aborted)
+		r := get(t, e.store, p.Path)
+		require.Equal(t, enqueuer.StatePreImportDone, r.State)
+		require.Equal(t, p.Version+2, r.Version, "claimed and put back, nothing else")
+		require.Empty(t, r.AbortReason)
+		require.Zero(t, r.RetryCount)
+
+		e.reg.Complete(p.Path)
+		rep, err = enq.Run(ctx)
+		require.NoError(t, err)
+		require.Equal(t, []string{p.Path}, startedPaths(rep))
+		require.Equal(t, enqueuer.StateImporting, get(t, e.store, p.Path).State)
+	})
+}
+
 // The stale guard looks at imports in their pass longer than StaleAfter;
 // it cancels only those past their timeout, lets running ones within it
 // be, moves finished ones on, skips vanished ones, and aborts the rest.

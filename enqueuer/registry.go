@@ -10,8 +10,8 @@ import (
 // notification endpoint (see Handler).
 //
 // Implementations: HTTPRegistry, and enqueuertest.Registry for tests.
-// Errors wrap ErrTooManyImports, ErrRegistryUnavailable, ErrNative,
-// ErrImportInProgress, ErrPreImportFailed or ErrRegistryNotFound when they
+// Errors wrap ErrTooManyImports, ErrTooEarly, ErrRegistryUnavailable,
+// ErrNative, ErrImportInProgress, ErrPreImportFailed or ErrRegistryNotFound when they
 // apply; the Enqueuer decides by them whether a repository is to blame.
 type RegistryClient interface {
 	// StartPreImport asks the registry to pre-import the repository at

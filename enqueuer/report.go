@@ -27,6 +27,7 @@ const (
 	StopDisabled            StopReason = "disabled"
 	StopOnce                StopReason = "once"
 	StopTooManyImports      StopReason = "too_many_imports"
+	StopTooEarly            StopReason = "too_early"
 	StopRegistryUnavailable StopReason = "registry_unavailable"
 	StopTooManyAborts       StopReason = "too_many_aborts"
 	StopThrottled           StopReason = "throttled"

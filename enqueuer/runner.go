@@ -432,7 +432,7 @@ func (r *Runner) startOne(ctx context.Context, c claim) (startResult, error) {
 			rep.Started = append(rep.Started, Outcome{Repository: c.after, ImportType: c.typ})
 		})
 		return resultStarted, nil
-	case errors.Is(err, ErrTooManyImports), errors.Is(err, ErrRegistryUnavailable), ctx.Err() != nil:
+	case errors.Is(err, ErrTooManyImports), errors.Is(err, ErrTooEarly), errors.Is(err, ErrRegistryUnavailable), ctx.Err() != nil:
 		// Not the repository's fault: it goes back to where it was.
 		r.e.cfg.Logger.InfoContext(ctx, "enqueuer: registry refused the start; stopping this run",
 			append([]any{"import_type", string(c.typ), "error", err}, repoAttrs(c.before)...)...)
@@ -498,6 +498,8 @@ func startResultOf(ctx context.Context, err error, typ ImportType) StartResult {
 		return StartAccepted
 	case errors.Is(err, ErrTooManyImports):
 		return StartTooManyImports
+	case errors.Is(err, ErrTooEarly):
+		return StartTooEarly
 	case errors.Is(err, ErrRegistryUnavailable):
 		return StartUnavailable
 	case ctx.Err() != nil:

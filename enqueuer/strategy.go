@@ -12,8 +12,8 @@ const DefaultLoopDeadline = 250 * time.Second
 
 // Strategy decides how one Run fills the capacity, by calling the Runner's
 // Start as often and with what width it sees fit. It returns the first
-// error a Runner method returns (Run turns ErrTooManyImports into a normal
-// end) and records with Runner.Stop why it stopped. Hosts may write their
+// error a Runner method returns (Run turns ErrTooManyImports and ErrTooEarly into a
+// normal end) and records with Runner.Stop why it stopped. Hosts may write their
 // own; Once, Loop and ParallelLoop are provided.
 type Strategy interface {
 	Fill(ctx context.Context, r *Runner) error

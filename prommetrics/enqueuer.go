@@ -79,7 +79,7 @@ var importTypes = []enqueuer.ImportType{enqueuer.ImportNext, enqueuer.ImportRetr
 func (o *enqueuerObserver) RunFinished(_ context.Context, e enqueuer.RunEvent) {
 	stopped := oneOf(e.Report.Stopped, string(enqueuer.StopError),
 		enqueuer.StopCapacityFull, enqueuer.StopNothingLeft, enqueuer.StopDeadline, enqueuer.StopDisabled,
-		enqueuer.StopOnce, enqueuer.StopTooManyImports, enqueuer.StopRegistryUnavailable,
+		enqueuer.StopOnce, enqueuer.StopTooManyImports, enqueuer.StopTooEarly, enqueuer.StopRegistryUnavailable,
 		enqueuer.StopTooManyAborts, enqueuer.StopLeaseHeld)
 	o.runs.WithLabelValues(stopped).Inc()
 	o.runDuration.Observe(e.Report.Duration.Seconds())
@@ -88,7 +88,7 @@ func (o *enqueuerObserver) RunFinished(_ context.Context, e enqueuer.RunEvent) {
 // StartDone implements enqueuer.Observer.
 func (o *enqueuerObserver) StartDone(_ context.Context, e enqueuer.StartEvent) {
 	typ := oneOf(e.ImportType, OtherLabel, importTypes...)
-	result := oneOf(e.Result, OtherLabel, enqueuer.StartAccepted, enqueuer.StartTooManyImports,
+	result := oneOf(e.Result, OtherLabel, enqueuer.StartAccepted, enqueuer.StartTooManyImports, enqueuer.StartTooEarly,
 		enqueuer.StartUnavailable, enqueuer.StartCancelled, enqueuer.StartNative, enqueuer.StartNotFound, enqueuer.StartRefused)
 	o.starts.WithLabelValues(typ, result).Inc()
 	o.startDuration.WithLabelValues(typ).Observe(e.Duration.Seconds())

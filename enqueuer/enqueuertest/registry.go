@@ -195,7 +195,7 @@ func (r *Registry) StartImport(ctx context.Context, path string) error {
 		case enqueuer.StatusImportInProgress:
 			return r.refuse(OpImport, path, 409, enqueuer.ErrImportInProgress)
 		case enqueuer.StatusPreImportInProgress:
-			return r.refuse(OpImport, path, 425, enqueuer.ErrImportInProgress)
+			return r.refuse(OpImport, path, 425, enqueuer.ErrTooEarly)
 		case enqueuer.StatusPreImportFailed, enqueuer.StatusPreImportCanceled, enqueuer.StatusUnknown:
 			return r.refuse(OpImport, path, 424, enqueuer.ErrPreImportFailed)
 		}
