@@ -333,3 +333,54 @@ func testConcurrentWorkers(t *testing.T, parallelism int) {
 		require.Equal(t, 1, j.Attempts)
 	}
 }
+
+// Parallelism counts jobs across migrations: with 2, a worker runs the
+// jobs of two migrations at once (the first has no other range to cut).
+// A host with other Work on the same database has a budget of its own,
+// so its job runs meanwhile too.
+func TestParallelismAcrossMigrationsAndHosts(t *testing.T) {
+	ctx := context.Background()
+	pool := pgSetup(t)
+	for _, table := range []string{"a", "b", "c"} {
+		itemsTable(t, pool, table, 100)
+	}
+	bl := newBlocker()
+	opts := fastOptions()
+	opts.Parallelism = 2
+	w := bbm.NewWorker(pool, opts)
+	require.NoError(t, w.Register(bl.work("block")))
+	opts.Parallelism = 1
+	other := bbm.NewWorker(pool, opts)
+	require.NoError(t, other.Register(bl.work("other")))
+	register(t, w.Admin(), "a", "a", "block", 100)
+	register(t, w.Admin(), "b", "b", "block", 100)
+	register(t, other.Admin(), "c", "c", "other", 100)
+	release := sync.OnceFunc(func() { close(bl.release) })
+	require.NoError(t, w.Start(ctx))
+	require.NoError(t, other.Start(ctx))
+	t.Cleanup(func() { // on failure too: no Work left blocked
+		release()
+		_ = w.Stop(ctx)
+		_ = other.Stop(ctx)
+	})
+
+	var running []string
+	for range 3 {
+		select {
+		case b := <-bl.started:
+			running = append(running, b.Migration)
+		case <-time.After(10 * time.Second):
+			t.Fatalf("only %v ran at once", running)
+		}
+	}
+	require.ElementsMatch(t, []string{"a", "b", "c"}, running)
+	release()
+	for _, name := range []string{"a", "b", "c"} {
+		waitStatus(t, w.Admin(), name, bbm.StatusFinished)
+	}
+	require.NoError(t, w.Stop(ctx))
+	require.NoError(t, other.Stop(ctx))
+	for _, table := range []string{"a", "b", "c"} {
+		requireFilled(t, pool, table)
+	}
+}
