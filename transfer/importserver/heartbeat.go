@@ -10,6 +10,16 @@ import (
 // deleted.
 const pruneEvery = time.Hour
 
+// pruneTimeout bounds one pruning of the outbox.
+const pruneTimeout = 5 * time.Minute
+
+// bounded calls f with ctx limited to d.
+func bounded(ctx context.Context, d time.Duration, f func(context.Context)) {
+	ctx, cancel := context.WithTimeout(ctx, d)
+	defer cancel()
+	f(ctx)
+}
+
 // heartbeatLoop keeps this process's imports alive in the store, stops
 // those that were canceled or ended elsewhere, ends other instances'
 // stale imports, and reports the outbox's state.
@@ -18,20 +28,23 @@ func (s *Server) heartbeatLoop(ctx context.Context) {
 	defer beat.Stop()
 	stats := time.NewTicker(s.cfg.Notify.StatsInterval)
 	defer stats.Stop()
-	s.checkOutbox(ctx)
+	bounded(ctx, s.cfg.Notify.StatsInterval, s.checkOutbox)
 	var pruned time.Time
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-beat.C:
-			s.beat(ctx)
-			s.sweep(ctx)
+			// Each store call is bounded: a call hanging on a dead
+			// connection must not hold up the heartbeats after it, nor the
+			// sweep that ends dead instances' imports.
+			bounded(ctx, s.cfg.HeartbeatInterval, s.beat)
+			bounded(ctx, s.cfg.HeartbeatInterval, s.sweep)
 		case <-stats.C:
-			s.checkOutbox(ctx)
+			bounded(ctx, s.cfg.Notify.StatsInterval, s.checkOutbox)
 			if s.cfg.Notify.Retention > 0 && time.Since(pruned) >= pruneEvery {
 				pruned = time.Now()
-				s.prune(ctx)
+				bounded(ctx, pruneTimeout, s.prune)
 			}
 		}
 	}

@@ -58,8 +58,12 @@ func (s *Server) claimLimit() int { return 2 * s.cfg.Notify.Concurrency }
 // deliverDue claims one batch of due notifications and delivers it. It
 // returns the batch's size.
 func (s *Server) deliverDue(ctx context.Context) int {
-	batch, err := s.cfg.Store.ClaimNotifications(ctx, ClaimRequest{Owner: s.cfg.Instance, Token: s.token,
+	// Bounded like a delivery: a claim hanging on a dead connection must
+	// not stop the deliveries for good.
+	claimCtx, cancel := context.WithTimeout(ctx, s.cfg.Notify.Timeout)
+	batch, err := s.cfg.Store.ClaimNotifications(claimCtx, ClaimRequest{Owner: s.cfg.Instance, Token: s.token,
 		Limit: s.claimLimit(), LeaseFor: s.cfg.Notify.LeaseFor})
+	cancel()
 	if err != nil {
 		if ctx.Err() == nil {
 			s.log.WarnContext(ctx, "importserver: reading the outbox failed", "error", err)

@@ -7,6 +7,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -530,5 +531,58 @@ func TestShutdownGrace(t *testing.T) {
 	time.AfterFunc(100*time.Millisecond, func() { im.Release("a") })
 	require.NoError(t, srv.Shutdown(context.Background()))
 	require.Equal(t, importserver.StatusPreImportComplete, mustGet(t, store, "a").Status, "it finished within the grace")
+	coord.waitFor(t, "a", importserver.StatusPreImportComplete)
+}
+
+// hangingStore is a store whose first heartbeat and first claim hang until
+// their context ends, like calls on a connection that died silently.
+type hangingStore struct {
+	importserver.Store
+	beats, claims atomic.Int64
+}
+
+func (s *hangingStore) Heartbeat(ctx context.Context, owner string, refs []importserver.RunRef) ([]importserver.Import, error) {
+	if s.beats.Add(1) == 1 {
+		<-ctx.Done()
+		return nil, ctx.Err()
+	}
+	return s.Store.Heartbeat(ctx, owner, refs)
+}
+
+func (s *hangingStore) ClaimNotifications(ctx context.Context, req importserver.ClaimRequest) ([]importserver.Notification, error) {
+	if s.claims.Add(1) == 1 {
+		<-ctx.Done()
+		return nil, ctx.Err()
+	}
+	return s.Store.ClaimNotifications(ctx, req)
+}
+
+// A store call that hangs holds up neither the heartbeats and the stale
+// sweep after it nor the deliveries: each is bounded.
+func TestHangingStoreCallsAreBounded(t *testing.T) {
+	ctx := context.Background()
+	store := &hangingStore{Store: newMemStore()}
+	coord := newCoordinator(t)
+	cfg := baseConfig(t, store, newFixtureImporter(), coord.url())
+	cfg.Notify.Timeout = 50 * time.Millisecond
+	cfg.Notify.LeaseFor = 100 * time.Millisecond
+	im := cfg.Importer.(*importservertest.Importer)
+	im.Hold("a")
+	srv, err := importserver.New(cfg)
+	require.NoError(t, err)
+	require.NoError(t, srv.Start(ctx))
+	defer srv.Shutdown(ctx)
+	// Another instance's import, whose heartbeats stopped.
+	_, err = store.Begin(ctx, importserver.BeginRequest{Path: "c", Type: importserver.PreImport, Owner: "registry-1"})
+	require.NoError(t, err)
+	api := newServer(t, srv.Handler())
+	code, _, _ := callAPI(t, api.URL, http.MethodPut, "a", "import_type=pre", "Bearer "+secret, nil)
+	require.Equal(t, http.StatusAccepted, code)
+
+	waitStatus(t, store, "c", importserver.StatusPreImportFailed)
+	coord.waitFor(t, "c", importserver.StatusPreImportFailed)
+	require.Greater(t, store.beats.Load(), int64(1), "heartbeats went on")
+	require.Equal(t, importserver.StatusPreImportInProgress, mustGet(t, store, "a").Status, "a's heartbeats kept it alive")
+	im.Release("a")
 	coord.waitFor(t, "a", importserver.StatusPreImportComplete)
 }
