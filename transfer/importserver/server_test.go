@@ -100,7 +100,7 @@ func TestEnqueuerSpeaksTheProtocol(t *testing.T) {
 	move(enqueuer.EventStartPreImport)
 	require.NoError(t, client.StartPreImport(ctx, "group/image"))
 	require.ErrorIs(t, client.StartPreImport(ctx, "group/image"), enqueuer.ErrImportInProgress)
-	require.ErrorIs(t, client.StartImport(ctx, "group/image"), enqueuer.ErrImportInProgress, "425")
+	require.ErrorIs(t, client.StartImport(ctx, "group/image"), enqueuer.ErrTooEarly, "425: the pre-import still runs")
 	st, err = client.ImportStatus(ctx, "group/image")
 	require.NoError(t, err)
 	require.Equal(t, enqueuer.StatusPreImportInProgress, st.Status)
