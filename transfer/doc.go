@@ -86,7 +86,15 @@
 //
 // Re-runs converge: the final pass removes the tags the Sink holds that the
 // source no longer has or the policy no longer selects (Sink.Untag), and
-// moved tags are pointed at their new manifest. Tag policies see the
+// moved tags are pointed at their new manifest. Then (ImportOptions.Stale,
+// default RemoveStale) it removes the manifests and blob links that only
+// such tags reached (Sink.DeleteManifest, indexes first, and
+// Sink.UnlinkBlob), so that a pre-import followed by a final import leaves
+// the repository exactly as a one-pass import of the final source would;
+// ReportStale only lists them (RepositoryReport.StaleManifests,
+// StaleBlobs), KeepStale skips the check and the manifest reads it costs.
+// Blob data stays in the destination bucket for the registry's garbage
+// collector. Tag policies see the
 // repository (PerRepository; NewestSemver keeps the N highest semantic
 // versions, ordered by github.com/Masterminds/semver/v3).
 //

@@ -43,6 +43,11 @@ type ImportOptions struct {
 	// Options.Existing; VerifyContent re-hashes everything) and replaces a
 	// bad one. Use it for a final pass that must not trust earlier ones.
 	VerifyExisting bool
+	// Stale says what the final pass does with manifests and blob links
+	// the Sink holds that a one-pass import of the current source would
+	// not have (pre-imported for a tag since deleted, moved or dropped by
+	// the policy). Default RemoveStale.
+	Stale StalePolicy
 	// SkipReferrers turns off following OCI 1.1 referrers. By default
 	// every revision whose subject is imported (signatures, SBOMs,
 	// attestations, and their own referrers) comes along, as does every
@@ -331,9 +336,7 @@ func (im *Importer) importRepository(ctx context.Context, st *runState, pass Pas
 	if im.opts.DryRun {
 		return rr
 	}
-	removed, err := im.apply(ctx, st, pass, p)
-	rr.TagsRemoved = removed
-	if err != nil {
+	if err := im.apply(ctx, st, pass, p, &rr); err != nil {
 		rr.Err = &RepositoryError{Repository: name, Err: err}
 	}
 	return rr
@@ -342,10 +345,12 @@ func (im *Importer) importRepository(ctx context.Context, st *runState, pass Pas
 // apply writes a plan: blobs (transferred, then linked), then manifests
 // children-first, then, in the final pass, tags; then it removes the tags
 // the sink holds that the plan does not (deleted or moved out of the
-// policy since an earlier pass), and returns their names.
-func (im *Importer) apply(ctx context.Context, st *runState, pass Pass, p *repoPlan) ([]string, error) {
+// policy since an earlier pass) and, per ImportOptions.Stale, the
+// manifests and blob links only they needed. It records what it removed
+// in rr.
+func (im *Importer) apply(ctx context.Context, st *runState, pass Pass, p *repoPlan, rr *RepositoryReport) error {
 	if err := im.sink.CreateRepository(ctx, p.name); err != nil {
-		return nil, fmt.Errorf("sink: creating repository: %w", err)
+		return fmt.Errorf("sink: creating repository: %w", err)
 	}
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(im.opts.Concurrency)
@@ -366,38 +371,40 @@ func (im *Importer) apply(ctx context.Context, st *runState, pass Pass, p *repoP
 		})
 	}
 	if err := g.Wait(); err != nil {
-		return nil, err
+		return err
 	}
 	for _, m := range p.manifests {
 		if err := im.sink.PutManifest(ctx, p.name, m); err != nil {
-			return nil, fmt.Errorf("sink: putting manifest %s: %w", m.Digest, err)
+			return fmt.Errorf("sink: putting manifest %s: %w", m.Digest, err)
 		}
 	}
 	if pass != FinalImport {
-		return nil, nil
+		return nil
 	}
 	keep := map[string]bool{}
 	for _, t := range p.tags {
 		keep[t.Name] = true
 		if err := im.sink.Tag(ctx, p.name, t.Name, t.Digest); err != nil {
-			return nil, fmt.Errorf("sink: tagging %q: %w", t.Name, err)
+			return fmt.Errorf("sink: tagging %q: %w", t.Name, err)
 		}
 	}
 	have, err := im.sink.Tags(ctx, p.name)
 	if err != nil {
-		return nil, fmt.Errorf("sink: listing tags: %w", err)
+		return fmt.Errorf("sink: listing tags: %w", err)
 	}
-	var removed []string
 	for name := range have {
 		if !keep[name] {
-			removed = append(removed, name)
+			rr.TagsRemoved = append(rr.TagsRemoved, name)
 		}
 	}
-	slices.Sort(removed)
-	for _, name := range removed {
+	slices.Sort(rr.TagsRemoved)
+	for _, name := range rr.TagsRemoved {
 		if err := im.sink.Untag(ctx, p.name, name); err != nil {
-			return removed, fmt.Errorf("sink: removing stale tag %q: %w", name, err)
+			return fmt.Errorf("sink: removing stale tag %q: %w", name, err)
 		}
 	}
-	return removed, nil
+	if im.opts.Stale == KeepStale {
+		return nil
+	}
+	return im.staleContent(ctx, p, rr)
 }

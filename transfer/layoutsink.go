@@ -172,6 +172,46 @@ func (s *LayoutSink) Untag(ctx context.Context, repo, tag string) error {
 	return s.deletePrefix(ctx, s.layout.TagPrefix(repo, tag))
 }
 
+// Manifests returns the digests of the repository's revision links.
+func (s *LayoutSink) Manifests(ctx context.Context, repo string) ([]digest.Digest, error) {
+	return s.reader().Revisions(ctx, repo)
+}
+
+// Blobs returns the digests of the repository's layer links.
+func (s *LayoutSink) Blobs(ctx context.Context, repo string) ([]digest.Digest, error) {
+	return s.reader().Layers(ctx, repo)
+}
+
+// DeleteManifest deletes the manifest's referrers index entry (if it has
+// a subject) and then its revision link, as the distribution registry
+// deletes a manifest: the payload stays in the blob store for its garbage
+// collector.
+func (s *LayoutSink) DeleteManifest(ctx context.Context, repo string, d digest.Digest) error {
+	if err := s.check(repo, d); err != nil {
+		return err
+	}
+	m, err := s.reader().Manifest(ctx, d)
+	switch {
+	case errors.Is(err, ErrMissingBlob):
+		// No payload: it can have no referrers index entry either.
+	case err != nil:
+		return fmt.Errorf("reading manifest %s to delete it: %w", d, err)
+	case m.Subject != nil:
+		if err := s.deletePrefix(ctx, s.layout.ReferrerLinkKey(repo, m.Subject.Digest, d)); err != nil {
+			return err
+		}
+	}
+	return s.deletePrefix(ctx, s.layout.RevisionLinkKey(repo, d))
+}
+
+// UnlinkBlob deletes the repository's layer link for the blob.
+func (s *LayoutSink) UnlinkBlob(ctx context.Context, repo string, d digest.Digest) error {
+	if err := s.check(repo, d); err != nil {
+		return err
+	}
+	return s.deletePrefix(ctx, s.layout.LayerLinkKey(repo, d))
+}
+
 // Referrers returns the manifests of repo whose subject is d, read from
 // the referrers index PutManifest writes (see ReferrerLinkKey): one link
 // per referrer under <repo>/_manifests/referrers/<alg>/<subject hex>/.

@@ -32,6 +32,11 @@ type repoPlan struct {
 	known     int // manifests the sink already has
 	blobs     []ocispec.Descriptor
 	bytes     int64
+	// reach and reachBlobs are every manifest and blob a one-pass import
+	// of the source would leave in the repository; complete only when
+	// the plan read the manifests the sink has (readKnown).
+	reach      map[digest.Digest]bool
+	reachBlobs map[digest.Digest]bool
 }
 
 // loaded is one manifest reached while planning.
@@ -48,6 +53,9 @@ func (im *Importer) plan(ctx context.Context, st *runState, name string) (*repoP
 		return nil, err
 	}
 	p := &repoPlan{name: name}
+	// The final pass looks for stale content (StalePolicy), so it needs
+	// the whole reachable set, including what the sink already has.
+	readKnown := st.pass == FinalImport && im.opts.Stale != KeepStale
 	tags, err := im.reader.Tags(ctx, name)
 	if err != nil {
 		return nil, err
@@ -100,12 +108,12 @@ func (im *Importer) plan(ctx context.Context, st *runState, name string) (*repoP
 		}
 	}
 
-	manifests, err := im.loadManifests(ctx, st, name, roots, via)
+	manifests, err := im.loadManifests(ctx, st, name, roots, via, readKnown)
 	if err != nil {
 		return nil, err
 	}
 	if !im.opts.SkipReferrers {
-		extra, err := im.followReferrers(ctx, st, p, tags, manifests, via)
+		extra, err := im.followReferrers(ctx, st, p, tags, manifests, via, readKnown)
 		if err != nil {
 			return nil, err
 		}
@@ -121,20 +129,35 @@ func (im *Importer) plan(ctx context.Context, st *runState, name string) (*repoP
 		visit    func(d digest.Digest)
 		visited  = map[digest.Digest]bool{}
 	)
+	p.reach = make(map[digest.Digest]bool, len(manifests))
+	p.reachBlobs = map[digest.Digest]bool{}
 	visit = func(d digest.Digest) {
 		if visited[d] {
 			return
 		}
 		visited[d] = true
+		p.reach[d] = true
 		l := manifests[d]
 		if l.known {
 			p.known++
+			if l.m == nil {
+				return
+			}
+			// Read only to know what it reaches (readKnown): its
+			// children are visited, its blobs are not copied again.
+			for _, c := range l.m.Manifests {
+				visit(c.Digest)
+			}
+			for _, b := range l.m.Blobs() {
+				p.reachBlobs[b.Digest] = true
+			}
 			return
 		}
 		for _, c := range l.m.Manifests {
 			visit(c.Digest)
 		}
 		for i, b := range l.m.Blobs() {
+			p.reachBlobs[b.Digest] = true
 			if !seenBlob[b.Digest] {
 				seenBlob[b.Digest] = true
 				wanted = append(wanted, b)
@@ -151,6 +174,7 @@ func (im *Importer) plan(ctx context.Context, st *runState, name string) (*repoP
 		visit(d)
 	}
 	for _, d := range layerLinks {
+		p.reachBlobs[d] = true
 		if !seenBlob[d] {
 			seenBlob[d] = true
 			wanted = append(wanted, ocispec.Descriptor{Digest: d, Size: -1})
@@ -168,8 +192,8 @@ func (im *Importer) plan(ctx context.Context, st *runState, name string) (*repoP
 
 // loadManifests reads, verifies and parses every manifest reachable from
 // roots (following index children), level by level and concurrently.
-// Manifests the sink already has are not read.
-func (im *Importer) loadManifests(ctx context.Context, st *runState, repo string, roots []digest.Digest, via map[digest.Digest]string) (map[digest.Digest]*loaded, error) {
+// Manifests the sink already has are not read unless readKnown.
+func (im *Importer) loadManifests(ctx context.Context, st *runState, repo string, roots []digest.Digest, via map[digest.Digest]string, readKnown bool) (map[digest.Digest]*loaded, error) {
 	out := map[digest.Digest]*loaded{}
 	var mu sync.Mutex
 	level := roots
@@ -200,7 +224,7 @@ func (im *Importer) loadManifests(ctx context.Context, st *runState, repo string
 							return fmt.Errorf("sink: checking manifest %s: %w", d, err)
 						}
 					}
-					if !known {
+					if !known || readKnown {
 						m, err = im.reader.Manifest(gctx, d)
 					}
 					return err
@@ -296,8 +320,10 @@ func companionOf(tag string) (digest.Digest, bool) {
 // also serves: every revision whose subject is imported (OCI 1.1
 // referrers: signatures, SBOMs, attestations), transitively, and every
 // companion tag (cosign, referrers fallback) naming an imported manifest,
-// with what those reach. It returns the new roots.
-func (im *Importer) followReferrers(ctx context.Context, st *runState, p *repoPlan, all []Tag, manifests map[digest.Digest]*loaded, via map[digest.Digest]string) ([]digest.Digest, error) {
+// with what those reach. It returns the new roots. With readKnown every
+// revision is read, and a manifest counts as imported only if it is
+// reached now, not merely because the sink has it (it may be stale).
+func (im *Importer) followReferrers(ctx context.Context, st *runState, p *repoPlan, all []Tag, manifests map[digest.Digest]*loaded, via map[digest.Digest]string, readKnown bool) ([]digest.Digest, error) {
 	revs, err := im.reader.Revisions(ctx, p.name)
 	if err != nil {
 		return nil, err
@@ -317,7 +343,7 @@ func (im *Importer) followReferrers(ctx context.Context, st *runState, p *repoPl
 		g.Go(func() error {
 			return st.limit(gctx, func() error {
 				known, err := im.sink.HasManifest(gctx, p.name, d)
-				if err != nil || known {
+				if err != nil || (known && !readKnown) {
 					return err
 				}
 				m, err := im.reader.Manifest(gctx, d)
@@ -341,6 +367,9 @@ func (im *Importer) followReferrers(ctx context.Context, st *runState, p *repoPl
 	reached := func(d digest.Digest) (bool, error) {
 		if manifests[d] != nil {
 			return true, nil
+		}
+		if readKnown {
+			return false, nil
 		}
 		if ok, seen := inSink[d]; seen {
 			return ok, nil
@@ -394,7 +423,7 @@ func (im *Importer) followReferrers(ctx context.Context, st *runState, p *repoPl
 		}
 		slices.Sort(added)
 		added = slices.Compact(added)
-		more, err := im.loadManifests(ctx, st, p.name, added, via)
+		more, err := im.loadManifests(ctx, st, p.name, added, via, readKnown)
 		if err != nil {
 			return nil, err
 		}

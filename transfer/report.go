@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/opencontainers/go-digest"
 )
 
 // Pass is one of the two import passes.
@@ -79,6 +81,12 @@ type RepositoryReport struct {
 	// TagsRemoved are tags the sink held that the source no longer has
 	// (or the policy no longer selects), removed by the final pass.
 	TagsRemoved []string
+	// StaleManifests and StaleBlobs are manifests and blob links the sink
+	// held that a one-pass import of the current source would not have,
+	// found by the final pass; removed unless ImportOptions.Stale is
+	// ReportStale (see StalePolicy).
+	StaleManifests []digest.Digest
+	StaleBlobs     []digest.Digest
 	// Blobs is how many distinct blobs the repository links; Bytes their
 	// total size.
 	Blobs    int

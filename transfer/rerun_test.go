@@ -8,6 +8,8 @@ import (
 	"slices"
 	"testing"
 
+	"github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"gocloud.dev/blob"
 
 	"github.com/ferryhq/ferry/transfer"
@@ -86,5 +88,220 @@ func TestRerunAfterTagsDeletedOrMovedConverges(t *testing.T) {
 	}
 	if _, ok := want[deleted]; ok || want[moved] != target {
 		t.Fatalf("one-pass tags %v: the source change did not take", want)
+	}
+}
+
+// deleteTag removes a tag from a source layout, as a registry's tag
+// delete does (its directory, current link and history).
+func deleteTag(t *testing.T, b *blob.Bucket, l transfer.Layout, repo, tag string) {
+	t.Helper()
+	ctx := context.Background()
+	it := b.List(&blob.ListOptions{Prefix: l.TagPrefix(repo, tag)})
+	for {
+		o, err := it.Next(ctx)
+		if errors.Is(err, io.EOF) {
+			return
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := b.Delete(ctx, o.Key); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// repositoryObjects returns every object under the repositories prefix
+// of b with its content: links, tag history and the referrers index.
+func repositoryObjects(t *testing.T, b *blob.Bucket, l transfer.Layout) map[string]string {
+	t.Helper()
+	ctx := context.Background()
+	out := map[string]string{}
+	it := b.List(&blob.ListOptions{Prefix: l.RepositoriesPrefix()})
+	for {
+		o, err := it.Next(ctx)
+		if errors.Is(err, io.EOF) {
+			return out
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		data, err := b.ReadAll(ctx, o.Key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out[o.Key] = string(data)
+	}
+}
+
+// twoSinks is a MemSink and a LayoutSink fed by the same passes.
+type twoSinks struct {
+	mem    *transfertest.MemSink
+	layout *transfer.LayoutSink
+	dst    *blob.Bucket
+}
+
+func newTwoSinks(t *testing.T, l transfer.Layout) twoSinks {
+	dst := memBucket(t)
+	return twoSinks{mem: transfertest.NewMemSink(), layout: transfer.NewLayoutSink(dst, l, fastRetry), dst: dst}
+}
+
+// run runs one pass into both sinks and returns the MemSink's report.
+func (s twoSinks) run(t *testing.T, src *blob.Bucket, pass transfer.Pass, opts transfer.ImportOptions) *transfer.Report {
+	t.Helper()
+	ctx := context.Background()
+	var reports []*transfer.Report
+	for _, into := range []struct {
+		sink transfer.Sink
+		dst  *blob.Bucket
+	}{{s.mem, memBucket(t)}, {s.layout, s.dst}} {
+		im := newImporter(t, src, mustNew(t, src, into.dst, transfer.Options{}), into.sink, opts)
+		run := im.Import
+		if pass == transfer.PreImport {
+			run = im.PreImport
+		}
+		rep, err := run(ctx)
+		if err != nil {
+			t.Fatalf("%s: %v", pass, err)
+		}
+		reports = append(reports, rep)
+	}
+	return reports[0]
+}
+
+// requireSame fails unless s holds exactly what one holds: the MemSink
+// states, and every object under the LayoutSinks' repositories.
+func (s twoSinks) requireSame(t *testing.T, one twoSinks, l transfer.Layout) {
+	t.Helper()
+	if d := transfertest.Diff(one.mem.State(), s.mem.State()); d != "" {
+		t.Fatalf("MemSink after two passes differs from a one-pass import:\n%s", d)
+	}
+	want, got := repositoryObjects(t, one.dst, l), repositoryObjects(t, s.dst, l)
+	for k, v := range want {
+		if got[k] != v {
+			t.Errorf("LayoutSink: %s = %q, one pass has %q", k, got[k], v)
+		}
+	}
+	for k := range got {
+		if _, ok := want[k]; !ok {
+			t.Errorf("LayoutSink: %s left over (a one-pass import does not write it)", k)
+		}
+	}
+}
+
+// A pre-import, then tags deleted and moved in the source, then the final
+// import: the destination ends exactly as a one-pass import of the final
+// source (MemSink state; every LayoutSink object under repositories/,
+// referrers index included), with the stale manifests and blob links
+// reported. Referrers, cosign and fallback tags of a deleted image go with
+// it.
+func TestFinalPassRemovesStaleContent(t *testing.T) {
+	l := mustLayout(t, "")
+	src := memBucket(t)
+	reg := generate(t, src, transfertest.SmallSpec(23))
+	sc := buildSupplyChain(t, src)
+
+	two := newTwoSinks(t, l)
+	two.run(t, src, transfer.PreImport, transfer.ImportOptions{})
+
+	// Between the passes: the signed image's tag is deleted with its
+	// cosign and fallback tags (as "cosign clean" does), so the image, its
+	// SBOM, the signature of that and the cosign signature are reached by
+	// nothing; one tag per generated repository with two or more is
+	// deleted and one moved.
+	for _, tag := range []string{"v1.0.0", "sha256-" + sc.image.Digest.Encoded() + ".sig", "sha256-" + sc.image.Digest.Encoded()} {
+		deleteTag(t, src, l, scRepo, tag)
+	}
+	var wantStale bool
+	for _, r := range reg.Repositories {
+		if len(r.Tags) < 2 {
+			continue
+		}
+		deleteTag(t, src, l, r.Name, r.Tags[0].Name)
+		if err := src.WriteAll(context.Background(), l.TagCurrentLinkKey(r.Name, r.Tags[1].Name), []byte(r.Tags[len(r.Tags)-1].Digest), nil); err != nil {
+			t.Fatal(err)
+		}
+		wantStale = true
+	}
+	if !wantStale {
+		t.Fatal("no generated repository with two tags")
+	}
+
+	rep := two.run(t, src, transfer.FinalImport, transfer.ImportOptions{})
+	one := newTwoSinks(t, l)
+	one.run(t, src, transfer.FinalImport, transfer.ImportOptions{})
+	two.requireSame(t, one, l)
+
+	var stale []digest.Digest
+	for _, rr := range rep.Repositories {
+		if rr.Name == scRepo {
+			stale = rr.StaleManifests
+		}
+	}
+	for _, d := range []ocispec.Descriptor{sc.image, sc.sbom, sc.sig, sc.cosign, sc.fb} {
+		if !slices.Contains(stale, d.Digest) {
+			t.Errorf("StaleManifests of %s = %v: %s missing", scRepo, stale, d.Digest)
+		}
+	}
+	if slices.Contains(stale, sc.index.Digest) || slices.Contains(stale, sc.indexRef.Digest) {
+		t.Errorf("StaleManifests %v include the still tagged index or its referrer", stale)
+	}
+
+	// A repeated final import changes nothing and finds nothing stale.
+	rep = two.run(t, src, transfer.FinalImport, transfer.ImportOptions{})
+	for _, rr := range rep.Repositories {
+		if len(rr.StaleManifests)+len(rr.StaleBlobs)+len(rr.TagsRemoved) > 0 {
+			t.Errorf("%s: third pass removed %v %v %v", rr.Name, rr.TagsRemoved, rr.StaleManifests, rr.StaleBlobs)
+		}
+	}
+	two.requireSame(t, one, l)
+}
+
+// A final pass under a narrower tag policy than the pre-import removes
+// what only the dropped tags reached; ReportStale lists it and keeps it;
+// KeepStale neither looks nor removes.
+func TestFinalPassStalePolicies(t *testing.T) {
+	l := mustLayout(t, "")
+	src := memBucket(t)
+	generate(t, src, transfertest.SmallSpec(29))
+	narrow := transfer.ImportOptions{Tags: transfer.NewestSemver(1)}
+
+	one := newTwoSinks(t, l)
+	one.run(t, src, transfer.FinalImport, narrow)
+
+	removed := newTwoSinks(t, l)
+	removed.run(t, src, transfer.PreImport, transfer.ImportOptions{})
+	rep := removed.run(t, src, transfer.FinalImport, narrow)
+	removed.requireSame(t, one, l)
+	var staleManifests, staleBlobs int
+	for _, rr := range rep.Repositories {
+		staleManifests += len(rr.StaleManifests)
+		staleBlobs += len(rr.StaleBlobs)
+	}
+	if staleManifests == 0 || staleBlobs == 0 {
+		t.Fatalf("stale manifests %d, blobs %d: the narrower policy dropped nothing", staleManifests, staleBlobs)
+	}
+
+	for _, policy := range []transfer.StalePolicy{transfer.ReportStale, transfer.KeepStale} {
+		t.Run(policy.String(), func(t *testing.T) {
+			s := newTwoSinks(t, l)
+			s.run(t, src, transfer.PreImport, transfer.ImportOptions{})
+			before := s.mem.State()
+			opts := narrow
+			opts.Stale = policy
+			rep := s.run(t, src, transfer.FinalImport, opts)
+			var reported int
+			for _, rr := range rep.Repositories {
+				reported += len(rr.StaleManifests)
+			}
+			if want := map[transfer.StalePolicy]int{transfer.ReportStale: staleManifests}[policy]; reported != want {
+				t.Fatalf("%d stale manifests reported, want %d", reported, want)
+			}
+			_, m0, _ := before.Counts()
+			_, m1, _ := s.mem.State().Counts()
+			if m1 != m0 {
+				t.Fatalf("manifests %d -> %d: %s must not remove any", m0, m1, policy)
+			}
+		})
 	}
 }

@@ -15,7 +15,10 @@ import (
 // transferred and verified; PutManifest only after every blob it references
 // has been linked and every child manifest has been put; Tag only after its
 // manifest has been put; Untag, in the final pass, for tags the sink holds
-// that the source no longer has. Every method must be idempotent: calling it again
+// that the source no longer has; then (see StalePolicy) DeleteManifest for
+// manifests no tag and no kept manifest reaches any more, indexes before
+// their children, and UnlinkBlob for blobs no kept manifest references.
+// Every method must be idempotent: calling it again
 // with the same arguments changes nothing. Methods may be called
 // concurrently, for different repositories and for different blobs of the
 // same repository.
@@ -39,6 +42,21 @@ type Sink interface {
 	// Untag removes a tag; the manifest stays. Removing a tag that does
 	// not exist is not an error.
 	Untag(ctx context.Context, repo, tag string) error
+	// Manifests returns the digests of the manifests put in the
+	// repository (none for a repository the sink does not have). The
+	// final pass compares them with the source to find stale ones.
+	Manifests(ctx context.Context, repo string) ([]digest.Digest, error)
+	// Blobs returns the digests of the blobs linked in the repository.
+	Blobs(ctx context.Context, repo string) ([]digest.Digest, error)
+	// DeleteManifest removes a manifest from the repository; no tag and
+	// no manifest left in the repository refers to it. Deleting one that
+	// is not there is not an error.
+	DeleteManifest(ctx context.Context, repo string, d digest.Digest) error
+	// UnlinkBlob removes the repository's link to a blob that no manifest
+	// left in it references; the blob's data stays (other repositories
+	// may link it; the registry's garbage collector decides). Unlinking a
+	// blob that is not linked is not an error.
+	UnlinkBlob(ctx context.Context, repo string, d digest.Digest) error
 }
 
 // ReferrersLister is implemented by Sinks that can answer the OCI

@@ -251,3 +251,83 @@ func (s *MemSink) Referrers(_ context.Context, repo string, d digest.Digest) ([]
 	slices.SortFunc(out, func(a, b ocispec.Descriptor) int { return strings.Compare(string(a.Digest), string(b.Digest)) })
 	return out, nil
 }
+
+// Manifests implements transfer.Sink: the manifests put in repo, sorted.
+func (s *MemSink) Manifests(_ context.Context, repo string) ([]digest.Digest, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.begin("Manifests", repo); err != nil {
+		return nil, err
+	}
+	var out []digest.Digest
+	if r := s.repos[repo]; r != nil {
+		out = slices.Sorted(maps.Keys(r.manifests))
+	}
+	return out, nil
+}
+
+// Blobs implements transfer.Sink: the blobs linked in repo, sorted.
+func (s *MemSink) Blobs(_ context.Context, repo string) ([]digest.Digest, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.begin("Blobs", repo); err != nil {
+		return nil, err
+	}
+	var out []digest.Digest
+	if r := s.repos[repo]; r != nil {
+		out = slices.Sorted(maps.Keys(r.blobs))
+	}
+	return out, nil
+}
+
+// DeleteManifest implements transfer.Sink. Like the other methods it is
+// strict about order: it rejects deleting a manifest that a tag or a
+// remaining index of the repository still refers to.
+func (s *MemSink) DeleteManifest(_ context.Context, repo string, d digest.Digest) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.begin("DeleteManifest", repo); err != nil {
+		return err
+	}
+	r := s.repos[repo]
+	if r == nil || r.manifests[d] == nil {
+		return nil
+	}
+	for tag, target := range r.tags {
+		if target == d {
+			return fmt.Errorf("transfertest: manifest %s deleted while tag %q points at it in %q", d, tag, repo)
+		}
+	}
+	for pd, m := range r.manifests {
+		for _, c := range m.Manifests {
+			if c.Digest == d {
+				return fmt.Errorf("transfertest: manifest %s deleted before index %s that lists it in %q", d, pd, repo)
+			}
+		}
+	}
+	delete(r.manifests, d)
+	return nil
+}
+
+// UnlinkBlob implements transfer.Sink. It rejects unlinking a blob that a
+// manifest of the repository still references.
+func (s *MemSink) UnlinkBlob(_ context.Context, repo string, d digest.Digest) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.begin("UnlinkBlob", repo); err != nil {
+		return err
+	}
+	r := s.repos[repo]
+	if r == nil {
+		return nil
+	}
+	for md, m := range r.manifests {
+		for _, b := range m.Blobs() {
+			if b.Digest == d {
+				return fmt.Errorf("transfertest: blob %s unlinked while manifest %s references it in %q", d, md, repo)
+			}
+		}
+	}
+	delete(r.blobs, d)
+	return nil
+}

@@ -23,7 +23,9 @@ type SinkHarness struct {
 
 // RunSinkTests checks the Sink contract: the import call sequence is
 // recorded, every call is idempotent, tags move, are listed and removed,
-// nested repositories are independent, bad names are rejected, concurrent
+// manifests and blob links are listed and removed (after their tags,
+// indexes before children), nested repositories are independent, bad
+// names are rejected, concurrent
 // links are safe, and (for a transfer.ReferrersLister) referrers are
 // answered with their descriptors.
 // Repositories that were created but hold nothing need not appear in the
@@ -123,6 +125,48 @@ func RunSinkTests(t *testing.T, newHarness func(t *testing.T) SinkHarness) {
 		check(t, h, State{"app": want})
 		if err := h.Sink.Untag(ctx, "app", "../x"); !errors.Is(err, transfer.ErrInvalidName) {
 			t.Fatalf("Untag of a bad name: err = %v, want ErrInvalidName", err)
+		}
+	})
+
+	t.Run("ListAndRemoveContent", func(t *testing.T) {
+		h := newHarness(t)
+		if ms, err := h.Sink.Manifests(ctx, "never/created"); err != nil || len(ms) != 0 {
+			t.Fatalf("Manifests of an unknown repository = %v, %v; want none", ms, err)
+		}
+		if bs, err := h.Sink.Blobs(ctx, "never/created"); err != nil || len(bs) != 0 {
+			t.Fatalf("Blobs of an unknown repository = %v, %v; want none", bs, err)
+		}
+		fx.load(t, h.Sink, "app")
+		want := fx.want()
+		ms, err := h.Sink.Manifests(ctx, "app")
+		if err != nil || !slices.Equal(sortDigests(ms), want.Manifests) {
+			t.Fatalf("Manifests = %v, %v; want %v", ms, err, want.Manifests)
+		}
+		bs, err := h.Sink.Blobs(ctx, "app")
+		if err != nil || !slices.Equal(sortDigests(bs), want.Blobs) {
+			t.Fatalf("Blobs = %v, %v; want %v", bs, err, want.Blobs)
+		}
+		// What a final pass does when the tags are gone: untag, delete
+		// the index, then its child, then unlink the blobs; twice.
+		for range 2 {
+			for _, step := range []func() error{
+				func() error { return h.Sink.Untag(ctx, "app", "latest") },
+				func() error { return h.Sink.Untag(ctx, "app", "v1.0.0") },
+				func() error { return h.Sink.DeleteManifest(ctx, "app", fx.index.Digest) },
+				func() error { return h.Sink.DeleteManifest(ctx, "app", fx.image.Digest) },
+				func() error { return h.Sink.UnlinkBlob(ctx, "app", fx.layer.Digest) },
+			} {
+				if err := step(); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		check(t, h, State{"app": {Blobs: []digest.Digest{fx.config.Digest}, Tags: map[string]digest.Digest{}}})
+		if ok, err := h.Sink.HasManifest(ctx, "app", fx.image.Digest); err != nil || ok {
+			t.Fatalf("HasManifest after DeleteManifest = %v, %v; want false", ok, err)
+		}
+		if err := h.Sink.DeleteManifest(ctx, "../x", fx.image.Digest); !errors.Is(err, transfer.ErrInvalidName) {
+			t.Fatalf("DeleteManifest in a bad repository name: err = %v, want ErrInvalidName", err)
 		}
 	})
 

@@ -342,7 +342,7 @@ func (w *discardWriter) Close() error                { return nil }
 // manifest is new, no repository has tags. Its memory does not grow with
 // an import, for measuring the Importer's own.
 type NullSink struct {
-	Repositories, Blobs, Manifests, Tagged atomic.Int64
+	Repositories, BlobsLinked, ManifestsPut, Tagged atomic.Int64
 }
 
 var _ transfer.Sink = (*NullSink)(nil)
@@ -355,7 +355,7 @@ func (s *NullSink) CreateRepository(context.Context, string) error {
 
 // LinkBlob implements transfer.Sink.
 func (s *NullSink) LinkBlob(context.Context, string, ocispec.Descriptor) error {
-	s.Blobs.Add(1)
+	s.BlobsLinked.Add(1)
 	return nil
 }
 
@@ -366,7 +366,7 @@ func (s *NullSink) HasManifest(context.Context, string, digest.Digest) (bool, er
 
 // PutManifest implements transfer.Sink.
 func (s *NullSink) PutManifest(context.Context, string, *transfer.Manifest) error {
-	s.Manifests.Add(1)
+	s.ManifestsPut.Add(1)
 	return nil
 }
 
@@ -381,3 +381,15 @@ func (s *NullSink) Tags(context.Context, string) (map[string]digest.Digest, erro
 
 // Untag implements transfer.Sink.
 func (s *NullSink) Untag(context.Context, string, string) error { return nil }
+
+// Manifests implements transfer.Sink: a NullSink keeps none.
+func (s *NullSink) Manifests(context.Context, string) ([]digest.Digest, error) { return nil, nil }
+
+// Blobs implements transfer.Sink: a NullSink keeps none.
+func (s *NullSink) Blobs(context.Context, string) ([]digest.Digest, error) { return nil, nil }
+
+// DeleteManifest implements transfer.Sink.
+func (s *NullSink) DeleteManifest(context.Context, string, digest.Digest) error { return nil }
+
+// UnlinkBlob implements transfer.Sink.
+func (s *NullSink) UnlinkBlob(context.Context, string, digest.Digest) error { return nil }

@@ -26,9 +26,9 @@ func TestVirtualRegistryImports(t *testing.T) {
 		t.Fatal(err)
 	}
 	n := int64(reg.Repositories())
-	if len(rep.Repositories) != int(n) || sink.Manifests.Load() != n || sink.Tagged.Load() != n || sink.Blobs.Load() != 3*n {
+	if len(rep.Repositories) != int(n) || sink.ManifestsPut.Load() != n || sink.Tagged.Load() != n || sink.BlobsLinked.Load() != 3*n {
 		t.Fatalf("imported %d repositories, %d manifests, %d tags, %d blob links; want %d, %d, %d, %d",
-			len(rep.Repositories), sink.Manifests.Load(), sink.Tagged.Load(), sink.Blobs.Load(), n, n, n, 3*n)
+			len(rep.Repositories), sink.ManifestsPut.Load(), sink.Tagged.Load(), sink.BlobsLinked.Load(), n, n, n, 3*n)
 	}
 	if rep.BlobsCopied != 2*n+16 || written.Load() == 0 {
 		t.Fatalf("copied %d blobs (%d bytes), want %d", rep.BlobsCopied, written.Load(), 2*n+16)

@@ -83,3 +83,35 @@ func (s *LatencySink) Untag(ctx context.Context, repo, tag string) error {
 	}
 	return s.next.Untag(ctx, repo, tag)
 }
+
+// Manifests implements transfer.Sink.
+func (s *LatencySink) Manifests(ctx context.Context, repo string) ([]digest.Digest, error) {
+	if err := wait.Sleep(ctx, s.latency); err != nil {
+		return nil, err
+	}
+	return s.next.Manifests(ctx, repo)
+}
+
+// Blobs implements transfer.Sink.
+func (s *LatencySink) Blobs(ctx context.Context, repo string) ([]digest.Digest, error) {
+	if err := wait.Sleep(ctx, s.latency); err != nil {
+		return nil, err
+	}
+	return s.next.Blobs(ctx, repo)
+}
+
+// DeleteManifest implements transfer.Sink.
+func (s *LatencySink) DeleteManifest(ctx context.Context, repo string, d digest.Digest) error {
+	if err := wait.Sleep(ctx, s.latency); err != nil {
+		return err
+	}
+	return s.next.DeleteManifest(ctx, repo, d)
+}
+
+// UnlinkBlob implements transfer.Sink.
+func (s *LatencySink) UnlinkBlob(ctx context.Context, repo string, d digest.Digest) error {
+	if err := wait.Sleep(ctx, s.latency); err != nil {
+		return err
+	}
+	return s.next.UnlinkBlob(ctx, repo, d)
+}
