@@ -373,6 +373,11 @@ func (im *Importer) apply(ctx context.Context, st *runState, pass Pass, p *repoP
 	if err := g.Wait(); err != nil {
 		return err
 	}
+	for _, b := range p.alsoAs {
+		if err := im.sink.LinkBlob(ctx, p.name, b); err != nil {
+			return fmt.Errorf("sink: linking blob %s as %s: %w", b.Digest, b.MediaType, err)
+		}
+	}
 	for _, m := range p.manifests {
 		if err := im.sink.PutManifest(ctx, p.name, m); err != nil {
 			return fmt.Errorf("sink: putting manifest %s: %w", m.Digest, err)

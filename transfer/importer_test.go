@@ -16,6 +16,7 @@ import (
 	"github.com/ferryhq/ferry/transfer/faultblob"
 	"github.com/ferryhq/ferry/transfer/transfertest"
 	"github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
 var generate = transfertest.MustGenerate
@@ -400,5 +401,42 @@ func TestDiscoveryStreamsIntoImport(t *testing.T) {
 	}
 	if !startedEarly.Load() {
 		t.Fatal("no repository started before discovery ended")
+	}
+}
+
+// A blob that one manifest references as a Docker layer and another as an
+// OCI layer is copied once and linked under both media types.
+func TestImportLinksBlobUnderEveryMediaType(t *testing.T) {
+	ctx := context.Background()
+	src := memBucket(t)
+	c := craft{t: t, b: src, l: mustLayout(t, "")}
+	layer := c.blob([]byte("a layer pushed by docker and by buildkit"))
+	dockerCfg, ociCfg := c.blob([]byte(`{"config":"docker"}`)), c.blob([]byte(`{"config":"oci"}`))
+	dockerCfg.MediaType, ociCfg.MediaType = transfertest.MediaTypeDockerConfig, transfertest.MediaTypeOCIConfig
+	ociLayer := layer
+	ociLayer.MediaType = transfertest.MediaTypeOCILayer
+	docker := c.manifest("app", transfertest.ImageManifest(transfer.MediaTypeDockerManifest, dockerCfg, layer), dockerCfg, layer)
+	oci := c.manifest("app", transfertest.ImageManifest(ocispec.MediaTypeImageManifest, ociCfg, ociLayer), ociCfg)
+	c.tag("app", "docker", string(docker.Digest))
+	c.tag("app", "oci", string(oci.Digest))
+
+	sink := transfertest.NewMemSink()
+	rep, err := newImporter(t, src, mustNew(t, src, memBucket(t), transfer.Options{}), sink, transfer.ImportOptions{}).Import(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var types []string
+	for _, d := range sink.LinkedBlob("app", layer.Digest) {
+		types = append(types, d.MediaType)
+		if d.Size != layer.Size {
+			t.Errorf("linked as %s with size %d, want %d", d.MediaType, d.Size, layer.Size)
+		}
+	}
+	slices.Sort(types)
+	if want := []string{transfertest.MediaTypeDockerLayer, transfertest.MediaTypeOCILayer}; !slices.Equal(types, want) {
+		t.Fatalf("layer linked as %v, want %v", types, want)
+	}
+	if rep.BlobsCopied != 3 || rep.Repositories[0].Blobs != 3 {
+		t.Fatalf("copied %d blobs, repository links %d distinct; want 3 and 3", rep.BlobsCopied, rep.Repositories[0].Blobs)
 	}
 }

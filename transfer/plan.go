@@ -31,7 +31,10 @@ type repoPlan struct {
 	manifests []*Manifest
 	known     int // manifests the sink already has
 	blobs     []ocispec.Descriptor
-	bytes     int64
+	// alsoAs are further descriptors of blobs in blobs that manifests
+	// reference under another media type; they are linked too.
+	alsoAs []ocispec.Descriptor
+	bytes  int64
 	// reach and reachBlobs are every manifest and blob a one-pass import
 	// of the source would leave in the repository; complete only when
 	// the plan read the manifests the sink has (readKnown).
@@ -126,6 +129,9 @@ func (im *Importer) plan(ctx context.Context, st *runState, name string) (*repoP
 		seenBlob = map[digest.Digest]bool{}
 		wanted   []ocispec.Descriptor
 		owner    []string
+		types    = map[digest.Digest][]string{}
+		alsoAs   []ocispec.Descriptor
+		alsoWhy  []string
 		visit    func(d digest.Digest)
 		visited  = map[digest.Digest]bool{}
 	)
@@ -158,14 +164,20 @@ func (im *Importer) plan(ctx context.Context, st *runState, name string) (*repoP
 		}
 		for i, b := range l.m.Blobs() {
 			p.reachBlobs[b.Digest] = true
-			if !seenBlob[b.Digest] {
+			what := "layer"
+			if i == 0 {
+				what = "config"
+			}
+			switch {
+			case !seenBlob[b.Digest]:
 				seenBlob[b.Digest] = true
+				types[b.Digest] = []string{b.MediaType}
 				wanted = append(wanted, b)
-				what := "layer"
-				if i == 0 {
-					what = "config"
-				}
 				owner = append(owner, fmt.Sprintf("%s: manifest %s: %s", l.via, d, what))
+			case !slices.Contains(types[b.Digest], b.MediaType):
+				types[b.Digest] = append(types[b.Digest], b.MediaType)
+				alsoAs = append(alsoAs, b)
+				alsoWhy = append(alsoWhy, fmt.Sprintf("%s: manifest %s: %s", l.via, d, what))
 			}
 		}
 		p.manifests = append(p.manifests, l.m)
@@ -184,8 +196,21 @@ func (im *Importer) plan(ctx context.Context, st *runState, name string) (*repoP
 	if p.blobs, err = im.checkBlobs(ctx, st, wanted, owner); err != nil {
 		return nil, err
 	}
+	size := make(map[digest.Digest]int64, len(p.blobs))
 	for _, b := range p.blobs {
 		p.bytes += b.Size
+		size[b.Digest] = b.Size
+	}
+	for i, b := range alsoAs {
+		n, ok := size[b.Digest]
+		switch {
+		case !ok: // a foreign layer that is not stored
+			continue
+		case b.Size >= 0 && b.Size != n:
+			return nil, fmt.Errorf("%s: %w", alsoWhy[i], &CorruptError{Digest: b.Digest, Where: ErrCorruptAtRest, Object: "source", Detail: fmt.Sprintf("descriptor says %d bytes, stored blob has %d", b.Size, n)})
+		}
+		b.Size = n
+		p.alsoAs = append(p.alsoAs, b)
 	}
 	return p, nil
 }

@@ -25,7 +25,10 @@ import (
 type Sink interface {
 	// CreateRepository makes sure the repository exists.
 	CreateRepository(ctx context.Context, repo string) error
-	// LinkBlob makes a transferred blob available in the repository.
+	// LinkBlob makes a transferred blob available in the repository. A
+	// blob that the repository's manifests reference under several media
+	// types (say a Docker and an OCI layer type) is linked once per media
+	// type, so a sink that records media types keeps each.
 	LinkBlob(ctx context.Context, repo string, blob ocispec.Descriptor) error
 	// HasManifest reports whether the manifest was already put in the
 	// repository, in which case the importer skips it and everything it

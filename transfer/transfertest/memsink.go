@@ -27,7 +27,9 @@ type MemSink struct {
 }
 
 type memRepo struct {
-	blobs     map[digest.Digest]ocispec.Descriptor
+	// blobs holds every descriptor a blob was linked with (one per media
+	// type).
+	blobs     map[digest.Digest][]ocispec.Descriptor
 	manifests map[digest.Digest]*transfer.Manifest
 	tags      map[string]digest.Digest
 }
@@ -76,6 +78,17 @@ func (s *MemSink) State() State {
 	return out
 }
 
+// LinkedBlob returns the descriptors blob d was linked with in repo, one
+// per media type, in the order they were linked.
+func (s *MemSink) LinkedBlob(repo string, d digest.Digest) []ocispec.Descriptor {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if r := s.repos[repo]; r != nil {
+		return slices.Clone(r.blobs[d])
+	}
+	return nil
+}
+
 // Manifest returns a stored manifest, or nil.
 func (s *MemSink) Manifest(repo string, d digest.Digest) *transfer.Manifest {
 	s.mu.Lock()
@@ -115,7 +128,7 @@ func (s *MemSink) CreateRepository(_ context.Context, repo string) error {
 	}
 	if s.repos[repo] == nil {
 		s.repos[repo] = &memRepo{
-			blobs:     map[digest.Digest]ocispec.Descriptor{},
+			blobs:     map[digest.Digest][]ocispec.Descriptor{},
 			manifests: map[digest.Digest]*transfer.Manifest{},
 			tags:      map[string]digest.Digest{},
 		}
@@ -137,7 +150,10 @@ func (s *MemSink) LinkBlob(_ context.Context, repo string, desc ocispec.Descript
 	if err != nil {
 		return err
 	}
-	r.blobs[desc.Digest] = desc
+	ds := r.blobs[desc.Digest]
+	if !slices.ContainsFunc(ds, func(o ocispec.Descriptor) bool { return o.MediaType == desc.MediaType }) {
+		r.blobs[desc.Digest] = append(ds, desc)
+	}
 	return nil
 }
 
