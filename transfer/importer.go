@@ -79,6 +79,14 @@ type ImportOptions struct {
 	// without the memory growing with the registry: beyond it the oldest
 	// are forgotten (and at worst checked again). Default 65,536.
 	DedupeCacheSize int
+	// ReportFailuresOnly keeps only the repositories that failed or were
+	// too large in Report.Repositories; the others are counted
+	// (Report.RepositoryCount and the totals) and seen one by one by
+	// Observer.RepositoryDone and Progress. Without it the Report holds an
+	// entry (a few hundred bytes) per repository, the one part of an
+	// import's memory that grows with the registry: set it for registries
+	// of hundreds of thousands of repositories.
+	ReportFailuresOnly bool
 	// Retry bounds retries of source reads. See RetryPolicy for defaults.
 	// (Blob transfers retry under the Transferer's own policy.)
 	Retry RetryPolicy
@@ -221,10 +229,19 @@ func (im *Importer) run(ctx context.Context, pass Pass, names []string) (rep *Re
 		stopOnce   sync.Once
 		discovered int
 	)
+	var totals Report // sums over every repository, listed or not
 	record := func(rr RepositoryReport) {
 		mu.Lock()
+		defer mu.Unlock()
+		totals.RepositoryCount++
+		totals.Manifests += rr.Manifests
+		if pass == FinalImport {
+			totals.Tags += len(rr.Tags)
+		}
+		if im.opts.ReportFailuresOnly && rr.Err == nil && !rr.TooLarge {
+			return
+		}
 		reports = append(reports, rr)
-		mu.Unlock()
 	}
 	g.SetLimit(im.opts.RepositoryConcurrency)
 	for name, err := range seq {
@@ -264,15 +281,12 @@ func (im *Importer) run(ctx context.Context, pass Pass, names []string) (rep *Re
 	}
 	slices.SortFunc(reports, func(a, b RepositoryReport) int { return strings.Compare(a.Name, b.Name) })
 
-	rep = &Report{Pass: pass, DryRun: im.opts.DryRun, Repositories: reports, Duration: time.Since(start)}
+	rep = &Report{Pass: pass, DryRun: im.opts.DryRun, Repositories: reports, Duration: time.Since(start),
+		RepositoryCount: totals.RepositoryCount, Manifests: totals.Manifests, Tags: totals.Tags}
 	prog := st.progress.snapshot()
 	rep.BlobsCopied, rep.BlobsSkipped, rep.BytesCopied, rep.Stats = prog.BlobsCopied, prog.BlobsSkipped, prog.BytesCopied, prog.Stats
 	var errs []error
 	for _, rr := range reports {
-		rep.Manifests += rr.Manifests
-		if pass == FinalImport {
-			rep.Tags += len(rr.Tags)
-		}
 		if rr.TooLarge {
 			rep.TooLarge = append(rep.TooLarge, TooLargeRepository{Name: rr.Name, Tags: rr.TagsTotal, Limit: im.opts.MaxTags})
 		}

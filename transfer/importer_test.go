@@ -2,6 +2,7 @@ package transfer_test
 
 import (
 	"context"
+	"errors"
 	"runtime"
 	"slices"
 	"strings"
@@ -438,5 +439,34 @@ func TestImportLinksBlobUnderEveryMediaType(t *testing.T) {
 	}
 	if rep.BlobsCopied != 3 || rep.Repositories[0].Blobs != 3 {
 		t.Fatalf("copied %d blobs, repository links %d distinct; want 3 and 3", rep.BlobsCopied, rep.Repositories[0].Blobs)
+	}
+}
+
+// ReportFailuresOnly lists only failed repositories and still counts every
+// repository and total.
+func TestReportFailuresOnly(t *testing.T) {
+	ctx := context.Background()
+	src := memBucket(t)
+	generate(t, src, transfertest.SmallSpec(31))
+	full, err := newImporter(t, src, mustNew(t, src, memBucket(t), transfer.Options{}), transfertest.NewMemSink(), transfer.ImportOptions{}).Import(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := craft{t: t, b: src, l: mustLayout(t, "")}
+	c.tag("zz/broken", "v1", "garbage\n")
+	sink := transfertest.NewMemSink()
+	rep, err := newImporter(t, src, mustNew(t, src, memBucket(t), transfer.Options{}), sink,
+		transfer.ImportOptions{ReportFailuresOnly: true, ContinueOnError: true}).Import(ctx)
+	if !errors.Is(err, transfer.ErrBadLink) {
+		t.Fatalf("err = %v, want the broken repository's ErrBadLink", err)
+	}
+	if len(rep.Repositories) != 1 || rep.Repositories[0].Name != "zz/broken" || rep.RepositoryCount != full.RepositoryCount+1 {
+		t.Fatalf("Repositories = %d (%v), RepositoryCount = %d; want only zz/broken, %d counted", len(rep.Repositories), rep.Repositories, rep.RepositoryCount, full.RepositoryCount+1)
+	}
+	if rep.Manifests != full.Manifests || rep.Tags != full.Tags || full.RepositoryCount != len(full.Repositories) {
+		t.Fatalf("totals %d manifests, %d tags; want %d, %d", rep.Manifests, rep.Tags, full.Manifests, full.Tags)
+	}
+	if d := transfertest.Diff(transfertest.State{}, sink.State()); !strings.Contains(d, "unexpected") {
+		t.Fatal("nothing was imported")
 	}
 }

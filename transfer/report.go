@@ -39,8 +39,11 @@ type Report struct {
 	Pass   Pass
 	DryRun bool
 	// Repositories has one entry per repository considered, sorted by
-	// name.
+	// name (only the failed and too-large ones with
+	// ImportOptions.ReportFailuresOnly).
 	Repositories []RepositoryReport
+	// RepositoryCount is how many repositories the pass considered.
+	RepositoryCount int
 	// TooLarge is the catalog of repositories skipped because they have
 	// more tags than ImportOptions.MaxTags.
 	TooLarge []TooLargeRepository
@@ -121,7 +124,7 @@ func (r *Report) Summary() string {
 		mode += " (dry run)"
 	}
 	fmt.Fprintf(&b, "%s: %d repositories, %d failed, %d too large; %d manifests, %d tags; blobs %d copied, %d already present, %s copied in %s",
-		mode, len(r.Repositories), len(r.Failed()), len(r.TooLarge), r.Manifests, r.Tags,
+		mode, r.RepositoryCount, len(r.Failed()), len(r.TooLarge), r.Manifests, r.Tags,
 		r.BlobsCopied, r.BlobsSkipped, FormatBytes(r.BytesCopied), r.Duration.Round(time.Millisecond))
 	return b.String()
 }

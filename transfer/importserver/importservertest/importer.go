@@ -136,7 +136,7 @@ func (im *Importer) run(ctx context.Context, pass transfer.Pass, repos []string)
 	case ctx.Err() != nil:
 		return nil, context.Cause(ctx)
 	case im.next == nil:
-		return &transfer.Report{Pass: pass, Repositories: []transfer.RepositoryReport{{Name: path}}}, nil
+		return &transfer.Report{Pass: pass, Repositories: []transfer.RepositoryReport{{Name: path}}, RepositoryCount: 1}, nil
 	case pass == transfer.PreImport:
 		return im.next.PreImport(ctx, path)
 	}
