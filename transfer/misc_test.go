@@ -39,6 +39,9 @@ func TestIsRetryable(t *testing.T) {
 		{"grpc unavailable", status.Error(codes.Unavailable, "down"), true},
 		{"grpc not found", status.Error(codes.NotFound, "gone"), false},
 		{"unexpected EOF", fmt.Errorf("read: %w", io.ErrUnexpectedEOF), true},
+		// cloud.google.com/go/storage's reader when the CRC32C of what it
+		// read does not match the object's.
+		{"gcs bad CRC on read", fmt.Errorf("blob (key %q) (code=Unknown): %w", "k", errors.New("storage: bad CRC on read: got 1234, want 5678")), true},
 		{"connection reset", fmt.Errorf("read: %w", syscall.ECONNRESET), true},
 		{"context canceled", ctx.Err(), false},
 		{"corrupt", fmt.Errorf("x: %w", transfer.ErrCorrupt), false},

@@ -50,19 +50,7 @@ func TestRerunAfterTagsDeletedOrMovedConverges(t *testing.T) {
 
 	// Between the passes: one tag deleted, one moved to another manifest.
 	deleted, moved, target := repo.Tags[0].Name, repo.Tags[1].Name, repo.Tags[2].Digest
-	it := src.List(&blob.ListOptions{Prefix: l.TagPrefix(repo.Name, deleted)})
-	for {
-		o, err := it.Next(ctx)
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := src.Delete(ctx, o.Key); err != nil {
-			t.Fatal(err)
-		}
-	}
+	deleteTag(t, src, l, repo.Name, deleted)
 	if err := src.WriteAll(ctx, l.TagCurrentLinkKey(repo.Name, moved), []byte(target), nil); err != nil {
 		t.Fatal(err)
 	}
