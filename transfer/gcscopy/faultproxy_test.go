@@ -53,6 +53,11 @@ type faultProxy struct {
 	mu     sync.Mutex
 	rng    *rand.Rand
 	counts [6]atomic.Int64
+	// primed counts the blob downloads that got one of the body faults
+	// unconditionally: the first three get a reset, an early close and a
+	// bit flip, so that every scenario exercises them however few
+	// downloads the random draw hits.
+	primed atomic.Int64
 }
 
 func newFaultProxy(t testing.TB, next http.RoundTripper, p float64, seed uint64) *faultProxy {
@@ -62,23 +67,30 @@ func newFaultProxy(t testing.TB, next http.RoundTripper, p float64, seed uint64)
 	return fp
 }
 
-func (fp *faultProxy) pick(req *http.Request) (proxyFault, int) {
+// setRate changes the fault rate of later requests.
+func (fp *faultProxy) setRate(p float64) {
+	fp.mu.Lock()
+	fp.p = p
+	fp.mu.Unlock()
+}
+
+func (fp *faultProxy) pick(req *http.Request) (proxyFault, int, bool) {
 	fp.mu.Lock()
 	defer fp.mu.Unlock()
 	seed := fp.rng.IntN(1 << 30)
 	if fp.rng.Float64() >= fp.p {
-		return passThrough, seed
+		return passThrough, seed, fp.p > 0
 	}
 	f := proxyFault(1 + fp.rng.IntN(5))
 	body := req.Method == http.MethodGet
 	if (f == resetMidBody || f == earlyClose || f == flipBit) && !body {
 		f = unavailAfter
 	}
-	return f, seed
+	return f, seed, true
 }
 
 func (fp *faultProxy) serve(w http.ResponseWriter, r *http.Request) {
-	fault, seed := fp.pick(r)
+	fault, seed, active := fp.pick(r)
 	fp.counts[fault].Add(1)
 	if fault == unavailBefore {
 		writeJSONError(w, 503)
@@ -105,6 +117,14 @@ func (fp *faultProxy) serve(w http.ResponseWriter, r *http.Request) {
 	}
 	if fault != passThrough && len(body) < 2 {
 		fault = passThrough
+	}
+	if fault == passThrough && active && r.Method == http.MethodGet && len(body) >= 2 &&
+		!strings.HasPrefix(resp.Header.Get("Content-Type"), "application/json") {
+		if i := fp.primed.Add(1) - 1; i < 3 {
+			fault = []proxyFault{resetMidBody, earlyClose, flipBit}[i]
+			fp.counts[passThrough].Add(-1)
+			fp.counts[fault].Add(1)
+		}
 	}
 	switch fault {
 	case resetMidBody, earlyClose:
@@ -242,7 +262,7 @@ func runFaultProxy(t testing.TB, cfg faultRun, seed uint64) faultOutcome {
 		opts.ServerSide = mustCopier(t, src, dst)
 	}
 	tr := mustNew(t, src, dst, opts)
-	fp.p = cfg.p
+	fp.setRate(cfg.p)
 
 	var (
 		out     faultOutcome
@@ -296,7 +316,7 @@ func runFaultProxy(t testing.TB, cfg faultRun, seed uint64) faultOutcome {
 		})
 	}
 	wg.Wait()
-	fp.p = 0
+	fp.setRate(0)
 	// What is at the destination: every object is absent, the verified
 	// blob, or (only where it was planted and the copy failed) the planted
 	// corrupt object.
@@ -357,7 +377,7 @@ func TestFaultProxyInFrontOfFakeGCS(t *testing.T) {
 			t.Run(name, func(t *testing.T) {
 				out := runFaultProxy(t, faultRun{blobs: blobs, minSize: 1 << 10, maxSize: maxSize, p: p, serverSide: serverSide}, uint64(p*100)+1)
 				t.Log(out)
-				if out.corruptRefused == 0 || out.faults[flipBit]+out.faults[resetMidBody]+out.faults[earlyClose] == 0 {
+				if out.corruptRefused == 0 || out.faults[flipBit] == 0 || out.faults[resetMidBody] == 0 || out.faults[earlyClose] == 0 {
 					t.Fatalf("scenario did not exercise corrupt sources and body faults: %v", out)
 				}
 			})
