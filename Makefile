@@ -1,17 +1,24 @@
 # Ferry's two everyday commands are `make test` and `make bench`.
 GO ?= go
 
-.PHONY: test deps vet unit fuzz bench
+.PHONY: test deps vet cross unit fuzz bench
 
-# test installs missing test servers, then vets and runs every test with the
-# race detector, then fuzzes the routing parser briefly.
-test: deps vet unit fuzz
+# test installs missing test servers, then vets, checks that the library
+# builds for macOS and Windows, runs every test with the race detector, then
+# fuzzes the routing parser briefly.
+test: deps vet cross unit fuzz
 
 deps:
 	@bash scripts/test-deps.sh
 
 vet:
 	$(GO) vet ./...
+
+# cross: Ferry is a library and must build everywhere its hosts do (the
+# throwaway test servers report ErrUnavailable off Unix).
+cross:
+	GOOS=darwin GOARCH=arm64 $(GO) build ./...
+	GOOS=windows GOARCH=amd64 $(GO) build ./...
 
 unit:
 	$(GO) test -race -count=1 -timeout 20m ./...

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"runtime"
 	"syscall"
 	"time"
 )
@@ -15,6 +14,10 @@ import (
 // ready.
 var ErrExited = errors.New("childproc: process exited")
 
+// ErrUnsupported is returned by Start on systems where throwaway servers
+// cannot be run (anything but Linux and other Unix systems).
+var ErrUnsupported = errors.New("childproc: throwaway server processes need Linux or another Unix system")
+
 // Process is a started child process.
 type Process struct {
 	proc    *os.Process
@@ -22,31 +25,24 @@ type Process struct {
 	waitErr error
 }
 
-// Start starts cmd in its own process group, asking the kernel to send it
-// deathSig when this process dies. cmd.SysProcAttr may carry other fields,
-// such as a Credential.
+// Start starts cmd so that it does not outlive this process where the
+// system allows: on Linux in its own process group with the kernel sending
+// it deathSig when this process dies; on other Unix systems in its own
+// process group (a crashed parent's children are left to SweepStale); on
+// other systems it fails with ErrUnsupported. cmd.SysProcAttr may carry
+// other fields, such as a Credential.
 func Start(cmd *exec.Cmd, deathSig syscall.Signal) (*Process, error) {
-	if cmd.SysProcAttr == nil {
-		cmd.SysProcAttr = &syscall.SysProcAttr{}
-	}
-	cmd.SysProcAttr.Pdeathsig = deathSig
-	cmd.SysProcAttr.Setpgid = true
 	p := &Process{exited: make(chan struct{})}
 	started := make(chan error, 1)
-	// Pdeathsig fires when the *thread* that forked the child exits, so the
-	// child is forked from a goroutine locked to its thread for as long as
-	// the child lives; that goroutine ends when the child does.
 	go func() {
-		runtime.LockOSThread()
 		defer close(p.exited)
-		if err := cmd.Start(); err != nil {
+		if err := start(cmd, deathSig); err != nil {
 			started <- err
 			return
 		}
 		p.proc = cmd.Process
 		started <- nil
 		p.waitErr = cmd.Wait()
-		// The thread stays locked and is discarded, as Pdeathsig requires.
 	}()
 	if err := <-started; err != nil {
 		return nil, err

@@ -2,13 +2,11 @@ package childproc
 
 import (
 	"bytes"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 )
 
 // TempDir makes a temp dir named prefix<pid>-…, which SweepStale
@@ -33,18 +31,12 @@ func SweepStale(prefix, pidFile string) {
 			if b, err := os.ReadFile(filepath.Join(d, pidFile)); err == nil {
 				first, _, _ := strings.Cut(string(b), "\n")
 				if srv, err := strconv.Atoi(strings.TrimSpace(first)); err == nil && Alive(srv) {
-					_ = syscall.Kill(srv, syscall.SIGKILL)
+					kill(srv)
 				}
 			}
 		}
 		_ = os.RemoveAll(d)
 	}
-}
-
-// Alive reports whether a process with this pid exists.
-func Alive(pid int) bool {
-	err := syscall.Kill(pid, 0)
-	return err == nil || errors.Is(err, syscall.EPERM)
 }
 
 // Tail returns the last n lines of b, for error messages quoting a log.

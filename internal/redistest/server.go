@@ -56,6 +56,9 @@ func New(t testing.TB) *Server {
 
 // Start starts a server; Stop stops it and removes its dir.
 func Start(ctx context.Context) (*Server, error) {
+	if err := childproc.Supported(); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
+	}
 	bin, err := exec.LookPath("redis-server")
 	if err != nil {
 		return nil, fmt.Errorf("%w: no redis-server in PATH (apt-get install redis-server)", ErrUnavailable)

@@ -54,10 +54,7 @@ func (s *Server) cachedCluster() string {
 	if err != nil {
 		return ""
 	}
-	uid := os.Getuid()
-	if s.cred != nil {
-		uid = int(s.cred.Uid)
-	}
+	uid := uidOf(s.cred)
 	return filepath.Join(base, "ferry", fmt.Sprintf("pgtest-cluster-v1-pg%d-uid%d", versionOf(s.bin), uid))
 }
 
@@ -75,10 +72,8 @@ func (s *Server) fillCache(ctx context.Context, cache string) error {
 		return err
 	}
 	defer os.RemoveAll(tmp)
-	if s.cred != nil {
-		if err := os.Chown(tmp, int(s.cred.Uid), int(s.cred.Gid)); err != nil {
-			return err
-		}
+	if err := chownTo(tmp, s.cred); err != nil {
+		return err
 	}
 	if err := s.initdb(ctx, filepath.Join(tmp, "data")); err != nil {
 		return err

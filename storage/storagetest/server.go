@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"os/user"
 	"path/filepath"
 	"sort"
 	"strconv"
@@ -50,12 +49,15 @@ type Server struct {
 	dir  string // temp dir: data/ and the socket
 	data string
 	bin  string
-	cred *syscall.Credential
+	cred *credential
 	proc *childproc.Process
 }
 
 // Start runs initdb into a new temp dir and starts a server on it.
 func Start(ctx context.Context, opts ServerOptions) (*Server, error) {
+	if err := childproc.Supported(); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
+	}
 	bin, err := FindBinaries()
 	if err != nil {
 		return nil, err
@@ -110,7 +112,7 @@ func (s *Server) launch(ctx context.Context, opts ServerOptions) error {
 	defer logFile.Close() // the child has its own descriptor
 	cmd := exec.Command(filepath.Join(s.bin, "postgres"), args...)
 	cmd.Stdout, cmd.Stderr = logFile, logFile
-	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: s.cred}
+	asUser(cmd, s.cred)
 	proc, err := childproc.Start(cmd, syscall.SIGQUIT)
 	if err != nil {
 		return fmt.Errorf("%w: starting postgres: %v", ErrUnavailable, err)
@@ -195,34 +197,16 @@ func (s *Server) log() []byte {
 // run runs a PostgreSQL tool as the server's OS user.
 func (s *Server) run(ctx context.Context, tool string, args ...string) ([]byte, error) {
 	cmd := exec.CommandContext(ctx, filepath.Join(s.bin, tool), args...)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: s.cred}
+	asUser(cmd, s.cred)
 	cmd.Dir = s.dir
 	return cmd.CombinedOutput()
 }
 
 func (s *Server) chown() error {
-	if s.cred == nil {
-		return nil
-	}
-	if err := os.Chown(s.dir, int(s.cred.Uid), int(s.cred.Gid)); err != nil {
+	if err := chownTo(s.dir, s.cred); err != nil {
 		return fmt.Errorf("storagetest: chown %s: %w", s.dir, err)
 	}
 	return nil
-}
-
-// serverCredential is the postgres OS user when running as root (the
-// server refuses to run as root), else nil (run as ourselves).
-func serverCredential() (*syscall.Credential, error) {
-	if os.Geteuid() != 0 {
-		return nil, nil
-	}
-	u, err := user.Lookup("postgres")
-	if err != nil {
-		return nil, fmt.Errorf("%w: running as root and there is no 'postgres' OS user to run the server as (install the postgresql package)", ErrUnavailable)
-	}
-	uid, _ := strconv.ParseUint(u.Uid, 10, 32)
-	gid, _ := strconv.ParseUint(u.Gid, 10, 32)
-	return &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}, nil
 }
 
 // FindBinaries returns the directory holding initdb and postgres: the
