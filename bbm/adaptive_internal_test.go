@@ -63,16 +63,3 @@ func TestSizerSmoothsOutliers(t *testing.T) {
 	next := s.observe(m, 1000, 10*time.Second, false)
 	require.Greater(t, next, 700)
 }
-
-func TestBackoffDoublesToCeiling(t *testing.T) {
-	require.Equal(t, 10*time.Millisecond, backoff(10*time.Millisecond, time.Second, 0))
-	require.Equal(t, 80*time.Millisecond, backoff(10*time.Millisecond, time.Second, 3))
-	require.Equal(t, time.Second, backoff(10*time.Millisecond, time.Second, 10))
-	require.Equal(t, time.Second, backoff(10*time.Millisecond, time.Second, 1000))
-	for range 100 {
-		d := jitter(time.Second, 0.2)
-		require.GreaterOrEqual(t, d, 800*time.Millisecond)
-		require.LessOrEqual(t, d, 1200*time.Millisecond)
-	}
-	require.Equal(t, time.Second, jitter(time.Second, 0))
-}

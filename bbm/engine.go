@@ -13,6 +13,7 @@ import (
 
 	"github.com/ferryhq/ferry/storage"
 
+	"github.com/ferryhq/ferry/internal/backoff"
 	"github.com/ferryhq/ferry/internal/wait"
 )
 
@@ -212,7 +213,7 @@ func (e *engine) awaitThrottle(ctx context.Context) error {
 		}
 		pause := d.RetryAfter
 		if pause <= 0 {
-			pause = backoff(e.o.Interval, e.o.MaxBackoff, n)
+			pause = backoff.Policy{Base: e.o.Interval, Max: e.o.MaxBackoff}.Delay(n)
 		}
 		e.log.InfoContext(ctx, "throttled: holding jobs", "reason", d.Reason, "wait", pause)
 		e.obs.Throttled(ctx, ThrottleEvent{Reason: d.Reason, Wait: pause})

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ferryhq/ferry/internal/backoff"
 	"github.com/jackc/pgx/v5/pgconn"
 )
 
@@ -129,7 +130,7 @@ func (e *engine) retryable(jobs []*Job) (job *Job, later bool) {
 		if j.Status != JobFailed || j.Attempts >= e.o.MaxJobAttempts {
 			continue
 		}
-		if j.Attempts > 0 && time.Since(j.FinishedAt) < backoff(e.o.RetryBackoff, e.o.MaxRetryBackoff, j.Attempts-1) {
+		if j.Attempts > 0 && time.Since(j.FinishedAt) < (backoff.Policy{Base: e.o.RetryBackoff, Max: e.o.MaxRetryBackoff}).Delay(j.Attempts-1) {
 			later = true
 			continue
 		}

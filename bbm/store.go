@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/ferryhq/ferry/internal/clip"
 )
 
 // Store is all the persistence the workers and Admin use. PostgresStore is
@@ -182,12 +184,5 @@ const maxMessageLen = 4000
 
 // TruncateMessage shortens msg to what stores keep, on a rune boundary.
 func TruncateMessage(msg string) string {
-	if len(msg) <= maxMessageLen {
-		return msg
-	}
-	cut := maxMessageLen
-	for cut > 0 && msg[cut]&0xC0 == 0x80 {
-		cut--
-	}
-	return msg[:cut] + "…"
+	return clip.Marked(msg, maxMessageLen)
 }

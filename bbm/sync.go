@@ -9,6 +9,7 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
+	"github.com/ferryhq/ferry/internal/backoff"
 	"github.com/ferryhq/ferry/internal/wait"
 	"github.com/ferryhq/ferry/storage"
 )
@@ -158,7 +159,7 @@ func (w *SyncWorker) slot(ctx context.Context) error {
 				return fmt.Errorf("bbm: sync worker: the database has failed for %s (MaxOutage): %w",
 					time.Since(outageSince).Round(time.Second), err)
 			}
-			d := jitter(backoff(w.e.o.Interval, w.e.o.MaxBackoff, idle), w.e.o.Jitter)
+			d := backoff.Spread(backoff.Policy{Base: w.e.o.Interval, Max: w.e.o.MaxBackoff}.Delay(idle), w.e.o.Jitter)
 			idle++
 			w.e.log.WarnContext(ctx, "database error; retrying", "error", err, "wait", d,
 				"outage", time.Since(outageSince).Round(time.Millisecond), "max_outage", w.e.o.MaxOutage)
@@ -174,11 +175,11 @@ func (w *SyncWorker) slot(ctx context.Context) error {
 		case stepBusy:
 			// A place frees up when any job ends: ask again soon rather
 			// than backing off while others take the budget.
-			if err := wait.Sleep(ctx, jitter(w.e.o.Interval, w.e.o.Jitter)); err != nil {
+			if err := wait.Sleep(ctx, backoff.Spread(w.e.o.Interval, w.e.o.Jitter)); err != nil {
 				return err
 			}
 		case stepWait:
-			d := jitter(backoff(w.e.o.Interval, w.e.o.MaxBackoff, idle), w.e.o.Jitter)
+			d := backoff.Spread(backoff.Policy{Base: w.e.o.Interval, Max: w.e.o.MaxBackoff}.Delay(idle), w.e.o.Jitter)
 			idle++
 			w.e.log.DebugContext(ctx, "nothing to run now (jobs run elsewhere, retries back off, or the parallelism budget is full); waiting", "wait", d)
 			if err := wait.Sleep(ctx, d); err != nil {

@@ -7,6 +7,7 @@ import (
 
 	"github.com/ferryhq/ferry/storage"
 
+	"github.com/ferryhq/ferry/internal/backoff"
 	"github.com/ferryhq/ferry/internal/wait"
 )
 
@@ -163,19 +164,19 @@ func (w *Worker) slot(r run) {
 		var pause time.Duration
 		switch {
 		case err != nil:
-			pause = backoff(w.e.o.Interval, w.e.o.MaxBackoff, failures)
+			pause = backoff.Policy{Base: w.e.o.Interval, Max: w.e.o.MaxBackoff}.Delay(failures)
 			failures, idle = failures+1, 0
 			w.e.log.WarnContext(r.waitCtx, "step failed; backing off", "error", err, "wait", pause)
 		case res == stepBusy:
 			pause = w.e.o.Interval // a place frees up when any job ends
 		case res == stepDone || res == stepWait:
-			pause = backoff(w.e.o.Interval, w.e.o.MaxBackoff, idle)
+			pause = backoff.Policy{Base: w.e.o.Interval, Max: w.e.o.MaxBackoff}.Delay(idle)
 			idle, failures = idle+1, 0
 		default:
 			idle, failures = 0, 0
 			continue
 		}
-		if wait.Sleep(r.waitCtx, jitter(pause, w.e.o.Jitter)) != nil {
+		if wait.Sleep(r.waitCtx, backoff.Spread(pause, w.e.o.Jitter)) != nil {
 			return
 		}
 	}

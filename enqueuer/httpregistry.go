@@ -7,13 +7,15 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"math/rand/v2"
 	"net/http"
 	"net/url"
 	"strings"
 	"time"
 
+	"github.com/ferryhq/ferry/internal/backoff"
 	"github.com/ferryhq/ferry/internal/wait"
+
+	"github.com/ferryhq/ferry/internal/clip"
 )
 
 // HTTPRegistryOptions configures NewHTTPRegistry.
@@ -144,7 +146,7 @@ func (c *HTTPRegistry) ImportStatus(ctx context.Context, path string) (ImportSta
 	var st ImportStatus
 	if err := json.Unmarshal(resp.body, &st); err != nil {
 		return ImportStatus{}, &RegistryError{Op: "status", Path: path, StatusCode: resp.status,
-			Body: truncate(string(resp.body), maxErrorBody), Err: fmt.Errorf("malformed status answer: %w", err)}
+			Body: clip.Marked(string(resp.body), maxErrorBody), Err: fmt.Errorf("malformed status answer: %w", err)}
 	}
 	return st, nil
 }
@@ -191,7 +193,7 @@ func (c *HTTPRegistry) do(ctx context.Context, op, method, path string, query ur
 			out.uncertain = true
 			retry = true
 		default:
-			re.Body = truncate(strings.TrimSpace(string(body)), maxErrorBody)
+			re.Body = clip.Marked(strings.TrimSpace(string(body)), maxErrorBody)
 			re.Err, retry = classify(status)
 		}
 		if !retry || attempt >= c.opts.MaxAttempts {
@@ -267,17 +269,5 @@ func (c *HTTPRegistry) attempt(ctx context.Context, method, u string, bodyLimit 
 
 // backoff is the wait after attempt n: exponential with equal jitter.
 func (c *HTTPRegistry) backoff(n int) time.Duration {
-	d := c.opts.Backoff
-	for i := 1; i < n && d < c.opts.MaxBackoff; i++ {
-		d *= 2
-	}
-	d = min(d, c.opts.MaxBackoff)
-	return d/2 + rand.N(d/2+1)
-}
-
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return s[:n] + "…"
+	return backoff.Equal(backoff.Policy{Base: c.opts.Backoff, Max: c.opts.MaxBackoff}.Delay(n - 1))
 }

@@ -229,9 +229,7 @@ func (h *Handler) serve(ctx context.Context, w http.ResponseWriter, req *http.Re
 	if reason == "" {
 		reason = body.Detail
 	}
-	if len(reason) > maxReasonLen {
-		reason = reason[:maxReasonLen]
-	}
+	reason = truncateReason(reason)
 
 	repo, changed, err := h.apply(ctx, path, body.Status, n, reason)
 	var wrong *wrongStateError

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"golang.org/x/sync/errgroup"
+
+	"github.com/ferryhq/ferry/internal/clip"
 )
 
 // Skip reasons the enqueuer records itself. They are the only ones: a
@@ -545,13 +547,9 @@ func (r *Runner) abort(ctx context.Context, cur Repository, typ ImportType, reas
 	return true
 }
 
-// truncateReason bounds a stored reason to maxReasonLen bytes.
-func truncateReason(reason string) string {
-	if len(reason) > maxReasonLen {
-		return reason[:maxReasonLen]
-	}
-	return reason
-}
+// truncateReason bounds a stored reason to maxReasonLen bytes, on a rune
+// boundary (Postgres rejects a split character).
+func truncateReason(reason string) string { return clip.Prefix(reason, maxReasonLen) }
 
 // revert undoes a claim the registry did not act on. It runs even when ctx
 // is done: a claim left behind would hold capacity until the stale guard

@@ -4,8 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"time"
+
+	"github.com/ferryhq/ferry/internal/backoff"
 )
 
 // WaitOptions tunes Wait. The zero value is ready to use.
@@ -34,8 +35,8 @@ func Wait(ctx context.Context, locker Locker, key string, ttl time.Duration, opt
 	if maxB <= 0 {
 		maxB = defaultMaxBackoff
 	}
-	maxB = max(maxB, minB)
-	backoff := minB
+	policy := backoff.Policy{Base: minB, Max: max(maxB, minB)}
+	attempt := 0
 	var timer *time.Timer
 	var held error // the last ErrHeld
 	for {
@@ -50,9 +51,9 @@ func Wait(ctx context.Context, locker Locker, key string, ttl time.Duration, opt
 			return nil, err
 		}
 		held = err
-		// "Equal jitter": half the backoff for sure, half at random, so
-		// that waiters spread out but none retries much too early.
-		delay := backoff/2 + rand.N(backoff/2+1)
+		// Equal jitter: waiters spread out but none retries much too early.
+		delay := backoff.Equal(policy.Delay(attempt))
+		attempt++
 		if timer == nil {
 			timer = time.NewTimer(delay)
 			defer timer.Stop()
@@ -64,6 +65,5 @@ func Wait(ctx context.Context, locker Locker, key string, ttl time.Duration, opt
 			return nil, fmt.Errorf("lease: waiting for key %q: %w (last attempt: %w)", key, ctx.Err(), err)
 		case <-timer.C:
 		}
-		backoff = min(backoff*2, maxB)
 	}
 }

@@ -11,6 +11,8 @@ import (
 	"unicode/utf8"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/ferryhq/ferry/internal/clip"
 )
 
 // GitLab reads all_queues.yml and gitlab.yml with Ruby's YAML library
@@ -370,11 +372,7 @@ func rubyFloatString(f float64) string {
 // quoteShort quotes s for messages, cut to 40 bytes.
 func quoteShort(s string) string {
 	if len(s) > 40 {
-		cut := 40
-		for cut > 0 && !utf8.RuneStart(s[cut]) {
-			cut--
-		}
-		return strconv.Quote(s[:cut]) + "…"
+		return strconv.Quote(clip.Prefix(s, 40)) + "…"
 	}
 	return strconv.Quote(s)
 }

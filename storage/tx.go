@@ -4,12 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
+	"github.com/ferryhq/ferry/internal/backoff"
 	"github.com/ferryhq/ferry/internal/wait"
 )
 
@@ -22,8 +22,9 @@ type TxOptions struct {
 	// serialization failure or a deadlock is run again. Default 3; a
 	// negative value disables retries.
 	MaxRetries int
-	// RetryBackoff is the base delay before a retry; it doubles each time
-	// and gets up to 50% jitter. Default 10ms.
+	// RetryBackoff is the delay before the first retry; it doubles each
+	// time (up to 1024 times itself), with equal jitter (between half and
+	// all of it). Default 10ms.
 	RetryBackoff time.Duration
 }
 
@@ -51,17 +52,17 @@ func InTxWith(ctx context.Context, db Beginner, opts TxOptions, fn func(tx pgx.T
 	if _, nested := db.(pgx.Tx); nested || retries < 0 {
 		retries = 0
 	}
-	backoff := opts.RetryBackoff
-	if backoff <= 0 {
-		backoff = defaultTxRetryBackoff
+	base := opts.RetryBackoff
+	if base <= 0 {
+		base = defaultTxRetryBackoff
 	}
+	retry := backoff.Policy{Base: base, Max: base << 10}
 	for attempt := 0; ; attempt++ {
 		err := runTx(ctx, db, opts.Tx, fn)
 		if err == nil || attempt >= retries || !IsRetryable(err) {
 			return err
 		}
-		delay := backoff << attempt
-		delay += time.Duration(rand.Int64N(int64(delay)/2 + 1))
+		delay := backoff.Equal(retry.Delay(attempt))
 		if werr := wait.Sleep(ctx, delay); werr != nil {
 			return fmt.Errorf("storage: retrying transaction: %w (after %w)", werr, err)
 		}

@@ -8,6 +8,8 @@ import (
 	"fmt"
 
 	"github.com/opencontainers/go-digest"
+
+	"github.com/ferryhq/ferry/internal/clip"
 )
 
 // ParseDigest validates s as an OCI content digest ("sha256:<64 hex>",
@@ -27,7 +29,7 @@ func ParseDigest(s string) (digest.Digest, error) {
 // callers can tell bad input from storage failures with errors.Is.
 func ValidateDigest(d digest.Digest) error {
 	if err := d.Validate(); err != nil {
-		return fmt.Errorf("%w: %q: %w", ErrInvalidDigest, clip(string(d)), err)
+		return fmt.Errorf("%w: %q: %w", ErrInvalidDigest, clipInput(string(d)), err)
 	}
 	return nil
 }
@@ -39,10 +41,6 @@ func digestFromPath(alg, encoded string) (digest.Digest, error) {
 }
 
 // clip shortens untrusted input before it goes into an error message.
-func clip(s string) string {
-	const maxLen = 100
-	if len(s) <= maxLen {
-		return s
-	}
-	return s[:maxLen] + "..."
+func clipInput(s string) string {
+	return clip.Marked(s, 100)
 }

@@ -29,11 +29,11 @@ func ValidateRepository(name string) error {
 		return fmt.Errorf("%w: empty repository name", ErrInvalidName)
 	}
 	if len(name) > maxRepositoryNameLen {
-		return fmt.Errorf("%w: repository name %q is longer than %d characters", ErrInvalidName, clip(name), maxRepositoryNameLen)
+		return fmt.Errorf("%w: repository name %q is longer than %d characters", ErrInvalidName, clipInput(name), maxRepositoryNameLen)
 	}
 	for _, c := range strings.Split(name, "/") {
 		if !componentRE.MatchString(c) {
-			return fmt.Errorf("%w: repository name %q has bad path component %q", ErrInvalidName, clip(name), clip(c))
+			return fmt.Errorf("%w: repository name %q has bad path component %q", ErrInvalidName, clipInput(name), clipInput(c))
 		}
 	}
 	return nil
@@ -42,7 +42,7 @@ func ValidateRepository(name string) error {
 // ValidateTag checks a tag name. The error wraps ErrInvalidName.
 func ValidateTag(tag string) error {
 	if !tagRE.MatchString(tag) {
-		return fmt.Errorf("%w: tag %q (want [A-Za-z0-9_][A-Za-z0-9_.-]{0,127})", ErrInvalidName, clip(tag))
+		return fmt.Errorf("%w: tag %q (want [A-Za-z0-9_][A-Za-z0-9_.-]{0,127})", ErrInvalidName, clipInput(tag))
 	}
 	return nil
 }
@@ -67,7 +67,7 @@ func NewLayout(root string) (Layout, error) {
 	trimmed := strings.TrimSuffix(root, "/")
 	for _, c := range strings.Split(trimmed, "/") {
 		if c == "" || c == "." || c == ".." || strings.ContainsAny(c, "\\\x00\r\n") {
-			return Layout{}, fmt.Errorf("%w: root %q has bad component %q", ErrInvalidPath, clip(root), clip(c))
+			return Layout{}, fmt.Errorf("%w: root %q has bad component %q", ErrInvalidPath, clipInput(root), clipInput(c))
 		}
 	}
 	return Layout{root: trimmed + "/"}, nil

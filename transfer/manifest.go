@@ -182,7 +182,7 @@ func ParseManifest(d digest.Digest, payload []byte) (*Manifest, error) {
 			m.Manifests = append(m.Manifests, desc)
 		}
 	default:
-		return nil, bad("unsupported mediaType %q", clip(mt))
+		return nil, bad("unsupported mediaType %q", clipInput(mt))
 	}
 	return m, nil
 }

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"net"
 	"net/http"
 	"strings"
@@ -18,6 +17,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/ferryhq/ferry/internal/backoff"
 	"github.com/ferryhq/ferry/internal/wait"
 )
 
@@ -68,13 +68,7 @@ func (p RetryPolicy) withDefaults() RetryPolicy {
 
 // backoff returns the wait before attempt n+1, after n failed attempts.
 func (p RetryPolicy) backoff(n int) time.Duration {
-	d := float64(p.InitialBackoff)
-	for i := 1; i < n && d < float64(p.MaxBackoff); i++ {
-		d *= p.Multiplier
-	}
-	upper := min(time.Duration(d), p.MaxBackoff)
-	half := upper / 2
-	return half + rand.N(upper-half+1)
+	return backoff.Equal(backoff.Policy{Base: p.InitialBackoff, Max: p.MaxBackoff, Factor: p.Multiplier}.Delay(n - 1))
 }
 
 // do runs fn until it succeeds, fails with an error the policy does not

@@ -10,6 +10,8 @@ import (
 	"net/url"
 	"strings"
 	"time"
+
+	"github.com/ferryhq/ferry/internal/clip"
 )
 
 // apiPrefix is the import API's path; the Handler finds it anywhere in the
@@ -133,7 +135,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, ev *RequestEvent)
 		ev.Op = OpCancel
 	default:
 		w.Header().Set("Allow", "GET, PUT, DELETE")
-		return refuse(w, http.StatusMethodNotAllowed, "UNSUPPORTED", "method not allowed", fmt.Errorf("method %s", clip(r.Method, 16)))
+		return refuse(w, http.StatusMethodNotAllowed, "UNSUPPORTED", "method not allowed", fmt.Errorf("method %s", clip.Marked(r.Method, 16)))
 	}
 	path, a := repositoryPath(w, r)
 	if a.code != 0 {
@@ -171,7 +173,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, ev *RequestEvent)
 		force = true
 	default:
 		return refuse(w, http.StatusBadRequest, "INVALID_QUERY_PARAMETER_VALUE", `force must be "true" or "false"`,
-			fmt.Errorf("force=%q", clip(strings.Join(v, ","), 32)))
+			fmt.Errorf("force=%q", clip.Marked(strings.Join(v, ","), 32)))
 	}
 	return s.cancel(ctx, w, path, force)
 }
@@ -181,7 +183,7 @@ func repositoryPath(w http.ResponseWriter, r *http.Request) (string, answer) {
 	p := r.URL.Path
 	i := strings.Index(p, apiPrefix)
 	if i < 0 {
-		return "", refuse(w, http.StatusNotFound, "NOT_FOUND", "no such endpoint", fmt.Errorf("path %q", clip(p, 128)))
+		return "", refuse(w, http.StatusNotFound, "NOT_FOUND", "no such endpoint", fmt.Errorf("path %q", clip.Marked(p, 128)))
 	}
 	if r.URL.RawPath != "" {
 		return "", refuse(w, http.StatusBadRequest, "NAME_INVALID", "invalid repository name: escaped characters", ErrInvalidPath)

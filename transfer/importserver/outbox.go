@@ -6,12 +6,14 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"net/http"
 	"strings"
 	"time"
 
+	"github.com/ferryhq/ferry/internal/backoff"
 	"golang.org/x/sync/errgroup"
+
+	"github.com/ferryhq/ferry/internal/clip"
 )
 
 // notificationBody is what the coordinator receives: the fields GitLab's
@@ -139,12 +141,7 @@ func refusal(code int) bool {
 // backoff is the wait after a failed attempt when attempts were made
 // before it: capped exponential, with equal jitter.
 func (s *Server) backoff(attempts int) time.Duration {
-	d := s.cfg.Notify.Backoff
-	for i := 0; i < attempts && d < s.cfg.Notify.MaxBackoff; i++ {
-		d *= 2
-	}
-	d = min(d, s.cfg.Notify.MaxBackoff)
-	return d/2 + rand.N(d/2+1)
+	return backoff.Equal(backoff.Policy{Base: s.cfg.Notify.Backoff, Max: s.cfg.Notify.MaxBackoff}.Delay(attempts))
 }
 
 // send PUTs one notification. A nil error means a 2xx answer; otherwise
@@ -176,5 +173,5 @@ func (s *Server) send(ctx context.Context, n Notification) (int, error) {
 	if resp.StatusCode/100 == 2 {
 		return resp.StatusCode, nil
 	}
-	return resp.StatusCode, fmt.Errorf("HTTP %d: %s", resp.StatusCode, clip(strings.TrimSpace(string(answer)), 512))
+	return resp.StatusCode, fmt.Errorf("HTTP %d: %s", resp.StatusCode, clip.Marked(strings.TrimSpace(string(answer)), 512))
 }

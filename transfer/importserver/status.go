@@ -3,6 +3,8 @@ package importserver
 import (
 	"fmt"
 	"time"
+
+	"github.com/ferryhq/ferry/internal/clip"
 )
 
 // Status is where a repository's import is, in the words of the import
@@ -70,7 +72,7 @@ func ParseType(s string) (Type, error) {
 	case "":
 		return "", fmt.Errorf("%w: missing (want %q or %q)", ErrInvalidType, PreImport, FinalImport)
 	}
-	return "", fmt.Errorf("%w: %q (want %q or %q)", ErrInvalidType, clip(s, 64), PreImport, FinalImport)
+	return "", fmt.Errorf("%w: %q (want %q or %q)", ErrInvalidType, clip.Marked(s, 64), PreImport, FinalImport)
 }
 
 // InProgress is the status of a running import of type t.
@@ -175,17 +177,6 @@ type RunRef struct {
 // MaxDetailLength bounds the Detail a store keeps, in bytes.
 const MaxDetailLength = 4 << 10
 
-// clip shortens s to at most n bytes (on a rune boundary), marking the cut.
-func clip(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	cut := n
-	for cut > 0 && cut < len(s) && s[cut]&0xC0 == 0x80 {
-		cut--
-	}
-	return s[:cut] + "…"
-}
-
-// ClipDetail shortens a detail to MaxDetailLength bytes. Stores apply it.
-func ClipDetail(s string) string { return clip(s, MaxDetailLength-len("…")) }
+// ClipDetail shortens a detail to MaxDetailLength bytes, on a rune
+// boundary. Stores apply it.
+func ClipDetail(s string) string { return clip.Marked(s, MaxDetailLength) }
