@@ -18,6 +18,14 @@ func TestPostgresStoreConformance(t *testing.T) {
 	})
 }
 
+// The store passes the same suite through PgBouncer in transaction-pooling
+// mode, on a host's *sql.DB (storagetest.KindBouncer).
+func TestPostgresStoreThroughPgBouncer(t *testing.T) {
+	bbmtest.TestStore(t, func(t *testing.T) bbm.Store {
+		return bbm.NewPostgresStore(storagetest.Handle(t, storagetest.KindBouncer), bbm.PostgresStoreOptions{})
+	})
+}
+
 // Migrations and jobs stored before keyset batching (0005) come through the
 // schema migration as single bigint keys, with the order they ran with.
 func TestSchemaMigrationKeepsIntegerRanges(t *testing.T) {

@@ -16,6 +16,7 @@ import (
 
 	"github.com/ferryhq/ferry/bbm"
 	"github.com/ferryhq/ferry/storage"
+	"github.com/ferryhq/ferry/storage/storagetest"
 )
 
 // Environment of a child process: the re-executed test binary runs
@@ -99,6 +100,18 @@ func requireDone(t *testing.T, pool storage.Handle, jobs int) {
 // job runs once and finishes.
 func TestTwoProcesses(t *testing.T) {
 	pool, url := pgSetupURL(t)
+	twoProcesses(t, pool, url)
+}
+
+// TestTwoProcesses through PgBouncer in transaction-pooling mode: each
+// process's pool shares the bouncer's server connections, so nothing may
+// rely on a session (bbm's claims take transaction-scoped locks only).
+func TestTwoProcessesThroughPgBouncer(t *testing.T) {
+	pool, url := pgSetupURL(t)
+	twoProcesses(t, pool, storagetest.ThroughBouncer(t, url))
+}
+
+func twoProcesses(t *testing.T, pool storage.Handle, url string) {
 	setupLogged(t, pool, 4000, 100)
 	var cmds []*exec.Cmd
 	var outs []*bytes.Buffer

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the servers Ferry's tests run against, when they are missing:
-# PostgreSQL 15 (initdb, postgres, pg_basebackup), redis-server, and
-# Chromium (the dashboard's browser tests drive it headless). Uses
+# PostgreSQL 15 (initdb, postgres, pg_basebackup), redis-server, pgbouncer
+# (tests in transaction-pooling mode) and Chromium (the dashboard's browser
+# tests drive it headless). Uses
 # apt-get (as root, or through sudo). Prints what it did; never fails
 # silently: a missing server later fails the tests under CI=true.
 set -euo pipefail
@@ -16,6 +17,9 @@ fi
 if ! command -v chromium >/dev/null 2>&1 && ! command -v chromium-browser >/dev/null 2>&1 \
   && ! command -v google-chrome >/dev/null 2>&1 && [ -z "${FERRY_CHROMIUM:-}" ]; then
   need+=(chromium)
+fi
+if ! command -v pgbouncer >/dev/null 2>&1 && [ ! -x /usr/sbin/pgbouncer ]; then
+  need+=(pgbouncer)
 fi
 if [ ${#need[@]} -eq 0 ]; then
   exit 0

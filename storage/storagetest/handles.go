@@ -24,6 +24,11 @@ const (
 	// Schema (storage.WithSchema), on a database where they exist nowhere
 	// else: SQL that does not qualify Ferry's tables fails there.
 	KindSchema HandleKind = "pgxpool_in_schema"
+	// KindBouncer is a *sql.DB of pgx's stdlib driver, through
+	// storage.FromSQL, connected through PgBouncer in transaction-pooling
+	// mode (see Bouncer) with pgx's exec mode: the shape of GitLab's
+	// registry. Under CI=true a missing pgbouncer fails the test.
+	KindBouncer HandleKind = "database_sql_via_pgbouncer"
 )
 
 // Schema is the schema of Ferry's tables on KindSchema handles. Its name
@@ -31,7 +36,7 @@ const (
 const Schema = "ferry Test"
 
 // HandleKinds returns every HandleKind, for tests that run once per kind.
-func HandleKinds() []HandleKind { return []HandleKind{KindPool, KindSQL, KindSchema} }
+func HandleKinds() []HandleKind { return []HandleKind{KindPool, KindSQL, KindSchema, KindBouncer} }
 
 // SQLDB returns a *sql.DB (pgx's stdlib driver) on a new migrated database
 // (see URL), closed when the test ends.
@@ -51,10 +56,17 @@ func openSQL(t testing.TB, url string) *sql.DB {
 }
 
 // OpenHandle returns a handle of kind on url whose pool is closed when the
-// test ends. It migrates nothing.
+// test ends. It migrates nothing. For KindBouncer, url must be a database
+// this package made; the handle reaches it through the bouncer.
 func OpenHandle(t testing.TB, kind HandleKind, url string) storage.Handle {
 	t.Helper()
 	switch kind {
+	case KindBouncer:
+		h, err := storage.FromSQL(openSQL(t, ThroughBouncer(t, url)))
+		if err != nil {
+			t.Fatalf("storagetest: %v", err)
+		}
+		return h
 	case KindPool, KindSchema:
 		pool, err := pgxpool.New(context.Background(), url)
 		if err != nil {

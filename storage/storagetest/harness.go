@@ -37,6 +37,11 @@ type harness struct {
 	fileCopy bool // server supports CREATE DATABASE ... STRATEGY FILE_COPY
 	count    atomic.Int64
 
+	// The PgBouncer in front of the server (BouncerURL), once asked for.
+	bouncerStarted bool
+	pgbouncer      *Bouncer
+	bouncerErr     error
+
 	// Migrated databases made ahead of demand by one goroutine, so a test
 	// takes one in microseconds while the next is being copied.
 	ready      chan string
@@ -177,6 +182,10 @@ func (h *harness) close() {
 	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	if h.pgbouncer != nil {
+		h.pgbouncer.Stop()
+		h.pgbouncer = nil
+	}
 	ctx := context.Background()
 	if h.admin != nil {
 		if h.local == nil || h.adminURL != h.local.URL("postgres") {
