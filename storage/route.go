@@ -180,12 +180,20 @@ func (db *DB) RecordWrite(ctx context.Context, key string) error {
 }
 
 // WriteTx runs fn in a transaction on the primary (see InTx) and, once it
-// has committed, records the write for key.
+// has committed, records the write for key. An error means the transaction
+// did not commit: when the WAL position cannot be read after the commit,
+// WriteTx still returns nil (a caller must never retry a committed write),
+// logs a warning and sends key's reads to the primary for StickyTTL.
 func (db *DB) WriteTx(ctx context.Context, key string, fn func(tx pgx.Tx) error) error {
 	if err := InTx(ctx, db.primary, fn); err != nil {
 		return err
 	}
-	return db.RecordWrite(ctx, key)
+	if err := db.RecordWrite(ctx, key); err != nil {
+		db.sticky.pin(key, time.Now())
+		db.cfg.Logger.WarnContext(ctx, "storage: the write committed but its WAL position could not be read; its key's reads go to the primary",
+			"key", key, "sticky_ttl", db.cfg.StickyTTL, "error", err)
+	}
+	return nil
 }
 
 // replica is one replica pool and what is known of its position.

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
 
 	"github.com/ferryhq/ferry/storage"
@@ -160,4 +161,48 @@ func TestOpenWithDeadReplicaStillServes(t *testing.T) {
 	defer db.Close()
 	_, target := db.Choose(ctx, "")
 	require.Equal(t, storage.TargetPrimary, target)
+}
+
+// A write that committed is never reported as failed: when the primary's
+// WAL position cannot be read after the commit (here the writer's role may
+// not call pg_current_wal_insert_lsn), WriteTx returns nil, the row is
+// there, and the key's reads go to the primary although the replica is
+// caught up. Before, WriteTx returned the position's error, inviting a
+// retry of a committed write.
+func TestWriteTxNeverFailsAfterCommit(t *testing.T) {
+	ctx := context.Background()
+	db, rep := openReplicated(t, 0)
+	role := fmt.Sprintf("ferry_writer_%d", time.Now().UnixNano())
+	_, err := db.Exec(ctx, `CREATE ROLE `+role+` LOGIN; GRANT ALL ON repos TO `+role)
+	require.NoError(t, err)
+	t.Cleanup(func() {
+		_, _ = db.Exec(context.Background(), `DROP OWNED BY `+role+`; DROP ROLE `+role)
+	})
+	writerPool, err := pgxpool.New(ctx, rep.PrimaryURL+" user="+role)
+	require.NoError(t, err)
+	t.Cleanup(writerPool.Close)
+	replicaPool, err := pgxpool.New(ctx, rep.ReplicaURL)
+	require.NoError(t, err)
+	t.Cleanup(replicaPool.Close)
+	// Replica positions, once read, stay fresh for the whole test.
+	routed, err := storage.WrapWith(storage.Config{ReplicaCheckInterval: time.Hour, Logger: quiet},
+		storage.FromPool(writerPool), storage.FromPool(replicaPool))
+	require.NoError(t, err)
+	waitReplicated(t, db)
+	_, target := routed.Choose(ctx, "")
+	require.Equal(t, storage.TargetReplica, target)
+
+	_, err = db.Exec(ctx, `REVOKE EXECUTE ON FUNCTION pg_current_wal_insert_lsn() FROM PUBLIC`)
+	require.NoError(t, err)
+	require.NoError(t, routed.WriteTx(ctx, "a/b", func(tx pgx.Tx) error {
+		_, err := tx.Exec(ctx, `INSERT INTO repos VALUES ('a/b', 'written')`)
+		return err
+	}))
+	var state string
+	require.NoError(t, db.QueryRow(ctx, `SELECT state FROM repos WHERE path = 'a/b'`).Scan(&state))
+	require.Equal(t, "written", state)
+	_, target = routed.Choose(ctx, "a/b")
+	require.Equal(t, storage.TargetPrimary, target, "a write of unknown position is read from the primary")
+	_, target = routed.Choose(ctx, "other")
+	require.Equal(t, storage.TargetReplica, target, "other keys still read from the replica")
 }

@@ -22,6 +22,12 @@ type stickyLSN struct {
 	at  time.Time
 }
 
+// pinned is the position of a key whose write's position is unknown: no
+// replica has replayed it, so its reads go to the primary until it is
+// forgotten. Forgetting it does not raise the floor (that would send every
+// read to the primary for good).
+const pinned = ^uint64(0)
+
 func newStickyLSNs(ttl time.Duration, maxKeys int) *stickyLSNs {
 	return &stickyLSNs{ttl: ttl, max: maxKeys, keys: make(map[string]stickyLSN)}
 }
@@ -44,7 +50,8 @@ func (s *stickyLSNs) need(key string, now time.Time) uint64 {
 func (s *stickyLSNs) put(key string, lsn uint64, now time.Time) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if e, ok := s.keys[key]; ok && e.lsn > lsn {
+	// A position read after a pinned key's write covers that write too.
+	if e, ok := s.keys[key]; ok && e.lsn > lsn && e.lsn != pinned {
 		lsn = e.lsn
 	}
 	if _, ok := s.keys[key]; !ok && len(s.keys) >= s.max {
@@ -62,7 +69,12 @@ func (s *stickyLSNs) put(key string, lsn uint64, now time.Time) {
 	s.keys[key] = stickyLSN{lsn: lsn, at: now}
 }
 
+// pin sends key's reads to the primary until it is forgotten (ttl).
+func (s *stickyLSNs) pin(key string, now time.Time) { s.put(key, pinned, now) }
+
 func (s *stickyLSNs) forget(key string, e stickyLSN) {
 	delete(s.keys, key)
-	s.floor = max(s.floor, e.lsn)
+	if e.lsn != pinned {
+		s.floor = max(s.floor, e.lsn)
+	}
 }

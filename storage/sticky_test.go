@@ -31,3 +31,26 @@ func TestStickyForgettingRaisesFloor(t *testing.T) {
 		t.Fatalf("floor after expiry = %d, want 300", got)
 	}
 }
+
+// A write whose position is unknown pins its key to the primary until it
+// expires, without raising the floor for every other key; a position
+// read later covers it.
+func TestStickyPin(t *testing.T) {
+	now := time.Unix(1000, 0)
+	s := newStickyLSNs(time.Minute, 10)
+	s.pin("a", now)
+	if got := s.need("a", now); got != pinned {
+		t.Fatalf("pinned key: need = %d, want %d", got, pinned)
+	}
+	if got := s.need("other", now.Add(2*time.Minute)); got != 0 {
+		t.Fatalf("another key after the pin expired: need = %d, want 0", got)
+	}
+	if got := s.need("a", now.Add(2*time.Minute)); got != 0 {
+		t.Fatalf("expired pin: need = %d, want 0", got)
+	}
+	s.pin("b", now)
+	s.put("b", 500, now)
+	if got := s.need("b", now); got != 500 {
+		t.Fatalf("position after a pin: need = %d, want 500", got)
+	}
+}

@@ -15,7 +15,8 @@ import (
 )
 
 // The conformance suite on every kind of Handle: a pool, a database/sql
-// DB, and a pool whose Ferry tables live in another schema.
+// DB, a pool whose Ferry tables live in another schema, and a *sql.DB
+// through PgBouncer in transaction-pooling mode.
 func TestPostgresStore(t *testing.T) {
 	t.Parallel() // waits on Postgres and on the child process: overlaps with the rest
 	storagetest.ForEachHandle(t, func(t *testing.T, kind storagetest.HandleKind) {
