@@ -121,7 +121,9 @@ func TestSchedulerCoalescesNotifications(t *testing.T) {
 	st := sched.Stats()
 	t.Logf("%d notifications in %s: %d kicks, %d coalesced, %d runs, %d held, max %d in flight",
 		notifications, burst.Round(time.Millisecond), st.Kicks, st.Coalesced, st.Runs, st.Held, runner.maxSeen.Load())
-	require.Less(t, burst, 3*time.Second, "the burst took too long to mean anything")
+	// No bound on the burst's duration (no timing thresholds in tests): a
+	// loaded machine spreads the kicks out, but every run still waits
+	// 5-20 ms for each start it makes, so they keep coalescing.
 	require.EqualValues(t, notifications, st.Kicks)
 	require.EqualValues(t, 1, runner.maxSeen.Load(), "at most one run in flight")
 	require.EqualValues(t, 1, st.MaxInFlight)
