@@ -47,10 +47,14 @@ type BucketForecast struct {
 	MinTags, MaxTags int
 	// Finished counts the measured imports in the bucket; MeanTags and
 	// MeanDuration are their means. A repository's duration is from the
-	// start of its last pre-import to the end of its final import.
-	Finished     int
-	MeanTags     float64
-	MeanDuration time.Duration
+	// start of its last pre-import to the end of its final import (the
+	// time it held a unit of capacity); MeanPreImport is the part until
+	// its pre-import ended, the rest is the final import and the wait
+	// for its start.
+	Finished      int
+	MeanTags      float64
+	MeanDuration  time.Duration
+	MeanPreImport time.Duration
 	// InProgress and Waiting count the repositories of the bucket that are
 	// being imported and that wait (Waiting counts the scheduled window
 	// only).
@@ -83,8 +87,10 @@ type Forecast struct {
 // bucket and the capacity. A repository's expected duration is read off
 // the buckets' measured means, interpolated by tag count (and extrapolated
 // along the two nearest buckets for repositories smaller or larger than
-// any finished one). Imports in progress need what is left of theirs (at least a tenth
-// of the time they have run, once they overrun); waiting repositories take
+// any finished one), for each of its two phases: the pre-import, and the
+// final import with the wait for its start. Imports in progress need what
+// is left of their current phase (at least a tenth of the time it has
+// run, once it overruns) and the phase after it; waiting repositories take
 // the first free unit of capacity in the enqueuer's order (aborted first,
 // then new ones in Config.Order), one by one for the first opts.Window of
 // them, spread over the capacity for the rest. It reads on the primary:
@@ -160,8 +166,18 @@ func bucketBounds(i int) (lo, hi int) {
 	return lo, math.MaxInt
 }
 
-// durationModel is the measured mean duration of each bucket.
+// durationModel is the measured mean durations of each bucket, by phase:
+// the pre-import (from its start to its end) and the final phase (from
+// there to the end of the final import, the wait for its start included).
+// Together they are the time a repository holds a unit of capacity.
+// Phases matter for the imports in progress: a final import that has run
+// for a minute is nearly done, however long its pre-import took.
 type durationModel struct {
+	pre, final phaseModel
+}
+
+// phaseModel is one phase's measured mean duration of each bucket.
+type phaseModel struct {
 	sum   []bucketSum
 	curve []point // the buckets' means, by tag count
 }
@@ -174,33 +190,60 @@ type bucketSum struct {
 type point struct{ tags, secs float64 }
 
 func newDurationModel(finished []Repository) *durationModel {
-	m := &durationModel{sum: make([]bucketSum, len(TagBuckets)+1)}
+	m := &durationModel{
+		pre:   phaseModel{sum: make([]bucketSum, len(TagBuckets)+1)},
+		final: phaseModel{sum: make([]bucketSum, len(TagBuckets)+1)},
+	}
 	for _, r := range finished {
-		if r.PreImportingAt.IsZero() || !r.ImportDoneAt.After(r.PreImportingAt) {
+		// A repository reconciled after an abort may carry the end of an
+		// earlier attempt's pre-import: without both phases in order it
+		// says nothing reliable.
+		if r.PreImportingAt.IsZero() || r.PreImportDoneAt.Before(r.PreImportingAt) ||
+			r.ImportDoneAt.Before(r.PreImportDoneAt) || !r.ImportDoneAt.After(r.PreImportingAt) {
 			continue
 		}
-		b := &m.sum[bucketOf(r.TagCount)]
-		b.n++
-		b.tags += float64(r.TagCount)
-		b.secs += r.ImportDoneAt.Sub(r.PreImportingAt).Seconds()
+		b := bucketOf(r.TagCount)
+		m.pre.add(b, r.TagCount, r.PreImportDoneAt.Sub(r.PreImportingAt))
+		m.final.add(b, r.TagCount, r.ImportDoneAt.Sub(r.PreImportDoneAt))
 	}
-	for _, b := range m.sum {
-		if b.n > 0 {
-			m.curve = append(m.curve, point{tags: b.tags / float64(b.n), secs: b.secs / float64(b.n)})
-		}
-	}
+	m.pre.fit()
+	m.final.fit()
 	return m
 }
 
-func (m *durationModel) known() bool { return len(m.curve) > 0 }
+func (p *phaseModel) add(bucket, tags int, d time.Duration) {
+	b := &p.sum[bucket]
+	b.n++
+	b.tags += float64(tags)
+	b.secs += d.Seconds()
+}
 
-// expected returns the expected duration of a repository with tags tags:
-// linear between the buckets' means; beyond the smallest or the largest,
-// along the line through the two nearest (never falling above the
+func (p *phaseModel) fit() {
+	for _, b := range p.sum {
+		if b.n > 0 {
+			p.curve = append(p.curve, point{tags: b.tags / float64(b.n), secs: b.secs / float64(b.n)})
+		}
+	}
+}
+
+func (m *durationModel) known() bool { return len(m.pre.curve) > 0 }
+
+// expected returns the expected duration of a repository with tags tags,
+// both phases.
+func (m *durationModel) expected(tags int) time.Duration {
+	return m.pre.expected(tags) + m.final.expected(tags)
+}
+
+// expected returns the phase's expected duration for a repository with
+// tags tags: linear between the buckets' means; beyond the smallest or the
+// largest, along the line through the two nearest (never falling above the
 // largest, never below the proportion of the smallest's mean); in
 // proportion to the tags when only one bucket is known.
-func (m *durationModel) expected(tags int) time.Duration {
-	t, c := float64(tags), m.curve
+func (p *phaseModel) expected(tags int) time.Duration {
+	t, c := float64(tags), p.curve
+	if len(c) == 0 {
+		return 0
+	}
 	var secs float64
 	switch i, _ := slices.BinarySearchFunc(c, t, func(p point, t float64) int {
 		switch {
@@ -229,14 +272,29 @@ func (m *durationModel) expected(tags int) time.Duration {
 	return time.Duration(max(secs, 0) * float64(time.Second))
 }
 
-// left returns how long r, in progress, still needs at now.
+// left returns how long r, in progress, still needs at now: what is left
+// of its current phase, and the final phase after a pre-import.
 func (m *durationModel) left(r Repository, now time.Time) time.Duration {
-	start := r.PreImportingAt
-	if start.IsZero() {
+	if r.State == StatePreImporting {
+		start := r.PreImportingAt
+		if start.IsZero() {
+			start = r.StateChangedAt
+		}
+		return remainder(m.pre.expected(r.TagCount), now.Sub(start)) + m.final.expected(r.TagCount)
+	}
+	start := r.PreImportDoneAt
+	if start.IsZero() || start.Before(r.PreImportingAt) {
 		start = r.StateChangedAt
 	}
-	ran := max(now.Sub(start), 0)
-	return max(m.expected(r.TagCount)-ran, ran/10)
+	return remainder(m.final.expected(r.TagCount), now.Sub(start))
+}
+
+// remainder is what is left of a phase expected to take expected that has
+// run for ran: at least a tenth of ran once it overruns (nothing says how
+// much longer; the longer it has run, the longer it may still run).
+func remainder(expected, ran time.Duration) time.Duration {
+	ran = max(ran, 0)
+	return max(expected-ran, ran/10)
 }
 
 // schedule replays the enqueuer's schedule and returns when the last
@@ -293,13 +351,14 @@ func (m *durationModel) schedule(now time.Time, capacity int, running, waiting [
 
 // buckets summarises the model and the repositories left by bucket.
 func (m *durationModel) buckets(running, waiting []Repository) []BucketForecast {
-	out := make([]BucketForecast, len(m.sum))
+	out := make([]BucketForecast, len(m.pre.sum))
 	for i := range out {
 		out[i].MinTags, out[i].MaxTags = bucketBounds(i)
-		if b := m.sum[i]; b.n > 0 {
-			out[i].Finished = b.n
-			out[i].MeanTags = b.tags / float64(b.n)
-			out[i].MeanDuration = time.Duration(b.secs / float64(b.n) * float64(time.Second))
+		if pre, final := m.pre.sum[i], m.final.sum[i]; pre.n > 0 {
+			out[i].Finished = pre.n
+			out[i].MeanTags = pre.tags / float64(pre.n)
+			out[i].MeanPreImport = time.Duration(pre.secs / float64(pre.n) * float64(time.Second))
+			out[i].MeanDuration = time.Duration((pre.secs + final.secs) / float64(pre.n) * float64(time.Second))
 		}
 	}
 	for _, r := range running {

@@ -72,7 +72,8 @@ func TestForecastByTagBuckets(t *testing.T) {
 				b100 = b
 			}
 		}
-		require.Equal(t, enqueuer.BucketForecast{MinTags: 51, MaxTags: 100, Finished: 1, MeanTags: 100, MeanDuration: 100 * time.Second, InProgress: 1, Waiting: 1}, b100)
+		require.Equal(t, enqueuer.BucketForecast{MinTags: 51, MaxTags: 100, Finished: 1, MeanTags: 100, MeanDuration: 100 * time.Second,
+			MeanPreImport: 50 * time.Second, InProgress: 1, Waiting: 1}, b100)
 
 		// With a window of two, the 1,000-tag repository is beyond it and
 		// counts as the window's mean (32.5s), spread over the units.
@@ -85,5 +86,53 @@ func TestForecastByTagBuckets(t *testing.T) {
 		f, err = enq.Forecast(ctx, enqueuer.ForecastOptions{Now: now.Add(1000 * time.Second), Capacity: 100})
 		require.NoError(t, err)
 		require.Equal(t, 1000*time.Second, f.Remaining, "the 1,000-tag one, started at once")
+	})
+}
+
+// Imports in progress are forecast by phase: a final import needs what is
+// left of the final phase, however long its pre-import took; a pre-import
+// needs what is left of it and then the whole final phase.
+func TestForecastRunningImportsByPhase(t *testing.T) {
+	eachStore(t, func(t *testing.T, store enqueuer.Store, locker lease.Locker) {
+		ctx := context.Background()
+		now := epoch.Add(48 * time.Hour)
+		e := newEnv(t, store, enqueuertest.RegistryOptions{})
+		add := func(path string) enqueuer.Repository {
+			r, err := e.store.Add(ctx, enqueuer.NewRepository{Path: path, TagCount: 10, CreatedAt: epoch})
+			require.NoError(t, err)
+			return r
+		}
+		step := func(r enqueuer.Repository, ev enqueuer.Event, ago time.Duration) enqueuer.Repository {
+			r, err := e.store.Transition(ctx, enqueuer.Change{ID: r.ID, From: r.State, Event: ev, At: now.Add(-ago)})
+			require.NoError(t, err)
+			return r
+		}
+		// Measured: a 40s pre-import and a 10s final phase.
+		r := step(add("done/a"), enqueuer.EventStartPreImport, time.Hour)
+		r = step(r, enqueuer.EventFinishPreImport, time.Hour-40*time.Second)
+		r = step(r, enqueuer.EventStartImport, time.Hour-45*time.Second)
+		step(r, enqueuer.EventFinishImport, time.Hour-50*time.Second)
+		enq := e.enqueuer(t, enqueuer.Config{Capacity: capacity(5), Locker: locker, Clock: func() time.Time { return now }})
+
+		// A final import 4s in (its pre-import took 100s): 6s left.
+		final := step(add("run/final"), enqueuer.EventStartPreImport, 104*time.Second)
+		final = step(final, enqueuer.EventFinishPreImport, 4*time.Second)
+		final = step(final, enqueuer.EventStartImport, 4*time.Second)
+		f, err := enq.Forecast(ctx, enqueuer.ForecastOptions{})
+		require.NoError(t, err)
+		require.Equal(t, 6*time.Second, f.Remaining)
+		require.Equal(t, 40*time.Second, f.Buckets[0].MeanPreImport)
+		require.Equal(t, 50*time.Second, f.Buckets[0].MeanDuration)
+
+		// Overrunning its phase by 20s (30s in): a tenth of that, 3s.
+		f, err = enq.Forecast(ctx, enqueuer.ForecastOptions{Now: now.Add(26 * time.Second)})
+		require.NoError(t, err)
+		require.Equal(t, 3*time.Second, f.Remaining)
+
+		// A pre-import 30s in: 10s of it and the 10s final phase.
+		step(add("run/pre"), enqueuer.EventStartPreImport, 30*time.Second)
+		f, err = enq.Forecast(ctx, enqueuer.ForecastOptions{})
+		require.NoError(t, err)
+		require.Equal(t, 20*time.Second, f.Remaining)
 	})
 }
