@@ -13,6 +13,10 @@ import (
 type serverSideState struct {
 	src      *ObjectVersion // the pinned source version, nil until known
 	verified bool           // src was hashed against the digest
+	// stale is set when a copy did not match src's size or checksum: the
+	// description itself may have been damaged on the way, so it is read
+	// again (keeping verified if the generation and size are the same).
+	stale    bool
 	progress CopyProgress
 }
 
@@ -23,7 +27,7 @@ type serverSideState struct {
 func (t *transferer) serverSide(ctx context.Context, st *copyState) error {
 	c := t.opts.ServerSide
 	ss := st.server()
-	if ss.src == nil {
+	if ss.src == nil || ss.stale {
 		v, err := c.Source(ctx, st.key)
 		if err != nil {
 			if errors.Is(err, ErrMissingBlob) {
@@ -31,7 +35,8 @@ func (t *transferer) serverSide(ctx context.Context, st *copyState) error {
 			}
 			return err
 		}
-		ss.src, ss.verified, ss.progress = &v, false, CopyProgress{}
+		same := ss.src != nil && ss.src.Generation != "" && ss.src.Generation == v.Generation && ss.src.Size == v.Size
+		ss.src, ss.verified, ss.stale, ss.progress = &v, ss.verified && same, false, CopyProgress{}
 	}
 	src := *ss.src
 	st.res.Bytes = src.Size
@@ -82,7 +87,7 @@ func (t *transferer) serverSide(ctx context.Context, st *copyState) error {
 	if got.Size != src.Size || got.Checksum != src.Checksum {
 		// The copy landed but is not what we verified: remove exactly it.
 		delErr := c.RemoveDestination(ctx, st.key, got)
-		ss.progress = CopyProgress{}
+		ss.progress, ss.stale = CopyProgress{}, true
 		st.corrupt = append(st.corrupt, corruptRead{got: digest.Digest("copy-checksum:" + got.Checksum), n: got.Size})
 		return errors.Join(&CorruptError{Digest: st.d, Where: ErrCorruptInTransit, Object: "server-side copy",
 			Detail: fmt.Sprintf("copy has size %d checksum %s, source has size %d checksum %s", got.Size, got.Checksum, src.Size, src.Checksum)}, delErr)

@@ -3,6 +3,7 @@ package gcscopy_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"net/http"
 	"strings"
@@ -243,4 +244,44 @@ func TestImportFromMissingBucketNamesIt(t *testing.T) {
 	if _, err := im.Import(ctx); !errors.Is(err, transfer.ErrBucketNotFound) || !strings.Contains(err.Error(), "gs://gone") {
 		t.Fatalf("err = %v, want ErrBucketNotFound naming gs://gone", err)
 	}
+}
+
+// A source description damaged on the way (here its CRC32C) makes the
+// service's copy look wrong; the copy is removed and the source described
+// again, instead of the damaged description failing every attempt as
+// corruption at rest.
+func TestGarbledSourceDescriptionIsReadAgain(t *testing.T) {
+	ctx := context.Background()
+	l := mustLayout(t, "")
+	_, h, client := hookedGCS(t, "src", "dst")
+	src, dst := openBucket(t, client, "src"), openBucket(t, client, "dst")
+	d := transfertest.PutBlob(t, src, l, transfertest.RandomBytes(9, 61613))
+	var garbled atomic.Bool
+	h.hook = func(req *http.Request, next http.RoundTripper) (*http.Response, error) {
+		resp, err := next.RoundTrip(req)
+		if err != nil || req.Method != http.MethodGet || !strings.Contains(req.URL.Path, "/b/src/o/") || req.URL.Query().Get("alt") == "media" {
+			return resp, err
+		}
+		if !garbled.CompareAndSwap(false, true) {
+			return resp, err
+		}
+		var body map[string]any
+		if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
+			return nil, err
+		}
+		_ = resp.Body.Close()
+		body["crc32c"] = "AAAAAA=="
+		return jsonResponse(req, resp.StatusCode, body), nil
+	}
+	res, err := mustNew(t, src, dst, transfer.Options{Retry: fastRetry, ServerSide: mustCopier(t, src, dst)}).Transfer(ctx, d)
+	if !garbled.Load() {
+		t.Fatal("no source description was garbled")
+	}
+	if err != nil || !res.ServerSide || res.Attempts != 2 {
+		t.Fatalf("Transfer = %+v, %v; want a server-side copy on the second attempt", res, err)
+	}
+	if res.HostBytes != 61613 {
+		t.Fatalf("HostBytes = %d: the verified source (same generation) was read again", res.HostBytes)
+	}
+	transfertest.AssertBlobVerified(t, dst, l, d)
 }
