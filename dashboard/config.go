@@ -23,6 +23,8 @@ const (
 	MaxPageSize     = 500
 	// DefaultRefresh is Config.Refresh's default.
 	DefaultRefresh = 5 * time.Second
+	// DefaultForecastMaxAge is Config.ForecastMaxAge's default.
+	DefaultForecastMaxAge = 30 * time.Second
 	// DefaultTitle is Config.Title's default.
 	DefaultTitle = "Ferry"
 	// MinCSRFKeyLen is the shortest Config.CSRFKey accepted.
@@ -56,6 +58,12 @@ type Repositories interface {
 type ImportAdmin interface {
 	ResetSkipped(ctx context.Context, opts enqueuer.ResetOptions) (int, error)
 	ForceCancel(ctx context.Context, path string) (enqueuer.Repository, error)
+}
+
+// Forecaster forecasts how long the imports that are left take:
+// *enqueuer.Enqueuer implements it (Enqueuer.Forecast).
+type Forecaster interface {
+	Forecast(ctx context.Context, opts enqueuer.ForecastOptions) (enqueuer.Forecast, error)
 }
 
 // Registry is the registry side of imports, where the host runs
@@ -111,8 +119,19 @@ type Config struct {
 	// Capacity is the enqueuer's capacity (the same function as
 	// enqueuer.Config.Capacity), shown with the imports in progress.
 	Capacity func(ctx context.Context) int
-	// Forecast estimates how long the remaining imports take.
-	Forecast func(ctx context.Context) (Forecast, error)
+	// Forecast shows how long the imports that are left will take, from
+	// the measured durations by tag count and the capacity: the
+	// *enqueuer.Enqueuer on the same store as Repositories. It needs
+	// Repositories.
+	Forecast Forecaster
+	// ForecastMaxAge is how long one forecast serves the pages (they say
+	// when it was made): a forecast reads up to
+	// enqueuer.DefaultForecastWindow waiting repositories, and moves
+	// slowly. Past it, the next request starts a new forecast in the
+	// background and still shows the kept one; concurrent requests share
+	// one forecast in flight. Default DefaultForecastMaxAge; negative: a
+	// new one on every request, which waits for it.
+	ForecastMaxAge time.Duration
 	// Registry shows the registry side of each import (import server).
 	Registry Registry
 	// Transfers shows the blob copies running in this process.
@@ -168,6 +187,9 @@ func (c Config) withDefaults() (Config, error) {
 	if c.Imports != nil && c.Repositories == nil {
 		return bad("Imports needs Repositories")
 	}
+	if c.Forecast != nil && c.Repositories == nil {
+		return bad("Forecast needs Repositories")
+	}
 	c.Leases = slices.Clone(c.Leases) // titles are filled in below
 	for i, l := range c.Leases {
 		if l.Locker == nil {
@@ -191,6 +213,9 @@ func (c Config) withDefaults() (Config, error) {
 		c.Refresh = DefaultRefresh
 	case c.Refresh < 0:
 		c.Refresh = 0
+	}
+	if c.ForecastMaxAge == 0 {
+		c.ForecastMaxAge = DefaultForecastMaxAge
 	}
 	switch {
 	case c.PageSize == 0:

@@ -2,17 +2,22 @@ package dashboard_test
 
 import (
 	"context"
+	"encoding/json"
 	"log/slog"
+	"math"
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
 	"github.com/ferryhq/ferry/bbm"
 	"github.com/ferryhq/ferry/dashboard"
 	"github.com/ferryhq/ferry/enqueuer"
+	"github.com/ferryhq/ferry/enqueuer/enqueuertest"
 	"github.com/ferryhq/ferry/lease/leasetest"
 )
 
@@ -31,7 +36,7 @@ func testOverview(t *testing.T, o fixtureOptions) {
 		`<td data-state="default"><a href="/imports?state=default">25</a></td>`,
 		`<td data-state="import_aborted"><a href="/imports?state=import_aborted">1</a></td>`,
 		`<span class="big" id="in-progress">2</span>`, `<span id="capacity">3</span>`,
-		`<span class="big" id="forecast">1h30m</span>`, `<span class="free">free</span>`,
+		`id="forecast"`, `<span class="free">free</span>`,
 		`<title>Test &lt;Ferry&gt;</title>`,
 	} {
 		require.Contains(t, body, want)
@@ -53,6 +58,20 @@ func testOverview(t *testing.T, o fixtureOptions) {
 	require.Equal(t, 2, ov.Imports.InProgress)
 	require.Equal(t, 3, *ov.Imports.Capacity)
 	require.Equal(t, 25+1, ov.Imports.Waiting)
+	// The Enqueuer's forecast covers what is in progress and waiting, at
+	// the dashboard's capacity.
+	fc := ov.Imports.Forecast
+	require.NotNil(t, fc)
+	require.Empty(t, fc.Error)
+	require.Equal(t, 2+26, fc.Remaining)
+	require.Equal(t, 3, fc.Capacity)
+	finished, running := 0, 0
+	for _, b := range fc.Buckets {
+		finished += b.Finished
+		running += b.InProgress
+	}
+	require.Equal(t, 1, finished, "beta/repo-01 is measured")
+	require.Equal(t, 2, running)
 	require.Len(t, ov.Leases, 2)
 	require.True(t, ov.Leases[0].Held)
 	require.Equal(t, evil, ov.Leases[0].Holder)
@@ -393,4 +412,108 @@ type failingMigrations struct{ dashboard.Migrations }
 
 func (failingMigrations) StatusAll(context.Context) ([]*bbm.Progress, error) {
 	return nil, errConnRefused
+}
+
+// The forecast's card and table show the Enqueuer's figures. One forecast
+// serves the pages for ForecastMaxAge; past it, a page shows the kept one
+// while a new one is made in the background. A forecast that fails is
+// said in its card (and tried again on the next request), and the rest of
+// the page shows.
+func TestForecastShown(t *testing.T) {
+	at := time.Date(2026, 12, 3, 12, 0, 0, 0, time.UTC)
+	var (
+		mu    sync.Mutex
+		now   = at
+		asked []enqueuer.ForecastOptions
+		fail  bool
+	)
+	clock := func() time.Time {
+		mu.Lock()
+		defer mu.Unlock()
+		return now
+	}
+	set := func(advance time.Duration, failing bool) {
+		mu.Lock()
+		defer mu.Unlock()
+		now, fail = now.Add(advance), failing
+	}
+	calls := func() int {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(asked)
+	}
+	store := enqueuertest.NewStore(enqueuertest.StoreOptions{})
+	h, err := dashboard.New(dashboard.Config{Repositories: store, Capacity: func(context.Context) int { return 25 },
+		Clock: clock, Logger: slog.New(slog.DiscardHandler),
+		Forecast: forecastFunc(func(_ context.Context, opts enqueuer.ForecastOptions) (enqueuer.Forecast, error) {
+			mu.Lock()
+			defer mu.Unlock()
+			asked = append(asked, opts)
+			if fail {
+				return enqueuer.Forecast{}, errConnRefused
+			}
+			return enqueuer.Forecast{At: opts.Now, Capacity: opts.Capacity, Known: true, Remaining: 90 * time.Minute, ETA: opts.Now.Add(90 * time.Minute),
+				Counts: enqueuer.Counts{States: map[enqueuer.State]int{enqueuer.StateDefault: 40, enqueuer.StateImporting: 2}, Deferred: 5},
+				Buckets: []enqueuer.BucketForecast{
+					{MinTags: 3, MaxTags: 5, Finished: 7, MeanTags: 4.25, MeanDuration: 90 * time.Second, InProgress: 2, Waiting: 30},
+					{MinTags: 100_001, MaxTags: math.MaxInt, Waiting: 5},
+				}}, nil
+		})})
+	require.NoError(t, err)
+	overview := func() dashboard.Forecast {
+		t.Helper()
+		var ov dashboard.Overview
+		rec := httptestGet(h, "/api/overview")
+		require.Equal(t, http.StatusOK, rec.Code)
+		require.NoError(t, json.Unmarshal(rec.Body.Bytes(), &ov))
+		return *ov.Imports.Forecast
+	}
+
+	rec := httptestGet(h, "/")
+	require.Equal(t, http.StatusOK, rec.Code)
+	require.Equal(t, []enqueuer.ForecastOptions{{Now: at, Capacity: 25}}, asked)
+	body := rec.Body.String()
+	require.Contains(t, body, `<span class="big" id="forecast">1h30m</span>`)
+	require.Contains(t, body, "for 37 repositories at a capacity of 25; done about 2026-12-03 13:30:00 UTC")
+	require.Contains(t, body, `<span class="big" id="total">42</span>`, "a fresh forecast's counts are the page's")
+	rec = httptestGet(h, "/imports")
+	require.Equal(t, http.StatusOK, rec.Code)
+	require.Equal(t, 1, calls(), "one forecast serves the pages for ForecastMaxAge")
+	body = rec.Body.String()
+	require.Contains(t, body, `<td class="n">3–5</td><td class="n">7</td><td class="n">4</td><td class="n">1m30s</td><td class="n">2</td><td class="n">30</td>`)
+	require.Contains(t, body, `<td class="n">100001&#43;</td><td class="n">0</td><td class="n">—</td><td class="n">—</td>`)
+	require.Contains(t, body, "0 in progress of a capacity of 25, 0 waiting, 0 in all.", "a kept forecast's counts are not: the store is counted")
+	fc := overview()
+	require.True(t, fc.Known)
+	require.Equal(t, at, fc.At)
+	require.Equal(t, 90*time.Minute, fc.Left.Duration())
+	require.Equal(t, at.Add(90*time.Minute), *fc.ETA)
+	require.Nil(t, fc.Buckets[1].MaxTags, "the last bucket has no bound")
+	require.Equal(t, 5, *fc.Buckets[0].MaxTags)
+	require.False(t, fc.Buckets[1].MeanDuration.Known())
+
+	// Past ForecastMaxAge the kept one is shown while a new one is made.
+	set(dashboard.DefaultForecastMaxAge, false)
+	require.Equal(t, at, overview().At)
+	require.Eventually(t, func() bool { return calls() == 2 }, 10*time.Second, time.Millisecond)
+	require.Eventually(t, func() bool { return overview().At.Equal(at.Add(dashboard.DefaultForecastMaxAge)) }, 10*time.Second, time.Millisecond)
+	require.Equal(t, 2, calls())
+
+	// A new one that fails in the background is tried again by the next
+	// request, which says so when it fails too; it is not kept.
+	set(dashboard.DefaultForecastMaxAge, true)
+	require.True(t, overview().Known, "the kept one")
+	require.Eventually(t, func() bool { return calls() == 3 }, 10*time.Second, time.Millisecond)
+	for i := range 2 {
+		rec = httptestGet(h, "/")
+		require.Equal(t, http.StatusOK, rec.Code)
+		require.Contains(t, rec.Body.String(), "Cannot forecast: connection refused")
+		require.Contains(t, rec.Body.String(), `id="total"`)
+		require.Equal(t, 4+i, calls())
+	}
+	set(0, false)
+	require.True(t, overview().Known)
+	require.Equal(t, 6, calls())
+	require.True(t, overview().Known)
+	require.Equal(t, 6, calls())
 }

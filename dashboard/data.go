@@ -96,29 +96,34 @@ func jobView(j *bbm.Job) Job {
 }
 
 // importsSummary counts the repositories (one query) and asks Capacity
-// and Forecast.
+// and Forecast. A forecast made for this request counted the repositories
+// already: its counts are used instead of counting again.
 func (h *handler) importsSummary(ctx context.Context) ImportsSection {
 	s := ImportsSection{States: []StateCount{}}
-	c, err := h.cfg.Repositories.Count(ctx)
-	if err != nil {
-		s.Error = h.sourceError(ctx, "repositories", err)
-		return s
+	capacity := 0
+	if h.cfg.Capacity != nil {
+		capacity = h.cfg.Capacity(ctx)
+		s.Capacity = &capacity
 	}
+	var counted *enqueuer.Counts
+	if h.cfg.Forecast != nil {
+		var f Forecast
+		f, counted = h.forecast(ctx, capacity)
+		s.Forecast = &f
+	}
+	if counted == nil {
+		c, err := h.cfg.Repositories.Count(ctx)
+		if err != nil {
+			s.Error = h.sourceError(ctx, "repositories", err)
+			return s
+		}
+		counted = &c
+	}
+	c := *counted
 	for _, st := range enqueuer.States {
 		s.States = append(s.States, StateCount{State: st, Count: c.States[st]})
 	}
 	s.Total, s.InProgress, s.Waiting, s.Deferred = c.Total(), c.InProgress(), c.Waiting(), c.Deferred
-	if h.cfg.Capacity != nil {
-		n := h.cfg.Capacity(ctx)
-		s.Capacity = &n
-	}
-	if h.cfg.Forecast != nil {
-		f, err := h.cfg.Forecast(ctx)
-		if err != nil {
-			f = Forecast{Left: -1, Error: h.sourceError(ctx, "forecast", err)}
-		}
-		s.Forecast = &f
-	}
 	return s
 }
 

@@ -17,6 +17,8 @@ type handler struct {
 	csrf    csrf
 	origins *http.CrossOriginProtection
 	inner   http.Handler
+	// forecasts keeps the last Config.Forecast answer.
+	forecasts forecasts
 }
 
 // New returns the dashboard's handler for cfg. Mount it at cfg.Prefix:
@@ -38,7 +40,8 @@ func New(cfg Config) (http.Handler, error) {
 	if err != nil {
 		return nil, err
 	}
-	h := &handler{cfg: cfg, views: views, csrf: c, origins: http.NewCrossOriginProtection()}
+	h := &handler{cfg: cfg, views: views, csrf: c, origins: http.NewCrossOriginProtection(),
+		forecasts: forecasts{maxAge: cfg.ForecastMaxAge}}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /{$}", h.page(h.overview))
 	mux.HandleFunc("GET /migrations/{name...}", h.page(h.migrationPage))

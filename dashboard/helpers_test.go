@@ -145,9 +145,7 @@ func newFixture(t *testing.T, o fixtureOptions) *fixture {
 		Prefix: o.prefix, Title: "Test <Ferry>",
 		Migrations: f.admin, Repositories: f.store, Imports: enq,
 		Capacity: func(context.Context) int { return 3 },
-		Forecast: func(context.Context) (dashboard.Forecast, error) {
-			return dashboard.Forecast{Remaining: 27, Left: dashboard.Seconds(90 * time.Minute), Basis: "test"}, nil
-		},
+		Forecast: enq,
 		Leases: []dashboard.LeaseKey{{Title: "enqueuer", Key: enqueuer.DefaultLeaseKey, Locker: f.locker},
 			{Key: "free/key", Locker: f.locker}},
 		Logger: slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn})),
@@ -301,6 +299,13 @@ func httptestGet(h http.Handler, path string) *httptest.ResponseRecorder {
 	rec := httptest.NewRecorder()
 	h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, path, nil))
 	return rec
+}
+
+// forecastFunc adapts a function to dashboard.Forecaster.
+type forecastFunc func(context.Context, enqueuer.ForecastOptions) (enqueuer.Forecast, error)
+
+func (fn forecastFunc) Forecast(ctx context.Context, opts enqueuer.ForecastOptions) (enqueuer.Forecast, error) {
+	return fn(ctx, opts)
 }
 
 // plainLocker is a lease.Locker that cannot inspect keys.

@@ -145,16 +145,47 @@ type StateCount struct {
 	Count int            `json:"count"`
 }
 
-// Forecast is how long the remaining imports are expected to take.
+// Forecast is how long the imports that are left are expected to take
+// (enqueuer.Forecast): each waiting repository's duration is read off the
+// measured durations of the latest finished imports by tag count, and the
+// enqueuer's order is replayed on the capacity.
 type Forecast struct {
-	// Remaining is how many repositories are left.
+	// At is when the forecast was made.
+	At time.Time `json:"at"`
+	// Known is false until an import has finished: without a measured
+	// duration there is nothing to forecast from.
+	Known bool `json:"known"`
+	// Remaining counts the repositories it covers: those in progress and
+	// those waiting that can start (deferred ones wait for their filter).
 	Remaining int `json:"remaining"`
-	// Left is the expected time until they are done; null when unknown.
-	Left Seconds `json:"left_seconds"`
-	// Basis says how it was computed, e.g. "median import time by tag
-	// count, capacity 25".
-	Basis string `json:"basis,omitempty"`
-	Error string `json:"error,omitempty"`
+	// Capacity is the number of imports at once it assumed.
+	Capacity int `json:"capacity"`
+	// Left is the expected time until the last of them is imported, ETA
+	// when that is; null while not Known.
+	Left Seconds    `json:"left_seconds"`
+	ETA  *time.Time `json:"eta"`
+	// Buckets are the tag-count buckets with measured, running or waiting
+	// repositories, smallest first.
+	Buckets []ForecastBucket `json:"buckets"`
+	Error   string           `json:"error,omitempty"`
+}
+
+// ForecastBucket is one tag-count bucket of a Forecast.
+type ForecastBucket struct {
+	// MinTags and MaxTags bound the bucket; MaxTags is null for the last,
+	// unbounded one.
+	MinTags int  `json:"min_tags"`
+	MaxTags *int `json:"max_tags"`
+	// Finished counts the measured imports; MeanTags and MeanDuration are
+	// their means (MeanDuration null when none finished).
+	Finished     int     `json:"finished"`
+	MeanTags     float64 `json:"mean_tags"`
+	MeanDuration Seconds `json:"mean_duration_seconds"`
+	// InProgress and Waiting count the repositories of the bucket being
+	// imported and waiting (of the waiting ones the enqueuer's forecast
+	// schedules one by one; the rest are spread over the capacity).
+	InProgress int `json:"in_progress"`
+	Waiting    int `json:"waiting"`
 }
 
 // LeaseStatus is who holds one of Config.Leases' keys.
