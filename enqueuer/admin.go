@@ -95,7 +95,11 @@ func (e *Enqueuer) ForceCancel(ctx context.Context, path string) (Repository, er
 			return r, fmt.Errorf("enqueuer: force-cancelling %s: %w", path, err)
 		}
 		if r.State.InProgress() {
-			if err := e.cfg.Registry.CancelImport(ctx, path); err != nil && !errors.Is(err, ErrRegistryNotFound) {
+			// Not found or not in progress: nothing runs there to cancel
+			// (the pass may have just finished; its notification no
+			// longer matters once the repository is skipped).
+			if err := e.cfg.Registry.CancelImport(ctx, path); err != nil &&
+				!errors.Is(err, ErrRegistryNotFound) && !errors.Is(err, ErrImportNotInProgress) {
 				return r, fmt.Errorf("enqueuer: force-cancelling %s: %w", path, err)
 			}
 		}

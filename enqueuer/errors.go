@@ -63,4 +63,9 @@ var (
 	// ErrRegistryNotFound means the registry does not know the repository
 	// (HTTP 404).
 	ErrRegistryNotFound = errors.New("enqueuer: repository not found at the registry")
+
+	// ErrImportNotInProgress answers a cancel when the registry runs no
+	// import of the repository (HTTP 400): it finished, or it is between
+	// its pre-import and its final import.
+	ErrImportNotInProgress = errors.New("enqueuer: no import in progress at the registry")
 )

@@ -151,9 +151,14 @@ func (c *HTTPRegistry) ImportStatus(ctx context.Context, path string) (ImportSta
 	return st, nil
 }
 
-// CancelImport implements RegistryClient.
+// CancelImport implements RegistryClient. A 400 (nothing in progress to
+// cancel) is ErrImportNotInProgress.
 func (c *HTTPRegistry) CancelImport(ctx context.Context, path string) error {
 	_, err := c.do(ctx, "cancel", http.MethodDelete, path, nil, 0)
+	var re *RegistryError
+	if errors.As(err, &re) && re.StatusCode == http.StatusBadRequest {
+		re.Err = ErrImportNotInProgress
+	}
 	return err
 }
 

@@ -51,6 +51,7 @@ func TestHTTPRegistryAgainstFake(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, enqueuer.StatusImportCanceled, st.Status)
 
+	require.ErrorIs(t, c.CancelImport(ctx, p), enqueuer.ErrImportNotInProgress, "400: nothing in progress")
 	require.ErrorIs(t, c.CancelImport(ctx, "group/unknown"), enqueuer.ErrRegistryNotFound)
 	require.ErrorIs(t, c.StartImport(ctx, "group/fresh"), enqueuer.ErrPreImportFailed, "424 without a pre-import")
 	fake.SetStatus("group/native", enqueuer.StatusNative)

@@ -507,6 +507,18 @@ func TestForceCancel(t *testing.T) {
 		require.Equal(t, enqueuer.SkipForceCanceled, r.SkipReason)
 		require.Zero(t, e.reg.Calls(enqueuertest.OpCancel, "g/r-3"))
 
+		// r-2 pre-importing here, its pre-import just completed at the
+		// registry (400 to a cancel, nothing in progress): skipped all
+		// the same.
+		enq2 := e.enqueuer(t, enqueuer.Config{Capacity: capacity(3), Locker: locker})
+		_, err = enq2.Run(ctx)
+		require.NoError(t, err)
+		e.reg.Complete("g/r-2")
+		r, err = enq.ForceCancel(ctx, "g/r-2")
+		require.NoError(t, err)
+		require.Equal(t, enqueuer.SkipForceCanceled, r.SkipReason)
+		require.Equal(t, 1, e.reg.Calls(enqueuertest.OpCancel, "g/r-2"))
+
 		e.reg.Fail(enqueuertest.OpCancel, "g/r-1", &enqueuer.RegistryError{Op: "cancel", Err: enqueuer.ErrRegistryUnavailable})
 		_, err = enq.ForceCancel(ctx, "g/r-1")
 		require.ErrorIs(t, err, enqueuer.ErrRegistryUnavailable)
@@ -517,10 +529,10 @@ func TestForceCancel(t *testing.T) {
 		_, err = enq.ForceCancel(ctx, "g/none")
 		require.ErrorIs(t, err, enqueuer.ErrNotFound)
 
-		// The freed slot is used by the next run; the cancelled ones are not retried.
+		// The cancelled ones are not retried; nothing is left to start.
 		rep, err := enq.Run(ctx)
 		require.NoError(t, err)
-		require.Equal(t, []string{"g/r-2"}, startedPaths(rep))
+		require.Empty(t, startedPaths(rep))
 	})
 }
 

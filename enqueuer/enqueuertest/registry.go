@@ -220,11 +220,13 @@ func (r *Registry) ImportStatus(ctx context.Context, path string) (enqueuer.Impo
 // CancelImport implements enqueuer.RegistryClient.
 func (r *Registry) CancelImport(ctx context.Context, path string) error {
 	return r.call(ctx, OpCancel, path, func() error {
-		switch r.status[path] {
-		case enqueuer.StatusPreImportInProgress:
+		switch st, known := r.status[path]; {
+		case st == enqueuer.StatusPreImportInProgress:
 			r.status[path] = enqueuer.StatusPreImportCanceled
-		case enqueuer.StatusImportInProgress:
+		case st == enqueuer.StatusImportInProgress:
 			r.status[path] = enqueuer.StatusImportCanceled
+		case known:
+			return r.refuse(OpCancel, path, 400, enqueuer.ErrImportNotInProgress)
 		default:
 			return r.refuse(OpCancel, path, 404, enqueuer.ErrRegistryNotFound)
 		}
