@@ -13,6 +13,7 @@
 //		Migrations:   worker.Admin(),            // bbm
 //		Repositories: store,                     // enqueuer.Store
 //		Imports:      enq,                       // *enqueuer.Enqueuer: retry/cancel buttons
+//		Forecast:     enq,                       // *enqueuer.Enqueuer: time left, by tag count
 //		Capacity:     capacity,                  // enqueuer.Config.Capacity
 //		Leases:       []dashboard.LeaseKey{{Title: "enqueuer", Key: enqueuer.DefaultLeaseKey, Locker: locker}},
 //		Authorize:    onlyAdmins,                // nil: read-only
@@ -31,12 +32,16 @@
 //	GET /imports                  repositories per state, one page in path order
 //	                              (?state=<enqueuer.State>, ?prefix=<path prefix>, ?after=<path>,
 //	                              ?limit=1..500), the imports in progress with their age, the
-//	                              latest aborted and skipped ones with their reasons
+//	                              forecast by tag count, the latest aborted and skipped ones
+//	                              with their reasons
 //	GET /repository?path=<path>   one repository: its states' history and the registry's record
 //
 // Every page is a value of this package (Overview, MigrationPage,
 // ImportsPage, RepositoryPage) built from the stores on the request, never
-// from memory kept between requests. Every listing is one limited query on
+// from memory kept between requests, with one exception: the enqueuer's
+// forecast (Config.Forecast), which reads up to 10,000 waiting
+// repositories, serves the pages for Config.ForecastMaxAge (30s) and is
+// then remade in the background; it says when it was made. Every listing is one limited query on
 // an index (bbm's jobs by (migration_id, id), the enqueuer's repositories
 // by (state, path) and (state, state_changed_at)), so pages stay fast with
 // hundreds of thousands of repositories (BenchmarkPages100k).

@@ -145,7 +145,7 @@ func (h *handler) fail(w http.ResponseWriter, r *http.Request, err error, asJSON
 	if errors.As(err, &he) {
 		code = he.code
 	} else {
-		h.cfg.Logger.WarnContext(r.Context(), "dashboard: reading the stores failed", "path", r.URL.Path, "error", err)
+		h.cfg.Logger.WarnContext(r.Context(), "dashboard: a source failed", "path", r.URL.Path, "error", err)
 	}
 	if asJSON || strings.HasPrefix(r.URL.Path, "/api/") {
 		writeJSON(w, code, ErrorBody{Error: err.Error()})

@@ -40,7 +40,9 @@ type importSummary struct {
 	copied, copiedBytes  int64
 	verified             int
 
-	// The enqueuer's store, lease and lease key (the dashboard of -serve).
+	// The enqueuer, its store, lease and lease key (the dashboard of
+	// -serve).
+	enq      *enqueuer.Enqueuer
 	store    enqueuer.Store
 	locker   lease.Locker
 	leaseKey string
@@ -148,7 +150,7 @@ func migrateRegistry(ctx context.Context, out io.Writer, db *storage.DB, srcDir,
 	if err != nil {
 		return s, err
 	}
-	s.store, s.locker, s.leaseKey = store, locker, quickstartLeaseKey
+	s.enq, s.store, s.locker, s.leaseKey = enq, store, locker, quickstartLeaseKey
 	say("- imports: %d repositories through the enqueuer, capacity %d, ParallelLoop strategy, %s", s.repos, capacity, where)
 
 	// A job system would trigger the enqueuer on a schedule and after each

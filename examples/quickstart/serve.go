@@ -25,6 +25,7 @@ func serveDashboard(ctx context.Context, out io.Writer, listen string, im import
 		Title:        "Ferry quickstart",
 		Migrations:   bf.admin,
 		Repositories: im.store,
+		Forecast:     im.enq,
 		Leases:       []dashboard.LeaseKey{{Title: "enqueuer", Key: im.leaseKey, Locker: im.locker}},
 		Logger:       slog.New(slog.DiscardHandler),
 	})

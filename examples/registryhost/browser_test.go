@@ -42,9 +42,9 @@ func TestDashboardInABrowser(t *testing.T) {
 	// Imports are slow enough to watch (1s per pass, capacity 3 of 16
 	// repositories), and the backfill has hundreds of short jobs.
 	cfg := config{DatabaseURL: url, Dir: t.TempDir(), Repositories: 16, Capacity: 3, BackfillRows: 100_000, BatchSize: 200,
-		ImportDelay: time.Second, BatchDelay: 300 * time.Millisecond, BackfillInterval: 50 * time.Millisecond,
+		ImportDelay: time.Second, BatchDelay: 600 * time.Millisecond, BackfillInterval: 50 * time.Millisecond,
 		EnqueueEvery: 200 * time.Millisecond, StatusEvery: -1, ShutdownTimeout: 5 * time.Second,
-		AdminToken: "test-admin-token", DashboardRefresh: time.Second}
+		AdminToken: "test-admin-token", DashboardRefresh: time.Second, DashboardForecastMaxAge: time.Second}
 	ctx, cancel := context.WithCancel(context.Background())
 	out := &syncBuffer{}
 	done := make(chan error, 1)
@@ -58,6 +58,10 @@ func TestDashboardInABrowser(t *testing.T) {
 
 	browser := browsertest.New(t, browsertest.Options{Width: 1280, Height: 1000})
 	console := collectConsole(t, browser)
+	// Every browser step runs under one deadline: a page that never shows
+	// what a step waits for fails the test instead of hanging it.
+	browser, stop := context.WithTimeout(browser, 4*time.Minute)
+	defer stop()
 	nav := func(path string) {
 		t.Helper()
 		require.NoError(t, chromedp.Do(browser, chromedp.Navigate(dash+path), chromedp.WaitReady(chromedp.CSS("main"))))
@@ -119,6 +123,12 @@ func TestDashboardInABrowser(t *testing.T) {
 		}
 		return matched >= 2
 	})
+	// Once an import has finished, the Enqueuer's forecast has a figure.
+	waitFor(t, "the overview to show a forecast", func() bool {
+		nav("/")
+		return text("#forecast") != "—"
+	})
+	require.Regexp(t, `^[0-9]`, text("#forecast"))
 	require.NoError(t, writeScreenshot(t, browser))
 
 	// A failed migration of a Work registryhost does not have (it leaves

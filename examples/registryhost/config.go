@@ -72,6 +72,9 @@ type config struct {
 	// DashboardRefresh is how often the dashboard's pages reload. Default
 	// 5s; negative: never.
 	DashboardRefresh time.Duration
+	// DashboardForecastMaxAge is how long one forecast serves the
+	// dashboard. Default (0): dashboard.DefaultForecastMaxAge.
+	DashboardForecastMaxAge time.Duration
 	// Verbose logs every job at info level (to stderr); otherwise only
 	// warnings and errors.
 	Verbose bool
@@ -161,6 +164,7 @@ func parseFlags(args []string, out io.Writer) (config, error) {
 	fs.StringVar(&c.Secret, "secret", "", "shared secret of the notification endpoint (default: random)")
 	fs.StringVar(&c.AdminToken, "admin-token", "", "token that allows the dashboard's actions after /ferry-login?token= (default: random, printed)")
 	fs.DurationVar(&c.DashboardRefresh, "dashboard-refresh", 5*time.Second, "how often the dashboard's pages reload (negative: never)")
+	fs.DurationVar(&c.DashboardForecastMaxAge, "dashboard-forecast-max-age", 0, "how long one forecast serves the dashboard (0: the dashboard's default, 30s; negative: every request)")
 	fs.BoolVar(&c.Verbose, "v", false, "log every job (info level, to stderr)")
 	if err := fs.Parse(args); err != nil {
 		return config{}, err

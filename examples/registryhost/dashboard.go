@@ -27,18 +27,20 @@ func (h *host) mountDashboard(mux *http.ServeMux, enq *enqueuer.Enqueuer, progre
 		return err
 	}
 	dash, err := dashboard.New(dashboard.Config{
-		Prefix:       dashboardPrefix,
-		Title:        "registryhost",
-		Migrations:   h.admin,
-		Repositories: h.store,
-		Imports:      enq,
-		Capacity:     func(context.Context) int { return h.cfg.Capacity },
-		Registry:     importview.Registry(registry),
-		Transfers:    progress,
-		Leases:       []dashboard.LeaseKey{{Title: "enqueuer", Key: enqueuer.DefaultLeaseKey, Locker: h.locker}},
-		Authorize:    h.authorize,
-		Refresh:      h.cfg.DashboardRefresh,
-		Logger:       h.logger,
+		Prefix:         dashboardPrefix,
+		Title:          "registryhost",
+		Migrations:     h.admin,
+		Repositories:   h.store,
+		Imports:        enq,
+		Forecast:       enq,
+		Capacity:       func(context.Context) int { return h.cfg.Capacity },
+		Registry:       importview.Registry(registry),
+		Transfers:      progress,
+		Leases:         []dashboard.LeaseKey{{Title: "enqueuer", Key: enqueuer.DefaultLeaseKey, Locker: h.locker}},
+		Authorize:      h.authorize,
+		Refresh:        h.cfg.DashboardRefresh,
+		ForecastMaxAge: h.cfg.DashboardForecastMaxAge,
+		Logger:         h.logger,
 	})
 	if err != nil {
 		return err
