@@ -7,8 +7,6 @@ import (
 
 	"github.com/ferryhq/ferry/bbm"
 	"github.com/ferryhq/ferry/storage"
-
-	"github.com/ferryhq/ferry/internal/wait"
 )
 
 const (
@@ -31,7 +29,7 @@ func (sizeBucketWork) Name() string { return "fill_size_bucket" }
 
 // Do implements bbm.Work.
 func (w sizeBucketWork) Do(ctx context.Context, db storage.Querier, b bbm.Batch) error {
-	if err := wait.Sleep(ctx, w.delay); err != nil {
+	if err := sleep(ctx, w.delay); err != nil {
 		return err
 	}
 	cond, args := b.Where(1)

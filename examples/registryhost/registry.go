@@ -8,7 +8,6 @@ import (
 
 	"gocloud.dev/blob"
 
-	"github.com/ferryhq/ferry/internal/wait"
 	"github.com/ferryhq/ferry/prommetrics"
 	"github.com/ferryhq/ferry/storage"
 	"github.com/ferryhq/ferry/transfer"
@@ -96,7 +95,7 @@ func (d delayedImporter) slow(ctx context.Context, pass func() (*transfer.Report
 		d.copied.bytes.Add(rep.BytesCopied)
 	}
 	if err == nil && d.delay > 0 {
-		err = wait.Sleep(ctx, d.delay-time.Since(t0))
+		err = sleep(ctx, d.delay-time.Since(t0))
 	}
 	return rep, err
 }

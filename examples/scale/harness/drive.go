@@ -20,8 +20,6 @@ import (
 	"github.com/ferryhq/ferry/lease"
 	"github.com/ferryhq/ferry/storage"
 	"github.com/ferryhq/ferry/transfer"
-
-	"github.com/ferryhq/ferry/internal/wait"
 )
 
 // repoInfo is a discovered repository.
@@ -109,7 +107,7 @@ func retry(ctx context.Context, op func() error) error {
 		if err == nil || attempt >= 5 || !transfer.IsRetryable(err) {
 			return err
 		}
-		if werr := wait.Sleep(ctx, pause); werr != nil {
+		if werr := sleep(ctx, pause); werr != nil {
 			return errors.Join(err, werr)
 		}
 		pause *= 2

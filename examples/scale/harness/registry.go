@@ -10,8 +10,6 @@ import (
 
 	"github.com/ferryhq/ferry/enqueuer"
 	"github.com/ferryhq/ferry/transfer"
-
-	"github.com/ferryhq/ferry/internal/wait"
 )
 
 // PassFunc runs one import pass over one repository. Registry calls it in
@@ -188,7 +186,7 @@ func (r *Registry) deliver(path, status, reason string) {
 				slog.String("status", status), slog.Any("error", err))
 			return
 		}
-		if wait.Sleep(r.ctx, pause) != nil {
+		if sleep(r.ctx, pause) != nil {
 			return
 		}
 		pause *= 2

@@ -8,8 +8,6 @@ import (
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/ferryhq/ferry/transfer"
-
-	"github.com/ferryhq/ferry/internal/wait"
 )
 
 // LatencySink delays every call of the Sink it wraps by a fixed round
@@ -30,7 +28,7 @@ func NewLatencySink(next transfer.Sink, latency time.Duration) *LatencySink {
 
 // CreateRepository implements transfer.Sink.
 func (s *LatencySink) CreateRepository(ctx context.Context, repo string) error {
-	if err := wait.Sleep(ctx, s.latency); err != nil {
+	if err := sleep(ctx, s.latency); err != nil {
 		return err
 	}
 	return s.next.CreateRepository(ctx, repo)
@@ -38,7 +36,7 @@ func (s *LatencySink) CreateRepository(ctx context.Context, repo string) error {
 
 // LinkBlob implements transfer.Sink.
 func (s *LatencySink) LinkBlob(ctx context.Context, repo string, b ocispec.Descriptor) error {
-	if err := wait.Sleep(ctx, s.latency); err != nil {
+	if err := sleep(ctx, s.latency); err != nil {
 		return err
 	}
 	return s.next.LinkBlob(ctx, repo, b)
@@ -46,7 +44,7 @@ func (s *LatencySink) LinkBlob(ctx context.Context, repo string, b ocispec.Descr
 
 // HasManifest implements transfer.Sink.
 func (s *LatencySink) HasManifest(ctx context.Context, repo string, d digest.Digest) (bool, error) {
-	if err := wait.Sleep(ctx, s.latency); err != nil {
+	if err := sleep(ctx, s.latency); err != nil {
 		return false, err
 	}
 	return s.next.HasManifest(ctx, repo, d)
@@ -54,7 +52,7 @@ func (s *LatencySink) HasManifest(ctx context.Context, repo string, d digest.Dig
 
 // PutManifest implements transfer.Sink.
 func (s *LatencySink) PutManifest(ctx context.Context, repo string, m *transfer.Manifest) error {
-	if err := wait.Sleep(ctx, s.latency); err != nil {
+	if err := sleep(ctx, s.latency); err != nil {
 		return err
 	}
 	return s.next.PutManifest(ctx, repo, m)
@@ -62,7 +60,7 @@ func (s *LatencySink) PutManifest(ctx context.Context, repo string, m *transfer.
 
 // Tag implements transfer.Sink.
 func (s *LatencySink) Tag(ctx context.Context, repo, tag string, d digest.Digest) error {
-	if err := wait.Sleep(ctx, s.latency); err != nil {
+	if err := sleep(ctx, s.latency); err != nil {
 		return err
 	}
 	return s.next.Tag(ctx, repo, tag, d)
@@ -70,7 +68,7 @@ func (s *LatencySink) Tag(ctx context.Context, repo, tag string, d digest.Digest
 
 // Tags implements transfer.Sink.
 func (s *LatencySink) Tags(ctx context.Context, repo string) (map[string]digest.Digest, error) {
-	if err := wait.Sleep(ctx, s.latency); err != nil {
+	if err := sleep(ctx, s.latency); err != nil {
 		return nil, err
 	}
 	return s.next.Tags(ctx, repo)
@@ -78,7 +76,7 @@ func (s *LatencySink) Tags(ctx context.Context, repo string) (map[string]digest.
 
 // Untag implements transfer.Sink.
 func (s *LatencySink) Untag(ctx context.Context, repo, tag string) error {
-	if err := wait.Sleep(ctx, s.latency); err != nil {
+	if err := sleep(ctx, s.latency); err != nil {
 		return err
 	}
 	return s.next.Untag(ctx, repo, tag)
@@ -86,7 +84,7 @@ func (s *LatencySink) Untag(ctx context.Context, repo, tag string) error {
 
 // Manifests implements transfer.Sink.
 func (s *LatencySink) Manifests(ctx context.Context, repo string) ([]digest.Digest, error) {
-	if err := wait.Sleep(ctx, s.latency); err != nil {
+	if err := sleep(ctx, s.latency); err != nil {
 		return nil, err
 	}
 	return s.next.Manifests(ctx, repo)
@@ -94,7 +92,7 @@ func (s *LatencySink) Manifests(ctx context.Context, repo string) ([]digest.Dige
 
 // Blobs implements transfer.Sink.
 func (s *LatencySink) Blobs(ctx context.Context, repo string) ([]digest.Digest, error) {
-	if err := wait.Sleep(ctx, s.latency); err != nil {
+	if err := sleep(ctx, s.latency); err != nil {
 		return nil, err
 	}
 	return s.next.Blobs(ctx, repo)
@@ -102,7 +100,7 @@ func (s *LatencySink) Blobs(ctx context.Context, repo string) ([]digest.Digest, 
 
 // DeleteManifest implements transfer.Sink.
 func (s *LatencySink) DeleteManifest(ctx context.Context, repo string, d digest.Digest) error {
-	if err := wait.Sleep(ctx, s.latency); err != nil {
+	if err := sleep(ctx, s.latency); err != nil {
 		return err
 	}
 	return s.next.DeleteManifest(ctx, repo, d)
@@ -110,7 +108,7 @@ func (s *LatencySink) DeleteManifest(ctx context.Context, repo string, d digest.
 
 // UnlinkBlob implements transfer.Sink.
 func (s *LatencySink) UnlinkBlob(ctx context.Context, repo string, d digest.Digest) error {
-	if err := wait.Sleep(ctx, s.latency); err != nil {
+	if err := sleep(ctx, s.latency); err != nil {
 		return err
 	}
 	return s.next.UnlinkBlob(ctx, repo, d)
