@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/stretchr/testify/require"
 
@@ -137,6 +138,24 @@ func TestHandlerFailuresRecordReason(t *testing.T) {
 	got = get(t, store, rs[1].Path)
 	require.Equal(t, enqueuer.StateImportAborted, got.State)
 	require.Equal(t, "importing tags: broken pipe", got.AbortReason)
+}
+
+// A long reason is cut to what the store keeps on a character boundary:
+// Postgres rejects a split UTF-8 character, which reason[:1024] made of
+// this one (an odd byte offset into two-byte characters).
+func TestHandlerLongReasonKeepsWholeCharacters(t *testing.T) {
+	store := newPostgresStore(t, openDB(t))
+	n := newNotifier(t, store)
+	r := addNew(t, store, "g/long", 1)[0]
+	transition(t, store, r, enqueuer.EventStartPreImport, "")
+	reason := "x" + strings.Repeat("é", 1000)
+	a := n.send(t, http.MethodPut, statusURL(r.Path), "Bearer "+secret, `{"status":"pre_import_failed","reason":"`+reason+`"}`)
+	require.Equal(t, http.StatusOK, a.code, a.body)
+	got := get(t, store, r.Path)
+	require.Equal(t, enqueuer.StateImportAborted, got.State)
+	require.True(t, utf8.ValidString(got.AbortReason))
+	require.True(t, strings.HasPrefix(reason, got.AbortReason))
+	require.Len(t, got.AbortReason, 1023)
 }
 
 // A cancellation at the registry (its import API's DELETE, or a write
