@@ -14,11 +14,11 @@ import (
 )
 
 // BenchmarkAcquireRelease compares an uncontended Acquire+Release with two
-// `SELECT 1` round trips on the same pool (the issue's target), and, to
-// show where the time goes, with two transactions that only commit and
-// with two single-row UPDATEs. The baselines' statements are prepared, as
-// pglease's are, so they go through Query: pgx sends an Exec without
-// arguments as a simple query, parsed and planned every time.
+// committed single-row HOT UPDATEs on the same pool (issue 16's target),
+// and, to show where the time goes, with two `SELECT 1` round trips and
+// two transactions that only commit. The baselines' statements are
+// prepared, as pglease's are, so they go through Query: pgx sends an Exec
+// without arguments as a simple query, parsed and planned every time.
 func BenchmarkAcquireRelease(b *testing.B) {
 	ctx := context.Background()
 	pool := storagetest.Pool(b)
@@ -45,8 +45,8 @@ func BenchmarkAcquireRelease(b *testing.B) {
 			Note: "Acquire+Release vs two SELECT 1 round trips on the same pool"},
 		leasetest.Baseline{Name: "commits", Line: "pglease-acquire-release-vs-commits", Run: twice("SELECT txid_current()"),
 			Note: "vs two transactions that take a transaction id and commit, writing no row"},
-		leasetest.Baseline{Name: "updates", Line: "pglease-acquire-release-vs-updates", Run: twice("UPDATE bench_row SET n = n + 1 WHERE id = 1"),
-			Note: "vs two single-row HOT UPDATEs: the least two committed writes cost"},
+		leasetest.Baseline{Name: "updates", Line: "pglease-acquire-release-vs-updates", Target: 1.15, Run: twice("UPDATE bench_row SET n = n + 1 WHERE id = 1"),
+			Note: "vs two single-row HOT UPDATEs: the least two committed writes cost (issue 16's target)"},
 	)
 }
 

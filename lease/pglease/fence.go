@@ -12,9 +12,9 @@ import (
 	"github.com/ferryhq/ferry/storage"
 )
 
-// fenceSQL locks the key's row FOR SHARE: a takeover (an UPDATE) waits for
-// the caller's transaction, while fenced writes of the same holder do not
-// wait for each other.
+// fenceSQL locks the key's row FOR SHARE: a takeover (Acquire's NOWAIT
+// lock) is refused while the caller's transaction runs, while fenced
+// writes of the same holder do not wait for each other.
 const fenceSQL = `
 SELECT token, expires_at = '-infinity', expires_at > statement_timestamp(), NULLIF(expires_at, '-infinity')
 FROM {leases} WHERE key = $1 FOR SHARE`
@@ -25,9 +25,10 @@ FROM {leases} WHERE key = $1 FOR SHARE`
 // before the writes that tx makes after Fence are committed or rolled
 // back: call Fence first in the transaction, then write.
 //
-// The lock also makes the holder's own Renew, and other holders' Acquire
-// of an expired lease, wait for tx; keep fenced transactions well shorter
-// than the ttl. Under REPEATABLE READ or SERIALIZABLE, a takeover that
+// Other holders' Acquire of the key fails with lease.ErrHeld while tx runs,
+// even once the lease has expired (it never waits for tx); the holder's own
+// Renew and Release, and Break, wait for tx. Keep fenced transactions well
+// shorter than the ttl. Under REPEATABLE READ or SERIALIZABLE, a takeover that
 // committed after tx's snapshot fails Fence with a serialization error
 // (40001), which storage.InTx retries.
 //

@@ -118,9 +118,12 @@ func TestPausedHolderIsFencedOff(t *testing.T) {
 	}
 }
 
-// A write that passed the fence is ordered before the next holder: the
-// takeover of an expired lease waits for the fenced transaction to end.
-func TestFenceHoldsOffTakeover(t *testing.T) {
+// A write that passed the fence is ordered before the next holder, and
+// nobody waits for it: while the fenced transaction runs, an Acquire of
+// the lease that expired inside it fails at once with ErrHeld (it used to
+// block on the row lock for the whole transaction); once the transaction
+// has ended the key is taken, and the old holder's next write is refused.
+func TestFenceHoldsOffTakeoverWithoutWaiting(t *testing.T) {
 	ctx := t.Context()
 	pool := storagetest.Pool(t)
 	repoTable(t, pool)
@@ -129,20 +132,13 @@ func TestFenceHoldsOffTakeover(t *testing.T) {
 	a, tx := acquireFenced(t, pool, lk, "repo:1", ttl)
 	time.Sleep(ttl + 100*time.Millisecond) // the lease expires inside the transaction
 
-	type result struct {
-		l   lease.Lease
-		err error
-	}
-	taken := make(chan result, 1)
-	go func() {
-		l, err := lk.Acquire(ctx, "repo:1", time.Minute)
-		taken <- result{l, err}
-	}()
-	time.Sleep(200 * time.Millisecond)
-	select {
-	case r := <-taken:
-		t.Fatalf("takeover did not wait for the fenced transaction: %v, %v", r.l, r.err)
-	default:
+	// A deadline far beyond any round trip: hitting it means Acquire waited.
+	quick, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	for range 3 {
+		if _, err := lk.Acquire(quick, "repo:1", time.Minute); !errors.Is(err, lease.ErrHeld) {
+			t.Fatalf("Acquire during the fenced transaction: %v, want ErrHeld at once", err)
+		}
 	}
 	if _, err := tx.Exec(ctx, `UPDATE repo_migration SET state = 'importing', written_by = $1`, a.Token()); err != nil {
 		t.Fatal(err)
@@ -150,15 +146,18 @@ func TestFenceHoldsOffTakeover(t *testing.T) {
 	if err := tx.Commit(ctx); err != nil {
 		t.Fatal(err)
 	}
-	r := <-taken
-	if r.err != nil {
-		t.Fatalf("takeover after the fenced transaction: %v", r.err)
+	b, err := lk.Acquire(ctx, "repo:1", time.Minute)
+	if err != nil {
+		t.Fatalf("takeover after the fenced transaction: %v", err)
 	}
-	if r.l.Token() <= a.Token() {
-		t.Errorf("takeover token %d, want > %d", r.l.Token(), a.Token())
+	if b.Token() <= a.Token() {
+		t.Errorf("takeover token %d, want > %d", b.Token(), a.Token())
 	}
 	if err := fencedWrite(ctx, pool, a, "import_done"); !errors.Is(err, lease.ErrFenced) {
 		t.Errorf("old holder's next write: %v, want ErrFenced", err)
+	}
+	if state, by := repoState(t, pool); state != "importing" || by != a.Token() {
+		t.Errorf("repository is %q by token %d, want %q by %d", state, by, "importing", a.Token())
 	}
 }
 

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/ferryhq/ferry/lease"
 	"github.com/ferryhq/ferry/storage"
@@ -55,29 +56,44 @@ func New(db storage.Handle, opts Options) *Locker {
 
 // acquireSQL takes the key when it has no row or its lease has expired or
 // was released, bumping the token; otherwise it reports the current
-// holder. ON CONFLICT locks the row, and its WHERE is checked against the
-// row's latest version, so two callers never both get the key.
+// holder, in one round trip.
 //
-// The NOT EXISTS guard skips the INSERT when the statement's snapshot shows
-// a live lease, so that asking for a held key (what most contenders do)
-// takes no row lock and no transaction id and writes no WAL: a read. The
-// second branch reads the same snapshot; a holder that committed after it
-// was taken shows up as held with no holder row.
+// A free key's row is locked FOR NO KEY UPDATE NOWAIT before it is taken:
+// a holder's fenced transaction (Fence, FOR SHARE) or another Acquire
+// taking the key at this moment makes it fail at once with
+// lock_not_available (55P03), reported as ErrHeld, instead of waiting for
+// that transaction ("never waits"). The lock's WHERE is checked again
+// against the row's latest version, so two callers never both get the key.
+//
+// Asking for a held key (what most contenders do) locks nothing, takes no
+// transaction id and writes no WAL: a read. The last branch reads the
+// statement's snapshot; a lease taken after it was taken (by another
+// caller, or a row inserted meanwhile) shows no row: held, holder unknown.
 const acquireSQL = `
-WITH taken AS (
-	INSERT INTO {leases} AS l (key, token, holder, acquired_at, expires_at)
+WITH free AS (
+	SELECT FROM {leases} WHERE key = $1 AND expires_at <= statement_timestamp()
+	FOR NO KEY UPDATE NOWAIT
+), taken AS (
+	UPDATE {leases} SET token = token + 1, holder = $2, acquired_at = statement_timestamp(),
+		expires_at = statement_timestamp() + $3 * interval '1 microsecond'
+	WHERE key = $1 AND expires_at <= statement_timestamp() AND EXISTS (SELECT FROM free)
+	RETURNING token, expires_at
+), inserted AS (
+	INSERT INTO {leases} (key, token, holder, acquired_at, expires_at)
 	SELECT $1, 1, $2, statement_timestamp(), statement_timestamp() + $3 * interval '1 microsecond'
-	WHERE NOT EXISTS (SELECT FROM {leases} WHERE key = $1 AND expires_at > statement_timestamp())
-	ON CONFLICT (key) DO UPDATE
-		SET token = l.token + 1, holder = excluded.holder,
-		    acquired_at = excluded.acquired_at, expires_at = excluded.expires_at
-		WHERE l.expires_at <= statement_timestamp()
+	WHERE NOT EXISTS (SELECT FROM {leases} WHERE key = $1)
+	ON CONFLICT (key) DO NOTHING
 	RETURNING token, expires_at
 )
 SELECT true, token, expires_at, ''::text FROM taken
 UNION ALL
-SELECT false, token, NULLIF(expires_at, '-infinity'), holder FROM {leases}
-WHERE key = $1 AND NOT EXISTS (SELECT FROM taken)`
+SELECT true, token, expires_at, ''::text FROM inserted
+UNION ALL
+SELECT false, token, expires_at, holder FROM {leases}
+WHERE key = $1 AND expires_at > statement_timestamp() AND NOT EXISTS (SELECT FROM taken)`
+
+// lockNotAvailable is the SQLSTATE of a NOWAIT lock that is held.
+const lockNotAvailable = "55P03"
 
 // Acquire implements lease.Locker.
 func (lk *Locker) Acquire(ctx context.Context, key string, ttl time.Duration) (lease.Lease, error) {
@@ -88,19 +104,18 @@ func (lk *Locker) Acquire(ctx context.Context, key string, ttl time.Duration) (l
 	var (
 		acquired bool
 		token    int64
-		expires  *time.Time // nil: released after the snapshot was taken
+		expires  time.Time
 		holder   string
 	)
 	err := lk.db.QueryRow(ctx, lk.q.acquire, key, lk.holder, ttl.Microseconds()).Scan(&acquired, &token, &expires, &holder)
+	var pgErr *pgconn.PgError
 	switch {
-	case errors.Is(err, pgx.ErrNoRows):
+	case errors.Is(err, pgx.ErrNoRows), errors.As(err, &pgErr) && pgErr.Code == lockNotAvailable:
 		return nil, &lease.HeldError{Key: key}
 	case err != nil:
 		return nil, fmt.Errorf("lease: acquiring key %q: %w", key, err)
-	case !acquired && expires == nil:
-		return nil, &lease.HeldError{Key: key}
 	case !acquired:
-		return nil, &lease.HeldError{Key: key, Holder: holder, ExpiresAt: *expires}
+		return nil, &lease.HeldError{Key: key, Holder: holder, ExpiresAt: expires}
 	}
 	return lease.New((*driver)(lk), key, token, ttl, sent), nil
 }
