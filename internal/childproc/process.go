@@ -56,6 +56,10 @@ func (p *Process) Exited() <-chan struct{} { return p.exited }
 // Err is how the process ended; valid once Exited is closed.
 func (p *Process) Err() error { return p.waitErr }
 
+// Signal sends sig to the process (SIGSTOP and SIGCONT make a server hang
+// and come back, for tests of clients facing a hung server).
+func (p *Process) Signal(sig os.Signal) error { return p.proc.Signal(sig) }
+
 // Pid is the process id.
 func (p *Process) Pid() int { return p.proc.Pid }
 

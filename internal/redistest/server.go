@@ -103,6 +103,15 @@ func (s *Server) Restart(ctx context.Context, downtime time.Duration) error {
 	return s.launch(ctx)
 }
 
+// Signal sends sig to the server process: syscall.SIGSTOP makes it hang
+// (connections stay open, nothing answers) until syscall.SIGCONT.
+func (s *Server) Signal(sig os.Signal) error {
+	if s.proc == nil {
+		return fmt.Errorf("redistest: the server is not running")
+	}
+	return s.proc.Signal(sig)
+}
+
 // Stop stops the server and removes its dir.
 func (s *Server) Stop() error {
 	err := s.shutdown()

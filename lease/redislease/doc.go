@@ -21,4 +21,9 @@
 // Both keys of a lease carry the same hash tag, so the scripts work on
 // Redis Cluster too; a lease key that starts with "}" would break that.
 // Counters are never deleted: one small key per lease key ever used.
+//
+// Every call returns when its context ends, whatever the client's options:
+// go-redis honours a context's deadline only with ContextTimeoutEnabled,
+// so Guard's RenewTimeout and ReleaseTimeout would otherwise stretch to
+// the client's ReadTimeout times its retries.
 package redislease

@@ -27,7 +27,9 @@ func (lk *Locker) Inspect(ctx context.Context, key string) (lease.Holding, error
 		return lease.Holding{}, err
 	}
 	sent := time.Now()
-	res, err := inspectScript.Run(ctx, lk.client, lk.keys(key)).Slice()
+	res, err := bounded(ctx, func() ([]any, error) {
+		return inspectScript.Run(ctx, lk.client, lk.keys(key)).Slice()
+	})
 	if err != nil {
 		return lease.Holding{}, fmt.Errorf("lease: inspecting key %q: %w", key, err)
 	}

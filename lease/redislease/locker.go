@@ -103,7 +103,9 @@ func (lk *Locker) Acquire(ctx context.Context, key string, ttl time.Duration) (l
 	value := hex.EncodeToString(nonce[:]) + ":" + lk.holder
 	keys := lk.keys(key)
 	sent := time.Now()
-	res, err := acquireScript.Run(ctx, lk.client, keys, value, ttl.Milliseconds()).Result()
+	res, err := bounded(ctx, func() (any, error) {
+		return acquireScript.Run(ctx, lk.client, keys, value, ttl.Milliseconds()).Result()
+	})
 	if err != nil {
 		return nil, fmt.Errorf("lease: acquiring key %q: %w", key, err)
 	}
@@ -141,13 +143,17 @@ type driver struct {
 
 // Renew implements lease.Driver.
 func (d *driver) Renew(ctx context.Context, _ string, _ int64, ttl time.Duration) (bool, error) {
-	n, err := renewScript.Run(ctx, d.client, d.keys, d.value, ttl.Milliseconds()).Int64()
+	n, err := bounded(ctx, func() (int64, error) {
+		return renewScript.Run(ctx, d.client, d.keys, d.value, ttl.Milliseconds()).Int64()
+	})
 	return n == 1, err
 }
 
 // Release implements lease.Driver.
 func (d *driver) Release(ctx context.Context, _ string, _ int64) (bool, error) {
-	n, err := releaseScript.Run(ctx, d.client, d.keys, d.value).Int64()
+	n, err := bounded(ctx, func() (int64, error) {
+		return releaseScript.Run(ctx, d.client, d.keys, d.value).Int64()
+	})
 	return n == 1, err
 }
 
@@ -164,7 +170,9 @@ func (lk *Locker) Break(ctx context.Context, key string) (bool, error) {
 	if err := lease.CheckKey(key); err != nil {
 		return false, err
 	}
-	n, err := breakScript.Run(ctx, lk.client, lk.keys(key)[:1]).Int64()
+	n, err := bounded(ctx, func() (int64, error) {
+		return breakScript.Run(ctx, lk.client, lk.keys(key)[:1]).Int64()
+	})
 	if err != nil {
 		return false, fmt.Errorf("lease: breaking key %q: %w", key, err)
 	}
