@@ -34,7 +34,7 @@ type Locker struct {
 const LeasesTable = "ferry_leases"
 
 // queries are the Locker's statements on its leases table.
-type queries struct{ acquire, renew, release, breakKey, inspect string }
+type queries struct{ acquire, renew, release, breakKey, inspect, deleteExpired string }
 
 // onTable puts the quoted, qualified leases table into sql's {leases}.
 func onTable(sql, table string) string { return strings.ReplaceAll(sql, "{leases}", table) }
@@ -51,7 +51,7 @@ func New(db storage.Handle, opts Options) *Locker {
 	t := storage.Table(db, LeasesTable)
 	return &Locker{db: db, holder: opts.Holder,
 		q: queries{acquire: onTable(acquireSQL, t), renew: onTable(renewSQL, t), release: onTable(releaseSQL, t), breakKey: onTable(breakSQL, t),
-			inspect: onTable(inspectSQL, t)}}
+			inspect: onTable(inspectSQL, t), deleteExpired: onTable(deleteExpiredSQL, t)}}
 }
 
 // acquireSQL takes the key when it has no row or its lease has expired or
@@ -69,6 +69,10 @@ func New(db storage.Handle, opts Options) *Locker {
 // transaction id and writes no WAL: a read. The last branch reads the
 // statement's snapshot; a lease taken after it was taken (by another
 // caller, or a row inserted meanwhile) shows no row: held, holder unknown.
+//
+// A key's first row starts past the tokens of every row DeleteExpired
+// removed (the row of key "", which no lease can have, keeps their
+// highest), so tokens keep growing across a cleanup.
 const acquireSQL = `
 WITH free AS (
 	SELECT FROM {leases} WHERE key = $1 AND expires_at <= statement_timestamp()
@@ -80,7 +84,8 @@ WITH free AS (
 	RETURNING token, expires_at
 ), inserted AS (
 	INSERT INTO {leases} (key, token, holder, acquired_at, expires_at)
-	SELECT $1, 1, $2, statement_timestamp(), statement_timestamp() + $3 * interval '1 microsecond'
+	SELECT $1, COALESCE((SELECT token FROM {leases} WHERE key = ''), 0) + 1, $2,
+		statement_timestamp(), statement_timestamp() + $3 * interval '1 microsecond'
 	WHERE NOT EXISTS (SELECT FROM {leases} WHERE key = $1)
 	ON CONFLICT (key) DO NOTHING
 	RETURNING token, expires_at
