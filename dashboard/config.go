@@ -127,10 +127,10 @@ type Config struct {
 	// ForecastMaxAge is how long one forecast serves the pages (they say
 	// when it was made): a forecast reads up to
 	// enqueuer.DefaultForecastWindow waiting repositories, and moves
-	// slowly. Past it, the next request starts a new forecast in the
-	// background and still shows the kept one; concurrent requests share
-	// one forecast in flight. Default DefaultForecastMaxAge; negative: a
-	// new one on every request, which waits for it.
+	// slowly. No request waits for one: the first request, and the first
+	// past ForecastMaxAge, start one in the background (one at a time)
+	// and show the kept one, or that one is being made. Default
+	// DefaultForecastMaxAge; negative: every request makes one and waits.
 	ForecastMaxAge time.Duration
 	// Registry shows the registry side of each import (import server).
 	Registry Registry

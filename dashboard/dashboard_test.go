@@ -414,11 +414,11 @@ func (failingMigrations) StatusAll(context.Context) ([]*bbm.Progress, error) {
 	return nil, errConnRefused
 }
 
-// The forecast's card and table show the Enqueuer's figures. One forecast
-// serves the pages for ForecastMaxAge; past it, a page shows the kept one
-// while a new one is made in the background. A forecast that fails is
-// said in its card (and tried again on the next request), and the rest of
-// the page shows.
+// The forecast's card and table show the Enqueuer's figures. No page
+// waits for a forecast: the first shows that one is being made, the next
+// shows it; one serves the pages for ForecastMaxAge, then a page shows
+// the kept one while a new one is made. A failure is said in the card
+// until a forecast succeeds, and the rest of the page shows.
 func TestForecastShown(t *testing.T) {
 	at := time.Date(2026, 12, 3, 12, 0, 0, 0, time.UTC)
 	var (
@@ -442,23 +442,24 @@ func TestForecastShown(t *testing.T) {
 		defer mu.Unlock()
 		return len(asked)
 	}
+	forecaster := forecastFunc(func(_ context.Context, opts enqueuer.ForecastOptions) (enqueuer.Forecast, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		asked = append(asked, opts)
+		if fail {
+			return enqueuer.Forecast{}, errConnRefused
+		}
+		return enqueuer.Forecast{At: opts.Now, Capacity: opts.Capacity, Known: true, Remaining: 90 * time.Minute, ETA: opts.Now.Add(90 * time.Minute),
+			Counts: enqueuer.Counts{States: map[enqueuer.State]int{enqueuer.StateDefault: 40, enqueuer.StateImporting: 2}, Deferred: 5},
+			Buckets: []enqueuer.BucketForecast{
+				{MinTags: 3, MaxTags: 5, Finished: 7, MeanTags: 4.25, MeanDuration: 90 * time.Second, InProgress: 2, Waiting: 30},
+				{MinTags: 100_001, MaxTags: math.MaxInt, Waiting: 5},
+			}}, nil
+	})
 	store := enqueuertest.NewStore(enqueuertest.StoreOptions{})
-	h, err := dashboard.New(dashboard.Config{Repositories: store, Capacity: func(context.Context) int { return 25 },
-		Clock: clock, Logger: slog.New(slog.DiscardHandler),
-		Forecast: forecastFunc(func(_ context.Context, opts enqueuer.ForecastOptions) (enqueuer.Forecast, error) {
-			mu.Lock()
-			defer mu.Unlock()
-			asked = append(asked, opts)
-			if fail {
-				return enqueuer.Forecast{}, errConnRefused
-			}
-			return enqueuer.Forecast{At: opts.Now, Capacity: opts.Capacity, Known: true, Remaining: 90 * time.Minute, ETA: opts.Now.Add(90 * time.Minute),
-				Counts: enqueuer.Counts{States: map[enqueuer.State]int{enqueuer.StateDefault: 40, enqueuer.StateImporting: 2}, Deferred: 5},
-				Buckets: []enqueuer.BucketForecast{
-					{MinTags: 3, MaxTags: 5, Finished: 7, MeanTags: 4.25, MeanDuration: 90 * time.Second, InProgress: 2, Waiting: 30},
-					{MinTags: 100_001, MaxTags: math.MaxInt, Waiting: 5},
-				}}, nil
-		})})
+	cfg := dashboard.Config{Repositories: store, Capacity: func(context.Context) int { return 25 },
+		Clock: clock, Logger: slog.New(slog.DiscardHandler), Forecast: forecaster}
+	h, err := dashboard.New(cfg)
 	require.NoError(t, err)
 	overview := func() dashboard.Forecast {
 		t.Helper()
@@ -468,23 +469,28 @@ func TestForecastShown(t *testing.T) {
 		require.NoError(t, json.Unmarshal(rec.Body.Bytes(), &ov))
 		return *ov.Imports.Forecast
 	}
+	eventually := func(what string, cond func() bool) {
+		t.Helper()
+		require.Eventually(t, cond, 10*time.Second, time.Millisecond, what)
+	}
 
 	rec := httptestGet(h, "/")
 	require.Equal(t, http.StatusOK, rec.Code)
+	require.Contains(t, rec.Body.String(), `<span class="big" id="forecast">…</span><span class="sub">being made`)
+	eventually("the first forecast", func() bool { return overview().Known })
 	require.Equal(t, []enqueuer.ForecastOptions{{Now: at, Capacity: 25}}, asked)
+	rec = httptestGet(h, "/")
 	body := rec.Body.String()
 	require.Contains(t, body, `<span class="big" id="forecast">1h30m</span>`)
 	require.Contains(t, body, "for 37 repositories at a capacity of 25; done about 2026-12-03 13:30:00 UTC")
-	require.Contains(t, body, `<span class="big" id="total">42</span>`, "a fresh forecast's counts are the page's")
+	require.Contains(t, body, `<span class="big" id="total">0</span>`, "the counts are the store's, not a kept forecast's")
 	rec = httptestGet(h, "/imports")
 	require.Equal(t, http.StatusOK, rec.Code)
-	require.Equal(t, 1, calls(), "one forecast serves the pages for ForecastMaxAge")
 	body = rec.Body.String()
 	require.Contains(t, body, `<td class="n">3–5</td><td class="n">7</td><td class="n">4</td><td class="n">1m30s</td><td class="n">2</td><td class="n">30</td>`)
 	require.Contains(t, body, `<td class="n">100001&#43;</td><td class="n">0</td><td class="n">—</td><td class="n">—</td>`)
-	require.Contains(t, body, "0 in progress of a capacity of 25, 0 waiting, 0 in all.", "a kept forecast's counts are not: the store is counted")
 	fc := overview()
-	require.True(t, fc.Known)
+	require.Equal(t, 1, calls(), "one forecast serves the pages for ForecastMaxAge")
 	require.Equal(t, at, fc.At)
 	require.Equal(t, 90*time.Minute, fc.Left.Duration())
 	require.Equal(t, at.Add(90*time.Minute), *fc.ETA)
@@ -495,25 +501,30 @@ func TestForecastShown(t *testing.T) {
 	// Past ForecastMaxAge the kept one is shown while a new one is made.
 	set(dashboard.DefaultForecastMaxAge, false)
 	require.Equal(t, at, overview().At)
-	require.Eventually(t, func() bool { return calls() == 2 }, 10*time.Second, time.Millisecond)
-	require.Eventually(t, func() bool { return overview().At.Equal(at.Add(dashboard.DefaultForecastMaxAge)) }, 10*time.Second, time.Millisecond)
+	eventually("a new forecast", func() bool { return overview().At.Equal(at.Add(dashboard.DefaultForecastMaxAge)) })
 	require.Equal(t, 2, calls())
 
-	// A new one that fails in the background is tried again by the next
-	// request, which says so when it fails too; it is not kept.
+	// A new one that fails: the card says so (the page still shows)
+	// until one succeeds; each page tries again.
 	set(dashboard.DefaultForecastMaxAge, true)
-	require.True(t, overview().Known, "the kept one")
-	require.Eventually(t, func() bool { return calls() == 3 }, 10*time.Second, time.Millisecond)
+	require.True(t, overview().Known, "the kept one, while the new one is made")
+	eventually("the failure", func() bool { return overview().Error != "" })
+	rec = httptestGet(h, "/")
+	require.Contains(t, rec.Body.String(), "Cannot forecast: connection refused")
+	require.Contains(t, rec.Body.String(), `id="total"`)
+	set(0, false)
+	eventually("a forecast again", func() bool { f := overview(); return f.Known && f.Error == "" })
+
+	// With a negative ForecastMaxAge every page makes one and waits; its
+	// counts are the page's (one count, not two).
+	cfg.ForecastMaxAge = -1
+	h, err = dashboard.New(cfg)
+	require.NoError(t, err)
+	n := calls()
 	for i := range 2 {
 		rec = httptestGet(h, "/")
-		require.Equal(t, http.StatusOK, rec.Code)
-		require.Contains(t, rec.Body.String(), "Cannot forecast: connection refused")
-		require.Contains(t, rec.Body.String(), `id="total"`)
-		require.Equal(t, 4+i, calls())
+		require.Contains(t, rec.Body.String(), `<span class="big" id="forecast">1h30m</span>`)
+		require.Contains(t, rec.Body.String(), `<span class="big" id="total">42</span>`)
+		require.Equal(t, n+i+1, calls())
 	}
-	set(0, false)
-	require.True(t, overview().Known)
-	require.Equal(t, 6, calls())
-	require.True(t, overview().Known)
-	require.Equal(t, 6, calls())
 }

@@ -40,8 +40,10 @@
 // ImportsPage, RepositoryPage) built from the stores on the request, never
 // from memory kept between requests, with one exception: the enqueuer's
 // forecast (Config.Forecast), which reads up to 10,000 waiting
-// repositories, serves the pages for Config.ForecastMaxAge (30s) and is
-// then remade in the background; it says when it was made. Every listing is one limited query on
+// repositories, is made in the background (no page waits for it; the
+// first shows that it is being made), serves the pages for
+// Config.ForecastMaxAge (30s) and is then made again; it says when it
+// was made. Every listing is one limited query on
 // an index (bbm's jobs by (migration_id, id), the enqueuer's repositories
 // by (state, path) and (state, state_changed_at)), so pages stay fast with
 // hundreds of thousands of repositories (BenchmarkPages100k).

@@ -145,7 +145,9 @@ func newFixture(t *testing.T, o fixtureOptions) *fixture {
 		Prefix: o.prefix, Title: "Test <Ferry>",
 		Migrations: f.admin, Repositories: f.store, Imports: enq,
 		Capacity: func(context.Context) int { return 3 },
-		Forecast: enq,
+		// Made on the request, so that the page shows it at once (the
+		// default makes it in the background: TestForecastShown).
+		Forecast: enq, ForecastMaxAge: -1,
 		Leases: []dashboard.LeaseKey{{Title: "enqueuer", Key: enqueuer.DefaultLeaseKey, Locker: f.locker},
 			{Key: "free/key", Locker: f.locker}},
 		Logger: slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn})),

@@ -152,6 +152,9 @@ type StateCount struct {
 type Forecast struct {
 	// At is when the forecast was made.
 	At time.Time `json:"at"`
+	// Pending is true while the first forecast is being made (in the
+	// background: no page waits for one); the next page shows it.
+	Pending bool `json:"pending,omitempty"`
 	// Known is false until an import has finished: without a measured
 	// duration there is nothing to forecast from.
 	Known bool `json:"known"`
