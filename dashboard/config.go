@@ -131,6 +131,8 @@ type Config struct {
 	// past ForecastMaxAge, start one in the background (one at a time)
 	// and show the kept one, or that one is being made. Default
 	// DefaultForecastMaxAge; negative: every request makes one and waits.
+	// A forecast in the background ends with its answer or after a
+	// minute, whatever becomes of the request that started it.
 	ForecastMaxAge time.Duration
 	// Registry shows the registry side of each import (import server).
 	Registry Registry
