@@ -373,10 +373,16 @@ func TestHandlerSecretRotation(t *testing.T) {
 		sent     atomic.Int64
 		useNew   atomic.Bool
 		registry sync.WaitGroup
+		// switching is held (read) from choosing a secret until the answer
+		// is in, so the switch below can wait for requests that chose the
+		// old secret: a registry drops the old secret only after its last
+		// request with it was answered.
+		switching sync.RWMutex
 	)
 	for range 4 {
 		registry.Go(func() {
 			for !stop.Load() {
+				switching.RLock()
 				s := old
 				if useNew.Load() {
 					s = next
@@ -384,13 +390,16 @@ func TestHandlerSecretRotation(t *testing.T) {
 				if code(s) != http.StatusNotFound {
 					refused.Add(1)
 				}
+				switching.RUnlock()
 				sent.Add(1)
 			}
 		})
 	}
 	require.NoError(t, h.SetSecrets(old, next))
 	time.Sleep(20 * time.Millisecond)
+	switching.Lock()
 	useNew.Store(true)
+	switching.Unlock()
 	time.Sleep(20 * time.Millisecond)
 	require.NoError(t, h.SetSecrets(next))
 	time.Sleep(20 * time.Millisecond)
