@@ -86,7 +86,7 @@ type Forecast struct {
 // from the measured durations of the latest finished imports by tag-count
 // bucket and the capacity. A repository's expected duration is read off
 // the buckets' measured means, interpolated by tag count (and extrapolated
-// along the two nearest buckets for repositories smaller or larger than
+// from the two nearest buckets for repositories smaller or larger than
 // any finished one), for each of its two phases: the pre-import, and the
 // final import with the wait for its start. Imports in progress need what
 // is left of their current phase (at least a tenth of the time it has
@@ -235,10 +235,11 @@ func (m *durationModel) expected(tags int) time.Duration {
 }
 
 // expected returns the phase's expected duration for a repository with
-// tags tags: linear between the buckets' means; beyond the smallest or the
-// largest, along the line through the two nearest (never falling above the
-// largest, never below the proportion of the smallest's mean); in
-// proportion to the tags when only one bucket is known.
+// tags tags: linear between the buckets' means; below the smallest, along
+// the line through the two smallest (never below the proportion of the
+// smallest's mean); above the largest, along the power law through the
+// two largest (never growing faster than in proportion, never falling);
+// in proportion to the tags when only one bucket is known.
 func (p *phaseModel) expected(tags int) time.Duration {
 	t, c := float64(tags), p.curve
 	if len(c) == 0 {
@@ -265,9 +266,17 @@ func (p *phaseModel) expected(tags int) time.Duration {
 		a, b := c[i-1], c[i]
 		secs = a.secs + (b.secs-a.secs)*(t-a.tags)/(b.tags-a.tags)
 	default:
+		// Larger than any finished one: along the power law through the
+		// two largest buckets, t^k with k between 0 and 1. Imports grow
+		// more slowly than their tag counts (tags share blobs, and a large
+		// import runs more operations at once), and a straight line through
+		// two buckets overshoots the one repository that decides the end.
 		a, b := c[len(c)-2], c[len(c)-1]
-		slope := max((b.secs-a.secs)/(b.tags-a.tags), 0)
-		secs = b.secs + slope*(t-b.tags)
+		k := 1.0
+		if a.tags > 0 && a.secs > 0 && b.secs > 0 {
+			k = min(max(math.Log(b.secs/a.secs)/math.Log(b.tags/a.tags), 0), 1)
+		}
+		secs = b.secs * math.Pow(t/b.tags, k)
 	}
 	return time.Duration(max(secs, 0) * float64(time.Second))
 }

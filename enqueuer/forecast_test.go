@@ -136,3 +136,36 @@ func TestForecastRunningImportsByPhase(t *testing.T) {
 		require.Equal(t, 20*time.Second, f.Remaining)
 	})
 }
+
+// A repository larger than any finished one follows the power law through
+// the two largest buckets: 10 tags in 10s and 100 in 40s make 1,000 tags
+// 160s (4x per 10x), where a straight line would say 340s.
+func TestForecastExtrapolatesAlongPowerLaw(t *testing.T) {
+	eachStore(t, func(t *testing.T, store enqueuer.Store, locker lease.Locker) {
+		ctx := context.Background()
+		now := epoch.Add(48 * time.Hour)
+		e := newEnv(t, store, enqueuertest.RegistryOptions{})
+		for _, d := range []struct {
+			tags int
+			took time.Duration
+		}{{10, 10 * time.Second}, {100, 40 * time.Second}} {
+			r, err := e.store.Add(ctx, enqueuer.NewRepository{Path: fmt.Sprintf("done/%d", d.tags), TagCount: d.tags, CreatedAt: epoch})
+			require.NoError(t, err)
+			start := now.Add(-time.Hour)
+			for _, s := range []struct {
+				ev enqueuer.Event
+				at time.Time
+			}{{enqueuer.EventStartPreImport, start}, {enqueuer.EventFinishPreImport, start.Add(d.took / 2)},
+				{enqueuer.EventStartImport, start.Add(d.took / 2)}, {enqueuer.EventFinishImport, start.Add(d.took)}} {
+				r, err = e.store.Transition(ctx, enqueuer.Change{ID: r.ID, From: r.State, Event: s.ev, At: s.at})
+				require.NoError(t, err)
+			}
+		}
+		_, err := e.store.Add(ctx, enqueuer.NewRepository{Path: "wait/big", TagCount: 1000, CreatedAt: epoch})
+		require.NoError(t, err)
+		enq := e.enqueuer(t, enqueuer.Config{Capacity: capacity(1), Locker: locker, Clock: func() time.Time { return now }})
+		f, err := enq.Forecast(ctx, enqueuer.ForecastOptions{})
+		require.NoError(t, err)
+		require.InDelta(t, 160, f.Remaining.Seconds(), 0.001)
+	})
+}
