@@ -39,9 +39,9 @@ var (
 	ErrImportInProgress = errors.New("enqueuer: import already in progress at the registry")
 
 	// ErrTooEarly means the registry is not ready for this start yet
-	// (HTTP 425): a final import while its pre-import still runs there,
-	// or any start while the outcome of the repository's previous run
-	// has not been delivered to the coordinator. It is a matter of
+	// (HTTP 425): a final import while its pre-import still runs there
+	// (Ferry's import server supersedes an undelivered outcome instead of
+	// answering 425; other registries may not). It is a matter of
 	// milliseconds to seconds (the notification that is on its way), not
 	// the repository's fault: the enqueuer puts the repository back where
 	// it was and ends the run, like a 429, and the next run starts it.
