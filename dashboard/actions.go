@@ -10,6 +10,7 @@ import (
 
 	"github.com/ferryhq/ferry/bbm"
 	"github.com/ferryhq/ferry/enqueuer"
+	"github.com/ferryhq/ferry/internal/clip"
 	"github.com/ferryhq/ferry/lease"
 )
 
@@ -127,7 +128,7 @@ func (h *handler) checkAction(w http.ResponseWriter, r *http.Request) (Action, e
 	}
 	a := Action{Kind: ActionKind(kind), Target: target}
 	if !a.Kind.valid() {
-		return Action{}, badRequest("unknown action %q (want one of %v)", clip(kind, 64), ActionKinds)
+		return Action{}, badRequest("unknown action %q (want one of %v)", clip.Marked(kind, 64), ActionKinds)
 	}
 	if err := h.checkTarget(a); err != nil {
 		return a, err
@@ -159,7 +160,7 @@ func (h *handler) checkTarget(a Action) error {
 	case BreakLease:
 		l, ok := h.leaseKey(a.Target)
 		if !ok {
-			return &httpError{code: http.StatusNotFound, msg: fmt.Sprintf("no lease %q on this dashboard", clip(a.Target, 64))}
+			return &httpError{code: http.StatusNotFound, msg: fmt.Sprintf("no lease %q on this dashboard", clip.Marked(a.Target, 64))}
 		}
 		if _, ok := l.Locker.(lease.Breaker); !ok {
 			return badRequest("the lease %q cannot be broken: its Locker is not a lease.Breaker", a.Target)

@@ -12,6 +12,7 @@ import (
 
 	"github.com/ferryhq/ferry/bbm"
 	"github.com/ferryhq/ferry/enqueuer"
+	"github.com/ferryhq/ferry/internal/clip"
 	"github.com/ferryhq/ferry/lease"
 )
 
@@ -173,7 +174,7 @@ func (h *handler) migrationPage(ctx context.Context, r *http.Request) (any, erro
 	}
 	p, err := h.cfg.Migrations.Status(ctx, name)
 	if errors.Is(err, bbm.ErrMigrationNotFound) {
-		return nil, &httpError{code: http.StatusNotFound, msg: fmt.Sprintf("no migration named %q", clip(name, 200))}
+		return nil, &httpError{code: http.StatusNotFound, msg: fmt.Sprintf("no migration named %q", clip.Marked(name, 200))}
 	}
 	if err != nil {
 		return nil, err

@@ -10,6 +10,7 @@ import (
 
 	"github.com/ferryhq/ferry/bbm"
 	"github.com/ferryhq/ferry/enqueuer"
+	"github.com/ferryhq/ferry/internal/clip"
 )
 
 // params are a request's query parameters, checked strictly: a malformed
@@ -29,7 +30,7 @@ func parseParams(raw string, known ...string) (params, error) {
 	for k, v := range vs {
 		switch {
 		case !slices.Contains(known, k):
-			return nil, badRequest("unknown query parameter %q (this page takes %s)", clip(k, 64), strings.Join(known, ", "))
+			return nil, badRequest("unknown query parameter %q (this page takes %s)", clip.Marked(k, 64), strings.Join(known, ", "))
 		case len(v) > 1:
 			return nil, badRequest("query parameter %q given %d times", k, len(v))
 		case len(v[0]) > maxParamLen:
@@ -50,7 +51,7 @@ func (p params) limit(def int) (int, error) {
 	}
 	n, err := strconv.Atoi(s)
 	if err != nil || n < 1 || n > MaxPageSize {
-		return 0, badRequest("limit %q: want a number from 1 to %d", clip(s, 64), MaxPageSize)
+		return 0, badRequest("limit %q: want a number from 1 to %d", clip.Marked(s, 64), MaxPageSize)
 	}
 	return n, nil
 }
@@ -63,7 +64,7 @@ func (p params) jobAfter() (int64, error) {
 	}
 	n, err := strconv.ParseInt(s, 10, 64)
 	if err != nil || n < 0 {
-		return 0, badRequest("after %q: want a job ID (a number)", clip(s, 64))
+		return 0, badRequest("after %q: want a job ID (a number)", clip.Marked(s, 64))
 	}
 	return n, nil
 }
@@ -74,7 +75,7 @@ func (p params) jobStatus() (bbm.JobStatus, error) {
 	case "", bbm.JobRunning, bbm.JobFinished, bbm.JobFailed:
 		return s, nil
 	default:
-		return "", badRequest("status %q: want %s, %s or %s", clip(string(s), 64), bbm.JobRunning, bbm.JobFinished, bbm.JobFailed)
+		return "", badRequest("status %q: want %s, %s or %s", clip.Marked(string(s), 64), bbm.JobRunning, bbm.JobFinished, bbm.JobFailed)
 	}
 }
 
@@ -82,7 +83,7 @@ func (p params) jobStatus() (bbm.JobStatus, error) {
 func (p params) state() (enqueuer.State, error) {
 	s := enqueuer.State(p["state"])
 	if s != "" && !s.Valid() {
-		return "", badRequest("state %q: want one of %v", clip(string(s), 64), enqueuer.States)
+		return "", badRequest("state %q: want one of %v", clip.Marked(string(s), 64), enqueuer.States)
 	}
 	return s, nil
 }
@@ -122,18 +123,7 @@ func (p params) done() (ActionKind, error) {
 	if k := ActionKind(s); k.valid() {
 		return k, nil
 	}
-	return "", badRequest("done %q: not an action", clip(s, 64))
-}
-
-// clip shortens s for an error message, on a rune boundary.
-func clip(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	for n > 0 && !utf8.RuneStart(s[n]) {
-		n--
-	}
-	return s[:n] + "…"
+	return "", badRequest("done %q: not an action", clip.Marked(s, 64))
 }
 
 // pageQuery builds the query string of a link, leaving out empty values.

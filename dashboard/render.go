@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/ferryhq/ferry/enqueuer"
+	"github.com/ferryhq/ferry/internal/clip"
 )
 
 //go:embed templates/*.html
@@ -54,7 +55,7 @@ var funcs = template.FuncMap{
 		return actionButton{Prefix: f.Prefix, CSRF: f.CSRF, Kind: kind, Target: target, Label: label}
 	},
 	"str":   func(v fmt.Stringer) string { return v.String() },
-	"short": func(s string) string { return clip(s, shortText) },
+	"short": func(s string) string { return clip.Marked(s, shortText) },
 }
 
 func parseTemplates() (*templates, error) {
