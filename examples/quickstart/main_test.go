@@ -8,7 +8,6 @@ import (
 	"os"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -16,6 +15,7 @@ import (
 
 	"github.com/ferryhq/ferry/bbm"
 	"github.com/ferryhq/ferry/dashboard"
+	"github.com/ferryhq/ferry/internal/syncbuf"
 	"github.com/ferryhq/ferry/storage/storagetest"
 )
 
@@ -86,7 +86,7 @@ func requireMainJob(t *testing.T, out string) {
 // -serve: after the run, the dashboard serves the run's stores until the
 // context ends.
 func TestQuickstartServe(t *testing.T) {
-	out := &syncWriter{}
+	out := &syncbuf.Buffer{}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- run(ctx, out, options{noPostgres: true, rows: 2_000, serve: true}) }()
@@ -128,23 +128,4 @@ func TestQuickstartServe(t *testing.T) {
 	cancel()
 	require.NoError(t, <-done)
 	require.Contains(t, out.String(), "dashboard: stopped")
-}
-
-// syncWriter is a strings.Builder safe for one writer and concurrent
-// readers.
-type syncWriter struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (w *syncWriter) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.b.Write(p)
-}
-
-func (w *syncWriter) String() string {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.b.String()
 }

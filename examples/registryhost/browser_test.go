@@ -21,6 +21,7 @@ import (
 	"github.com/ferryhq/ferry/bbm"
 	"github.com/ferryhq/ferry/enqueuer"
 	"github.com/ferryhq/ferry/internal/browsertest"
+	"github.com/ferryhq/ferry/internal/syncbuf"
 	"github.com/ferryhq/ferry/storage"
 	"github.com/ferryhq/ferry/storage/storagetest"
 )
@@ -46,7 +47,7 @@ func TestDashboardInABrowser(t *testing.T) {
 		EnqueueEvery: 200 * time.Millisecond, StatusEvery: -1, ShutdownTimeout: 5 * time.Second,
 		AdminToken: "test-admin-token", DashboardRefresh: time.Second, DashboardForecastMaxAge: time.Second}
 	ctx, cancel := context.WithCancel(context.Background())
-	out := &syncBuffer{}
+	out := &syncbuf.Buffer{}
 	done := make(chan error, 1)
 	go func() { done <- run(ctx, cfg, out) }()
 	t.Cleanup(func() {

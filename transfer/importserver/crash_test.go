@@ -27,6 +27,7 @@ import (
 	"gocloud.dev/blob/memblob"
 
 	"github.com/ferryhq/ferry/enqueuer"
+	"github.com/ferryhq/ferry/internal/syncbuf"
 	"github.com/ferryhq/ferry/lease/pglease"
 	"github.com/ferryhq/ferry/storage"
 	"github.com/ferryhq/ferry/storage/storagetest"
@@ -173,29 +174,12 @@ func (p *peakImporter) Import(ctx context.Context, repos ...string) (*transfer.R
 type registryProcess struct {
 	cmd    *exec.Cmd
 	exited chan error
-	stderr *syncBuf
-}
-
-type syncBuf struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuf) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuf) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
+	stderr *syncbuf.Buffer
 }
 
 func startRegistry(t *testing.T, env []string) *registryProcess {
 	t.Helper()
-	p := &registryProcess{cmd: exec.Command(os.Args[0], "-test.run=^$"), exited: make(chan error, 1), stderr: &syncBuf{}}
+	p := &registryProcess{cmd: exec.Command(os.Args[0], "-test.run=^$"), exited: make(chan error, 1), stderr: &syncbuf.Buffer{}}
 	p.cmd.Env = append(append(os.Environ(), childEnv+"=1"), env...)
 	p.cmd.Stderr = p.stderr
 	out, err := p.cmd.StdoutPipe()
