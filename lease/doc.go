@@ -109,7 +109,12 @@
 // Observe wraps any Locker so that an Observer is told about every Acquire
 // (acquired, held or failed), every Renew (with its latency) and the end of
 // every lease (released, lost or a failed release); pglease.FenceWith
-// reports fence checks to the same Observer. This is for metrics and
+// reports fence checks to the same Observer. Hooks have pgx's tracer
+// shape, like every Ferry package's: Acquire and Renew get
+// AcquireStart/AcquireEnd and RenewStart/RenewEnd, the backend's call runs
+// under the context Start returns (so a span started there is the parent
+// of the backend's own), and End gets that context back; a lease's end and
+// fence checks are single calls. This is for metrics and
 // tracing without a metrics dependency here: package prommetrics implements
 // Observer with Prometheus.
 //

@@ -15,11 +15,25 @@ import (
 // hosts' own fencing code report fence checks to it. Calls are made
 // synchronously, often concurrently (Guard renews in a goroutine of its
 // own), so they must be quick, safe for concurrent use and must not block.
+//
+// Hooks follow pgx's tracer shape: an operation that takes time (Acquire,
+// Renew) gets XStart, whose returned context the operation runs under (a
+// span started there is the parent of the backend's own spans), and XEnd,
+// called once with that context when the operation returns; events without
+// a duration are single calls.
 type Observer interface {
-	// AcquireDone is called after every Acquire, whatever its outcome.
-	AcquireDone(ctx context.Context, e AcquireEvent)
-	// RenewDone is called after every Renew of an acquired lease.
-	RenewDone(ctx context.Context, e RenewEvent)
+	// AcquireStart is called before every Acquire; the Acquire runs under
+	// the context it returns.
+	AcquireStart(ctx context.Context, e AcquireStartEvent) context.Context
+	// AcquireEnd is called after every Acquire, whatever its outcome, with
+	// the context AcquireStart returned.
+	AcquireEnd(ctx context.Context, e AcquireEvent)
+	// RenewStart is called before every Renew of an acquired lease; the
+	// Renew runs under the context it returns.
+	RenewStart(ctx context.Context, e RenewStartEvent) context.Context
+	// RenewEnd is called after every Renew, with the context RenewStart
+	// returned.
+	RenewEnd(ctx context.Context, e RenewEvent)
 	// LeaseEnded is called once per acquired lease, when this process
 	// stops holding it: at its Release (whatever the outcome), or at the
 	// first Renew that finds it lost.
@@ -43,7 +57,19 @@ const (
 	AcquireFailed AcquireResult = "error"
 )
 
-// AcquireEvent describes one Acquire.
+// AcquireStartEvent describes an Acquire about to run.
+type AcquireStartEvent struct {
+	Key string
+	TTL time.Duration
+}
+
+// RenewStartEvent describes a Renew about to run.
+type RenewStartEvent struct {
+	Key   string
+	Token int64
+}
+
+// AcquireEvent describes one Acquire that returned.
 type AcquireEvent struct {
 	Key    string
 	Result AcquireResult
@@ -55,7 +81,7 @@ type AcquireEvent struct {
 	Err error
 }
 
-// RenewEvent describes one Renew.
+// RenewEvent describes one Renew that returned.
 type RenewEvent struct {
 	Key      string
 	Token    int64
@@ -105,25 +131,43 @@ type FenceEvent struct {
 // ObserverFuncs is an Observer made of optional functions; nil ones are
 // skipped. The zero value observes nothing.
 type ObserverFuncs struct {
-	OnAcquireDone  func(ctx context.Context, e AcquireEvent)
-	OnRenewDone    func(ctx context.Context, e RenewEvent)
+	OnAcquireStart func(ctx context.Context, e AcquireStartEvent) context.Context
+	OnAcquireEnd   func(ctx context.Context, e AcquireEvent)
+	OnRenewStart   func(ctx context.Context, e RenewStartEvent) context.Context
+	OnRenewEnd     func(ctx context.Context, e RenewEvent)
 	OnLeaseEnded   func(ctx context.Context, e EndEvent)
 	OnFenceChecked func(ctx context.Context, e FenceEvent)
 }
 
 var _ Observer = ObserverFuncs{}
 
-// AcquireDone implements Observer.
-func (o ObserverFuncs) AcquireDone(ctx context.Context, e AcquireEvent) {
-	if o.OnAcquireDone != nil {
-		o.OnAcquireDone(ctx, e)
+// AcquireStart implements Observer.
+func (o ObserverFuncs) AcquireStart(ctx context.Context, e AcquireStartEvent) context.Context {
+	if o.OnAcquireStart != nil {
+		return o.OnAcquireStart(ctx, e)
+	}
+	return ctx
+}
+
+// AcquireEnd implements Observer.
+func (o ObserverFuncs) AcquireEnd(ctx context.Context, e AcquireEvent) {
+	if o.OnAcquireEnd != nil {
+		o.OnAcquireEnd(ctx, e)
 	}
 }
 
-// RenewDone implements Observer.
-func (o ObserverFuncs) RenewDone(ctx context.Context, e RenewEvent) {
-	if o.OnRenewDone != nil {
-		o.OnRenewDone(ctx, e)
+// RenewStart implements Observer.
+func (o ObserverFuncs) RenewStart(ctx context.Context, e RenewStartEvent) context.Context {
+	if o.OnRenewStart != nil {
+		return o.OnRenewStart(ctx, e)
+	}
+	return ctx
+}
+
+// RenewEnd implements Observer.
+func (o ObserverFuncs) RenewEnd(ctx context.Context, e RenewEvent) {
+	if o.OnRenewEnd != nil {
+		o.OnRenewEnd(ctx, e)
 	}
 }
 
@@ -142,23 +186,29 @@ func (o ObserverFuncs) FenceChecked(ctx context.Context, e FenceEvent) {
 }
 
 // MultiObserver returns an Observer that tells each of obs in turn; nil
-// ones are dropped.
+// ones are dropped. Start hooks run in order, each under the context the
+// previous one returned; End hooks run in reverse order, each with the
+// context its own Start returned.
 func MultiObserver(obs ...Observer) Observer {
 	return observe.Join(obs, func(list []Observer) Observer { return multiObserver(list) })
 }
 
 type multiObserver []Observer
 
-func (m multiObserver) AcquireDone(ctx context.Context, e AcquireEvent) {
-	for _, o := range m {
-		o.AcquireDone(ctx, e)
-	}
+func (m multiObserver) AcquireStart(ctx context.Context, e AcquireStartEvent) context.Context {
+	return observe.Start(ctx, m, func(o Observer, ctx context.Context) context.Context { return o.AcquireStart(ctx, e) })
 }
 
-func (m multiObserver) RenewDone(ctx context.Context, e RenewEvent) {
-	for _, o := range m {
-		o.RenewDone(ctx, e)
-	}
+func (m multiObserver) AcquireEnd(ctx context.Context, e AcquireEvent) {
+	observe.End(ctx, m, func(o Observer, ctx context.Context) { o.AcquireEnd(ctx, e) })
+}
+
+func (m multiObserver) RenewStart(ctx context.Context, e RenewStartEvent) context.Context {
+	return observe.Start(ctx, m, func(o Observer, ctx context.Context) context.Context { return o.RenewStart(ctx, e) })
+}
+
+func (m multiObserver) RenewEnd(ctx context.Context, e RenewEvent) {
+	observe.End(ctx, m, func(o Observer, ctx context.Context) { o.RenewEnd(ctx, e) })
 }
 
 func (m multiObserver) LeaseEnded(ctx context.Context, e EndEvent) {
@@ -192,6 +242,7 @@ type observedLocker struct {
 
 func (o *observedLocker) Acquire(ctx context.Context, key string, ttl time.Duration) (Lease, error) {
 	began := time.Now()
+	ctx = o.obs.AcquireStart(ctx, AcquireStartEvent{Key: key, TTL: ttl})
 	l, err := o.l.Acquire(ctx, key, ttl)
 	ev := AcquireEvent{Key: key, Result: Acquired, Duration: time.Since(began), Err: err}
 	switch {
@@ -202,7 +253,7 @@ func (o *observedLocker) Acquire(ctx context.Context, key string, ttl time.Durat
 	default:
 		ev.Token = l.Token()
 	}
-	o.obs.AcquireDone(ctx, ev)
+	o.obs.AcquireEnd(ctx, ev)
 	if err != nil {
 		return nil, err
 	}
@@ -224,8 +275,9 @@ type observedLease struct {
 
 func (l *observedLease) Renew(ctx context.Context) error {
 	began := time.Now()
+	ctx = l.obs.RenewStart(ctx, RenewStartEvent{Key: l.Key(), Token: l.Token()})
 	err := l.Lease.Renew(ctx)
-	l.obs.RenewDone(ctx, RenewEvent{Key: l.Key(), Token: l.Token(), Duration: time.Since(began), Err: err})
+	l.obs.RenewEnd(ctx, RenewEvent{Key: l.Key(), Token: l.Token(), Duration: time.Since(began), Err: err})
 	if errors.Is(err, ErrLost) {
 		l.end(ctx, EndLost, err)
 	}

@@ -22,12 +22,12 @@ type eventLog struct {
 
 func (g *eventLog) observer() lease.Observer {
 	return lease.ObserverFuncs{
-		OnAcquireDone: func(_ context.Context, e lease.AcquireEvent) {
+		OnAcquireEnd: func(_ context.Context, e lease.AcquireEvent) {
 			g.mu.Lock()
 			defer g.mu.Unlock()
 			g.acquires = append(g.acquires, e)
 		},
-		OnRenewDone: func(_ context.Context, e lease.RenewEvent) {
+		OnRenewEnd: func(_ context.Context, e lease.RenewEvent) {
 			g.mu.Lock()
 			defer g.mu.Unlock()
 			g.renews = append(g.renews, e)
@@ -156,11 +156,68 @@ func TestObserveNil(t *testing.T) {
 		t.Fatal("Observe with a nil Observer wraps")
 	}
 	o := lease.MultiObserver()
-	o.AcquireDone(t.Context(), lease.AcquireEvent{})
-	o.RenewDone(t.Context(), lease.RenewEvent{})
+	ctx := o.AcquireStart(t.Context(), lease.AcquireStartEvent{})
+	o.AcquireEnd(ctx, lease.AcquireEvent{})
+	ctx = lease.ObserverFuncs{}.RenewStart(t.Context(), lease.RenewStartEvent{})
+	if ctx != t.Context() {
+		t.Fatal("an empty RenewStart must return its context")
+	}
+	o.RenewEnd(ctx, lease.RenewEvent{})
 	o.LeaseEnded(t.Context(), lease.EndEvent{})
 	o.FenceChecked(t.Context(), lease.FenceEvent{})
 	lease.ObserverFuncs{}.FenceChecked(t.Context(), lease.FenceEvent{})
+}
+
+type spanKey struct{}
+
+// TestObserveNests checks that Acquire and Renew run under the contexts
+// their Start hooks returned, and that each End gets its own Start's
+// context back, through a MultiObserver of two.
+func TestObserveNests(t *testing.T) {
+	var mu sync.Mutex
+	var log []string
+	tracer := func(name string) lease.Observer {
+		note := func(s string) {
+			mu.Lock()
+			defer mu.Unlock()
+			log = append(log, s)
+		}
+		return lease.ObserverFuncs{
+			OnAcquireStart: func(ctx context.Context, e lease.AcquireStartEvent) context.Context {
+				return context.WithValue(ctx, spanKey{}, name+":acquire "+e.Key)
+			},
+			OnAcquireEnd: func(ctx context.Context, e lease.AcquireEvent) { note("end " + ctx.Value(spanKey{}).(string)) },
+			OnRenewStart: func(ctx context.Context, e lease.RenewStartEvent) context.Context {
+				return context.WithValue(ctx, spanKey{}, name+":renew "+e.Key)
+			},
+			OnRenewEnd: func(ctx context.Context, e lease.RenewEvent) { note("end " + ctx.Value(spanKey{}).(string)) },
+		}
+	}
+	base := leasetest.NewLocker(leasetest.Options{})
+	inner := lockerFunc(func(ctx context.Context, key string, ttl time.Duration) (lease.Lease, error) {
+		mu.Lock()
+		log = append(log, "acquire under "+ctx.Value(spanKey{}).(string))
+		mu.Unlock()
+		return base.Acquire(ctx, key, ttl)
+	})
+	l, err := lease.Observe(inner, lease.MultiObserver(tracer("a"), tracer("b"))).Acquire(t.Context(), "k", time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Renew(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"acquire under b:acquire k", "end b:acquire k", "end a:acquire k", "end b:renew k", "end a:renew k"}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(log) != len(want) {
+		t.Fatalf("got %q, want %q", log, want)
+	}
+	for i := range want {
+		if log[i] != want[i] {
+			t.Fatalf("got %q, want %q", log, want)
+		}
+	}
 }
 
 type lockerFunc func(ctx context.Context, key string, ttl time.Duration) (lease.Lease, error)

@@ -102,8 +102,14 @@ func (o *leaseObserver) series(key string) *leaseSeries {
 	return s
 }
 
-// AcquireDone implements lease.Observer.
-func (o *leaseObserver) AcquireDone(_ context.Context, e lease.AcquireEvent) {
+// AcquireStart implements lease.Observer: the metrics need only
+// AcquireEnd's event.
+func (o *leaseObserver) AcquireStart(ctx context.Context, _ lease.AcquireStartEvent) context.Context {
+	return ctx
+}
+
+// AcquireEnd implements lease.Observer.
+func (o *leaseObserver) AcquireEnd(_ context.Context, e lease.AcquireEvent) {
 	s := o.series(e.Key)
 	switch e.Result {
 	case lease.Acquired:
@@ -116,8 +122,14 @@ func (o *leaseObserver) AcquireDone(_ context.Context, e lease.AcquireEvent) {
 	}
 }
 
-// RenewDone implements lease.Observer.
-func (o *leaseObserver) RenewDone(_ context.Context, e lease.RenewEvent) {
+// RenewStart implements lease.Observer: the renewal's duration comes with
+// RenewEnd's event.
+func (o *leaseObserver) RenewStart(ctx context.Context, _ lease.RenewStartEvent) context.Context {
+	return ctx
+}
+
+// RenewEnd implements lease.Observer.
+func (o *leaseObserver) RenewEnd(_ context.Context, e lease.RenewEvent) {
 	s := o.series(e.Key)
 	s.renewTime.Observe(e.Duration.Seconds())
 	switch {

@@ -70,7 +70,7 @@ func TestLeaseMetricsMove(t *testing.T) {
 	_, err = broken.Acquire(ctx, key, time.Second)
 	require.Error(t, err)
 	require.Equal(t, 1.0, must(t, reg, "ferry_lease_acquires_total", "key", key, "result", "error"))
-	m.Lease().RenewDone(ctx, lease.RenewEvent{Key: key, Err: errors.New("timeout")})
+	m.Lease().RenewEnd(ctx, lease.RenewEvent{Key: key, Err: errors.New("timeout")})
 	require.Equal(t, 1.0, must(t, reg, "ferry_lease_renewals_total", "key", key, "result", "error"))
 	m.Lease().LeaseEnded(ctx, lease.EndEvent{Key: "k2", Reason: lease.EndReleaseFailed})
 	require.Equal(t, 1.0, must(t, reg, "ferry_lease_release_failures_total", "key", "k2"))

@@ -64,8 +64,17 @@ func (o *storageObserver) ReadRouted(_ context.Context, e storage.RouteEvent) {
 	o.reads.WithLabelValues(e.Target.String(), reason).Inc()
 }
 
-// ReplicaChecked implements storage.Observer.
-func (o *storageObserver) ReplicaChecked(_ context.Context, e storage.ReplicaEvent) {
+// ReplicaCheckStart implements storage.Observer: the check's duration
+// comes with ReplicaCheckEnd's event.
+func (o *storageObserver) ReplicaCheckStart(ctx context.Context, _ storage.ReplicaCheckStartEvent) context.Context {
+	return ctx
+}
+
+// ReplicaCheckEnd implements storage.Observer.
+func (o *storageObserver) ReplicaCheckEnd(_ context.Context, e storage.ReplicaEvent) {
+	if e.Abandoned {
+		return // says nothing about the replica
+	}
 	r := o.replica.value(e.Replica)
 	o.checkTime.WithLabelValues(r).Observe(e.Duration.Seconds())
 	if e.Err != nil {

@@ -130,7 +130,10 @@ func Open(ctx context.Context, cfg Config) (*DB, error) {
 		if err := pool.Ping(ctx); err != nil {
 			r.markDown(time.Now().Add(cfg.ReplicaRetryAfter))
 			cfg.Logger.WarnContext(ctx, "replica does not answer; reads go elsewhere", "replica", r.name, "error", err)
-			cfg.Observer.ReplicaChecked(ctx, ReplicaEvent{Replica: r.name, Err: err})
+			// Reported as a check that failed at once: only a failure says
+			// something here (a ping reads no position).
+			cctx := cfg.Observer.ReplicaCheckStart(ctx, ReplicaCheckStartEvent{Replica: r.name})
+			cfg.Observer.ReplicaCheckEnd(cctx, ReplicaEvent{Replica: r.name, Err: err})
 		}
 	}
 	return db, nil

@@ -36,5 +36,9 @@
 // Config.Observer is told where each routed read went and why (RouteReason),
 // each replica's lag as measured, and reads that fell back to the primary,
 // for metrics and tracing without a metrics dependency here (package
-// prommetrics implements it with Prometheus).
+// prommetrics implements it with Prometheus). Hooks have pgx's tracer
+// shape, like every Ferry package's: a replica check gets
+// ReplicaCheckStart, whose returned context its queries run under, and
+// ReplicaCheckEnd with that context; routed reads and fallbacks are single
+// calls.
 package storage

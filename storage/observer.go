@@ -12,13 +12,23 @@ import (
 // (package prommetrics implements it with Prometheus). Calls are made
 // synchronously on the caller's goroutine, so they must be quick and must
 // not block. A DB without an Observer (Config.Observer) calls an empty one.
+//
+// Hooks follow pgx's tracer shape: an operation that takes time (a replica
+// check) gets XStart, whose returned context the operation runs under (a
+// span started there is the parent of the queries' own spans), and XEnd,
+// called once with that context when it is over; events without a
+// duration are single calls.
 type Observer interface {
 	// ReadRouted is called by Choose (and so Read) with where the read
 	// went and why.
 	ReadRouted(ctx context.Context, e RouteEvent)
-	// ReplicaChecked is called after each reading of a replica's replay
-	// position, successful or not.
-	ReplicaChecked(ctx context.Context, e ReplicaEvent)
+	// ReplicaCheckStart is called before each reading of a replica's
+	// replay position; the check's queries run under the context it
+	// returns.
+	ReplicaCheckStart(ctx context.Context, e ReplicaCheckStartEvent) context.Context
+	// ReplicaCheckEnd is called after each check, successful or not, with
+	// the context ReplicaCheckStart returned.
+	ReplicaCheckEnd(ctx context.Context, e ReplicaEvent)
 	// ReplicaFellBack is called when a read on a replica failed on a
 	// connection level and was run on the primary instead.
 	ReplicaFellBack(ctx context.Context, e FallbackEvent)
@@ -54,6 +64,12 @@ type RouteEvent struct {
 	Key string
 }
 
+// ReplicaCheckStartEvent describes a check of a replica about to run.
+type ReplicaCheckStartEvent struct {
+	// Replica names the replica: host:port/database, no password.
+	Replica string
+}
+
 // ReplicaEvent describes one reading of a replica's position.
 type ReplicaEvent struct {
 	// Replica names the replica: host:port/database, no password.
@@ -64,8 +80,11 @@ type ReplicaEvent struct {
 	// Duration is how long the check took (both round trips).
 	Duration time.Duration
 	// Err is why the check failed; the replica then takes no reads for
-	// ReplicaRetryAfter.
+	// ReplicaRetryAfter, unless Abandoned.
 	Err error
+	// Abandoned is true when the caller's context ended during the check:
+	// Err then says nothing about the replica, which stays as it was.
+	Abandoned bool
 }
 
 // FallbackEvent describes a replica read that was run on the primary.
@@ -77,9 +96,10 @@ type FallbackEvent struct {
 // ObserverFuncs is an Observer made of optional functions; nil ones are
 // skipped. The zero value observes nothing.
 type ObserverFuncs struct {
-	OnReadRouted      func(ctx context.Context, e RouteEvent)
-	OnReplicaChecked  func(ctx context.Context, e ReplicaEvent)
-	OnReplicaFellBack func(ctx context.Context, e FallbackEvent)
+	OnReadRouted        func(ctx context.Context, e RouteEvent)
+	OnReplicaCheckStart func(ctx context.Context, e ReplicaCheckStartEvent) context.Context
+	OnReplicaCheckEnd   func(ctx context.Context, e ReplicaEvent)
+	OnReplicaFellBack   func(ctx context.Context, e FallbackEvent)
 }
 
 var _ Observer = ObserverFuncs{}
@@ -91,10 +111,18 @@ func (o ObserverFuncs) ReadRouted(ctx context.Context, e RouteEvent) {
 	}
 }
 
-// ReplicaChecked implements Observer.
-func (o ObserverFuncs) ReplicaChecked(ctx context.Context, e ReplicaEvent) {
-	if o.OnReplicaChecked != nil {
-		o.OnReplicaChecked(ctx, e)
+// ReplicaCheckStart implements Observer.
+func (o ObserverFuncs) ReplicaCheckStart(ctx context.Context, e ReplicaCheckStartEvent) context.Context {
+	if o.OnReplicaCheckStart != nil {
+		return o.OnReplicaCheckStart(ctx, e)
+	}
+	return ctx
+}
+
+// ReplicaCheckEnd implements Observer.
+func (o ObserverFuncs) ReplicaCheckEnd(ctx context.Context, e ReplicaEvent) {
+	if o.OnReplicaCheckEnd != nil {
+		o.OnReplicaCheckEnd(ctx, e)
 	}
 }
 
@@ -106,7 +134,9 @@ func (o ObserverFuncs) ReplicaFellBack(ctx context.Context, e FallbackEvent) {
 }
 
 // MultiObserver returns an Observer that tells each of obs in turn; nil
-// ones are dropped.
+// ones are dropped. Start hooks run in order, each under the context the
+// previous one returned; End hooks run in reverse order, each with the
+// context its own Start returned.
 func MultiObserver(obs ...Observer) Observer {
 	return observe.Join(obs, func(list []Observer) Observer { return multiObserver(list) })
 }
@@ -119,10 +149,12 @@ func (m multiObserver) ReadRouted(ctx context.Context, e RouteEvent) {
 	}
 }
 
-func (m multiObserver) ReplicaChecked(ctx context.Context, e ReplicaEvent) {
-	for _, o := range m {
-		o.ReplicaChecked(ctx, e)
-	}
+func (m multiObserver) ReplicaCheckStart(ctx context.Context, e ReplicaCheckStartEvent) context.Context {
+	return observe.Start(ctx, m, func(o Observer, ctx context.Context) context.Context { return o.ReplicaCheckStart(ctx, e) })
+}
+
+func (m multiObserver) ReplicaCheckEnd(ctx context.Context, e ReplicaEvent) {
+	observe.End(ctx, m, func(o Observer, ctx context.Context) { o.ReplicaCheckEnd(ctx, e) })
 }
 
 func (m multiObserver) ReplicaFellBack(ctx context.Context, e FallbackEvent) {

@@ -34,7 +34,7 @@ func (r *recorder) observer() storage.Observer {
 			r.routes[e.Reason]++
 			r.targets[e.Target]++
 		},
-		OnReplicaChecked: func(_ context.Context, e storage.ReplicaEvent) {
+		OnReplicaCheckEnd: func(_ context.Context, e storage.ReplicaEvent) {
 			r.mu.Lock()
 			defer r.mu.Unlock()
 			r.checks = append(r.checks, e)
@@ -124,7 +124,7 @@ func TestMultiObserverDropsNil(t *testing.T) {
 	rec := newRecorder()
 	o := storage.MultiObserver(nil, rec.observer(), rec.observer())
 	o.ReadRouted(context.Background(), storage.RouteEvent{Reason: storage.RouteCaughtUp})
-	o.ReplicaChecked(context.Background(), storage.ReplicaEvent{})
+	o.ReplicaCheckEnd(o.ReplicaCheckStart(context.Background(), storage.ReplicaCheckStartEvent{}), storage.ReplicaEvent{})
 	o.ReplicaFellBack(context.Background(), storage.FallbackEvent{})
 	require.Equal(t, 2, rec.count(storage.RouteCaughtUp))
 	require.Len(t, rec.checks, 2)

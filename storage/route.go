@@ -125,10 +125,10 @@ func (db *DB) refreshReplica(ctx context.Context, r *replica) error {
 func (db *DB) readReplicaPosition(ctx context.Context, r *replica) (err error) {
 	began := time.Now()
 	var lag int64
+	ctx = db.cfg.Observer.ReplicaCheckStart(ctx, ReplicaCheckStartEvent{Replica: r.name})
 	defer func() {
-		if err == nil || ctx.Err() == nil { // the caller giving up says nothing about the replica
-			db.cfg.Observer.ReplicaChecked(ctx, ReplicaEvent{Replica: r.name, LagBytes: lag, Duration: time.Since(began), Err: err})
-		}
+		db.cfg.Observer.ReplicaCheckEnd(ctx, ReplicaEvent{Replica: r.name, LagBytes: lag, Duration: time.Since(began), Err: err,
+			Abandoned: err != nil && ctx.Err() != nil}) // the caller giving up says nothing about the replica
 	}()
 	var inRecovery bool
 	var replay int64

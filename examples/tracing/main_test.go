@@ -69,7 +69,7 @@ func TestStorageTracerMarksTheSpan(t *testing.T) {
 	ctx, span := tp.Tracer("test").Start(context.Background(), "read")
 	obs := storageTracer()
 	obs.ReadRouted(ctx, storage.RouteEvent{Target: storage.TargetReplica, Reason: storage.RouteCaughtUp, Key: "acme/api"})
-	obs.ReplicaChecked(ctx, storage.ReplicaEvent{}) // not traced: a no-op
+	obs.ReplicaCheckEnd(obs.ReplicaCheckStart(ctx, storage.ReplicaCheckStartEvent{}), storage.ReplicaEvent{}) // not traced: a no-op
 	span.End()
 	ended := sr.Ended()
 	require.Len(t, ended, 1)

@@ -34,6 +34,25 @@ import (
 // the interfaces the host hands to Ferry (enqueuer.RegistryClient,
 // bbm.Handler) or instrument their clients (otelhttp, a pgx tracer).
 
+// start starts a span named name as a child of ctx's span, and returns
+// ctx with it: the operation runs under it, and its End hook gets it back.
+func start(ctx context.Context, t trace.Tracer, name string, attrs ...attribute.KeyValue) context.Context {
+	ctx, _ = t.Start(ctx, name, trace.WithAttributes(attrs...))
+	return ctx
+}
+
+// end ends the span start put in ctx, with what the operation's outcome
+// adds.
+func end(ctx context.Context, err error, attrs ...attribute.KeyValue) {
+	s := trace.SpanFromContext(ctx)
+	s.SetAttributes(attrs...)
+	if err != nil {
+		s.RecordError(err)
+		s.SetStatus(codes.Error, err.Error())
+	}
+	s.End()
+}
+
 // span records a finished operation of duration d as a child of ctx's span.
 func span(ctx context.Context, t trace.Tracer, name string, d time.Duration, err error, attrs ...attribute.KeyValue) {
 	end := time.Now()
@@ -131,20 +150,20 @@ func storageTracer() storage.Observer {
 // lease.Observe), and the end of a lease and fence checks as events.
 func leaseTracer(t trace.Tracer) lease.Observer {
 	return lease.ObserverFuncs{
-		OnAcquireDone: func(ctx context.Context, e lease.AcquireEvent) {
+		OnAcquireStart: func(ctx context.Context, e lease.AcquireStartEvent) context.Context {
+			return start(ctx, t, "lease.acquire", attribute.String("lease.key", e.Key))
+		},
+		OnAcquireEnd: func(ctx context.Context, e lease.AcquireEvent) {
 			var err error
 			if e.Result == lease.AcquireFailed {
 				err = e.Err // a held key is an answer, not an error
 			}
-			span(ctx, t, "lease.acquire", e.Duration, err,
-				attribute.String("lease.key", e.Key),
-				attribute.String("lease.result", string(e.Result)),
-				attribute.Int64("lease.token", e.Token))
+			end(ctx, err, attribute.String("lease.result", string(e.Result)), attribute.Int64("lease.token", e.Token))
 		},
-		OnRenewDone: func(ctx context.Context, e lease.RenewEvent) {
-			span(ctx, t, "lease.renew", e.Duration, e.Err,
-				attribute.String("lease.key", e.Key), attribute.Int64("lease.token", e.Token))
+		OnRenewStart: func(ctx context.Context, e lease.RenewStartEvent) context.Context {
+			return start(ctx, t, "lease.renew", attribute.String("lease.key", e.Key), attribute.Int64("lease.token", e.Token))
 		},
+		OnRenewEnd: func(ctx context.Context, e lease.RenewEvent) { end(ctx, e.Err) },
 		OnLeaseEnded: func(ctx context.Context, e lease.EndEvent) {
 			trace.SpanFromContext(ctx).AddEvent("lease.ended", trace.WithAttributes(
 				attribute.String("lease.key", e.Key), attribute.Int64("lease.token", e.Token),
