@@ -96,8 +96,10 @@
 //     sending the request.
 //   - Renew and Release act only if the token is still the key's current,
 //     unexpired lease, checked atomically with the change.
-//   - Each is one round trip, so that a lease costs what the store's
-//     cheapest conditional write costs.
+//   - Acquire of a free key, Renew and Release are each one round trip,
+//     so that a lease costs what the store's cheapest conditional write
+//     costs; an Acquire that finds the key held may take a second one to
+//     read who holds it.
 //
 // leasetest.Run is the conformance suite a backend must pass; leasetest
 // also has checks for round trips, holder names and outages, and

@@ -17,7 +17,8 @@
 // Backends' own tests have more: Contend and ContendAcrossProcesses check
 // mutual exclusion under load, between goroutines and between OS
 // processes; Outage (with Contender) what losing the store does to a
-// guarded holder; CheckRoundTrips that each operation is one request;
+// guarded holder; CheckRoundTrips that each operation is one request (an
+// Acquire of a held key at most RoundTrips.HeldAcquire);
 // CheckHolderNames what HeldErrors say. BenchAcquireRelease,
 // BenchContended and Medians help write benchmarks.
 package leasetest

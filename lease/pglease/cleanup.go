@@ -14,7 +14,7 @@ const deleteExpiredBatch = 1000
 // expired more than $1 microseconds ago, skipping rows locked right now (a
 // fenced transaction, an Acquire taking the key), and raises the row of
 // key "" to the highest token removed, in the same transaction: a key's
-// next first row starts past it (acquireSQL), so tokens never go back.
+// next first row starts past it (firstSQL), so tokens never go back.
 const deleteExpiredSQL = `
 WITH gone AS (
 	DELETE FROM {leases}

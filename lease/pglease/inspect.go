@@ -25,19 +25,25 @@ func (lk *Locker) Inspect(ctx context.Context, key string) (lease.Holding, error
 	if err := lease.CheckKey(key); err != nil {
 		return lease.Holding{}, err
 	}
-	h := lease.Holding{Key: key}
+	h, _, err := lk.inspect(ctx, key)
+	return h, err
+}
+
+// inspect reads key's row; found is false when the key has none.
+func (lk *Locker) inspect(ctx context.Context, key string) (h lease.Holding, found bool, err error) {
+	h = lease.Holding{Key: key}
 	var expires *time.Time
-	err := lk.db.QueryRow(ctx, lk.q.inspect, key).Scan(&h.Token, &h.Holder, &h.Held, &expires)
+	err = lk.db.QueryRow(ctx, lk.q.inspect, key).Scan(&h.Token, &h.Holder, &h.Held, &expires)
 	switch {
 	case errors.Is(err, pgx.ErrNoRows):
-		return h, nil
+		return h, false, nil
 	case err != nil:
-		return lease.Holding{}, fmt.Errorf("lease: inspecting key %q: %w", key, err)
+		return lease.Holding{}, false, fmt.Errorf("lease: inspecting key %q: %w", key, err)
 	}
 	if !h.Held {
 		h.Holder = ""
-		return h, nil
+		return h, true, nil
 	}
 	h.ExpiresAt = *expires
-	return h, nil
+	return h, true, nil
 }

@@ -94,7 +94,7 @@ func (c *countingTracer) TraceQueryEnd(context.Context, *pgx.Conn, pgx.TraceQuer
 func TestOneStatementEach(t *testing.T) {
 	tracer := &countingTracer{}
 	pool := newPool(t, storagetest.URL(t), func(c *pgxpool.Config) { c.ConnConfig.Tracer = tracer })
-	leasetest.CheckRoundTrips(t, pglease.New(storage.FromPool(pool), pglease.Options{}), tracer.n.Load)
+	leasetest.CheckRoundTrips(t, pglease.New(storage.FromPool(pool), pglease.Options{}), tracer.n.Load, leasetest.RoundTrips{HeldAcquire: 2})
 }
 
 func TestProcesses(t *testing.T) {

@@ -107,7 +107,7 @@ func TestOneCommandEach(t *testing.T) {
 	client := newClient(t, redistest.New(t).Options())
 	hook := &countingHook{}
 	client.AddHook(hook)
-	leasetest.CheckRoundTrips(t, redislease.New(client, redislease.Options{}), hook.n.Load)
+	leasetest.CheckRoundTrips(t, redislease.New(client, redislease.Options{}), hook.n.Load, leasetest.RoundTrips{})
 }
 
 func TestProcesses(t *testing.T) {

@@ -1,0 +1,87 @@
+package pglease_test
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/ferryhq/ferry/lease"
+	"github.com/ferryhq/ferry/lease/pglease"
+	"github.com/ferryhq/ferry/storage"
+	"github.com/ferryhq/ferry/storage/storagetest"
+)
+
+// hookTracer runs before once, just before the first statement whose SQL
+// contains match.
+type hookTracer struct {
+	match  string
+	before func()
+	done   atomic.Bool
+}
+
+func (h *hookTracer) TraceQueryStart(ctx context.Context, _ *pgx.Conn, d pgx.TraceQueryStartData) context.Context {
+	if strings.Contains(d.SQL, h.match) && h.done.CompareAndSwap(false, true) {
+		h.before()
+	}
+	return ctx
+}
+func (h *hookTracer) TraceQueryEnd(context.Context, *pgx.Conn, pgx.TraceQueryEndData) {}
+
+// A key that is released between Acquire's take (which found it held) and
+// its read of the holder is taken on the next try, not reported held by
+// nobody.
+func TestAcquireTakesKeyFreedWhileReadingHolder(t *testing.T) {
+	ctx := t.Context()
+	url := storagetest.URL(t)
+	holder := pglease.New(storage.FromPool(newPool(t, url, nil)), pglease.Options{Holder: "first"})
+	held, err := holder.Acquire(ctx, "k", time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hook := &hookTracer{match: "NULLIF", before: func() {
+		if err := held.Release(ctx); err != nil {
+			t.Error(err)
+		}
+	}}
+	pool := newPool(t, url, func(c *pgxpool.Config) { c.ConnConfig.Tracer = hook })
+	l, err := pglease.New(storage.FromPool(pool), pglease.Options{Holder: "second"}).Acquire(ctx, "k", time.Minute)
+	if err != nil {
+		t.Fatalf("Acquire of a key freed meanwhile: %v", err)
+	}
+	if !hook.done.Load() {
+		t.Fatal("the holder was never read: the test did not reach the race")
+	}
+	if l.Token() <= held.Token() {
+		t.Errorf("token %d after %d", l.Token(), held.Token())
+	}
+}
+
+// Two callers creating a key's first row at once: one gets it, the other
+// is told who holds it.
+func TestAcquireFirstRowRace(t *testing.T) {
+	ctx := t.Context()
+	url := storagetest.URL(t)
+	rival := pglease.New(storage.FromPool(newPool(t, url, nil)), pglease.Options{Holder: "rival"})
+	var rivalLease lease.Lease
+	hook := &hookTracer{match: "ON CONFLICT", before: func() {
+		var err error
+		if rivalLease, err = rival.Acquire(ctx, "new", time.Minute); err != nil {
+			t.Error(err)
+		}
+	}}
+	pool := newPool(t, url, func(c *pgxpool.Config) { c.ConnConfig.Tracer = hook })
+	_, err := pglease.New(storage.FromPool(pool), pglease.Options{}).Acquire(ctx, "new", time.Minute)
+	var he *lease.HeldError
+	if !errors.As(err, &he) || he.Holder != "rival" {
+		t.Fatalf("Acquire that lost the first-row race: %v, want held by rival", err)
+	}
+	if rivalLease == nil || rivalLease.Token() != 1 {
+		t.Fatalf("rival's lease %v", rivalLease)
+	}
+}
