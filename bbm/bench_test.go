@@ -52,7 +52,7 @@ func tunedOptions(longest *atomic.Int64) bbm.Options {
 		Logger:   testLogger(),
 		Health:   bbm.HealthOptions{Off: true},
 		Adaptive: bbm.AdaptiveOptions{TargetJobDuration: 500 * time.Millisecond, MinBatchSize: 10_000, MaxBatchSize: 100_000},
-		Observer: bbm.ObserverFuncs{OnJobFinished: func(_ context.Context, e bbm.JobEvent) {
+		Observer: bbm.ObserverFuncs{OnJobEnd: func(_ context.Context, e bbm.JobEvent) {
 			for longest != nil {
 				cur := longest.Load()
 				if int64(e.Duration) <= cur || longest.CompareAndSwap(cur, int64(e.Duration)) {

@@ -128,7 +128,11 @@
 // (default none). Workers log each job with slog (keys migration, job,
 // start, end, attempt, duration) and report jobs, holds and finished
 // migrations to an Observer (Options.Observer): package prommetrics turns
-// the events into Prometheus metrics.
+// the events into Prometheus metrics. Hooks have pgx's tracer shape, like
+// every Ferry package's: a job attempt gets JobStart, whose returned
+// context the Work runs under (a span started there is the parent of the
+// Work's own spans), and JobEnd with that context; holds and a
+// migration's end are single calls.
 //
 // # Administration
 //

@@ -95,8 +95,8 @@ func TestBBMKillChild(t *testing.T) {
 	opts := fastOptions()
 	opts.JobTimeout, opts.JobLease = time.Second, 300*time.Millisecond
 	opts.Store = killStore{Store: bbm.NewPostgresStore(pool, bbm.PostgresStoreOptions{}), k: k}
-	// JobFinished is told after the job's outcome is committed.
-	opts.Observer = bbm.ObserverFuncs{OnJobFinished: func(context.Context, bbm.JobEvent) { k.maybe(killAfterCommit) }}
+	// JobEnd is told after the job's outcome is committed.
+	opts.Observer = bbm.ObserverFuncs{OnJobEnd: func(context.Context, bbm.JobEvent) { k.maybe(killAfterCommit) }}
 	w := bbm.NewSyncWorker(pool, opts)
 	require.NoError(t, w.Register(countWork(k)))
 	require.NoError(t, w.Run(ctx))

@@ -47,7 +47,9 @@ func (e *engine) run(ctx context.Context, store Store, work Work, job *Job) erro
 	ev := JobEvent{Migration: m.Name, MigrationID: m.ID, JobID: job.ID, Start: job.Start, End: job.End,
 		Attempt: job.Attempts, BatchSize: job.BatchSize, Rows: int64(job.Rows)}
 	log.InfoContext(ctx, "job started", "batch_size", job.BatchSize, "rows", job.Rows, "delivery", deliveryFor(e.db, work))
-	e.obs.JobStarted(ctx, ev)
+	parent := ctx
+	ctx = e.obs.JobStart(ctx, JobStartEvent{Migration: m.Name, MigrationID: m.ID, JobID: job.ID, Start: job.Start,
+		End: job.End, Attempt: job.Attempts, BatchSize: job.BatchSize, Rows: int64(job.Rows)})
 
 	b := Batch{Migration: m.Name, Table: m.TableIdent(), Column: m.Column, KeyColumns: m.KeyColumns,
 		KeyTypes: m.KeyTypes, Strategy: m.Strategy, Start: job.Start, End: job.End, Size: job.Rows,
@@ -63,7 +65,7 @@ func (e *engine) run(ctx context.Context, store Store, work Work, job *Job) erro
 		ev.NextBatchSize = e.sizes.observe(m, int64(job.Rows), took, false)
 		e.pace.observe(m.ID, int64(job.Rows), took)
 		log.InfoContext(ctx, "job finished", "duration", took, "next_batch_size", ev.NextBatchSize)
-		e.obs.JobFinished(ctx, ev)
+		e.obs.JobEnd(ctx, ev)
 		return nil
 	case errors.Is(workErr, ErrJobLost):
 		// Another worker took the job over (this one stalled past its
@@ -72,7 +74,7 @@ func (e *engine) run(ctx context.Context, store Store, work Work, job *Job) erro
 		log.WarnContext(ctx, "job taken over by another worker", "duration", took, "error", workErr)
 		ev.Err = workErr
 		ev.NextBatchSize = e.sizes.size(m)
-		e.obs.JobFinished(ctx, ev)
+		e.obs.JobEnd(ctx, ev)
 		return workErr
 	case errors.As(workErr, &unrecorded) && unrecorded.committed:
 		// At-least-once: the work is done; the range runs again when
@@ -80,7 +82,7 @@ func (e *engine) run(ctx context.Context, store Store, work Work, job *Job) erro
 		log.ErrorContext(ctx, "job done but not recorded", "duration", took, "error", workErr)
 		ev.Err = workErr
 		ev.NextBatchSize = e.sizes.size(m)
-		e.obs.JobFinished(ctx, ev)
+		e.obs.JobEnd(ctx, ev)
 		return workErr
 	}
 
@@ -117,14 +119,14 @@ func (e *engine) run(ctx context.Context, store Store, work Work, job *Job) erro
 	log.Log(ctx, level, "job failed", "duration", took, "code", code, "migration_code", migCode, "error", workErr)
 	if recErr != nil {
 		log.ErrorContext(ctx, "recording the job failure", "error", recErr)
-		e.obs.JobFinished(ctx, ev)
+		e.obs.JobEnd(ctx, ev)
 		return errors.Join(je, recErr)
 	}
-	e.obs.JobFinished(ctx, ev)
+	e.obs.JobEnd(ctx, ev)
 	if migCode != CodeNone {
 		e.forget(m.ID)
 		if fm, err := store.Migration(rctx, m.ID); err == nil {
-			e.obs.MigrationDone(ctx, fm)
+			e.obs.MigrationEnded(parent, fm)
 		}
 	}
 	return je

@@ -212,7 +212,7 @@ func (e *engine) nextJob(ctx context.Context, store Store, m *Migration) (*Job, 
 		m = fm
 	}
 	e.log.InfoContext(ctx, "migration finished", "migration", m.Name, "migration_id", m.ID)
-	e.obs.MigrationDone(ctx, m)
+	e.obs.MigrationEnded(ctx, m)
 	return nil, false, nil
 }
 
@@ -306,7 +306,7 @@ func (e *engine) failMigration(ctx context.Context, store Store, m *Migration, c
 	e.forget(m.ID)
 	touch(ctx, m.ID)
 	e.log.ErrorContext(ctx, "migration failed", "migration", m.Name, "migration_id", m.ID, "code", code, "error", msg)
-	e.obs.MigrationDone(ctx, fm)
+	e.obs.MigrationEnded(ctx, fm)
 	return nil
 }
 

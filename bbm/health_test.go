@@ -28,10 +28,11 @@ type timeline struct {
 
 func (tl *timeline) observer() bbm.Observer {
 	return bbm.ObserverFuncs{
-		OnJobStarted: func(context.Context, bbm.JobEvent) {
+		OnJobStart: func(ctx context.Context, _ bbm.JobStartEvent) context.Context {
 			tl.mu.Lock()
 			defer tl.mu.Unlock()
 			tl.jobs = append(tl.jobs, time.Now())
+			return ctx
 		},
 		OnThrottled: func(_ context.Context, e bbm.ThrottleEvent) {
 			tl.mu.Lock()

@@ -97,7 +97,7 @@ func requireFilled(t testing.TB, db storage.Querier, table string) {
 // events records observer calls.
 type events struct {
 	mu        sync.Mutex
-	started   []bbm.JobEvent
+	started   []bbm.JobStartEvent
 	finished  []bbm.JobEvent
 	throttled []bbm.ThrottleEvent
 	done      []*bbm.Migration
@@ -105,12 +105,13 @@ type events struct {
 
 func (e *events) observer() bbm.Observer {
 	return bbm.ObserverFuncs{
-		OnJobStarted: func(_ context.Context, ev bbm.JobEvent) {
+		OnJobStart: func(ctx context.Context, ev bbm.JobStartEvent) context.Context {
 			e.mu.Lock()
 			defer e.mu.Unlock()
 			e.started = append(e.started, ev)
+			return ctx
 		},
-		OnJobFinished: func(_ context.Context, ev bbm.JobEvent) {
+		OnJobEnd: func(_ context.Context, ev bbm.JobEvent) {
 			e.mu.Lock()
 			defer e.mu.Unlock()
 			e.finished = append(e.finished, ev)
@@ -120,7 +121,7 @@ func (e *events) observer() bbm.Observer {
 			defer e.mu.Unlock()
 			e.throttled = append(e.throttled, ev)
 		},
-		OnMigrationDone: func(_ context.Context, m *bbm.Migration) {
+		OnMigrationEnded: func(_ context.Context, m *bbm.Migration) {
 			e.mu.Lock()
 			defer e.mu.Unlock()
 			e.done = append(e.done, m)

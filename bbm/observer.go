@@ -12,19 +12,41 @@ import (
 // Prometheus). Calls are made synchronously from the worker's goroutine,
 // so they should be quick and must not block. A worker without an
 // Observer pays one call to an empty method per event.
+//
+// Hooks follow pgx's tracer shape, like every Ferry package's: a job
+// attempt gets JobStart, whose returned context the attempt runs under
+// (the Work's Do and the recording of its outcome: a span started in
+// JobStart is the parent of the spans the Work makes), and JobEnd, called
+// once with that context; holds and a migration's end are single calls.
 type Observer interface {
-	// JobStarted is called after an attempt was claimed, before Work.Do.
-	JobStarted(ctx context.Context, e JobEvent)
-	// JobFinished is called once for every JobStarted, after the
-	// attempt's outcome was recorded (or recording it failed).
-	JobFinished(ctx context.Context, e JobEvent)
+	// JobStart is called after an attempt was claimed, before Work.Do;
+	// the attempt runs under the context it returns.
+	JobStart(ctx context.Context, e JobStartEvent) context.Context
+	// JobEnd is called once for every JobStart, with the context it
+	// returned, after the attempt's outcome was recorded (or recording it
+	// failed).
+	JobEnd(ctx context.Context, e JobEvent)
 	// Throttled is called each time the Throttler says hold.
 	Throttled(ctx context.Context, e ThrottleEvent)
-	// MigrationDone is called when a worker finishes or fails a migration.
-	MigrationDone(ctx context.Context, m *Migration)
+	// MigrationEnded is called when a worker finishes or fails a
+	// migration.
+	MigrationEnded(ctx context.Context, m *Migration)
 }
 
-// JobEvent describes one attempt of a job.
+// JobStartEvent describes an attempt of a job about to run.
+type JobStartEvent struct {
+	Migration   string
+	MigrationID int64
+	JobID       int64
+	Start       Key
+	End         Key
+	Attempt     int
+	BatchSize   int
+	// Rows is how many rows the job's range had when it was cut.
+	Rows int64
+}
+
+// JobEvent describes one attempt of a job that ended.
 type JobEvent struct {
 	Migration   string
 	MigrationID int64
@@ -36,15 +58,15 @@ type JobEvent struct {
 	// Rows is how many rows the job's range had when it was cut;
 	// Rows/Duration is the job's rate.
 	Rows int64
-	// Duration (JobFinished) is how long the Work's transaction ran, from
-	// begin to commit or rollback.
+	// Duration is how long the Work's transaction ran, from begin to
+	// commit or rollback.
 	Duration time.Duration
-	// Err (JobFinished) is nil on success, else a *JobError, or the error
-	// of recording the outcome when that failed (the attempt then runs
-	// again once its lease expires).
+	// Err is nil on success, else a *JobError, or the error of recording
+	// the outcome when that failed (the attempt then runs again once its
+	// lease expires).
 	Err error
-	// NextBatchSize (JobFinished) is the size the next new job of the
-	// migration will get.
+	// NextBatchSize is the size the next new job of the migration will
+	// get.
 	NextBatchSize int
 }
 
@@ -55,27 +77,28 @@ type ThrottleEvent struct {
 }
 
 // ObserverFuncs is an Observer made of optional functions; nil ones are
-// skipped.
+// skipped (a nil OnJobStart returns its context).
 type ObserverFuncs struct {
-	OnJobStarted    func(ctx context.Context, e JobEvent)
-	OnJobFinished   func(ctx context.Context, e JobEvent)
-	OnThrottled     func(ctx context.Context, e ThrottleEvent)
-	OnMigrationDone func(ctx context.Context, m *Migration)
+	OnJobStart       func(ctx context.Context, e JobStartEvent) context.Context
+	OnJobEnd         func(ctx context.Context, e JobEvent)
+	OnThrottled      func(ctx context.Context, e ThrottleEvent)
+	OnMigrationEnded func(ctx context.Context, m *Migration)
 }
 
 var _ Observer = ObserverFuncs{}
 
-// JobStarted implements Observer.
-func (o ObserverFuncs) JobStarted(ctx context.Context, e JobEvent) {
-	if o.OnJobStarted != nil {
-		o.OnJobStarted(ctx, e)
+// JobStart implements Observer.
+func (o ObserverFuncs) JobStart(ctx context.Context, e JobStartEvent) context.Context {
+	if o.OnJobStart != nil {
+		return o.OnJobStart(ctx, e)
 	}
+	return ctx
 }
 
-// JobFinished implements Observer.
-func (o ObserverFuncs) JobFinished(ctx context.Context, e JobEvent) {
-	if o.OnJobFinished != nil {
-		o.OnJobFinished(ctx, e)
+// JobEnd implements Observer.
+func (o ObserverFuncs) JobEnd(ctx context.Context, e JobEvent) {
+	if o.OnJobEnd != nil {
+		o.OnJobEnd(ctx, e)
 	}
 }
 
@@ -86,32 +109,30 @@ func (o ObserverFuncs) Throttled(ctx context.Context, e ThrottleEvent) {
 	}
 }
 
-// MigrationDone implements Observer.
-func (o ObserverFuncs) MigrationDone(ctx context.Context, m *Migration) {
-	if o.OnMigrationDone != nil {
-		o.OnMigrationDone(ctx, m)
+// MigrationEnded implements Observer.
+func (o ObserverFuncs) MigrationEnded(ctx context.Context, m *Migration) {
+	if o.OnMigrationEnded != nil {
+		o.OnMigrationEnded(ctx, m)
 	}
 }
 
 // MultiObserver returns an Observer that tells each of obs in turn; nil
 // ones are dropped. It lets a host keep its own Observer next to a
-// metrics one.
+// metrics one. JobStart hooks run in order, each under the context the
+// previous one returned; JobEnd hooks run in reverse order, each with the
+// context its own JobStart returned.
 func MultiObserver(obs ...Observer) Observer {
 	return observe.Join(obs, func(list []Observer) Observer { return multiObserver(list) })
 }
 
 type multiObserver []Observer
 
-func (m multiObserver) JobStarted(ctx context.Context, e JobEvent) {
-	for _, o := range m {
-		o.JobStarted(ctx, e)
-	}
+func (m multiObserver) JobStart(ctx context.Context, e JobStartEvent) context.Context {
+	return observe.Start(ctx, m, func(o Observer, ctx context.Context) context.Context { return o.JobStart(ctx, e) })
 }
 
-func (m multiObserver) JobFinished(ctx context.Context, e JobEvent) {
-	for _, o := range m {
-		o.JobFinished(ctx, e)
-	}
+func (m multiObserver) JobEnd(ctx context.Context, e JobEvent) {
+	observe.End(ctx, m, func(o Observer, ctx context.Context) { o.JobEnd(ctx, e) })
 }
 
 func (m multiObserver) Throttled(ctx context.Context, e ThrottleEvent) {
@@ -120,8 +141,8 @@ func (m multiObserver) Throttled(ctx context.Context, e ThrottleEvent) {
 	}
 }
 
-func (m multiObserver) MigrationDone(ctx context.Context, mg *Migration) {
+func (m multiObserver) MigrationEnded(ctx context.Context, mg *Migration) {
 	for _, o := range m {
-		o.MigrationDone(ctx, mg)
+		o.MigrationEnded(ctx, mg)
 	}
 }

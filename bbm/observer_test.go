@@ -3,7 +3,10 @@ package bbm_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
+	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -61,7 +64,7 @@ func TestObserverEventsPairAndCountKeys(t *testing.T) {
 
 	ev.mu.Lock()
 	defer ev.mu.Unlock()
-	require.Len(t, ev.finished, len(ev.started), "every JobStarted has its JobFinished")
+	require.Len(t, ev.finished, len(ev.started), "every JobStart has its JobEnd")
 	require.NotNil(t, ev.finished[0].Err, "the unrecorded outcome is reported as an error")
 	var keys int64
 	for _, e := range ev.finished {
@@ -87,8 +90,51 @@ func TestMultiObserver(t *testing.T) {
 	}
 	// An empty MultiObserver is a valid no-op.
 	o := bbm.MultiObserver()
-	o.JobStarted(context.Background(), bbm.JobEvent{})
-	o.JobFinished(context.Background(), bbm.JobEvent{})
+	ctx := o.JobStart(context.Background(), bbm.JobStartEvent{})
+	o.JobEnd(ctx, bbm.JobEvent{})
 	o.Throttled(context.Background(), bbm.ThrottleEvent{})
-	o.MigrationDone(context.Background(), &bbm.Migration{})
+	o.MigrationEnded(context.Background(), &bbm.Migration{})
+}
+
+type spanKey struct{}
+
+// TestJobRunsUnderJobStartContext checks that the Work runs under the
+// context JobStart returned (a span started there is the parent of the
+// Work's), and that JobEnd gets that context back, through a
+// MultiObserver of two that each mark it.
+func TestJobRunsUnderJobStartContext(t *testing.T) {
+	var mu sync.Mutex
+	var log []string
+	note := func(s string) {
+		mu.Lock()
+		defer mu.Unlock()
+		log = append(log, s)
+	}
+	tracer := func(name string) bbm.Observer {
+		return bbm.ObserverFuncs{
+			OnJobStart: func(ctx context.Context, e bbm.JobStartEvent) context.Context {
+				return context.WithValue(ctx, spanKey{}, fmt.Sprintf("%s:job %d", name, e.JobID))
+			},
+			OnJobEnd: func(ctx context.Context, e bbm.JobEvent) { note(fmt.Sprintf("end %v", ctx.Value(spanKey{}))) },
+		}
+	}
+	o := fastOptions()
+	o.Store = bbmtest.NewStore(bbmtest.StoreOptions{})
+	o.Catalog = bbmtest.NewCatalog(bbmtest.Table{Name: "items", Columns: map[string]string{"id": "bigint"}, MinKey: 1, MaxKey: 4})
+	o.Observer = bbm.MultiObserver(tracer("a"), tracer("b"))
+	o.Logger = slog.New(slog.DiscardHandler)
+	w := bbm.NewSyncWorker(nil, o)
+	require.NoError(t, w.Register(bbm.WorkFunc("mark", func(ctx context.Context, _ storage.Querier, b bbm.Batch) error {
+		note(fmt.Sprintf("work under %v", ctx.Value(spanKey{})))
+		return nil
+	})))
+	_, err := w.Admin().Register(t.Context(), bbm.Definition{Name: "fill", Table: "items", Column: "id", Work: "mark", BatchSize: 4})
+	require.NoError(t, err)
+	require.NoError(t, w.Run(t.Context()))
+	mu.Lock()
+	defer mu.Unlock()
+	require.Len(t, log, 3)
+	require.Regexp(t, `^work under b:job \d+$`, log[0], "the Work runs under the last JobStart's context")
+	id := strings.TrimPrefix(log[0], "work under b:")
+	require.Equal(t, []string{"end b:" + id, "end a:" + id}, log[1:], "JobEnds in reverse, each with its own context")
 }

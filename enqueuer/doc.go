@@ -123,5 +123,10 @@
 // capacity; HandlerOptions.Observer is told every notification's outcome.
 // This is for metrics and tracing without a metrics dependency here:
 // package prommetrics implements Observer with Prometheus, and
-// MultiObserver combines it with a host's own.
+// MultiObserver combines it with a host's own. Hooks have pgx's tracer
+// shape, like every Ferry package's: a run, a start asked of the registry
+// and a notification get XStart, whose returned context the operation
+// runs under (a span started in RunStart is the parent of the lease's and
+// the registry calls' spans), and XEnd with that context; skips, aborts,
+// reconciliations and capacity checks are single calls.
 package enqueuer

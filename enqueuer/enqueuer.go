@@ -264,9 +264,11 @@ func (e *Enqueuer) staleDue(now time.Time) bool {
 func (e *Enqueuer) Run(ctx context.Context) (Report, error) {
 	begin := time.Now()
 	rep := Report{}
+	ctx = e.cfg.Observer.RunStart(ctx, RunStartEvent{})
+	runCtx := ctx // RunEnd gets the context RunStart returned
 	finish := func(err error) (Report, error) {
 		rep.Duration = time.Since(begin)
-		e.cfg.Observer.RunFinished(ctx, RunEvent{Report: rep, Err: err})
+		e.cfg.Observer.RunEnd(runCtx, RunEvent{Report: rep, Err: err})
 		return rep, err
 	}
 	if !e.cfg.Enabled(ctx) {

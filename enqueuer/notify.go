@@ -82,8 +82,9 @@ type HandlerOptions struct {
 	Logger *slog.Logger
 	// Clock is the time recorded for state changes. Default time.Now.
 	Clock func() time.Time
-	// Observer is told the outcome of every request (Observer.Notified),
-	// for metrics and tracing. Default: none (an empty ObserverFuncs).
+	// Observer is told of every request (Observer.NotifyStart and
+	// NotifyEnd, with the outcome), for metrics and tracing. Default: none
+	// (an empty ObserverFuncs).
 	Observer Observer
 }
 
@@ -177,9 +178,10 @@ type statusRequest struct {
 func (h *Handler) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	began := time.Now()
 	ctx := storage.UsePrimary(req.Context())
-	ev, repo := h.serve(ctx, w, req)
+	sctx := h.opts.Observer.NotifyStart(ctx, NotifyStartEvent{Method: req.Method, URLPath: req.URL.Path})
+	ev, repo := h.serve(sctx, w, req)
 	ev.Duration = time.Since(began)
-	h.opts.Observer.Notified(ctx, ev)
+	h.opts.Observer.NotifyEnd(sctx, ev)
 	if ev.Outcome == NotificationApplied && h.opts.OnChange != nil {
 		if f, ok := w.(http.Flusher); ok {
 			f.Flush()

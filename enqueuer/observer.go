@@ -13,13 +13,29 @@ import (
 // (from the goroutines of a ParallelLoop, concurrently), so they must be
 // quick, safe for concurrent use and must not block. Without an Observer
 // (Config.Observer, HandlerOptions.Observer) an empty one is called.
+//
+// Hooks follow pgx's tracer shape, like every Ferry package's: an
+// operation that takes time (a Run, a start asked of the registry, a
+// notification) gets XStart, whose returned context the operation runs
+// under (a span started in RunStart is the parent of the lease's and the
+// registry calls' spans), and XEnd, called once with that context; events
+// without a duration are single calls.
 type Observer interface {
-	// RunFinished is called at the end of every Run, also one that found
-	// the lease held or the feature flag off.
-	RunFinished(ctx context.Context, e RunEvent)
-	// StartDone is called when the registry answered a start (or could
-	// not be asked), whatever the answer.
-	StartDone(ctx context.Context, e StartEvent)
+	// RunStart is called when a Run begins; the Run runs under the
+	// context it returns.
+	RunStart(ctx context.Context, e RunStartEvent) context.Context
+	// RunEnd is called at the end of every Run, also one that found the
+	// lease held or the feature flag off, with the context RunStart
+	// returned.
+	RunEnd(ctx context.Context, e RunEvent)
+	// StartImportStart is called before the registry is asked to start
+	// an import (RegistryClient.StartImport or StartPreImport); the call
+	// runs under the context it returns.
+	StartImportStart(ctx context.Context, e StartImportStartEvent) context.Context
+	// StartImportEnd is called when the registry answered the start (or
+	// could not be asked), whatever the answer, with the context
+	// StartImportStart returned.
+	StartImportEnd(ctx context.Context, e StartEvent)
 	// Skipped is called when a repository was moved to StateImportSkipped.
 	Skipped(ctx context.Context, e SkipEvent)
 	// Aborted is called when a repository was moved to StateImportAborted,
@@ -31,8 +47,33 @@ type Observer interface {
 	// Reconciled is called when an aborted repository's import status was
 	// read from the registry before its retry, with what was done.
 	Reconciled(ctx context.Context, e ReconcileEvent)
-	// Notified is called after the Handler answered a notification.
-	Notified(ctx context.Context, e NotifyEvent)
+	// NotifyStart is called when the Handler receives a request; the
+	// request is served under the context it returns.
+	NotifyStart(ctx context.Context, e NotifyStartEvent) context.Context
+	// NotifyEnd is called after the Handler answered, with the context
+	// NotifyStart returned.
+	NotifyEnd(ctx context.Context, e NotifyEvent)
+}
+
+// RunStartEvent describes a Run about to begin. It carries nothing yet; it
+// is there so that fields can be added without breaking Observers.
+type RunStartEvent struct{}
+
+// StartImportStartEvent describes a start about to be asked of the
+// registry.
+type StartImportStartEvent struct {
+	// Repository is the repository as claimed for the start. Its Path is
+	// unbounded: fine on a trace span, never a metric label.
+	Repository Repository
+	ImportType ImportType
+}
+
+// NotifyStartEvent describes a request the Handler received.
+type NotifyStartEvent struct {
+	Method string
+	// URLPath is the request's path as received (unbounded and not yet
+	// validated: fine on a trace span, never a metric label).
+	URLPath string
 }
 
 // RunEvent describes a finished Run.
@@ -177,30 +218,50 @@ type NotifyEvent struct {
 }
 
 // ObserverFuncs is an Observer made of optional functions; nil ones are
-// skipped. The zero value observes nothing.
+// skipped (a nil XStart returns its context). The zero value observes
+// nothing.
 type ObserverFuncs struct {
-	OnRunFinished     func(ctx context.Context, e RunEvent)
-	OnStartDone       func(ctx context.Context, e StartEvent)
-	OnSkipped         func(ctx context.Context, e SkipEvent)
-	OnAborted         func(ctx context.Context, e AbortEvent)
-	OnCapacityChecked func(ctx context.Context, e CapacityEvent)
-	OnReconciled      func(ctx context.Context, e ReconcileEvent)
-	OnNotified        func(ctx context.Context, e NotifyEvent)
+	OnRunStart         func(ctx context.Context, e RunStartEvent) context.Context
+	OnRunEnd           func(ctx context.Context, e RunEvent)
+	OnStartImportStart func(ctx context.Context, e StartImportStartEvent) context.Context
+	OnStartImportEnd   func(ctx context.Context, e StartEvent)
+	OnSkipped          func(ctx context.Context, e SkipEvent)
+	OnAborted          func(ctx context.Context, e AbortEvent)
+	OnCapacityChecked  func(ctx context.Context, e CapacityEvent)
+	OnReconciled       func(ctx context.Context, e ReconcileEvent)
+	OnNotifyStart      func(ctx context.Context, e NotifyStartEvent) context.Context
+	OnNotifyEnd        func(ctx context.Context, e NotifyEvent)
 }
 
 var _ Observer = ObserverFuncs{}
 
-// RunFinished implements Observer.
-func (o ObserverFuncs) RunFinished(ctx context.Context, e RunEvent) {
-	if o.OnRunFinished != nil {
-		o.OnRunFinished(ctx, e)
+// RunStart implements Observer.
+func (o ObserverFuncs) RunStart(ctx context.Context, e RunStartEvent) context.Context {
+	if o.OnRunStart != nil {
+		return o.OnRunStart(ctx, e)
+	}
+	return ctx
+}
+
+// RunEnd implements Observer.
+func (o ObserverFuncs) RunEnd(ctx context.Context, e RunEvent) {
+	if o.OnRunEnd != nil {
+		o.OnRunEnd(ctx, e)
 	}
 }
 
-// StartDone implements Observer.
-func (o ObserverFuncs) StartDone(ctx context.Context, e StartEvent) {
-	if o.OnStartDone != nil {
-		o.OnStartDone(ctx, e)
+// StartImportStart implements Observer.
+func (o ObserverFuncs) StartImportStart(ctx context.Context, e StartImportStartEvent) context.Context {
+	if o.OnStartImportStart != nil {
+		return o.OnStartImportStart(ctx, e)
+	}
+	return ctx
+}
+
+// StartImportEnd implements Observer.
+func (o ObserverFuncs) StartImportEnd(ctx context.Context, e StartEvent) {
+	if o.OnStartImportEnd != nil {
+		o.OnStartImportEnd(ctx, e)
 	}
 }
 
@@ -232,31 +293,45 @@ func (o ObserverFuncs) Reconciled(ctx context.Context, e ReconcileEvent) {
 	}
 }
 
-// Notified implements Observer.
-func (o ObserverFuncs) Notified(ctx context.Context, e NotifyEvent) {
-	if o.OnNotified != nil {
-		o.OnNotified(ctx, e)
+// NotifyStart implements Observer.
+func (o ObserverFuncs) NotifyStart(ctx context.Context, e NotifyStartEvent) context.Context {
+	if o.OnNotifyStart != nil {
+		return o.OnNotifyStart(ctx, e)
+	}
+	return ctx
+}
+
+// NotifyEnd implements Observer.
+func (o ObserverFuncs) NotifyEnd(ctx context.Context, e NotifyEvent) {
+	if o.OnNotifyEnd != nil {
+		o.OnNotifyEnd(ctx, e)
 	}
 }
 
 // MultiObserver returns an Observer that tells each of obs in turn; nil
-// ones are dropped.
+// ones are dropped. Start hooks run in order, each under the context the
+// previous one returned; End hooks run in reverse order, each with the
+// context its own Start returned.
 func MultiObserver(obs ...Observer) Observer {
 	return observe.Join(obs, func(list []Observer) Observer { return multiObserver(list) })
 }
 
 type multiObserver []Observer
 
-func (m multiObserver) RunFinished(ctx context.Context, e RunEvent) {
-	for _, o := range m {
-		o.RunFinished(ctx, e)
-	}
+func (m multiObserver) RunStart(ctx context.Context, e RunStartEvent) context.Context {
+	return observe.Start(ctx, m, func(o Observer, ctx context.Context) context.Context { return o.RunStart(ctx, e) })
 }
 
-func (m multiObserver) StartDone(ctx context.Context, e StartEvent) {
-	for _, o := range m {
-		o.StartDone(ctx, e)
-	}
+func (m multiObserver) RunEnd(ctx context.Context, e RunEvent) {
+	observe.End(ctx, m, func(o Observer, ctx context.Context) { o.RunEnd(ctx, e) })
+}
+
+func (m multiObserver) StartImportStart(ctx context.Context, e StartImportStartEvent) context.Context {
+	return observe.Start(ctx, m, func(o Observer, ctx context.Context) context.Context { return o.StartImportStart(ctx, e) })
+}
+
+func (m multiObserver) StartImportEnd(ctx context.Context, e StartEvent) {
+	observe.End(ctx, m, func(o Observer, ctx context.Context) { o.StartImportEnd(ctx, e) })
 }
 
 func (m multiObserver) Skipped(ctx context.Context, e SkipEvent) {
@@ -283,8 +358,10 @@ func (m multiObserver) Reconciled(ctx context.Context, e ReconcileEvent) {
 	}
 }
 
-func (m multiObserver) Notified(ctx context.Context, e NotifyEvent) {
-	for _, o := range m {
-		o.Notified(ctx, e)
-	}
+func (m multiObserver) NotifyStart(ctx context.Context, e NotifyStartEvent) context.Context {
+	return observe.Start(ctx, m, func(o Observer, ctx context.Context) context.Context { return o.NotifyStart(ctx, e) })
+}
+
+func (m multiObserver) NotifyEnd(ctx context.Context, e NotifyEvent) {
+	observe.End(ctx, m, func(o Observer, ctx context.Context) { o.NotifyEnd(ctx, e) })
 }

@@ -32,14 +32,14 @@ func (s *seen) observer() enqueuer.Observer {
 		f()
 	}
 	return enqueuer.ObserverFuncs{
-		OnRunFinished: func(_ context.Context, e enqueuer.RunEvent) { add(func() { s.runs = append(s.runs, e) }) },
-		OnStartDone:   func(_ context.Context, e enqueuer.StartEvent) { add(func() { s.starts = append(s.starts, e) }) },
-		OnSkipped:     func(_ context.Context, e enqueuer.SkipEvent) { add(func() { s.skips = append(s.skips, e) }) },
-		OnAborted:     func(_ context.Context, e enqueuer.AbortEvent) { add(func() { s.aborts = append(s.aborts, e) }) },
+		OnRunEnd:         func(_ context.Context, e enqueuer.RunEvent) { add(func() { s.runs = append(s.runs, e) }) },
+		OnStartImportEnd: func(_ context.Context, e enqueuer.StartEvent) { add(func() { s.starts = append(s.starts, e) }) },
+		OnSkipped:        func(_ context.Context, e enqueuer.SkipEvent) { add(func() { s.skips = append(s.skips, e) }) },
+		OnAborted:        func(_ context.Context, e enqueuer.AbortEvent) { add(func() { s.aborts = append(s.aborts, e) }) },
 		OnCapacityChecked: func(_ context.Context, e enqueuer.CapacityEvent) {
 			add(func() { s.capacities = append(s.capacities, e) })
 		},
-		OnNotified: func(_ context.Context, e enqueuer.NotifyEvent) { add(func() { s.notified = append(s.notified, e) }) },
+		OnNotifyEnd: func(_ context.Context, e enqueuer.NotifyEvent) { add(func() { s.notified = append(s.notified, e) }) },
 	}
 }
 
@@ -138,4 +138,59 @@ func TestObserverSeesNotifications(t *testing.T) {
 	require.Equal(t, enqueuer.NotifyPreImportComplete, s.notified[0].Status)
 	require.Equal(t, "g/r-0", s.notified[0].Path)
 	require.Equal(t, "bogus", s.notified[4].Status)
+}
+
+type spanKey struct{}
+
+// spanOf is the "span" a test observer put in ctx.
+func spanOf(ctx context.Context) string {
+	s, _ := ctx.Value(spanKey{}).(string)
+	return s
+}
+
+// markingRegistry records the span of the context each start runs under.
+type markingRegistry struct {
+	enqueuer.RegistryClient
+	mu    sync.Mutex
+	under []string
+}
+
+func (m *markingRegistry) StartPreImport(ctx context.Context, path string) error {
+	m.mu.Lock()
+	m.under = append(m.under, spanOf(ctx))
+	m.mu.Unlock()
+	return m.RegistryClient.StartPreImport(ctx, path)
+}
+
+// TestObserverContextsNest checks that a run and its registry starts run
+// under the contexts RunStart and StartImportStart returned, and that
+// each End gets its own Start's context back.
+func TestObserverContextsNest(t *testing.T) {
+	ctx := t.Context()
+	e := newEnv(t, nil, enqueuertest.RegistryOptions{})
+	addNew(t, e.store, "g/r", 2)
+	reg := &markingRegistry{RegistryClient: e.reg}
+	var mu sync.Mutex
+	var ends []string
+	end := func(ctx context.Context) {
+		mu.Lock()
+		defer mu.Unlock()
+		ends = append(ends, spanOf(ctx))
+	}
+	obs := enqueuer.ObserverFuncs{
+		OnRunStart: func(ctx context.Context, _ enqueuer.RunStartEvent) context.Context {
+			return context.WithValue(ctx, spanKey{}, "run")
+		},
+		OnRunEnd: func(ctx context.Context, _ enqueuer.RunEvent) { end(ctx) },
+		OnStartImportStart: func(ctx context.Context, e enqueuer.StartImportStartEvent) context.Context {
+			return context.WithValue(ctx, spanKey{}, spanOf(ctx)+"/start "+e.Repository.Path)
+		},
+		OnStartImportEnd: func(ctx context.Context, _ enqueuer.StartEvent) { end(ctx) },
+	}
+	enq := e.enqueuer(t, enqueuer.Config{Capacity: capacity(10), Strategy: enqueuer.Loop{}, Registry: reg,
+		Observer: enqueuer.MultiObserver(obs, enqueuer.ObserverFuncs{})})
+	_, err := enq.Run(ctx)
+	require.NoError(t, err)
+	require.Equal(t, []string{"run/start g/r-0", "run/start g/r-1"}, reg.under)
+	require.Equal(t, []string{"run/start g/r-0", "run/start g/r-1", "run"}, ends)
 }

@@ -418,14 +418,15 @@ func (r *Runner) startOne(ctx context.Context, c claim) (startResult, error) {
 	}
 	var err error
 	asked := time.Now()
+	sctx := r.e.cfg.Observer.StartImportStart(ctx, StartImportStartEvent{Repository: c.after, ImportType: c.typ})
 	if c.typ == ImportFinal {
-		err = r.e.cfg.Registry.StartImport(ctx, c.after.Path)
+		err = r.e.cfg.Registry.StartImport(sctx, c.after.Path)
 	} else {
-		err = r.e.cfg.Registry.StartPreImport(ctx, c.after.Path)
+		err = r.e.cfg.Registry.StartPreImport(sctx, c.after.Path)
 	}
 	ev := StartEvent{Repository: c.after, ImportType: c.typ, Duration: time.Since(asked), Err: err}
 	ev.Result = startResultOf(ctx, err, c.typ)
-	r.e.cfg.Observer.StartDone(ctx, ev)
+	r.e.cfg.Observer.StartImportEnd(sctx, ev)
 	switch {
 	case err == nil:
 		r.e.cfg.Logger.InfoContext(ctx, "enqueuer: import started",

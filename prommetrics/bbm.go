@@ -120,15 +120,17 @@ func (o *bbmObserver) collectors() []prometheus.Collector {
 		o.rows, o.rowsPerSecond, o.throttles, o.throttled, o.done}
 }
 
-// JobStarted implements bbm.Observer.
-func (o *bbmObserver) JobStarted(_ context.Context, e bbm.JobEvent) {
+// JobStart implements bbm.Observer. The attempt's duration comes with
+// JobEnd's event, so the context goes back as it came.
+func (o *bbmObserver) JobStart(ctx context.Context, e bbm.JobStartEvent) context.Context {
 	s := o.series(e.Migration)
 	s.started.Inc()
 	s.batchSize.Observe(float64(e.Rows))
+	return ctx
 }
 
-// JobFinished implements bbm.Observer.
-func (o *bbmObserver) JobFinished(_ context.Context, e bbm.JobEvent) {
+// JobEnd implements bbm.Observer.
+func (o *bbmObserver) JobEnd(_ context.Context, e bbm.JobEvent) {
 	s := o.series(e.Migration)
 	if e.NextBatchSize > 0 {
 		s.nextBatchSize.Set(float64(e.NextBatchSize))
@@ -157,9 +159,9 @@ func (o *bbmObserver) Throttled(_ context.Context, e bbm.ThrottleEvent) {
 	o.throttled.Add(e.Wait.Seconds())
 }
 
-// MigrationDone implements bbm.Observer. It drops the migration's gauges,
+// MigrationEnded implements bbm.Observer. It drops the migration's gauges,
 // which would otherwise show a done migration's last values forever.
-func (o *bbmObserver) MigrationDone(_ context.Context, m *bbm.Migration) {
+func (o *bbmObserver) MigrationEnded(_ context.Context, m *bbm.Migration) {
 	o.done.WithLabelValues(oneOf(m.Status, OtherLabel, bbm.StatusFinished, bbm.StatusFailed)).Inc()
 	mig := o.migration.value(m.Name)
 	if mig == OtherLabel {

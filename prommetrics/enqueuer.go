@@ -75,8 +75,14 @@ func (o *enqueuerObserver) collectors() []prometheus.Collector {
 
 var importTypes = []enqueuer.ImportType{enqueuer.ImportNext, enqueuer.ImportRetry, enqueuer.ImportFinal}
 
-// RunFinished implements enqueuer.Observer.
-func (o *enqueuerObserver) RunFinished(_ context.Context, e enqueuer.RunEvent) {
+// RunStart implements enqueuer.Observer: the metrics need only RunEnd's
+// event.
+func (o *enqueuerObserver) RunStart(ctx context.Context, _ enqueuer.RunStartEvent) context.Context {
+	return ctx
+}
+
+// RunEnd implements enqueuer.Observer.
+func (o *enqueuerObserver) RunEnd(_ context.Context, e enqueuer.RunEvent) {
 	stopped := oneOf(e.Report.Stopped, string(enqueuer.StopError),
 		enqueuer.StopCapacityFull, enqueuer.StopNothingLeft, enqueuer.StopDeadline, enqueuer.StopDisabled,
 		enqueuer.StopOnce, enqueuer.StopTooManyImports, enqueuer.StopTooEarly, enqueuer.StopRegistryUnavailable,
@@ -85,8 +91,14 @@ func (o *enqueuerObserver) RunFinished(_ context.Context, e enqueuer.RunEvent) {
 	o.runDuration.Observe(e.Report.Duration.Seconds())
 }
 
-// StartDone implements enqueuer.Observer.
-func (o *enqueuerObserver) StartDone(_ context.Context, e enqueuer.StartEvent) {
+// StartImportStart implements enqueuer.Observer: the call's duration
+// comes with StartImportEnd's event.
+func (o *enqueuerObserver) StartImportStart(ctx context.Context, _ enqueuer.StartImportStartEvent) context.Context {
+	return ctx
+}
+
+// StartImportEnd implements enqueuer.Observer.
+func (o *enqueuerObserver) StartImportEnd(_ context.Context, e enqueuer.StartEvent) {
 	typ := oneOf(e.ImportType, OtherLabel, importTypes...)
 	result := oneOf(e.Result, OtherLabel, enqueuer.StartAccepted, enqueuer.StartTooManyImports, enqueuer.StartTooEarly,
 		enqueuer.StartUnavailable, enqueuer.StartCancelled, enqueuer.StartNative, enqueuer.StartNotFound, enqueuer.StartRefused)
@@ -131,8 +143,14 @@ func (o *enqueuerObserver) Reconciled(_ context.Context, e enqueuer.ReconcileEve
 	o.reconciled.WithLabelValues(status, outcome).Inc()
 }
 
-// Notified implements enqueuer.Observer.
-func (o *enqueuerObserver) Notified(_ context.Context, e enqueuer.NotifyEvent) {
+// NotifyStart implements enqueuer.Observer: the request's duration comes
+// with NotifyEnd's event.
+func (o *enqueuerObserver) NotifyStart(ctx context.Context, _ enqueuer.NotifyStartEvent) context.Context {
+	return ctx
+}
+
+// NotifyEnd implements enqueuer.Observer.
+func (o *enqueuerObserver) NotifyEnd(_ context.Context, e enqueuer.NotifyEvent) {
 	status := oneOf(e.Status, "invalid", enqueuer.NotifyPreImportComplete, enqueuer.NotifyPreImportFailed,
 		enqueuer.NotifyImportComplete, enqueuer.NotifyImportFailed, enqueuer.NotifyPreImportCanceled, enqueuer.NotifyImportCanceled)
 	outcome := oneOf(e.Outcome, OtherLabel, enqueuer.NotificationApplied, enqueuer.NotificationDuplicate,

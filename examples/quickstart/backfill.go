@@ -57,7 +57,7 @@ func backfillPostgres(ctx context.Context, out io.Writer, db *storage.DB, rows i
 	prog := &backfillProgress{p: progress{out: out, interval: 250 * time.Millisecond}, total: rows}
 	w := bbm.NewSyncWorker(db, bbm.Options{
 		Logger:   slog.New(slog.DiscardHandler),
-		Observer: bbm.ObserverFuncs{OnJobFinished: prog.jobFinished},
+		Observer: bbm.ObserverFuncs{OnJobEnd: prog.jobEnded},
 	})
 	// Each batch's UPDATE commits together with its job's record, so it is
 	// applied exactly once.
@@ -85,7 +85,7 @@ func backfillInMemory(ctx context.Context, out io.Writer, rows int) (backfillSum
 		Store:    bbmtest.NewStore(bbmtest.StoreOptions{}),
 		Catalog:  bbmtest.NewCatalog(bbmtest.Table{Name: "items", Columns: map[string]string{"id": "bigint", "checksum": "text"}, MinKey: 1, MaxKey: int64(rows)}),
 		Logger:   slog.New(slog.DiscardHandler),
-		Observer: bbm.ObserverFuncs{OnJobFinished: prog.jobFinished},
+		Observer: bbm.ObserverFuncs{OnJobEnd: prog.jobEnded},
 	})
 	err := w.Register(bbm.WorkFunc("fill_checksum", func(ctx context.Context, _ storage.Querier, b bbm.Batch) error {
 		start, _ := b.StartInt()
@@ -155,7 +155,7 @@ type backfillProgress struct {
 	start time.Time
 }
 
-func (b *backfillProgress) jobFinished(_ context.Context, e bbm.JobEvent) {
+func (b *backfillProgress) jobEnded(_ context.Context, e bbm.JobEvent) {
 	if e.Err != nil {
 		fmt.Fprintf(b.p.out, "  job %d [%s, %s] failed: %v\n", e.JobID, e.Start, e.End, e.Err)
 		return

@@ -283,7 +283,10 @@ func (h *host) start(stop, hard context.Context, teardown *[]func()) error {
 		Interval:   cfg.BackfillInterval,
 		MaxBackoff: 5 * time.Second,
 		Observer: bbm.MultiObserver(metrics.BBM(),
-			bbm.ObserverFuncs{OnJobStarted: func(context.Context, bbm.JobEvent) { h.queues.count(kindBackfill) }}),
+			bbm.ObserverFuncs{OnJobStart: func(ctx context.Context, _ bbm.JobStartEvent) context.Context {
+				h.queues.count(kindBackfill)
+				return ctx
+			}}),
 	})
 	if err := w.Register(work); err != nil {
 		return err

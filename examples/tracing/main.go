@@ -108,6 +108,11 @@ func backfill(ctx context.Context, tracer trace.Tracer, obs bbm.Observer) error 
 	})
 	var failed atomic.Bool
 	err := w.Register(bbm.WorkFunc("fill", func(ctx context.Context, _ storage.Querier, b bbm.Batch) error {
+		// The Work's own span (a host's pgx tracer would make one per
+		// statement) is a child of the job's span: the Work runs under
+		// the context bbm's JobStart hook returned.
+		_, span := tracer.Start(ctx, "UPDATE items")
+		defer span.End()
 		if b.Start.Equal(bbm.IntKey(5)) && failed.CompareAndSwap(false, true) {
 			return errors.New("deadlock detected")
 		}
@@ -123,8 +128,8 @@ func backfill(ctx context.Context, tracer trace.Tracer, obs bbm.Observer) error 
 }
 
 // enqueue runs the enqueuer once (capacity 2, three repositories, one with
-// too many tags) under an "enqueuer.Run" span, with its lease taken from
-// locker, then the registry notifies that one pre-import completed.
+// too many tags), with its lease taken from locker, then the registry
+// notifies that one pre-import completed.
 func enqueue(ctx context.Context, tracer trace.Tracer, locker lease.Locker, obs enqueuer.Observer) error {
 	store := enqueuertest.NewStore(enqueuertest.StoreOptions{})
 	epoch := time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
@@ -143,10 +148,9 @@ func enqueue(ctx context.Context, tracer trace.Tracer, locker lease.Locker, obs 
 	if err != nil {
 		return err
 	}
-	runCtx, span := tracer.Start(ctx, "enqueuer.Run")
-	_, err = enq.Run(runCtx)
-	span.End()
-	if err != nil {
+	// The enqueuer's own RunStart hook makes the run's span: no span of
+	// the host's around Run is needed.
+	if _, err = enq.Run(ctx); err != nil {
 		return err
 	}
 

@@ -9,7 +9,10 @@ import (
 	"github.com/stretchr/testify/require"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+	"go.opentelemetry.io/otel/trace"
 
+	"github.com/ferryhq/ferry/lease"
+	"github.com/ferryhq/ferry/lease/leasetest"
 	"github.com/ferryhq/ferry/storage"
 )
 
@@ -21,13 +24,17 @@ func Example() {
 	}
 	// Output:
 	// backfill
-	//   · bbm.migration_done migration=fill status=finished
+	//   · bbm.migration_ended migration=fill status=finished
 	//   bbm.job attempt=1 end=4 job_id=2 migration=fill rows=4 start=1
+	//     UPDATE items
 	//   bbm.job attempt=1 end=8 job_id=3 migration=fill rows=4 start=5 error="bbm: migration \"fill\" job 3 [5, 8] attempt 1: job_failed: deadlock detected"
 	//     · exception message=bbm: migration "fill" job 3 [5, 8] attempt 1: job_failed: deadlock detected type=*bbm.JobError
+	//     UPDATE items
 	//   bbm.job attempt=1 end=10 job_id=4 migration=fill rows=2 start=9
+	//     UPDATE items
 	//   bbm.job attempt=2 end=8 job_id=3 migration=fill rows=4 start=5
-	// enqueuer.Run started=2 stopped=capacity_full
+	//     UPDATE items
+	// enqueuer.run started=2 stopped=capacity_full
 	//   · enqueuer.capacity capacity=2 in_progress=0
 	//   · enqueuer.capacity capacity=2 in_progress=1
 	//   · enqueuer.skipped reason=too_many_tags repository=acme/huge
@@ -61,6 +68,62 @@ func TestRunIsRepeatable(t *testing.T) {
 	require.NoError(t, run(context.Background(), &a))
 	require.NoError(t, run(context.Background(), &b))
 	require.Equal(t, a.String(), b.String())
+}
+
+// recorded runs f with a tracer whose spans are recorded, and returns the
+// ended spans by name.
+func recorded(t *testing.T, f func(trace.Tracer)) map[string][]sdktrace.ReadOnlySpan {
+	t.Helper()
+	sr := tracetest.NewSpanRecorder()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(sr))
+	f(tp.Tracer("test"))
+	byName := map[string][]sdktrace.ReadOnlySpan{}
+	for _, s := range sr.Ended() {
+		byName[s.Name()] = append(byName[s.Name()], s)
+	}
+	return byName
+}
+
+// requireNested checks that every child span is a child of a parent span
+// that encloses it in time: the spans nest, nothing is backdated.
+func requireNested(t *testing.T, parents, children []sdktrace.ReadOnlySpan) {
+	t.Helper()
+	require.NotEmpty(t, children)
+	byID := map[trace.SpanID]sdktrace.ReadOnlySpan{}
+	for _, p := range parents {
+		byID[p.SpanContext().SpanID()] = p
+	}
+	for _, c := range children {
+		p, ok := byID[c.Parent().SpanID()]
+		require.True(t, ok, "span %q has no parent among the %d %q spans", c.Name(), len(parents), parents[0].Name())
+		require.False(t, c.StartTime().Before(p.StartTime()), "child starts before its parent")
+		require.False(t, c.EndTime().After(p.EndTime()), "child ends after its parent")
+	}
+}
+
+// A bbm job's span is the parent of the spans its Work makes.
+func TestJobSpanIsTheWorksParent(t *testing.T) {
+	spans := recorded(t, func(tr trace.Tracer) {
+		require.NoError(t, backfill(context.Background(), tr, bbmTracer(tr)))
+	})
+	require.Len(t, spans["bbm.job"], 4)
+	require.Len(t, spans["UPDATE items"], 4)
+	requireNested(t, spans["bbm.job"], spans["UPDATE items"])
+	requireNested(t, spans["backfill"], spans["bbm.job"])
+}
+
+// An enqueuer run's span is the parent of its lease's and its registry
+// starts' spans.
+func TestRunSpanIsTheStartsParent(t *testing.T) {
+	spans := recorded(t, func(tr trace.Tracer) {
+		locker := lease.Observe(leasetest.NewLocker(leasetest.Options{}), leaseTracer(tr))
+		require.NoError(t, enqueue(context.Background(), tr, locker, enqueuerTracer(tr)))
+	})
+	require.Len(t, spans["enqueuer.run"], 1)
+	require.Len(t, spans["enqueuer.start"], 2)
+	requireNested(t, spans["enqueuer.run"], spans["enqueuer.start"])
+	requireNested(t, spans["enqueuer.run"], spans["lease.acquire"])
+	requireNested(t, spans["PUT /notify"], spans["enqueuer.notification"])
 }
 
 func TestStorageTracerMarksTheSpan(t *testing.T) {

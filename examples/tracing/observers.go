@@ -64,12 +64,12 @@ func span(ctx context.Context, t trace.Tracer, name string, d time.Duration, err
 	s.End(trace.WithTimestamp(end))
 }
 
-// bbmTracer records a span per job attempt, and holds and finished
-// migrations as events.
+// bbmTracer records a span per job attempt (the Work's own spans are its
+// children), and holds and ended migrations as events.
 func bbmTracer(t trace.Tracer) bbm.Observer {
 	return bbm.ObserverFuncs{
-		OnJobFinished: func(ctx context.Context, e bbm.JobEvent) {
-			span(ctx, t, "bbm.job", e.Duration, e.Err,
+		OnJobStart: func(ctx context.Context, e bbm.JobStartEvent) context.Context {
+			return start(ctx, t, "bbm.job",
 				attribute.String("bbm.migration", e.Migration),
 				attribute.Int64("bbm.job_id", e.JobID),
 				attribute.String("bbm.start", e.Start.String()),
@@ -77,29 +77,39 @@ func bbmTracer(t trace.Tracer) bbm.Observer {
 				attribute.Int("bbm.attempt", e.Attempt),
 				attribute.Int64("bbm.rows", e.Rows))
 		},
+		OnJobEnd: func(ctx context.Context, e bbm.JobEvent) { end(ctx, e.Err) },
 		OnThrottled: func(ctx context.Context, e bbm.ThrottleEvent) {
 			trace.SpanFromContext(ctx).AddEvent("bbm.throttled", trace.WithAttributes(
 				attribute.String("bbm.reason", e.Reason), attribute.String("bbm.wait", e.Wait.String())))
 		},
-		OnMigrationDone: func(ctx context.Context, m *bbm.Migration) {
-			trace.SpanFromContext(ctx).AddEvent("bbm.migration_done", trace.WithAttributes(
+		OnMigrationEnded: func(ctx context.Context, m *bbm.Migration) {
+			trace.SpanFromContext(ctx).AddEvent("bbm.migration_ended", trace.WithAttributes(
 				attribute.String("bbm.migration", m.Name), attribute.String("bbm.status", string(m.Status))))
 		},
 	}
 }
 
-// enqueuerTracer records a span per registry start and per notification,
-// skips, aborts and the capacity as events, and a run's outcome as
-// attributes of the host's span around Run.
+// enqueuerTracer records a span per run (the lease's and the registry
+// starts' spans are its children), per registry start and per
+// notification, and skips, aborts and the capacity as events.
 func enqueuerTracer(t trace.Tracer) enqueuer.Observer {
 	return enqueuer.ObserverFuncs{
-		OnStartDone: func(ctx context.Context, e enqueuer.StartEvent) {
-			span(ctx, t, "enqueuer.start", e.Duration, e.Err,
+		OnRunStart: func(ctx context.Context, _ enqueuer.RunStartEvent) context.Context {
+			return start(ctx, t, "enqueuer.run")
+		},
+		OnRunEnd: func(ctx context.Context, e enqueuer.RunEvent) {
+			end(ctx, e.Err, attribute.String("enqueuer.stopped", string(e.Report.Stopped)),
+				attribute.Int("enqueuer.started", len(e.Report.Started)))
+		},
+		OnStartImportStart: func(ctx context.Context, e enqueuer.StartImportStartEvent) context.Context {
+			return start(ctx, t, "enqueuer.start",
 				// A path is fine on a span (one value per span), never
 				// as a metric label.
 				attribute.String("enqueuer.repository", e.Repository.Path),
-				attribute.String("enqueuer.import_type", string(e.ImportType)),
-				attribute.String("enqueuer.result", string(e.Result)))
+				attribute.String("enqueuer.import_type", string(e.ImportType)))
+		},
+		OnStartImportEnd: func(ctx context.Context, e enqueuer.StartEvent) {
+			end(ctx, e.Err, attribute.String("enqueuer.result", string(e.Result)))
 		},
 		OnSkipped: func(ctx context.Context, e enqueuer.SkipEvent) {
 			trace.SpanFromContext(ctx).AddEvent("enqueuer.skipped", trace.WithAttributes(
@@ -113,20 +123,15 @@ func enqueuerTracer(t trace.Tracer) enqueuer.Observer {
 			trace.SpanFromContext(ctx).AddEvent("enqueuer.capacity", trace.WithAttributes(
 				attribute.Int("enqueuer.in_progress", e.InProgress), attribute.Int("enqueuer.capacity", e.Capacity)))
 		},
-		OnRunFinished: func(ctx context.Context, e enqueuer.RunEvent) {
-			s := trace.SpanFromContext(ctx)
-			s.SetAttributes(attribute.String("enqueuer.stopped", string(e.Report.Stopped)),
-				attribute.Int("enqueuer.started", len(e.Report.Started)))
-			if e.Err != nil {
-				s.SetStatus(codes.Error, e.Err.Error())
-			}
+		OnNotifyStart: func(ctx context.Context, _ enqueuer.NotifyStartEvent) context.Context {
+			return start(ctx, t, "enqueuer.notification")
 		},
-		OnNotified: func(ctx context.Context, e enqueuer.NotifyEvent) {
+		OnNotifyEnd: func(ctx context.Context, e enqueuer.NotifyEvent) {
 			var err error
 			if e.Outcome == enqueuer.NotificationError {
 				err = e.Err
 			}
-			span(ctx, t, "enqueuer.notification", e.Duration, err,
+			end(ctx, err,
 				attribute.String("enqueuer.repository", e.Path),
 				attribute.String("enqueuer.status", e.Status),
 				attribute.String("enqueuer.outcome", string(e.Outcome)),
