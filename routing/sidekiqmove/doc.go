@@ -26,7 +26,9 @@
 // pass finds nothing to move. A run killed at any point (kill -9 included)
 // leaves every job in one place, and running again finishes the work.
 // Options give a dry run, a rate limit, a key namespace, progress through an
-// Observer, and a report.
+// Observer (in pgx's tracer shape like every Ferry package's hooks:
+// PassStart/PassEnd around each pass, Progressed after each batch), and a
+// report.
 //
 // Run it after servers listen to the new queues and clients route to them
 // (steps 1 and 2 of the plan), so that nothing pushes new jobs to the old

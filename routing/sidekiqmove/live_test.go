@@ -41,7 +41,7 @@ func TestMain(m *testing.M) {
 func runChildMover(sock string) int {
 	c := redis.NewClient(&redis.Options{Network: "unix", Addr: sock})
 	defer c.Close()
-	m, err := New(c, liveMoves, &Options{BatchSize: 50, Rate: 4000, Observer: printer{}})
+	m, err := New(c, liveMoves, &Options{BatchSize: 50, Rate: 4000, Observer: printer()})
 	if err != nil {
 		fmt.Println("error", err)
 		return 1
@@ -54,10 +54,9 @@ func runChildMover(sock string) int {
 	return 0
 }
 
-type printer struct{}
-
-func (printer) Progressed(_ context.Context, p Progress) { fmt.Println("moved", p.Moved) }
-func (printer) PassDone(context.Context, PassSummary)    {}
+func printer() Observer {
+	return ObserverFuncs{OnProgressed: func(_ context.Context, p Progress) { fmt.Println("moved", p.Moved) }}
+}
 
 // No job is lost or duplicated while clients push to old and new queues,
 // servers pop from both, and the scheduler enqueues due jobs, all during the

@@ -136,14 +136,11 @@ func New(client redis.UniversalClient, moves []Move, opts *Options) (*Mover, err
 func (m *Mover) Run(ctx context.Context) (*Report, error) {
 	r := &run{m: m, start: time.Now(), rep: &Report{DryRun: m.opts.DryRun}, sources: map[string]*SourceReport{}}
 	for pass := 1; pass <= m.opts.MaxPasses; pass++ {
-		sum, err := r.pass(ctx, pass)
+		sum, err := r.observedPass(ctx, pass)
 		r.rep.Passes = pass
 		r.rep.Duration = time.Since(r.start)
 		if err != nil {
 			return r.report(), err
-		}
-		if m.opts.Observer != nil {
-			m.opts.Observer.PassDone(ctx, sum)
 		}
 		m.opts.Logger.InfoContext(ctx, "sidekiqmove: pass done", slog.Int("pass", pass), slog.Int("examined", sum.Examined),
 			slog.Int("moved", sum.Moved), slog.Int("gone", sum.Gone), slog.Int("conflicts", sum.Conflicts),
@@ -192,6 +189,19 @@ func (r *run) source(key, kind string) *SourceReport {
 		r.order = append(r.order, key)
 	}
 	return s
+}
+
+// observedPass runs a pass between the Observer's PassStart and PassEnd.
+func (r *run) observedPass(ctx context.Context, pass int) (PassSummary, error) {
+	obs := r.m.opts.Observer
+	if obs == nil {
+		return r.pass(ctx, pass)
+	}
+	ctx = obs.PassStart(ctx, PassStartEvent{Pass: pass})
+	sum, err := r.pass(ctx, pass)
+	sum.Err = err
+	obs.PassEnd(ctx, sum)
+	return sum, err
 }
 
 func (r *run) pass(ctx context.Context, pass int) (PassSummary, error) {

@@ -110,8 +110,25 @@ type recorder struct {
 	passes   []PassSummary
 }
 
-func (r *recorder) Progressed(_ context.Context, p Progress)  { r.progress = append(r.progress, p) }
-func (r *recorder) PassDone(_ context.Context, p PassSummary) { r.passes = append(r.passes, p) }
+func (r *recorder) PassStart(ctx context.Context, e PassStartEvent) context.Context {
+	return context.WithValue(ctx, passKey{}, e.Pass)
+}
+
+func (r *recorder) Progressed(ctx context.Context, p Progress) {
+	if ctx.Value(passKey{}) != p.Pass {
+		panic("progress reported outside its pass's context")
+	}
+	r.progress = append(r.progress, p)
+}
+
+func (r *recorder) PassEnd(ctx context.Context, p PassSummary) {
+	if ctx.Value(passKey{}) != p.Pass {
+		panic("PassEnd without PassStart's context")
+	}
+	r.passes = append(r.passes, p)
+}
+
+type passKey struct{}
 
 func TestDryRunWritesNothing(t *testing.T) {
 	ctx := context.Background()
