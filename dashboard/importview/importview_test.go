@@ -39,7 +39,7 @@ func TestRegistryAndProgressOnTheImportsPage(t *testing.T) {
 	require.NoError(t, err)
 	done, err := reg.Begin(ctx, importserver.BeginRequest{Path: "group/done", Type: importserver.PreImport, Owner: "registry-0"})
 	require.NoError(t, err)
-	_, err = reg.Finish(ctx, importserver.Outcome{Path: "group/done", Run: done.Run, Status: importserver.StatusPreImportFailed,
+	_, _, err = reg.Finish(ctx, importserver.Outcome{Path: "group/done", Run: done.Run, Status: importserver.StatusPreImportFailed,
 		Detail: "blob sha256:abc: <b>corrupt</b>"})
 	require.NoError(t, err)
 

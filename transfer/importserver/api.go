@@ -229,17 +229,18 @@ func (s *Server) start(ctx context.Context, w http.ResponseWriter, path string, 
 	s.mu.Unlock()
 	defer s.starting.Done()
 
-	_, err := s.cfg.Store.Get(ctx, path)
-	switch {
-	case errors.Is(err, ErrNotFound):
+	// A repository imported before starts in one store call; only the
+	// first start of a repository checks that it exists and is not native.
+	req := BeginRequest{Path: path, Type: typ, Owner: s.cfg.Instance, MaxRunning: s.cfg.MaxConcurrentImports,
+		AllowWithoutPreImport: s.cfg.AllowFinalWithoutPreImport, RequireRecord: true}
+	imp, err := s.cfg.Store.Begin(ctx, req)
+	if errors.Is(err, ErrNotFound) {
 		if a, done := s.unrecorded(ctx, w, path); done {
 			return a
 		}
-	case err != nil:
-		return s.unavailable(ctx, w, path, err)
+		req.RequireRecord = false
+		imp, err = s.cfg.Store.Begin(ctx, req)
 	}
-	imp, err := s.cfg.Store.Begin(ctx, BeginRequest{Path: path, Type: typ, Owner: s.cfg.Instance,
-		MaxRunning: s.cfg.MaxConcurrentImports, AllowWithoutPreImport: s.cfg.AllowFinalWithoutPreImport})
 	var ref *RefusedError
 	switch {
 	case errors.As(err, &ref):

@@ -25,16 +25,18 @@ type notificationBody struct {
 	Detail string `json:"detail"`
 }
 
-// deliveryLoop delivers due notifications: right after an outcome was
-// recorded (poke), and every PollInterval for retries and for what other
-// processes left. Asked to flush (Shutdown), it makes one last pass within
-// the flush's context and ends: passes run one after the other, so the
-// last one sees every outcome recorded before it, unclaimed.
+// deliveryLoop delivers due notifications: those handed over by the run
+// that recorded them (claimed already), and those it claims from the
+// outbox: when asked to (poke), and every PollInterval for retries and for
+// what other processes left. Asked to flush (Shutdown), it makes one last
+// pass within the flush's context and ends: passes run one after the
+// other, so the last one sees every outcome recorded before it.
 func (s *Server) deliveryLoop(ctx context.Context) {
 	t := time.NewTicker(s.cfg.Notify.PollInterval)
 	defer t.Stop()
+	claim := true
 	for {
-		if n := s.deliverDue(ctx); n > 0 && n == s.claimLimit() && ctx.Err() == nil {
+		if n := s.deliverDue(ctx, claim); n > 0 && n == s.claimLimit() && ctx.Err() == nil {
 			continue // a full batch: there may be more
 		}
 		select {
@@ -44,33 +46,38 @@ func (s *Server) deliveryLoop(ctx context.Context) {
 			if fctx.Err() == nil {
 				last, cancel := context.WithCancel(fctx)
 				stop := context.AfterFunc(ctx, cancel)
-				s.deliverDue(last)
+				s.deliverDue(last, true)
 				stop()
 				cancel()
 			}
 			return
 		case <-t.C:
+			claim = true
 		case <-s.wake:
+			claim = true
+		case <-s.handedWake:
+			claim = false
 		}
 	}
 }
 
 func (s *Server) claimLimit() int { return 2 * s.cfg.Notify.Concurrency }
 
-// deliverDue claims one batch of due notifications and delivers it. It
-// returns the batch's size.
-func (s *Server) deliverDue(ctx context.Context) int {
-	// Bounded like a delivery: a claim hanging on a dead connection must
-	// not stop the deliveries for good.
-	claimCtx, cancel := context.WithTimeout(ctx, s.cfg.Notify.Timeout)
-	batch, err := s.cfg.Store.ClaimNotifications(claimCtx, ClaimRequest{Owner: s.cfg.Instance, Token: s.token,
-		Limit: s.claimLimit(), LeaseFor: s.cfg.Notify.LeaseFor})
-	cancel()
-	if err != nil {
-		if ctx.Err() == nil {
+// deliverDue delivers one batch: the notifications handed over, and with
+// claim those it claims from the outbox. It returns the batch's size.
+func (s *Server) deliverDue(ctx context.Context, claim bool) int {
+	batch := s.takeHanded(s.claimLimit())
+	if claim && len(batch) < s.claimLimit() {
+		// Bounded like a delivery: a claim hanging on a dead connection
+		// must not stop the deliveries for good.
+		claimCtx, cancel := context.WithTimeout(ctx, s.cfg.Notify.Timeout)
+		claimed, err := s.cfg.Store.ClaimNotifications(claimCtx, ClaimRequest{Owner: s.cfg.Instance, Token: s.token,
+			Limit: s.claimLimit() - len(batch), LeaseFor: s.cfg.Notify.LeaseFor})
+		cancel()
+		if err != nil && ctx.Err() == nil {
 			s.log.WarnContext(ctx, "importserver: reading the outbox failed", "error", err)
 		}
-		return 0
+		batch = append(batch, claimed...)
 	}
 	var g errgroup.Group
 	g.SetLimit(s.cfg.Notify.Concurrency)

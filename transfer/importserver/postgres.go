@@ -78,27 +78,48 @@ func newPostgresQueries(imports, notifications string) postgresQueries {
 		lockKey: int64(h.Sum64()),
 		get:     r.Replace(`SELECT ` + importColumns + ` FROM {imports} WHERE path = $1`),
 		count:   r.Replace(`SELECT count(*) FROM {imports} WHERE status IN ` + inProgress),
-		// The new run supersedes the repository's undelivered outcomes.
+		// The new run supersedes the repository's undelivered outcomes. It
+		// starts when the repository's status is one of $6 (or it has no
+		// record and $7) and fewer than $5 imports run (0: no limit), the
+		// rules of CheckBegin that startable computes; the ON CONFLICT
+		// branch checks the status again on the row's latest version.
 		begin: r.Replace(`WITH up AS (INSERT INTO {imports} AS i (path, type, status, owner)
-			VALUES ($1, $2, $3, $4)
+			SELECT $1, $2, $3, $4
+			WHERE ($5::int = 0 OR (SELECT count(*) FROM {imports} WHERE status IN ` + inProgress + `) < $5::int)
+				AND coalesce((SELECT c.status = ANY($6::text[]) FROM {imports} c WHERE c.path = $1), $7::bool)
 			ON CONFLICT (path) DO UPDATE SET type = excluded.type, status = excluded.status,
 				owner = excluded.owner, run = i.run + 1, detail = '', cancel_requested = false,
 				blobs_copied = 0, blobs_skipped = 0, bytes_copied = 0, manifests = 0, tags = 0,
 				started_at = now(), heartbeat_at = now(), finished_at = NULL, updated_at = now()
-			WHERE i.status = $5 AND i.run = $6
+			WHERE i.status = ANY($6::text[])
 			RETURNING ` + importColumns + `
 			), superseded AS (
 				UPDATE {notifications} n SET state = 'superseded', locked_by = NULL, lock_token = NULL, locked_until = NULL
 				FROM up WHERE n.path = up.path AND n.state = 'pending' AND n.run < up.run
 			)
 			SELECT ` + importColumns + ` FROM up`),
+		// $11, when not empty, leases the new notification to $11/$12 for
+		// $13 microseconds, unless an older one of the repository is
+		// pending (that one goes first; ClaimNotifications finds both).
 		finish: r.Replace(`WITH done AS (
 				UPDATE {imports} SET status = $3, detail = $4, blobs_copied = $5, blobs_skipped = $6,
 					bytes_copied = $7, manifests = $8, tags = $9, cancel_requested = false,
 					finished_at = now(), updated_at = now()
 				WHERE path = $1 AND run = $2 AND status = $10
 				RETURNING ` + importColumns + `
-			)` + enqueue),
+			), claim AS (
+				SELECT $11::text <> '' AND NOT EXISTS (SELECT 1 FROM {notifications} p
+					WHERE p.state = 'pending' AND p.path = $1) AS mine
+			), queued AS (
+				INSERT INTO {notifications} (path, run, status, detail, locked_by, lock_token, locked_until)
+				SELECT path, run, status, detail,
+					CASE WHEN mine THEN $11::text END, CASE WHEN mine THEN $12::text END,
+					CASE WHEN mine THEN now() + $13::bigint * interval '1 microsecond' END
+				FROM done, claim
+				RETURNING id, created_at, next_attempt_at, locked_by IS NOT NULL AS claimed
+			)
+			SELECT ` + prefixed("done.", importColumns) + `, queued.id, queued.created_at, queued.next_attempt_at, queued.claimed
+			FROM done, queued`),
 		requestCancel: r.Replace(`UPDATE {imports} SET cancel_requested = true, updated_at = now()
 			WHERE path = $1 AND status IN ` + inProgress + `
 			RETURNING ` + importColumns),
@@ -166,22 +187,36 @@ func prefixed(alias, columns string) string {
 
 func micros(d time.Duration) int64 { return d.Microseconds() }
 
-func scanImport(row pgx.Row) (Import, error) {
-	var i Import
-	var typ, status string
-	var finished *time.Time
-	err := row.Scan(&i.Path, &typ, &status, &i.Detail, &i.Run, &i.Owner, &i.CancelRequested,
+// importRow is the scan target of importColumns.
+type importRow struct {
+	i           Import
+	typ, status string
+	finished    *time.Time
+}
+
+func (r *importRow) fields() []any {
+	i := &r.i
+	return []any{&i.Path, &r.typ, &r.status, &i.Detail, &i.Run, &i.Owner, &i.CancelRequested,
 		&i.Counts.BlobsCopied, &i.Counts.BlobsSkipped, &i.Counts.BytesCopied, &i.Counts.Manifests, &i.Counts.Tags,
-		&i.StartedAt, &i.HeartbeatAt, &finished, &i.UpdatedAt)
-	if err != nil {
-		return Import{}, err
-	}
-	i.Type, i.Status = Type(typ), Status(status)
-	if finished != nil {
-		i.FinishedAt = finished.UTC()
+		&i.StartedAt, &i.HeartbeatAt, &r.finished, &i.UpdatedAt}
+}
+
+func (r *importRow) value() Import {
+	i := r.i
+	i.Type, i.Status = Type(r.typ), Status(r.status)
+	if r.finished != nil {
+		i.FinishedAt = r.finished.UTC()
 	}
 	i.StartedAt, i.HeartbeatAt, i.UpdatedAt = i.StartedAt.UTC(), i.HeartbeatAt.UTC(), i.UpdatedAt.UTC()
-	return i, nil
+	return i
+}
+
+func scanImport(row pgx.Row) (Import, error) {
+	var r importRow
+	if err := row.Scan(r.fields()...); err != nil {
+		return Import{}, err
+	}
+	return r.value(), nil
 }
 
 func collectImports(rows pgx.Rows, err error) ([]Import, error) {
@@ -206,66 +241,21 @@ func (s *PostgresStore) Get(ctx context.Context, path string) (Import, error) {
 	return i, nil
 }
 
-// Begin implements Store. Starts are serialized by a transaction-scoped
-// advisory lock, so that the count of imports in progress cannot be
-// overtaken by a concurrent start.
+// Begin implements Store in one round trip: a batch outside an explicit
+// transaction runs as one implicit transaction, in which a
+// transaction-scoped advisory lock serializes starts, so that the count of
+// imports in progress cannot be overtaken by a concurrent start; each
+// statement after the lock has its own snapshot and sees every start
+// committed before the lock was granted. The state is read in the same
+// batch, for the reason of a refusal.
 func (s *PostgresStore) Begin(ctx context.Context, req BeginRequest) (Import, error) {
 	if err := req.Validate(); err != nil {
 		return Import{}, err
 	}
-	var out Import
-	err := storage.InTx(ctx, s.db, func(tx pgx.Tx) error {
-		// One round trip: the statements of a batch run in order, each with
-		// its own snapshot, so the reads see every start committed before
-		// the lock was granted.
-		b := &pgx.Batch{}
-		b.Queue(`SELECT pg_advisory_xact_lock($1)`, s.q.lockKey)
-		b.Queue(s.q.count)
-		b.Queue(s.q.get, req.Path)
-		res := tx.SendBatch(ctx, b)
-		var running int
-		var cur *Import
-		_, err := res.Exec()
-		if err == nil {
-			err = res.QueryRow().Scan(&running)
-		}
-		if err == nil {
-			var i Import
-			i, err = scanImport(res.QueryRow())
-			switch {
-			case err == nil:
-				cur = &i
-			case errors.Is(err, pgx.ErrNoRows):
-				err = nil
-			}
-		}
-		if cerr := res.Close(); err == nil {
-			err = cerr
-		}
-		if err != nil {
-			return err
-		}
-		if reason := CheckBegin(cur, req, running); reason != nil {
-			ref := &RefusedError{Reason: reason, Running: running, Current: Import{Path: req.Path}}
-			if cur != nil {
-				ref.Current = *cur
-			}
-			return ref
-		}
-		var was string
-		var run int64
-		if cur != nil {
-			was, run = string(cur.Status), cur.Run
-		}
-		out, err = scanImport(tx.QueryRow(ctx, s.q.begin, req.Path, string(req.Type), string(req.Type.InProgress()), req.Owner, was, run))
-		if errors.Is(err, pgx.ErrNoRows) {
-			return fmt.Errorf("%w: %s changed while starting", ErrStateChanged, req.Path)
-		}
-		return err
-	})
+	out, err := s.begin(ctx, req)
 	var ref *RefusedError
 	switch {
-	case errors.As(err, &ref), errors.Is(err, ErrStateChanged):
+	case errors.As(err, &ref), errors.Is(err, ErrStateChanged), errors.Is(err, ErrNotFound):
 		return Import{}, err
 	case err != nil:
 		return Import{}, fmt.Errorf("importserver: starting the %s import of %s: %w", req.Type, req.Path, err)
@@ -273,21 +263,105 @@ func (s *PostgresStore) Begin(ctx context.Context, req BeginRequest) (Import, er
 	return out, nil
 }
 
-// Finish implements Store.
-func (s *PostgresStore) Finish(ctx context.Context, o Outcome) (Import, error) {
-	if err := o.Validate(); err != nil {
+func (s *PostgresStore) begin(ctx context.Context, req BeginRequest) (Import, error) {
+	conn, release, err := storage.AcquireConn(ctx, s.db)
+	if err != nil {
 		return Import{}, err
 	}
+	defer release()
+	from, fresh := startable(req)
+	b := &pgx.Batch{}
+	b.Queue(`SELECT pg_advisory_xact_lock($1)`, s.q.lockKey)
+	b.Queue(s.q.begin, req.Path, string(req.Type), string(req.Type.InProgress()), req.Owner, req.MaxRunning, from, fresh)
+	b.Queue(s.q.count)
+	b.Queue(s.q.get, req.Path)
+	res := conn.SendBatch(ctx, b)
+	defer res.Close()
+	if _, err := res.Exec(); err != nil {
+		return Import{}, err
+	}
+	started, err := scanImport(res.QueryRow())
+	if err == nil {
+		return started, res.Close()
+	}
+	if !errors.Is(err, pgx.ErrNoRows) {
+		return Import{}, err
+	}
+	var running int
+	if err := res.QueryRow().Scan(&running); err != nil {
+		return Import{}, err
+	}
+	cur, err := scanImport(res.QueryRow())
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+		if req.RequireRecord {
+			return Import{}, fmt.Errorf("%w: %s has no import record", ErrNotFound, req.Path)
+		}
+		return Import{}, beginRefused(nil, req, running)
+	case err != nil:
+		return Import{}, err
+	}
+	return Import{}, beginRefused(&cur, req, running)
+}
+
+// startable lists the recorded statuses from which CheckBegin lets req
+// start, capacity aside, and whether it may start a repository without a
+// record; PostgresStore's begin statement checks them, and capacity,
+// against the latest state.
+func startable(req BeginRequest) (from []string, fresh bool) {
+	rule := req
+	rule.MaxRunning = 0
+	for _, st := range Statuses {
+		if CheckBegin(&Import{Path: req.Path, Type: st.Type(), Status: st}, rule, 0) == nil {
+			from = append(from, string(st))
+		}
+	}
+	return from, !req.RequireRecord && CheckBegin(nil, rule, 0) == nil
+}
+
+// beginRefused explains why a start did not happen: CheckBegin's reason, or
+// ErrStateChanged when the state that refused it has changed since.
+func beginRefused(cur *Import, req BeginRequest, running int) error {
+	reason := CheckBegin(cur, req, running)
+	if reason == nil {
+		return fmt.Errorf("%w: %s changed while starting", ErrStateChanged, req.Path)
+	}
+	ref := &RefusedError{Reason: reason, Running: running, Current: Import{Path: req.Path}}
+	if cur != nil {
+		ref.Current = *cur
+	}
+	return ref
+}
+
+// Finish implements Store.
+func (s *PostgresStore) Finish(ctx context.Context, o Outcome) (Import, *Notification, error) {
+	if err := o.Validate(); err != nil {
+		return Import{}, nil, err
+	}
 	c := o.Counts
-	i, err := scanImport(s.db.QueryRow(ctx, s.q.finish, o.Path, o.Run, string(o.Status), ClipDetail(o.Detail),
-		c.BlobsCopied, c.BlobsSkipped, c.BytesCopied, c.Manifests, c.Tags, string(o.Status.Type().InProgress())))
+	var claim ClaimRequest
+	if o.Claim != nil {
+		claim = *o.Claim
+	}
+	var r importRow
+	var n Notification
+	var claimed bool
+	err := s.db.QueryRow(ctx, s.q.finish, o.Path, o.Run, string(o.Status), ClipDetail(o.Detail),
+		c.BlobsCopied, c.BlobsSkipped, c.BytesCopied, c.Manifests, c.Tags, string(o.Status.Type().InProgress()),
+		claim.Owner, claim.Token, micros(claim.LeaseFor)).Scan(append(r.fields(), &n.ID, &n.CreatedAt, &n.NextAttemptAt, &claimed)...)
 	if errors.Is(err, pgx.ErrNoRows) {
-		return Import{}, fmt.Errorf("%w: run %d of %s is no longer in progress", ErrStateChanged, o.Run, o.Path)
+		return Import{}, nil, fmt.Errorf("%w: run %d of %s is no longer in progress", ErrStateChanged, o.Run, o.Path)
 	}
 	if err != nil {
-		return Import{}, fmt.Errorf("importserver: recording %s of %s: %w", o.Status, o.Path, err)
+		return Import{}, nil, fmt.Errorf("importserver: recording %s of %s: %w", o.Status, o.Path, err)
 	}
-	return i, nil
+	i := r.value()
+	if !claimed {
+		return i, nil, nil
+	}
+	n.Path, n.Run, n.Status, n.Detail, n.State = i.Path, i.Run, i.Status, i.Detail, NotificationPending
+	n.CreatedAt, n.NextAttemptAt = n.CreatedAt.UTC(), n.NextAttemptAt.UTC()
+	return i, &n, nil
 }
 
 // RequestCancel implements Store.

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"runtime/debug"
+	"slices"
 	"sync"
 	"time"
 
@@ -58,7 +59,11 @@ type Server struct {
 	loopCtx    context.Context
 	stopLoops  context.CancelFunc
 	loops      sync.WaitGroup
-	wake       chan struct{} // a new outcome is in the outbox
+	wake       chan struct{} // the outbox may hold due notifications
+	// handed are notifications Finish claimed for this process, for the
+	// delivery loop (guarded by mu); handedWake says there are some.
+	handed     []Notification
+	handedWake chan struct{}
 	// flush asks the delivery loop for a last pass within the given
 	// context, after which it ends.
 	flush chan context.Context
@@ -89,7 +94,9 @@ func New(cfg Config) (*Server, error) {
 		runs:   map[string]*activeRun{},
 		writes: map[string]*writesInFlight{},
 		wake:   make(chan struct{}, 1),
-		flush:  make(chan context.Context, 1),
+
+		handedWake: make(chan struct{}, 1),
+		flush:      make(chan context.Context, 1),
 
 		deliveryDone: make(chan struct{}),
 	}
@@ -275,10 +282,15 @@ func (s *Server) execute(ctx context.Context, cancel context.CancelCauseFunc, im
 	ev := ImportEvent{Import: imp, Result: result, Duration: time.Since(began), Report: rep, Err: err}
 	if record {
 		o := Outcome{Path: imp.Path, Run: imp.Run, Status: imp.Type.Outcome(result), Detail: detail, Counts: countsOf(rep)}
-		recorded, rerr := s.record(o)
+		recorded, claimed, rerr := s.record(o)
 		switch {
 		case rerr == nil:
 			ev.Import, ev.Recorded = recorded, true
+			if claimed != nil {
+				s.hand(*claimed)
+			} else {
+				s.poke()
+			}
 		case errors.Is(rerr, ErrStateChanged):
 			log.InfoContext(runCtx, "importserver: import was ended elsewhere meanwhile", "error", rerr)
 		default:
@@ -300,9 +312,6 @@ func (s *Server) execute(ctx context.Context, cancel context.CancelCauseFunc, im
 		delete(s.runs, imp.Path)
 	}
 	s.mu.Unlock()
-	if ev.Recorded {
-		s.poke()
-	}
 	s.obs.ImportFinished(context.WithoutCancel(runCtx), ev)
 }
 
@@ -364,28 +373,53 @@ func countsOf(rep *transfer.Report) Counts {
 		Manifests: rep.Manifests, Tags: rep.Tags}
 }
 
-// record stores an outcome, retrying store failures for up to
-// recordTimeout: the import's work is done and must not be lost to a
-// blip. ErrStateChanged is final.
-func (s *Server) record(o Outcome) (Import, error) {
+// record stores an outcome and claims its notification for this
+// process, retrying store failures for up to recordTimeout: the import's
+// work is done and must not be lost to a blip. ErrStateChanged is final.
+// (A Finish that committed but whose answer was lost leaves its
+// notification claimed by this process until its lease ends: delivered
+// late, never lost.)
+func (s *Server) record(o Outcome) (Import, *Notification, error) {
 	ctx, cancel := context.WithTimeout(s.recordCtx, recordTimeout)
 	defer cancel()
+	o.Claim = &ClaimRequest{Owner: s.cfg.Instance, Token: s.token, LeaseFor: s.cfg.Notify.LeaseFor}
 	backoff := 100 * time.Millisecond
 	for {
-		imp, err := s.cfg.Store.Finish(ctx, o)
+		imp, n, err := s.cfg.Store.Finish(ctx, o)
 		if err == nil || errors.Is(err, ErrStateChanged) {
-			return imp, err
+			return imp, n, err
 		}
 		s.log.WarnContext(ctx, "importserver: recording an outcome failed; retrying", "repository", o.Path,
 			"status", o.Status, "error", err, "retry_in", backoff)
 		if werr := wait.Sleep(ctx, backoff); werr != nil {
-			return Import{}, fmt.Errorf("%w (then %w)", err, werr)
+			return Import{}, nil, fmt.Errorf("%w (then %w)", err, werr)
 		}
 		backoff = min(2*backoff, 5*time.Second)
 	}
 }
 
-// poke wakes the delivery loop.
+// hand gives the delivery loop a notification claimed for this process.
+func (s *Server) hand(n Notification) {
+	s.mu.Lock()
+	s.handed = append(s.handed, n)
+	s.mu.Unlock()
+	select {
+	case s.handedWake <- struct{}{}:
+	default:
+	}
+}
+
+// takeHanded removes up to limit handed notifications, oldest first.
+func (s *Server) takeHanded(limit int) []Notification {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	k := min(limit, len(s.handed))
+	out := slices.Clone(s.handed[:k])
+	s.handed = slices.Delete(s.handed, 0, k)
+	return out
+}
+
+// poke wakes the delivery loop to read the outbox.
 func (s *Server) poke() {
 	select {
 	case s.wake <- struct{}{}:

@@ -263,11 +263,11 @@ type blockingFinish struct {
 	release chan struct{}
 }
 
-func (b *blockingFinish) Finish(ctx context.Context, o importserver.Outcome) (importserver.Import, error) {
+func (b *blockingFinish) Finish(ctx context.Context, o importserver.Outcome) (importserver.Import, *importserver.Notification, error) {
 	select {
 	case <-b.release:
 	case <-ctx.Done():
-		return importserver.Import{}, ctx.Err()
+		return importserver.Import{}, nil, ctx.Err()
 	}
 	return b.Store.Finish(ctx, o)
 }
@@ -378,7 +378,7 @@ func TestStaleImportsOnPostgres(t *testing.T) {
 	}
 	gi, err := store.Get(ctx, "group/image")
 	require.NoError(t, err)
-	_, err = store.Finish(ctx, importserver.Outcome{Path: "group/image", Run: gi.Run, Status: importserver.StatusPreImportComplete})
+	_, _, err = store.Finish(ctx, importserver.Outcome{Path: "group/image", Run: gi.Run, Status: importserver.StatusPreImportComplete})
 	require.NoError(t, err)
 
 	var staleSeen sync.Map

@@ -28,14 +28,18 @@ type Store interface {
 	// refusal is a *RefusedError. The new run supersedes the repository's
 	// undelivered outcomes of earlier runs: they are never sent (the
 	// coordinator has moved on, and an old outcome arriving during the new
-	// run would be applied to it).
+	// run would be applied to it). With req.RequireRecord, a repository
+	// without a record is refused with an error wrapping ErrNotFound.
 	Begin(ctx context.Context, req BeginRequest) (Import, error)
 
 	// Finish records the end of a run: from its in-progress status to
 	// Outcome.Status, with its notification. It fails with ErrStateChanged
 	// when the run is no longer in progress (it was force-canceled or
-	// found stale meanwhile), and then changes nothing.
-	Finish(ctx context.Context, o Outcome) (Import, error)
+	// found stale meanwhile), and then changes nothing. With o.Claim, the
+	// notification is claimed in the same step (as ClaimNotifications
+	// would, had it been due at once) and returned, unless an older one of
+	// the repository is pending; otherwise the notification is nil.
+	Finish(ctx context.Context, o Outcome) (Import, *Notification, error)
 
 	// RequestCancel asks a running import to stop (its owner sees it at
 	// its next Heartbeat and records the cancellation). It fails with a
@@ -92,6 +96,12 @@ type BeginRequest struct {
 	// AllowWithoutPreImport lets a final import start without a completed
 	// pre-import (see Config.AllowFinalWithoutPreImport).
 	AllowWithoutPreImport bool
+	// RequireRecord refuses to start a repository that has no import
+	// record yet (an error wrapping ErrNotFound), so that the caller can
+	// check that it exists first and then call again without it: the
+	// Handler's first attempt, which saves a read for every repository
+	// imported before.
+	RequireRecord bool
 }
 
 // Outcome is the end of one run, for Store.Finish.
@@ -102,6 +112,11 @@ type Outcome struct {
 	Status Status
 	Detail string
 	Counts Counts
+	// Claim, when set, claims the outcome's notification for Claim.Owner
+	// and Claim.Token for Claim.LeaseFor (Limit is ignored) in the same
+	// step that records it, so that the caller delivers it without
+	// reading the outbox again.
+	Claim *ClaimRequest
 }
 
 // StaleRequest selects the imports Store.FailStale ends.

@@ -18,7 +18,7 @@ func ExampleStore() {
 	fmt.Println(imp.Status, imp.Run)
 	_, err := s.Begin(ctx, importserver.BeginRequest{Path: "group/image", Type: importserver.FinalImport, Owner: "registry-0"})
 	fmt.Println(err)
-	_, _ = s.Finish(ctx, importserver.Outcome{Path: "group/image", Run: imp.Run, Status: importserver.StatusPreImportComplete})
+	_, _, _ = s.Finish(ctx, importserver.Outcome{Path: "group/image", Run: imp.Run, Status: importserver.StatusPreImportComplete})
 	ns, _ := s.ClaimNotifications(ctx, importserver.ClaimRequest{Owner: "registry-0", Token: "t", Limit: 10, LeaseFor: time.Minute})
 	fmt.Println(len(ns), ns[0].Status)
 	// Output:

@@ -96,6 +96,9 @@ func (s *Store) Begin(_ context.Context, req importserver.BeginRequest) (imports
 	defer s.mu.Unlock()
 	running := s.running()
 	cur, ok := s.imports[req.Path]
+	if !ok && req.RequireRecord {
+		return importserver.Import{}, fmt.Errorf("%w: %s has no import record", importserver.ErrNotFound, req.Path)
+	}
 	var curp *importserver.Import
 	if ok {
 		curp = &cur
@@ -121,30 +124,44 @@ func (s *Store) Begin(_ context.Context, req importserver.BeginRequest) (imports
 }
 
 // end moves an import in progress to its terminal status and enqueues its
-// notification; s.mu is held.
-func (s *Store) end(i importserver.Import, status importserver.Status, detail string, counts importserver.Counts) importserver.Import {
+// notification, claimed for claim unless it is nil or an older
+// notification of the repository is pending; s.mu is held.
+func (s *Store) end(i importserver.Import, status importserver.Status, detail string, counts importserver.Counts,
+	claim *importserver.ClaimRequest) (importserver.Import, *importserver.Notification) {
 	now := s.now()
 	i.Status, i.Detail, i.Counts, i.CancelRequested = status, importserver.ClipDetail(detail), counts, false
 	i.FinishedAt, i.UpdatedAt = now, now
 	s.imports[i.Path] = i
+	if claim != nil && slices.ContainsFunc(s.outbox, func(e *entry) bool {
+		return e.n.Path == i.Path && e.n.State == importserver.NotificationPending
+	}) {
+		claim = nil
+	}
 	s.nextID++
-	s.outbox = append(s.outbox, &entry{n: importserver.Notification{ID: s.nextID, Path: i.Path, Run: i.Run,
-		Status: status, Detail: i.Detail, State: importserver.NotificationPending, CreatedAt: now, NextAttemptAt: now}})
-	return i
+	e := &entry{n: importserver.Notification{ID: s.nextID, Path: i.Path, Run: i.Run,
+		Status: status, Detail: i.Detail, State: importserver.NotificationPending, CreatedAt: now, NextAttemptAt: now}}
+	s.outbox = append(s.outbox, e)
+	if claim == nil {
+		return i, nil
+	}
+	e.lockedBy, e.lockToken, e.lockedUntil = claim.Owner, claim.Token, now.Add(claim.LeaseFor)
+	n := e.n
+	return i, &n
 }
 
 // Finish implements importserver.Store.
-func (s *Store) Finish(_ context.Context, o importserver.Outcome) (importserver.Import, error) {
+func (s *Store) Finish(_ context.Context, o importserver.Outcome) (importserver.Import, *importserver.Notification, error) {
 	if err := o.Validate(); err != nil {
-		return importserver.Import{}, err
+		return importserver.Import{}, nil, err
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	i, ok := s.imports[o.Path]
 	if !ok || i.Run != o.Run || i.Status != o.Status.Type().InProgress() {
-		return importserver.Import{}, fmt.Errorf("%w: run %d of %s is no longer in progress", importserver.ErrStateChanged, o.Run, o.Path)
+		return importserver.Import{}, nil, fmt.Errorf("%w: run %d of %s is no longer in progress", importserver.ErrStateChanged, o.Run, o.Path)
 	}
-	return s.end(i, o.Status, o.Detail, o.Counts), nil
+	i, n := s.end(i, o.Status, o.Detail, o.Counts, o.Claim)
+	return i, n, nil
 }
 
 // inProgress returns the running import of path or a refusal; s.mu is held.
@@ -183,7 +200,8 @@ func (s *Store) ForceCancel(_ context.Context, path, detail string) (importserve
 	if err != nil {
 		return importserver.Import{}, err
 	}
-	return s.end(i, i.Type.Outcome(importserver.Canceled), detail, importserver.Counts{}), nil
+	i, _ = s.end(i, i.Type.Outcome(importserver.Canceled), detail, importserver.Counts{}, nil)
+	return i, nil
 }
 
 // Heartbeat implements importserver.Store.
@@ -227,7 +245,8 @@ func (s *Store) FailStale(_ context.Context, req importserver.StaleRequest) ([]i
 		if i.CancelRequested {
 			result = importserver.Canceled
 		}
-		out = append(out, s.end(i, i.Type.Outcome(result), req.Detail, i.Counts))
+		ended, _ := s.end(i, i.Type.Outcome(result), req.Detail, i.Counts, nil)
+		out = append(out, ended)
 	}
 	return out, nil
 }

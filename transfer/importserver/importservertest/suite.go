@@ -28,6 +28,8 @@ func TestStore(t *testing.T, newStore func(t *testing.T) importserver.Store) {
 		{"Capacity", testCapacity},
 		{"RacingBegins", testRacingBegins},
 		{"FinishCompareAndSet", testFinishCompareAndSet},
+		{"FinishClaims", testFinishClaims},
+		{"RequireRecord", testRequireRecord},
 		{"RequestCancel", testRequestCancel},
 		{"ForceCancel", testForceCancel},
 		{"Heartbeat", testHeartbeat},
@@ -55,7 +57,7 @@ func begin(t *testing.T, s importserver.Store, path string, typ importserver.Typ
 
 func finish(t *testing.T, s importserver.Store, i importserver.Import, r importserver.Result, detail string) importserver.Import {
 	t.Helper()
-	out, err := s.Finish(context.Background(), importserver.Outcome{Path: i.Path, Run: i.Run, Status: i.Type.Outcome(r), Detail: detail})
+	out, _, err := s.Finish(context.Background(), importserver.Outcome{Path: i.Path, Run: i.Run, Status: i.Type.Outcome(r), Detail: detail})
 	require.NoError(t, err)
 	return out
 }
@@ -103,9 +105,9 @@ func testGetAndBadInput(t *testing.T, s importserver.Store) {
 	}
 	_, err = s.Begin(ctx, importserver.BeginRequest{Path: "group/image", Type: "both", Owner: owner})
 	require.ErrorIs(t, err, importserver.ErrInvalidType)
-	_, err = s.Finish(ctx, importserver.Outcome{Path: "group/image", Run: 1, Status: importserver.StatusImportInProgress})
+	_, _, err = s.Finish(ctx, importserver.Outcome{Path: "group/image", Run: 1, Status: importserver.StatusImportInProgress})
 	require.Error(t, err, "an in-progress status is no outcome")
-	_, err = s.Finish(ctx, importserver.Outcome{Path: "group/image", Run: 0, Status: importserver.StatusImportComplete})
+	_, _, err = s.Finish(ctx, importserver.Outcome{Path: "group/image", Run: 0, Status: importserver.StatusImportComplete})
 	require.Error(t, err)
 	require.Error(t, s.RecordDelivery(ctx, importserver.Delivery{ID: 1, Result: "lost"}))
 	// Nothing was recorded by any of it.
@@ -130,7 +132,7 @@ func testLifecycle(t *testing.T, s importserver.Store) {
 	require.Empty(t, claimAll(t, s, "t"), "nothing to notify while it runs")
 
 	counts := importserver.Counts{BlobsCopied: 3, BlobsSkipped: 1, BytesCopied: 300, Manifests: 2}
-	done, err := s.Finish(ctx, importserver.Outcome{Path: pre.Path, Run: pre.Run, Status: importserver.StatusPreImportComplete, Detail: "ok", Counts: counts})
+	done, _, err := s.Finish(ctx, importserver.Outcome{Path: pre.Path, Run: pre.Run, Status: importserver.StatusPreImportComplete, Detail: "ok", Counts: counts})
 	require.NoError(t, err)
 	require.Equal(t, importserver.StatusPreImportComplete, done.Status)
 	require.Equal(t, counts, done.Counts)
@@ -273,14 +275,14 @@ func testRacingBegins(t *testing.T, s importserver.Store) {
 func testFinishCompareAndSet(t *testing.T, s importserver.Store) {
 	ctx := context.Background()
 	pre := begin(t, s, "a", importserver.PreImport)
-	_, err := s.Finish(ctx, importserver.Outcome{Path: "a", Run: pre.Run + 1, Status: importserver.StatusPreImportComplete})
+	_, _, err := s.Finish(ctx, importserver.Outcome{Path: "a", Run: pre.Run + 1, Status: importserver.StatusPreImportComplete})
 	require.ErrorIs(t, err, importserver.ErrStateChanged, "another run")
-	_, err = s.Finish(ctx, importserver.Outcome{Path: "a", Run: pre.Run, Status: importserver.StatusImportComplete})
+	_, _, err = s.Finish(ctx, importserver.Outcome{Path: "a", Run: pre.Run, Status: importserver.StatusImportComplete})
 	require.ErrorIs(t, err, importserver.ErrStateChanged, "another type")
-	_, err = s.Finish(ctx, importserver.Outcome{Path: "b", Run: 1, Status: importserver.StatusPreImportComplete})
+	_, _, err = s.Finish(ctx, importserver.Outcome{Path: "b", Run: 1, Status: importserver.StatusPreImportComplete})
 	require.ErrorIs(t, err, importserver.ErrStateChanged, "unknown repository")
 	finish(t, s, pre, importserver.Complete, "")
-	_, err = s.Finish(ctx, importserver.Outcome{Path: "a", Run: pre.Run, Status: importserver.StatusPreImportFailed})
+	_, _, err = s.Finish(ctx, importserver.Outcome{Path: "a", Run: pre.Run, Status: importserver.StatusPreImportFailed})
 	require.ErrorIs(t, err, importserver.ErrStateChanged, "finished twice")
 	got, err := s.Get(ctx, "a")
 	require.NoError(t, err)
@@ -296,7 +298,7 @@ func testFinishCompareAndSet(t *testing.T, s importserver.Store) {
 	for i := range 8 {
 		wg.Go(func() {
 			r := []importserver.Result{importserver.Complete, importserver.Failed}[i%2]
-			_, err := s.Finish(ctx, importserver.Outcome{Path: "a", Run: final.Run, Status: final.Type.Outcome(r)})
+			_, _, err := s.Finish(ctx, importserver.Outcome{Path: "a", Run: final.Run, Status: final.Type.Outcome(r)})
 			if err == nil {
 				wins.Add(1)
 			} else if !errors.Is(err, importserver.ErrStateChanged) {
@@ -351,7 +353,7 @@ func testForceCancel(t *testing.T, s importserver.Store) {
 	require.Equal(t, importserver.StatusImportCanceled, got.Status)
 	require.Equal(t, "canceled by an operator", got.Detail)
 	require.False(t, got.FinishedAt.IsZero())
-	_, err = s.Finish(ctx, importserver.Outcome{Path: "a", Run: final.Run, Status: importserver.StatusImportComplete})
+	_, _, err = s.Finish(ctx, importserver.Outcome{Path: "a", Run: final.Run, Status: importserver.StatusImportComplete})
 	require.ErrorIs(t, err, importserver.ErrStateChanged, "the owner's late outcome is not recorded")
 	alive, err := s.Heartbeat(ctx, owner, []importserver.RunRef{final.Ref()})
 	require.NoError(t, err)
@@ -438,6 +440,76 @@ func testFailStaleByAge(t *testing.T, s importserver.Store) {
 	got, err := s.Get(ctx, "kept")
 	require.NoError(t, err)
 	require.Equal(t, importserver.StatusPreImportInProgress, got.Status, "a heartbeat keeps an import alive")
+}
+
+// Finish with a Claim leases the new notification as ClaimNotifications
+// would have; without one it is left for ClaimNotifications.
+func testFinishClaims(t *testing.T, s importserver.Store) {
+	ctx := context.Background()
+	pre := begin(t, s, "a", importserver.PreImport)
+	claim := &importserver.ClaimRequest{Owner: owner, Token: "t1", LeaseFor: time.Minute}
+	done, n, err := s.Finish(ctx, importserver.Outcome{Path: "a", Run: pre.Run, Status: importserver.StatusPreImportComplete,
+		Detail: "ok", Claim: claim})
+	require.NoError(t, err)
+	require.Equal(t, importserver.StatusPreImportComplete, done.Status)
+	require.NotNil(t, n, "claimed")
+	require.Positive(t, n.ID)
+	require.Equal(t, "a", n.Path)
+	require.Equal(t, pre.Run, n.Run)
+	require.Equal(t, importserver.StatusPreImportComplete, n.Status)
+	require.Equal(t, "ok", n.Detail)
+	require.Equal(t, importserver.NotificationPending, n.State)
+	require.Zero(t, n.Attempts)
+	require.False(t, n.CreatedAt.IsZero())
+
+	// Leased like a claim: not to this process again nor to another
+	// instance, but to a new process of the same instance.
+	require.Empty(t, claimAll(t, s, "t1"))
+	other, err := s.ClaimNotifications(ctx, importserver.ClaimRequest{Owner: "registry-1", Token: "x", Limit: 10, LeaseFor: time.Minute})
+	require.NoError(t, err)
+	require.Empty(t, other)
+	again := claimAll(t, s, "t2")
+	require.Len(t, again, 1)
+	require.Equal(t, n.ID, again[0].ID)
+	deliver(t, s, again...)
+
+	// Without a Claim nothing is returned and the notification is due.
+	final := begin(t, s, "a", importserver.FinalImport)
+	_, n, err = s.Finish(ctx, importserver.Outcome{Path: "a", Run: final.Run, Status: importserver.StatusImportComplete})
+	require.NoError(t, err)
+	require.Nil(t, n)
+	require.Len(t, claimAll(t, s, "t1"), 1)
+
+	// A refused Finish claims nothing.
+	_, n, err = s.Finish(ctx, importserver.Outcome{Path: "a", Run: final.Run, Status: importserver.StatusImportFailed, Claim: claim})
+	require.ErrorIs(t, err, importserver.ErrStateChanged)
+	require.Nil(t, n)
+}
+
+// RequireRecord refuses a repository without a record, and changes
+// nothing else.
+func testRequireRecord(t *testing.T, s importserver.Store) {
+	ctx := context.Background()
+	req := importserver.BeginRequest{Path: "a", Type: importserver.PreImport, Owner: owner, RequireRecord: true}
+	_, err := s.Begin(ctx, req)
+	require.ErrorIs(t, err, importserver.ErrNotFound)
+	_, err = s.Get(ctx, "a")
+	require.ErrorIs(t, err, importserver.ErrNotFound, "nothing recorded")
+
+	req.RequireRecord = false
+	pre, err := s.Begin(ctx, req)
+	require.NoError(t, err)
+	req.RequireRecord = true
+	_, err = s.Begin(ctx, req)
+	wantRefused(t, err, importserver.ErrImportInProgress)
+	finish(t, s, pre, importserver.Complete, "")
+	settle(t, s)
+	again, err := s.Begin(ctx, req)
+	require.NoError(t, err)
+	require.Equal(t, pre.Run+1, again.Run)
+	final := importserver.BeginRequest{Path: "b", Type: importserver.FinalImport, Owner: owner, RequireRecord: true, AllowWithoutPreImport: true}
+	_, err = s.Begin(ctx, final)
+	require.ErrorIs(t, err, importserver.ErrNotFound, "even where a start without a record is allowed")
 }
 
 func testOutboxOrderAndLeases(t *testing.T, s importserver.Store) {
