@@ -79,26 +79,37 @@ func (s *Server) deliverDue(ctx context.Context, claim bool) int {
 		}
 		batch = append(batch, claimed...)
 	}
+	attempts := make([]attempt, len(batch))
 	var g errgroup.Group
 	g.SetLimit(s.cfg.Notify.Concurrency)
-	for _, n := range batch {
+	for i, n := range batch {
 		g.Go(func() error {
-			s.deliver(ctx, n)
+			attempts[i] = s.deliver(ctx, n)
 			return nil
 		})
 	}
 	_ = g.Wait()
+	s.recordAttempts(ctx, attempts)
 	return len(batch)
 }
 
-// deliver makes one attempt and records it. An attempt cut short by ctx
-// (shutdown) is not recorded: the notification stays claimed until the
-// next process of this instance, or the lease's end, frees it.
-func (s *Server) deliver(ctx context.Context, n Notification) {
+// attempt is one delivery attempt, to record.
+type attempt struct {
+	n       Notification
+	d       Delivery
+	err     error
+	took    time.Duration
+	aborted bool // cut short by shutdown: not recorded
+}
+
+// deliver makes one attempt. An attempt cut short by ctx (shutdown) is
+// not recorded: the notification stays claimed until the next process of
+// this instance, or the lease's end, frees it.
+func (s *Server) deliver(ctx context.Context, n Notification) attempt {
 	began := time.Now()
 	code, err := s.send(ctx, n)
 	if ctx.Err() != nil {
-		return
+		return attempt{n: n, aborted: true}
 	}
 	d := Delivery{ID: n.ID, Code: code, Result: Retry}
 	switch {
@@ -116,21 +127,42 @@ func (s *Server) deliver(ctx context.Context, n Notification) {
 	if d.Result == Retry {
 		d.RetryIn = s.backoff(n.Attempts)
 	}
+	return attempt{n: n, d: d, err: err, took: time.Since(began)}
+}
+
+// recordAttempts records a batch's attempts in one store call, then logs
+// and reports each.
+func (s *Server) recordAttempts(ctx context.Context, attempts []attempt) {
+	ds := make([]Delivery, 0, len(attempts))
+	for _, a := range attempts {
+		if !a.aborted {
+			ds = append(ds, a.d)
+		}
+	}
+	if len(ds) == 0 {
+		return
+	}
 	rec, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
-	rerr := s.cfg.Store.RecordDelivery(rec, d)
-	log := s.log.With("repository", n.Path, "status", n.Status, "notification", n.ID, "attempt", n.Attempts+1, "code", code)
-	switch {
-	case rerr != nil:
-		log.WarnContext(ctx, "importserver: could not record a delivery attempt; it will be retried after its lease", "error", rerr)
-	case d.Result == Delivered:
-		log.InfoContext(ctx, "importserver: notification delivered")
-	case d.Result == GiveUp:
-		log.ErrorContext(ctx, "importserver: notification refused too often; given up", "refusals", n.Refusals+1, "error", err)
-	default:
-		log.WarnContext(ctx, "importserver: notification not delivered; retrying", "retry_in", d.RetryIn, "error", err)
+	rerr := s.cfg.Store.RecordDeliveries(rec, ds)
+	for _, a := range attempts {
+		if a.aborted {
+			continue
+		}
+		n, d := a.n, a.d
+		log := s.log.With("repository", n.Path, "status", n.Status, "notification", n.ID, "attempt", n.Attempts+1, "code", d.Code)
+		switch {
+		case rerr != nil:
+			log.WarnContext(ctx, "importserver: could not record a delivery attempt; it will be retried after its lease", "error", rerr)
+		case d.Result == Delivered:
+			log.InfoContext(ctx, "importserver: notification delivered")
+		case d.Result == GiveUp:
+			log.ErrorContext(ctx, "importserver: notification refused too often; given up", "refusals", n.Refusals+1, "error", a.err)
+		default:
+			log.WarnContext(ctx, "importserver: notification not delivered; retrying", "retry_in", d.RetryIn, "error", a.err)
+		}
+		s.obs.NotificationAttempted(ctx, DeliveryEvent{Notification: n, Result: d.Result, Code: d.Code, Duration: a.took, Err: a.err})
 	}
-	s.obs.NotificationAttempted(ctx, DeliveryEvent{Notification: n, Result: d.Result, Code: code, Duration: time.Since(began), Err: err})
 }
 
 // refusal reports whether an answer says the notification itself is

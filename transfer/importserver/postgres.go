@@ -160,12 +160,14 @@ func newPostgresQueries(imports, notifications string) postgresQueries {
 			) c
 			WHERE n.id = c.id
 			RETURNING ` + prefixed("n.", notificationColumns)),
-		record: r.Replace(`UPDATE {notifications} SET attempts = attempts + 1, refusals = refusals + $3::int,
-				state = $2::text, last_code = $4, last_error = $5,
-				next_attempt_at = now() + $6::bigint * interval '1 microsecond',
-				delivered_at = CASE WHEN $2::text = 'delivered' THEN now() END,
+		record: r.Replace(`UPDATE {notifications} AS n SET attempts = n.attempts + 1, refusals = n.refusals + d.refused,
+				state = d.state, last_code = d.code, last_error = d.err,
+				next_attempt_at = now() + d.retry * interval '1 microsecond',
+				delivered_at = CASE WHEN d.state = 'delivered' THEN now() END,
 				locked_by = NULL, lock_token = NULL, locked_until = NULL
-			WHERE id = $1 AND state = 'pending'`),
+			FROM unnest($1::bigint[], $2::text[], $3::int[], $4::int[], $5::text[], $6::bigint[])
+				AS d(id, state, refused, code, err, retry)
+			WHERE n.id = d.id AND n.state = 'pending'`),
 		stats: r.Replace(`SELECT count(*) FILTER (WHERE state = 'pending'),
 				coalesce(extract(epoch FROM now() - min(created_at) FILTER (WHERE state = 'pending')), 0)::float8,
 				count(*) FILTER (WHERE state = 'failed')
@@ -450,19 +452,27 @@ func (s *PostgresStore) ClaimNotifications(ctx context.Context, req ClaimRequest
 	return out, nil
 }
 
-// RecordDelivery implements Store.
-func (s *PostgresStore) RecordDelivery(ctx context.Context, d Delivery) error {
-	state, err := d.state()
-	if err != nil {
+// RecordDeliveries implements Store in one statement.
+func (s *PostgresStore) RecordDeliveries(ctx context.Context, ds []Delivery) error {
+	ds, err := lastDeliveries(ds)
+	if err != nil || len(ds) == 0 {
 		return err
 	}
-	refused := 0
-	if d.Refused {
-		refused = 1
+	ids := make([]int64, len(ds))
+	states := make([]string, len(ds))
+	refused := make([]int32, len(ds))
+	codes := make([]int32, len(ds))
+	errs := make([]string, len(ds))
+	retries := make([]int64, len(ds))
+	for i, d := range ds {
+		st, _ := d.state() // checked by lastDeliveries
+		ids[i], states[i], codes[i], errs[i], retries[i] = d.ID, string(st), int32(d.Code), ClipDetail(d.Err), micros(max(d.RetryIn, 0))
+		if d.Refused {
+			refused[i] = 1
+		}
 	}
-	_, err = s.db.Exec(ctx, s.q.record, d.ID, string(state), refused, d.Code, ClipDetail(d.Err), micros(max(d.RetryIn, 0)))
-	if err != nil {
-		return fmt.Errorf("importserver: recording delivery of notification %d: %w", d.ID, err)
+	if _, err := s.db.Exec(ctx, s.q.record, ids, states, refused, codes, errs, retries); err != nil {
+		return fmt.Errorf("importserver: recording %d delivery attempts: %w", len(ds), err)
 	}
 	return nil
 }

@@ -72,9 +72,11 @@ type Store interface {
 	// req.Token) are taken over at once.
 	ClaimNotifications(ctx context.Context, req ClaimRequest) ([]Notification, error)
 
-	// RecordDelivery records an attempt to deliver a claimed
-	// notification and releases its lease.
-	RecordDelivery(ctx context.Context, d Delivery) error
+	// RecordDeliveries records attempts to deliver claimed notifications
+	// and releases their leases, all at once: a batch of deliveries is
+	// recorded in one step. An invalid Delivery fails the call before
+	// anything is recorded.
+	RecordDeliveries(ctx context.Context, ds []Delivery) error
 
 	// OutboxStats counts pending and failed notifications.
 	OutboxStats(ctx context.Context) (OutboxStats, error)
@@ -259,7 +261,7 @@ const (
 	GiveUp DeliveryResult = "give_up"
 )
 
-// Delivery records one attempt, for Store.RecordDelivery.
+// Delivery records one attempt, for Store.RecordDeliveries.
 type Delivery struct {
 	ID     int64
 	Result DeliveryResult
@@ -303,6 +305,28 @@ func (d Delivery) state() (NotificationState, error) {
 		return NotificationFailed, nil
 	}
 	return "", fmt.Errorf("importserver: delivery of notification %d: unknown result %q", d.ID, d.Result)
+}
+
+// lastDeliveries checks ds and keeps the last attempt of each
+// notification, in order.
+func lastDeliveries(ds []Delivery) ([]Delivery, error) {
+	last := make(map[int64]int, len(ds))
+	for i, d := range ds {
+		if _, err := d.state(); err != nil {
+			return nil, err
+		}
+		last[d.ID] = i
+	}
+	if len(last) == len(ds) {
+		return ds, nil
+	}
+	out := make([]Delivery, 0, len(last))
+	for i, d := range ds {
+		if last[d.ID] == i {
+			out = append(out, d)
+		}
+	}
+	return out, nil
 }
 
 // sortNotifications orders claimed notifications oldest first.

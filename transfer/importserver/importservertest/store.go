@@ -284,33 +284,45 @@ func (s *Store) ClaimNotifications(_ context.Context, req importserver.ClaimRequ
 	return out, nil
 }
 
-// RecordDelivery implements importserver.Store.
-func (s *Store) RecordDelivery(_ context.Context, d importserver.Delivery) error {
-	var state importserver.NotificationState
-	switch d.Result {
-	case importserver.Delivered:
-		state = importserver.NotificationDelivered
-	case importserver.Retry:
-		state = importserver.NotificationPending
-	case importserver.GiveUp:
-		state = importserver.NotificationFailed
-	default:
-		return fmt.Errorf("importservertest: delivery of notification %d: unknown result %q", d.ID, d.Result)
+// RecordDeliveries implements importserver.Store.
+func (s *Store) RecordDeliveries(_ context.Context, ds []importserver.Delivery) error {
+	states := make([]importserver.NotificationState, len(ds))
+	for i, d := range ds {
+		switch d.Result {
+		case importserver.Delivered:
+			states[i] = importserver.NotificationDelivered
+		case importserver.Retry:
+			states[i] = importserver.NotificationPending
+		case importserver.GiveUp:
+			states[i] = importserver.NotificationFailed
+		default:
+			return fmt.Errorf("importservertest: delivery of notification %d: unknown result %q", d.ID, d.Result)
+		}
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	now := s.now()
+	byID := make(map[int64]*entry, len(s.outbox))
 	for _, e := range s.outbox {
-		if e.n.ID != d.ID || e.n.State != importserver.NotificationPending {
+		byID[e.n.ID] = e
+	}
+	// The last attempt of a notification counts, as in one UPDATE.
+	last := make(map[int64]int, len(ds))
+	for i, d := range ds {
+		last[d.ID] = i
+	}
+	for i, d := range ds {
+		e := byID[d.ID]
+		if last[d.ID] != i || e == nil || e.n.State != importserver.NotificationPending {
 			continue
 		}
-		now := s.now()
 		e.n.Attempts++
 		if d.Refused {
 			e.n.Refusals++
 		}
-		e.n.State, e.n.LastCode, e.n.LastError = state, d.Code, importserver.ClipDetail(d.Err)
+		e.n.State, e.n.LastCode, e.n.LastError = states[i], d.Code, importserver.ClipDetail(d.Err)
 		e.n.NextAttemptAt = now.Add(max(d.RetryIn, 0))
-		if state == importserver.NotificationDelivered {
+		if states[i] == importserver.NotificationDelivered {
 			e.n.DeliveredAt = now
 		}
 		e.lockedBy, e.lockToken, e.lockedUntil = "", "", time.Time{}

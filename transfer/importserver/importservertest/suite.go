@@ -30,6 +30,7 @@ func TestStore(t *testing.T, newStore func(t *testing.T) importserver.Store) {
 		{"FinishCompareAndSet", testFinishCompareAndSet},
 		{"FinishClaims", testFinishClaims},
 		{"RequireRecord", testRequireRecord},
+		{"RecordDeliveriesBatch", testRecordDeliveriesBatch},
 		{"RequestCancel", testRequestCancel},
 		{"ForceCancel", testForceCancel},
 		{"Heartbeat", testHeartbeat},
@@ -88,9 +89,11 @@ func settle(t *testing.T, s importserver.Store) {
 
 func deliver(t *testing.T, s importserver.Store, ns ...importserver.Notification) {
 	t.Helper()
-	for _, n := range ns {
-		require.NoError(t, s.RecordDelivery(context.Background(), importserver.Delivery{ID: n.ID, Result: importserver.Delivered, Code: 200}))
+	ds := make([]importserver.Delivery, len(ns))
+	for i, n := range ns {
+		ds[i] = importserver.Delivery{ID: n.ID, Result: importserver.Delivered, Code: 200}
 	}
+	require.NoError(t, s.RecordDeliveries(context.Background(), ds))
 }
 
 func testGetAndBadInput(t *testing.T, s importserver.Store) {
@@ -109,7 +112,7 @@ func testGetAndBadInput(t *testing.T, s importserver.Store) {
 	require.Error(t, err, "an in-progress status is no outcome")
 	_, _, err = s.Finish(ctx, importserver.Outcome{Path: "group/image", Run: 0, Status: importserver.StatusImportComplete})
 	require.Error(t, err)
-	require.Error(t, s.RecordDelivery(ctx, importserver.Delivery{ID: 1, Result: "lost"}))
+	require.Error(t, s.RecordDeliveries(ctx, []importserver.Delivery{{ID: 1, Result: "lost"}}))
 	// Nothing was recorded by any of it.
 	_, err = s.Get(ctx, "group/image")
 	require.ErrorIs(t, err, importserver.ErrNotFound)
@@ -512,6 +515,40 @@ func testRequireRecord(t *testing.T, s importserver.Store) {
 	require.ErrorIs(t, err, importserver.ErrNotFound, "even where a start without a record is allowed")
 }
 
+// RecordDeliveries records a batch at once, the last attempt of a
+// notification counting, and nothing when one of them is invalid.
+func testRecordDeliveriesBatch(t *testing.T, s importserver.Store) {
+	ctx := context.Background()
+	for _, p := range []string{"a", "b", "c"} {
+		finish(t, s, begin(t, s, p, importserver.PreImport), importserver.Complete, "")
+	}
+	ns := claimAll(t, s, "t")
+	require.Len(t, ns, 3)
+	bad := []importserver.Delivery{{ID: ns[0].ID, Result: importserver.Delivered, Code: 200}, {ID: ns[1].ID, Result: "lost"}}
+	require.Error(t, s.RecordDeliveries(ctx, bad))
+	require.NoError(t, s.RecordDeliveries(ctx, nil))
+	st, err := s.OutboxStats(ctx)
+	require.NoError(t, err)
+	require.Equal(t, 3, st.Pending, "an invalid batch records nothing")
+
+	require.NoError(t, s.RecordDeliveries(ctx, []importserver.Delivery{
+		{ID: ns[0].ID, Result: importserver.Delivered, Code: 200},
+		{ID: ns[1].ID, Result: importserver.Retry, Code: 503, Err: "first"},
+		{ID: ns[1].ID, Result: importserver.Retry, Code: 502, Err: "last"},
+		{ID: ns[2].ID, Result: importserver.GiveUp, Refused: true, Code: 400},
+	}))
+	st, err = s.OutboxStats(ctx)
+	require.NoError(t, err)
+	require.Equal(t, 1, st.Pending)
+	require.Equal(t, 1, st.Failed)
+	again := claimAll(t, s, "t")
+	require.Len(t, again, 1, "the lease of b was released")
+	require.Equal(t, ns[1].ID, again[0].ID)
+	require.Equal(t, 1, again[0].Attempts, "one attempt counted")
+	require.Equal(t, 502, again[0].LastCode)
+	require.Equal(t, "last", again[0].LastError)
+}
+
 func testOutboxOrderAndLeases(t *testing.T, s importserver.Store) {
 	ctx := context.Background()
 	for _, p := range []string{"b", "a", "c"} {
@@ -566,7 +603,7 @@ func testOutboxRetryAndGiveUp(t *testing.T, s importserver.Store) {
 	for _, n := range ns {
 		byPath[n.Path] = n
 	}
-	rec := func(d importserver.Delivery) { require.NoError(t, s.RecordDelivery(ctx, d)) }
+	rec := func(d importserver.Delivery) { require.NoError(t, s.RecordDeliveries(ctx, []importserver.Delivery{d})) }
 	rec(importserver.Delivery{ID: byPath["a"].ID, Result: importserver.Retry, Code: 503, Err: "unavailable", RetryIn: time.Hour})
 	rec(importserver.Delivery{ID: byPath["b"].ID, Result: importserver.Retry, Refused: true, Code: 400, Err: "wrong state"})
 	rec(importserver.Delivery{ID: byPath["c"].ID, Result: importserver.GiveUp, Refused: true, Code: 400, Err: "wrong state"})
@@ -665,7 +702,7 @@ func testSupersede(t *testing.T, s importserver.Store) {
 			bNote = n
 		}
 	}
-	require.NoError(t, s.RecordDelivery(ctx, importserver.Delivery{ID: bNote.ID, Result: importserver.Retry, Code: 503, RetryIn: time.Hour}))
+	require.NoError(t, s.RecordDeliveries(ctx, []importserver.Delivery{importserver.Delivery{ID: bNote.ID, Result: importserver.Retry, Code: 503, RetryIn: time.Hour}}))
 
 	second := begin(t, s, "a", importserver.PreImport) // while a's outcome is claimed
 	require.Equal(t, int64(2), second.Run)
@@ -673,7 +710,7 @@ func testSupersede(t *testing.T, s importserver.Store) {
 	// The late record of the attempt that was in flight changes nothing.
 	for _, n := range claimed {
 		if n.Path == "a" {
-			require.NoError(t, s.RecordDelivery(ctx, importserver.Delivery{ID: n.ID, Result: importserver.Retry, Code: 502}))
+			require.NoError(t, s.RecordDeliveries(ctx, []importserver.Delivery{importserver.Delivery{ID: n.ID, Result: importserver.Retry, Code: 502}}))
 		}
 	}
 	require.Empty(t, claimAll(t, s, "t2"), "superseded outcomes are never sent")
