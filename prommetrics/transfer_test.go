@@ -7,8 +7,6 @@ import (
 
 	"github.com/opencontainers/go-digest"
 	"github.com/stretchr/testify/require"
-	"gocloud.dev/blob"
-	"gocloud.dev/blob/memblob"
 
 	"github.com/ferryhq/ferry/transfer"
 	"github.com/ferryhq/ferry/transfer/faultblob"
@@ -17,11 +15,7 @@ import (
 	"github.com/ferryhq/ferry/transfer/transfertest"
 )
 
-func memBucket(t *testing.T) *blob.Bucket {
-	b := memblob.OpenBucket(nil)
-	t.Cleanup(func() { _ = b.Close() })
-	return b
-}
+func memBucket(*testing.T) transfer.Bucket { return transfertest.NewMemBucket() }
 
 func TestTransferMetricsMove(t *testing.T) {
 	ctx := context.Background()
@@ -89,7 +83,7 @@ func TestTransferMetricsMove(t *testing.T) {
 	require.Equal(t, 1.0, must(t, reg, "ferry_transfer_blob_failures_total", "reason", "invalid_digest"))
 	// A blob stored corrupt is "at rest", not "in transit".
 	rotten := digest.FromString("layer bytes")
-	require.NoError(t, rawSrc.WriteAll(ctx, gen.Layout.BlobKey(rotten), []byte("LAYER BYTES"), nil))
+	require.NoError(t, transfertest.WriteObject(ctx, rawSrc, gen.Layout.BlobKey(rotten), []byte("LAYER BYTES")))
 	_, err = plain.Transfer(ctx, rotten)
 	require.ErrorIs(t, err, transfer.ErrCorruptAtRest)
 	require.Equal(t, 1.0, must(t, reg, "ferry_transfer_blob_failures_total", "reason", "corrupt_at_rest"))

@@ -10,8 +10,6 @@ import (
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
-	"gocloud.dev/blob"
-
 	"github.com/ferryhq/ferry/transfer"
 	"github.com/ferryhq/ferry/transfer/transfertest"
 )
@@ -19,13 +17,13 @@ import (
 // craft writes hand-made layout content for bad-input tests.
 type craft struct {
 	t *testing.T
-	b *blob.Bucket
+	b transfer.Bucket
 	l transfer.Layout
 }
 
 func (c craft) put(key string, data []byte) {
 	c.t.Helper()
-	if err := c.b.WriteAll(context.Background(), key, data, nil); err != nil {
+	if err := transfertest.WriteObject(context.Background(), c.b, key, data); err != nil {
 		c.t.Fatal(err)
 	}
 }
@@ -132,7 +130,7 @@ func badCases() []badCase {
 	}
 }
 
-func buildBadLayout(t *testing.T, src *blob.Bucket) (*transfertest.Registry, []badCase) {
+func buildBadLayout(t *testing.T, src transfer.Bucket) (*transfertest.Registry, []badCase) {
 	reg := generate(t, src, transfertest.SmallSpec(8))
 	c := craft{t: t, b: src, l: reg.Layout}
 	cases := badCases()

@@ -19,7 +19,7 @@ import (
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
-	"gocloud.dev/blob"
+	"github.com/ferryhq/ferry/transfer/gocloudblob"
 	"gocloud.dev/blob/fileblob"
 	"golang.org/x/sync/errgroup"
 
@@ -74,13 +74,13 @@ func BenchmarkStreamedCopyVsCp(b *testing.B) {
 	// A content-addressed blob store needs no MD5 sidecar files; without
 	// them fileblob writes straight to a temp file and renames it, as cp
 	// writes straight to its target.
-	open := func(dir string) *blob.Bucket {
+	open := func(dir string) transfer.Bucket {
 		bkt, err := fileblob.OpenBucket(dir, &fileblob.Options{CreateDir: true, NoTempDir: true, Metadata: fileblob.MetadataDontWrite})
 		if err != nil {
 			b.Fatal(err)
 		}
 		b.Cleanup(func() { _ = bkt.Close() })
-		return bkt
+		return gocloudblob.New(bkt)
 	}
 	src, dst := open(srcDir), open(dstDir)
 	l := mustLayout(b, "")
@@ -210,7 +210,7 @@ func sha256Speed() float64 {
 // writeRandomBlob streams size pseudo-random bytes into the layout and
 // returns their digest. The bytes are generated twice (to hash, then to
 // write) rather than held in memory or copied.
-func writeRandomBlob(b *testing.B, bkt *blob.Bucket, l transfer.Layout, size int64) digest.Digest {
+func writeRandomBlob(b *testing.B, bkt transfer.Bucket, l transfer.Layout, size int64) digest.Digest {
 	b.Helper()
 	stream := func(sink func([]byte) error) {
 		rng := rand.NewChaCha8([32]byte{7})
@@ -227,7 +227,7 @@ func writeRandomBlob(b *testing.B, bkt *blob.Bucket, l transfer.Layout, size int
 	h := sha256.New()
 	stream(func(p []byte) error { h.Write(p); return nil })
 	d := digest.Digest("sha256:" + hex.EncodeToString(h.Sum(nil)))
-	w, err := bkt.NewWriter(context.Background(), l.BlobKey(d), &blob.WriterOptions{ContentType: "application/octet-stream"})
+	w, err := bkt.NewWriter(context.Background(), l.BlobKey(d), transfer.WriterOptions{ContentType: "application/octet-stream"})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -240,7 +240,7 @@ func writeRandomBlob(b *testing.B, bkt *blob.Bucket, l transfer.Layout, size int
 
 // latencyLayout writes repos repositories, each with one tagged image of
 // one config and blobsPerRepo-1 layers of 1 KiB.
-func latencyLayout(b *testing.B, bkt *blob.Bucket, repos, blobsPerRepo int) []string {
+func latencyLayout(b *testing.B, bkt transfer.Bucket, repos, blobsPerRepo int) []string {
 	b.Helper()
 	ctx := context.Background()
 	l := mustLayout(b, "")
@@ -251,7 +251,7 @@ func latencyLayout(b *testing.B, bkt *blob.Bucket, repos, blobsPerRepo int) []st
 		name := fmt.Sprintf("team-%02d/service-%03d", r%10, r)
 		names = append(names, name)
 		g.Go(func() error {
-			put := func(key string, data []byte) error { return bkt.WriteAll(gctx, key, data, nil) }
+			put := func(key string, data []byte) error { return transfertest.WriteObject(gctx, bkt, key, data) }
 			var descs []ocispec.Descriptor
 			for i := range blobsPerRepo {
 				data := transfertest.RandomBytes(uint64(r*blobsPerRepo+i), 1024)

@@ -11,10 +11,17 @@
 //
 // # Transferer
 //
-// A Transferer copies one blob by digest. New returns one over any two
-// gocloud buckets (fileblob, memblob, gcsblob, s3blob, ...); this package
-// links only gocloud.dev/blob, no storage service's client:
+// A Transferer copies one blob by digest between two Buckets. Bucket is
+// this package's own small interface (read, write with metadata,
+// attributes, list, delete; ErrNotExist for what is not there), so the
+// package links no storage client at all: package transfer/gocloudblob
+// adapts any gocloud.dev/blob bucket (fileblob, memblob, gcsblob, s3blob,
+// azureblob, ...), and a registry with its own storage driver implements
+// Bucket directly and checks it with transfertest.BucketSuite
+// (transfertest.MemBucket is an in-memory one for tests):
 //
+//	b, err := blob.OpenBucket(ctx, "gs://registry-eu") // gocloud.dev/blob
+//	src := gocloudblob.New(b)
 //	tr, err := transfer.New(src, dst, transfer.Options{})
 //	res, err := tr.Transfer(ctx, "sha256:...")
 //
@@ -42,8 +49,8 @@
 // default 2) since a bit may have flipped on the way; then the error is a
 // *CorruptError that says whether the reads agreed (ErrCorruptAtRest) or
 // not (ErrCorruptInTransit), and names the digest. Failures that look
-// transient (HTTP 408, 429 and 5xx, gocloud Internal, ResourceExhausted and
-// DeadlineExceeded codes, gRPC Unavailable, truncated reads, a storage
+// transient (HTTP 408, 429 and 5xx, which gocloudblob also derives from
+// gocloud, Google API and gRPC errors, truncated reads, a storage
 // client's failed checksum, a source replaced during a copy) are retried
 // with exponential backoff and jitter, a bounded number of times, and never
 // after the context ends. A copy that committed but whose answer was lost
@@ -53,9 +60,10 @@
 // A crash mid-copy never leaves a blob under its key, since only verified
 // content is committed. fileblob leaves its temporary file
 // ("<key>.<hex>.tmp"), in os.TempDir() or, with no_tmp_dir, next to the key
-// where List returns it (IsLeftover tells them apart); Ferry removes stale
-// ones next to a blob it copies, and SweepLeftovers removes all of them.
-// gcsblob and s3blob leave only upload sessions the service discards.
+// where List returns it (IsLeftover tells them apart); gocloudblob removes
+// stale ones next to a key it writes, and SweepLeftovers removes all of
+// them from any Bucket. gcsblob and s3blob leave only upload sessions the
+// service discards.
 //
 // # Importer
 //

@@ -8,20 +8,24 @@ import (
 	"gocloud.dev/blob/memblob"
 
 	"github.com/ferryhq/ferry/transfer"
+	"github.com/ferryhq/ferry/transfer/gocloudblob"
 	"github.com/ferryhq/ferry/transfer/transfertest"
 	"github.com/opencontainers/go-digest"
 )
 
 func ExampleNew() {
 	ctx := context.Background()
-	src, dst := memblob.OpenBucket(nil), memblob.OpenBucket(nil)
-	defer src.Close()
-	defer dst.Close()
+	// Any gocloud bucket (gcsblob, s3blob, fileblob, ...) through the
+	// gocloudblob adapter, or a transfer.Bucket of the host's own.
+	srcBlob, dstBlob := memblob.OpenBucket(nil), memblob.OpenBucket(nil)
+	defer srcBlob.Close()
+	defer dstBlob.Close()
+	src, dst := gocloudblob.New(srcBlob), gocloudblob.New(dstBlob)
 	layout, _ := transfer.NewLayout("") // docker/registry/v2
 
 	layer := []byte("a layer")
 	d := digest.FromBytes(layer)
-	_ = src.WriteAll(ctx, layout.BlobKey(d), layer, nil)
+	_ = transfertest.WriteObject(ctx, src, layout.BlobKey(d), layer)
 
 	tr, err := transfer.New(src, dst, transfer.Options{})
 	if err != nil {
@@ -33,10 +37,10 @@ func ExampleNew() {
 	fmt.Println(res.Method(), res.Bytes, err)
 
 	// A blob whose bytes do not match its digest is refused.
-	_ = src.WriteAll(ctx, layout.BlobKey(d), []byte("a layor"), nil)
+	_ = transfertest.WriteObject(ctx, src, layout.BlobKey(d), []byte("a layor"))
 	_ = dst.Delete(ctx, layout.BlobKey(d))
 	_, err = tr.Transfer(ctx, d)
-	landed, _ := dst.Exists(ctx, layout.BlobKey(d))
+	landed, _ := transfertest.Exists(ctx, dst, layout.BlobKey(d))
 	fmt.Println(errors.Is(err, transfer.ErrCorrupt), landed)
 	// Output:
 	// streamed 7 <nil>
@@ -62,9 +66,7 @@ func ExampleSemverTags() {
 
 func ExampleImporter() {
 	ctx := context.Background()
-	src, dst := memblob.OpenBucket(nil), memblob.OpenBucket(nil)
-	defer src.Close()
-	defer dst.Close()
+	src, dst := transfertest.NewMemBucket(), transfertest.NewMemBucket()
 	reg, err := transfertest.Generate(ctx, src, transfertest.SmallSpec(1))
 	if err != nil {
 		panic(err)

@@ -108,7 +108,7 @@ func (t *transferer) hashDestination(ctx context.Context, d digest.Digest, key s
 			n   int64
 		)
 		_, err := t.retry.do(ctx, "read", func(ctx context.Context) error {
-			r, err := t.dst.NewReader(ctx, key, nil)
+			r, err := t.dst.NewReader(ctx, key)
 			if err != nil {
 				return err
 			}
@@ -118,7 +118,7 @@ func (t *transferer) hashDestination(ctx context.Context, d digest.Digest, key s
 			return err
 		})
 		if err != nil {
-			return false, total, fmt.Errorf("verifying the existing destination object: %w", t.bucketErr(ctx, err, t.dst, t.opts.DestinationName))
+			return false, total, fmt.Errorf("verifying the existing destination object: %w", bucketErr(ctx, err, t.dst, t.opts.DestinationName))
 		}
 		if got == d && n == want {
 			return true, total, nil

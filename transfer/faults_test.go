@@ -97,7 +97,7 @@ func TestImportPermanentFaultLeavesNothingHalfWritten(t *testing.T) {
 			}
 		}
 	}
-	if ok, _ := dst.Exists(ctx, reg.Layout.BlobKey(victim)); ok {
+	if ok, _ := transfertest.Exists(ctx, dst, reg.Layout.BlobKey(victim)); ok {
 		t.Fatal("the unreadable layer landed at the destination")
 	}
 	if _, err := transfertest.CheckBlobs(ctx, dst, reg.Layout); err != nil {

@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/opencontainers/go-digest"
-	"gocloud.dev/blob"
 	"golang.org/x/sync/errgroup"
 	"golang.org/x/sync/semaphore"
 )
@@ -112,7 +111,7 @@ type Importer struct {
 }
 
 // NewImporter returns an Importer reading the layout from src.
-func NewImporter(src *blob.Bucket, tr Transferer, sink Sink, opts ImportOptions) (*Importer, error) {
+func NewImporter(src Bucket, tr Transferer, sink Sink, opts ImportOptions) (*Importer, error) {
 	if src == nil || tr == nil || sink == nil {
 		return nil, errors.New("transfer.NewImporter: source bucket, Transferer and Sink are required")
 	}

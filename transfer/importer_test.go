@@ -11,8 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"gocloud.dev/blob"
-
 	"github.com/ferryhq/ferry/transfer"
 	"github.com/ferryhq/ferry/transfer/faultblob"
 	"github.com/ferryhq/ferry/transfer/transfertest"
@@ -22,7 +20,7 @@ import (
 
 var generate = transfertest.MustGenerate
 
-func newImporter(t testing.TB, src *blob.Bucket, tr transfer.Transferer, sink transfer.Sink, opts transfer.ImportOptions) *transfer.Importer {
+func newImporter(t testing.TB, src transfer.Bucket, tr transfer.Transferer, sink transfer.Sink, opts transfer.ImportOptions) *transfer.Importer {
 	t.Helper()
 	im, err := transfer.NewImporter(src, tr, sink, opts)
 	if err != nil {
@@ -46,7 +44,7 @@ func wantBlobs(s transfertest.State) map[digest.Digest]bool {
 
 // requireDestinationBlobs checks that dst holds exactly the wanted blobs,
 // each verified against its digest.
-func requireDestinationBlobs(t testing.TB, dst *blob.Bucket, l transfer.Layout, want map[digest.Digest]bool) {
+func requireDestinationBlobs(t testing.TB, dst transfer.Bucket, l transfer.Layout, want map[digest.Digest]bool) {
 	t.Helper()
 	n, err := transfertest.CheckBlobs(context.Background(), dst, l)
 	if err != nil {
@@ -56,7 +54,7 @@ func requireDestinationBlobs(t testing.TB, dst *blob.Bucket, l transfer.Layout, 
 		t.Fatalf("destination holds %d blobs, want %d", n, len(want))
 	}
 	for d := range want {
-		if ok, _ := dst.Exists(context.Background(), l.BlobKey(d)); !ok {
+		if ok, _ := transfertest.Exists(context.Background(), dst, l.BlobKey(d)); !ok {
 			t.Fatalf("blob %s missing at the destination", d)
 		}
 	}
@@ -340,10 +338,10 @@ func TestRepositoriesFindsNestedPaths(t *testing.T) {
 	reg := generate(t, src, transfertest.SmallSpec(7))
 	l := reg.Layout
 	// An uploads-only repository nested inside another, and a stray file.
-	if err := src.WriteAll(ctx, l.RepositoryPrefix(reg.Repositories[0].Name+"/uploads-only")+"_uploads/x/data", []byte("x"), nil); err != nil {
+	if err := transfertest.WriteObject(ctx, src, l.RepositoryPrefix(reg.Repositories[0].Name+"/uploads-only")+"_uploads/x/data", []byte("x")); err != nil {
 		t.Fatal(err)
 	}
-	if err := src.WriteAll(ctx, l.RepositoriesPrefix()+"README", []byte("x"), nil); err != nil {
+	if err := transfertest.WriteObject(ctx, src, l.RepositoriesPrefix()+"README", []byte("x")); err != nil {
 		t.Fatal(err)
 	}
 	im := newImporter(t, src, mustNew(t, src, memBucket(t), transfer.Options{}), transfertest.NewMemSink(), transfer.ImportOptions{})

@@ -40,7 +40,7 @@ func TestExistingDestinationPolicies(t *testing.T) {
 	}
 
 	// Written by someone else with the right content: read, hashed, kept.
-	if err := dst.WriteAll(ctx, l.BlobKey(d), data, nil); err != nil {
+	if err := transfertest.WriteObject(ctx, dst, l.BlobKey(d), data); err != nil {
 		t.Fatal(err)
 	}
 	res, err = tr.Transfer(ctx, d)
@@ -61,14 +61,14 @@ func TestExistingDestinationPolicies(t *testing.T) {
 		{"trust-size keeps it", transfer.Options{Existing: transfer.TrustSize}, nil, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if err := dst.WriteAll(ctx, l.BlobKey(d), bad, nil); err != nil {
+			if err := transfertest.WriteObject(ctx, dst, l.BlobKey(d), bad); err != nil {
 				t.Fatal(err)
 			}
 			res, err := mustNew(t, src, dst, tc.opts).Transfer(ctx, d)
 			if !errors.Is(err, tc.wantErr) || (err != nil && !strings.Contains(err.Error(), d.String())) {
 				t.Fatalf("err = %v, want %v naming the digest", err, tc.wantErr)
 			}
-			got, _ := dst.ReadAll(ctx, l.BlobKey(d))
+			got, _ := transfertest.ReadObject(ctx, dst, l.BlobKey(d))
 			if kept := bytes.Equal(got, bad); kept != tc.keep {
 				t.Fatalf("corrupt object kept = %v, want %v (result %+v)", kept, tc.keep, res)
 			}
@@ -80,7 +80,7 @@ func TestExistingDestinationPolicies(t *testing.T) {
 
 	// A record naming another digest does not make an object trusted.
 	other := digest.FromString("something else")
-	if err := dst.WriteAll(ctx, l.BlobKey(d), bad, &blob.WriterOptions{Metadata: map[string]string{transfer.MetadataDigest: other.String()}}); err != nil {
+	if err := dst.Blob().WriteAll(ctx, l.BlobKey(d), bad, &blob.WriterOptions{Metadata: map[string]string{transfer.MetadataDigest: other.String()}}); err != nil {
 		t.Fatal(err)
 	}
 	if res, err := tr.Transfer(ctx, d); err != nil || !res.Replaced {
@@ -100,12 +100,12 @@ func TestImportReplacesCorruptDestinationBlobs(t *testing.T) {
 		if size < 2 || n >= 10 {
 			continue
 		}
-		good, err := src.ReadAll(ctx, reg.Layout.BlobKey(d))
+		good, err := transfertest.ReadObject(ctx, src, reg.Layout.BlobKey(d))
 		if err != nil {
 			t.Fatal(err)
 		}
 		good[size/2] ^= 0x20
-		if err := dst.WriteAll(ctx, reg.Layout.BlobKey(d), good, nil); err != nil {
+		if err := transfertest.WriteObject(ctx, dst, reg.Layout.BlobKey(d), good); err != nil {
 			t.Fatal(err)
 		}
 		n++
@@ -157,8 +157,8 @@ func TestImportEmptyOrMistypedSource(t *testing.T) {
 }
 
 // A crash mid-copy leaves fileblob's temporary file next to the key (with
-// no_tmp_dir); the next copy of that blob removes it once it is older than
-// LeftoverAge, and SweepLeftovers removes all of them.
+// no_tmp_dir); the next copy of that blob through gocloudblob removes it
+// once it is older than LeftoverAge, and SweepLeftovers removes all of them.
 func TestLeftoversOfInterruptedWritesAreSwept(t *testing.T) {
 	ctx := context.Background()
 	srcDir, dstDir := t.TempDir(), t.TempDir()
@@ -168,7 +168,7 @@ func TestLeftoversOfInterruptedWritesAreSwept(t *testing.T) {
 
 	// The "crashed" copy: a writer that never closes.
 	crashed, cancel := context.WithCancel(ctx)
-	w, err := dst.NewWriter(crashed, l.BlobKey(d), nil)
+	w, err := dst.Blob().NewWriter(crashed, l.BlobKey(d), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -183,9 +183,8 @@ func TestLeftoversOfInterruptedWritesAreSwept(t *testing.T) {
 	if len(leftovers()) != 1 {
 		t.Fatalf("expected the crashed write's temporary file, found %v", leftovers())
 	}
-	it := dst.List(&blob.ListOptions{Prefix: l.BlobsPrefix()})
-	if o, err := it.Next(ctx); err != nil || !transfer.IsLeftover(o.Key) {
-		t.Fatalf("List returns %v, %v; want the leftover", o, err)
+	if page, err := dst.List(ctx, transfer.ListOptions{Prefix: l.BlobsPrefix()}); err != nil || len(page.Objects) == 0 || !transfer.IsLeftover(page.Objects[0].Key) {
+		t.Fatalf("List returns %v, %v; want the leftover", page, err)
 	}
 	old := time.Now().Add(-2 * time.Hour)
 	if err := os.Chtimes(leftovers()[0], old, old); err != nil {
@@ -243,12 +242,12 @@ func TestFinalPassVerifyExisting(t *testing.T) {
 			break
 		}
 	}
-	data, err := dst.ReadAll(ctx, reg.Layout.BlobKey(victim))
+	data, err := transfertest.ReadObject(ctx, dst, reg.Layout.BlobKey(victim))
 	if err != nil {
 		t.Fatal(err)
 	}
 	data[len(data)/2] ^= 0x01
-	if err := dst.WriteAll(ctx, reg.Layout.BlobKey(victim), data, nil); err != nil {
+	if err := transfertest.WriteObject(ctx, dst, reg.Layout.BlobKey(victim), data); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := newImporter(t, src, tr, sink, transfer.ImportOptions{}).Import(ctx); err != nil {

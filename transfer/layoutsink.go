@@ -5,13 +5,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
-
-	"gocloud.dev/blob"
-	"gocloud.dev/gcerrors"
 )
 
 // LayoutSink is a Sink that writes the distribution storage layout into a
@@ -29,14 +25,14 @@ import (
 // Layout.ReferrerLinkKey). A distribution registry ignores the directory;
 // a registry that serves the OCI referrers API from this layout lists it.
 type LayoutSink struct {
-	b      *blob.Bucket
+	b      Bucket
 	layout Layout
 	retry  RetryPolicy
 }
 
 // NewLayoutSink returns a LayoutSink writing under layout in b. The zero
 // RetryPolicy means the defaults.
-func NewLayoutSink(b *blob.Bucket, layout Layout, retry RetryPolicy) *LayoutSink {
+func NewLayoutSink(b Bucket, layout Layout, retry RetryPolicy) *LayoutSink {
 	return &LayoutSink{b: b, layout: layout, retry: retry.withDefaults()}
 }
 
@@ -60,7 +56,7 @@ func (s *LayoutSink) HasManifest(ctx context.Context, repo string, d digest.Dige
 		return false, err
 	}
 	got, err := s.read(ctx, s.layout.RevisionLinkKey(repo, d))
-	if gcerrors.Code(err) == gcerrors.NotFound {
+	if isNotExist(err) {
 		return false, nil
 	}
 	if err != nil {
@@ -121,11 +117,11 @@ func (s *LayoutSink) writeIfDifferent(ctx context.Context, key string, content [
 	if err == nil && bytes.Equal(got, content) {
 		return nil
 	}
-	if err != nil && gcerrors.Code(err) != gcerrors.NotFound {
+	if err != nil && !isNotExist(err) {
 		return err
 	}
 	_, err = s.retry.do(ctx, "write", func(ctx context.Context) error {
-		return s.b.WriteAll(ctx, key, content, &blob.WriterOptions{ContentType: "application/octet-stream"})
+		return writeAll(ctx, s.b, key, content, WriterOptions{ContentType: "application/octet-stream"})
 	})
 	if err != nil {
 		return fmt.Errorf("writing %q: %w", key, err)
@@ -241,18 +237,13 @@ func (s *LayoutSink) reader() *LayoutReader {
 
 // deletePrefix deletes every object under prefix.
 func (s *LayoutSink) deletePrefix(ctx context.Context, prefix string) error {
-	it := s.b.List(&blob.ListOptions{Prefix: prefix})
-	for {
-		o, err := it.Next(ctx)
-		if errors.Is(err, io.EOF) {
-			return nil
-		}
+	for o, err := range ListAll(ctx, s.b, ListOptions{Prefix: prefix}) {
 		if err != nil {
 			return fmt.Errorf("listing %q: %w", prefix, err)
 		}
 		_, err = s.retry.do(ctx, "write", func(ctx context.Context) error {
 			err := s.b.Delete(ctx, o.Key)
-			if gcerrors.Code(err) == gcerrors.NotFound {
+			if isNotExist(err) {
 				return nil
 			}
 			return err
@@ -261,4 +252,5 @@ func (s *LayoutSink) deletePrefix(ctx context.Context, prefix string) error {
 			return fmt.Errorf("deleting %q: %w", o.Key, err)
 		}
 	}
+	return nil
 }

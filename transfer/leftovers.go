@@ -2,17 +2,9 @@ package transfer
 
 import (
 	"context"
-	"errors"
-	"io"
-	"os"
 	"path"
-	"path/filepath"
 	"regexp"
-	"strings"
 	"time"
-
-	"gocloud.dev/blob"
-	"gocloud.dev/gcerrors"
 )
 
 // What a crash mid-copy leaves behind
@@ -29,10 +21,10 @@ import (
 //     ("blobs/sha256/ab/ab.../data.17f0c2a1b3c4d5e6.tmp"), where List
 //     returns it.
 //
-// Ferry sweeps its own: before a streamed copy writes a blob into a
-// fileblob directory, temporary files of that blob older than
-// Options.LeftoverAge are removed, and SweepLeftovers removes every such
-// file under a layout.
+// Ferry sweeps its own: package transfer/gocloudblob removes temporary
+// files of a key older than its Options.LeftoverAge when it writes that key
+// into a fileblob directory, and SweepLeftovers removes every such file
+// under a layout in any Bucket.
 
 // leftoverRE matches the temporary files fileblob writers leave for the
 // layout's data and link objects.
@@ -47,63 +39,20 @@ func IsLeftover(key string) bool { return leftoverRE.MatchString(path.Base(key))
 // (so that writes in progress are spared), and returns how many it
 // removed. It lists the whole layout, so run it once after a crash rather
 // than on every import.
-func SweepLeftovers(ctx context.Context, b *blob.Bucket, l Layout, olderThan time.Duration) (int, error) {
+func SweepLeftovers(ctx context.Context, b Bucket, l Layout, olderThan time.Duration) (int, error) {
 	removed := 0
 	cutoff := time.Now().Add(-olderThan)
-	it := b.List(&blob.ListOptions{Prefix: l.Root()})
-	for {
-		o, err := it.Next(ctx)
-		if errors.Is(err, io.EOF) {
-			return removed, nil
-		}
+	for o, err := range ListAll(ctx, b, ListOptions{Prefix: l.Root()}) {
 		if err != nil {
 			return removed, err
 		}
 		if o.IsDir || !IsLeftover(o.Key) || o.ModTime.After(cutoff) {
 			continue
 		}
-		if err := b.Delete(ctx, o.Key); err != nil && gcerrors.Code(err) != gcerrors.NotFound {
+		if err := b.Delete(ctx, o.Key); err != nil && !isNotExist(err) {
 			return removed, err
 		}
 		removed++
 	}
-}
-
-// fileOf returns a BeforeWrite hook that records the directory of the
-// writer's temporary file into *dir. Only fileblob exposes an *os.File;
-// other drivers leave *dir empty, so sweeping costs them nothing.
-func fileOf(dir *string) func(as func(any) bool) error {
-	return func(as func(any) bool) error {
-		var f *os.File
-		if as(&f) && f != nil {
-			*dir = filepath.Dir(f.Name())
-		}
-		return nil
-	}
-}
-
-// sweepNear removes stale temporary files of key that earlier interrupted
-// writes left in dir, the directory of this write's own temporary file.
-func (t *transferer) sweepNear(ctx context.Context, dir, key string) {
-	// Only temporary files next to the key are in the bucket; the ones in
-	// os.TempDir() are not Ferry's to judge.
-	if dir == "" || !strings.HasSuffix(filepath.ToSlash(dir), path.Dir(key)) {
-		return
-	}
-	entries, err := os.ReadDir(dir)
-	if err != nil {
-		return
-	}
-	cutoff := time.Now().Add(-t.opts.LeftoverAge)
-	base := path.Base(key) + "."
-	for _, e := range entries {
-		if !strings.HasPrefix(e.Name(), base) || !leftoverRE.MatchString(e.Name()) {
-			continue
-		}
-		if info, err := e.Info(); err == nil && info.ModTime().Before(cutoff) {
-			if err := os.Remove(filepath.Join(dir, e.Name())); err == nil {
-				t.log.InfoContext(ctx, "transfer: removed a leftover of an interrupted write", "file", filepath.Join(dir, e.Name()))
-			}
-		}
-	}
+	return removed, nil
 }

@@ -5,14 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/http"
 	"strings"
 	"syscall"
 	"testing"
-
-	"google.golang.org/api/googleapi"
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 
 	"github.com/ferryhq/ferry/transfer"
 	"github.com/ferryhq/ferry/transfer/faultblob"
@@ -22,22 +17,21 @@ import (
 func TestIsRetryable(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	gcsErr := func(code int) error { return fmt.Errorf("gcs: %w", &googleapi.Error{Code: code}) }
 	for _, tc := range []struct {
 		name string
 		err  error
 		want bool
 	}{
 		{"nil", nil, false},
-		{"gcs 503", gcsErr(http.StatusServiceUnavailable), true},
-		{"gcs 500", gcsErr(http.StatusInternalServerError), true},
-		{"gcs 429", gcsErr(http.StatusTooManyRequests), true},
-		{"gcs 408", gcsErr(http.StatusRequestTimeout), true},
-		{"gcs 404", gcsErr(http.StatusNotFound), false},
-		{"gcs 403", gcsErr(http.StatusForbidden), false},
+		// Bucket implementations give transient errors an HTTP status
+		// (gocloudblob does for gocloud, Google API and gRPC errors).
 		{"faultblob 503", &faultblob.Error{Status: 503}, true},
-		{"grpc unavailable", status.Error(codes.Unavailable, "down"), true},
-		{"grpc not found", status.Error(codes.NotFound, "gone"), false},
+		{"faultblob 500", &faultblob.Error{Status: 500}, true},
+		{"faultblob 429", &faultblob.Error{Status: 429}, true},
+		{"faultblob 408", &faultblob.Error{Status: 408}, true},
+		{"faultblob 404", &faultblob.Error{Status: 404}, false},
+		{"faultblob 403", &faultblob.Error{Status: 403}, false},
+		{"not exist", fmt.Errorf("x: %w", transfer.ErrNotExist), false},
 		{"unexpected EOF", fmt.Errorf("read: %w", io.ErrUnexpectedEOF), true},
 		// cloud.google.com/go/storage's reader when the CRC32C of what it
 		// read does not match the object's.

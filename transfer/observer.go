@@ -9,10 +9,6 @@ import (
 	"syscall"
 	"time"
 
-	"gocloud.dev/gcerrors"
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
-
 	"github.com/ferryhq/ferry/internal/observe"
 )
 
@@ -101,22 +97,6 @@ func ClassifyRetry(err error) RetryCause {
 		case code >= 500:
 			return RetryServerError
 		}
-	}
-	switch gcerrors.Code(err) {
-	case gcerrors.ResourceExhausted:
-		return RetryThrottled
-	case gcerrors.DeadlineExceeded:
-		return RetryTimeout
-	case gcerrors.Internal:
-		return RetryServerError
-	}
-	switch status.Code(err) {
-	case codes.ResourceExhausted:
-		return RetryThrottled
-	case codes.DeadlineExceeded:
-		return RetryTimeout
-	case codes.Unavailable, codes.Internal, codes.Aborted:
-		return RetryServerError
 	}
 	if ne, ok := errors.AsType[net.Error](err); ok && ne.Timeout() {
 		return RetryTimeout

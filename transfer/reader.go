@@ -12,8 +12,6 @@ import (
 	"time"
 
 	"github.com/opencontainers/go-digest"
-	"gocloud.dev/blob"
-	"gocloud.dev/gcerrors"
 	"golang.org/x/sync/errgroup"
 	"golang.org/x/sync/semaphore"
 )
@@ -31,7 +29,7 @@ type Tag struct {
 // storage call is retried under its RetryPolicy. It is safe for concurrent
 // use.
 type LayoutReader struct {
-	b           *blob.Bucket
+	b           Bucket
 	layout      Layout
 	retry       RetryPolicy
 	concurrency int
@@ -41,7 +39,7 @@ type LayoutReader struct {
 // NewLayoutReader returns a LayoutReader for the layout in b. The zero
 // RetryPolicy means the defaults. It lists and reads links 8 at a time;
 // see WithConcurrency.
-func NewLayoutReader(b *blob.Bucket, layout Layout, retry RetryPolicy) *LayoutReader {
+func NewLayoutReader(b Bucket, layout Layout, retry RetryPolicy) *LayoutReader {
 	return &LayoutReader{b: b, layout: layout, retry: retry.withDefaults(), concurrency: defaultWalkConcurrency, name: "source bucket"}
 }
 
@@ -380,7 +378,7 @@ func (r *LayoutReader) readLink(ctx context.Context, key string) (digest.Digest,
 		return err
 	})
 	switch {
-	case gcerrors.Code(err) == gcerrors.NotFound:
+	case isNotExist(err):
 		return "", time.Time{}, fmt.Errorf("%w: %q does not exist", ErrBadLink, key)
 	case errors.Is(err, errTooLarge):
 		return "", time.Time{}, fmt.Errorf("%w: %q: %w", ErrBadLink, key, err)
@@ -399,8 +397,8 @@ var errTooLarge = errors.New("object too large")
 
 // readSmall reads a whole small object, refusing ones over limit bytes and
 // reporting reads that end before the object's size as retryable.
-func readSmall(ctx context.Context, b *blob.Bucket, key string, limit int64) ([]byte, time.Time, error) {
-	rd, err := b.NewReader(ctx, key, nil)
+func readSmall(ctx context.Context, b Bucket, key string, limit int64) ([]byte, time.Time, error) {
+	rd, err := b.NewReader(ctx, key)
 	if err != nil {
 		return nil, time.Time{}, err
 	}
@@ -425,29 +423,23 @@ const listPageSize = 1000
 // sorted. Plain objects are ignored.
 func (r *LayoutReader) listDirs(ctx context.Context, prefix string) ([]string, error) {
 	var out []string
-	token := blob.FirstPageToken
-	for token != nil {
-		var (
-			objs []*blob.ListObject
-			next []byte
-		)
+	opts := ListOptions{Prefix: prefix, Delimiter: "/", PageSize: listPageSize}
+	for first := true; first || opts.PageToken != ""; first = false {
+		var page ListPage
 		_, err := r.retry.do(ctx, "list", func(ctx context.Context) error {
 			var err error
-			objs, next, err = r.b.ListPage(ctx, token, listPageSize, &blob.ListOptions{Prefix: prefix, Delimiter: "/"})
-			if errors.Is(err, io.EOF) {
-				objs, next, err = nil, nil, nil
-			}
+			page, err = r.b.List(ctx, opts)
 			return err
 		})
 		if err != nil {
 			return nil, fmt.Errorf("listing %q: %w", prefix, bucketErr(ctx, err, r.b, r.name))
 		}
-		for _, o := range objs {
+		for _, o := range page.Objects {
 			if o.IsDir {
 				out = append(out, strings.TrimSuffix(strings.TrimPrefix(o.Key, prefix), "/"))
 			}
 		}
-		token = next
+		opts.PageToken = page.NextPageToken
 	}
 	slices.Sort(out)
 	return out, nil
@@ -456,17 +448,13 @@ func (r *LayoutReader) listDirs(ctx context.Context, prefix string) ([]string, e
 // missing reports a blob that is not in the bucket, or the bucket that is
 // not there, naming it.
 func (r *LayoutReader) missing(ctx context.Context, err error, d digest.Digest) error {
-	err = bucketErr(ctx, err, r.b, r.name)
-	if gcerrors.Code(err) == gcerrors.NotFound && !errors.Is(err, ErrBucketNotFound) {
-		return fmt.Errorf("%w in %s: %s", ErrMissingBlob, r.name, d)
-	}
-	return err
+	return missingBlob(ctx, err, r.b, r.name, d.String())
 }
 
 // explainEmpty describes a source in which no repository was found: a
 // missing bucket, an empty one, or one whose layout is under another root.
 func (r *LayoutReader) explainEmpty(ctx context.Context) error {
-	if ok, err := r.b.IsAccessible(ctx); err == nil && !ok {
+	if !accessible(ctx, r.b) {
 		return &BucketError{Bucket: r.name, Err: ErrEmptySource}
 	}
 	top, err := r.listDirs(ctx, "")
@@ -487,11 +475,8 @@ func (r *LayoutReader) explainEmpty(ctx context.Context) error {
 func (r *LayoutReader) exists(ctx context.Context, repo string) (bool, error) {
 	var found bool
 	_, err := r.retry.do(ctx, "list", func(ctx context.Context) error {
-		objs, _, err := r.b.ListPage(ctx, blob.FirstPageToken, 1, &blob.ListOptions{Prefix: r.layout.RepositoryPrefix(repo), Delimiter: "/"})
-		if errors.Is(err, io.EOF) {
-			err = nil
-		}
-		found = len(objs) > 0
+		page, err := r.b.List(ctx, ListOptions{Prefix: r.layout.RepositoryPrefix(repo), Delimiter: "/", PageSize: 1})
+		found = len(page.Objects) > 0
 		return err
 	})
 	return found, err

@@ -9,7 +9,6 @@ import (
 
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
-	"gocloud.dev/blob"
 
 	"github.com/ferryhq/ferry/transfer"
 	"github.com/ferryhq/ferry/transfer/transfertest"
@@ -27,7 +26,7 @@ type supplyChain struct {
 
 const scRepo = "team/app"
 
-func buildSupplyChain(t *testing.T, b *blob.Bucket) supplyChain {
+func buildSupplyChain(t *testing.T, b transfer.Bucket) supplyChain {
 	t.Helper()
 	c := craft{t: t, b: b, l: mustLayout(t, "")}
 	var sc supplyChain

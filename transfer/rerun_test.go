@@ -2,15 +2,12 @@ package transfer_test
 
 import (
 	"context"
-	"errors"
-	"io"
 	"maps"
 	"slices"
 	"testing"
 
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
-	"gocloud.dev/blob"
 
 	"github.com/ferryhq/ferry/transfer"
 	"github.com/ferryhq/ferry/transfer/transfertest"
@@ -37,7 +34,7 @@ func TestRerunAfterTagsDeletedOrMovedConverges(t *testing.T) {
 	}
 	memSink, dst := transfertest.NewMemSink(), memBucket(t)
 	layoutSink := transfer.NewLayoutSink(dst, l, fastRetry)
-	importInto := func(sink transfer.Sink, b *blob.Bucket) *transfer.Report {
+	importInto := func(sink transfer.Sink, b transfer.Bucket) *transfer.Report {
 		t.Helper()
 		rep, err := newImporter(t, src, mustNew(t, src, b, transfer.Options{}), sink, transfer.ImportOptions{}).Import(ctx, repo.Name)
 		if err != nil {
@@ -51,7 +48,7 @@ func TestRerunAfterTagsDeletedOrMovedConverges(t *testing.T) {
 	// Between the passes: one tag deleted, one moved to another manifest.
 	deleted, moved, target := repo.Tags[0].Name, repo.Tags[1].Name, repo.Tags[2].Digest
 	deleteTag(t, src, l, repo.Name, deleted)
-	if err := src.WriteAll(ctx, l.TagCurrentLinkKey(repo.Name, moved), []byte(target), nil); err != nil {
+	if err := transfertest.WriteObject(ctx, src, l.TagCurrentLinkKey(repo.Name, moved), []byte(target)); err != nil {
 		t.Fatal(err)
 	}
 
@@ -81,15 +78,10 @@ func TestRerunAfterTagsDeletedOrMovedConverges(t *testing.T) {
 
 // deleteTag removes a tag from a source layout, as a registry's tag
 // delete does (its directory, current link and history).
-func deleteTag(t *testing.T, b *blob.Bucket, l transfer.Layout, repo, tag string) {
+func deleteTag(t *testing.T, b transfer.Bucket, l transfer.Layout, repo, tag string) {
 	t.Helper()
 	ctx := context.Background()
-	it := b.List(&blob.ListOptions{Prefix: l.TagPrefix(repo, tag)})
-	for {
-		o, err := it.Next(ctx)
-		if errors.Is(err, io.EOF) {
-			return
-		}
+	for o, err := range transfer.ListAll(ctx, b, transfer.ListOptions{Prefix: l.TagPrefix(repo, tag)}) {
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -101,32 +93,28 @@ func deleteTag(t *testing.T, b *blob.Bucket, l transfer.Layout, repo, tag string
 
 // repositoryObjects returns every object under the repositories prefix
 // of b with its content: links, tag history and the referrers index.
-func repositoryObjects(t *testing.T, b *blob.Bucket, l transfer.Layout) map[string]string {
+func repositoryObjects(t *testing.T, b transfer.Bucket, l transfer.Layout) map[string]string {
 	t.Helper()
 	ctx := context.Background()
 	out := map[string]string{}
-	it := b.List(&blob.ListOptions{Prefix: l.RepositoriesPrefix()})
-	for {
-		o, err := it.Next(ctx)
-		if errors.Is(err, io.EOF) {
-			return out
-		}
+	for o, err := range transfer.ListAll(ctx, b, transfer.ListOptions{Prefix: l.RepositoriesPrefix()}) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		data, err := b.ReadAll(ctx, o.Key)
+		data, err := transfertest.ReadObject(ctx, b, o.Key)
 		if err != nil {
 			t.Fatal(err)
 		}
 		out[o.Key] = string(data)
 	}
+	return out
 }
 
 // twoSinks is a MemSink and a LayoutSink fed by the same passes.
 type twoSinks struct {
 	mem    *transfertest.MemSink
 	layout *transfer.LayoutSink
-	dst    *blob.Bucket
+	dst    transfer.Bucket
 }
 
 func newTwoSinks(t *testing.T, l transfer.Layout) twoSinks {
@@ -135,13 +123,13 @@ func newTwoSinks(t *testing.T, l transfer.Layout) twoSinks {
 }
 
 // run runs one pass into both sinks and returns the MemSink's report.
-func (s twoSinks) run(t *testing.T, src *blob.Bucket, pass transfer.Pass, opts transfer.ImportOptions) *transfer.Report {
+func (s twoSinks) run(t *testing.T, src transfer.Bucket, pass transfer.Pass, opts transfer.ImportOptions) *transfer.Report {
 	t.Helper()
 	ctx := context.Background()
 	var reports []*transfer.Report
 	for _, into := range []struct {
 		sink transfer.Sink
-		dst  *blob.Bucket
+		dst  transfer.Bucket
 	}{{s.mem, memBucket(t)}, {s.layout, s.dst}} {
 		im := newImporter(t, src, mustNew(t, src, into.dst, transfer.Options{}), into.sink, opts)
 		run := im.Import
@@ -206,7 +194,7 @@ func TestFinalPassRemovesStaleContent(t *testing.T) {
 			continue
 		}
 		deleteTag(t, src, l, r.Name, r.Tags[0].Name)
-		if err := src.WriteAll(context.Background(), l.TagCurrentLinkKey(r.Name, r.Tags[1].Name), []byte(r.Tags[len(r.Tags)-1].Digest), nil); err != nil {
+		if err := transfertest.WriteObject(context.Background(), src, l.TagCurrentLinkKey(r.Name, r.Tags[1].Name), []byte(r.Tags[len(r.Tags)-1].Digest)); err != nil {
 			t.Fatal(err)
 		}
 		wantStale = true

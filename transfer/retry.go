@@ -12,11 +12,6 @@ import (
 	"syscall"
 	"time"
 
-	"gocloud.dev/gcerrors"
-	"google.golang.org/api/googleapi"
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
-
 	"github.com/ferryhq/ferry/internal/backoff"
 	"github.com/ferryhq/ferry/internal/wait"
 )
@@ -115,18 +110,14 @@ func withCause(ctx context.Context, err error) error {
 // usually a dropped connection and worth retrying.
 var errTruncated = errors.New("transfer: read ended early")
 
-// IsRetryable reports whether err looks transient: gocloud error codes
-// ResourceExhausted, DeadlineExceeded and Internal; gRPC Unavailable and
-// Aborted; HTTP 408, 429 and 5xx (from *googleapi.Error or any error with an
-// HTTPStatusCode method); truncated reads, bare EOFs, connection resets,
+// IsRetryable reports whether err looks transient: HTTP 408, 429 and 5xx
+// (any error with an HTTPStatusCode() int method; package
+// transfer/gocloudblob gives gocloud, Google API and gRPC errors one);
+// truncated reads, bare EOFs, connection resets,
 // network timeouts, a storage client's failed checksum on a read ("bad
 // CRC") and ErrSourceChanged. Context cancellation, ErrCorrupt (which a
 // Transferer retries under its own CorruptRetries budget), ErrMissingBlob,
 // ErrBucketNotFound and validation errors are never retried.
-//
-// The googleapi and gRPC status types it looks for are part of
-// gocloud.dev/blob's own dependencies, so recognising them links nothing
-// more into a host.
 func IsRetryable(err error) bool {
 	switch {
 	case err == nil,
@@ -159,25 +150,11 @@ func IsRetryable(err error) bool {
 			status == http.StatusTooManyRequests ||
 			status >= 500
 	}
-	switch gcerrors.Code(err) {
-	case gcerrors.ResourceExhausted, gcerrors.DeadlineExceeded, gcerrors.Internal:
-		return true
-	}
-	// gocloud has no "unavailable" code; drivers speaking gRPC carry it in
-	// the status instead.
-	switch status.Code(err) {
-	case codes.Unavailable, codes.ResourceExhausted, codes.DeadlineExceeded, codes.Internal, codes.Aborted:
-		return true
-	}
 	var ne net.Error
 	return errors.As(err, &ne) && ne.Timeout()
 }
 
 func httpStatus(err error) (int, bool) {
-	var gerr *googleapi.Error
-	if errors.As(err, &gerr) {
-		return gerr.Code, true
-	}
 	var withStatus interface{ HTTPStatusCode() int }
 	if errors.As(err, &withStatus) {
 		return withStatus.HTTPStatusCode(), true

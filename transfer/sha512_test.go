@@ -67,20 +67,20 @@ func TestSHA512DigestsEndToEnd(t *testing.T) {
 	}
 
 	// A same-length corruption of a sha512 blob is caught with sha512.
-	data, err := src.ReadAll(ctx, l.BlobKey(layer.Digest))
+	data, err := transfertest.ReadObject(ctx, src, l.BlobKey(layer.Digest))
 	if err != nil {
 		t.Fatal(err)
 	}
 	bad := bytes.Clone(data)
 	bad[len(bad)/2] ^= 0x10
 	d2 := digest.SHA512.FromBytes(append(bytes.Clone(data), 'x'))
-	if err := src.WriteAll(ctx, l.BlobKey(d2), append(bad, 'x'), nil); err != nil {
+	if err := transfertest.WriteObject(ctx, src, l.BlobKey(d2), append(bad, 'x')); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := tr.Transfer(ctx, d2); !errors.Is(err, transfer.ErrCorrupt) || !strings.Contains(err.Error(), string(d2)) {
 		t.Fatalf("corrupt sha512 blob: err = %v, want ErrCorrupt naming the digest", err)
 	}
-	if ok, _ := dst.Exists(ctx, l.BlobKey(d2)); ok {
+	if ok, _ := transfertest.Exists(ctx, dst, l.BlobKey(d2)); ok {
 		t.Fatal("corrupt sha512 blob landed")
 	}
 }

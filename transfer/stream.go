@@ -9,8 +9,6 @@ import (
 	"time"
 
 	"github.com/opencontainers/go-digest"
-	"gocloud.dev/blob"
-	"gocloud.dev/gcerrors"
 	"golang.org/x/sync/errgroup"
 )
 
@@ -23,7 +21,7 @@ func (t *transferer) stream(ctx context.Context, st *copyState) error {
 	if done, err := t.streamExisting(ctx, st); done || err != nil {
 		return err
 	}
-	r, err := t.src.NewReader(ctx, st.key, nil)
+	r, err := t.src.NewReader(ctx, st.key)
 	if err != nil {
 		return t.missing(ctx, err, st.d)
 	}
@@ -36,14 +34,12 @@ func (t *transferer) stream(ctx context.Context, st *copyState) error {
 	// verification is never complete at the destination.
 	wctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	var tmpDir string
-	w, err := t.dst.NewWriter(wctx, st.key, &blob.WriterOptions{
+	w, err := t.dst.NewWriter(wctx, st.key, WriterOptions{
 		ContentType: "application/octet-stream",
 		Metadata:    map[string]string{MetadataDigest: st.d.String()},
-		BeforeWrite: fileOf(&tmpDir),
 	})
 	if err != nil {
-		return t.bucketErr(ctx, err, t.dst, t.opts.DestinationName)
+		return bucketErr(ctx, err, t.dst, t.opts.DestinationName)
 	}
 	n, got, err := t.copyHashed(wctx, w, r, size, st.d)
 	st.res.HostBytes += n
@@ -58,9 +54,8 @@ func (t *transferer) stream(ctx context.Context, st *copyState) error {
 		return err
 	}
 	st.wrote = true
-	t.sweepNear(ctx, tmpDir, st.key)
 	if err := w.Close(); err != nil {
-		return t.bucketErr(ctx, err, t.dst, t.opts.DestinationName)
+		return bucketErr(ctx, err, t.dst, t.opts.DestinationName)
 	}
 	return nil
 }
@@ -70,7 +65,7 @@ func (t *transferer) stream(ctx context.Context, st *copyState) error {
 // only asked for its size when there is something to compare.
 func (t *transferer) streamExisting(ctx context.Context, st *copyState) (done bool, err error) {
 	da, err := t.dst.Attributes(ctx, st.key)
-	if gcerrors.Code(err) == gcerrors.NotFound {
+	if isNotExist(err) {
 		return false, nil
 	}
 	if err != nil {
@@ -114,7 +109,7 @@ func (t *transferer) settleExisting(ctx context.Context, st *copyState, state ex
 // abort stops a write that must not land. If the driver committed anyway,
 // the object is removed unless it is a good copy a concurrent transfer
 // wrote.
-func (t *transferer) abort(ctx context.Context, st *copyState, w *blob.Writer, cancel context.CancelFunc) {
+func (t *transferer) abort(ctx context.Context, st *copyState, w Writer, cancel context.CancelFunc) {
 	cancel()
 	if w.Close() == nil {
 		t.removeIfBad(ctx, st.d, st.key)
@@ -126,7 +121,7 @@ func (t *transferer) abort(ctx context.Context, st *copyState, w *blob.Writer, c
 func (t *transferer) removeIfBad(ctx context.Context, d digest.Digest, key string) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
 	defer cancel()
-	r, err := t.dst.NewReader(ctx, key, nil)
+	r, err := t.dst.NewReader(ctx, key)
 	if err != nil {
 		return
 	}
@@ -135,7 +130,7 @@ func (t *transferer) removeIfBad(ctx context.Context, d digest.Digest, key strin
 	if err == nil && got == d {
 		return
 	}
-	if err := t.dst.Delete(ctx, key); err != nil && gcerrors.Code(err) != gcerrors.NotFound {
+	if err := t.dst.Delete(ctx, key); err != nil && !isNotExist(err) {
 		t.log.ErrorContext(ctx, "transfer: could not remove a copy that failed verification",
 			"key", key, "error", err)
 	}

@@ -9,8 +9,6 @@ import (
 	"time"
 
 	"github.com/opencontainers/go-digest"
-	"gocloud.dev/blob"
-	"gocloud.dev/gcerrors"
 )
 
 // Transferer copies blobs of the distribution storage layout from a source
@@ -98,10 +96,6 @@ type Options struct {
 	// match its digest is read before the copy fails: the damage may have
 	// been on the way. Default 2; negative means 0.
 	CorruptRetries int
-	// LeftoverAge is how old a temporary file left by an interrupted
-	// write must be before Ferry removes it (see SweepLeftovers). Default
-	// one hour.
-	LeftoverAge time.Duration
 	// SourceName and DestinationName name the buckets in errors and logs
 	// (for example "gs://registry-eu"). Default "source bucket" and
 	// "destination bucket".
@@ -116,13 +110,12 @@ type Options struct {
 const (
 	defaultBufferSize     = 1 << 20
 	defaultCorruptRetries = 2
-	defaultLeftoverAge    = time.Hour
 )
 
 // New returns a Transferer that copies blobs from src to dst, streamed
 // through this process and verified against their digest, or inside the
 // storage service when opts.ServerSide is set.
-func New(src, dst *blob.Bucket, opts Options) (Transferer, error) {
+func New(src, dst Bucket, opts Options) (Transferer, error) {
 	if src == nil || dst == nil {
 		return nil, fmt.Errorf("transfer.New: source and destination buckets are required")
 	}
@@ -138,9 +131,6 @@ func New(src, dst *blob.Bucket, opts Options) (Transferer, error) {
 		opts.CorruptRetries = defaultCorruptRetries
 	case opts.CorruptRetries < 0:
 		opts.CorruptRetries = 0
-	}
-	if opts.LeftoverAge <= 0 {
-		opts.LeftoverAge = defaultLeftoverAge
 	}
 	if opts.SourceName == "" {
 		opts.SourceName = "source bucket"
@@ -170,13 +160,12 @@ func New(src, dst *blob.Bucket, opts Options) (Transferer, error) {
 }
 
 type transferer struct {
-	src, dst *blob.Bucket
+	src, dst Bucket
 	layout   Layout
 	opts     Options
 	retry    RetryPolicy
 	log      *slog.Logger
 	bufs     sync.Pool
-	swept    sync.Map // directory -> struct{}: leftovers already swept
 }
 
 // copyState is what one Transfer carries from attempt to attempt.
@@ -283,28 +272,8 @@ func (t *transferer) finalCorrupt(st *copyState, err error) error {
 	return &ce2
 }
 
-// bucketErr turns a NotFound error into a *BucketError when the bucket
-// itself is not there; other errors pass through.
-func (t *transferer) bucketErr(ctx context.Context, err error, b *blob.Bucket, name string) error {
-	return bucketErr(ctx, err, b, name)
-}
-
-func bucketErr(ctx context.Context, err error, b *blob.Bucket, name string) error {
-	if gcerrors.Code(err) != gcerrors.NotFound {
-		return err
-	}
-	if ok, aerr := b.IsAccessible(ctx); aerr == nil && !ok {
-		return &BucketError{Bucket: name, Err: err}
-	}
-	return err
-}
-
 // missing reports a source object that is not there (or the source bucket
 // that is not there).
 func (t *transferer) missing(ctx context.Context, err error, d digest.Digest) error {
-	err = t.bucketErr(ctx, err, t.src, t.opts.SourceName)
-	if gcerrors.Code(err) == gcerrors.NotFound && !errors.Is(err, ErrBucketNotFound) {
-		return fmt.Errorf("%w in %s: %s", ErrMissingBlob, t.opts.SourceName, d)
-	}
-	return err
+	return missingBlob(ctx, err, t.src, t.opts.SourceName, d.String())
 }

@@ -9,12 +9,12 @@ import (
 	"testing"
 	"time"
 
-	"gocloud.dev/blob"
 	"gocloud.dev/blob/fileblob"
 	"gocloud.dev/blob/memblob"
 
 	"github.com/ferryhq/ferry/transfer"
 	"github.com/ferryhq/ferry/transfer/faultblob"
+	"github.com/ferryhq/ferry/transfer/gocloudblob"
 	"github.com/ferryhq/ferry/transfer/transfertest"
 	"github.com/opencontainers/go-digest"
 )
@@ -31,7 +31,7 @@ func mustLayout(t testing.TB, root string) transfer.Layout {
 	return l
 }
 
-func mustNew(t testing.TB, src, dst *blob.Bucket, opts transfer.Options) transfer.Transferer {
+func mustNew(t testing.TB, src, dst transfer.Bucket, opts transfer.Options) transfer.Transferer {
 	t.Helper()
 	tr, err := transfer.New(src, dst, opts)
 	if err != nil {
@@ -40,20 +40,23 @@ func mustNew(t testing.TB, src, dst *blob.Bucket, opts transfer.Options) transfe
 	return tr
 }
 
-func memBucket(t testing.TB) *blob.Bucket {
+// memBucket is a memblob bucket through the gocloud adapter.
+func memBucket(t testing.TB) *gocloudblob.Bucket {
 	b := memblob.OpenBucket(nil)
 	t.Cleanup(func() { _ = b.Close() })
-	return b
+	return gocloudblob.New(b)
 }
 
-func fileBucket(t testing.TB, dir string) *blob.Bucket {
+// fileBucket is a fileblob bucket (no_tmp_dir) through the gocloud
+// adapter.
+func fileBucket(t testing.TB, dir string) *gocloudblob.Bucket {
 	t.Helper()
 	b, err := fileblob.OpenBucket(dir, &fileblob.Options{CreateDir: true, NoTempDir: true})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = b.Close() })
-	return b
+	return gocloudblob.New(b)
 }
 
 func TestTransfererMemblob(t *testing.T) {
@@ -108,7 +111,7 @@ func TestTransferCorruptLargeBlobLeavesNoFiles(t *testing.T) {
 	data := transfertest.RandomBytes(9, 1<<20)
 	d := digest.FromBytes(data)
 	data[len(data)-1] ^= 0x80 // corrupt the last chunk, after most bytes were written
-	if err := src.WriteAll(ctx, l.BlobKey(d), data, nil); err != nil {
+	if err := transfertest.WriteObject(ctx, src, l.BlobKey(d), data); err != nil {
 		t.Fatal(err)
 	}
 	tr := mustNew(t, src, dst, transfer.Options{BufferSize: 16 << 10})
@@ -161,7 +164,7 @@ func TestTransferCorruptReadIsRetriedBounded(t *testing.T) {
 				if !errors.Is(err, transfer.ErrCorrupt) || !errors.Is(err, tc.wantErr) || errors.Is(err, transfer.ErrCorruptAtRest) || !strings.Contains(err.Error(), d.String()) {
 					t.Fatalf("err = %v, want ErrCorrupt in transit naming %s", err, d)
 				}
-				if ok, _ := dst.Exists(ctx, l.BlobKey(d)); ok {
+				if ok, _ := transfertest.Exists(ctx, dst, l.BlobKey(d)); ok {
 					t.Fatal("corrupt read landed at the destination")
 				}
 			}
@@ -181,7 +184,7 @@ func TestTransferCorruptAtRest(t *testing.T) {
 	l := mustLayout(t, "")
 	raw, dst := memBucket(t), memBucket(t)
 	d := digest.FromString("layer bytes")
-	if err := raw.WriteAll(ctx, l.BlobKey(d), []byte("LAYER BYTES"), nil); err != nil {
+	if err := transfertest.WriteObject(ctx, raw, l.BlobKey(d), []byte("LAYER BYTES")); err != nil {
 		t.Fatal(err)
 	}
 	src, stats := faultblob.Wrap(raw, faultblob.Options{})
@@ -208,7 +211,7 @@ func TestTransferGivesUpAfterMaxAttempts(t *testing.T) {
 	if res.Attempts != 3 || stats.Ops(faultblob.OpWrite) != 3 {
 		t.Fatalf("attempts = %d, writes = %d; want 3 and 3", res.Attempts, stats.Ops(faultblob.OpWrite))
 	}
-	if ok, _ := rawDst.Exists(ctx, l.BlobKey(d)); ok {
+	if ok, _ := transfertest.Exists(ctx, rawDst, l.BlobKey(d)); ok {
 		t.Fatal("a failed commit landed")
 	}
 }
@@ -239,14 +242,14 @@ func TestTransferOverwritesWrongSizeDestination(t *testing.T) {
 	l := mustLayout(t, "")
 	data := []byte("the real layer")
 	d := transfertest.PutBlob(t, src, l, data)
-	if err := dst.WriteAll(ctx, l.BlobKey(d), []byte("partial"), nil); err != nil {
+	if err := transfertest.WriteObject(ctx, dst, l.BlobKey(d), []byte("partial")); err != nil {
 		t.Fatal(err)
 	}
 	res, err := mustNew(t, src, dst, transfer.Options{}).Transfer(ctx, d)
 	if err != nil || res.Skipped {
 		t.Fatalf("Transfer = %+v, %v; want a copy", res, err)
 	}
-	got, _ := dst.ReadAll(ctx, l.BlobKey(d))
+	got, _ := transfertest.ReadObject(ctx, dst, l.BlobKey(d))
 	if string(got) != string(data) {
 		t.Fatalf("destination = %q", got)
 	}

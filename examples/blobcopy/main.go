@@ -40,6 +40,7 @@ import (
 
 	"github.com/ferryhq/ferry/transfer"
 	"github.com/ferryhq/ferry/transfer/gcscopy"
+	"github.com/ferryhq/ferry/transfer/gocloudblob"
 	"github.com/ferryhq/ferry/transfer/transfertest"
 )
 
@@ -111,16 +112,19 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 		dstName = filepath.Join(tmp, "dst")
 		c.dst = fileURL(dstName)
 	}
-	src, err := blob.OpenBucket(ctx, c.src)
+	srcBlob, err := blob.OpenBucket(ctx, c.src)
 	if err != nil {
 		return fmt.Errorf("opening source: %w", err)
 	}
-	defer src.Close()
-	dst, err := blob.OpenBucket(ctx, c.dst)
+	defer srcBlob.Close()
+	dstBlob, err := blob.OpenBucket(ctx, c.dst)
 	if err != nil {
 		return fmt.Errorf("opening destination: %w", err)
 	}
-	defer dst.Close()
+	defer dstBlob.Close()
+	// transfer works on its own small Bucket interface; gocloudblob adapts
+	// any gocloud bucket to it.
+	src, dst := gocloudblob.New(srcBlob), gocloudblob.New(dstBlob)
 	layout, err := transfer.NewLayout(c.root)
 	if err != nil {
 		return err

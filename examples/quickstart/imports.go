@@ -23,6 +23,7 @@ import (
 	"github.com/ferryhq/ferry/lease/pglease"
 	"github.com/ferryhq/ferry/storage"
 	"github.com/ferryhq/ferry/transfer"
+	"github.com/ferryhq/ferry/transfer/gocloudblob"
 	"github.com/ferryhq/ferry/transfer/transfertest"
 )
 
@@ -59,16 +60,17 @@ func migrateRegistry(ctx context.Context, out io.Writer, db *storage.DB, srcDir,
 
 	// Blobs are content-addressed: no metadata sidecar files needed.
 	bucketOpts := &fileblob.Options{CreateDir: true, Metadata: fileblob.MetadataDontWrite}
-	src, err := fileblob.OpenBucket(srcDir, bucketOpts)
+	srcBlob, err := fileblob.OpenBucket(srcDir, bucketOpts)
 	if err != nil {
 		return s, err
 	}
-	defer src.Close()
-	dst, err := fileblob.OpenBucket(dstDir, bucketOpts)
+	defer srcBlob.Close()
+	dstBlob, err := fileblob.OpenBucket(dstDir, bucketOpts)
 	if err != nil {
 		return s, err
 	}
-	defer dst.Close()
+	defer dstBlob.Close()
+	src, dst := gocloudblob.New(srcBlob), gocloudblob.New(dstBlob)
 
 	t0 := time.Now()
 	gen, err := transfertest.Generate(ctx, src, transfertest.SmallSpec(1))

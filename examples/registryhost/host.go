@@ -14,7 +14,6 @@ import (
 	"path/filepath"
 	"time"
 
-	"gocloud.dev/blob"
 	"gocloud.dev/blob/fileblob"
 
 	"github.com/ferryhq/ferry/bbm"
@@ -26,6 +25,7 @@ import (
 	"github.com/ferryhq/ferry/storage"
 	"github.com/ferryhq/ferry/storage/storagetest"
 	"github.com/ferryhq/ferry/transfer"
+	"github.com/ferryhq/ferry/transfer/gocloudblob"
 	"github.com/ferryhq/ferry/transfer/importserver"
 	"github.com/ferryhq/ferry/transfer/transfertest"
 )
@@ -453,14 +453,14 @@ func openStorage(ctx context.Context, url string, obs storage.Observer) (*storag
 }
 
 // openBuckets opens the source and destination fileblob directories.
-func (h *host) openBuckets(ctx context.Context, teardown *[]func()) (src, dst *blob.Bucket, err error) {
-	open := func(name string) (*blob.Bucket, error) {
+func (h *host) openBuckets(ctx context.Context, teardown *[]func()) (src, dst transfer.Bucket, err error) {
+	open := func(name string) (transfer.Bucket, error) {
 		b, err := fileblob.OpenBucket(filepath.Join(h.dir, name), &fileblob.Options{CreateDir: true, Metadata: fileblob.MetadataDontWrite})
 		if err != nil {
 			return nil, fmt.Errorf("opening the %s bucket: %w", name, err)
 		}
 		*teardown = append(*teardown, func() { b.Close() })
-		return b, nil
+		return gocloudblob.New(b), nil
 	}
 	if src, err = open("src"); err != nil {
 		return nil, nil, err
@@ -483,8 +483,8 @@ func sourceSpec(cfg config) transfertest.Spec {
 
 // ensureSource generates the sample registry unless an earlier run did,
 // and lists its repositories.
-func (h *host) ensureSource(ctx context.Context, src *blob.Bucket, layout transfer.Layout) ([]string, error) {
-	done, err := src.Exists(ctx, generatedMarker)
+func (h *host) ensureSource(ctx context.Context, src transfer.Bucket, layout transfer.Layout) ([]string, error) {
+	done, err := transfertest.Exists(ctx, src, generatedMarker)
 	if err != nil {
 		return nil, err
 	}
@@ -494,7 +494,7 @@ func (h *host) ensureSource(ctx context.Context, src *blob.Bucket, layout transf
 		if err != nil {
 			return nil, fmt.Errorf("generating the source registry: %w", err)
 		}
-		if err := src.WriteAll(ctx, generatedMarker, []byte("ok\n"), nil); err != nil {
+		if err := transfertest.WriteObject(ctx, src, generatedMarker, []byte("ok\n")); err != nil {
 			return nil, err
 		}
 		tags, manifests, blobs, bytes := reg.Counts()

@@ -20,7 +20,6 @@ import (
 
 	"github.com/stretchr/testify/require"
 	"gocloud.dev/blob/fileblob"
-	"gocloud.dev/blob/memblob"
 
 	"github.com/ferryhq/ferry/bbm"
 	"github.com/ferryhq/ferry/enqueuer"
@@ -30,6 +29,7 @@ import (
 	"github.com/ferryhq/ferry/storage"
 	"github.com/ferryhq/ferry/storage/storagetest"
 	"github.com/ferryhq/ferry/transfer"
+	"github.com/ferryhq/ferry/transfer/gocloudblob"
 	"github.com/ferryhq/ferry/transfer/importserver"
 	"github.com/ferryhq/ferry/transfer/transfertest"
 )
@@ -278,13 +278,12 @@ func verifyExactlyOnce(t *testing.T, ctx context.Context, db *storage.DB, dir st
 	require.NoError(t, rows.Err())
 	require.Equal(t, cfg.Repositories, imported)
 
-	mem := memblob.OpenBucket(nil)
-	defer mem.Close()
-	gen, err := transfertest.Generate(ctx, mem, sourceSpec(cfg))
+	gen, err := transfertest.Generate(ctx, transfertest.NewMemBucket(), sourceSpec(cfg))
 	require.NoError(t, err)
-	dst, err := fileblob.OpenBucket(filepath.Join(dir, "dst"), &fileblob.Options{Metadata: fileblob.MetadataDontWrite})
+	dstBlob, err := fileblob.OpenBucket(filepath.Join(dir, "dst"), &fileblob.Options{Metadata: fileblob.MetadataDontWrite})
 	require.NoError(t, err)
-	defer dst.Close()
+	defer dstBlob.Close()
+	dst := gocloudblob.New(dstBlob)
 	layout, err := transfer.NewLayout("")
 	require.NoError(t, err)
 	got, err := transfertest.ReadLayoutState(ctx, dst, layout)

@@ -6,8 +6,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"gocloud.dev/blob"
-
 	"github.com/ferryhq/ferry/prommetrics"
 	"github.com/ferryhq/ferry/storage"
 	"github.com/ferryhq/ferry/transfer"
@@ -23,7 +21,7 @@ const registryInstance = "registryhost"
 type registryOptions struct {
 	db        *storage.DB
 	importer  *transfer.Importer
-	src       *blob.Bucket
+	src       transfer.Bucket
 	layout    transfer.Layout
 	capacity  int
 	notifyURL string // the endpoint's prefix, ending before /repositories/

@@ -47,6 +47,7 @@ import (
 	"github.com/ferryhq/ferry/storage"
 	"github.com/ferryhq/ferry/transfer"
 	"github.com/ferryhq/ferry/transfer/faultblob"
+	"github.com/ferryhq/ferry/transfer/gocloudblob"
 	"github.com/ferryhq/ferry/transfer/transfertest"
 )
 
@@ -178,9 +179,10 @@ func enqueue(ctx context.Context, tracer trace.Tracer, locker lease.Locker, obs 
 // "import" span; every first read of a layer is cut short once, and
 // retried.
 func importLayout(ctx context.Context, tracer trace.Tracer, obs transfer.Observer) error {
-	src, dst := memblob.OpenBucket(nil), memblob.OpenBucket(nil)
-	defer src.Close()
-	defer dst.Close()
+	srcBlob, dstBlob := memblob.OpenBucket(nil), memblob.OpenBucket(nil)
+	defer srcBlob.Close()
+	defer dstBlob.Close()
+	src, dst := gocloudblob.New(srcBlob), gocloudblob.New(dstBlob)
 	spec := transfertest.SmallSpec(1)
 	spec.Repositories, spec.Images, spec.NestedFraction, spec.DanglingLayers = 2, 3, 0, 0
 	gen, err := transfertest.Generate(ctx, src, spec)

@@ -8,11 +8,8 @@ import (
 	"sync/atomic"
 	"time"
 
-	"gocloud.dev/blob"
-	"gocloud.dev/blob/driver"
-	"gocloud.dev/gcerrors"
-
 	"github.com/ferryhq/ferry/internal/wait"
+	"github.com/ferryhq/ferry/transfer"
 )
 
 // Options configures Wrap. The zero value passes everything through.
@@ -60,14 +57,16 @@ func (s *Stats) count(op Op) {
 }
 
 // Wrap returns a bucket that forwards to b with the latency and faults in
-// opts, and the Stats it keeps. Closing the returned bucket does not close b.
-func Wrap(b *blob.Bucket, opts Options) (*blob.Bucket, *Stats) {
+// opts, and the Stats it keeps. Its Unwrap method returns b.
+func Wrap(b transfer.Bucket, opts Options) (*Bucket, *Stats) {
 	st := &Stats{}
-	return blob.NewBucket(&bucket{inner: b, opts: opts, stats: st}), st
+	return &Bucket{inner: b, opts: opts, stats: st}, st
 }
 
-type bucket struct {
-	inner *blob.Bucket
+// Bucket is a transfer.Bucket that forwards to another with latency and
+// injected faults. It is safe for concurrent use.
+type Bucket struct {
+	inner transfer.Bucket
 	opts  Options
 	stats *Stats
 	calls sync.Map // op+"\x00"+key -> *atomic.Int64
@@ -75,9 +74,14 @@ type bucket struct {
 	corruptions atomic.Int64
 }
 
+var _ transfer.Bucket = (*Bucket)(nil)
+
+// Unwrap returns the wrapped bucket.
+func (b *Bucket) Unwrap() transfer.Bucket { return b.inner }
+
 // before applies latency and decides the fault for one operation. It
 // returns an error for faults that fail the operation outright.
-func (b *bucket) before(ctx context.Context, op Op, key string) (Fault, error) {
+func (b *Bucket) before(ctx context.Context, op Op, key string) (Fault, error) {
 	b.stats.count(op)
 	if b.opts.Latency > 0 {
 		if err := wait.Sleep(ctx, b.opts.Latency); err != nil {
@@ -110,98 +114,33 @@ func (b *bucket) before(ctx context.Context, op Op, key string) (Fault, error) {
 	}
 }
 
-func (b *bucket) ErrorCode(err error) gcerrors.ErrorCode {
-	var fe *Error
-	if errors.As(err, &fe) {
-		switch fe.Status {
-		case 429:
-			return gcerrors.ResourceExhausted
-		case 500:
-			return gcerrors.Internal
-		case 408:
-			return gcerrors.DeadlineExceeded
-		}
-		// Like gcsblob, there is no portable code for 503.
-		return gcerrors.Unknown
-	}
-	return gcerrors.Code(err)
-}
-
-func (b *bucket) As(i any) bool { return b.inner.As(i) }
-
-func (b *bucket) ErrorAs(err error, i any) bool {
-	if p, ok := i.(**Error); ok {
-		return errors.As(err, p)
-	}
-	return b.inner.ErrorAs(err, i)
-}
-
-func (b *bucket) Attributes(ctx context.Context, key string) (*driver.Attributes, error) {
+// Attributes implements transfer.Bucket.
+func (b *Bucket) Attributes(ctx context.Context, key string) (transfer.Attributes, error) {
 	if _, err := b.before(ctx, OpAttributes, key); err != nil {
-		return nil, err
+		return transfer.Attributes{}, err
 	}
-	a, err := b.inner.Attributes(ctx, key)
-	if err != nil {
-		return nil, err
-	}
-	return &driver.Attributes{
-		CacheControl:       a.CacheControl,
-		ContentDisposition: a.ContentDisposition,
-		ContentEncoding:    a.ContentEncoding,
-		ContentLanguage:    a.ContentLanguage,
-		ContentType:        a.ContentType,
-		Metadata:           a.Metadata,
-		CreateTime:         a.CreateTime,
-		ModTime:            a.ModTime,
-		Size:               a.Size,
-		MD5:                a.MD5,
-		ETag:               a.ETag,
-		AsFunc:             a.As,
-	}, nil
+	return b.inner.Attributes(ctx, key)
 }
 
-func (b *bucket) ListPaged(ctx context.Context, opts *driver.ListOptions) (*driver.ListPage, error) {
+// List implements transfer.Bucket.
+func (b *Bucket) List(ctx context.Context, opts transfer.ListOptions) (transfer.ListPage, error) {
 	if _, err := b.before(ctx, OpList, opts.Prefix); err != nil {
-		return nil, err
+		return transfer.ListPage{}, err
 	}
-	token := opts.PageToken
-	if token == nil {
-		token = blob.FirstPageToken
-	}
-	size := opts.PageSize
-	if size <= 0 {
-		size = 1000
-	}
-	objs, next, err := b.inner.ListPage(ctx, token, size, &blob.ListOptions{
-		Prefix:     opts.Prefix,
-		Delimiter:  opts.Delimiter,
-		BeforeList: opts.BeforeList,
-	})
-	if err != nil && !errors.Is(err, io.EOF) {
-		return nil, err
-	}
-	page := &driver.ListPage{NextPageToken: next}
-	for _, o := range objs {
-		page.Objects = append(page.Objects, &driver.ListObject{
-			Key: o.Key, ModTime: o.ModTime, Size: o.Size, MD5: o.MD5, IsDir: o.IsDir, AsFunc: o.As,
-		})
-	}
-	return page, nil
+	return b.inner.List(ctx, opts)
 }
 
-func (b *bucket) NewRangeReader(ctx context.Context, key string, offset, length int64, opts *driver.ReaderOptions) (driver.Reader, error) {
+// NewReader implements transfer.Bucket.
+func (b *Bucket) NewReader(ctx context.Context, key string) (transfer.Reader, error) {
 	f, err := b.before(ctx, OpRead, key)
 	if err != nil {
 		return nil, err
 	}
-	r, err := b.inner.NewRangeReader(ctx, key, offset, length, &blob.ReaderOptions{BeforeRead: opts.BeforeRead})
+	r, err := b.inner.NewReader(ctx, key)
 	if err != nil {
 		return nil, err
 	}
-	want := length
-	if want < 0 {
-		want = r.Size() - offset
-	}
+	want := r.Size()
 	stall := b.opts.SlowReadDelay
 	if stall <= 0 {
 		stall = time.Second
@@ -211,27 +150,15 @@ func (b *bucket) NewRangeReader(ctx context.Context, key string, offset, length 
 		// Damage in transit lands somewhere else each time.
 		cut = (want/2 + (b.corruptions.Add(1)-1)*7919) % want
 	}
-	return &reader{ctx: ctx, r: r, key: key, fault: f, cut: cut, stall: stall, stats: b.stats}, nil
+	return &reader{ctx: ctx, Reader: r, key: key, fault: f, cut: cut, stall: stall, stats: b.stats}, nil
 }
 
-func (b *bucket) NewTypedWriter(ctx context.Context, key, contentType string, opts *driver.WriterOptions) (driver.Writer, error) {
+// NewWriter implements transfer.Bucket.
+func (b *Bucket) NewWriter(ctx context.Context, key string, opts transfer.WriterOptions) (transfer.Writer, error) {
 	// The inner writer gets its own cancelable context so an injected
 	// commit failure can abort it, just as cancelling ctx does.
 	ictx, cancel := context.WithCancel(ctx)
-	w, err := b.inner.NewWriter(ictx, key, &blob.WriterOptions{
-		BufferSize:                  opts.BufferSize,
-		MaxConcurrency:              opts.MaxConcurrency,
-		CacheControl:                opts.CacheControl,
-		ContentDisposition:          opts.ContentDisposition,
-		ContentEncoding:             opts.ContentEncoding,
-		ContentLanguage:             opts.ContentLanguage,
-		ContentType:                 contentType,
-		ContentMD5:                  opts.ContentMD5,
-		Metadata:                    opts.Metadata,
-		BeforeWrite:                 opts.BeforeWrite,
-		DisableContentTypeDetection: opts.DisableContentTypeDetection || contentType == "",
-		IfNotExist:                  opts.IfNotExist,
-	})
+	w, err := b.inner.NewWriter(ictx, key, opts)
 	if err != nil {
 		cancel()
 		return nil, err
@@ -239,40 +166,18 @@ func (b *bucket) NewTypedWriter(ctx context.Context, key, contentType string, op
 	return &writer{b: b, ctx: ctx, cancel: cancel, w: w, key: key}, nil
 }
 
-func (b *bucket) Copy(ctx context.Context, dstKey, srcKey string, opts *driver.CopyOptions) error {
-	if _, err := b.before(ctx, OpCopy, dstKey); err != nil {
-		return err
-	}
-	return b.inner.Copy(ctx, dstKey, srcKey, &blob.CopyOptions{BeforeCopy: opts.BeforeCopy})
-}
-
-func (b *bucket) Delete(ctx context.Context, key string, opts *driver.DeleteOptions) error {
+// Delete implements transfer.Bucket.
+func (b *Bucket) Delete(ctx context.Context, key string) error {
 	if _, err := b.before(ctx, OpDelete, key); err != nil {
 		return err
 	}
-	var do *blob.DeleteOptions
-	if opts != nil {
-		do = &blob.DeleteOptions{BeforeDelete: opts.BeforeDelete}
-	}
-	return b.inner.DeleteWithOptions(ctx, key, do)
+	return b.inner.Delete(ctx, key)
 }
-
-func (b *bucket) SignedURL(ctx context.Context, key string, opts *driver.SignedURLOptions) (string, error) {
-	return b.inner.SignedURL(ctx, key, &blob.SignedURLOptions{
-		Expiry:                   opts.Expiry,
-		Method:                   opts.Method,
-		ContentType:              opts.ContentType,
-		EnforceAbsentContentType: opts.EnforceAbsentContentType,
-		BeforeSign:               opts.BeforeSign,
-	})
-}
-
-func (b *bucket) Close() error { return nil }
 
 // reader applies a read fault once `cut` bytes have been delivered.
 type reader struct {
+	transfer.Reader
 	ctx   context.Context
-	r     *blob.Reader
 	key   string
 	fault Fault
 	cut   int64
@@ -301,7 +206,7 @@ func (r *reader) Read(p []byte) (int, error) {
 		}
 		p = p[:min(int64(len(p)), r.cut-r.pos)]
 	}
-	n, err := r.r.Read(p)
+	n, err := r.Reader.Read(p)
 	if r.fault == CorruptRead && r.pos <= r.cut && r.cut < r.pos+int64(n) {
 		p[r.cut-r.pos] ^= 0xff
 	}
@@ -310,20 +215,12 @@ func (r *reader) Read(p []byte) (int, error) {
 	return n, err
 }
 
-func (r *reader) Close() error { return r.r.Close() }
-
-func (r *reader) Attributes() *driver.ReaderAttributes {
-	return &driver.ReaderAttributes{ContentType: r.r.ContentType(), ModTime: r.r.ModTime(), Size: r.r.Size()}
-}
-
-func (r *reader) As(i any) bool { return r.r.As(i) }
-
 // writer delays and possibly fails the commit of an upload.
 type writer struct {
-	b      *bucket
+	b      *Bucket
 	ctx    context.Context
 	cancel context.CancelFunc
-	w      *blob.Writer
+	w      transfer.Writer
 	key    string
 }
 

@@ -16,7 +16,6 @@ const (
 	OpList       Op = "list"
 	OpRead       Op = "read"  // opening a reader; truncations apply to its data
 	OpWrite      Op = "write" // committing a writer (its Close)
-	OpCopy       Op = "copy"
 	OpDelete     Op = "delete"
 )
 

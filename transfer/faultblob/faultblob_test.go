@@ -8,50 +8,54 @@ import (
 	"testing"
 	"time"
 
-	"gocloud.dev/blob"
-	"gocloud.dev/blob/memblob"
-	"gocloud.dev/gcerrors"
-
+	"github.com/ferryhq/ferry/transfer"
 	"github.com/ferryhq/ferry/transfer/faultblob"
+	"github.com/ferryhq/ferry/transfer/transfertest"
 )
 
-func setup(t *testing.T, opts faultblob.Options) (*blob.Bucket, *blob.Bucket, *faultblob.Stats) {
+func setup(t *testing.T, opts faultblob.Options) (*transfertest.MemBucket, *faultblob.Bucket, *faultblob.Stats) {
 	t.Helper()
-	inner := memblob.OpenBucket(nil)
-	t.Cleanup(func() { _ = inner.Close() })
+	inner := transfertest.NewMemBucket()
 	b, st := faultblob.Wrap(inner, opts)
-	t.Cleanup(func() { _ = b.Close() })
 	return inner, b, st
+}
+
+// With no faults the wrapper is a transfer.Bucket like the one it wraps.
+func TestBucketSuite(t *testing.T) {
+	transfertest.BucketSuite(t, func(t *testing.T) transfer.Bucket {
+		b, _ := faultblob.Wrap(transfertest.NewMemBucket(), faultblob.Options{})
+		return b
+	})
 }
 
 func TestPassThrough(t *testing.T) {
 	ctx := context.Background()
 	inner, b, st := setup(t, faultblob.Options{})
-	if err := b.WriteAll(ctx, "dir/a", []byte("hello"), nil); err != nil {
+	if err := transfertest.WriteObject(ctx, b, "dir/a", []byte("hello")); err != nil {
 		t.Fatal(err)
 	}
-	got, err := inner.ReadAll(ctx, "dir/a")
+	got, err := transfertest.ReadObject(ctx, inner, "dir/a")
 	if err != nil || string(got) != "hello" {
 		t.Fatalf("inner has %q, %v", got, err)
 	}
-	if got, err := b.ReadAll(ctx, "dir/a"); err != nil || string(got) != "hello" {
+	if got, err := transfertest.ReadObject(ctx, b, "dir/a"); err != nil || string(got) != "hello" {
 		t.Fatalf("ReadAll = %q, %v", got, err)
 	}
-	objs, _, err := b.ListPage(ctx, blob.FirstPageToken, 10, &blob.ListOptions{Prefix: "", Delimiter: "/"})
-	if err != nil || len(objs) != 1 || objs[0].Key != "dir/" || !objs[0].IsDir {
-		t.Fatalf("ListPage = %v, %v", objs, err)
+	page, err := b.List(ctx, transfer.ListOptions{Delimiter: "/", PageSize: 10})
+	if err != nil || len(page.Objects) != 1 || page.Objects[0].Key != "dir/" || !page.Objects[0].IsDir {
+		t.Fatalf("List = %v, %v", page, err)
 	}
 	if a, err := b.Attributes(ctx, "dir/a"); err != nil || a.Size != 5 {
 		t.Fatalf("Attributes = %+v, %v", a, err)
 	}
-	if err := b.Copy(ctx, "dir/b", "dir/a", nil); err != nil {
-		t.Fatal(err)
-	}
 	if err := b.Delete(ctx, "dir/a"); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := b.Attributes(ctx, "dir/a"); gcerrors.Code(err) != gcerrors.NotFound {
-		t.Fatalf("Attributes after Delete: %v, want NotFound", err)
+	if _, err := b.Attributes(ctx, "dir/a"); !errors.Is(err, transfer.ErrNotExist) {
+		t.Fatalf("Attributes after Delete: %v, want ErrNotExist", err)
+	}
+	if b.Unwrap() != transfer.Bucket(inner) {
+		t.Fatal("Unwrap does not return the wrapped bucket")
 	}
 	if st.Ops(faultblob.OpWrite) != 1 || st.Ops(faultblob.OpRead) != 1 || st.BytesRead() != 5 || st.BytesWritten() != 5 {
 		t.Fatalf("stats: writes %d reads %d read %dB written %dB", st.Ops(faultblob.OpWrite), st.Ops(faultblob.OpRead), st.BytesRead(), st.BytesWritten())
@@ -61,14 +65,14 @@ func TestPassThrough(t *testing.T) {
 func TestFailFirstThenSucceed(t *testing.T) {
 	ctx := context.Background()
 	_, b, st := setup(t, faultblob.Options{Inject: faultblob.FailFirst(2, faultblob.Unavailable, faultblob.OpAttributes)})
-	if err := b.WriteAll(ctx, "k", []byte("v"), nil); err != nil {
+	if err := transfertest.WriteObject(ctx, b, "k", []byte("v")); err != nil {
 		t.Fatal(err)
 	}
 	for i := 1; i <= 3; i++ {
 		_, err := b.Attributes(ctx, "k")
 		var fe *faultblob.Error
 		switch {
-		case i <= 2 && (!errors.As(err, &fe) || fe.HTTPStatusCode() != 503 || !b.ErrorAs(err, &fe)):
+		case i <= 2 && (!errors.As(err, &fe) || fe.HTTPStatusCode() != 503 || !transfer.IsRetryable(err)):
 			t.Fatalf("call %d: err = %v, want an injected 503", i, err)
 		case i == 3 && err != nil:
 			t.Fatalf("call 3: %v", err)
@@ -93,10 +97,10 @@ func TestReadFaults(t *testing.T) {
 	} {
 		t.Run(tc.fault.String(), func(t *testing.T) {
 			_, b, _ := setup(t, faultblob.Options{Inject: faultblob.FailFirst(1, tc.fault, faultblob.OpRead)})
-			if err := b.WriteAll(ctx, "k", data, nil); err != nil {
+			if err := transfertest.WriteObject(ctx, b, "k", data); err != nil {
 				t.Fatal(err)
 			}
-			r, err := b.NewReader(ctx, "k", nil)
+			r, err := b.NewReader(ctx, "k")
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -108,7 +112,7 @@ func TestReadFaults(t *testing.T) {
 			if r.Size() != int64(len(data)) {
 				t.Fatalf("Size = %d, want the full %d", r.Size(), len(data))
 			}
-			if again, err := b.ReadAll(ctx, "k"); err != nil || string(again) != string(data) {
+			if again, err := transfertest.ReadObject(ctx, b, "k"); err != nil || string(again) != string(data) {
 				t.Fatalf("second read = %q, %v", again, err)
 			}
 		})
@@ -118,11 +122,11 @@ func TestReadFaults(t *testing.T) {
 func TestFailedCommitLandsNothing(t *testing.T) {
 	ctx := context.Background()
 	inner, b, _ := setup(t, faultblob.Options{Inject: faultblob.FailFirst(1, faultblob.InternalError, faultblob.OpWrite)})
-	err := b.WriteAll(ctx, "k", []byte("v"), nil)
-	if gcerrors.Code(err) != gcerrors.Internal {
-		t.Fatalf("err = %v (code %v), want Internal", err, gcerrors.Code(err))
+	err := transfertest.WriteObject(ctx, b, "k", []byte("v"))
+	if fe, ok := errors.AsType[*faultblob.Error](err); !ok || fe.Status != 500 {
+		t.Fatalf("err = %v, want an injected 500", err)
 	}
-	if ok, _ := inner.Exists(ctx, "k"); ok {
+	if ok, _ := transfertest.Exists(ctx, inner, "k"); ok {
 		t.Fatal("a failed commit landed")
 	}
 }
@@ -156,18 +160,18 @@ func TestRandomIsDeterministic(t *testing.T) {
 
 func Example() {
 	ctx := context.Background()
-	mem := memblob.OpenBucket(nil)
-	defer mem.Close()
+	// Any transfer.Bucket: gocloudblob.New(memblob.OpenBucket(nil)), or
+	// transfertest's in-memory one.
+	mem := transfertest.NewMemBucket()
 	// Every key's first read fails with a 503, and each operation takes 1ms.
 	b, stats := faultblob.Wrap(mem, faultblob.Options{
 		Latency: time.Millisecond,
 		Inject:  faultblob.FailFirst(1, faultblob.Unavailable, faultblob.OpRead),
 	})
-	defer b.Close()
-	_ = b.WriteAll(ctx, "greeting", []byte("hello"), nil)
-	_, err := b.ReadAll(ctx, "greeting")
+	_ = transfertest.WriteObject(ctx, b, "greeting", []byte("hello"))
+	_, err := transfertest.ReadObject(ctx, b, "greeting")
 	fmt.Println("first read:", err != nil)
-	data, _ := b.ReadAll(ctx, "greeting")
+	data, _ := transfertest.ReadObject(ctx, b, "greeting")
 	fmt.Println("second read:", string(data))
 	fmt.Println("faults injected:", stats.Faults())
 	// Output:
@@ -183,11 +187,11 @@ func TestSlowReadStallsOnceAndDeliversEverything(t *testing.T) {
 		Inject:        faultblob.FailFirst(1, faultblob.SlowRead, faultblob.OpRead),
 		SlowReadDelay: 50 * time.Millisecond,
 	})
-	if err := b.WriteAll(ctx, "k", data, nil); err != nil {
+	if err := transfertest.WriteObject(ctx, b, "k", data); err != nil {
 		t.Fatal(err)
 	}
 	start := time.Now()
-	got, err := b.ReadAll(ctx, "k")
+	got, err := transfertest.ReadObject(ctx, b, "k")
 	if err != nil || string(got) != string(data) {
 		t.Fatalf("read %q, %v; want all of %q", got, err, data)
 	}
@@ -205,12 +209,12 @@ func TestSlowReadHonoursContext(t *testing.T) {
 		Inject:        faultblob.FailFirst(1, faultblob.SlowRead, faultblob.OpRead),
 		SlowReadDelay: time.Hour,
 	})
-	if err := b.WriteAll(context.Background(), "k", data, nil); err != nil {
+	if err := transfertest.WriteObject(context.Background(), b, "k", data); err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
 	defer cancel()
-	if _, err := b.ReadAll(ctx, "k"); !errors.Is(err, context.DeadlineExceeded) {
+	if _, err := transfertest.ReadObject(ctx, b, "k"); !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("err = %v, want DeadlineExceeded", err)
 	}
 }

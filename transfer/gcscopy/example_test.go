@@ -11,6 +11,7 @@ import (
 	"github.com/ferryhq/ferry/transfer"
 	"github.com/ferryhq/ferry/transfer/gcscopy"
 	"github.com/ferryhq/ferry/transfer/gcstest"
+	"github.com/ferryhq/ferry/transfer/transfertest"
 )
 
 // Between two GCS buckets the service copies the blob. By default the
@@ -24,9 +25,9 @@ func Example() {
 	layout, _ := transfer.NewLayout("")
 
 	good := []byte("layer bytes")
-	_ = src.WriteAll(ctx, layout.BlobKey(digest.FromBytes(good)), good, nil)
+	_ = transfertest.WriteObject(ctx, src, layout.BlobKey(digest.FromBytes(good)), good)
 	rotten := digest.FromString("config bytes")
-	_ = src.WriteAll(ctx, layout.BlobKey(rotten), []byte("CONFIG BYTES"), nil)
+	_ = transfertest.WriteObject(ctx, src, layout.BlobKey(rotten), []byte("CONFIG BYTES"))
 
 	copier, err := gcscopy.New(src, dst)
 	if err != nil {

@@ -242,13 +242,13 @@ func runFaultProxy(t testing.TB, cfg faultRun, seed uint64) faultOutcome {
 			stored[size/2] ^= 0x08
 			it.corruptSource = true
 		}
-		if err := gcs.Bucket(t, "src").WriteAll(ctx, l.BlobKey(it.d), stored, nil); err != nil {
+		if err := transfertest.WriteObject(ctx, gcs.Bucket(t, "src"), l.BlobKey(it.d), stored); err != nil {
 			t.Fatal(err)
 		}
 		if i%25 == 7 { // 4% have a same-size corrupt object at the destination already
 			bad := bytes.Clone(data)
 			bad[0] ^= 0x01
-			if err := gcs.Bucket(t, "dst").WriteAll(ctx, l.BlobKey(it.d), bad, nil); err != nil {
+			if err := transfertest.WriteObject(ctx, gcs.Bucket(t, "dst"), l.BlobKey(it.d), bad); err != nil {
 				t.Fatal(err)
 			}
 			it.corruptDestSet = true
@@ -325,7 +325,7 @@ func runFaultProxy(t testing.TB, cfg faultRun, seed uint64) faultOutcome {
 	// corrupt object.
 	raw := gcs.Bucket(t, "dst")
 	for _, it := range items {
-		data, err := raw.ReadAll(ctx, l.BlobKey(it.d))
+		data, err := transfertest.ReadObject(ctx, raw, l.BlobKey(it.d))
 		switch {
 		case err != nil:
 			continue

@@ -12,7 +12,9 @@ import (
 	"gocloud.dev/blob"
 	"google.golang.org/api/googleapi"
 
+	"github.com/ferryhq/ferry/internal/cloudstatus"
 	"github.com/ferryhq/ferry/transfer"
+	"github.com/ferryhq/ferry/transfer/gocloudblob"
 )
 
 // Copier copies objects between two GCS buckets with the rewrite API. It
@@ -24,9 +26,11 @@ type Copier struct {
 
 var _ transfer.ServerSideCopier = (*Copier)(nil)
 
-// New returns a Copier between two gcsblob buckets. The error says which
-// bucket is not a GCS bucket.
-func New(src, dst *blob.Bucket) (*Copier, error) {
+// New returns a Copier between two gcsblob buckets passed as
+// transfer.Buckets: gocloudblob.New of a gcsblob bucket, or a wrapper of
+// one whose Unwrap method leads to it (see gocloudblob.Unwrap). The error
+// says which bucket is not a GCS bucket.
+func New(src, dst transfer.Bucket) (*Copier, error) {
 	sc, sn, err := gcsOf(src)
 	if err != nil {
 		return nil, fmt.Errorf("gcscopy.New: source: %w", err)
@@ -59,7 +63,8 @@ func (c *Copier) dstObject(key string) *storage.ObjectHandle {
 }
 
 // Source implements transfer.ServerSideCopier.
-func (c *Copier) Source(ctx context.Context, key string) (transfer.ObjectVersion, error) {
+func (c *Copier) Source(ctx context.Context, key string) (_ transfer.ObjectVersion, err error) {
+	defer classify(&err)
 	a, err := c.srcObject(key).Attrs(ctx)
 	if err != nil {
 		if isNotFound(err) {
@@ -71,7 +76,8 @@ func (c *Copier) Source(ctx context.Context, key string) (transfer.ObjectVersion
 }
 
 // Destination implements transfer.ServerSideCopier.
-func (c *Copier) Destination(ctx context.Context, key string) (transfer.ObjectVersion, bool, error) {
+func (c *Copier) Destination(ctx context.Context, key string) (_ transfer.ObjectVersion, _ bool, err error) {
+	defer classify(&err)
 	a, err := c.dstObject(key).Attrs(ctx)
 	switch {
 	case errors.Is(err, storage.ErrObjectNotExist):
@@ -88,7 +94,8 @@ func (c *Copier) Destination(ctx context.Context, key string) (transfer.ObjectVe
 }
 
 // ReadSource implements transfer.ServerSideCopier.
-func (c *Copier) ReadSource(ctx context.Context, key string, v transfer.ObjectVersion) (io.ReadCloser, error) {
+func (c *Copier) ReadSource(ctx context.Context, key string, v transfer.ObjectVersion) (_ io.ReadCloser, err error) {
+	defer classify(&err)
 	gen, err := generation(v)
 	if err != nil {
 		return nil, err
@@ -97,11 +104,15 @@ func (c *Copier) ReadSource(ctx context.Context, key string, v transfer.ObjectVe
 	if isNotFound(err) {
 		return nil, c.classify404(ctx, key, gen, err)
 	}
-	return r, err
+	if err != nil {
+		return nil, err
+	}
+	return reader{r}, nil
 }
 
 // Copy implements transfer.ServerSideCopier.
-func (c *Copier) Copy(ctx context.Context, key string, v transfer.ObjectVersion, metadata map[string]string, progress *transfer.CopyProgress) (transfer.ObjectVersion, error) {
+func (c *Copier) Copy(ctx context.Context, key string, v transfer.ObjectVersion, metadata map[string]string, progress *transfer.CopyProgress) (_ transfer.ObjectVersion, err error) {
+	defer classify(&err)
 	gen, err := generation(v)
 	if err != nil {
 		return transfer.ObjectVersion{}, err
@@ -123,7 +134,8 @@ func (c *Copier) Copy(ctx context.Context, key string, v transfer.ObjectVersion,
 }
 
 // RemoveDestination implements transfer.ServerSideCopier.
-func (c *Copier) RemoveDestination(ctx context.Context, key string, v transfer.ObjectVersion) error {
+func (c *Copier) RemoveDestination(ctx context.Context, key string, v transfer.ObjectVersion) (err error) {
+	defer classify(&err)
 	gen, err := generation(v)
 	if err != nil {
 		return err
@@ -174,6 +186,21 @@ func (c *Copier) bucketMissing(ctx context.Context, b *storage.BucketHandle, nam
 	return nil
 }
 
+// classify gives a GCS client error the HTTP status transfer's retry
+// policy understands (see transfer.IsRetryable).
+func classify(err *error) { *err = cloudstatus.Wrap(*err) }
+
+// reader classifies the errors of a source read.
+type reader struct{ *storage.Reader }
+
+func (r reader) Read(p []byte) (int, error) {
+	n, err := r.Reader.Read(p)
+	if err != nil && !errors.Is(err, io.EOF) {
+		err = cloudstatus.Wrap(err)
+	}
+	return n, err
+}
+
 func isNotFound(err error) bool {
 	if errors.Is(err, storage.ErrObjectNotExist) || errors.Is(err, storage.ErrBucketNotExist) {
 		return true
@@ -202,13 +229,15 @@ func generation(v transfer.ObjectVersion) (int64, error) {
 // errProbe stops a writer that was only opened to learn the bucket name.
 var errProbe = errors.New("gcscopy: bucket name probe")
 
-// gcsOf returns the client and bucket name of a gcsblob bucket. gcsblob
+// gcsOf returns the client and bucket name of the gcsblob bucket behind
+// tb. gcsblob
 // exposes its *storage.Client through As but not the bucket name, so a
 // writer is opened whose BeforeWrite hook reads the name from the object
 // handle and then refuses to continue; no request reaches the service.
-func gcsOf(b *blob.Bucket) (*storage.Client, string, error) {
+func gcsOf(tb transfer.Bucket) (*storage.Client, string, error) {
+	b, ok := gocloudblob.Unwrap(tb)
 	var client *storage.Client
-	if b == nil || !b.As(&client) || client == nil {
+	if !ok || !b.As(&client) || client == nil {
 		return nil, "", errors.New("not a gcsblob bucket")
 	}
 	var name string

@@ -12,12 +12,12 @@ import (
 	"testing"
 
 	"cloud.google.com/go/storage"
-	"gocloud.dev/blob"
 	"gocloud.dev/blob/gcsblob"
 	"google.golang.org/api/option"
 
 	"github.com/ferryhq/ferry/transfer"
 	"github.com/ferryhq/ferry/transfer/gcstest"
+	"github.com/ferryhq/ferry/transfer/gocloudblob"
 	"github.com/ferryhq/ferry/transfer/transfertest"
 	"github.com/opencontainers/go-digest"
 )
@@ -120,7 +120,7 @@ func jsonResponse(req *http.Request, status int, body any) *http.Response {
 	}
 }
 
-func scriptedGCS(t *testing.T, script ...func(*http.Request, http.RoundTripper) (*http.Response, error)) (*scriptedRewrites, *blob.Bucket, *blob.Bucket) {
+func scriptedGCS(t *testing.T, script ...func(*http.Request, http.RoundTripper) (*http.Response, error)) (*scriptedRewrites, transfer.Bucket, transfer.Bucket) {
 	t.Helper()
 	gcs := gcstest.NewFakeGCS(t, "src", "dst")
 	rt := &scriptedRewrites{next: gcs.Server.HTTPClient().Transport, script: script}
@@ -140,14 +140,14 @@ func newClient(t testing.TB, rt http.RoundTripper) *storage.Client {
 }
 
 // openBucket opens a gcsblob bucket on client.
-func openBucket(t testing.TB, client *storage.Client, name string) *blob.Bucket {
+func openBucket(t testing.TB, client *storage.Client, name string) transfer.Bucket {
 	t.Helper()
 	b, err := gcsblob.OpenBucket(context.Background(), nil, name, &gcsblob.Options{Client: client})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = b.Close() })
-	return b
+	return gocloudblob.New(b)
 }
 
 // A large rewrite hands out a token, the next call fails with a 503, and
@@ -213,7 +213,7 @@ func TestGCSRewriteChecksumMismatchIsRemoved(t *testing.T) {
 	if !errors.Is(err, transfer.ErrCorrupt) || !strings.Contains(err.Error(), d.String()) {
 		t.Fatalf("err = %v, want ErrCorrupt naming %s", err, d)
 	}
-	if ok, _ := dst.Exists(ctx, l.BlobKey(d)); ok {
+	if ok, _ := transfertest.Exists(ctx, dst, l.BlobKey(d)); ok {
 		t.Fatal("a copy with the wrong checksum was left at the destination")
 	}
 }

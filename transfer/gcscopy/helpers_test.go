@@ -6,8 +6,6 @@ import (
 
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
-	"gocloud.dev/blob"
-
 	"github.com/ferryhq/ferry/transfer"
 	"github.com/ferryhq/ferry/transfer/gcscopy"
 	"github.com/ferryhq/ferry/transfer/transfertest"
@@ -25,7 +23,7 @@ func mustLayout(t testing.TB, root string) transfer.Layout {
 	return l
 }
 
-func mustNew(t testing.TB, src, dst *blob.Bucket, opts transfer.Options) transfer.Transferer {
+func mustNew(t testing.TB, src, dst transfer.Bucket, opts transfer.Options) transfer.Transferer {
 	t.Helper()
 	tr, err := transfer.New(src, dst, opts)
 	if err != nil {
@@ -34,7 +32,7 @@ func mustNew(t testing.TB, src, dst *blob.Bucket, opts transfer.Options) transfe
 	return tr
 }
 
-func mustCopier(t testing.TB, src, dst *blob.Bucket) *gcscopy.Copier {
+func mustCopier(t testing.TB, src, dst transfer.Bucket) *gcscopy.Copier {
 	t.Helper()
 	c, err := gcscopy.New(src, dst)
 	if err != nil {

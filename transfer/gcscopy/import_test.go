@@ -65,7 +65,7 @@ func TestImportGCSToGCS(t *testing.T) {
 	// under the digest of "layer bytes").
 	l := reg.Layout
 	layer := digest.FromString("layer bytes")
-	if err := src.WriteAll(ctx, l.BlobKey(layer), []byte("LAYER BYTES"), nil); err != nil {
+	if err := transfertest.WriteObject(ctx, src, l.BlobKey(layer), []byte("LAYER BYTES")); err != nil {
 		t.Fatal(err)
 	}
 	cfgData := []byte(`{"architecture":"amd64"}`)
@@ -78,7 +78,7 @@ func TestImportGCSToGCS(t *testing.T) {
 		l.RevisionLinkKey("bad/image", md): md, l.LayerLinkKey("bad/image", cfg): cfg, l.LayerLinkKey("bad/image", layer): layer,
 		l.TagCurrentLinkKey("bad/image", "latest"): md,
 	} {
-		if err := src.WriteAll(ctx, key, []byte(content), nil); err != nil {
+		if err := transfertest.WriteObject(ctx, src, key, []byte(content)); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -86,7 +86,7 @@ func TestImportGCSToGCS(t *testing.T) {
 	if !errors.Is(err, transfer.ErrCorruptAtRest) || !strings.Contains(err.Error(), layer.String()) {
 		t.Fatalf("import of a corrupt layer: err = %v, want ErrCorruptAtRest naming %s", err, layer)
 	}
-	if ok, _ := dst.Exists(ctx, l.BlobKey(layer)); ok {
+	if ok, _ := transfertest.Exists(ctx, dst, l.BlobKey(layer)); ok {
 		t.Fatal("the corrupt layer was copied")
 	}
 }
@@ -170,7 +170,7 @@ func TestGCSServerSide404s(t *testing.T) {
 			if strings.Contains(req.URL.Path, "/rewriteTo/") && raced.CompareAndSwap(false, true) {
 				// The registry pushes the same blob again just now: a new
 				// generation with the same bytes.
-				if err := src.WriteAll(context.Background(), l.BlobKey(d), data, nil); err != nil {
+				if err := transfertest.WriteObject(context.Background(), src, l.BlobKey(d), data); err != nil {
 					return nil, err
 				}
 			}

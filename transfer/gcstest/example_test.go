@@ -24,7 +24,7 @@ func Example() {
 	data := []byte("layer bytes")
 	digest := digest.FromBytes(data)
 	layout, _ := transfer.NewLayout("") // docker/registry/v2
-	_ = src.WriteAll(ctx, layout.BlobKey(digest), data, nil)
+	_ = src.Blob().WriteAll(ctx, layout.BlobKey(digest), data, nil)
 	gcs.Traffic.Reset()
 
 	copier, _ := gcscopy.New(src, dst)

@@ -10,9 +10,10 @@ import (
 
 	"cloud.google.com/go/storage"
 	"github.com/fsouza/fake-gcs-server/fakestorage"
-	"gocloud.dev/blob"
 	"gocloud.dev/blob/gcsblob"
 	"google.golang.org/api/option"
+
+	"github.com/ferryhq/ferry/transfer/gocloudblob"
 )
 
 // FakeGCS is an in-process fake-gcs-server with a storage client whose
@@ -47,15 +48,16 @@ func NewFakeGCS(t testing.TB, buckets ...string) *FakeGCS {
 	return &FakeGCS{Server: srv, Client: client, Traffic: traffic}
 }
 
-// Bucket opens the named bucket through gcsblob.
-func (f *FakeGCS) Bucket(t testing.TB, name string) *blob.Bucket {
+// Bucket opens the named bucket through gcsblob, as a transfer.Bucket
+// (its Blob method returns the *blob.Bucket).
+func (f *FakeGCS) Bucket(t testing.TB, name string) *gocloudblob.Bucket {
 	t.Helper()
 	b, err := gcsblob.OpenBucket(context.Background(), nil, name, &gcsblob.Options{Client: f.Client})
 	if err != nil {
 		t.Fatalf("opening GCS bucket %q: %v", name, err)
 	}
 	t.Cleanup(func() { _ = b.Close() })
-	return b
+	return gocloudblob.New(b)
 }
 
 // HTTPTraffic is an http.RoundTripper that counts bytes. Payload bytes are

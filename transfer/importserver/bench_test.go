@@ -14,7 +14,6 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
-	"gocloud.dev/blob"
 	"gocloud.dev/blob/fileblob"
 	"gocloud.dev/blob/memblob"
 	"golang.org/x/sync/errgroup"
@@ -23,6 +22,7 @@ import (
 	"github.com/ferryhq/ferry/storage/storagetest"
 	"github.com/ferryhq/ferry/transfer"
 	"github.com/ferryhq/ferry/transfer/faultblob"
+	"github.com/ferryhq/ferry/transfer/gocloudblob"
 	"github.com/ferryhq/ferry/transfer/importserver"
 	"github.com/ferryhq/ferry/transfer/transfertest"
 )
@@ -76,25 +76,25 @@ const overheadRounds = 25
 
 func benchOverhead(b *testing.B, v overheadVariant) {
 	ctx := context.Background()
-	openBucket := func() *blob.Bucket {
+	openBucket := func() transfer.Bucket {
 		if !v.files {
-			return memblob.OpenBucket(nil)
+			return gocloudblob.New(memblob.OpenBucket(nil))
 		}
 		bk, err := fileblob.OpenBucket(b.TempDir(), &fileblob.Options{NoTempDir: true, Metadata: fileblob.MetadataDontWrite})
 		if err != nil {
 			b.Fatal(err)
 		}
-		return bk
+		b.Cleanup(func() { _ = bk.Close() })
+		return gocloudblob.New(bk)
 	}
 	srcRaw := openBucket()
-	defer srcRaw.Close()
 	gen, err := transfertest.Generate(ctx, srcRaw, transfertest.SmallSpec(1))
 	if err != nil {
 		b.Fatal(err)
 	}
 	repo := smallRepository(gen)
 	src, _ := faultblob.Wrap(srcRaw, faultblob.Options{Latency: v.latency})
-	newImporter := func() (*transfer.Importer, *blob.Bucket) {
+	newImporter := func() (*transfer.Importer, transfer.Bucket) {
 		dst := openBucket()
 		tr, err := transfer.New(src, dst, transfer.Options{})
 		if err != nil {
@@ -184,8 +184,7 @@ func benchOverhead(b *testing.B, v overheadVariant) {
 		}
 	}
 	direct := func() time.Duration {
-		im, dst := newImporter()
-		defer dst.Close()
+		im, _ := newImporter()
 		t0 := time.Now()
 		if _, err := im.PreImport(ctx, repo); err != nil {
 			b.Fatal(err)
@@ -197,8 +196,7 @@ func benchOverhead(b *testing.B, v overheadVariant) {
 	}
 	var trips, statements int64
 	served := func() time.Duration {
-		im, dst := newImporter()
-		defer dst.Close()
+		im, _ := newImporter()
 		swap.cur.Store(im)
 		reset()
 		t0, s0 := tracer.trips.Load(), tracer.statements.Load()

@@ -22,9 +22,7 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
-	"gocloud.dev/blob"
 	"gocloud.dev/blob/fileblob"
-	"gocloud.dev/blob/memblob"
 
 	"github.com/ferryhq/ferry/enqueuer"
 	"github.com/ferryhq/ferry/internal/syncbuf"
@@ -32,6 +30,7 @@ import (
 	"github.com/ferryhq/ferry/storage"
 	"github.com/ferryhq/ferry/storage/storagetest"
 	"github.com/ferryhq/ferry/transfer"
+	"github.com/ferryhq/ferry/transfer/gocloudblob"
 	"github.com/ferryhq/ferry/transfer/importserver"
 	"github.com/ferryhq/ferry/transfer/transfertest"
 )
@@ -71,8 +70,12 @@ func registryChild() int {
 		return fail(err)
 	}
 	defer db.Close()
-	open := func(dir string) (*blob.Bucket, error) {
-		return fileblob.OpenBucket(dir, &fileblob.Options{Metadata: fileblob.MetadataDontWrite, CreateDir: true})
+	open := func(dir string) (*gocloudblob.Bucket, error) {
+		b, err := fileblob.OpenBucket(dir, &fileblob.Options{Metadata: fileblob.MetadataDontWrite, CreateDir: true})
+		if err != nil {
+			return nil, err
+		}
+		return gocloudblob.New(b), nil
 	}
 	src, err := open(env("SRC"))
 	if err != nil {
@@ -265,9 +268,10 @@ func runCrashTest(t *testing.T, repos, kills int) {
 
 	dir := t.TempDir()
 	srcDir, dstDir := filepath.Join(dir, "src"), filepath.Join(dir, "dst")
-	src, err := fileblob.OpenBucket(srcDir, &fileblob.Options{Metadata: fileblob.MetadataDontWrite, CreateDir: true})
+	srcBlob, err := fileblob.OpenBucket(srcDir, &fileblob.Options{Metadata: fileblob.MetadataDontWrite, CreateDir: true})
 	require.NoError(t, err)
-	defer src.Close()
+	defer srcBlob.Close()
+	src := gocloudblob.New(srcBlob)
 	t0 := time.Now()
 	gen, err := transfertest.Generate(ctx, src, crashSpec(repos))
 	require.NoError(t, err)
@@ -449,11 +453,10 @@ func runCrashTest(t *testing.T, repos, kills int) {
 
 	t.Logf("checked the outbox at %s", time.Since(t1).Round(time.Millisecond))
 	// The destination is exactly the source's tagged content, verified.
-	dst, err := fileblob.OpenBucket(dstDir, &fileblob.Options{Metadata: fileblob.MetadataDontWrite})
+	dstBlob, err := fileblob.OpenBucket(dstDir, &fileblob.Options{Metadata: fileblob.MetadataDontWrite})
 	require.NoError(t, err)
-	defer dst.Close()
-	mem := memblob.OpenBucket(nil)
-	defer mem.Close()
+	defer dstBlob.Close()
+	dst := gocloudblob.New(dstBlob)
 	got, err := transfertest.ReadLayoutState(ctx, dst, gen.Layout)
 	require.NoError(t, err)
 	require.Empty(t, transfertest.Diff(gen.Expect(transfertest.ExpectOptions{Pass: transfer.FinalImport}), got))

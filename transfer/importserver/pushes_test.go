@@ -15,8 +15,6 @@ import (
 	digest "github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/stretchr/testify/require"
-	"gocloud.dev/blob"
-	"gocloud.dev/blob/memblob"
 
 	"github.com/ferryhq/ferry/transfer"
 	"github.com/ferryhq/ferry/transfer/faultblob"
@@ -62,9 +60,7 @@ type pushRecord struct {
 // (into the new storage); the destination verifies.
 func TestConcurrentPushesDuringFinalImport(t *testing.T) {
 	ctx := context.Background()
-	srcRaw, dst := memblob.OpenBucket(nil), memblob.OpenBucket(nil)
-	defer srcRaw.Close()
-	defer dst.Close()
+	srcRaw, dst := transfertest.NewMemBucket(), transfertest.NewMemBucket()
 	gen, err := transfertest.Generate(ctx, srcRaw, transfertest.SmallSpec(3))
 	require.NoError(t, err)
 	layout := gen.Layout
@@ -101,7 +97,7 @@ func TestConcurrentPushesDuringFinalImport(t *testing.T) {
 			http.Error(w, err.Error(), http.StatusBadRequest)
 			return
 		}
-		var target *blob.Bucket = srcRaw
+		var target transfer.Bucket = srcRaw
 		if imp, err := store.Get(r.Context(), repo); err == nil && imp.Status == importserver.StatusImportComplete {
 			target, rec.native = dst, true
 		}
@@ -263,7 +259,7 @@ func variant(t *testing.T, base map[string]any, tag string) []byte {
 }
 
 // readTags reads the current tag links of repo.
-func readTags(t *testing.T, b *blob.Bucket, layout transfer.Layout, repo string) map[string]digest.Digest {
+func readTags(t *testing.T, b transfer.Bucket, layout transfer.Layout, repo string) map[string]digest.Digest {
 	tags, err := transfer.NewLayoutReader(b, layout, transfer.RetryPolicy{}).Tags(context.Background(), repo)
 	require.NoError(t, err)
 	out := map[string]digest.Digest{}

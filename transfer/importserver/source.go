@@ -2,12 +2,8 @@ package importserver
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"io"
 	"strings"
-
-	"gocloud.dev/blob"
 
 	"github.com/ferryhq/ferry/transfer"
 )
@@ -17,17 +13,12 @@ import (
 // directory holds _manifests, _layers or _uploads, as
 // transfer.LayoutReader.Repositories decides. Each call lists one
 // directory level.
-func LayoutRepositories(b *blob.Bucket, layout transfer.Layout) Repositories {
+func LayoutRepositories(b transfer.Bucket, layout transfer.Layout) Repositories {
 	return RepositoriesFunc(func(ctx context.Context, path string) (bool, error) {
 		if err := ValidatePath(path); err != nil {
 			return false, err
 		}
-		it := b.List(&blob.ListOptions{Prefix: layout.RepositoryPrefix(path), Delimiter: "/"})
-		for {
-			obj, err := it.Next(ctx)
-			if errors.Is(err, io.EOF) {
-				return false, nil
-			}
+		for obj, err := range transfer.ListAll(ctx, b, transfer.ListOptions{Prefix: layout.RepositoryPrefix(path), Delimiter: "/"}) {
 			if err != nil {
 				return false, fmt.Errorf("importserver: listing repository %s: %w", path, err)
 			}
@@ -39,5 +30,6 @@ func LayoutRepositories(b *blob.Bucket, layout transfer.Layout) Repositories {
 				return true, nil
 			}
 		}
+		return false, nil
 	})
 }

@@ -4,16 +4,13 @@ import (
 	"context"
 	"fmt"
 
-	"gocloud.dev/blob/memblob"
-
 	"github.com/ferryhq/ferry/transfer"
 	"github.com/ferryhq/ferry/transfer/transfertest"
 )
 
 func ExampleGenerate() {
 	ctx := context.Background()
-	b := memblob.OpenBucket(nil)
-	defer b.Close()
+	b := transfertest.NewMemBucket()
 	reg, err := transfertest.Generate(ctx, b, transfertest.SmallSpec(1))
 	if err != nil {
 		panic(err)

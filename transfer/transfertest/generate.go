@@ -15,7 +15,6 @@ import (
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
-	"gocloud.dev/blob"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/ferryhq/ferry/transfer"
@@ -207,7 +206,7 @@ type generator struct {
 // Generate writes a synthetic distribution registry described by spec
 // into b and returns what it wrote. The same spec always produces the same
 // registry.
-func Generate(ctx context.Context, b *blob.Bucket, spec Spec) (*Registry, error) {
+func Generate(ctx context.Context, b transfer.Bucket, spec Spec) (*Registry, error) {
 	if err := spec.validate(); err != nil {
 		return nil, fmt.Errorf("transfertest.Generate: %w", err)
 	}
@@ -455,19 +454,19 @@ func (g *generator) tags(repo string, tagged []digest.Digest) []Tag {
 
 // write stores blobs, then each repository's links, then its tags in
 // order.
-func (g *generator) write(ctx context.Context, b *blob.Bucket) error {
+func (g *generator) write(ctx context.Context, b transfer.Bucket) error {
 	l := g.reg.Layout
 	eg, ectx := errgroup.WithContext(ctx)
 	eg.SetLimit(g.spec.Concurrency)
 	put := func(key string, data []byte) {
 		eg.Go(func() error {
-			return b.WriteAll(ectx, key, data, &blob.WriterOptions{ContentType: "application/octet-stream"})
+			return WriteObject(ectx, b, key, data)
 		})
 	}
 	for _, d := range sortedDigestKeys(g.blobs) {
 		p := g.blobs[d]
 		eg.Go(func() error {
-			return b.WriteAll(ectx, l.BlobKey(d), planBytes(p), &blob.WriterOptions{ContentType: "application/octet-stream"})
+			return WriteObject(ectx, b, l.BlobKey(d), planBytes(p))
 		})
 	}
 	for _, d := range sortedDigestKeys(g.manifests) {
@@ -482,7 +481,7 @@ func (g *generator) write(ctx context.Context, b *blob.Bucket) error {
 	for _, repo := range g.reg.Repositories {
 		eg.Go(func() error {
 			w := func(key string, d digest.Digest) error {
-				return b.WriteAll(ectx, key, []byte(d), &blob.WriterOptions{ContentType: "application/octet-stream"})
+				return WriteObject(ectx, b, key, []byte(d))
 			}
 			for _, d := range repo.Layers {
 				if err := w(l.LayerLinkKey(repo.Name, d), d); err != nil {
@@ -541,7 +540,7 @@ func digestOfPlan(p blobPlan) digest.Digest {
 }
 
 // MustGenerate is Generate for tests: it fails t on error.
-func MustGenerate(t testing.TB, b *blob.Bucket, spec Spec) *Registry {
+func MustGenerate(t testing.TB, b transfer.Bucket, spec Spec) *Registry {
 	t.Helper()
 	reg, err := Generate(context.Background(), b, spec)
 	if err != nil {

@@ -7,8 +7,6 @@ import (
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
-	"gocloud.dev/blob/memblob"
-
 	"github.com/ferryhq/ferry/transfer"
 	"github.com/ferryhq/ferry/transfer/transfertest"
 )
@@ -18,8 +16,7 @@ func TestGenerateIsDeterministicAndMatchesTheBucket(t *testing.T) {
 	var regs []*transfertest.Registry
 	var states []transfertest.State
 	for range 2 {
-		b := memblob.OpenBucket(nil)
-		defer b.Close()
+		b := transfertest.NewMemBucket()
 		reg, err := transfertest.Generate(ctx, b, transfertest.SmallSpec(42))
 		if err != nil {
 			t.Fatal(err)

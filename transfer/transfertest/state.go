@@ -2,13 +2,9 @@ package transfertest
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"io"
 	"slices"
 	"testing"
-
-	"gocloud.dev/blob"
 
 	"github.com/ferryhq/ferry/transfer"
 	"github.com/opencontainers/go-digest"
@@ -95,7 +91,7 @@ func sortedKeys(states ...State) []string {
 
 // ReadLayoutState reads the State of a distribution layout in b: per
 // repository its layer links, revision links and tags.
-func ReadLayoutState(ctx context.Context, b *blob.Bucket, l transfer.Layout) (State, error) {
+func ReadLayoutState(ctx context.Context, b transfer.Bucket, l transfer.Layout) (State, error) {
 	r := transfer.NewLayoutReader(b, l, transfer.RetryPolicy{})
 	names, err := r.Repositories(ctx)
 	if err != nil {
@@ -128,21 +124,16 @@ func ReadLayoutState(ctx context.Context, b *blob.Bucket, l transfer.Layout) (St
 // CheckBlobs reads every blob under the layout in b and checks that its
 // content hashes to the digest in its key. It returns how many blobs it
 // checked and the first problem found.
-func CheckBlobs(ctx context.Context, b *blob.Bucket, l transfer.Layout) (int, error) {
-	it := b.List(&blob.ListOptions{Prefix: l.BlobsPrefix()})
+func CheckBlobs(ctx context.Context, b transfer.Bucket, l transfer.Layout) (int, error) {
 	n := 0
-	for {
-		o, err := it.Next(ctx)
+	for o, err := range transfer.ListAll(ctx, b, transfer.ListOptions{Prefix: l.BlobsPrefix()}) {
 		if err != nil {
-			if errors.Is(err, io.EOF) {
-				return n, nil
-			}
 			return n, err
 		}
 		if o.IsDir {
 			continue
 		}
-		data, err := b.ReadAll(ctx, o.Key)
+		data, err := ReadObject(ctx, b, o.Key)
 		if err != nil {
 			return n, err
 		}
@@ -155,6 +146,7 @@ func CheckBlobs(ctx context.Context, b *blob.Bucket, l transfer.Layout) (int, er
 		}
 		n++
 	}
+	return n, nil
 }
 
 // RequireState fails t, showing the difference, unless got equals want.
@@ -167,7 +159,7 @@ func RequireState(t testing.TB, want, got State) {
 
 // RequireSameLayout fails t unless the layouts under l in want and got
 // hold the same repositories, blob links, manifests and tags.
-func RequireSameLayout(t testing.TB, want, got *blob.Bucket, l transfer.Layout) {
+func RequireSameLayout(t testing.TB, want, got transfer.Bucket, l transfer.Layout) {
 	t.Helper()
 	ctx := context.Background()
 	w, err := ReadLayoutState(ctx, want, l)

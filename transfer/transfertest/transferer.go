@@ -9,8 +9,6 @@ import (
 	"sync"
 	"testing"
 
-	"gocloud.dev/blob"
-
 	"github.com/ferryhq/ferry/transfer"
 	"github.com/opencontainers/go-digest"
 )
@@ -19,7 +17,7 @@ import (
 // Transferer and the buckets and layout it copies between.
 type TransfererHarness struct {
 	Transferer transfer.Transferer
-	Src, Dst   *blob.Bucket
+	Src, Dst   transfer.Bucket
 	Layout     transfer.Layout
 	// ServerSide says the Transferer copies inside the storage service
 	// (Result.ServerSide is expected on copies).
@@ -78,7 +76,7 @@ func RunTransfererTests(t *testing.T, newHarness func(t *testing.T) TransfererHa
 		d := digest.FromBytes(data)
 		bad := bytes.Clone(data)
 		bad[2500] ^= 1
-		if err := h.Src.WriteAll(ctx, h.Layout.BlobKey(d), bad, nil); err != nil {
+		if err := WriteObject(ctx, h.Src, h.Layout.BlobKey(d), bad); err != nil {
 			t.Fatal(err)
 		}
 		_, err := h.Transferer.Transfer(ctx, d)
@@ -89,18 +87,18 @@ func RunTransfererTests(t *testing.T, newHarness func(t *testing.T) TransfererHa
 		if !errors.Is(err, transfer.ErrCorrupt) || !errors.Is(err, transfer.ErrCorruptAtRest) || !strings.Contains(err.Error(), d.String()) {
 			t.Fatalf("Transfer of corrupt blob: err = %v, want ErrCorrupt (at rest) naming the digest", err)
 		}
-		if ok, _ := h.Dst.Exists(ctx, h.Layout.BlobKey(d)); ok {
+		if ok, _ := Exists(ctx, h.Dst, h.Layout.BlobKey(d)); ok {
 			t.Fatal("corrupt blob landed at the destination")
 		}
 		// Longer and shorter content under the digest is refused too.
 		for _, content := range [][]byte{data[:len(data)-1], append(bytes.Clone(data), 'x')} {
-			if err := h.Src.WriteAll(ctx, h.Layout.BlobKey(d), content, nil); err != nil {
+			if err := WriteObject(ctx, h.Src, h.Layout.BlobKey(d), content); err != nil {
 				t.Fatal(err)
 			}
 			if _, err := h.Transferer.Transfer(ctx, d); !errors.Is(err, transfer.ErrCorrupt) {
 				t.Fatalf("Transfer of %d bytes under a %d-byte digest: err = %v, want ErrCorrupt", len(content), len(data), err)
 			}
-			if ok, _ := h.Dst.Exists(ctx, h.Layout.BlobKey(d)); ok {
+			if ok, _ := Exists(ctx, h.Dst, h.Layout.BlobKey(d)); ok {
 				t.Fatal("corrupt blob landed at the destination")
 			}
 		}
@@ -113,7 +111,7 @@ func RunTransfererTests(t *testing.T, newHarness func(t *testing.T) TransfererHa
 			d := PutBlob(t, h.Src, h.Layout, data)
 			bad := bytes.Clone(data)
 			bad[size/2] ^= 0x40
-			if err := h.Dst.WriteAll(ctx, h.Layout.BlobKey(d), bad, nil); err != nil {
+			if err := WriteObject(ctx, h.Dst, h.Layout.BlobKey(d), bad); err != nil {
 				t.Fatal(err)
 			}
 			res, err := h.Transferer.Transfer(ctx, d)
@@ -131,7 +129,7 @@ func RunTransfererTests(t *testing.T, newHarness func(t *testing.T) TransfererHa
 		h := newHarness(t)
 		data := RandomBytes(5, 2<<20+3)
 		d := digest.SHA512.FromBytes(data)
-		if err := h.Src.WriteAll(ctx, h.Layout.BlobKey(d), data, nil); err != nil {
+		if err := WriteObject(ctx, h.Src, h.Layout.BlobKey(d), data); err != nil {
 			t.Fatal(err)
 		}
 		if _, err := h.Transferer.Transfer(ctx, d); err != nil {
@@ -191,18 +189,18 @@ func RandomBytes(seed uint64, n int) []byte {
 }
 
 // PutBlob stores data as a blob in the layout and returns its digest.
-func PutBlob(t testing.TB, b *blob.Bucket, l transfer.Layout, data []byte) digest.Digest {
+func PutBlob(t testing.TB, b transfer.Bucket, l transfer.Layout, data []byte) digest.Digest {
 	t.Helper()
 	d := digest.FromBytes(data)
-	if err := b.WriteAll(context.Background(), l.BlobKey(d), data, nil); err != nil {
+	if err := WriteObject(context.Background(), b, l.BlobKey(d), data); err != nil {
 		t.Fatalf("PutBlob: %v", err)
 	}
 	return d
 }
 
-func assertBlob(t *testing.T, b *blob.Bucket, l transfer.Layout, d digest.Digest, want []byte) {
+func assertBlob(t *testing.T, b transfer.Bucket, l transfer.Layout, d digest.Digest, want []byte) {
 	t.Helper()
-	got, err := b.ReadAll(context.Background(), l.BlobKey(d))
+	got, err := ReadObject(context.Background(), b, l.BlobKey(d))
 	if err != nil {
 		t.Fatalf("reading %s at destination: %v", d, err)
 	}
@@ -213,9 +211,9 @@ func assertBlob(t *testing.T, b *blob.Bucket, l transfer.Layout, d digest.Digest
 
 // AssertBlobVerified fails the test unless the blob d exists in b and its
 // content hashes to d.
-func AssertBlobVerified(t testing.TB, b *blob.Bucket, l transfer.Layout, d digest.Digest) {
+func AssertBlobVerified(t testing.TB, b transfer.Bucket, l transfer.Layout, d digest.Digest) {
 	t.Helper()
-	got, err := b.ReadAll(context.Background(), l.BlobKey(d))
+	got, err := ReadObject(context.Background(), b, l.BlobKey(d))
 	if err != nil {
 		t.Fatalf("reading %s: %v", d, err)
 	}

@@ -14,9 +14,6 @@ import (
 
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
-	"gocloud.dev/blob"
-	"gocloud.dev/blob/driver"
-	"gocloud.dev/gcerrors"
 
 	"github.com/ferryhq/ferry/transfer"
 )
@@ -48,7 +45,7 @@ const virtualBases = 16
 
 // NewVirtualRegistry returns a bucket serving n repositories under the
 // default layout root, and the registry that describes it.
-func NewVirtualRegistry(n int) (*blob.Bucket, *VirtualRegistry) {
+func NewVirtualRegistry(n int) (transfer.Bucket, *VirtualRegistry) {
 	v := &VirtualRegistry{n: n, index: make(map[[32]byte]int64, 3*n+virtualBases)}
 	v.layout, _ = transfer.NewLayout("")
 	for i := range virtualBases {
@@ -64,7 +61,7 @@ func NewVirtualRegistry(n int) (*blob.Bucket, *VirtualRegistry) {
 			}
 		}
 	}
-	return blob.NewBucket(&virtualBucket{v: v}), v
+	return &virtualBucket{v: v}, v
 }
 
 // Repositories returns how many repositories the registry has.
@@ -105,7 +102,7 @@ func (v *VirtualRegistry) content(i, kind int64) []byte {
 		v.descriptor(i%virtualBases, vBase), v.descriptor(i, vLayer))
 }
 
-var errVirtualNotFound = errors.New("transfertest: no such object in the virtual registry")
+var errVirtualNotFound = fmt.Errorf("%w in the virtual registry", transfer.ErrNotExist)
 
 // object returns the content of key, or errVirtualNotFound.
 func (v *VirtualRegistry) object(key string) ([]byte, error) {
@@ -210,126 +207,86 @@ func (v *VirtualRegistry) dirs(prefix string) []string {
 	return nil
 }
 
-// virtualBucket is the gocloud driver over a VirtualRegistry.
+// virtualBucket is the transfer.Bucket over a VirtualRegistry.
 type virtualBucket struct{ v *VirtualRegistry }
 
 var virtualTime = time.Unix(1_700_000_000, 0)
 
-func (b *virtualBucket) ErrorCode(err error) gcerrors.ErrorCode {
-	if errors.Is(err, errVirtualNotFound) {
-		return gcerrors.NotFound
-	}
-	return gcerrors.Unknown
+var errReadOnly = errors.New("transfertest: the virtual registry is read-only")
+
+func (b *virtualBucket) Delete(context.Context, string) error { return errReadOnly }
+
+func (b *virtualBucket) NewWriter(context.Context, string, transfer.WriterOptions) (transfer.Writer, error) {
+	return nil, errReadOnly
 }
 
-func (b *virtualBucket) As(any) bool             { return false }
-func (b *virtualBucket) ErrorAs(error, any) bool { return false }
-func (b *virtualBucket) Close() error            { return nil }
-func (b *virtualBucket) Delete(context.Context, string, *driver.DeleteOptions) error {
-	return errors.New("transfertest: the virtual registry is read-only")
-}
-
-func (b *virtualBucket) Copy(context.Context, string, string, *driver.CopyOptions) error {
-	return errors.New("transfertest: the virtual registry is read-only")
-}
-
-func (b *virtualBucket) SignedURL(context.Context, string, *driver.SignedURLOptions) (string, error) {
-	return "", errors.New("transfertest: no signed URLs")
-}
-
-func (b *virtualBucket) NewTypedWriter(context.Context, string, string, *driver.WriterOptions) (driver.Writer, error) {
-	return nil, errors.New("transfertest: the virtual registry is read-only")
-}
-
-func (b *virtualBucket) Attributes(_ context.Context, key string) (*driver.Attributes, error) {
+func (b *virtualBucket) Attributes(_ context.Context, key string) (transfer.Attributes, error) {
 	p, err := b.v.object(key)
 	if err != nil {
-		return nil, err
+		return transfer.Attributes{}, err
 	}
-	return &driver.Attributes{Size: int64(len(p)), ModTime: virtualTime, ContentType: "application/octet-stream"}, nil
+	return transfer.Attributes{Size: int64(len(p)), ModTime: virtualTime}, nil
 }
 
-func (b *virtualBucket) NewRangeReader(_ context.Context, key string, offset, length int64, _ *driver.ReaderOptions) (driver.Reader, error) {
+func (b *virtualBucket) NewReader(_ context.Context, key string) (transfer.Reader, error) {
 	p, err := b.v.object(key)
 	if err != nil {
 		return nil, err
 	}
 	b.v.reads.Add(1)
-	end := int64(len(p))
-	if length >= 0 {
-		end = min(end, offset+length)
-	}
-	return &virtualReader{r: bytes.NewReader(p[min(offset, end):end]), size: int64(len(p))}, nil
+	return &memReader{Reader: bytes.NewReader(p), size: int64(len(p)), mod: virtualTime}, nil
 }
 
-func (b *virtualBucket) ListPaged(_ context.Context, opts *driver.ListOptions) (*driver.ListPage, error) {
+func (b *virtualBucket) List(_ context.Context, opts transfer.ListOptions) (transfer.ListPage, error) {
 	if opts.Delimiter != "/" {
-		return nil, errors.New("transfertest: the virtual registry lists directories only")
+		return transfer.ListPage{}, errors.New("transfertest: the virtual registry lists directories only")
 	}
 	names := b.v.dirs(opts.Prefix)
 	start := 0
-	if len(opts.PageToken) > 0 {
-		start, _ = strconv.Atoi(string(opts.PageToken))
+	if opts.PageToken != "" {
+		start, _ = strconv.Atoi(opts.PageToken)
 	}
 	size := opts.PageSize
 	if size <= 0 {
 		size = 1000
 	}
-	page := &driver.ListPage{}
+	var page transfer.ListPage
 	for i := start; i < len(names) && i < start+size; i++ {
-		page.Objects = append(page.Objects, &driver.ListObject{Key: opts.Prefix + names[i] + "/", IsDir: true})
+		page.Objects = append(page.Objects, transfer.ListObject{Key: opts.Prefix + names[i] + "/", IsDir: true})
 	}
 	if start+size < len(names) {
-		page.NextPageToken = []byte(strconv.Itoa(start + size))
+		page.NextPageToken = strconv.Itoa(start + size)
 	}
 	return page, nil
-}
-
-type virtualReader struct {
-	r    *bytes.Reader
-	size int64
-}
-
-func (r *virtualReader) Read(p []byte) (int, error) { return r.r.Read(p) }
-func (r *virtualReader) Close() error               { return nil }
-func (r *virtualReader) As(any) bool                { return false }
-func (r *virtualReader) Attributes() *driver.ReaderAttributes {
-	return &driver.ReaderAttributes{ContentType: "application/octet-stream", ModTime: virtualTime, Size: r.size}
 }
 
 // DiscardBucket returns a bucket that accepts every write and keeps
 // nothing (every object is absent), and a count of the bytes written: a
 // destination whose memory does not grow with an import.
-func DiscardBucket() (*blob.Bucket, *atomic.Int64) {
+func DiscardBucket() (transfer.Bucket, *atomic.Int64) {
 	n := new(atomic.Int64)
-	return blob.NewBucket(&discardBucket{written: n}), n
+	return &discardBucket{written: n}, n
 }
 
 type discardBucket struct {
-	virtualBucket
 	written *atomic.Int64
 }
 
-func (b *discardBucket) ErrorCode(err error) gcerrors.ErrorCode {
-	if errors.Is(err, errVirtualNotFound) {
-		return gcerrors.NotFound
-	}
-	return gcerrors.Unknown
+func (b *discardBucket) Attributes(context.Context, string) (transfer.Attributes, error) {
+	return transfer.Attributes{}, errVirtualNotFound
 }
 
-func (b *discardBucket) Attributes(context.Context, string) (*driver.Attributes, error) {
+func (b *discardBucket) NewReader(context.Context, string) (transfer.Reader, error) {
 	return nil, errVirtualNotFound
 }
 
-func (b *discardBucket) NewRangeReader(context.Context, string, int64, int64, *driver.ReaderOptions) (driver.Reader, error) {
-	return nil, errVirtualNotFound
+func (b *discardBucket) List(context.Context, transfer.ListOptions) (transfer.ListPage, error) {
+	return transfer.ListPage{}, nil
 }
 
-func (b *discardBucket) ListPaged(context.Context, *driver.ListOptions) (*driver.ListPage, error) {
-	return &driver.ListPage{}, nil
-}
+func (b *discardBucket) Delete(context.Context, string) error { return errVirtualNotFound }
 
-func (b *discardBucket) NewTypedWriter(context.Context, string, string, *driver.WriterOptions) (driver.Writer, error) {
+func (b *discardBucket) NewWriter(context.Context, string, transfer.WriterOptions) (transfer.Writer, error) {
 	return &discardWriter{n: b.written}, nil
 }
 

@@ -51,7 +51,7 @@ func runBaseline(ctx context.Context, w *Workload, opts Options, repos []repoInf
 	if err != nil {
 		return nil, err
 	}
-	defer srcRaw.Close()
+	defer srcRaw.Blob().Close()
 	dstDir, err := os.MkdirTemp(scratchDir(), "ferry-scale-baseline-")
 	if err != nil {
 		return nil, fmt.Errorf("scale: baseline destination: %w", err)
@@ -61,11 +61,9 @@ func runBaseline(ctx context.Context, w *Workload, opts Options, repos []repoInf
 	if err != nil {
 		return nil, err
 	}
-	defer dstRaw.Close()
+	defer dstRaw.Blob().Close()
 	src, _ := faultblob.Wrap(srcRaw, faultOptions(opts, 2))
-	defer src.Close()
 	dst, _ := faultblob.Wrap(dstRaw, faultOptions(opts, 3))
-	defer dst.Close()
 	tr, err := transfer.New(src, dst, transfer.Options{Root: w.Spec.Root, BufferSize: opts.BufferSize})
 	if err != nil {
 		return nil, err

@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"runtime"
 	"slices"
@@ -13,7 +12,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"gocloud.dev/blob"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/ferryhq/ferry/enqueuer"
@@ -69,31 +67,25 @@ func (e *env) discover(ctx context.Context) ([]repoInfo, error) {
 }
 
 // countTags counts the tag directories of repo.
-func countTags(ctx context.Context, b *blob.Bucket, l transfer.Layout, repo string) (int, error) {
-	prefix := l.TagsPrefix(repo)
+func countTags(ctx context.Context, b transfer.Bucket, l transfer.Layout, repo string) (int, error) {
+	opts := transfer.ListOptions{Prefix: l.TagsPrefix(repo), Delimiter: "/", PageSize: 1000}
 	n := 0
-	for token := blob.FirstPageToken; token != nil; {
-		var (
-			objs []*blob.ListObject
-			next []byte
-		)
+	for first := true; first || opts.PageToken != ""; first = false {
+		var page transfer.ListPage
 		err := retry(ctx, func() error {
 			var err error
-			objs, next, err = b.ListPage(ctx, token, 1000, &blob.ListOptions{Prefix: prefix, Delimiter: "/"})
-			if errors.Is(err, io.EOF) {
-				objs, next, err = nil, nil, nil
-			}
+			page, err = b.List(ctx, opts)
 			return err
 		})
 		if err != nil {
 			return 0, fmt.Errorf("scale: counting the tags of %s: %w", repo, err)
 		}
-		for _, o := range objs {
+		for _, o := range page.Objects {
 			if o.IsDir {
 				n++
 			}
 		}
-		token = next
+		opts.PageToken = page.NextPageToken
 	}
 	return n, nil
 }

@@ -17,13 +17,12 @@ import (
 	"sync/atomic"
 	"time"
 
-	"gocloud.dev/blob"
-
 	"github.com/ferryhq/ferry/enqueuer"
 	"github.com/ferryhq/ferry/enqueuer/enqueuertest"
 	"github.com/ferryhq/ferry/lease/leasetest"
 	"github.com/ferryhq/ferry/transfer"
 	"github.com/ferryhq/ferry/transfer/faultblob"
+	"github.com/ferryhq/ferry/transfer/gocloudblob"
 	"github.com/ferryhq/ferry/transfer/transfertest"
 )
 
@@ -146,8 +145,8 @@ type env struct {
 	w    *Workload
 	opts Options
 
-	srcRaw, dstRaw *blob.Bucket
-	src, dst       *blob.Bucket
+	srcRaw, dstRaw *gocloudblob.Bucket
+	src, dst       *faultblob.Bucket
 	srcStats       *faultblob.Stats
 	dstStats       *faultblob.Stats
 	dstDir         string
@@ -286,9 +285,9 @@ func (e *env) close() {
 // releaseBuckets closes the buckets and drops every reference to them.
 // Call it only once no import runs.
 func (e *env) releaseBuckets() {
-	for _, b := range []*blob.Bucket{e.src, e.dst, e.srcRaw, e.dstRaw} {
+	for _, b := range []*gocloudblob.Bucket{e.srcRaw, e.dstRaw} {
 		if b != nil {
-			_ = b.Close()
+			_ = b.Blob().Close()
 		}
 	}
 	e.src, e.dst, e.srcRaw, e.dstRaw, e.importer = nil, nil, nil, nil, nil
@@ -311,7 +310,7 @@ func faultOptions(opts Options, salt uint64) faultblob.Options {
 
 func totalOps(s *faultblob.Stats) int64 {
 	var n int64
-	for _, op := range []faultblob.Op{faultblob.OpAttributes, faultblob.OpList, faultblob.OpRead, faultblob.OpWrite, faultblob.OpCopy, faultblob.OpDelete} {
+	for _, op := range []faultblob.Op{faultblob.OpAttributes, faultblob.OpList, faultblob.OpRead, faultblob.OpWrite, faultblob.OpDelete} {
 		n += s.Ops(op)
 	}
 	return n

@@ -11,9 +11,9 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
-	"gocloud.dev/blob"
 
 	"github.com/ferryhq/ferry/transfer"
+	"github.com/ferryhq/ferry/transfer/gocloudblob"
 	"github.com/ferryhq/ferry/transfer/transfertest"
 )
 
@@ -186,10 +186,10 @@ func (w testWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-func mustOpen(t *testing.T, dir string) *blob.Bucket {
+func mustOpen(t *testing.T, dir string) *gocloudblob.Bucket {
 	t.Helper()
 	b, err := OpenDir(dir)
 	require.NoError(t, err)
-	t.Cleanup(func() { b.Close() })
+	t.Cleanup(func() { b.Blob().Close() })
 	return b
 }

@@ -11,10 +11,10 @@ import (
 	"path/filepath"
 	"time"
 
-	"gocloud.dev/blob"
 	"gocloud.dev/blob/fileblob"
 
 	"github.com/ferryhq/ferry/transfer"
+	"github.com/ferryhq/ferry/transfer/gocloudblob"
 	"github.com/ferryhq/ferry/transfer/transfertest"
 	"github.com/opencontainers/go-digest"
 )
@@ -171,7 +171,7 @@ func generate(ctx context.Context, dir string, spec transfertest.Spec) error {
 	if err != nil {
 		return err
 	}
-	defer b.Close()
+	defer b.Blob().Close()
 	reg, err := transfertest.Generate(ctx, b, spec)
 	if err != nil {
 		return fmt.Errorf("scale: generating workload: %w", err)
@@ -229,13 +229,14 @@ func load(dir string, spec transfertest.Spec) (*Workload, error) {
 
 // OpenDir opens (creating it if needed) a fileblob bucket on dir without
 // attribute side files: the layout needs only content, size and
-// modification time, and side files would double the files written.
-func OpenDir(dir string) (*blob.Bucket, error) {
+// modification time, and side files would double the files written. Close
+// it with Blob().Close().
+func OpenDir(dir string) (*gocloudblob.Bucket, error) {
 	b, err := fileblob.OpenBucket(dir, &fileblob.Options{CreateDir: true, NoTempDir: true, Metadata: fileblob.MetadataDontWrite})
 	if err != nil {
 		return nil, fmt.Errorf("scale: opening bucket directory %s: %w", dir, err)
 	}
-	return b, nil
+	return gocloudblob.New(b), nil
 }
 
 // internDigests makes every digest in c share the string of its key in
