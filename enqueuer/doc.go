@@ -67,8 +67,11 @@
 // then retries aborted repositories (import type "retry") until they have
 // been retried Config.MaxRetries times, after which they are skipped, then
 // starts new ones (import type "next"), in Config.Order: oldest first by
-// default, or smallest first. Config.MinStartInterval spaces new starts
-// out. Before an aborted repository is retried, the registry is asked
+// default, smallest first (OrderSmallest), the host's priority then age
+// (OrderPriority: the host records a rank such as the plan tier in
+// Repository.Priority when it adds a repository, and Store.SetPriority
+// when a namespace's plan changes), or the host's own sort keys
+// (OrderBy). Config.MinStartInterval spaces new starts out. Before an aborted repository is retried, the registry is asked
 // for its status: a pass that finished moves it on, one that still runs
 // takes it back to that pass to wait for its notification, 404 and native
 // skip it, and anything else (failed, cancelled, unknown) retries it from

@@ -219,3 +219,55 @@ func ExampleHandler_SetSecrets() {
 	// 404 404
 	// 403 404
 }
+
+// Starting by plan tier, then age: the host records each repository's
+// tier as its priority when it adds it, and again with SetPriority when a
+// namespace changes plans; OrderPriority starts the highest tier first
+// and, within a tier, the repository that waited longest.
+func ExampleOrderPriority() {
+	ctx := context.Background()
+	const free, premium, ultimate = 0, 1, 2
+	store := enqueuertest.NewStore(enqueuertest.StoreOptions{})
+	created := time.Date(2022, 1, 1, 0, 0, 0, 0, time.UTC)
+	for i, r := range []struct {
+		path string
+		tier int
+	}{
+		{"hobby/site", free}, {"bank/api", ultimate}, {"shop/web", premium},
+		{"startup/app", free}, {"bank/web", ultimate}, {"startup/worker", free},
+	} {
+		_, _ = store.Add(ctx, enqueuer.NewRepository{Path: r.path, Priority: r.tier, CreatedAt: created.Add(time.Duration(i) * time.Hour)})
+	}
+	// The startup namespace buys Premium.
+	n, _ := store.SetPriority(ctx, enqueuer.PriorityChange{PathPrefix: "startup/", Priority: premium})
+	fmt.Println("upgraded:", n)
+
+	enq, err := enqueuer.New(enqueuer.Config{
+		Store:    store,
+		Registry: enqueuertest.NewRegistry(enqueuertest.RegistryOptions{}),
+		Locker:   leasetest.NewLocker(leasetest.Options{}),
+		Capacity: func(context.Context) int { return 5 },
+		Order:    enqueuer.OrderPriority, // or enqueuer.OrderBy("-priority", "tag_count")
+		Strategy: enqueuer.Loop{},
+		Logger:   slog.New(slog.DiscardHandler),
+	})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	rep, err := enq.Run(ctx)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	for _, s := range rep.Started {
+		fmt.Println(s.Repository.Priority, s.Repository.Path)
+	}
+	// Output:
+	// upgraded: 2
+	// 2 bank/api
+	// 2 bank/web
+	// 1 shop/web
+	// 1 startup/app
+	// 1 startup/worker
+}

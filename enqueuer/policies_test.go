@@ -432,8 +432,51 @@ func TestOrderSmallestFirst(t *testing.T) {
 			got = append(got, s.Repository.Path)
 		}
 		require.Equal(t, []string{"g/r-d", "g/r-b", "g/r-c"}, got)
-		_, err = enqueuer.New(enqueuer.Config{Store: e.store, Registry: e.reg, Locker: e.locker, Capacity: capacity(1), Order: enqueuer.OrderPath})
-		require.ErrorIs(t, err, enqueuer.ErrConfig)
+	})
+}
+
+// OrderPriority starts by the host's priority (here the plan tier of the
+// namespace), then oldest first; a namespace's new plan takes effect for
+// the repositories still waiting.
+func TestOrderPriorityPlanTierThenAge(t *testing.T) {
+	const free, premium, ultimate = 0, 10, 20
+	eachStore(t, func(t *testing.T, store enqueuer.Store, locker lease.Locker) {
+		ctx := context.Background()
+		e := newEnv(t, store, enqueuertest.RegistryOptions{})
+		for i, r := range []struct {
+			path string
+			tier int
+		}{
+			{"free/a", free}, {"gold/a", ultimate}, {"silver/a", premium}, {"free/b", free},
+			{"gold/b", ultimate}, {"silver/b", premium}, {"upgraded/a", free}, {"upgraded/b", free},
+		} {
+			_, err := e.store.Add(ctx, enqueuer.NewRepository{Path: r.path, Priority: r.tier, CreatedAt: epoch.Add(time.Duration(i) * time.Minute)})
+			require.NoError(t, err)
+		}
+		// The upgraded namespace moves to premium before anything starts.
+		n, err := e.store.SetPriority(ctx, enqueuer.PriorityChange{PathPrefix: "upgraded/", Priority: premium})
+		require.NoError(t, err)
+		require.Equal(t, 2, n)
+		enq := e.enqueuer(t, enqueuer.Config{Capacity: capacity(5), Locker: locker, Order: enqueuer.OrderPriority, Strategy: enqueuer.Loop{}})
+		rep, err := enq.Run(ctx)
+		require.NoError(t, err)
+		require.Equal(t, []string{"gold/a", "gold/b", "silver/a", "silver/b", "upgraded/a"}, startedPaths(rep))
+
+		// The forecast schedules the waiting ones in the same order.
+		f, err := enq.Forecast(ctx, enqueuer.ForecastOptions{})
+		require.NoError(t, err)
+		require.Equal(t, 3, f.Counts.Waiting())
+
+		// A custom order of the host's own keys: smallest priority first
+		// (reversed on purpose), then newest.
+		cfg := enqueuer.Config{Store: e.store, Registry: e.reg, Locker: e.locker, Capacity: capacity(1), Order: enqueuer.OrderBy("priority", "-created_at")}
+		_, err = enqueuer.New(cfg)
+		require.NoError(t, err)
+		for _, bad := range []enqueuer.Order{"random", "priority,priority", "-", "priority;DROP TABLE x", "tag_count,", "defer_reason"} {
+			cfg.Order = bad
+			_, err = enqueuer.New(cfg)
+			require.ErrorIs(t, err, enqueuer.ErrConfig, "order %q", bad)
+		}
 	})
 }
 

@@ -66,7 +66,7 @@ func NewPostgresStore(db storage.Handle, opts PostgresOptions) (*PostgresStore, 
 // 0004 and 0007): the one place that names it.
 const repositoriesTable = "ferry_enqueuer_repositories"
 
-const repoColumns = `id, path, state, tag_count, retry_count, skip_reason, abort_reason, version,
+const repoColumns = `id, path, state, tag_count, priority, retry_count, skip_reason, abort_reason, version,
 	created_at, updated_at, state_changed_at, pre_importing_at, pre_import_done_at,
 	importing_at, import_done_at, aborted_at, skipped_at, defer_reason, defer_key, deferred_at`
 
@@ -74,7 +74,7 @@ func scanRepository(row pgx.Row) (Repository, error) {
 	var r Repository
 	var state string
 	var pre, preDone, imp, impDone, aborted, skipped, deferred *time.Time
-	err := row.Scan(&r.ID, &r.Path, &state, &r.TagCount, &r.RetryCount, &r.SkipReason, &r.AbortReason,
+	err := row.Scan(&r.ID, &r.Path, &state, &r.TagCount, &r.Priority, &r.RetryCount, &r.SkipReason, &r.AbortReason,
 		&r.Version, &r.CreatedAt, &r.UpdatedAt, &r.StateChangedAt, &pre, &preDone, &imp, &impDone, &aborted, &skipped,
 		&r.DeferReason, &r.DeferKey, &deferred)
 	if err != nil {
@@ -115,9 +115,9 @@ func (s *PostgresStore) Add(ctx context.Context, nr NewRepository) (Repository, 
 		created = s.clock()
 	}
 	r, err := scanRepository(s.db.QueryRow(ctx, `
-		INSERT INTO `+s.table+` (path, tag_count, created_at, updated_at, state_changed_at)
-		VALUES ($1, $2, $3, $3, $3)
-		RETURNING `+repoColumns, nr.Path, nr.TagCount, created))
+		INSERT INTO `+s.table+` (path, tag_count, priority, created_at, updated_at, state_changed_at)
+		VALUES ($1, $2, $3, $4, $4, $4)
+		RETURNING `+repoColumns, nr.Path, nr.TagCount, nr.Priority, created))
 	if err != nil {
 		var pgErr *pgconn.PgError
 		if errors.As(err, &pgErr) && pgErr.Code == "23505" {
@@ -330,28 +330,13 @@ func listQuery(table string, opts ListOptions) (q string, args []any, ok bool) {
 			where = append(where, `path COLLATE "C" < `+arg(upper))
 		}
 	}
-	var order string
-	if a := opts.After; a != nil {
-		switch opts.Order {
-		case OrderNewest:
-			where = append(where, "(state_changed_at, id) < ("+arg(a.StateChangedAt)+", "+arg(a.ID)+")")
-		case OrderSmallest:
-			where = append(where, "(tag_count, state_changed_at, id) > ("+arg(a.TagCount)+", "+arg(a.StateChangedAt)+", "+arg(a.ID)+")")
-		case OrderPath:
-			where = append(where, `path COLLATE "C" > `+arg(a.Path))
-		default:
-			where = append(where, "(state_changed_at, id) > ("+arg(a.StateChangedAt)+", "+arg(a.ID)+")")
-		}
+	keys, err := opts.Order.Keys()
+	if err != nil { // Validate has checked it
+		return "", nil, false
 	}
-	switch opts.Order {
-	case OrderNewest:
-		order = "state_changed_at DESC, id DESC"
-	case OrderSmallest:
-		order = "tag_count, state_changed_at, id"
-	case OrderPath:
-		order = `path COLLATE "C"` // paths are unique
-	default:
-		order = "state_changed_at, id"
+	order, after := sqlOrder(keys, opts.After, arg)
+	if after != "" {
+		where = append(where, after)
 	}
 	q = `SELECT ` + repoColumns + ` FROM ` + table + `
 		WHERE ` + strings.Join(where, " AND ") + `
@@ -423,6 +408,69 @@ func (s *PostgresStore) Reconsider(ctx context.Context, keep string) (int, error
 			return total, nil
 		}
 	}
+}
+
+// SetPriority implements Store: one UPDATE for a path; for a prefix, in
+// batches of reconsiderBatch rows found by range scans of the (state, path)
+// index, so that a namespace of a million repositories does not hold a
+// million row locks in one transaction.
+func (s *PostgresStore) SetPriority(ctx context.Context, p PriorityChange) (int, error) {
+	if err := p.Validate(); err != nil {
+		return 0, err
+	}
+	if p.Path != "" {
+		tag, err := s.db.Exec(ctx, `UPDATE `+s.table+` SET priority = $2 WHERE path = $1 AND priority <> $2`, p.Path, p.Priority)
+		if err != nil {
+			return 0, fmt.Errorf("enqueuer: setting the priority of %s: %w", p.Path, err)
+		}
+		if tag.RowsAffected() == 1 {
+			return 1, s.recordWrite(ctx, p.Path)
+		}
+		var exists bool
+		if err := s.db.QueryRow(ctx, `SELECT EXISTS (SELECT FROM `+s.table+` WHERE path = $1)`, p.Path).Scan(&exists); err != nil {
+			return 0, fmt.Errorf("enqueuer: setting the priority of %s: %w", p.Path, err)
+		}
+		if !exists {
+			return 0, fmt.Errorf("%w: %s", ErrNotFound, p.Path)
+		}
+		return 0, nil
+	}
+	for i := range len(p.PathPrefix) {
+		if p.PathPrefix[i] >= 0x80 {
+			return 0, nil // valid paths are ASCII
+		}
+	}
+	args := []any{p.PathPrefix, p.Priority, reconsiderBatch}
+	upper := ""
+	if u := prefixUpperBound(p.PathPrefix); u != "" {
+		args = append(args, u)
+		upper = ` AND path COLLATE "C" < $4`
+	}
+	total := 0
+	for {
+		tag, err := s.db.Exec(ctx, `
+			UPDATE `+s.table+` SET priority = $2
+			WHERE id IN (SELECT id FROM `+s.table+`
+				WHERE state IN (`+allStates()+`) AND path COLLATE "C" >= $1`+upper+` AND priority <> $2 LIMIT $3)`, args...)
+		if err != nil {
+			return total, fmt.Errorf("enqueuer: setting the priority of %s*: %w", p.PathPrefix, err)
+		}
+		n := int(tag.RowsAffected())
+		total += n
+		if n == 0 {
+			return total, nil
+		}
+	}
+}
+
+// allStates lists every state as SQL literals, so that a condition on the
+// path alone can use the (state, path) index.
+func allStates() string {
+	q := make([]string, len(States))
+	for i, st := range States {
+		q[i] = "'" + string(st) + "'"
+	}
+	return strings.Join(q, ", ")
 }
 
 // LastStarted implements Store (one index probe).

@@ -1,7 +1,6 @@
 package enqueuer
 
 import (
-	"cmp"
 	"context"
 	"fmt"
 	"strings"
@@ -17,6 +16,12 @@ type Repository struct {
 	// TagCount is the number of tags the host recorded; repositories with
 	// more than Config.MaxTagsCount are skipped.
 	TagCount int
+	// Priority is the host's rank of the repository: with an Order on it
+	// (OrderPriority), higher priorities start first. It is the host's to
+	// set (NewRepository.Priority, Store.SetPriority), for instance from
+	// the plan tier of the repository's namespace; it is not migration
+	// state, so changing it leaves Version and UpdatedAt alone. Default 0.
+	Priority int
 	// RetryCount is how many times an aborted migration was retried.
 	RetryCount int
 	// SkipReason says why the repository was skipped (StateImportSkipped).
@@ -58,6 +63,8 @@ type Repository struct {
 type NewRepository struct {
 	Path     string
 	TagCount int
+	// Priority is Repository.Priority. Default 0.
+	Priority int
 	// CreatedAt orders new repositories for selection (oldest first).
 	// Default: the store's current time.
 	CreatedAt time.Time
@@ -78,39 +85,6 @@ type Change struct {
 	// At is the time recorded for the new state. Default: the store's
 	// current time.
 	At time.Time
-}
-
-// Order is the order in which List returns repositories. Every order ends
-// with ID, so it is total and stable, and pages continue with
-// ListOptions.After.
-type Order string
-
-// The orders of List.
-const (
-	// OrderOldest: oldest in the state first (StateChangedAt, ID). The
-	// default, and the enqueuer's default selection order: for
-	// StateDefault, StateChangedAt is CreatedAt.
-	OrderOldest Order = "oldest"
-	// OrderNewest: most recent in the state first (StateChangedAt and ID
-	// descending), e.g. the latest finished imports.
-	OrderNewest Order = "newest"
-	// OrderSmallest: fewest tags first (TagCount, StateChangedAt, ID).
-	// Small repositories import quickly, so starting them first keeps the
-	// capacity busy and the count of migrated repositories climbing.
-	OrderSmallest Order = "smallest"
-	// OrderPath: by path, byte by byte (as in the C locale), for listings
-	// by path prefix.
-	OrderPath Order = "path"
-)
-
-// Valid reports whether o is one of the known orders (or empty, which means
-// OrderOldest).
-func (o Order) Valid() bool {
-	switch o {
-	case "", OrderOldest, OrderNewest, OrderSmallest, OrderPath:
-		return true
-	}
-	return false
 }
 
 // ListOptions selects repositories in one state, in Order (oldest in that
@@ -147,7 +121,8 @@ func (opts ListOptions) Validate() error {
 	case opts.Limit <= 0:
 		return fmt.Errorf("enqueuer: listing %s: limit must be positive, got %d", opts.State, opts.Limit)
 	case !opts.Order.Valid():
-		return fmt.Errorf("enqueuer: listing %s: unknown order %q", opts.State, opts.Order)
+		_, err := opts.Order.Keys()
+		return fmt.Errorf("enqueuer: listing %s: %w", opts.State, err)
 	case opts.Ready && opts.Deferred:
 		return fmt.Errorf("enqueuer: listing %s: Ready and Deferred exclude each other", opts.State)
 	case len(opts.PathPrefix) > MaxPathLength:
@@ -173,18 +148,11 @@ func (opts ListOptions) Match(r Repository) bool {
 }
 
 // Compare orders a before b (negative), after b (positive) or as b (zero,
-// for the same repository) in opts.Order.
+// for the same repository) in opts.Order (OrderOldest if it is not valid).
+// Stores that sort many repositories call opts.Order.Comparator once
+// instead.
 func (opts ListOptions) Compare(a, b Repository) int {
-	byTime := cmp.Or(a.StateChangedAt.Compare(b.StateChangedAt), cmp.Compare(a.ID, b.ID))
-	switch opts.Order {
-	case OrderNewest:
-		return -byTime
-	case OrderSmallest:
-		return cmp.Or(cmp.Compare(a.TagCount, b.TagCount), byTime)
-	case OrderPath:
-		return cmp.Or(strings.Compare(a.Path, b.Path), cmp.Compare(a.ID, b.ID))
-	}
-	return byTime
+	return opts.Order.comparator()(a, b)
 }
 
 // Deferral defers a repository (see Repository.DeferReason).
@@ -209,6 +177,35 @@ func (d Deferral) Validate() error {
 		return fmt.Errorf("enqueuer: deferring repository %d: Reason and Key are required", d.ID)
 	}
 	return nil
+}
+
+// PriorityChange sets Repository.Priority: of one repository (Path) or of
+// every repository whose path starts with PathPrefix ("group/" for a
+// namespace whose plan changed). Exactly one of Path and PathPrefix is set.
+type PriorityChange struct {
+	Path, PathPrefix string
+	Priority         int
+}
+
+// Validate checks p as every Store does before changing priorities.
+func (p PriorityChange) Validate() error {
+	switch {
+	case (p.Path == "") == (p.PathPrefix == ""):
+		return fmt.Errorf("enqueuer: setting a priority: exactly one of Path and PathPrefix is required")
+	case p.Path != "":
+		return ValidatePath(p.Path)
+	case len(p.PathPrefix) > MaxPathLength:
+		return fmt.Errorf("%w: path prefix of %d bytes", ErrInvalidPath, len(p.PathPrefix))
+	}
+	return nil
+}
+
+// Match reports whether p selects r.
+func (p PriorityChange) Match(r Repository) bool {
+	if p.Path != "" {
+		return r.Path == p.Path
+	}
+	return strings.HasPrefix(r.Path, p.PathPrefix)
 }
 
 // Counts is how many repositories are in each state.
@@ -289,6 +286,12 @@ type Store interface {
 	// DeferKey is not keep, and returns how many it cleared. Keys are never
 	// empty, so keep "" clears them all.
 	Reconsider(ctx context.Context, keep string) (int, error)
+	// SetPriority sets the Priority of the repositories p selects, and
+	// returns how many it changed (those that had another priority). It
+	// changes nothing else: not Version, not UpdatedAt, not a repository's
+	// place in other orders. A Path that names no repository is
+	// ErrNotFound; a PathPrefix may select none.
+	SetPriority(ctx context.Context, p PriorityChange) (int, error)
 	// LastStarted returns the latest PreImportingAt of any repository (the
 	// last pre-import started, first or retried); zero when none was.
 	LastStarted(ctx context.Context) (time.Time, error)
@@ -353,7 +356,7 @@ func (r Repository) RevertTo(changed, before Repository, at time.Time) (Reposito
 		return r, fmt.Errorf("%w: repository %d (%s) is at version %d, not %d", ErrStateChanged, r.ID, r.Path, r.Version, changed.Version)
 	}
 	out := before
-	out.Path, out.TagCount, out.CreatedAt = r.Path, r.TagCount, r.CreatedAt
+	out.Path, out.TagCount, out.Priority, out.CreatedAt = r.Path, r.TagCount, r.Priority, r.CreatedAt
 	out.Version = r.Version + 1
 	out.UpdatedAt = at
 	return out, nil

@@ -33,6 +33,7 @@ func TestStore(t *testing.T, newStore func(t *testing.T) enqueuer.Store) {
 	t.Run("ListOrdersAndPages", func(t *testing.T) { testListOrdersAndPages(t, newStore(t)) })
 	t.Run("ListFilters", func(t *testing.T) { testListFilters(t, newStore(t)) })
 	t.Run("LastStarted", func(t *testing.T) { testLastStarted(t, newStore(t)) })
+	t.Run("SetPriority", func(t *testing.T) { testSetPriority(t, newStore(t)) })
 }
 
 var base = time.Date(2022, 5, 1, 12, 0, 0, 0, time.UTC)
@@ -334,8 +335,13 @@ func testListOrder(t *testing.T, s enqueuer.Store) {
 	if _, err := s.List(ctx, enqueuer.ListOptions{State: enqueuer.StateDefault}); err == nil {
 		t.Fatal("zero limit accepted")
 	}
-	if _, err := s.List(ctx, enqueuer.ListOptions{State: enqueuer.StateDefault, Limit: 1, Order: "random"}); err == nil {
-		t.Fatal("unknown order accepted")
+	for _, o := range []enqueuer.Order{"random", "priority;DROP TABLE x", `priority" DESC, "id`, "path,path", "", "-", "tag_count,", "defer_reason"} {
+		if o == "" {
+			continue // OrderOldest
+		}
+		if _, err := s.List(ctx, enqueuer.ListOptions{State: enqueuer.StateDefault, Limit: 1, Order: o}); err == nil {
+			t.Fatalf("order %q accepted", o)
+		}
 	}
 	if _, err := s.List(ctx, enqueuer.ListOptions{State: enqueuer.StateDefault, Limit: 1, Ready: true, Deferred: true}); err == nil {
 		t.Fatal("Ready and Deferred together accepted")
@@ -512,15 +518,21 @@ func testCount(t *testing.T, s enqueuer.Store) {
 func testListOrdersAndPages(t *testing.T, s enqueuer.Store) {
 	ctx := context.Background()
 	// Tag counts and creation times out of order; two of each tie.
+	// Priorities: given when added (g/c, g/a) or set later (h/b, g/b).
 	specs := []struct {
-		path string
-		tags int
-		at   time.Duration
+		path            string
+		tags            int
+		at              time.Duration
+		added, priority int
 	}{
-		{"g/e", 50, 0}, {"g/c", 5, time.Hour}, {"g/a", 5, 0}, {"h/b", 500, 2 * time.Hour}, {"g/d", 1, 3 * time.Hour}, {"g/b", 50, time.Hour},
+		{"g/e", 50, 0, 0, 0}, {"g/c", 5, time.Hour, 2, 2}, {"g/a", 5, 0, 1, 1}, {"h/b", 500, 2 * time.Hour, 0, 2},
+		{"g/d", 1, 3 * time.Hour, 0, 0}, {"g/b", 50, time.Hour, 7, 1},
 	}
 	for _, sp := range specs {
-		must(s.Add(ctx, enqueuer.NewRepository{Path: sp.path, TagCount: sp.tags, CreatedAt: base.Add(sp.at)}))(t)
+		must(s.Add(ctx, enqueuer.NewRepository{Path: sp.path, TagCount: sp.tags, Priority: sp.added, CreatedAt: base.Add(sp.at)}))(t)
+		if sp.priority != sp.added {
+			must(s.SetPriority(ctx, enqueuer.PriorityChange{Path: sp.path, Priority: sp.priority}))(t)
+		}
 	}
 	for _, tc := range []struct {
 		order enqueuer.Order
@@ -531,6 +543,12 @@ func testListOrdersAndPages(t *testing.T, s enqueuer.Store) {
 		{enqueuer.OrderNewest, []string{"g/d", "h/b", "g/b", "g/c", "g/a", "g/e"}},
 		{enqueuer.OrderSmallest, []string{"g/d", "g/a", "g/c", "g/e", "g/b", "h/b"}},
 		{enqueuer.OrderPath, []string{"g/a", "g/b", "g/c", "g/d", "g/e", "h/b"}},
+		{enqueuer.OrderPriority, []string{"g/c", "h/b", "g/a", "g/b", "g/e", "g/d"}},
+		// The host's own keys, in mixed directions.
+		{enqueuer.OrderBy("-tag_count", "path"), []string{"h/b", "g/b", "g/e", "g/a", "g/c", "g/d"}},
+		{enqueuer.OrderBy("priority", "-created_at"), []string{"g/d", "g/e", "g/b", "g/a", "h/b", "g/c"}},
+		{enqueuer.OrderBy("-id"), []string{"g/b", "g/d", "h/b", "g/a", "g/c", "g/e"}},
+		{enqueuer.OrderBy(" retry_count ", "-path"), []string{"h/b", "g/e", "g/d", "g/c", "g/b", "g/a"}},
 	} {
 		all := must(s.List(ctx, enqueuer.ListOptions{State: enqueuer.StateDefault, Order: tc.order, Limit: 10}))(t)
 		wantPaths(t, all, tc.want...)
@@ -596,5 +614,65 @@ func testLastStarted(t *testing.T, s enqueuer.Store) {
 	move(t, s, b, enqueuer.EventAbort, "x", base.Add(3*time.Hour))
 	if last := must(s.LastStarted(ctx))(t); !last.Equal(base.Add(2 * time.Hour)) {
 		t.Fatalf("last start %v, want %v", last, base.Add(2*time.Hour))
+	}
+}
+
+// testSetPriority sets priorities by path and by prefix: only those that
+// change count, nothing else of the record changes, and a priority stays
+// through transitions and reverts.
+func testSetPriority(t *testing.T, s enqueuer.Store) {
+	ctx := context.Background()
+	for _, p := range []string{"group/a", "group/b/c", "group-x/a", "groupy/z", "other/group/a"} {
+		add(t, s, p, base)
+	}
+	a := must(s.Get(ctx, "group/a"))(t)
+	if a.Priority != 0 {
+		t.Fatalf("default priority %d", a.Priority)
+	}
+	if n := must(s.SetPriority(ctx, enqueuer.PriorityChange{PathPrefix: "group/", Priority: 5}))(t); n != 2 {
+		t.Fatalf("prefix group/ changed %d, want 2", n)
+	}
+	if n := must(s.SetPriority(ctx, enqueuer.PriorityChange{PathPrefix: "group/", Priority: 5}))(t); n != 0 {
+		t.Fatalf("setting the same priority again changed %d", n)
+	}
+	if n := must(s.SetPriority(ctx, enqueuer.PriorityChange{Path: "group/a", Priority: -3}))(t); n != 1 {
+		t.Fatalf("path changed %d, want 1", n)
+	}
+	if n := must(s.SetPriority(ctx, enqueuer.PriorityChange{Path: "group/a", Priority: -3}))(t); n != 0 {
+		t.Fatalf("setting the same priority again changed %d", n)
+	}
+	if n := must(s.SetPriority(ctx, enqueuer.PriorityChange{PathPrefix: "nobody/", Priority: 1}))(t); n != 0 {
+		t.Fatalf("an empty prefix changed %d", n)
+	}
+	if n := must(s.SetPriority(ctx, enqueuer.PriorityChange{PathPrefix: "gr\u00fcn/", Priority: 1}))(t); n != 0 {
+		t.Fatalf("a non-ASCII prefix changed %d", n)
+	}
+	want := map[string]int{"group/a": -3, "group/b/c": 5, "group-x/a": 0, "groupy/z": 0, "other/group/a": 0}
+	for p, w := range want {
+		if got := must(s.Get(ctx, p))(t); got.Priority != w {
+			t.Errorf("%s: priority %d, want %d", p, got.Priority, w)
+		}
+	}
+	got := must(s.Get(ctx, "group/a"))(t)
+	if got.Version != a.Version || !got.UpdatedAt.Equal(a.UpdatedAt) {
+		t.Fatalf("a priority change changed the migration record: %+v, was %+v", got, a)
+	}
+	_, err := s.SetPriority(ctx, enqueuer.PriorityChange{Path: "group/none", Priority: 1})
+	wantErr(t, err, enqueuer.ErrNotFound)
+	for _, bad := range []enqueuer.PriorityChange{{}, {Path: "group/a", PathPrefix: "group/"}, {Path: "Bad Path"}} {
+		if _, err := s.SetPriority(ctx, bad); err == nil {
+			t.Errorf("SetPriority(%+v) accepted", bad)
+		}
+	}
+
+	// Transitions and a revert keep the priority, even one set in between.
+	claimed := move(t, s, got, enqueuer.EventStartPreImport, "", base.Add(time.Minute))
+	if claimed.Priority != -3 {
+		t.Fatalf("transition lost the priority: %+v", claimed)
+	}
+	must(s.SetPriority(ctx, enqueuer.PriorityChange{Path: "group/a", Priority: 9}))(t)
+	back := must(s.Revert(ctx, claimed, got))(t)
+	if back.Priority != 9 || back.State != enqueuer.StateDefault {
+		t.Fatalf("revert: %+v, want priority 9 in default", back)
 	}
 }

@@ -69,7 +69,7 @@ func (s *Store) Add(ctx context.Context, nr enqueuer.NewRepository) (enqueuer.Re
 	}
 	s.lastID++
 	r := enqueuer.Repository{
-		ID: s.lastID, Path: nr.Path, State: enqueuer.StateDefault, TagCount: nr.TagCount, Version: 1,
+		ID: s.lastID, Path: nr.Path, State: enqueuer.StateDefault, TagCount: nr.TagCount, Priority: nr.Priority, Version: 1,
 		CreatedAt: created, UpdatedAt: created, StateChangedAt: created,
 	}
 	s.byID[r.ID] = r
@@ -189,7 +189,11 @@ func (s *Store) List(ctx context.Context, opts enqueuer.ListOptions) ([]enqueuer
 		}
 	}
 	s.mu.Unlock()
-	slices.SortFunc(out, opts.Compare)
+	compare, err := opts.Order.Comparator()
+	if err != nil {
+		return nil, err
+	}
+	slices.SortFunc(out, compare)
 	if len(out) > opts.Limit {
 		out = out[:opts.Limit]
 	}
@@ -237,6 +241,30 @@ func (s *Store) Reconsider(ctx context.Context, keep string) (int, error) {
 		r.UpdatedAt = at
 		s.byID[id] = r
 		n++
+	}
+	return n, nil
+}
+
+// SetPriority implements enqueuer.Store.
+func (s *Store) SetPriority(ctx context.Context, p enqueuer.PriorityChange) (int, error) {
+	if err := ctx.Err(); err != nil {
+		return 0, err
+	}
+	if err := p.Validate(); err != nil {
+		return 0, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.byPath[p.Path]; p.Path != "" && !ok {
+		return 0, fmt.Errorf("%w: %s", enqueuer.ErrNotFound, p.Path)
+	}
+	n := 0
+	for id, r := range s.byID {
+		if p.Match(r) && r.Priority != p.Priority {
+			r.Priority = p.Priority
+			s.byID[id] = r
+			n++
+		}
 	}
 	return n, nil
 }
