@@ -69,8 +69,11 @@ type Forecast struct {
 	// Counts are the repositories by state.
 	Counts Counts
 	// Known is false until an import has finished: without a measured
-	// duration there is nothing to forecast from, and Remaining is 0.
-	Known bool
+	// duration of both phases there is nothing to forecast from, and
+	// Remaining is 0. Unknown then says why, with what is measured so
+	// far.
+	Known   bool
+	Unknown string
 	// Remaining is the time until the last repository that can start now
 	// (waiting and not deferred, or in progress) is imported; ETA is
 	// At + Remaining. Deferred repositories are not counted: they wait
@@ -86,9 +89,13 @@ type Forecast struct {
 // from the measured durations of the latest finished imports by tag-count
 // bucket and the capacity. A repository's expected duration is read off
 // the buckets' measured means, interpolated by tag count (and extrapolated
-// from the two nearest buckets for repositories smaller or larger than
-// any finished one), for each of its two phases: the pre-import, and the
-// final import with the wait for its start. Imports in progress need what
+// along a power law fitted to the three nearest buckets for repositories
+// smaller or larger than any finished one), for each of its two phases:
+// the pre-import, and the final import with the wait for its start. The
+// means also count the imports in progress: a finished pre-import as
+// measured, a phase still running as at least as long as it has run (see
+// newDurationModel), so that a bucket's first and quickest finished
+// imports do not stand for it alone. Imports in progress need what
 // is left of their current phase (at least a tenth of the time it has
 // run, once it overruns) and the phase after it; waiting repositories take
 // the first free unit of capacity in the enqueuer's order (aborted first,
@@ -138,15 +145,35 @@ func (e *Enqueuer) Forecast(ctx context.Context, opts ForecastOptions) (Forecast
 		waiting = append(waiting, rs...)
 	}
 	beyond := max(f.Counts.Waiting()-len(waiting), 0)
-	m := newDurationModel(finished)
+	m := newDurationModel(finished, running, opts.Now)
 	f.Buckets = m.buckets(running, waiting)
 	if !m.known() {
+		f.Unknown = m.unknownReason(running, opts.Now)
 		return f, nil
 	}
 	f.Known = true
 	f.Remaining = m.schedule(opts.Now, opts.Capacity, running, waiting, beyond)
 	f.ETA = opts.Now.Add(f.Remaining)
 	return f, nil
+}
+
+// unknownReason says why m cannot forecast.
+func (m *durationModel) unknownReason(running []Repository, now time.Time) string {
+	if len(running) == 0 {
+		return "no import has finished and none is in progress: nothing measured to forecast from"
+	}
+	var longest time.Duration
+	for _, r := range running {
+		if !r.PreImportingAt.IsZero() {
+			longest = max(longest, now.Sub(r.PreImportingAt))
+		}
+	}
+	pre := m.preFinished
+	for _, n := range m.finished {
+		pre += n
+	}
+	return fmt.Sprintf("no import has finished both phases yet (%d in progress, the longest for %s; %d pre-imports finished): the time they have run is only a lower bound",
+		len(running), longest.Round(time.Second), pre)
 }
 
 // bucketOf returns the index of the bucket of a repository with tags tags.
@@ -174,6 +201,10 @@ func bucketBounds(i int) (lo, hi int) {
 // for a minute is nearly done, however long its pre-import took.
 type durationModel struct {
 	pre, final phaseModel
+	// finished counts the imports that finished, by bucket; preFinished
+	// the pre-imports of the imports in progress that finished.
+	finished    []int
+	preFinished int
 }
 
 // phaseModel is one phase's measured mean duration of each bucket.
@@ -189,10 +220,25 @@ type bucketSum struct {
 
 type point struct{ tags, secs float64 }
 
-func newDurationModel(finished []Repository) *durationModel {
+// running is a phase still going on: it has run for ran so far.
+type runningPhase struct {
+	bucket, tags int
+	ran          time.Duration
+}
+
+// newDurationModel measures the phases of the finished imports, and of
+// the imports in progress at now: a pre-import that ended is measured
+// like a finished one, and a phase still running counts in its bucket as
+// at least as long as it has run (otherwise as long as the bucket's
+// finished ones). Without them the first finished imports of a bucket,
+// which are its quickest, would stand for the whole bucket while its
+// slower ones still run.
+func newDurationModel(finished, inProgress []Repository, now time.Time) *durationModel {
+	nb := len(TagBuckets) + 1
 	m := &durationModel{
-		pre:   phaseModel{sum: make([]bucketSum, len(TagBuckets)+1)},
-		final: phaseModel{sum: make([]bucketSum, len(TagBuckets)+1)},
+		pre:      phaseModel{sum: make([]bucketSum, nb)},
+		final:    phaseModel{sum: make([]bucketSum, nb)},
+		finished: make([]int, nb),
 	}
 	for _, r := range finished {
 		// A repository reconciled after an abort may carry the end of an
@@ -203,9 +249,25 @@ func newDurationModel(finished []Repository) *durationModel {
 			continue
 		}
 		b := bucketOf(r.TagCount)
+		m.finished[b]++
 		m.pre.add(b, r.TagCount, r.PreImportDoneAt.Sub(r.PreImportingAt))
 		m.final.add(b, r.TagCount, r.ImportDoneAt.Sub(r.PreImportDoneAt))
 	}
+	var pre, final []runningPhase
+	for _, r := range inProgress {
+		b := bucketOf(r.TagCount)
+		switch {
+		case r.PreImportingAt.IsZero():
+		case r.State == StatePreImporting:
+			pre = append(pre, runningPhase{b, r.TagCount, now.Sub(r.PreImportingAt)})
+		case !r.PreImportDoneAt.Before(r.PreImportingAt):
+			m.pre.add(b, r.TagCount, r.PreImportDoneAt.Sub(r.PreImportingAt))
+			m.preFinished++
+			final = append(final, runningPhase{b, r.TagCount, now.Sub(r.PreImportDoneAt)})
+		}
+	}
+	m.pre.addRunning(pre)
+	m.final.addRunning(final)
 	m.pre.fit()
 	m.final.fit()
 	return m
@@ -218,6 +280,31 @@ func (p *phaseModel) add(bucket, tags int, d time.Duration) {
 	b.secs += d.Seconds()
 }
 
+// runningWeight bounds what one running phase adds to its bucket: at most
+// that many times the measured mean, so that one stuck import (which the
+// stale guard will cancel) does not stand for all the others.
+const runningWeight = 2
+
+// addRunning counts phases still running in the buckets that have
+// measured ones, each as the longer of the time it has run and the
+// bucket's measured mean (at most runningWeight times that mean). A bucket
+// measured only by running phases stays unmeasured: a lower bound alone is
+// no estimate.
+func (p *phaseModel) addRunning(running []runningPhase) {
+	means := make([]float64, len(p.sum))
+	for i, b := range p.sum {
+		if b.n > 0 {
+			means[i] = b.secs / float64(b.n)
+		}
+	}
+	for _, r := range running {
+		if means[r.bucket] > 0 {
+			mean := time.Duration(means[r.bucket] * float64(time.Second))
+			p.add(r.bucket, r.tags, min(max(r.ran, mean), runningWeight*mean))
+		}
+	}
+}
+
 func (p *phaseModel) fit() {
 	for _, b := range p.sum {
 		if b.n > 0 {
@@ -226,7 +313,8 @@ func (p *phaseModel) fit() {
 	}
 }
 
-func (m *durationModel) known() bool { return len(m.pre.curve) > 0 }
+// known reports whether both phases have been measured.
+func (m *durationModel) known() bool { return len(m.pre.curve) > 0 && len(m.final.curve) > 0 }
 
 // expected returns the expected duration of a repository with tags tags,
 // both phases.
@@ -235,11 +323,9 @@ func (m *durationModel) expected(tags int) time.Duration {
 }
 
 // expected returns the phase's expected duration for a repository with
-// tags tags: linear between the buckets' means; below the smallest, along
-// the line through the two smallest (never below the proportion of the
-// smallest's mean); above the largest, along the power law through the
-// two largest (never growing faster than in proportion, never falling);
-// in proportion to the tags when only one bucket is known.
+// tags tags: linear between the buckets' means; below the smallest and
+// above the largest, along a power law fitted to the nearest buckets
+// (extrapolate); in proportion to the tags when only one bucket is known.
 func (p *phaseModel) expected(tags int) time.Duration {
 	t, c := float64(tags), p.curve
 	if len(c) == 0 {
@@ -258,27 +344,62 @@ func (p *phaseModel) expected(tags int) time.Duration {
 	case len(c) == 1:
 		secs = c[0].secs * t / max(c[0].tags, 1)
 	case i == 0:
-		// Small repositories are mostly fixed costs: follow the line of
-		// the two smallest buckets down, but not below the proportion.
-		a, b := c[0], c[1]
-		secs = max(a.secs+(b.secs-a.secs)*(t-a.tags)/(b.tags-a.tags), a.secs*t/max(a.tags, 1))
+		// Smaller than any finished one.
+		secs = extrapolate(c, 0, t)
 	case i < len(c):
 		a, b := c[i-1], c[i]
 		secs = a.secs + (b.secs-a.secs)*(t-a.tags)/(b.tags-a.tags)
 	default:
-		// Larger than any finished one: along the power law through the
-		// two largest buckets, t^k with k between 0 and 1. Imports grow
-		// more slowly than their tag counts (tags share blobs, and a large
-		// import runs more operations at once), and a straight line through
-		// two buckets overshoots the one repository that decides the end.
-		a, b := c[len(c)-2], c[len(c)-1]
-		k := 1.0
-		if a.tags > 0 && a.secs > 0 && b.secs > 0 {
-			k = min(max(math.Log(b.secs/a.secs)/math.Log(b.tags/a.tags), 0), 1)
-		}
-		secs = b.secs * math.Pow(t/b.tags, k)
+		// Larger than any finished one.
+		secs = extrapolate(c, len(c)-1, t)
 	}
 	return time.Duration(max(secs, 0) * float64(time.Second))
+}
+
+// extrapolate extrapolates the curve c beyond its end near (its first or
+// last point) to t tags along a power law, secs ∝ tags^k, fitted by least
+// squares in log-log over the extrapolationBuckets buckets nearest that
+// end, with k between 0 (a fixed cost) and 1 (in proportion to the tags),
+// from the nearest bucket's mean. Measured imports grow more slowly than
+// their tag counts at both ends (a fixed cost per repository at the small
+// end; shared blobs and concurrent operations at the large end), so a
+// straight line overshoots both: the many small repositories behind the
+// measured ones, and the one large repository that decides the end. The
+// slope through only the two nearest buckets follows the noise of one
+// bucket (a single large repository's final import), which three damp.
+func extrapolate(c []point, near int, t float64) float64 {
+	lo, hi := near-extrapolationBuckets+1, near+extrapolationBuckets
+	k := fitExponent(c[max(lo, 0):min(hi, len(c))])
+	if c[near].tags <= 0 {
+		return c[near].secs
+	}
+	return c[near].secs * math.Pow(t/c[near].tags, k)
+}
+
+// extrapolationBuckets is how many buckets at an end of the curve fit the
+// exponent of extrapolate.
+const extrapolationBuckets = 3
+
+// fitExponent is the least-squares slope of log(secs) on log(tags) over
+// c, between 0 and 1; 1 when c cannot tell.
+func fitExponent(c []point) float64 {
+	var sx, sy, sxx, sxy, n float64
+	for _, p := range c {
+		if p.tags <= 0 || p.secs <= 0 {
+			continue
+		}
+		x, y := math.Log(p.tags), math.Log(p.secs)
+		sx += x
+		sy += y
+		sxx += x * x
+		sxy += x * y
+		n++
+	}
+	d := n*sxx - sx*sx
+	if n < 2 || d <= 0 {
+		return 1
+	}
+	return min(max((n*sxy-sx*sy)/d, 0), 1)
 }
 
 // left returns how long r, in progress, still needs at now: what is left
@@ -363,11 +484,11 @@ func (m *durationModel) buckets(running, waiting []Repository) []BucketForecast 
 	out := make([]BucketForecast, len(m.pre.sum))
 	for i := range out {
 		out[i].MinTags, out[i].MaxTags = bucketBounds(i)
-		if pre, final := m.pre.sum[i], m.final.sum[i]; pre.n > 0 {
-			out[i].Finished = pre.n
+		out[i].Finished = m.finished[i]
+		if pre, final := m.pre.sum[i], m.final.sum[i]; pre.n > 0 && final.n > 0 {
 			out[i].MeanTags = pre.tags / float64(pre.n)
 			out[i].MeanPreImport = time.Duration(pre.secs / float64(pre.n) * float64(time.Second))
-			out[i].MeanDuration = time.Duration((pre.secs + final.secs) / float64(pre.n) * float64(time.Second))
+			out[i].MeanDuration = out[i].MeanPreImport + time.Duration(final.secs/float64(final.n)*float64(time.Second))
 		}
 	}
 	for _, r := range running {

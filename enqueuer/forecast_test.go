@@ -3,6 +3,7 @@ package enqueuer_test
 import (
 	"context"
 	"fmt"
+	"math"
 	"testing"
 	"time"
 
@@ -44,6 +45,7 @@ func TestForecastByTagBuckets(t *testing.T) {
 		f, err := enq.Forecast(ctx, enqueuer.ForecastOptions{})
 		require.NoError(t, err)
 		require.False(t, f.Known, "nothing finished yet")
+		require.Contains(t, f.Unknown, "nothing measured")
 
 		finish("done/a", 10, 10*time.Second)
 		finish("done/b", 100, 100*time.Second)
@@ -82,10 +84,12 @@ func TestForecastByTagBuckets(t *testing.T) {
 		require.Equal(t, 78750*time.Millisecond, f.Remaining)
 
 		// An import that overruns its expected time needs a tenth of what
-		// it has run; the capacity can be given.
+		// it has run, and counts in its bucket as twice the measured mean
+		// (a pre-import mean of 75s instead of 50s); the capacity can be
+		// given. The 1,000-tag one, started at once: 750s + 500s.
 		f, err = enq.Forecast(ctx, enqueuer.ForecastOptions{Now: now.Add(1000 * time.Second), Capacity: 100})
 		require.NoError(t, err)
-		require.Equal(t, 1000*time.Second, f.Remaining, "the 1,000-tag one, started at once")
+		require.Equal(t, 1250*time.Second, f.Remaining)
 	})
 }
 
@@ -121,51 +125,141 @@ func TestForecastRunningImportsByPhase(t *testing.T) {
 		f, err := enq.Forecast(ctx, enqueuer.ForecastOptions{})
 		require.NoError(t, err)
 		require.Equal(t, 6*time.Second, f.Remaining)
-		require.Equal(t, 40*time.Second, f.Buckets[0].MeanPreImport)
-		require.Equal(t, 50*time.Second, f.Buckets[0].MeanDuration)
+		// Its finished pre-import is measured with the finished import's.
+		require.Equal(t, 70*time.Second, f.Buckets[0].MeanPreImport)
+		require.Equal(t, 80*time.Second, f.Buckets[0].MeanDuration)
+		require.Equal(t, 1, f.Buckets[0].Finished)
 
 		// Overrunning its phase by 20s (30s in): a tenth of that, 3s.
 		f, err = enq.Forecast(ctx, enqueuer.ForecastOptions{Now: now.Add(26 * time.Second)})
 		require.NoError(t, err)
 		require.Equal(t, 3*time.Second, f.Remaining)
 
-		// A pre-import 30s in: 10s of it and the 10s final phase.
+		// A pre-import 30s in: 40s of it (the mean of 40s, 100s and its
+		// own 70s at least) and the 10s final phase.
 		step(add("run/pre"), enqueuer.EventStartPreImport, 30*time.Second)
 		f, err = enq.Forecast(ctx, enqueuer.ForecastOptions{})
 		require.NoError(t, err)
-		require.Equal(t, 20*time.Second, f.Remaining)
+		require.Equal(t, 50*time.Second, f.Remaining)
 	})
 }
 
 // A repository larger than any finished one follows the power law through
 // the two largest buckets: 10 tags in 10s and 100 in 40s make 1,000 tags
-// 160s (4x per 10x), where a straight line would say 340s.
+// 160s (4x per 10x), where a straight line would say 340s; one smaller
+// than any finished follows it through the two smallest: 1 tag 2.5s,
+// where the line would say 7s.
 func TestForecastExtrapolatesAlongPowerLaw(t *testing.T) {
 	eachStore(t, func(t *testing.T, store enqueuer.Store, locker lease.Locker) {
 		ctx := context.Background()
 		now := epoch.Add(48 * time.Hour)
 		e := newEnv(t, store, enqueuertest.RegistryOptions{})
-		for _, d := range []struct {
-			tags int
-			took time.Duration
-		}{{10, 10 * time.Second}, {100, 40 * time.Second}} {
-			r, err := e.store.Add(ctx, enqueuer.NewRepository{Path: fmt.Sprintf("done/%d", d.tags), TagCount: d.tags, CreatedAt: epoch})
-			require.NoError(t, err)
-			start := now.Add(-time.Hour)
-			for _, s := range []struct {
-				ev enqueuer.Event
-				at time.Time
-			}{{enqueuer.EventStartPreImport, start}, {enqueuer.EventFinishPreImport, start.Add(d.took / 2)},
-				{enqueuer.EventStartImport, start.Add(d.took / 2)}, {enqueuer.EventFinishImport, start.Add(d.took)}} {
-				r, err = e.store.Transition(ctx, enqueuer.Change{ID: r.ID, From: r.State, Event: s.ev, At: s.at})
-				require.NoError(t, err)
-			}
-		}
+		finishAll(t, e, now, []finishedImport{{10, 10 * time.Second}, {100, 40 * time.Second}})
 		_, err := e.store.Add(ctx, enqueuer.NewRepository{Path: "wait/big", TagCount: 1000, CreatedAt: epoch})
 		require.NoError(t, err)
 		enq := e.enqueuer(t, enqueuer.Config{Capacity: capacity(1), Locker: locker, Clock: func() time.Time { return now }})
 		f, err := enq.Forecast(ctx, enqueuer.ForecastOptions{})
 		require.NoError(t, err)
 		require.InDelta(t, 160, f.Remaining.Seconds(), 0.001)
+		_, err = e.store.Add(ctx, enqueuer.NewRepository{Path: "wait/small", TagCount: 1, CreatedAt: epoch})
+		require.NoError(t, err)
+		f, err = enq.Forecast(ctx, enqueuer.ForecastOptions{})
+		require.NoError(t, err)
+		require.InDelta(t, 160+10*math.Pow(0.1, math.Log10(4)), f.Remaining.Seconds(), 0.001)
+	})
+}
+
+// The exponent is fitted to the three nearest buckets, so that one noisy
+// bucket does not set it: 10 tags in 10s, 100 in 40s and 1,000 in 100s
+// fit t^0.5, so 10,000 tags take 100s × √10 = 316s (through the two
+// largest alone, t^0.4: 250s; along a straight line: 700s).
+func TestForecastFitsThreeBuckets(t *testing.T) {
+	eachStore(t, func(t *testing.T, store enqueuer.Store, locker lease.Locker) {
+		ctx := context.Background()
+		now := epoch.Add(48 * time.Hour)
+		e := newEnv(t, store, enqueuertest.RegistryOptions{})
+		finishAll(t, e, now, []finishedImport{{10, 10 * time.Second}, {100, 40 * time.Second}, {1000, 100 * time.Second}})
+		_, err := e.store.Add(ctx, enqueuer.NewRepository{Path: "wait/big", TagCount: 10_000, CreatedAt: epoch})
+		require.NoError(t, err)
+		enq := e.enqueuer(t, enqueuer.Config{Capacity: capacity(1), Locker: locker, Clock: func() time.Time { return now }})
+		f, err := enq.Forecast(ctx, enqueuer.ForecastOptions{})
+		require.NoError(t, err)
+		require.InDelta(t, 100*math.Sqrt(10), f.Remaining.Seconds(), 0.01)
+	})
+}
+
+type finishedImport struct {
+	tags int
+	took time.Duration
+}
+
+// finishAll adds one finished import per entry, started an hour before
+// now, half of it pre-import.
+func finishAll(t *testing.T, e *env, now time.Time, done []finishedImport) {
+	t.Helper()
+	ctx := context.Background()
+	for _, d := range done {
+		r, err := e.store.Add(ctx, enqueuer.NewRepository{Path: fmt.Sprintf("done/%d", d.tags), TagCount: d.tags, CreatedAt: epoch})
+		require.NoError(t, err)
+		start := now.Add(-time.Hour)
+		for _, s := range []struct {
+			ev enqueuer.Event
+			at time.Time
+		}{{enqueuer.EventStartPreImport, start}, {enqueuer.EventFinishPreImport, start.Add(d.took / 2)},
+			{enqueuer.EventStartImport, start.Add(d.took / 2)}, {enqueuer.EventFinishImport, start.Add(d.took)}} {
+			r, err = e.store.Transition(ctx, enqueuer.Change{ID: r.ID, From: r.State, Event: s.ev, At: s.at})
+			require.NoError(t, err)
+		}
+	}
+}
+
+// A bucket's first finished imports are its quickest: the ones still
+// running count as at least as long as they have run (at most twice the
+// measured mean), and the forecast says why it cannot be made before
+// both phases of an import are measured.
+func TestForecastCountsRunningImports(t *testing.T) {
+	eachStore(t, func(t *testing.T, store enqueuer.Store, locker lease.Locker) {
+		ctx := context.Background()
+		now := epoch.Add(48 * time.Hour)
+		e := newEnv(t, store, enqueuertest.RegistryOptions{})
+		step := func(r enqueuer.Repository, ev enqueuer.Event, ago time.Duration) enqueuer.Repository {
+			r, err := e.store.Transition(ctx, enqueuer.Change{ID: r.ID, From: r.State, Event: ev, At: now.Add(-ago)})
+			require.NoError(t, err)
+			return r
+		}
+		add := func(path string) enqueuer.Repository {
+			r, err := e.store.Add(ctx, enqueuer.NewRepository{Path: path, TagCount: 10, CreatedAt: epoch})
+			require.NoError(t, err)
+			return r
+		}
+		enq := e.enqueuer(t, enqueuer.Config{Capacity: capacity(10), Locker: locker, Clock: func() time.Time { return now }})
+		// Pre-imports running for 12s, 15s and 50s; one finished in 10s
+		// and its final import is 1s in.
+		for i, ran := range []time.Duration{12 * time.Second, 15 * time.Second, 50 * time.Second} {
+			step(add(fmt.Sprintf("run/r%d", i)), enqueuer.EventStartPreImport, ran)
+		}
+		r := step(add("run/final"), enqueuer.EventStartPreImport, 11*time.Second)
+		r = step(r, enqueuer.EventFinishPreImport, time.Second)
+		f, err := enq.Forecast(ctx, enqueuer.ForecastOptions{})
+		require.NoError(t, err)
+		require.False(t, f.Known)
+		require.Equal(t, "no import has finished both phases yet (4 in progress, the longest for 50s; 1 pre-imports finished): the time they have run is only a lower bound", f.Unknown)
+
+		// Finished: one import, pre-import 10s and final phase 2s.
+		done := step(add("done/a"), enqueuer.EventStartPreImport, time.Hour)
+		done = step(done, enqueuer.EventFinishPreImport, time.Hour-10*time.Second)
+		done = step(done, enqueuer.EventStartImport, time.Hour-10*time.Second)
+		step(done, enqueuer.EventFinishImport, time.Hour-12*time.Second)
+		f, err = enq.Forecast(ctx, enqueuer.ForecastOptions{})
+		require.NoError(t, err)
+		require.True(t, f.Known)
+		require.Empty(t, f.Unknown)
+		// Pre-imports: 10s and 10s measured, 12s, 15s and 20s (50s, at
+		// most twice the mean) running: a mean of 13.4s. Final phase: 2s,
+		// and the one 1s in counts as 2s.
+		require.Equal(t, 13400*time.Millisecond, f.Buckets[0].MeanPreImport)
+		require.Equal(t, 15400*time.Millisecond, f.Buckets[0].MeanDuration)
+		require.Equal(t, 1, f.Buckets[0].Finished)
+		require.Equal(t, 4, f.Buckets[0].InProgress)
 	})
 }

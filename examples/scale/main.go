@@ -19,6 +19,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -55,6 +56,8 @@ type options struct {
 	cpuProfile  string
 	memProfile  string
 	verbose     bool
+	timeline    string
+	replay      string
 }
 
 func main() {
@@ -75,6 +78,8 @@ func main() {
 	flag.BoolVar(&o.keep, "keep", false, "keep the destination directory")
 	flag.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the import to this file")
 	flag.StringVar(&o.memProfile, "memprofile", "", "write a heap profile to this file every 30s during the import")
+	flag.StringVar(&o.timeline, "timeline", "", "write the run's samples and the repositories' final records to this JSON file (for -replay)")
+	flag.StringVar(&o.replay, "replay", "", "do not import: make the enqueuer's forecast again over a file written by -timeline and print its error")
 	flag.BoolVar(&o.verbose, "v", false, "log warnings (retried failures, refused starts)")
 	flag.Parse()
 
@@ -87,6 +92,9 @@ func main() {
 }
 
 func run(ctx context.Context, out io.Writer, o options) error {
+	if o.replay != "" {
+		return replay(ctx, out, o.replay, o.capacity)
+	}
 	level := slog.LevelError
 	if o.verbose {
 		level = slog.LevelWarn
@@ -153,6 +161,11 @@ func run(ctx context.Context, out io.Writer, o options) error {
 		for _, l := range res.BenchLines() {
 			fmt.Fprintln(out, l)
 		}
+		if o.timeline != "" {
+			if werr := writeTimeline(o.timeline, res); werr != nil {
+				return errors.Join(err, werr)
+			}
+		}
 	}
 	return err
 }
@@ -201,4 +214,53 @@ func startProfiles(cpu, mem string) (func(), error) {
 			s()
 		}
 	}, nil
+}
+
+// writeTimeline writes what replays the run's forecast (harness.Timeline).
+func writeTimeline(path string, res *harness.Result) error {
+	b, err := json.Marshal(res.Timeline)
+	if err != nil {
+		return fmt.Errorf("timeline: %w", err)
+	}
+	if err := os.WriteFile(path, b, 0o644); err != nil {
+		return fmt.Errorf("timeline: %w", err)
+	}
+	return nil
+}
+
+// replay makes the enqueuer's forecast again over a timeline written by
+// -timeline and prints its error at 10/50/90% and on average; capacity
+// stands in for a timeline that does not record one.
+func replay(ctx context.Context, out io.Writer, path string, capacity int) error {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("replay: %w", err)
+	}
+	var tl harness.Timeline
+	if err := json.Unmarshal(b, &tl); err != nil {
+		return fmt.Errorf("replay: %s: %w", path, err)
+	}
+	if tl.Capacity <= 0 { // a timeline from before the field
+		tl.Capacity = capacity
+	}
+	r, err := harness.ReplayForecast(ctx, tl, []float64{0.10, 0.50, 0.90})
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "replay of %s: %d repositories, wall %s, capacity %d\n", path, len(tl.Records), tl.Wall.Round(time.Second), tl.Capacity)
+	for _, set := range []struct {
+		name   string
+		points []harness.ETAPoint
+	}{{"blobs", r.ByBlobs}, {"repositories", r.ByRepositories}} {
+		for _, p := range set.points {
+			if p.Predicted < 0 {
+				fmt.Fprintf(out, "  forecast at %2.0f%% of %s: unknown at %s (actual %s left)\n", p.Progress*100, set.name, p.At.Round(time.Second), p.Actual.Round(time.Second))
+				continue
+			}
+			fmt.Fprintf(out, "  forecast at %2.0f%% of %s: at %s predicted %s, actual %s: %+.1f%%\n", p.Progress*100, set.name,
+				p.At.Round(time.Second), p.Predicted.Round(100*time.Millisecond), p.Actual.Round(100*time.Millisecond), p.Error*100)
+		}
+	}
+	fmt.Fprintf(out, "  mean |error| %.1f%% over %d samples with at least %s left\n", r.MeanError*100, r.Samples, harness.ReplayMinLeft)
+	return nil
 }

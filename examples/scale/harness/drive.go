@@ -242,6 +242,7 @@ func (e *env) settle(ctx context.Context, res *Result, repos []repoInfo) error {
 			return fmt.Errorf("scale: reading the final state of %s: %w", r.Name, err)
 		}
 		res.RepositoryRetries += got.RetryCount
+		res.Timeline.Records = append(res.Timeline.Records, got)
 		switch {
 		case got.State == enqueuer.StateImportDone:
 			res.Imported++

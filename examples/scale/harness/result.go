@@ -93,6 +93,9 @@ type Result struct {
 	// repositories imported or skipped.
 	Forecast, ForecastByRepositories []ETAPoint
 
+	// Timeline replays the forecast offline (ReplayForecast).
+	Timeline Timeline
+
 	Verification Verification
 	// Baseline is the same-run sample of the seed's one-at-a-time
 	// importer (nil unless Options.BaselineRepositories);

@@ -115,6 +115,8 @@ func Run(ctx context.Context, w *Workload, opts Options) (*Result, error) {
 	res.ETA = trk.etaPoints(wall, shares)
 	res.Forecast = trk.forecastPoints(wall, shares)
 	res.ForecastByRepositories = trk.forecastPointsByRepositories(wall, shares)
+	res.Timeline.Started, res.Timeline.Wall, res.Timeline.Capacity = start, wall, opts.Capacity
+	res.Timeline.Samples = trk.exportSamples()
 	if res.Wall > 0 {
 		res.BlobsPerSecond = float64(res.BlobsCopied) / res.Wall.Seconds()
 	}

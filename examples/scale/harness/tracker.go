@@ -503,6 +503,17 @@ func (t *tracker) points(end time.Duration, shares []float64, progress func(etaS
 	return out
 }
 
+// exportSamples returns the samples.
+func (t *tracker) exportSamples() []Sample {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	out := make([]Sample, len(t.samples))
+	for i, s := range t.samples {
+		out[i] = Sample{Elapsed: s.elapsed, BlobsDone: s.blobsDone, Settled: s.settled, Forecast: s.forecast, ForecastKnown: s.forecastKnown}
+	}
+	return out
+}
+
 // setForecast records the enqueuer's forecast with the latest sample.
 func (t *tracker) setForecast(remaining time.Duration, known bool) {
 	t.mu.Lock()
