@@ -91,8 +91,14 @@ func passLabel(p transfer.Pass) string {
 	return OtherLabel
 }
 
-// BlobDone implements transfer.Observer.
-func (o *transferObserver) BlobDone(_ context.Context, e transfer.BlobEvent) {
+// BlobStart implements transfer.Observer: the copy's duration comes with
+// BlobEnd's event.
+func (o *transferObserver) BlobStart(ctx context.Context, _ transfer.BlobStartEvent) context.Context {
+	return ctx
+}
+
+// BlobEnd implements transfer.Observer.
+func (o *transferObserver) BlobEnd(_ context.Context, e transfer.BlobEvent) {
 	if e.Err != nil {
 		reason := "other"
 		switch {
@@ -126,8 +132,14 @@ func (o *transferObserver) Retried(_ context.Context, e transfer.RetryEvent) {
 	o.retries.WithLabelValues(op, cause).Inc()
 }
 
-// RepositoryDone implements transfer.Observer.
-func (o *transferObserver) RepositoryDone(_ context.Context, e transfer.RepositoryEvent) {
+// RepositoryStart implements transfer.Observer: the repository's
+// duration comes with RepositoryEnd's event.
+func (o *transferObserver) RepositoryStart(ctx context.Context, _ transfer.RepositoryStartEvent) context.Context {
+	return ctx
+}
+
+// RepositoryEnd implements transfer.Observer.
+func (o *transferObserver) RepositoryEnd(_ context.Context, e transfer.RepositoryEvent) {
 	pass := passLabel(e.Pass)
 	outcome := oneOf(e.Outcome, OtherLabel, transfer.RepositoryImported, transfer.RepositoryFailed,
 		transfer.RepositoryTooLarge, transfer.RepositoryDryRun)
@@ -137,8 +149,14 @@ func (o *transferObserver) RepositoryDone(_ context.Context, e transfer.Reposito
 	}
 }
 
-// PassDone implements transfer.Observer.
-func (o *transferObserver) PassDone(_ context.Context, e transfer.PassEvent) {
+// PassStart implements transfer.Observer: the pass's duration comes with
+// PassEnd's event.
+func (o *transferObserver) PassStart(ctx context.Context, _ transfer.PassStartEvent) context.Context {
+	return ctx
+}
+
+// PassEnd implements transfer.Observer.
+func (o *transferObserver) PassEnd(_ context.Context, e transfer.PassEvent) {
 	pass := passLabel(e.Pass)
 	result := "ok"
 	if e.Err != nil {

@@ -140,7 +140,13 @@
 // truncated, connection); ImportOptions.Observer about every repository
 // (imported, failed, too_large, dry_run), every pass and every retry of a
 // source read. This is for metrics and tracing without a metrics dependency
-// here: package prommetrics implements Observer with Prometheus.
+// here: package prommetrics implements Observer with Prometheus. Hooks have
+// pgx's tracer shape, like every Ferry package's: a pass, a repository and
+// a blob get XStart, whose returned context the operation runs under, and
+// XEnd with that context, so a pass's span is the parent of its
+// repositories' and a repository's of its blobs' (a blob shared by several
+// repositories is under the first that asked for it, though only the
+// pass's end cancels it); retries are single calls.
 //
 // # The distribution storage layout
 //

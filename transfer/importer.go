@@ -81,7 +81,7 @@ type ImportOptions struct {
 	// ReportFailuresOnly keeps only the repositories that failed or were
 	// too large in Report.Repositories; the others are counted
 	// (Report.RepositoryCount and the totals) and seen one by one by
-	// Observer.RepositoryDone and Progress. Without it the Report holds an
+	// Observer.RepositoryEnd and Progress. Without it the Report holds an
 	// entry (a few hundred bytes) per repository, the one part of an
 	// import's memory that grows with the registry: set it for registries
 	// of hundreds of thousands of repositories.
@@ -184,8 +184,9 @@ func (im *Importer) Import(ctx context.Context, repos ...string) (*Report, error
 
 func (im *Importer) run(ctx context.Context, pass Pass, names []string) (rep *Report, err error) {
 	start := time.Now()
+	ctx = im.opts.Observer.PassStart(ctx, PassStartEvent{Pass: pass, Repositories: names})
 	defer func() {
-		im.opts.Observer.PassDone(ctx, PassEvent{Report: rep, Pass: pass, Duration: time.Since(start), Err: err})
+		im.opts.Observer.PassEnd(ctx, PassEvent{Report: rep, Pass: pass, Duration: time.Since(start), Err: err})
 	}()
 	// Without names, repositories are imported as the walk finds them,
 	// so a large registry starts importing long before its listing ends.
@@ -256,7 +257,8 @@ func (im *Importer) run(ctx context.Context, pass Pass, names []string) (rep *Re
 		if runCtx.Err() != nil {
 			rr := RepositoryReport{Name: name, Err: &RepositoryError{Repository: name, Err: fmt.Errorf("not started: %w", context.Cause(runCtx))}}
 			record(rr)
-			im.opts.Observer.RepositoryDone(ctx, RepositoryEvent{Pass: pass, Outcome: RepositoryFailed, Report: rr})
+			rctx := im.opts.Observer.RepositoryStart(ctx, RepositoryStartEvent{Pass: pass, Name: name})
+			im.opts.Observer.RepositoryEnd(rctx, RepositoryEvent{Pass: pass, Outcome: RepositoryFailed, Report: rr})
 			continue
 		}
 		g.Go(func() error {
@@ -309,6 +311,7 @@ func (im *Importer) importRepository(ctx context.Context, st *runState, pass Pas
 	start := time.Now()
 	rr.Name = name
 	st.progress.repoStarted(name)
+	ctx = im.opts.Observer.RepositoryStart(ctx, RepositoryStartEvent{Pass: pass, Name: name})
 	defer func() {
 		rr.Duration = time.Since(start)
 		st.progress.repoDone(name, rr.Duration, rr.Err)
@@ -327,7 +330,7 @@ func (im *Importer) importRepository(ctx context.Context, st *runState, pass Pas
 			}
 			log.InfoContext(ctx, "transfer: repository done", slog.Int("manifests", rr.Manifests), slog.Int("blobs", rr.Blobs))
 		}
-		im.opts.Observer.RepositoryDone(ctx, RepositoryEvent{Pass: pass, Outcome: outcome, Report: rr})
+		im.opts.Observer.RepositoryEnd(ctx, RepositoryEvent{Pass: pass, Outcome: outcome, Report: rr})
 	}()
 
 	p, err := im.plan(ctx, st, name)
@@ -372,7 +375,7 @@ func (im *Importer) apply(ctx context.Context, st *runState, pass Pass, p *repoP
 			if err := gctx.Err(); err != nil {
 				return err
 			}
-			res, shared, err := st.transfer(im.tr, b.Digest)
+			res, shared, err := st.transfer(gctx, im.tr, b.Digest)
 			if err != nil {
 				return err
 			}

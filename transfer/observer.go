@@ -9,6 +9,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/opencontainers/go-digest"
+
 	"github.com/ferryhq/ferry/internal/observe"
 )
 
@@ -20,20 +22,63 @@ import (
 // not block. Set it in Options.Observer (blobs, and retries of copies) and
 // ImportOptions.Observer (repositories, passes, and retries of source
 // reads); a RetryPolicy's Observer sees the retries of whatever uses it.
+//
+// Hooks follow pgx's tracer shape, like every Ferry package's: an
+// operation that takes time (a pass, a repository, a blob) gets XStart,
+// whose returned context the operation runs under, and XEnd, called once
+// with that context. So a pass's span is the parent of its repositories'
+// spans, a repository's of its blobs', and a blob's of the bucket calls
+// its copy makes. Retries are single calls.
 type Observer interface {
-	// BlobDone is called after every Transfer, whatever the outcome.
-	BlobDone(ctx context.Context, e BlobEvent)
+	// BlobStart is called when a Transfer begins; the copy (its bucket
+	// calls and retries) runs under the context it returns.
+	BlobStart(ctx context.Context, e BlobStartEvent) context.Context
+	// BlobEnd is called after every Transfer, whatever the outcome, with
+	// the context BlobStart returned.
+	BlobEnd(ctx context.Context, e BlobEvent)
 	// Retried is called when a storage operation failed with a retryable
 	// error and is about to be tried again.
 	Retried(ctx context.Context, e RetryEvent)
-	// RepositoryDone is called when an Importer has finished a
-	// repository, successfully or not.
-	RepositoryDone(ctx context.Context, e RepositoryEvent)
-	// PassDone is called at the end of every PreImport and Import.
-	PassDone(ctx context.Context, e PassEvent)
+	// RepositoryStart is called when an Importer begins a repository; the
+	// repository's reads, writes and Transfers run under the context it
+	// returns.
+	RepositoryStart(ctx context.Context, e RepositoryStartEvent) context.Context
+	// RepositoryEnd is called when an Importer has finished a
+	// repository, successfully or not, with the context RepositoryStart
+	// returned.
+	RepositoryEnd(ctx context.Context, e RepositoryEvent)
+	// PassStart is called when a PreImport or Import begins; the pass
+	// runs under the context it returns.
+	PassStart(ctx context.Context, e PassStartEvent) context.Context
+	// PassEnd is called at the end of every PreImport and Import, with
+	// the context PassStart returned.
+	PassEnd(ctx context.Context, e PassEvent)
 }
 
-// BlobEvent describes one Transfer.
+// BlobStartEvent describes a Transfer about to begin.
+type BlobStartEvent struct {
+	// Digest is the blob's digest (unbounded: fine on a trace span, never
+	// a metric label).
+	Digest digest.Digest
+}
+
+// RepositoryStartEvent describes a repository an Importer is about to
+// import.
+type RepositoryStartEvent struct {
+	Pass Pass
+	// Name is the repository's path (unbounded: never a metric label).
+	Name string
+}
+
+// PassStartEvent describes a pass about to begin.
+type PassStartEvent struct {
+	Pass Pass
+	// Repositories are the repositories named; empty when the pass
+	// imports every repository it finds.
+	Repositories []string
+}
+
+// BlobEvent describes one Transfer that ended.
 type BlobEvent struct {
 	// Result says what was done; Result.Method() is "skipped",
 	// "server-side" or "streamed". Result.Digest is unbounded: fine on a
@@ -156,20 +201,32 @@ type PassEvent struct {
 }
 
 // ObserverFuncs is an Observer made of optional functions; nil ones are
-// skipped. The zero value observes nothing.
+// skipped (a nil XStart returns its context). The zero value observes
+// nothing.
 type ObserverFuncs struct {
-	OnBlobDone       func(ctx context.Context, e BlobEvent)
-	OnRetried        func(ctx context.Context, e RetryEvent)
-	OnRepositoryDone func(ctx context.Context, e RepositoryEvent)
-	OnPassDone       func(ctx context.Context, e PassEvent)
+	OnBlobStart       func(ctx context.Context, e BlobStartEvent) context.Context
+	OnBlobEnd         func(ctx context.Context, e BlobEvent)
+	OnRetried         func(ctx context.Context, e RetryEvent)
+	OnRepositoryStart func(ctx context.Context, e RepositoryStartEvent) context.Context
+	OnRepositoryEnd   func(ctx context.Context, e RepositoryEvent)
+	OnPassStart       func(ctx context.Context, e PassStartEvent) context.Context
+	OnPassEnd         func(ctx context.Context, e PassEvent)
 }
 
 var _ Observer = ObserverFuncs{}
 
-// BlobDone implements Observer.
-func (o ObserverFuncs) BlobDone(ctx context.Context, e BlobEvent) {
-	if o.OnBlobDone != nil {
-		o.OnBlobDone(ctx, e)
+// BlobStart implements Observer.
+func (o ObserverFuncs) BlobStart(ctx context.Context, e BlobStartEvent) context.Context {
+	if o.OnBlobStart != nil {
+		return o.OnBlobStart(ctx, e)
+	}
+	return ctx
+}
+
+// BlobEnd implements Observer.
+func (o ObserverFuncs) BlobEnd(ctx context.Context, e BlobEvent) {
+	if o.OnBlobEnd != nil {
+		o.OnBlobEnd(ctx, e)
 	}
 }
 
@@ -180,32 +237,52 @@ func (o ObserverFuncs) Retried(ctx context.Context, e RetryEvent) {
 	}
 }
 
-// RepositoryDone implements Observer.
-func (o ObserverFuncs) RepositoryDone(ctx context.Context, e RepositoryEvent) {
-	if o.OnRepositoryDone != nil {
-		o.OnRepositoryDone(ctx, e)
+// RepositoryStart implements Observer.
+func (o ObserverFuncs) RepositoryStart(ctx context.Context, e RepositoryStartEvent) context.Context {
+	if o.OnRepositoryStart != nil {
+		return o.OnRepositoryStart(ctx, e)
+	}
+	return ctx
+}
+
+// RepositoryEnd implements Observer.
+func (o ObserverFuncs) RepositoryEnd(ctx context.Context, e RepositoryEvent) {
+	if o.OnRepositoryEnd != nil {
+		o.OnRepositoryEnd(ctx, e)
 	}
 }
 
-// PassDone implements Observer.
-func (o ObserverFuncs) PassDone(ctx context.Context, e PassEvent) {
-	if o.OnPassDone != nil {
-		o.OnPassDone(ctx, e)
+// PassStart implements Observer.
+func (o ObserverFuncs) PassStart(ctx context.Context, e PassStartEvent) context.Context {
+	if o.OnPassStart != nil {
+		return o.OnPassStart(ctx, e)
+	}
+	return ctx
+}
+
+// PassEnd implements Observer.
+func (o ObserverFuncs) PassEnd(ctx context.Context, e PassEvent) {
+	if o.OnPassEnd != nil {
+		o.OnPassEnd(ctx, e)
 	}
 }
 
 // MultiObserver returns an Observer that tells each of obs in turn; nil
-// ones are dropped.
+// ones are dropped. Start hooks run in order, each under the context the
+// previous one returned; End hooks run in reverse order, each with the
+// context its own Start returned.
 func MultiObserver(obs ...Observer) Observer {
 	return observe.Join(obs, func(list []Observer) Observer { return multiObserver(list) })
 }
 
 type multiObserver []Observer
 
-func (m multiObserver) BlobDone(ctx context.Context, e BlobEvent) {
-	for _, o := range m {
-		o.BlobDone(ctx, e)
-	}
+func (m multiObserver) BlobStart(ctx context.Context, e BlobStartEvent) context.Context {
+	return observe.Start(ctx, m, func(o Observer, ctx context.Context) context.Context { return o.BlobStart(ctx, e) })
+}
+
+func (m multiObserver) BlobEnd(ctx context.Context, e BlobEvent) {
+	observe.End(ctx, m, func(o Observer, ctx context.Context) { o.BlobEnd(ctx, e) })
 }
 
 func (m multiObserver) Retried(ctx context.Context, e RetryEvent) {
@@ -214,14 +291,18 @@ func (m multiObserver) Retried(ctx context.Context, e RetryEvent) {
 	}
 }
 
-func (m multiObserver) RepositoryDone(ctx context.Context, e RepositoryEvent) {
-	for _, o := range m {
-		o.RepositoryDone(ctx, e)
-	}
+func (m multiObserver) RepositoryStart(ctx context.Context, e RepositoryStartEvent) context.Context {
+	return observe.Start(ctx, m, func(o Observer, ctx context.Context) context.Context { return o.RepositoryStart(ctx, e) })
 }
 
-func (m multiObserver) PassDone(ctx context.Context, e PassEvent) {
-	for _, o := range m {
-		o.PassDone(ctx, e)
-	}
+func (m multiObserver) RepositoryEnd(ctx context.Context, e RepositoryEvent) {
+	observe.End(ctx, m, func(o Observer, ctx context.Context) { o.RepositoryEnd(ctx, e) })
+}
+
+func (m multiObserver) PassStart(ctx context.Context, e PassStartEvent) context.Context {
+	return observe.Start(ctx, m, func(o Observer, ctx context.Context) context.Context { return o.PassStart(ctx, e) })
+}
+
+func (m multiObserver) PassEnd(ctx context.Context, e PassEvent) {
+	observe.End(ctx, m, func(o Observer, ctx context.Context) { o.PassEnd(ctx, e) })
 }

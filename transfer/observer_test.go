@@ -41,6 +41,17 @@ type events struct {
 	retries []transfer.RetryEvent
 	repos   []transfer.RepositoryEvent
 	passes  []transfer.PassEvent
+	// Each Start puts its name in the context; the names each Start found
+	// there (its parent) and each End was given back.
+	parents map[string]string
+	ends    []string
+}
+
+type spanKey struct{}
+
+func spanOf(ctx context.Context) string {
+	s, _ := ctx.Value(spanKey{}).(string)
+	return s
 }
 
 func (e *events) observer() transfer.Observer {
@@ -49,11 +60,36 @@ func (e *events) observer() transfer.Observer {
 		defer e.mu.Unlock()
 		f()
 	}
+	start := func(ctx context.Context, name string) context.Context {
+		add(func() {
+			if e.parents == nil {
+				e.parents = map[string]string{}
+			}
+			e.parents[name] = spanOf(ctx)
+		})
+		return context.WithValue(ctx, spanKey{}, name)
+	}
+	end := func(ctx context.Context) { e.ends = append(e.ends, spanOf(ctx)) }
 	return transfer.ObserverFuncs{
-		OnBlobDone:       func(_ context.Context, ev transfer.BlobEvent) { add(func() { e.blobs = append(e.blobs, ev) }) },
-		OnRetried:        func(_ context.Context, ev transfer.RetryEvent) { add(func() { e.retries = append(e.retries, ev) }) },
-		OnRepositoryDone: func(_ context.Context, ev transfer.RepositoryEvent) { add(func() { e.repos = append(e.repos, ev) }) },
-		OnPassDone:       func(_ context.Context, ev transfer.PassEvent) { add(func() { e.passes = append(e.passes, ev) }) },
+		OnBlobStart: func(ctx context.Context, ev transfer.BlobStartEvent) context.Context {
+			return start(ctx, string(ev.Digest))
+		},
+		OnBlobEnd: func(ctx context.Context, ev transfer.BlobEvent) {
+			add(func() { e.blobs = append(e.blobs, ev); end(ctx) })
+		},
+		OnRetried: func(_ context.Context, ev transfer.RetryEvent) { add(func() { e.retries = append(e.retries, ev) }) },
+		OnRepositoryStart: func(ctx context.Context, ev transfer.RepositoryStartEvent) context.Context {
+			return start(ctx, ev.Name)
+		},
+		OnRepositoryEnd: func(ctx context.Context, ev transfer.RepositoryEvent) {
+			add(func() { e.repos = append(e.repos, ev); end(ctx) })
+		},
+		OnPassStart: func(ctx context.Context, ev transfer.PassStartEvent) context.Context {
+			return start(ctx, ev.Pass.String())
+		},
+		OnPassEnd: func(ctx context.Context, ev transfer.PassEvent) {
+			add(func() { e.passes = append(e.passes, ev); end(ctx) })
+		},
 	}
 }
 
@@ -111,6 +147,34 @@ func TestObserverSeesBlobsRetriesRepositoriesAndPasses(t *testing.T) {
 	}
 	if ops["copy"] != len(ev.blobs) || ops["read"] == 0 {
 		t.Fatalf("retries by operation %v, %d blobs", ops, len(ev.blobs))
+	}
+
+	// The contexts nest: pass > repository > blob (under the repository
+	// that asked for it first), and every End got its own Start's.
+	pass := transfer.PreImport.String()
+	if p := ev.parents[pass]; p != "" {
+		t.Fatalf("the pass started under %q", p)
+	}
+	repos := map[string]bool{}
+	for _, r := range reg.Repositories {
+		repos[r.Name] = true
+		if p := ev.parents[r.Name]; p != pass {
+			t.Fatalf("repository %s started under %q, want the pass", r.Name, p)
+		}
+	}
+	for _, b := range ev.blobs {
+		if p := ev.parents[string(b.Result.Digest)]; !repos[p] {
+			t.Fatalf("blob %s started under %q, want a repository", b.Result.Digest, p)
+		}
+	}
+	want := len(ev.blobs) + len(ev.repos) + len(ev.passes)
+	if len(ev.ends) != want {
+		t.Fatalf("%d Ends, want %d", len(ev.ends), want)
+	}
+	for _, name := range ev.ends {
+		if _, ok := ev.parents[name]; !ok {
+			t.Fatalf("an End got the context %q, not one a Start returned", name)
+		}
 	}
 }
 

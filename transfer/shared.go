@@ -37,8 +37,10 @@ func (st *runState) limit(ctx context.Context, fn func() error) error {
 
 // transfer copies d once per run however many repositories reference it.
 // shared is true when another repository already did (or is doing) the
-// work.
-func (st *runState) transfer(tr Transferer, d digest.Digest) (res Result, shared bool, err error) {
+// work. The copy runs with the values of asker's context (so the span of
+// the repository that asked first is its parent) but ends only with the
+// run's.
+func (st *runState) transfer(asker context.Context, tr Transferer, d digest.Digest) (res Result, shared bool, err error) {
 	if v, ok := st.copied.get(d); ok {
 		return v, true, nil
 	}
@@ -48,10 +50,12 @@ func (st *runState) transfer(tr Transferer, d digest.Digest) (res Result, shared
 			return v, nil
 		}
 		leader = true
+		ctx, cancel := st.detach(asker)
+		defer cancel()
 		var res Result
-		err := st.limit(st.ctx, func() error {
+		err := st.limit(ctx, func() error {
 			var err error
-			res, err = tr.Transfer(st.ctx, d)
+			res, err = tr.Transfer(ctx, d)
 			return err
 		})
 		if err == nil {
@@ -61,6 +65,17 @@ func (st *runState) transfer(tr Transferer, d digest.Digest) (res Result, shared
 	})
 	res, _ = v.(Result)
 	return res, !leader, err
+}
+
+// detach returns a context with asker's values (a trace span, say) that
+// ends when, and only when, the run's context does, with its cause.
+func (st *runState) detach(asker context.Context) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithCancelCause(context.WithoutCancel(asker))
+	stop := context.AfterFunc(st.ctx, func() { cancel(context.Cause(st.ctx)) })
+	return ctx, func() {
+		stop()
+		cancel(nil)
+	}
 }
 
 // blobSize returns the size of blob d in the source, asking the storage

@@ -197,8 +197,9 @@ type corruptRead struct {
 func (t *transferer) Transfer(ctx context.Context, d digest.Digest) (Result, error) {
 	start := time.Now()
 	st := &copyState{d: d, res: Result{Digest: d}}
+	ctx = t.opts.Observer.BlobStart(ctx, BlobStartEvent{Digest: d})
 	if err := ValidateDigest(d); err != nil {
-		t.opts.Observer.BlobDone(ctx, BlobEvent{Result: st.res, Err: err})
+		t.opts.Observer.BlobEnd(ctx, BlobEvent{Result: st.res, Err: err})
 		return st.res, err
 	}
 	st.key = t.layout.BlobKey(d)
@@ -218,7 +219,7 @@ func (t *transferer) Transfer(ctx context.Context, d digest.Digest) (Result, err
 		err = fmt.Errorf("transfer %s: %w", d, t.finalCorrupt(st, err))
 		res.Skipped, res.ServerSide = false, false
 	}
-	t.opts.Observer.BlobDone(ctx, BlobEvent{Result: res, Err: err})
+	t.opts.Observer.BlobEnd(ctx, BlobEvent{Result: res, Err: err})
 	return res, err
 }
 

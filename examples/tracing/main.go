@@ -79,7 +79,7 @@ func run(ctx context.Context, out io.Writer) error {
 	if err := enqueue(ctx, tracer, locker, enqueuer.MultiObserver(metrics.Enqueuer(), enqueuerTracer(tracer))); err != nil {
 		return err
 	}
-	if err := importLayout(ctx, tracer, transfer.MultiObserver(metrics.Transfer(), transferTracer(tracer))); err != nil {
+	if err := importLayout(ctx, transfer.MultiObserver(metrics.Transfer(), transferTracer(tracer))); err != nil {
 		return err
 	}
 	if err := tp.ForceFlush(ctx); err != nil {
@@ -175,10 +175,9 @@ func enqueue(ctx context.Context, tracer trace.Tracer, locker lease.Locker, obs 
 }
 
 // importLayout generates a small registry in the distribution layout and
-// pre-imports it from one in-memory bucket to another under an
-// "import" span; every first read of a layer is cut short once, and
-// retried.
-func importLayout(ctx context.Context, tracer trace.Tracer, obs transfer.Observer) error {
+// pre-imports it from one in-memory bucket to another; every first read of
+// a layer is cut short once, and retried.
+func importLayout(ctx context.Context, obs transfer.Observer) error {
 	srcBlob, dstBlob := memblob.OpenBucket(nil), memblob.OpenBucket(nil)
 	defer srcBlob.Close()
 	defer dstBlob.Close()
@@ -201,8 +200,7 @@ func importLayout(ctx context.Context, tracer trace.Tracer, obs transfer.Observe
 	if err != nil {
 		return err
 	}
-	ctx, span := tracer.Start(ctx, "import")
-	defer span.End()
+	// The Importer's PassStart hook makes the pass's span.
 	_, err = im.PreImport(ctx, gen.Repositories[0].Name, gen.Repositories[1].Name)
 	return err
 }

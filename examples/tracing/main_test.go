@@ -44,11 +44,16 @@ func Example() {
 	//   enqueuer.start import_type=next repository=acme/web result=accepted
 	// PUT /notify
 	//   enqueuer.notification outcome=applied repository=acme/api status=pre_import_complete http.response.status_code=200
-	// import blobs_copied=14 bytes_copied=75484 pass=pre-import
-	//   · transfer.retry ×19
+	// transfer.pass blobs_copied=14 bytes_copied=75484 pass=pre-import
 	//   transfer.repository blobs=7 manifests=3 outcome=imported repository=group-00/project-000
+	//     · transfer.retry attempt=1 cause=truncated op=read
+	//     · transfer.retry attempt=1 cause=truncated op=read
+	//     · transfer.retry attempt=1 cause=truncated op=read
+	//     transfer.blob ×7
 	//   transfer.repository blobs=7 manifests=2 outcome=imported repository=group-00/project-001
-	//   transfer.blob ×14
+	//     · transfer.retry attempt=1 cause=truncated op=read
+	//     · transfer.retry attempt=1 cause=truncated op=read
+	//     transfer.blob ×7
 	// metrics:
 	//   ferry_bbm_jobs_failed_total{code="job_failed",migration="fill"} 1
 	//   ferry_bbm_jobs_finished_total{migration="fill"} 3
@@ -124,6 +129,22 @@ func TestRunSpanIsTheStartsParent(t *testing.T) {
 	requireNested(t, spans["enqueuer.run"], spans["enqueuer.start"])
 	requireNested(t, spans["enqueuer.run"], spans["lease.acquire"])
 	requireNested(t, spans["PUT /notify"], spans["enqueuer.notification"])
+}
+
+// A pass's span is the parent of its repositories' spans, and a
+// repository's of its blobs' (whose retries are events on them).
+func TestImportSpansNest(t *testing.T) {
+	spans := recorded(t, func(tr trace.Tracer) {
+		require.NoError(t, importLayout(context.Background(), transferTracer(tr)))
+	})
+	require.Len(t, spans["transfer.pass"], 1)
+	require.Len(t, spans["transfer.repository"], 2)
+	require.Len(t, spans["transfer.blob"], 14)
+	requireNested(t, spans["transfer.pass"], spans["transfer.repository"])
+	requireNested(t, spans["transfer.repository"], spans["transfer.blob"])
+	for _, b := range spans["transfer.blob"] {
+		require.Len(t, b.Events(), 1, "each layer's copy is retried once, on its own span")
+	}
 }
 
 func TestStorageTracerMarksTheSpan(t *testing.T) {

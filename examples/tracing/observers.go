@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"time"
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
@@ -15,24 +14,20 @@ import (
 	"github.com/ferryhq/ferry/transfer"
 )
 
-// The observers below record OpenTelemetry spans from Ferry's hook events.
-// A host copies them (or writes its own): Ferry's packages never import
+// The observers below record OpenTelemetry spans from Ferry's hooks. A
+// host copies them (or writes its own): Ferry's packages never import
 // OpenTelemetry.
 //
-// The pattern is the same for every package:
+// The pattern is the same for every package, since the hooks are (like
+// pgx's tracers):
 //
-//   - an event that reports a finished operation with its Duration becomes a
-//     span of its own, started Duration before now and ended now, as a
-//     child of the span in the event's context;
+//   - an operation with a duration has XStart, which starts a span as a
+//     child of the span in its context and returns the context with it (the
+//     operation runs under it, so spans made inside it, by the host's code,
+//     a pgx tracer or otelhttp, are its children), and XEnd, which gets that
+//     context back and ends the span with the outcome;
 //   - an event without a duration (a skip, a hold, a routed read) becomes an
-//     event on the span in the context;
-//   - the host starts a parent span around each call it makes (Run, an
-//     import pass), so that the events' contexts carry it.
-//
-// To get spans around the host's own code inside an operation (say the
-// registry calls an enqueuer start makes, or the SQL of a bbm Work), wrap
-// the interfaces the host hands to Ferry (enqueuer.RegistryClient,
-// bbm.Handler) or instrument their clients (otelhttp, a pgx tracer).
+//     event on the span in its context.
 
 // start starts a span named name as a child of ctx's span, and returns
 // ctx with it: the operation runs under it, and its End hook gets it back.
@@ -51,17 +46,6 @@ func end(ctx context.Context, err error, attrs ...attribute.KeyValue) {
 		s.SetStatus(codes.Error, err.Error())
 	}
 	s.End()
-}
-
-// span records a finished operation of duration d as a child of ctx's span.
-func span(ctx context.Context, t trace.Tracer, name string, d time.Duration, err error, attrs ...attribute.KeyValue) {
-	end := time.Now()
-	_, s := t.Start(ctx, name, trace.WithTimestamp(end.Add(-d)), trace.WithAttributes(attrs...))
-	if err != nil {
-		s.RecordError(err)
-		s.SetStatus(codes.Error, err.Error())
-	}
-	s.End(trace.WithTimestamp(end))
 }
 
 // bbmTracer records a span per job attempt (the Work's own spans are its
@@ -182,14 +166,36 @@ func leaseTracer(t trace.Tracer) lease.Observer {
 	}
 }
 
-// transferTracer records a span per blob transfer and per repository,
-// retries as events, and a pass's outcome as attributes of the host's span
-// around PreImport or Import.
+// transferTracer records a span per pass, per repository and per blob
+// transfer, nested as they run (a blob shared by several repositories is
+// under the first that asked for it), and retries as events.
 func transferTracer(t trace.Tracer) transfer.Observer {
 	return transfer.ObserverFuncs{
-		OnBlobDone: func(ctx context.Context, e transfer.BlobEvent) {
-			span(ctx, t, "transfer.blob", e.Result.Duration, e.Err,
-				attribute.String("transfer.digest", string(e.Result.Digest)),
+		OnPassStart: func(ctx context.Context, e transfer.PassStartEvent) context.Context {
+			return start(ctx, t, "transfer.pass", attribute.String("transfer.pass", e.Pass.String()))
+		},
+		OnPassEnd: func(ctx context.Context, e transfer.PassEvent) {
+			var attrs []attribute.KeyValue
+			if e.Report != nil {
+				attrs = append(attrs, attribute.Int64("transfer.blobs_copied", e.Report.BlobsCopied),
+					attribute.Int64("transfer.bytes_copied", e.Report.BytesCopied))
+			}
+			end(ctx, e.Err, attrs...)
+		},
+		OnRepositoryStart: func(ctx context.Context, e transfer.RepositoryStartEvent) context.Context {
+			return start(ctx, t, "transfer.repository", attribute.String("transfer.repository", e.Name))
+		},
+		OnRepositoryEnd: func(ctx context.Context, e transfer.RepositoryEvent) {
+			end(ctx, e.Report.Err,
+				attribute.String("transfer.outcome", string(e.Outcome)),
+				attribute.Int("transfer.manifests", e.Report.Manifests),
+				attribute.Int("transfer.blobs", e.Report.Blobs))
+		},
+		OnBlobStart: func(ctx context.Context, e transfer.BlobStartEvent) context.Context {
+			return start(ctx, t, "transfer.blob", attribute.String("transfer.digest", string(e.Digest)))
+		},
+		OnBlobEnd: func(ctx context.Context, e transfer.BlobEvent) {
+			end(ctx, e.Err,
 				attribute.String("transfer.method", e.Result.Method()),
 				attribute.Int64("transfer.bytes", e.Result.Bytes),
 				attribute.Int("transfer.attempts", e.Result.Attempts))
@@ -198,24 +204,6 @@ func transferTracer(t trace.Tracer) transfer.Observer {
 			trace.SpanFromContext(ctx).AddEvent("transfer.retry", trace.WithAttributes(
 				attribute.String("transfer.op", e.Op), attribute.String("transfer.cause", string(e.Cause)),
 				attribute.Int("transfer.attempt", e.Attempt)))
-		},
-		OnRepositoryDone: func(ctx context.Context, e transfer.RepositoryEvent) {
-			span(ctx, t, "transfer.repository", e.Report.Duration, e.Report.Err,
-				attribute.String("transfer.repository", e.Report.Name),
-				attribute.String("transfer.outcome", string(e.Outcome)),
-				attribute.Int("transfer.manifests", e.Report.Manifests),
-				attribute.Int("transfer.blobs", e.Report.Blobs))
-		},
-		OnPassDone: func(ctx context.Context, e transfer.PassEvent) {
-			s := trace.SpanFromContext(ctx)
-			s.SetAttributes(attribute.String("transfer.pass", e.Pass.String()))
-			if e.Report != nil {
-				s.SetAttributes(attribute.Int64("transfer.blobs_copied", e.Report.BlobsCopied),
-					attribute.Int64("transfer.bytes_copied", e.Report.BytesCopied))
-			}
-			if e.Err != nil {
-				s.SetStatus(codes.Error, e.Err.Error())
-			}
 		},
 	}
 }
