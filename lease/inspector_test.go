@@ -30,7 +30,7 @@ func TestInspectThroughObserve(t *testing.T) {
 		t.Fatalf("Inspect = %+v, want %+v", h, want)
 	}
 	if len(g.acquires) != 1 {
-		t.Errorf("Inspect was reported as an acquisition: %d AcquireDone events", len(g.acquires))
+		t.Errorf("Inspect was reported as an acquisition: %d AcquireEnd events", len(g.acquires))
 	}
 
 	_, err = lease.Inspect(ctx, plainLocker{}, "k")

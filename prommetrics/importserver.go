@@ -82,20 +82,27 @@ func (o *importServerObserver) collectors() []prometheus.Collector {
 		o.attempts, o.attemptTime, o.pending, o.failed, o.oldestWaiter}
 }
 
-// Requested implements importserver.Observer.
-func (o *importServerObserver) Requested(_ context.Context, e importserver.RequestEvent) {
+// RequestStart implements importserver.Observer: the request's duration
+// comes with RequestEnd's event.
+func (o *importServerObserver) RequestStart(ctx context.Context, _ importserver.RequestStartEvent) context.Context {
+	return ctx
+}
+
+// RequestEnd implements importserver.Observer.
+func (o *importServerObserver) RequestEnd(_ context.Context, e importserver.RequestEvent) {
 	op := oneOf(e.Op, OtherLabel, importserver.OpStart, importserver.OpStatus, importserver.OpCancel, importserver.OpInvalid)
 	o.requests.WithLabelValues(op, oneOf(strconv.Itoa(e.Code), OtherLabel, importAPICodes...)).Inc()
 	o.requestTime.WithLabelValues(op).Observe(e.Duration.Seconds())
 }
 
-// ImportStarted implements importserver.Observer.
-func (o *importServerObserver) ImportStarted(context.Context, importserver.ImportEvent) {
+// ImportStart implements importserver.Observer.
+func (o *importServerObserver) ImportStart(ctx context.Context, _ importserver.ImportStartEvent) context.Context {
 	o.running.Inc()
+	return ctx
 }
 
-// ImportFinished implements importserver.Observer.
-func (o *importServerObserver) ImportFinished(_ context.Context, e importserver.ImportEvent) {
+// ImportEnd implements importserver.Observer.
+func (o *importServerObserver) ImportEnd(_ context.Context, e importserver.ImportEvent) {
 	o.running.Dec()
 	typ := oneOf(e.Import.Type, OtherLabel, importServerTypes...)
 	result := "unrecorded"
@@ -117,8 +124,17 @@ func (o *importServerObserver) WriteGuarded(_ context.Context, e importserver.Gu
 		importserver.GuardAllowedDuringPreImport, importserver.GuardUnavailable)).Inc()
 }
 
-// NotificationAttempted implements importserver.Observer.
-func (o *importServerObserver) NotificationAttempted(_ context.Context, e importserver.DeliveryEvent) {
+// DeliveryStart implements importserver.Observer: the attempt's duration
+// comes with DeliveryEnd's event.
+func (o *importServerObserver) DeliveryStart(ctx context.Context, _ importserver.DeliveryStartEvent) context.Context {
+	return ctx
+}
+
+// DeliveryEnd implements importserver.Observer.
+func (o *importServerObserver) DeliveryEnd(_ context.Context, e importserver.DeliveryEvent) {
+	if e.Abandoned {
+		return // the server stopped: not an attempt that counts
+	}
 	o.attempts.WithLabelValues(oneOf(e.Result, OtherLabel, importserver.Delivered, importserver.Retry, importserver.GiveUp)).Inc()
 	o.attemptTime.Observe(e.Duration.Seconds())
 }

@@ -144,12 +144,11 @@ func touchAll(m *prommetrics.Metrics) {
 	tr.RepositoryEnd(tr.RepositoryStart(ctx, transfer.RepositoryStartEvent{}), transfer.RepositoryEvent{Pass: transfer.PreImport, Outcome: transfer.RepositoryImported, Report: transfer.RepositoryReport{Duration: 1}})
 	tr.PassEnd(tr.PassStart(ctx, transfer.PassStartEvent{}), transfer.PassEvent{Pass: transfer.FinalImport})
 	is := m.ImportServer()
-	is.Requested(ctx, importserver.RequestEvent{Op: importserver.OpStart, Code: 202})
-	is.ImportStarted(ctx, importserver.ImportEvent{})
-	is.ImportFinished(ctx, importserver.ImportEvent{Import: importserver.Import{Type: importserver.PreImport}, Result: importserver.Complete, Recorded: true})
+	is.RequestEnd(is.RequestStart(ctx, importserver.RequestStartEvent{}), importserver.RequestEvent{Op: importserver.OpStart, Code: 202})
+	is.ImportEnd(is.ImportStart(ctx, importserver.ImportStartEvent{}), importserver.ImportEvent{Import: importserver.Import{Type: importserver.PreImport}, Result: importserver.Complete, Recorded: true})
 	is.StaleFailed(ctx, importserver.ImportEvent{Import: importserver.Import{Type: importserver.FinalImport}})
 	is.WriteGuarded(ctx, importserver.GuardEvent{Action: importserver.GuardRefused})
-	is.NotificationAttempted(ctx, importserver.DeliveryEvent{Result: importserver.Delivered})
+	is.DeliveryEnd(is.DeliveryStart(ctx, importserver.DeliveryStartEvent{}), importserver.DeliveryEvent{Result: importserver.Delivered})
 	is.OutboxChecked(ctx, importserver.OutboxStats{Pending: 1})
 }
 

@@ -46,10 +46,11 @@ func newRegistry(o registryOptions) (*importserver.Server, error) {
 		return nil, err
 	}
 	counted := importserver.ObserverFuncs{
-		OnImportStarted: func(context.Context, importserver.ImportEvent) { o.queues.count(kindImport) },
-		OnNotificationAttempted: func(context.Context, importserver.DeliveryEvent) {
-			o.queues.count(kindNotification)
+		OnImportStart: func(ctx context.Context, _ importserver.ImportStartEvent) context.Context {
+			o.queues.count(kindImport)
+			return ctx
 		},
+		OnDeliveryEnd: func(context.Context, importserver.DeliveryEvent) { o.queues.count(kindNotification) },
 	}
 	return importserver.New(importserver.Config{
 		Importer:             delayedImporter{Importer: o.importer, delay: o.delay, copied: o.copied},

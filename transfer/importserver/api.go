@@ -112,10 +112,14 @@ type answer struct {
 
 func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) {
 	began := time.Now()
+	ctx := s.obs.RequestStart(r.Context(), RequestStartEvent{Method: r.Method, URLPath: r.URL.Path})
+	if ctx != r.Context() {
+		r = r.WithContext(ctx)
+	}
 	ev := RequestEvent{Op: OpInvalid}
 	a := s.serve(w, r, &ev)
 	ev.Code, ev.Err, ev.Duration = a.code, a.err, time.Since(began)
-	s.obs.Requested(r.Context(), ev)
+	s.obs.RequestEnd(ctx, ev)
 }
 
 func (s *Server) serve(w http.ResponseWriter, r *http.Request, ev *RequestEvent) answer {

@@ -39,6 +39,13 @@
 // failed deliveries and the age of the oldest pending one are reported
 // through Observer.OutboxChecked (prommetrics turns them into gauges).
 //
+// The Observer's hooks have pgx's tracer shape, like every Ferry
+// package's: an API request, an import and a delivery attempt get XStart,
+// whose returned context the operation runs under (a span started in
+// ImportStart is the parent of the Importer's spans, transfer's hooks
+// included), and XEnd with that context; stale imports, guarded writes and
+// outbox stats are single calls.
+//
 // # Crashes, timeouts and shutdown
 //
 // Import state changes are compare-and-set on (path, run). A server

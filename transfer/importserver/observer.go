@@ -13,24 +13,61 @@ import (
 // Calls are synchronous, from many goroutines at once: they must be quick,
 // safe for concurrent use, and must not block. Without Config.Observer an
 // empty one is called.
+//
+// Hooks follow pgx's tracer shape, like every Ferry package's: an
+// operation that takes time (an API request, an import, a notification's
+// delivery) gets XStart, whose returned context the operation runs under
+// (a span started in ImportStart is the parent of the Importer's own,
+// transfer's hooks included), and XEnd, called once with that context;
+// events without a duration are single calls.
 type Observer interface {
-	// Requested is called after the import API answered a request.
-	Requested(ctx context.Context, e RequestEvent)
-	// ImportStarted is called when a run begins (after the store recorded
-	// it), ImportFinished when it ended and its outcome was recorded (or
-	// could not be).
-	ImportStarted(ctx context.Context, e ImportEvent)
-	ImportFinished(ctx context.Context, e ImportEvent)
+	// RequestStart is called when the import API receives a request; the
+	// request is served under the context it returns.
+	RequestStart(ctx context.Context, e RequestStartEvent) context.Context
+	// RequestEnd is called after the import API answered, with the
+	// context RequestStart returned.
+	RequestEnd(ctx context.Context, e RequestEvent)
+	// ImportStart is called when a run begins (after the store recorded
+	// it); the Importer runs under the context it returns.
+	ImportStart(ctx context.Context, e ImportStartEvent) context.Context
+	// ImportEnd is called when the run ended and its outcome was recorded
+	// (or could not be), with the context ImportStart returned (no longer
+	// cancelled with the run).
+	ImportEnd(ctx context.Context, e ImportEvent)
 	// StaleFailed is called for each import found stale and ended.
 	StaleFailed(ctx context.Context, e ImportEvent)
 	// WriteGuarded is called for each write WriteGuard did not simply
 	// let through.
 	WriteGuarded(ctx context.Context, e GuardEvent)
-	// NotificationAttempted is called after each delivery attempt.
-	NotificationAttempted(ctx context.Context, e DeliveryEvent)
+	// DeliveryStart is called before each attempt to deliver a
+	// notification; the request to the registry is made under the
+	// context it returns.
+	DeliveryStart(ctx context.Context, e DeliveryStartEvent) context.Context
+	// DeliveryEnd is called after each attempt, once its answer is known,
+	// with the context DeliveryStart returned.
+	DeliveryEnd(ctx context.Context, e DeliveryEvent)
 	// OutboxChecked is called every NotifyConfig.StatsInterval with the
 	// outbox's pending and failed counts and the oldest pending age.
 	OutboxChecked(ctx context.Context, e OutboxStats)
+}
+
+// RequestStartEvent describes a request the import API received.
+type RequestStartEvent struct {
+	Method string
+	// URLPath is the request's path as received (unbounded and not yet
+	// validated: fine on a trace span, never a metric label).
+	URLPath string
+}
+
+// ImportStartEvent describes a run about to begin.
+type ImportStartEvent struct {
+	Import Import
+}
+
+// DeliveryStartEvent describes an attempt to deliver a notification about
+// to be made.
+type DeliveryStartEvent struct {
+	Notification Notification
 }
 
 // Operation is what an import API request asked. There are no others, so
@@ -60,19 +97,19 @@ type RequestEvent struct {
 	Err error
 }
 
-// ImportEvent describes one run.
+// ImportEvent describes one run that ended.
 type ImportEvent struct {
 	Import Import
-	// Result is how it ended (ImportFinished, StaleFailed).
+	// Result is how it ended.
 	Result Result
-	// Duration is how long it ran (ImportFinished).
+	// Duration is how long it ran (ImportEnd).
 	Duration time.Duration
 	// Report is the importer's, when it returned one.
 	Report *transfer.Report
 	// Err is the importer's error, or the store's when the outcome could
 	// not be recorded (Recorded false).
 	Err error
-	// Recorded says whether ImportFinished's outcome reached the store.
+	// Recorded says whether ImportEnd's outcome reached the store.
 	// A run ended by someone else (forced cancellation, stale sweep) is
 	// not recorded by its owner.
 	Recorded bool
@@ -115,40 +152,56 @@ type DeliveryEvent struct {
 	Code     int
 	Duration time.Duration
 	Err      error
+	// Abandoned is true when the server stopped during the attempt:
+	// nothing was recorded, and the notification is sent again once its
+	// claim expires.
+	Abandoned bool
 }
 
 // ObserverFuncs is an Observer built from optional functions; nil ones do
-// nothing. The zero value is a no-op Observer.
+// nothing (a nil XStart returns its context). The zero value is a no-op
+// Observer.
 type ObserverFuncs struct {
-	OnRequested             func(context.Context, RequestEvent)
-	OnImportStarted         func(context.Context, ImportEvent)
-	OnImportFinished        func(context.Context, ImportEvent)
-	OnStaleFailed           func(context.Context, ImportEvent)
-	OnWriteGuarded          func(context.Context, GuardEvent)
-	OnNotificationAttempted func(context.Context, DeliveryEvent)
-	OnOutboxChecked         func(context.Context, OutboxStats)
+	OnRequestStart  func(context.Context, RequestStartEvent) context.Context
+	OnRequestEnd    func(context.Context, RequestEvent)
+	OnImportStart   func(context.Context, ImportStartEvent) context.Context
+	OnImportEnd     func(context.Context, ImportEvent)
+	OnStaleFailed   func(context.Context, ImportEvent)
+	OnWriteGuarded  func(context.Context, GuardEvent)
+	OnDeliveryStart func(context.Context, DeliveryStartEvent) context.Context
+	OnDeliveryEnd   func(context.Context, DeliveryEvent)
+	OnOutboxChecked func(context.Context, OutboxStats)
 }
 
 var _ Observer = ObserverFuncs{}
 
-// Requested implements Observer.
-func (o ObserverFuncs) Requested(ctx context.Context, e RequestEvent) {
-	if o.OnRequested != nil {
-		o.OnRequested(ctx, e)
+// RequestStart implements Observer.
+func (o ObserverFuncs) RequestStart(ctx context.Context, e RequestStartEvent) context.Context {
+	if o.OnRequestStart != nil {
+		return o.OnRequestStart(ctx, e)
+	}
+	return ctx
+}
+
+// RequestEnd implements Observer.
+func (o ObserverFuncs) RequestEnd(ctx context.Context, e RequestEvent) {
+	if o.OnRequestEnd != nil {
+		o.OnRequestEnd(ctx, e)
 	}
 }
 
-// ImportStarted implements Observer.
-func (o ObserverFuncs) ImportStarted(ctx context.Context, e ImportEvent) {
-	if o.OnImportStarted != nil {
-		o.OnImportStarted(ctx, e)
+// ImportStart implements Observer.
+func (o ObserverFuncs) ImportStart(ctx context.Context, e ImportStartEvent) context.Context {
+	if o.OnImportStart != nil {
+		return o.OnImportStart(ctx, e)
 	}
+	return ctx
 }
 
-// ImportFinished implements Observer.
-func (o ObserverFuncs) ImportFinished(ctx context.Context, e ImportEvent) {
-	if o.OnImportFinished != nil {
-		o.OnImportFinished(ctx, e)
+// ImportEnd implements Observer.
+func (o ObserverFuncs) ImportEnd(ctx context.Context, e ImportEvent) {
+	if o.OnImportEnd != nil {
+		o.OnImportEnd(ctx, e)
 	}
 }
 
@@ -166,10 +219,18 @@ func (o ObserverFuncs) WriteGuarded(ctx context.Context, e GuardEvent) {
 	}
 }
 
-// NotificationAttempted implements Observer.
-func (o ObserverFuncs) NotificationAttempted(ctx context.Context, e DeliveryEvent) {
-	if o.OnNotificationAttempted != nil {
-		o.OnNotificationAttempted(ctx, e)
+// DeliveryStart implements Observer.
+func (o ObserverFuncs) DeliveryStart(ctx context.Context, e DeliveryStartEvent) context.Context {
+	if o.OnDeliveryStart != nil {
+		return o.OnDeliveryStart(ctx, e)
+	}
+	return ctx
+}
+
+// DeliveryEnd implements Observer.
+func (o ObserverFuncs) DeliveryEnd(ctx context.Context, e DeliveryEvent) {
+	if o.OnDeliveryEnd != nil {
+		o.OnDeliveryEnd(ctx, e)
 	}
 }
 
@@ -180,29 +241,30 @@ func (o ObserverFuncs) OutboxChecked(ctx context.Context, e OutboxStats) {
 	}
 }
 
-// MultiObserver tells every observer, in order. Nil observers are dropped.
+// MultiObserver tells every observer, in order; nil observers are
+// dropped. Start hooks run in order, each under the context the previous
+// one returned; End hooks run in reverse order, each with the context its
+// own Start returned.
 func MultiObserver(obs ...Observer) Observer {
 	return observe.Join(obs, func(list []Observer) Observer { return multiObserver(list) })
 }
 
 type multiObserver []Observer
 
-func (m multiObserver) Requested(ctx context.Context, e RequestEvent) {
-	for _, o := range m {
-		o.Requested(ctx, e)
-	}
+func (m multiObserver) RequestStart(ctx context.Context, e RequestStartEvent) context.Context {
+	return observe.Start(ctx, m, func(o Observer, ctx context.Context) context.Context { return o.RequestStart(ctx, e) })
 }
 
-func (m multiObserver) ImportStarted(ctx context.Context, e ImportEvent) {
-	for _, o := range m {
-		o.ImportStarted(ctx, e)
-	}
+func (m multiObserver) RequestEnd(ctx context.Context, e RequestEvent) {
+	observe.End(ctx, m, func(o Observer, ctx context.Context) { o.RequestEnd(ctx, e) })
 }
 
-func (m multiObserver) ImportFinished(ctx context.Context, e ImportEvent) {
-	for _, o := range m {
-		o.ImportFinished(ctx, e)
-	}
+func (m multiObserver) ImportStart(ctx context.Context, e ImportStartEvent) context.Context {
+	return observe.Start(ctx, m, func(o Observer, ctx context.Context) context.Context { return o.ImportStart(ctx, e) })
+}
+
+func (m multiObserver) ImportEnd(ctx context.Context, e ImportEvent) {
+	observe.End(ctx, m, func(o Observer, ctx context.Context) { o.ImportEnd(ctx, e) })
 }
 
 func (m multiObserver) StaleFailed(ctx context.Context, e ImportEvent) {
@@ -217,10 +279,12 @@ func (m multiObserver) WriteGuarded(ctx context.Context, e GuardEvent) {
 	}
 }
 
-func (m multiObserver) NotificationAttempted(ctx context.Context, e DeliveryEvent) {
-	for _, o := range m {
-		o.NotificationAttempted(ctx, e)
-	}
+func (m multiObserver) DeliveryStart(ctx context.Context, e DeliveryStartEvent) context.Context {
+	return observe.Start(ctx, m, func(o Observer, ctx context.Context) context.Context { return o.DeliveryStart(ctx, e) })
+}
+
+func (m multiObserver) DeliveryEnd(ctx context.Context, e DeliveryEvent) {
+	observe.End(ctx, m, func(o Observer, ctx context.Context) { o.DeliveryEnd(ctx, e) })
 }
 
 func (m multiObserver) OutboxChecked(ctx context.Context, e OutboxStats) {

@@ -98,7 +98,6 @@ type attempt struct {
 	n       Notification
 	d       Delivery
 	err     error
-	took    time.Duration
 	aborted bool // cut short by shutdown: not recorded
 }
 
@@ -107,8 +106,10 @@ type attempt struct {
 // this instance, or the lease's end, frees it.
 func (s *Server) deliver(ctx context.Context, n Notification) attempt {
 	began := time.Now()
+	ctx = s.obs.DeliveryStart(ctx, DeliveryStartEvent{Notification: n})
 	code, err := s.send(ctx, n)
 	if ctx.Err() != nil {
+		s.obs.DeliveryEnd(ctx, DeliveryEvent{Notification: n, Result: Retry, Code: code, Duration: time.Since(began), Err: err, Abandoned: true})
 		return attempt{n: n, aborted: true}
 	}
 	d := Delivery{ID: n.ID, Code: code, Result: Retry}
@@ -127,11 +128,12 @@ func (s *Server) deliver(ctx context.Context, n Notification) attempt {
 	if d.Result == Retry {
 		d.RetryIn = s.backoff(n.Attempts)
 	}
-	return attempt{n: n, d: d, err: err, took: time.Since(began)}
+	s.obs.DeliveryEnd(ctx, DeliveryEvent{Notification: n, Result: d.Result, Code: code, Duration: time.Since(began), Err: err})
+	return attempt{n: n, d: d, err: err}
 }
 
 // recordAttempts records a batch's attempts in one store call, then logs
-// and reports each.
+// each.
 func (s *Server) recordAttempts(ctx context.Context, attempts []attempt) {
 	ds := make([]Delivery, 0, len(attempts))
 	for _, a := range attempts {
@@ -161,7 +163,6 @@ func (s *Server) recordAttempts(ctx context.Context, attempts []attempt) {
 		default:
 			log.WarnContext(ctx, "importserver: notification not delivered; retrying", "retry_in", d.RetryIn, "error", a.err)
 		}
-		s.obs.NotificationAttempted(ctx, DeliveryEvent{Notification: n, Result: d.Result, Code: d.Code, Duration: a.took, Err: a.err})
 	}
 }
 

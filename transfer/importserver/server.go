@@ -274,7 +274,7 @@ func (s *Server) execute(ctx context.Context, cancel context.CancelCauseFunc, im
 	defer stop()
 	log := s.log.With("repository", imp.Path, "import_type", string(imp.Type), "run", imp.Run)
 	began := time.Now()
-	s.obs.ImportStarted(runCtx, ImportEvent{Import: imp})
+	runCtx = s.obs.ImportStart(runCtx, ImportStartEvent{Import: imp})
 	log.InfoContext(runCtx, "importserver: import started")
 
 	rep, err := s.run(runCtx, imp)
@@ -312,7 +312,7 @@ func (s *Server) execute(ctx context.Context, cancel context.CancelCauseFunc, im
 		delete(s.runs, imp.Path)
 	}
 	s.mu.Unlock()
-	s.obs.ImportFinished(context.WithoutCancel(runCtx), ev)
+	s.obs.ImportEnd(context.WithoutCancel(runCtx), ev)
 }
 
 // run waits for the writes a final import must not overlap, then calls

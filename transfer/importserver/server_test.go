@@ -280,7 +280,7 @@ func TestOutboxDelivery(t *testing.T) {
 	var events []importserver.DeliveryEvent
 	var stats []importserver.OutboxStats
 	obs := importserver.ObserverFuncs{
-		OnNotificationAttempted: func(_ context.Context, e importserver.DeliveryEvent) {
+		OnDeliveryEnd: func(_ context.Context, e importserver.DeliveryEvent) {
 			mu.Lock()
 			events = append(events, e)
 			mu.Unlock()
