@@ -44,12 +44,11 @@ func (e *engine) ExecuteJob(ctx context.Context, store Store, job *Job) error {
 func (e *engine) run(ctx context.Context, store Store, work Work, job *Job) error {
 	m := job.Migration
 	log := e.log.With("migration", m.Name, "job", job.ID, "start", job.Start, "end", job.End, "attempt", job.Attempts)
-	ev := JobEvent{Migration: m.Name, MigrationID: m.ID, JobID: job.ID, Start: job.Start, End: job.End,
-		Attempt: job.Attempts, BatchSize: job.BatchSize, Rows: int64(job.Rows)}
+	ev := JobEvent{JobStartEvent: JobStartEvent{Migration: m.Name, MigrationID: m.ID, JobID: job.ID, Start: job.Start,
+		End: job.End, Attempt: job.Attempts, BatchSize: job.BatchSize, Rows: int64(job.Rows)}}
 	log.InfoContext(ctx, "job started", "batch_size", job.BatchSize, "rows", job.Rows, "delivery", deliveryFor(e.db, work))
 	parent := ctx
-	ctx = e.obs.JobStart(ctx, JobStartEvent{Migration: m.Name, MigrationID: m.ID, JobID: job.ID, Start: job.Start,
-		End: job.End, Attempt: job.Attempts, BatchSize: job.BatchSize, Rows: int64(job.Rows)})
+	ctx = e.obs.JobStart(ctx, ev.JobStartEvent)
 
 	b := Batch{Migration: m.Name, Table: m.TableIdent(), Column: m.Column, KeyColumns: m.KeyColumns,
 		KeyTypes: m.KeyTypes, Strategy: m.Strategy, Start: job.Start, End: job.End, Size: job.Rows,

@@ -46,18 +46,10 @@ type JobStartEvent struct {
 	Rows int64
 }
 
-// JobEvent describes one attempt of a job that ended.
+// JobEvent describes one attempt of a job that ended: the JobStartEvent
+// it began with, and its outcome. Rows/Duration is the job's rate.
 type JobEvent struct {
-	Migration   string
-	MigrationID int64
-	JobID       int64
-	Start       Key
-	End         Key
-	Attempt     int
-	BatchSize   int
-	// Rows is how many rows the job's range had when it was cut;
-	// Rows/Duration is the job's rate.
-	Rows int64
+	JobStartEvent
 	// Duration is how long the Work's transaction ran, from begin to
 	// commit or rollback.
 	Duration time.Duration

@@ -114,7 +114,7 @@ func TestBBMFailedMigrationAndUnrecordedOutcome(t *testing.T) {
 	require.Equal(t, 1.0, must(t, reg, "ferry_bbm_migrations_done_total", "status", "failed"))
 
 	// An outcome the store could not record is a failure of its own kind.
-	m.BBM().JobEnd(ctx, bbm.JobEvent{Migration: "boom", Err: errors.New("store down")})
+	m.BBM().JobEnd(ctx, bbm.JobEvent{JobStartEvent: bbm.JobStartEvent{Migration: "boom"}, Err: errors.New("store down")})
 	require.Equal(t, 1.0, must(t, reg, "ferry_bbm_jobs_failed_total", "migration", "boom", "code", "unrecorded"))
 }
 

@@ -25,10 +25,12 @@ const benchJobs = 200
 // BenchmarkObserverOverhead runs the bbm job loop (a SyncWorker on
 // bbmtest's in-memory Store, so nothing but Ferry's own code is measured:
 // find, claim, run, record) with the Prometheus observer and without one,
-// in back-to-back pairs of the same run, and reports the median CPU time
-// per job of each and the median of the pairs' ratios. CPU time (of the
-// whole process, so garbage collection counts) rather than wall time, and
-// medians of pairs, keep other load on a shared machine out of the figure. The target is
+// in back-to-back rounds of the same run, and reports the median CPU time
+// per job of each and the median of the rounds' ratios; a third arm adds
+// a context-threading observer (observer-overhead-context, no target). CPU
+// time (of the whole process, so garbage collection counts) rather than
+// wall time, and medians of rounds, keep other load on a shared machine
+// out of the figure. The target is
 // that metrics cost at most 5% of a job's time even when the job does
 // nothing; a job that touches a database costs milliseconds, which makes
 // the observer's share far smaller still.
@@ -37,26 +39,53 @@ func BenchmarkObserverOverhead(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
+	// What a tracer adds on top, minus its own span work: the hooks'
+	// context threading (a JobStart that returns a new context, found
+	// again in JobEnd, through a MultiObserver).
+	threaded := bbm.MultiObserver(m.BBM(), contextObserver())
 	const pairs = 41
 	jobLoop(b, m.BBM()) // warm up
 	for b.Loop() {
-		var hooked, plain, ratios []float64
+		var hooked, plain, ctxed, ratios, ctxRatios []float64
 		for i := range pairs {
-			var h, p float64
-			// Alternate which goes first, so drift hits both alike.
-			if i%2 == 0 {
-				h, p = jobLoop(b, m.BBM()), jobLoop(b, nil)
-			} else {
-				p, h = jobLoop(b, nil), jobLoop(b, m.BBM())
+			var h, p, c float64
+			// Rotate which goes first, so drift hits all alike.
+			switch i % 3 {
+			case 0:
+				h, p, c = jobLoop(b, m.BBM()), jobLoop(b, nil), jobLoop(b, threaded)
+			case 1:
+				p, c, h = jobLoop(b, nil), jobLoop(b, threaded), jobLoop(b, m.BBM())
+			default:
+				c, h, p = jobLoop(b, threaded), jobLoop(b, m.BBM()), jobLoop(b, nil)
 			}
-			hooked, plain, ratios = append(hooked, h), append(plain, p), append(ratios, h/p)
+			hooked, plain, ctxed = append(hooked, h), append(plain, p), append(ctxed, c)
+			ratios, ctxRatios = append(ratios, h/p), append(ctxRatios, c/p)
 		}
-		h, p, ratio := median(hooked), median(plain), median(ratios)
+		h, p, c, ratio, ctxRatio := median(hooked), median(plain), median(ctxed), median(ratios), median(ctxRatios)
 		b.ReportMetric(h, "hooked_ns/job")
 		b.ReportMetric(p, "unhooked_ns/job")
 		b.ReportMetric(ratio, "ratio")
-		fmt.Printf("ferry-bench: observer-overhead ferry=%.0fns/job baseline=%.0fns/job ratio=%.3f target<=1.05 (bbm SyncWorker on bbmtest, %d no-op jobs per round, medians of %d interleaved pairs; hooked = prommetrics)\n",
+		b.ReportMetric(ctxRatio, "context_ratio")
+		fmt.Printf("ferry-bench: observer-overhead ferry=%.0fns/job baseline=%.0fns/job ratio=%.3f target<=1.05 (bbm SyncWorker on bbmtest, %d no-op jobs per round, medians of %d interleaved rounds; hooked = prommetrics)\n",
 			h, p, ratio, benchJobs, pairs)
+		fmt.Printf("ferry-bench: observer-overhead-context ferry=%.0fns/job baseline=%.0fns/job ratio=%.3f (same rounds; hooked = prommetrics plus a JobStart returning a new context that JobEnd reads back, through MultiObserver: a tracer's cost without its own span work)\n",
+			c, p, ctxRatio)
+	}
+}
+
+// contextObserver starts a pretend span in JobStart's context and finds it
+// again in JobEnd's, as a tracer would.
+func contextObserver() bbm.Observer {
+	type spanKey struct{}
+	return bbm.ObserverFuncs{
+		OnJobStart: func(ctx context.Context, e bbm.JobStartEvent) context.Context {
+			return context.WithValue(ctx, spanKey{}, e.JobID)
+		},
+		OnJobEnd: func(ctx context.Context, e bbm.JobEvent) {
+			if ctx.Value(spanKey{}) != e.JobID {
+				panic("JobEnd did not get JobStart's context")
+			}
+		},
 	}
 }
 
@@ -108,8 +137,7 @@ func BenchmarkObserverEvent(b *testing.B) {
 	}
 	ctx := context.Background()
 	sev := bbm.JobStartEvent{Migration: "fill", JobID: 1, Start: bbm.IntKey(1), End: bbm.IntKey(1000), Rows: 1000, BatchSize: 1000}
-	ev := bbm.JobEvent{Migration: "fill", JobID: 1, Start: bbm.IntKey(1), End: bbm.IntKey(1000), Rows: 1000, BatchSize: 1000,
-		Duration: 250 * time.Millisecond, NextBatchSize: 1000}
+	ev := bbm.JobEvent{JobStartEvent: sev, Duration: 250 * time.Millisecond, NextBatchSize: 1000}
 	for _, c := range []struct {
 		name string
 		obs  bbm.Observer
