@@ -26,6 +26,11 @@ var (
 	// ErrConfig reports a Config or options struct that cannot be used.
 	ErrConfig = errors.New("enqueuer: invalid config")
 
+	// ErrInvalidOrder refuses an Order that is neither a named order nor
+	// a list of known sort keys (an unknown or repeated field, an empty
+	// key).
+	ErrInvalidOrder = errors.New("enqueuer: invalid order")
+
 	// ErrTooManyImports means the registry already runs as many imports as
 	// it allows (HTTP 429). The enqueuer stops the run and marks nothing.
 	ErrTooManyImports = errors.New("enqueuer: registry is running too many imports")

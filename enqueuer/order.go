@@ -80,8 +80,9 @@ func (o Order) Valid() bool {
 	return err == nil
 }
 
-// Keys returns o's sort keys, ID last, or an error naming what is wrong:
-// an unknown field, a field given twice, an empty key. Stores that build
+// Keys returns o's sort keys, ID last, or an error wrapping
+// ErrInvalidOrder that names what is wrong: an unknown field, a field
+// given twice, an empty key. Stores that build
 // their own queries sort by these.
 func (o Order) Keys() ([]OrderKey, error) {
 	switch o {
@@ -95,7 +96,7 @@ func (o Order) Keys() ([]OrderKey, error) {
 		return []OrderKey{{Field: FieldPath}, {Field: FieldID}}, nil
 	}
 	if len(o) > 200 {
-		return nil, fmt.Errorf("enqueuer: order of %d bytes is too long", len(o))
+		return nil, fmt.Errorf("%w: %d bytes is too long", ErrInvalidOrder, len(o))
 	}
 	var keys []OrderKey
 	seen := map[string]bool{}
@@ -106,12 +107,12 @@ func (o Order) Keys() ([]OrderKey, error) {
 		}
 		switch {
 		case key.Field == "":
-			return nil, fmt.Errorf("enqueuer: order %q has an empty key", string(o))
+			return nil, fmt.Errorf("%w %q: an empty key", ErrInvalidOrder, string(o))
 		case fieldCompare(key.Field) == nil:
-			return nil, fmt.Errorf("enqueuer: order %q: unknown field %q (want one of %s)", string(o), key.Field,
+			return nil, fmt.Errorf("%w %q: unknown field %q (want one of %s)", ErrInvalidOrder, string(o), key.Field,
 				strings.Join([]string{FieldPriority, FieldTagCount, FieldRetryCount, FieldCreatedAt, FieldStateChangedAt, FieldPath, FieldID}, ", "))
 		case seen[key.Field]:
-			return nil, fmt.Errorf("enqueuer: order %q sorts by %s twice", string(o), key.Field)
+			return nil, fmt.Errorf("%w %q: sorts by %s twice", ErrInvalidOrder, string(o), key.Field)
 		}
 		seen[key.Field] = true
 		keys = append(keys, key)

@@ -476,6 +476,7 @@ func TestOrderPriorityPlanTierThenAge(t *testing.T) {
 			cfg.Order = bad
 			_, err = enqueuer.New(cfg)
 			require.ErrorIs(t, err, enqueuer.ErrConfig, "order %q", bad)
+			require.ErrorIs(t, err, enqueuer.ErrInvalidOrder, "order %q", bad)
 		}
 	})
 }

@@ -122,7 +122,7 @@ func (opts ListOptions) Validate() error {
 		return fmt.Errorf("enqueuer: listing %s: limit must be positive, got %d", opts.State, opts.Limit)
 	case !opts.Order.Valid():
 		_, err := opts.Order.Keys()
-		return fmt.Errorf("enqueuer: listing %s: %w", opts.State, err)
+		return err
 	case opts.Ready && opts.Deferred:
 		return fmt.Errorf("enqueuer: listing %s: Ready and Deferred exclude each other", opts.State)
 	case len(opts.PathPrefix) > MaxPathLength:
