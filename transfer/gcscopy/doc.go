@@ -4,8 +4,14 @@
 // hosts which do not use GCS do not link the GCS client, gRPC and their
 // dependencies: only a host that imports gcscopy does.
 //
-//	copier, err := gcscopy.New(src, dst) // two gcsblob buckets
+//	src, dst := gocloudblob.New(srcBlob), gocloudblob.New(dstBlob) // two gcsblob buckets
+//	copier, err := gcscopy.New(src, dst)
 //	tr, err := transfer.New(src, dst, transfer.Options{ServerSide: copier})
+//
+// New finds each bucket's GCS client and name through gocloudblob.Unwrap,
+// so the buckets may also be wrapped (faultblob, or a host's own wrapper
+// with an Unwrap() transfer.Bucket method). GCS client errors reach the
+// Transferer's retry policy with their HTTP status.
 //
 // By default (transfer.VerifySource) the Transferer still reads each
 // source object once, pinned to the generation it checked, and hashes it
