@@ -43,21 +43,20 @@ func BenchmarkObserverOverhead(b *testing.B) {
 	// context threading (a JobStart that returns a new context, found
 	// again in JobEnd, through a MultiObserver).
 	threaded := bbm.MultiObserver(m.BBM(), contextObserver())
-	const pairs = 41
+	const rounds = 42 // every order of the three arms, seven times
+	arms := []bbm.Observer{m.BBM(), nil, threaded}
+	orders := [][3]int{{0, 1, 2}, {0, 2, 1}, {1, 0, 2}, {1, 2, 0}, {2, 0, 1}, {2, 1, 0}}
 	jobLoop(b, m.BBM()) // warm up
 	for b.Loop() {
 		var hooked, plain, ctxed, ratios, ctxRatios []float64
-		for i := range pairs {
-			var h, p, c float64
-			// Rotate which goes first, so drift hits all alike.
-			switch i % 3 {
-			case 0:
-				h, p, c = jobLoop(b, m.BBM()), jobLoop(b, nil), jobLoop(b, threaded)
-			case 1:
-				p, c, h = jobLoop(b, nil), jobLoop(b, threaded), jobLoop(b, m.BBM())
-			default:
-				c, h, p = jobLoop(b, threaded), jobLoop(b, m.BBM()), jobLoop(b, nil)
+		for i := range rounds {
+			// Each arm runs first, second and third, after each of the
+			// others, equally often: drift and order effects hit all alike.
+			var ns [3]float64
+			for _, a := range orders[i%len(orders)] {
+				ns[a] = jobLoop(b, arms[a])
 			}
+			h, p, c := ns[0], ns[1], ns[2]
 			hooked, plain, ctxed = append(hooked, h), append(plain, p), append(ctxed, c)
 			ratios, ctxRatios = append(ratios, h/p), append(ctxRatios, c/p)
 		}
@@ -67,7 +66,7 @@ func BenchmarkObserverOverhead(b *testing.B) {
 		b.ReportMetric(ratio, "ratio")
 		b.ReportMetric(ctxRatio, "context_ratio")
 		fmt.Printf("ferry-bench: observer-overhead ferry=%.0fns/job baseline=%.0fns/job ratio=%.3f target<=1.05 (bbm SyncWorker on bbmtest, %d no-op jobs per round, medians of %d interleaved rounds; hooked = prommetrics)\n",
-			h, p, ratio, benchJobs, pairs)
+			h, p, ratio, benchJobs, rounds)
 		fmt.Printf("ferry-bench: observer-overhead-context ferry=%.0fns/job baseline=%.0fns/job ratio=%.3f (same rounds; hooked = prommetrics plus a JobStart returning a new context that JobEnd reads back, through MultiObserver: a tracer's cost without its own span work)\n",
 			c, p, ctxRatio)
 	}
