@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -306,12 +307,19 @@ func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond)
 func BenchmarkOutboxDelivery(b *testing.B) {
 	const n = 2000
 	ctx := context.Background()
-	var received atomic.Int64
-	coord := httptest.NewServer(http.HandlerFunc(func(_ http.ResponseWriter, r *http.Request) {
+	var received, conns atomic.Int64
+	coord := httptest.NewUnstartedServer(http.HandlerFunc(func(_ http.ResponseWriter, r *http.Request) {
 		_, _ = io.Copy(io.Discard, r.Body)
 		received.Add(1)
 	}))
+	coord.Config.ConnState = func(_ net.Conn, st http.ConnState) {
+		if st == http.StateNew {
+			conns.Add(1)
+		}
+	}
+	coord.Start()
 	defer coord.Close()
+	var outboxConns int64
 	body, _ := json.Marshal(map[string]string{"name": "r", "path": "bench/r", "status": "pre_import_complete"})
 	var outboxRates, baseRates []float64
 	for range b.N {
@@ -333,6 +341,7 @@ func BenchmarkOutboxDelivery(b *testing.B) {
 			b.Fatal(err)
 		}
 		received.Store(0)
+		conns.Store(0)
 		t0 := time.Now()
 		if err := srv.Start(ctx); err != nil {
 			b.Fatal(err)
@@ -345,6 +354,7 @@ func BenchmarkOutboxDelivery(b *testing.B) {
 		if got := received.Load(); got != n {
 			b.Fatalf("delivered %d, want %d", got, n)
 		}
+		outboxConns = max(outboxConns, conns.Load())
 
 		client := coord.Client()
 		t0 = time.Now()
@@ -369,5 +379,5 @@ func BenchmarkOutboxDelivery(b *testing.B) {
 	o, bl := slices.Max(outboxRates), slices.Max(baseRates)
 	b.ReportMetric(o, "notifications/s")
 	fmt.Printf("ferry-bench: importserver-outbox-delivery ferry=%.0f/s baseline=%.0f/s ratio=%.2f notifications=%d "+
-		"(durable outbox: claim+PUT+record, 8 at once; baseline: the same PUTs from 8 goroutines, no outbox)\n", o, bl, o/bl, n)
+		"connections=%d (durable outbox: claim+PUT+record, 8 at once; baseline: the same PUTs from 8 goroutines, no outbox)\n", o, bl, o/bl, n, outboxConns)
 }

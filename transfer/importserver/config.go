@@ -137,7 +137,10 @@ type NotifyConfig struct {
 	URL string
 	// Secret, when set, is sent as "Authorization: Bearer <Secret>".
 	Secret string
-	// Client sends the notifications. Default: a new http.Client.
+	// Client sends the notifications. Default: a client of its own that
+	// keeps up to Concurrency idle connections to the coordinator (Go's
+	// default keeps 2, so deliveries at once would open new ones), closed
+	// by Shutdown.
 	Client *http.Client
 	// Timeout bounds one attempt. Default 10s.
 	Timeout time.Duration
@@ -249,9 +252,6 @@ func (c Config) withDefaults() (Config, error) {
 		n.PollInterval < 0, n.LeaseFor < 0, n.StatsInterval < 0:
 		return bad("negative Notify limit or duration")
 	}
-	if n.Client == nil {
-		n.Client = &http.Client{}
-	}
 	def(&n.Timeout, 10*time.Second)
 	def(&n.Backoff, time.Second)
 	def(&n.MaxBackoff, 5*time.Minute)
@@ -261,6 +261,11 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if n.Concurrency == 0 {
 		n.Concurrency = 8
+	}
+	if n.Client == nil {
+		t := http.DefaultTransport.(*http.Transport).Clone()
+		t.MaxIdleConnsPerHost = n.Concurrency
+		n.Client = &http.Client{Transport: t}
 	}
 	def(&n.PollInterval, time.Second)
 	def(&n.LeaseFor, max(time.Minute, 2*n.Timeout))

@@ -43,6 +43,9 @@ type Server struct {
 	log   *slog.Logger
 	obs   Observer
 	token string // this process's claim token: new for every Server
+	// ownClient is true when Notify.Client is the server's own, whose idle
+	// connections Shutdown closes.
+	ownClient bool
 
 	mu     sync.Mutex
 	phase  phase
@@ -80,6 +83,7 @@ type activeRun struct {
 // New checks cfg, applies its defaults and returns a Server that is not
 // started yet: its Handler answers 503 until Start.
 func New(cfg Config) (*Server, error) {
+	ownClient := cfg.Notify.Client == nil
 	cfg, err := cfg.withDefaults()
 	if err != nil {
 		return nil, err
@@ -87,13 +91,15 @@ func New(cfg Config) (*Server, error) {
 	var b [8]byte
 	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails
 	s := &Server{
-		cfg:    cfg,
-		log:    cfg.Logger.With("instance", cfg.Instance),
-		obs:    cfg.Observer,
-		token:  hex.EncodeToString(b[:]),
-		runs:   map[string]*activeRun{},
-		writes: map[string]*writesInFlight{},
-		wake:   make(chan struct{}, 1),
+		cfg:   cfg,
+		log:   cfg.Logger.With("instance", cfg.Instance),
+		obs:   cfg.Observer,
+		token: hex.EncodeToString(b[:]),
+
+		ownClient: ownClient,
+		runs:      map[string]*activeRun{},
+		writes:    map[string]*writesInFlight{},
+		wake:      make(chan struct{}, 1),
 
 		handedWake: make(chan struct{}, 1),
 		flush:      make(chan context.Context, 1),
@@ -213,6 +219,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	s.stopLoops()
 	s.loops.Wait()
 	s.stopRecord()
+	if s.ownClient {
+		s.cfg.Notify.Client.CloseIdleConnections()
+	}
 	s.mu.Lock()
 	s.phase = phaseStopped
 	s.mu.Unlock()
