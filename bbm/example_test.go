@@ -130,3 +130,44 @@ func ExampleBatch_Where() {
 	// UPDATE "public"."tags" SET immutable = false WHERE ("repository_id", "name") >= ($1::text::bigint, $2::text::text) AND ("repository_id", "name") <= ($3::text::bigint, $4::text::text)
 	// 7 latest 9 v1.2
 }
+
+// Hooks have pgx's tracer shape: the job runs under the context JobStart
+// returns, so a span a tracer starts there is the parent of what the Work
+// does, and JobEnd gets that context back to end it.
+func ExampleObserverFuncs() {
+	ctx := context.Background()
+	type spanKey struct{}
+	w := bbm.NewSyncWorker(nil, bbm.Options{
+		Store:    bbmtest.NewStore(bbmtest.StoreOptions{}),
+		Catalog:  bbmtest.NewCatalog(bbmtest.Table{Name: "items", Columns: map[string]string{"id": "bigint"}, MinKey: 1, MaxKey: 4}),
+		Adaptive: bbm.AdaptiveOptions{Off: true},
+		Logger:   slog.New(slog.DiscardHandler),
+		Observer: bbm.ObserverFuncs{
+			OnJobStart: func(ctx context.Context, e bbm.JobStartEvent) context.Context {
+				return context.WithValue(ctx, spanKey{}, fmt.Sprintf("job [%v, %v]", e.Start, e.End))
+			},
+			OnJobEnd: func(ctx context.Context, e bbm.JobEvent) {
+				fmt.Println("end", ctx.Value(spanKey{}), "error:", e.Err)
+			},
+		},
+	})
+	err := w.Register(bbm.WorkFunc("fill", func(ctx context.Context, _ storage.Querier, b bbm.Batch) error {
+		fmt.Println("work under", ctx.Value(spanKey{}))
+		return nil
+	}))
+	if err != nil {
+		panic(err)
+	}
+	if _, err := w.Admin().Register(ctx, bbm.Definition{Name: "fill", Table: "items", Column: "id", Work: "fill", BatchSize: 2}); err != nil {
+		panic(err)
+	}
+	if err := w.Run(ctx); err != nil {
+		panic(err)
+	}
+
+	// Output:
+	// work under job [1, 2]
+	// end job [1, 2] error: <nil>
+	// work under job [3, 4]
+	// end job [3, 4] error: <nil>
+}

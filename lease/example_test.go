@@ -74,3 +74,34 @@ func ExampleWait() {
 	// Output:
 	// got it with token 2
 }
+
+// Hooks have pgx's tracer shape: AcquireStart returns the context the
+// Acquire runs under (a tracer would start a span there) and AcquireEnd
+// gets it back with the outcome (and would end the span).
+func ExampleObserve() {
+	type spanKey struct{}
+	tracer := lease.ObserverFuncs{
+		OnAcquireStart: func(ctx context.Context, e lease.AcquireStartEvent) context.Context {
+			fmt.Println("start span: acquire", e.Key)
+			return context.WithValue(ctx, spanKey{}, "acquire "+e.Key)
+		},
+		OnAcquireEnd: func(ctx context.Context, e lease.AcquireEvent) {
+			fmt.Printf("end span: %s (%s, token %d)\n", ctx.Value(spanKey{}), e.Result, e.Token)
+		},
+		OnLeaseEnded: func(_ context.Context, e lease.EndEvent) {
+			fmt.Println("event: lease", e.Key, e.Reason)
+		},
+	}
+	locker := lease.Observe(leasetest.NewLocker(leasetest.Options{}), tracer)
+	ctx := context.Background()
+	l, err := locker.Acquire(ctx, "registry:enqueuer", time.Minute)
+	if err != nil {
+		panic(err)
+	}
+	_ = l.Release(ctx)
+
+	// Output:
+	// start span: acquire registry:enqueuer
+	// end span: acquire registry:enqueuer (acquired, token 1)
+	// event: lease registry:enqueuer released
+}
