@@ -413,7 +413,10 @@ func (s *PostgresStore) Reconsider(ctx context.Context, keep string) (int, error
 // SetPriority implements Store: one UPDATE for a path; for a prefix, in
 // batches of reconsiderBatch rows found by range scans of the (state, path)
 // index, so that a namespace of a million repositories does not hold a
-// million row locks in one transaction.
+// million row locks in one transaction. The batch's ids are an array, so
+// that the rows are found by primary key (with IN the planner joined a
+// sequential scan of the table: 1.3 s instead of 0.7 s per batch of 5,000
+// among a million rows).
 func (s *PostgresStore) SetPriority(ctx context.Context, p PriorityChange) (int, error) {
 	if err := p.Validate(); err != nil {
 		return 0, err
@@ -450,8 +453,8 @@ func (s *PostgresStore) SetPriority(ctx context.Context, p PriorityChange) (int,
 	for {
 		tag, err := s.db.Exec(ctx, `
 			UPDATE `+s.table+` SET priority = $2
-			WHERE id IN (SELECT id FROM `+s.table+`
-				WHERE state IN (`+allStates()+`) AND path COLLATE "C" >= $1`+upper+` AND priority <> $2 LIMIT $3)`, args...)
+			WHERE id = ANY(ARRAY(SELECT id FROM `+s.table+`
+				WHERE state IN (`+allStates()+`) AND path COLLATE "C" >= $1`+upper+` AND priority <> $2 LIMIT $3))`, args...)
 		if err != nil {
 			return total, fmt.Errorf("enqueuer: setting the priority of %s*: %w", p.PathPrefix, err)
 		}
