@@ -135,7 +135,7 @@ func TestObserveReleaseFailure(t *testing.T) {
 func TestObserveUnderGuard(t *testing.T) {
 	g := &eventLog{}
 	locker := lease.Observe(leasetest.NewLocker(leasetest.Options{}), g.observer())
-	err := lease.GuardWith(t.Context(), locker, "k", 300*time.Millisecond, lease.GuardOptions{RenewEvery: 20 * time.Millisecond},
+	err := lease.GuardWith(t.Context(), locker, "k", 5*time.Second, lease.GuardOptions{RenewEvery: 20 * time.Millisecond, RenewTimeout: 4 * time.Second},
 		func(ctx context.Context, l lease.Lease) error {
 			time.Sleep(100 * time.Millisecond)
 			return nil

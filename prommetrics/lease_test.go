@@ -29,7 +29,7 @@ func TestLeaseMetricsMove(t *testing.T) {
 	}
 
 	// Guard: acquired, renewed, fenced write passes, released.
-	err := lease.GuardWith(ctx, locker, key, 600*time.Millisecond, lease.GuardOptions{RenewEvery: 50 * time.Millisecond},
+	err := lease.GuardWith(ctx, locker, key, 5*time.Second, lease.GuardOptions{RenewEvery: 50 * time.Millisecond, RenewTimeout: 4 * time.Second},
 		func(ctx context.Context, l lease.Lease) error {
 			require.Equal(t, 1.0, must(t, reg, "ferry_lease_held", "key", key))
 			_, err := other.Acquire(ctx, key, time.Second)
