@@ -147,6 +147,10 @@ type StaleRequest struct {
 // pre-import (as enqueuer's retry does), and a late retry of a final start
 // that crossed the failure's notification is refused instead of starting
 // an import the coordinator has already given up on.
+//
+// The rule may look only at cur's Status and at running: PostgresStore
+// evaluates it in Go for every status (a start is one statement) and
+// checks the capacity condition, running < MaxRunning, in SQL.
 func CheckBegin(cur *Import, req BeginRequest, running int) error {
 	if cur != nil {
 		switch {
