@@ -18,8 +18,8 @@ import (
 // host copies them (or writes its own): Ferry's packages never import
 // OpenTelemetry.
 //
-// The pattern is the same for every package, since the hooks are (like
-// pgx's tracers):
+// The pattern is the same for every package, whose hooks are shaped like
+// pgx's tracers:
 //
 //   - an operation with a duration has XStart, which starts a span as a
 //     child of the span in its context and returns the context with it (the
