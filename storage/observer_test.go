@@ -2,11 +2,13 @@ package storage_test
 
 import (
 	"context"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
 
 	"github.com/ferryhq/ferry/storage"
@@ -130,4 +132,73 @@ func TestMultiObserverDropsNil(t *testing.T) {
 	require.Len(t, rec.checks, 2)
 	require.Len(t, rec.fallbacks, 2)
 	storage.MultiObserver().ReadRouted(context.Background(), storage.RouteEvent{})
+}
+
+type spanKey struct{}
+
+func spanOf(ctx context.Context) string {
+	s, _ := ctx.Value(spanKey{}).(string)
+	return s
+}
+
+// checkTracer is a pgx tracer that records the span in whose context each
+// reading of a replica's replay position runs.
+type checkTracer struct {
+	mu    sync.Mutex
+	under []string
+}
+
+func (c *checkTracer) TraceQueryStart(ctx context.Context, _ *pgx.Conn, d pgx.TraceQueryStartData) context.Context {
+	if strings.Contains(d.SQL, "pg_last_wal_replay_lsn") {
+		c.mu.Lock()
+		c.under = append(c.under, spanOf(ctx))
+		c.mu.Unlock()
+	}
+	return ctx
+}
+
+func (c *checkTracer) TraceQueryEnd(context.Context, *pgx.Conn, pgx.TraceQueryEndData) {}
+
+// A replica check's queries run under the context ReplicaCheckStart
+// returned (a pgx tracer's spans are children of the check's), and
+// ReplicaCheckEnd gets it back.
+func TestReplicaCheckRunsUnderStartContext(t *testing.T) {
+	ctx := context.Background()
+	rep := storagetest.NewReplicated(t, 0)
+	cfg, err := pgxpool.ParseConfig(rep.ReplicaURL)
+	require.NoError(t, err)
+	tracer := &checkTracer{}
+	cfg.ConnConfig.Tracer = tracer
+	replica, err := pgxpool.NewWithConfig(ctx, cfg)
+	require.NoError(t, err)
+	defer replica.Close()
+	primary, err := pgxpool.New(ctx, rep.PrimaryURL)
+	require.NoError(t, err)
+	defer primary.Close()
+
+	var mu sync.Mutex
+	var ends []string
+	db, err := storage.WrapWith(storage.Config{ReplicaCheckInterval: 20 * time.Millisecond, Logger: quiet,
+		Observer: storage.ObserverFuncs{
+			OnReplicaCheckStart: func(ctx context.Context, e storage.ReplicaCheckStartEvent) context.Context {
+				return context.WithValue(ctx, spanKey{}, "check "+e.Replica)
+			},
+			OnReplicaCheckEnd: func(ctx context.Context, _ storage.ReplicaEvent) {
+				mu.Lock()
+				defer mu.Unlock()
+				ends = append(ends, spanOf(ctx))
+			},
+		}}, storage.FromPool(primary), storage.FromPool(replica))
+	require.NoError(t, err)
+	defer db.Close()
+	waitReplicated(t, db)
+
+	tracer.mu.Lock()
+	defer tracer.mu.Unlock()
+	mu.Lock()
+	defer mu.Unlock()
+	require.NotEmpty(t, tracer.under)
+	for _, s := range append(tracer.under, ends...) {
+		require.True(t, strings.HasPrefix(s, "check "), "a check's query or End outside its Start's context: %q", s)
+	}
 }
