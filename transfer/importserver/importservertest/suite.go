@@ -80,6 +80,18 @@ func claimAll(t *testing.T, s importserver.Store, token string) []importserver.N
 	return ns
 }
 
+// completeAndClaim completes a pre-import of each path in turn and claims
+// their notifications for token.
+func completeAndClaim(t *testing.T, s importserver.Store, token string, paths ...string) []importserver.Notification {
+	t.Helper()
+	for _, p := range paths {
+		finish(t, s, begin(t, s, p, importserver.PreImport), importserver.Complete, "")
+	}
+	ns := claimAll(t, s, token)
+	require.Len(t, ns, len(paths))
+	return ns
+}
+
 // settle delivers every notification that can be claimed, so that the
 // repositories' next runs may start.
 func settle(t *testing.T, s importserver.Store) {
@@ -519,11 +531,7 @@ func testRequireRecord(t *testing.T, s importserver.Store) {
 // notification counting, and nothing when one of them is invalid.
 func testRecordDeliveriesBatch(t *testing.T, s importserver.Store) {
 	ctx := context.Background()
-	for _, p := range []string{"a", "b", "c"} {
-		finish(t, s, begin(t, s, p, importserver.PreImport), importserver.Complete, "")
-	}
-	ns := claimAll(t, s, "t")
-	require.Len(t, ns, 3)
+	ns := completeAndClaim(t, s, "t", "a", "b", "c")
 	bad := []importserver.Delivery{{ID: ns[0].ID, Result: importserver.Delivered, Code: 200}, {ID: ns[1].ID, Result: "lost"}}
 	require.Error(t, s.RecordDeliveries(ctx, bad))
 	require.NoError(t, s.RecordDeliveries(ctx, nil))
@@ -551,11 +559,7 @@ func testRecordDeliveriesBatch(t *testing.T, s importserver.Store) {
 
 func testOutboxOrderAndLeases(t *testing.T, s importserver.Store) {
 	ctx := context.Background()
-	for _, p := range []string{"b", "a", "c"} {
-		finish(t, s, begin(t, s, p, importserver.PreImport), importserver.Complete, "")
-	}
-	ns := claimAll(t, s, "t1")
-	require.Len(t, ns, 3)
+	ns := completeAndClaim(t, s, "t1", "b", "a", "c")
 	require.Equal(t, []string{"b", "a", "c"}, []string{ns[0].Path, ns[1].Path, ns[2].Path}, "oldest first")
 
 	// Leased: neither this process again nor another instance gets them...
