@@ -25,14 +25,16 @@ func TestLeaseIsRenewedWhileWorkRuns(t *testing.T) {
 		if _, loaded := runs.LoadOrStore(b.Start.String(), true); loaded {
 			t.Errorf("range %s ran twice", b.Start)
 		}
-		if _, err := db.Exec(ctx, `SELECT pg_sleep(2.5)`); err != nil {
+		if _, err := db.Exec(ctx, `SELECT pg_sleep(5)`); err != nil {
 			return err
 		}
 		return fillWork("x").Do(ctx, db, b)
 	})
 	opts := fastOptions()
-	// 2.5 leases long; renewals every 333ms leave room for a loaded machine.
-	opts.JobLease = time.Second
+	// 2.5 leases long; renewals every 667ms leave room for a loaded machine
+	// (with a 1 s lease, every job's lease once expired while other test
+	// binaries kept both cores busy).
+	opts.JobLease = 2 * time.Second
 	opts.Parallelism = 4
 	var workers []*bbm.SyncWorker
 	for range 2 {
