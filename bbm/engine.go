@@ -51,6 +51,11 @@ func newEngine(db storage.Handle, o Options, component string) *engine {
 			e.store = NewPostgresStore(db, PostgresStoreOptions{})
 		}
 	}
+	if n := storage.MaxConns(db); n > 0 && o.Store == nil && o.Parallelism >= n {
+		e.err = fmt.Errorf("%w: Parallelism %d needs a pool of at least %d connections (each running job holds one "+
+			"for its transaction, lease renewals need one more) and the pool opens at most %d: raise its MaxConns "+
+			"or lower Parallelism", ErrPoolTooSmall, o.Parallelism, o.Parallelism+1, n)
+	}
 	if e.catalog == nil {
 		if db == nil {
 			e.err = fmt.Errorf("%w: pass a database or Options.Catalog", ErrNoDatabase)

@@ -83,6 +83,11 @@ var (
 	// ErrNoDatabase reports a worker built without a database and without
 	// the Store or Catalog that would replace it.
 	ErrNoDatabase = errors.New("bbm: no database")
+	// ErrPoolTooSmall reports a database pool that cannot hold a
+	// transaction for each of Parallelism running jobs plus one connection
+	// for their lease renewals: renewals would wait for a job to end, and
+	// every lease would expire while its Work ran.
+	ErrPoolTooSmall = errors.New("bbm: database pool too small for Parallelism")
 	// ErrWorkerRunning reports a second Run of a Worker that is running.
 	ErrWorkerRunning = errors.New("bbm: worker is already running")
 )

@@ -42,7 +42,12 @@ func fastOptions() bbm.Options {
 
 func newPool(t testing.TB, url string) *pgxpool.Pool {
 	t.Helper()
-	pool, err := pgxpool.New(context.Background(), url)
+	cfg, err := pgxpool.ParseConfig(url)
+	require.NoError(t, err)
+	// Room for Parallelism 4 (a transaction per job) and lease renewals
+	// on any machine (pgx's default is max(4, CPUs)).
+	cfg.MaxConns = max(cfg.MaxConns, 8)
+	pool, err := pgxpool.NewWithConfig(context.Background(), cfg)
 	require.NoError(t, err)
 	t.Cleanup(pool.Close)
 	return pool

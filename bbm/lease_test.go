@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
 
 	"github.com/ferryhq/ferry/bbm"
@@ -25,16 +26,14 @@ func TestLeaseIsRenewedWhileWorkRuns(t *testing.T) {
 		if _, loaded := runs.LoadOrStore(b.Start.String(), true); loaded {
 			t.Errorf("range %s ran twice", b.Start)
 		}
-		if _, err := db.Exec(ctx, `SELECT pg_sleep(5)`); err != nil {
+		if _, err := db.Exec(ctx, `SELECT pg_sleep(2.5)`); err != nil {
 			return err
 		}
 		return fillWork("x").Do(ctx, db, b)
 	})
 	opts := fastOptions()
-	// 2.5 leases long; renewals every 667ms leave room for a loaded machine
-	// (with a 1 s lease, every job's lease once expired while other test
-	// binaries kept both cores busy).
-	opts.JobLease = 2 * time.Second
+	// 2.5 leases long; renewals every 333ms leave room for a loaded machine.
+	opts.JobLease = time.Second
 	opts.Parallelism = 4
 	var workers []*bbm.SyncWorker
 	for range 2 {
@@ -131,4 +130,31 @@ func TestRunMigrationsRunsOnlyThoseNamed(t *testing.T) {
 	require.Equal(t, 200, countWhere(t, pool, `SELECT count(*) FROM b WHERE filled IS NULL`))
 	require.NoError(t, w.RunMigrations(ctx, "a", "b"))
 	requireFilled(t, pool, "b")
+}
+
+// A pool that cannot hold a transaction per running job plus one
+// connection for lease renewals is refused: with 4 jobs on a 4-connection
+// pool, renewals waited for a job to end and every lease expired while its
+// Work ran (each range then ran twice). Before the check this test's Run
+// started the jobs.
+func TestPoolTooSmallForParallelism(t *testing.T) {
+	_, url := pgSetupURL(t)
+	cfg, err := pgxpool.ParseConfig(url)
+	require.NoError(t, err)
+	cfg.MaxConns = 4
+	pool, err := pgxpool.NewWithConfig(t.Context(), cfg)
+	require.NoError(t, err)
+	t.Cleanup(pool.Close)
+	opts := fastOptions()
+	opts.Parallelism = 4
+	w := bbm.NewSyncWorker(storage.FromPool(pool), opts)
+	require.NoError(t, w.Register(fillWork("x")))
+	err = w.Run(t.Context())
+	require.ErrorIs(t, err, bbm.ErrPoolTooSmall)
+	require.ErrorContains(t, err, "at least 5 connections")
+
+	opts.Parallelism = 3
+	w = bbm.NewSyncWorker(storage.FromPool(pool), opts)
+	require.NoError(t, w.Register(fillWork("x")))
+	require.NoError(t, w.Run(t.Context()))
 }

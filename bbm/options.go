@@ -39,6 +39,13 @@ type Options struct {
 	// runs up to Parallelism jobs itself (one goroutine each), so one
 	// process alone can use the whole budget. Workers of hosts with
 	// different Work do not share a budget. Default 1: one job at a time.
+	//
+	// Each running job holds a connection of the worker's database for its
+	// transaction, and lease renewals need one more, so the pool must open
+	// more than Parallelism connections (a pgx pool's MaxConns defaults to
+	// max(4, CPUs)); otherwise Run fails with ErrPoolTooSmall instead of
+	// letting every job's lease expire while renewals wait for a
+	// connection. Unbounded or unknown pools are not checked.
 	Parallelism int
 	// JobTimeout bounds one attempt of a job; the Work's context is
 	// cancelled after it and the attempt counts as failed. Default 2m.

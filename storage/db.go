@@ -256,6 +256,8 @@ func (db *DB) acquire(ctx context.Context) (*pgx.Conn, func(), error) { return d
 
 func (db *DB) label() string { return db.primary.label() }
 
+func (db *DB) maxConns() int { return db.primary.maxConns() }
+
 func (db *DB) schema() string {
 	if db.cfg.Schema != "" {
 		return db.cfg.Schema

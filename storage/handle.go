@@ -41,6 +41,20 @@ type Handle interface {
 	label() string
 	// schema is the schema of Ferry's tables, "" for the search_path's.
 	schema() string
+	// maxConns is the most connections the handle opens at once, 0 when
+	// unbounded or unknown.
+	maxConns() int
+}
+
+// MaxConns returns the most connections h opens at once (a pgx pool's
+// MaxConns, a *sql.DB's SetMaxOpenConns, a *DB's primary's), or 0 when
+// that is unbounded or unknown. Packages that hold a connection per unit
+// of work (bbm's running jobs) check it against their own parallelism.
+func MaxConns(h Handle) int {
+	if h == nil {
+		return 0
+	}
+	return h.maxConns()
 }
 
 // FromPool returns a Handle on a host's pgx pool. Ferry never closes it.
@@ -103,6 +117,8 @@ func (h poolHandle) acquire(ctx context.Context) (*pgx.Conn, func(), error) {
 func (h poolHandle) label() string { return describe(h.pool.Config().ConnConfig) }
 
 func (h poolHandle) schema() string { return "" }
+
+func (h poolHandle) maxConns() int { return int(h.pool.Config().MaxConns) }
 
 // onlyOnce makes a release function safe to call more than once, from any
 // goroutine.

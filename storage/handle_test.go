@@ -347,3 +347,27 @@ func TestWrapRefusesBadInput(t *testing.T) {
 	_, target := db.Choose(t.Context(), "k")
 	require.Equal(t, storage.TargetPrimary, target)
 }
+
+func TestMaxConns(t *testing.T) {
+	cfg, err := pgxpool.ParseConfig("postgres://u@localhost/db")
+	require.NoError(t, err)
+	cfg.MaxConns = 7
+	pool, err := pgxpool.NewWithConfig(t.Context(), cfg) // connects lazily
+	require.NoError(t, err)
+	defer pool.Close()
+	require.Equal(t, 7, storage.MaxConns(storage.FromPool(pool)))
+	inSchema, err := storage.WithSchema(storage.FromPool(pool), "s")
+	require.NoError(t, err)
+	require.Equal(t, 7, storage.MaxConns(inSchema))
+
+	pcfg, err := pgx.ParseConfig("postgres://u@localhost/db")
+	require.NoError(t, err)
+	db := stdlib.OpenDB(*pcfg)
+	defer db.Close()
+	h, err := storage.FromSQL(db)
+	require.NoError(t, err)
+	require.Equal(t, 0, storage.MaxConns(h), "a *sql.DB opens any number by default")
+	db.SetMaxOpenConns(3)
+	require.Equal(t, 3, storage.MaxConns(h))
+	require.Equal(t, 0, storage.MaxConns(nil))
+}

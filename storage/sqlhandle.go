@@ -127,6 +127,8 @@ func (h sqlHandle) label() string { return "" }
 
 func (h sqlHandle) schema() string { return "" }
 
+func (h sqlHandle) maxConns() int { return h.db.Stats().MaxOpenConnections }
+
 func (h sqlHandle) Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error) {
 	var tag pgconn.CommandTag
 	err := h.with(ctx, func(c *pgx.Conn) error {

@@ -101,7 +101,14 @@ func run(ctx context.Context, out io.Writer, opts options) error {
 		url = srv.URL("postgres")
 		say("started a throwaway PostgreSQL in %s", time.Since(t0).Round(time.Millisecond))
 	}
-	pool, err := pgxpool.New(ctx, url)
+	cfg, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		return err
+	}
+	// A transaction per running job, one connection for lease renewals and
+	// one for the progress display (bbm.ErrPoolTooSmall otherwise).
+	cfg.MaxConns = max(cfg.MaxConns, int32(opts.parallelism)+2)
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return err
 	}
