@@ -130,7 +130,10 @@ func TestHealthHoldsWhileSessionsWaitOnLocks(t *testing.T) {
 func TestHealthHoldsOnWALRate(t *testing.T) {
 	ctx := context.Background()
 	pool := pgSetup(t)
-	itemsTable(t, pool, "items", 2000)
+	// 40 jobs, so that the run outlasts a few sample intervals: with 4 jobs
+	// an idle machine finished them before the second WAL sample (the
+	// first only records the position) and the test failed 5 times in 6.
+	itemsTable(t, pool, "items", 20_000)
 	var tl timeline
 	opts := fastOptions()
 	opts.Observer = tl.observer()
