@@ -81,31 +81,22 @@ var _ Observer = ObserverFuncs{}
 
 // JobStart implements Observer.
 func (o ObserverFuncs) JobStart(ctx context.Context, e JobStartEvent) context.Context {
-	if o.OnJobStart != nil {
-		return o.OnJobStart(ctx, e)
-	}
-	return ctx
+	return observe.CallStart(o.OnJobStart, ctx, e)
 }
 
 // JobEnd implements Observer.
 func (o ObserverFuncs) JobEnd(ctx context.Context, e JobEvent) {
-	if o.OnJobEnd != nil {
-		o.OnJobEnd(ctx, e)
-	}
+	observe.Call(o.OnJobEnd, ctx, e)
 }
 
 // Throttled implements Observer.
 func (o ObserverFuncs) Throttled(ctx context.Context, e ThrottleEvent) {
-	if o.OnThrottled != nil {
-		o.OnThrottled(ctx, e)
-	}
+	observe.Call(o.OnThrottled, ctx, e)
 }
 
 // MigrationEnded implements Observer.
 func (o ObserverFuncs) MigrationEnded(ctx context.Context, m *Migration) {
-	if o.OnMigrationEnded != nil {
-		o.OnMigrationEnded(ctx, m)
-	}
+	observe.Call(o.OnMigrationEnded, ctx, m)
 }
 
 // MultiObserver returns an Observer that tells each of obs in turn; nil

@@ -237,75 +237,52 @@ var _ Observer = ObserverFuncs{}
 
 // RunStart implements Observer.
 func (o ObserverFuncs) RunStart(ctx context.Context, e RunStartEvent) context.Context {
-	if o.OnRunStart != nil {
-		return o.OnRunStart(ctx, e)
-	}
-	return ctx
+	return observe.CallStart(o.OnRunStart, ctx, e)
 }
 
 // RunEnd implements Observer.
 func (o ObserverFuncs) RunEnd(ctx context.Context, e RunEvent) {
-	if o.OnRunEnd != nil {
-		o.OnRunEnd(ctx, e)
-	}
+	observe.Call(o.OnRunEnd, ctx, e)
 }
 
 // StartImportStart implements Observer.
 func (o ObserverFuncs) StartImportStart(ctx context.Context, e StartImportStartEvent) context.Context {
-	if o.OnStartImportStart != nil {
-		return o.OnStartImportStart(ctx, e)
-	}
-	return ctx
+	return observe.CallStart(o.OnStartImportStart, ctx, e)
 }
 
 // StartImportEnd implements Observer.
 func (o ObserverFuncs) StartImportEnd(ctx context.Context, e StartEvent) {
-	if o.OnStartImportEnd != nil {
-		o.OnStartImportEnd(ctx, e)
-	}
+	observe.Call(o.OnStartImportEnd, ctx, e)
 }
 
 // Skipped implements Observer.
 func (o ObserverFuncs) Skipped(ctx context.Context, e SkipEvent) {
-	if o.OnSkipped != nil {
-		o.OnSkipped(ctx, e)
-	}
+	observe.Call(o.OnSkipped, ctx, e)
 }
 
 // Aborted implements Observer.
 func (o ObserverFuncs) Aborted(ctx context.Context, e AbortEvent) {
-	if o.OnAborted != nil {
-		o.OnAborted(ctx, e)
-	}
+	observe.Call(o.OnAborted, ctx, e)
 }
 
 // CapacityChecked implements Observer.
 func (o ObserverFuncs) CapacityChecked(ctx context.Context, e CapacityEvent) {
-	if o.OnCapacityChecked != nil {
-		o.OnCapacityChecked(ctx, e)
-	}
+	observe.Call(o.OnCapacityChecked, ctx, e)
 }
 
 // Reconciled implements Observer.
 func (o ObserverFuncs) Reconciled(ctx context.Context, e ReconcileEvent) {
-	if o.OnReconciled != nil {
-		o.OnReconciled(ctx, e)
-	}
+	observe.Call(o.OnReconciled, ctx, e)
 }
 
 // NotifyStart implements Observer.
 func (o ObserverFuncs) NotifyStart(ctx context.Context, e NotifyStartEvent) context.Context {
-	if o.OnNotifyStart != nil {
-		return o.OnNotifyStart(ctx, e)
-	}
-	return ctx
+	return observe.CallStart(o.OnNotifyStart, ctx, e)
 }
 
 // NotifyEnd implements Observer.
 func (o ObserverFuncs) NotifyEnd(ctx context.Context, e NotifyEvent) {
-	if o.OnNotifyEnd != nil {
-		o.OnNotifyEnd(ctx, e)
-	}
+	observe.Call(o.OnNotifyEnd, ctx, e)
 }
 
 // MultiObserver returns an Observer that tells each of obs in turn; nil

@@ -143,46 +143,32 @@ var _ Observer = ObserverFuncs{}
 
 // AcquireStart implements Observer.
 func (o ObserverFuncs) AcquireStart(ctx context.Context, e AcquireStartEvent) context.Context {
-	if o.OnAcquireStart != nil {
-		return o.OnAcquireStart(ctx, e)
-	}
-	return ctx
+	return observe.CallStart(o.OnAcquireStart, ctx, e)
 }
 
 // AcquireEnd implements Observer.
 func (o ObserverFuncs) AcquireEnd(ctx context.Context, e AcquireEvent) {
-	if o.OnAcquireEnd != nil {
-		o.OnAcquireEnd(ctx, e)
-	}
+	observe.Call(o.OnAcquireEnd, ctx, e)
 }
 
 // RenewStart implements Observer.
 func (o ObserverFuncs) RenewStart(ctx context.Context, e RenewStartEvent) context.Context {
-	if o.OnRenewStart != nil {
-		return o.OnRenewStart(ctx, e)
-	}
-	return ctx
+	return observe.CallStart(o.OnRenewStart, ctx, e)
 }
 
 // RenewEnd implements Observer.
 func (o ObserverFuncs) RenewEnd(ctx context.Context, e RenewEvent) {
-	if o.OnRenewEnd != nil {
-		o.OnRenewEnd(ctx, e)
-	}
+	observe.Call(o.OnRenewEnd, ctx, e)
 }
 
 // LeaseEnded implements Observer.
 func (o ObserverFuncs) LeaseEnded(ctx context.Context, e EndEvent) {
-	if o.OnLeaseEnded != nil {
-		o.OnLeaseEnded(ctx, e)
-	}
+	observe.Call(o.OnLeaseEnded, ctx, e)
 }
 
 // FenceChecked implements Observer.
 func (o ObserverFuncs) FenceChecked(ctx context.Context, e FenceEvent) {
-	if o.OnFenceChecked != nil {
-		o.OnFenceChecked(ctx, e)
-	}
+	observe.Call(o.OnFenceChecked, ctx, e)
 }
 
 // MultiObserver returns an Observer that tells each of obs in turn; nil

@@ -106,31 +106,22 @@ var _ Observer = ObserverFuncs{}
 
 // ReadRouted implements Observer.
 func (o ObserverFuncs) ReadRouted(ctx context.Context, e RouteEvent) {
-	if o.OnReadRouted != nil {
-		o.OnReadRouted(ctx, e)
-	}
+	observe.Call(o.OnReadRouted, ctx, e)
 }
 
 // ReplicaCheckStart implements Observer.
 func (o ObserverFuncs) ReplicaCheckStart(ctx context.Context, e ReplicaCheckStartEvent) context.Context {
-	if o.OnReplicaCheckStart != nil {
-		return o.OnReplicaCheckStart(ctx, e)
-	}
-	return ctx
+	return observe.CallStart(o.OnReplicaCheckStart, ctx, e)
 }
 
 // ReplicaCheckEnd implements Observer.
 func (o ObserverFuncs) ReplicaCheckEnd(ctx context.Context, e ReplicaEvent) {
-	if o.OnReplicaCheckEnd != nil {
-		o.OnReplicaCheckEnd(ctx, e)
-	}
+	observe.Call(o.OnReplicaCheckEnd, ctx, e)
 }
 
 // ReplicaFellBack implements Observer.
 func (o ObserverFuncs) ReplicaFellBack(ctx context.Context, e FallbackEvent) {
-	if o.OnReplicaFellBack != nil {
-		o.OnReplicaFellBack(ctx, e)
-	}
+	observe.Call(o.OnReplicaFellBack, ctx, e)
 }
 
 // MultiObserver returns an Observer that tells each of obs in turn; nil

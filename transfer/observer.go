@@ -217,54 +217,37 @@ var _ Observer = ObserverFuncs{}
 
 // BlobStart implements Observer.
 func (o ObserverFuncs) BlobStart(ctx context.Context, e BlobStartEvent) context.Context {
-	if o.OnBlobStart != nil {
-		return o.OnBlobStart(ctx, e)
-	}
-	return ctx
+	return observe.CallStart(o.OnBlobStart, ctx, e)
 }
 
 // BlobEnd implements Observer.
 func (o ObserverFuncs) BlobEnd(ctx context.Context, e BlobEvent) {
-	if o.OnBlobEnd != nil {
-		o.OnBlobEnd(ctx, e)
-	}
+	observe.Call(o.OnBlobEnd, ctx, e)
 }
 
 // Retried implements Observer.
 func (o ObserverFuncs) Retried(ctx context.Context, e RetryEvent) {
-	if o.OnRetried != nil {
-		o.OnRetried(ctx, e)
-	}
+	observe.Call(o.OnRetried, ctx, e)
 }
 
 // RepositoryStart implements Observer.
 func (o ObserverFuncs) RepositoryStart(ctx context.Context, e RepositoryStartEvent) context.Context {
-	if o.OnRepositoryStart != nil {
-		return o.OnRepositoryStart(ctx, e)
-	}
-	return ctx
+	return observe.CallStart(o.OnRepositoryStart, ctx, e)
 }
 
 // RepositoryEnd implements Observer.
 func (o ObserverFuncs) RepositoryEnd(ctx context.Context, e RepositoryEvent) {
-	if o.OnRepositoryEnd != nil {
-		o.OnRepositoryEnd(ctx, e)
-	}
+	observe.Call(o.OnRepositoryEnd, ctx, e)
 }
 
 // PassStart implements Observer.
 func (o ObserverFuncs) PassStart(ctx context.Context, e PassStartEvent) context.Context {
-	if o.OnPassStart != nil {
-		return o.OnPassStart(ctx, e)
-	}
-	return ctx
+	return observe.CallStart(o.OnPassStart, ctx, e)
 }
 
 // PassEnd implements Observer.
 func (o ObserverFuncs) PassEnd(ctx context.Context, e PassEvent) {
-	if o.OnPassEnd != nil {
-		o.OnPassEnd(ctx, e)
-	}
+	observe.Call(o.OnPassEnd, ctx, e)
 }
 
 // MultiObserver returns an Observer that tells each of obs in turn; nil

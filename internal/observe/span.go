@@ -37,3 +37,20 @@ func End[O any](ctx context.Context, list []O, end func(O, context.Context)) {
 		end(list[i], c)
 	}
 }
+
+// CallStart calls f, an ObserverFuncs field for a Start hook, when it is
+// set; a nil f returns ctx unchanged.
+func CallStart[E any](f func(context.Context, E) context.Context, ctx context.Context, e E) context.Context {
+	if f == nil {
+		return ctx
+	}
+	return f(ctx, e)
+}
+
+// Call calls f, an ObserverFuncs field for an End hook or a point event,
+// when it is set.
+func Call[E any](f func(context.Context, E), ctx context.Context, e E) {
+	if f != nil {
+		f(ctx, e)
+	}
+}

@@ -60,3 +60,21 @@ func TestStartEndThreadContexts(t *testing.T) {
 		}
 	}
 }
+
+func TestCallNilAndSet(t *testing.T) {
+	type key struct{}
+	ctx := context.Background()
+	if got := observe.CallStart[int](nil, ctx, 1); got != ctx {
+		t.Fatal("a nil Start hook must return ctx unchanged")
+	}
+	got := observe.CallStart(func(ctx context.Context, e int) context.Context { return context.WithValue(ctx, key{}, e) }, ctx, 7)
+	if got.Value(key{}) != 7 {
+		t.Fatal("a set Start hook's context must come back")
+	}
+	observe.Call[int](nil, ctx, 1) // must not panic
+	var told int
+	observe.Call(func(_ context.Context, e int) { told = e }, ctx, 3)
+	if told != 3 {
+		t.Fatalf("Call told %d, want 3", told)
+	}
+}

@@ -78,24 +78,17 @@ var _ Observer = ObserverFuncs{}
 
 // PassStart implements Observer.
 func (o ObserverFuncs) PassStart(ctx context.Context, e PassStartEvent) context.Context {
-	if o.OnPassStart != nil {
-		return o.OnPassStart(ctx, e)
-	}
-	return ctx
+	return observe.CallStart(o.OnPassStart, ctx, e)
 }
 
 // Progressed implements Observer.
 func (o ObserverFuncs) Progressed(ctx context.Context, p Progress) {
-	if o.OnProgressed != nil {
-		o.OnProgressed(ctx, p)
-	}
+	observe.Call(o.OnProgressed, ctx, p)
 }
 
 // PassEnd implements Observer.
 func (o ObserverFuncs) PassEnd(ctx context.Context, p PassSummary) {
-	if o.OnPassEnd != nil {
-		o.OnPassEnd(ctx, p)
-	}
+	observe.Call(o.OnPassEnd, ctx, p)
 }
 
 // MultiObserver returns an Observer that tells each of obs in turn; nil

@@ -177,68 +177,47 @@ var _ Observer = ObserverFuncs{}
 
 // RequestStart implements Observer.
 func (o ObserverFuncs) RequestStart(ctx context.Context, e RequestStartEvent) context.Context {
-	if o.OnRequestStart != nil {
-		return o.OnRequestStart(ctx, e)
-	}
-	return ctx
+	return observe.CallStart(o.OnRequestStart, ctx, e)
 }
 
 // RequestEnd implements Observer.
 func (o ObserverFuncs) RequestEnd(ctx context.Context, e RequestEvent) {
-	if o.OnRequestEnd != nil {
-		o.OnRequestEnd(ctx, e)
-	}
+	observe.Call(o.OnRequestEnd, ctx, e)
 }
 
 // ImportStart implements Observer.
 func (o ObserverFuncs) ImportStart(ctx context.Context, e ImportStartEvent) context.Context {
-	if o.OnImportStart != nil {
-		return o.OnImportStart(ctx, e)
-	}
-	return ctx
+	return observe.CallStart(o.OnImportStart, ctx, e)
 }
 
 // ImportEnd implements Observer.
 func (o ObserverFuncs) ImportEnd(ctx context.Context, e ImportEvent) {
-	if o.OnImportEnd != nil {
-		o.OnImportEnd(ctx, e)
-	}
+	observe.Call(o.OnImportEnd, ctx, e)
 }
 
 // StaleFailed implements Observer.
 func (o ObserverFuncs) StaleFailed(ctx context.Context, e ImportEvent) {
-	if o.OnStaleFailed != nil {
-		o.OnStaleFailed(ctx, e)
-	}
+	observe.Call(o.OnStaleFailed, ctx, e)
 }
 
 // WriteGuarded implements Observer.
 func (o ObserverFuncs) WriteGuarded(ctx context.Context, e GuardEvent) {
-	if o.OnWriteGuarded != nil {
-		o.OnWriteGuarded(ctx, e)
-	}
+	observe.Call(o.OnWriteGuarded, ctx, e)
 }
 
 // DeliveryStart implements Observer.
 func (o ObserverFuncs) DeliveryStart(ctx context.Context, e DeliveryStartEvent) context.Context {
-	if o.OnDeliveryStart != nil {
-		return o.OnDeliveryStart(ctx, e)
-	}
-	return ctx
+	return observe.CallStart(o.OnDeliveryStart, ctx, e)
 }
 
 // DeliveryEnd implements Observer.
 func (o ObserverFuncs) DeliveryEnd(ctx context.Context, e DeliveryEvent) {
-	if o.OnDeliveryEnd != nil {
-		o.OnDeliveryEnd(ctx, e)
-	}
+	observe.Call(o.OnDeliveryEnd, ctx, e)
 }
 
 // OutboxChecked implements Observer.
 func (o ObserverFuncs) OutboxChecked(ctx context.Context, e OutboxStats) {
-	if o.OnOutboxChecked != nil {
-		o.OnOutboxChecked(ctx, e)
-	}
+	observe.Call(o.OnOutboxChecked, ctx, e)
 }
 
 // MultiObserver tells every observer, in order; nil observers are
