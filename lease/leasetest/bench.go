@@ -140,16 +140,20 @@ func BenchAcquireRelease(b *testing.B, lk lease.Locker, key string, samples int,
 // Medians runs each of fns n times, interleaved one call at a time so that
 // all of them see the same machine load, and returns the median duration
 // of each. Medians keep a loaded machine's scheduling hiccups out of
-// ratios between them.
+// ratios between them. Round r starts with fns[r mod len(fns)], so each
+// function follows each other equally often: what one call leaves behind
+// in the store (WAL to write, a page to prune) is not always paid by the
+// same neighbour.
 func Medians(n int, fns ...func()) []time.Duration {
 	samples := make([][]time.Duration, len(fns))
 	for i := range samples {
 		samples[i] = make([]time.Duration, 0, n)
 	}
-	for range n {
-		for i, fn := range fns {
+	for r := range n {
+		for k := range fns {
+			i := (r + k) % len(fns)
 			start := time.Now()
-			fn()
+			fns[i]()
 			samples[i] = append(samples[i], time.Since(start))
 		}
 	}

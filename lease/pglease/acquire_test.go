@@ -85,3 +85,37 @@ func TestAcquireFirstRowRace(t *testing.T) {
 		t.Fatalf("rival's lease %v", rivalLease)
 	}
 }
+
+// Acquire's lock_timeout lives only as long as its statement: the
+// connection it ran on (the only one of the pool) is back at the server's
+// default afterwards, whichever way Acquire ended, so nothing leaks into
+// the host's next statement or, behind PgBouncer, another client's.
+func TestAcquireLeavesNoSessionState(t *testing.T) {
+	ctx := t.Context()
+	pool := newPool(t, storagetest.URL(t), func(c *pgxpool.Config) { c.MaxConns = 1 })
+	lk := pglease.New(storage.FromPool(pool), pglease.Options{})
+	lockTimeout := func() string {
+		var v string
+		if err := pool.QueryRow(ctx, "SHOW lock_timeout").Scan(&v); err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	want := lockTimeout()
+	l, err := lk.Acquire(ctx, "k", time.Minute) // first row
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := lk.Acquire(ctx, "k", time.Minute); !errors.Is(err, lease.ErrHeld) { // held
+		t.Fatal(err)
+	}
+	if err := l.Release(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := lk.Acquire(ctx, "k", time.Minute); err != nil { // taken
+		t.Fatal(err)
+	}
+	if got := lockTimeout(); got != want {
+		t.Fatalf("lock_timeout after Acquire is %q, want the default %q", got, want)
+	}
+}

@@ -12,8 +12,9 @@ import (
 	"github.com/ferryhq/ferry/storage"
 )
 
-// fenceSQL locks the key's row FOR SHARE: a takeover (Acquire's NOWAIT
-// lock) is refused while the caller's transaction runs, while fenced
+// fenceSQL locks the key's row FOR SHARE: a takeover (Acquire's UPDATE,
+// which gives up after its 1 ms lock_timeout) is refused while the
+// caller's transaction runs, while fenced
 // writes of the same holder do not wait for each other.
 const fenceSQL = `
 SELECT token, expires_at = '-infinity', expires_at > statement_timestamp(), NULLIF(expires_at, '-infinity')

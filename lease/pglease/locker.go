@@ -59,26 +59,28 @@ func New(db storage.Handle, opts Options) *Locker {
 // successful Acquire runs. It returns no row when the key is held or has
 // no row yet.
 //
-// The free row is locked FOR NO KEY UPDATE NOWAIT before it is taken: a
-// holder's fenced transaction (Fence, FOR SHARE) or another Acquire taking
-// the key at this moment makes it fail at once with lock_not_available
-// (55P03), reported as ErrHeld, instead of waiting for that transaction
-// ("never waits"). The UPDATE checks its WHERE again against the row's
-// latest version, so two callers never both get the key. Asking for a held
-// key locks nothing, takes no transaction id and writes no WAL.
+// "Never waits": a holder's fenced transaction (Fence, FOR SHARE) keeps a
+// lock on the row, so an UPDATE of an expired lease would wait for that
+// transaction. The statement first sets lock_timeout to 1 ms for its own
+// implicit transaction (set_config's is_local; nothing outlives the
+// statement, so transaction pooling is safe): the uncorrelated subquery is
+// an InitPlan the executor evaluates before it reads the row. A lock held
+// longer fails with lock_not_available (55P03), reported as ErrHeld. A
+// concurrent Acquire of the same key commits within that millisecond, and
+// the UPDATE then re-checks its WHERE against the row's latest version, so
+// two callers never both get the key. Asking for a held key locks nothing,
+// takes no transaction id and writes no WAL.
 //
-// It is deliberately one CTE and one UPDATE: folding the held report and
-// the first insert into the same statement (as an earlier version did) made
-// every Acquire pay for an INSERT ... ON CONFLICT and a UNION, about a
-// quarter more than the two single-row writes a lease costs at least.
+// It is deliberately one plain UPDATE: folding the held report and the
+// first insert into the statement (as an earlier version did) made every
+// Acquire pay for an INSERT ... ON CONFLICT and a UNION, and locking the
+// row FOR NO KEY UPDATE NOWAIT in a CTE first cost another 5-7%; see
+// BENCHMARKS.md.
 const takeSQL = `
-WITH free AS (
-	SELECT FROM {leases} WHERE key = $1 AND expires_at <= statement_timestamp()
-	FOR NO KEY UPDATE NOWAIT
-)
 UPDATE {leases} SET token = token + 1, holder = $2, acquired_at = statement_timestamp(),
 	expires_at = statement_timestamp() + $3 * interval '1 microsecond'
-WHERE key = $1 AND expires_at <= statement_timestamp() AND EXISTS (SELECT FROM free)
+WHERE key = $1 AND expires_at <= statement_timestamp()
+	AND (SELECT set_config('lock_timeout', '1ms', true)) IS NOT NULL
 RETURNING token`
 
 // firstSQL creates a key's first row, holding it. The first token starts
@@ -93,7 +95,7 @@ SELECT $1, COALESCE((SELECT token FROM {leases} WHERE key = ''), 0) + 1, $2,
 ON CONFLICT (key) DO NOTHING
 RETURNING token`
 
-// lockNotAvailable is the SQLSTATE of a NOWAIT lock that is held.
+// lockNotAvailable is the SQLSTATE of a lock that lock_timeout gave up on.
 const lockNotAvailable = "55P03"
 
 // takeAttempts bounds how often Acquire tries again when a key it found
@@ -144,8 +146,8 @@ func (lk *Locker) write(ctx context.Context, sql, key string, ttl time.Duration)
 	return token, err
 }
 
-// acquireError reports a failed take or first insert: a NOWAIT lock that
-// is held is ErrHeld, anything else says which key it was.
+// acquireError reports a failed take or first insert: a lock held past
+// lock_timeout is ErrHeld, anything else says which key it was.
 func (lk *Locker) acquireError(key string, err error) error {
 	var pgErr *pgconn.PgError
 	if errors.As(err, &pgErr) && pgErr.Code == lockNotAvailable {
