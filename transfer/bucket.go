@@ -48,7 +48,10 @@ type Bucket interface {
 	// List returns one page of the objects whose keys start with
 	// opts.Prefix, in lexicographical key order. With a Delimiter, keys
 	// that have it after the prefix are collapsed into one entry per
-	// "directory" (IsDir, Key ending with the delimiter).
+	// "directory" (IsDir, Key ending with the delimiter). A page token
+	// stays valid when objects are deleted: deleting what earlier pages
+	// returned (as ListAll's callers may while they iterate) makes the
+	// next page skip nothing still there.
 	List(ctx context.Context, opts ListOptions) (ListPage, error)
 	// Delete removes the object at key; a missing object is an error
 	// wrapping ErrNotExist.

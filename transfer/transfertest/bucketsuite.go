@@ -17,8 +17,9 @@ import (
 // interface's contract: what a write commits and when (nothing before
 // Close, nothing after a write whose context was cancelled, the old object
 // kept), metadata and sizes, ErrNotExist from every call about a missing
-// object, listings with prefixes, delimiters and pages, deletes, empty
-// objects, concurrent use and cancelled contexts. newBucket is called once
+// object, listings with prefixes, delimiters and pages (also while the
+// listed objects are deleted), deletes, empty objects, concurrent use and
+// cancelled contexts. newBucket is called once
 // per subtest and must return an empty bucket.
 //
 // It runs against transfertest.MemBucket and against transfer/gocloudblob
@@ -210,6 +211,32 @@ func BucketSuite(t *testing.T, newBucket func(t *testing.T) transfer.Bucket) {
 		}
 		if got := keysOf(listAll(t, b, transfer.ListOptions{Prefix: "d/"})); !slices.Equal(got, []string{"d/y"}) {
 			t.Fatalf("List after Delete = %v", got)
+		}
+	})
+
+	// transfer's leftovers sweep and LayoutSink's prefix delete remove
+	// what ListAll yields while it pages: no object may be skipped.
+	t.Run("DeleteWhilePaging", func(t *testing.T) {
+		b := newBucket(t)
+		for i := range 10 {
+			write(t, b, fmt.Sprintf("p/%02d", i), []byte{byte(i)}, nil)
+		}
+		write(t, b, "q", []byte("stays"), nil)
+		var seen []string
+		for o, err := range transfer.ListAll(ctx, b, transfer.ListOptions{Prefix: "p/", PageSize: 3}) {
+			if err != nil {
+				t.Fatalf("List while deleting: %v", err)
+			}
+			seen = append(seen, o.Key)
+			if err := b.Delete(ctx, o.Key); err != nil {
+				t.Fatalf("Delete(%q): %v", o.Key, err)
+			}
+		}
+		if len(seen) != 10 {
+			t.Errorf("listing while deleting returned %v, want p/00..p/09 once each", seen)
+		}
+		if left := keysOf(listAll(t, b, transfer.ListOptions{})); !slices.Equal(left, []string{"q"}) {
+			t.Fatalf("after deleting every listed p/ object the bucket holds %v, want [q]", left)
 		}
 	})
 

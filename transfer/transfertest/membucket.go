@@ -8,7 +8,7 @@ import (
 	"io"
 	"maps"
 	"slices"
-	"strconv"
+	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -89,18 +89,12 @@ func (b *MemBucket) Attributes(ctx context.Context, key string) (transfer.Attrib
 	return transfer.Attributes{Size: int64(len(o.data)), ModTime: o.mod, Metadata: maps.Clone(o.metadata)}, nil
 }
 
-// List implements transfer.Bucket. Page tokens are the offset into the
-// listing, so a page can be asked for again.
+// List implements transfer.Bucket. A page token is the last key of the
+// page before, and the next page starts after it, so a page can be asked
+// for again and deleting listed objects while paging skips none.
 func (b *MemBucket) List(ctx context.Context, opts transfer.ListOptions) (transfer.ListPage, error) {
 	if err := ctx.Err(); err != nil {
 		return transfer.ListPage{}, err
-	}
-	start := 0
-	if opts.PageToken != "" {
-		var err error
-		if start, err = strconv.Atoi(opts.PageToken); err != nil || start < 0 {
-			return transfer.ListPage{}, fmt.Errorf("transfertest: bad page token %q", opts.PageToken)
-		}
 	}
 	size := opts.PageSize
 	if size <= 0 {
@@ -126,13 +120,17 @@ func (b *MemBucket) List(ctx context.Context, opts transfer.ListOptions) (transf
 		all = append(all, transfer.ListObject{Key: k, Size: int64(len(o.data)), ModTime: o.mod})
 	}
 	b.mu.Unlock()
+	// Entries are in strictly increasing key order (a directory sorts
+	// before the keys it collapses and after every key before them).
+	if opts.PageToken != "" {
+		all = all[sort.Search(len(all), func(i int) bool { return all[i].Key > opts.PageToken }):]
+	}
 	var page transfer.ListPage
-	if start < len(all) {
-		page.Objects = all[start:min(len(all), start+size)]
+	if len(all) > size {
+		all = all[:size]
+		page.NextPageToken = all[size-1].Key
 	}
-	if start+size < len(all) {
-		page.NextPageToken = strconv.Itoa(start + size)
-	}
+	page.Objects = all
 	return page, nil
 }
 
