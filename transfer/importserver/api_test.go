@@ -263,6 +263,24 @@ func TestConfigErrors(t *testing.T) {
 	require.NoError(t, err)
 }
 
+// roundTripperFunc stands for a host's replacement of http.DefaultTransport
+// (otelhttp wraps it in a type of its own).
+type roundTripperFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripperFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+
+// Not parallel: it replaces http.DefaultTransport.
+func TestNewWithReplacedDefaultTransport(t *testing.T) {
+	orig := http.DefaultTransport
+	t.Cleanup(func() { http.DefaultTransport = orig })
+	http.DefaultTransport = roundTripperFunc(orig.RoundTrip)
+
+	f := newFixture(t, nil) // Notify.Client nil: New builds its own transport
+	code, _, _ := f.call(t, http.MethodPut, "group/image", "import_type=pre")
+	require.Equal(t, http.StatusAccepted, code)
+	f.coord.waitFor(t, "group/image", importserver.StatusPreImportComplete)
+}
+
 func TestParseTypeAndPaths(t *testing.T) {
 	for _, s := range []string{"pre", "final"} {
 		typ, err := importserver.ParseType(s)

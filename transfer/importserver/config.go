@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -263,7 +264,7 @@ func (c Config) withDefaults() (Config, error) {
 		n.Concurrency = 8
 	}
 	if n.Client == nil {
-		t := http.DefaultTransport.(*http.Transport).Clone()
+		t := defaultTransport()
 		t.MaxIdleConnsPerHost = n.Concurrency
 		n.Client = &http.Client{Transport: t}
 	}
@@ -288,4 +289,22 @@ func (c Config) withDefaults() (Config, error) {
 		g.Refuse = RefuseUnavailable
 	}
 	return c, nil
+}
+
+// defaultTransport clones http.DefaultTransport, or, when the host replaced
+// it with another RoundTripper (otelhttp does), starts from Go's defaults:
+// an unchecked type assertion would panic in New.
+func defaultTransport() *http.Transport {
+	if t, ok := http.DefaultTransport.(*http.Transport); ok {
+		return t.Clone()
+	}
+	return &http.Transport{
+		Proxy:                 http.ProxyFromEnvironment,
+		DialContext:           (&net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		ForceAttemptHTTP2:     true,
+		MaxIdleConns:          100,
+		IdleConnTimeout:       90 * time.Second,
+		TLSHandshakeTimeout:   10 * time.Second,
+		ExpectContinueTimeout: time.Second,
+	}
 }
