@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"os"
 	"path"
@@ -89,7 +90,7 @@ func (b *Bucket) NewReader(ctx context.Context, key string) (transfer.Reader, er
 	if err != nil {
 		return nil, wrapErr(err)
 	}
-	return reader{r}, nil
+	return &reader{Reader: r}, nil
 }
 
 // NewWriter implements transfer.Bucket. fileblob's temporary-file
@@ -170,14 +171,27 @@ func wrapErr(err error) error {
 	return cloudstatus.Wrap(err)
 }
 
-type reader struct{ *blob.Reader }
+// reader enforces Read after Close being an error: memblob's and
+// gcsblob's readers go on reading.
+type reader struct {
+	*blob.Reader
+	closed bool
+}
 
-func (r reader) Read(p []byte) (int, error) {
+func (r *reader) Read(p []byte) (int, error) {
+	if r.closed {
+		return 0, fmt.Errorf("gocloudblob: read after Close: %w", fs.ErrClosed)
+	}
 	n, err := r.Reader.Read(p)
 	if err != nil && !errors.Is(err, io.EOF) {
 		err = wrapErr(err)
 	}
 	return n, err
+}
+
+func (r *reader) Close() error {
+	r.closed = true
+	return r.Reader.Close()
 }
 
 type writer struct {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"slices"
 	"sync"
 	"testing"
@@ -14,7 +15,7 @@ import (
 )
 
 // BucketSuite checks an implementation of transfer.Bucket against the
-// interface's contract: what a write commits and when (nothing before
+// interface's contract: reads (none after Close), what a write commits and when (nothing before
 // Close, nothing after a write whose context was cancelled, the old object
 // kept), metadata and sizes, ErrNotExist from every call about a missing
 // object, listings with prefixes, delimiters and pages (also while the
@@ -56,6 +57,25 @@ func BucketSuite(t *testing.T, newBucket func(t *testing.T) transfer.Bucket) {
 		}
 		if a.Size != int64(len(data)) || a.ModTime.Before(before) || a.Metadata["ferry-digest"] != "sha256:abc" || a.Metadata["other"] != "v" {
 			t.Fatalf("Attributes = size %d mod %v metadata %v", a.Size, a.ModTime, a.Metadata)
+		}
+	})
+
+	t.Run("ReadAfterCloseIsAnError", func(t *testing.T) {
+		b := newBucket(t)
+		write(t, b, "k", RandomBytes(5, 100_000), nil)
+		r, err := b.NewReader(ctx, "k")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := io.ReadFull(r, make([]byte, 10)); err != nil {
+			t.Fatalf("Read: %v", err)
+		}
+		if err := r.Close(); err != nil {
+			t.Fatalf("Close: %v", err)
+		}
+		// io.EOF would pass for the object's end.
+		if n, err := r.Read(make([]byte, 10)); err == nil || errors.Is(err, io.EOF) {
+			t.Fatalf("Read after Close = %d, %v; want an error other than io.EOF", n, err)
 		}
 	})
 

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"maps"
 	"slices"
 	"sort"
@@ -61,7 +62,7 @@ func (b *MemBucket) NewReader(ctx context.Context, key string) (transfer.Reader,
 	if !ok {
 		return nil, notExist(key)
 	}
-	return &memReader{Reader: bytes.NewReader(o.data), size: int64(len(o.data)), mod: o.mod}, nil
+	return &memReader{r: bytes.NewReader(o.data), size: int64(len(o.data)), mod: o.mod}, nil
 }
 
 // NewWriter implements transfer.Bucket.
@@ -148,15 +149,25 @@ func (b *MemBucket) Delete(ctx context.Context, key string) error {
 	return nil
 }
 
+// memReader holds its bytes.Reader in a field rather than embedding it,
+// so that io.Copy cannot reach past Close through WriteTo.
 type memReader struct {
-	*bytes.Reader
-	size int64
-	mod  time.Time
+	r      *bytes.Reader
+	size   int64
+	mod    time.Time
+	closed bool
+}
+
+func (r *memReader) Read(p []byte) (int, error) {
+	if r.closed {
+		return 0, fmt.Errorf("transfertest: read after Close: %w", fs.ErrClosed)
+	}
+	return r.r.Read(p)
 }
 
 func (r *memReader) Size() int64        { return r.size }
 func (r *memReader) ModTime() time.Time { return r.mod }
-func (r *memReader) Close() error       { return nil }
+func (r *memReader) Close() error       { r.closed = true; return nil }
 
 type memWriter struct {
 	ctx      context.Context

@@ -234,7 +234,7 @@ func (b *virtualBucket) NewReader(_ context.Context, key string) (transfer.Reade
 		return nil, err
 	}
 	b.v.reads.Add(1)
-	return &memReader{Reader: bytes.NewReader(p), size: int64(len(p)), mod: virtualTime}, nil
+	return &memReader{r: bytes.NewReader(p), size: int64(len(p)), mod: virtualTime}, nil
 }
 
 func (b *virtualBucket) List(_ context.Context, opts transfer.ListOptions) (transfer.ListPage, error) {
