@@ -67,6 +67,9 @@ type Server struct {
 	// delivery loop (guarded by mu); handedWake says there are some.
 	handed     []Notification
 	handedWake chan struct{}
+	// claiming counts the Finish calls claiming a notification for handed
+	// (guarded by mu).
+	claiming int
 	// flush asks the delivery loop for a last pass within the given
 	// context, after which it ends.
 	flush chan context.Context
@@ -291,15 +294,10 @@ func (s *Server) execute(ctx context.Context, cancel context.CancelCauseFunc, im
 	ev := ImportEvent{Import: imp, Result: result, Duration: time.Since(began), Report: rep, Err: err}
 	if record {
 		o := Outcome{Path: imp.Path, Run: imp.Run, Status: imp.Type.Outcome(result), Detail: detail, Counts: countsOf(rep)}
-		recorded, claimed, rerr := s.record(o)
+		recorded, rerr := s.record(o)
 		switch {
 		case rerr == nil:
 			ev.Import, ev.Recorded = recorded, true
-			if claimed != nil {
-				s.hand(*claimed)
-			} else {
-				s.poke()
-			}
 		case errors.Is(rerr, ErrStateChanged):
 			log.InfoContext(runCtx, "importserver: import was ended elsewhere meanwhile", "error", rerr)
 		default:
@@ -382,16 +380,52 @@ func countsOf(rep *transfer.Report) Counts {
 		Manifests: rep.Manifests, Tags: rep.Tags}
 }
 
-// record stores an outcome and claims its notification for this
-// process, retrying store failures for up to recordTimeout: the import's
-// work is done and must not be lost to a blip. ErrStateChanged is final.
-// (A Finish that committed but whose answer was lost leaves its
-// notification claimed by this process until its lease ends: delivered
-// late, never lost.)
-func (s *Server) record(o Outcome) (Import, *Notification, error) {
+// record stores an outcome and gets its notification delivered: claimed
+// for this process in the same store call and handed to the delivery
+// loop, or left to the outbox claim. It retries store failures for up to
+// recordTimeout: the import's work is done and must not be lost to a
+// blip. ErrStateChanged is final. (A Finish that committed but whose
+// answer was lost leaves its notification claimed by this process until
+// its lease ends: delivered late, never lost.)
+//
+// It claims only while the handed backlog is short (one batch): behind a
+// slow coordinator a notification waiting longer in memory would outlive
+// its lease, and then be claimed and sent again, or be sent after a newer
+// run superseded it. Left unclaimed, the outbox claim (which skips
+// superseded outcomes) delivers it.
+func (s *Server) record(o Outcome) (Import, error) {
 	ctx, cancel := context.WithTimeout(s.recordCtx, recordTimeout)
 	defer cancel()
-	o.Claim = &ClaimRequest{Owner: s.cfg.Instance, Token: s.token, LeaseFor: s.cfg.Notify.LeaseFor}
+	s.mu.Lock()
+	if len(s.handed)+s.claiming < s.claimLimit() {
+		s.claiming++
+		o.Claim = &ClaimRequest{Owner: s.cfg.Instance, Token: s.token, LeaseFor: s.cfg.Notify.LeaseFor}
+	}
+	s.mu.Unlock()
+	imp, n, err := s.finish(ctx, o)
+	s.mu.Lock()
+	if o.Claim != nil {
+		s.claiming--
+	}
+	if n != nil {
+		s.handed = append(s.handed, *n) // with the decrement: the backlog never looks shorter than it is
+	}
+	s.mu.Unlock()
+	switch {
+	case n != nil:
+		select {
+		case s.handedWake <- struct{}{}:
+		default:
+		}
+	case err == nil:
+		s.poke()
+	}
+	return imp, err
+}
+
+// finish calls Store.Finish, retrying failures other than ErrStateChanged
+// until ctx ends.
+func (s *Server) finish(ctx context.Context, o Outcome) (Import, *Notification, error) {
 	backoff := 100 * time.Millisecond
 	for {
 		imp, n, err := s.cfg.Store.Finish(ctx, o)
@@ -404,17 +438,6 @@ func (s *Server) record(o Outcome) (Import, *Notification, error) {
 			return Import{}, nil, fmt.Errorf("%w (then %w)", err, werr)
 		}
 		backoff = min(2*backoff, 5*time.Second)
-	}
-}
-
-// hand gives the delivery loop a notification claimed for this process.
-func (s *Server) hand(n Notification) {
-	s.mu.Lock()
-	s.handed = append(s.handed, n)
-	s.mu.Unlock()
-	select {
-	case s.handedWake <- struct{}{}:
-	default:
 	}
 }
 

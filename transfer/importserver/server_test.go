@@ -3,6 +3,7 @@ package importserver_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"runtime"
 	"strings"
@@ -585,4 +586,70 @@ func TestHangingStoreCallsAreBounded(t *testing.T) {
 	require.Equal(t, importserver.StatusPreImportInProgress, mustGet(t, store, "a").Status, "a's heartbeats kept it alive")
 	im.Release("a")
 	coord.waitFor(t, "a", importserver.StatusPreImportComplete)
+}
+
+// claimCounter counts the Finish calls that claim their notification.
+type claimCounter struct {
+	importserver.Store
+	claimed, unclaimed atomic.Int32
+}
+
+func (c *claimCounter) Finish(ctx context.Context, o importserver.Outcome) (importserver.Import, *importserver.Notification, error) {
+	if o.Claim != nil {
+		c.claimed.Add(1)
+	} else {
+		c.unclaimed.Add(1)
+	}
+	return c.Store.Finish(ctx, o)
+}
+
+// Many outcomes recorded at once behind a slow coordinator: Finish claims
+// only one batch's worth for the delivery loop and leaves the rest to the
+// outbox claim, so none waits in memory past its lease and is sent twice.
+func TestSlowCoordinatorBacklogOutlivesNoLease(t *testing.T) {
+	const n = 17
+	store := &claimCounter{Store: newMemStore()}
+	f := newFixture(t, func(c *importserver.Config) {
+		c.Store = store
+		c.Repositories = importserver.RepositoriesFunc(func(context.Context, string) (bool, error) { return true, nil })
+		c.MaxConcurrentImports = n
+		c.Notify.Concurrency = 1 // one batch: 2 notifications
+		c.Notify.Timeout = 500 * time.Millisecond
+		c.Notify.LeaseFor = time.Second
+	})
+	f.coord.setAnswer(func(received, int) int {
+		time.Sleep(80 * time.Millisecond) // n of them in a row outlast the lease
+		return http.StatusOK
+	})
+	paths := make([]string, n)
+	for i := range paths {
+		paths[i] = fmt.Sprintf("slow/r%02d", i)
+		f.im.Hold(paths[i])
+		code, _, _ := f.call(t, http.MethodPut, paths[i], "import_type=pre")
+		require.Equal(t, http.StatusAccepted, code)
+	}
+	require.Eventually(t, func() bool { return f.im.Peak() == n }, 5*time.Second, time.Millisecond)
+	for _, p := range paths {
+		f.im.Release(p)
+	}
+	for _, p := range paths {
+		f.coord.waitFor(t, p, importserver.StatusPreImportComplete)
+	}
+	require.Eventually(t, func() bool {
+		st, err := store.OutboxStats(context.Background())
+		return err == nil && st.Pending == 0
+	}, 10*time.Second, 5*time.Millisecond)
+	// Shutdown's last pass sends whatever was still handed over.
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	require.NoError(t, f.srv.Shutdown(ctx))
+	got := map[string]int{}
+	for _, r := range f.coord.notifications() {
+		got[r.Path]++
+	}
+	for _, p := range paths {
+		require.Equal(t, 1, got[p], "notifications of %s", p)
+	}
+	require.Equal(t, int32(n), store.claimed.Load()+store.unclaimed.Load())
+	require.Positive(t, store.unclaimed.Load(), "Finish stops claiming once a batch waits")
 }
