@@ -119,3 +119,58 @@ func TestAcquireLeavesNoSessionState(t *testing.T) {
 		t.Fatalf("lock_timeout after Acquire is %q, want the default %q", got, want)
 	}
 }
+
+// A DeleteExpired in flight while a key's first-row INSERT takes its
+// snapshot: the INSERT must not read the old token floor and then, once
+// the delete commits, insert a token the removed row already had (its
+// stale holder could then renew, release and fence with the new
+// holder's token). Found in review; this test gave both holders token 1
+// before the fix.
+func TestFirstRowDuringDeleteExpiredKeepsTokensUnique(t *testing.T) {
+	ctx := t.Context()
+	url := storagetest.URL(t)
+	plain := newPool(t, url, nil)
+	stale := pglease.New(storage.FromPool(plain), pglease.Options{Holder: "stale"})
+	var staleLease lease.Lease
+	hook := &hookTracer{match: "ON CONFLICT (key) DO NOTHING", before: func() {
+		// Between Acquire's read of the holder (no row) and its first
+		// insert: another holder creates the key's row, its lease expires,
+		// and DeleteExpired removes the row, committing only while the
+		// insert runs.
+		var err error
+		if staleLease, err = stale.Acquire(ctx, "k", 50*time.Millisecond); err != nil {
+			t.Error(err)
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+		tx, err := plain.Begin(ctx)
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		if _, err := tx.Exec(ctx, pglease.DeleteExpiredSQLForTest, 0, 1000); err != nil {
+			t.Error(err)
+			return
+		}
+		go func() {
+			time.Sleep(300 * time.Millisecond)
+			if err := tx.Commit(context.WithoutCancel(ctx)); err != nil {
+				t.Error(err)
+			}
+		}()
+	}}
+	pool := newPool(t, url, func(c *pgxpool.Config) { c.ConnConfig.Tracer = hook })
+	l, err := pglease.New(storage.FromPool(pool), pglease.Options{}).Acquire(ctx, "k", time.Minute)
+	if staleLease == nil {
+		t.Fatal("the race was not set up")
+	}
+	if err == nil && l.Token() <= staleLease.Token() {
+		t.Fatalf("new lease token %d is not past the removed row's %d", l.Token(), staleLease.Token())
+	}
+	if err != nil && !errors.Is(err, lease.ErrHeld) {
+		t.Fatal(err)
+	}
+	if err := staleLease.Renew(ctx); !errors.Is(err, lease.ErrLost) {
+		t.Fatalf("the removed lease's holder renewed: %v, want ErrLost", err)
+	}
+}

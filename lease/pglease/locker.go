@@ -88,10 +88,19 @@ RETURNING token`
 // which no lease can have, keeps their highest), so tokens keep growing
 // across a cleanup. A row inserted by someone else meanwhile returns no
 // row: held.
+//
+// NOT EXISTS is not redundant with ON CONFLICT: DeleteExpired removes a
+// key's row and raises the floor in one transaction, so a snapshot sees
+// either both old (the row: nothing inserted here) or both new (the
+// raised floor). Without it, a snapshot taken before that transaction
+// committed read the old floor, the conflict check waited for the delete
+// and then let the insert through with a token the removed row had, and
+// that row's stale holder could renew and fence with it.
 const firstSQL = `
 INSERT INTO {leases} (key, token, holder, acquired_at, expires_at)
 SELECT $1, COALESCE((SELECT token FROM {leases} WHERE key = ''), 0) + 1, $2,
 	statement_timestamp(), statement_timestamp() + $3 * interval '1 microsecond'
+WHERE NOT EXISTS (SELECT FROM {leases} WHERE key = $1)
 ON CONFLICT (key) DO NOTHING
 RETURNING token`
 
