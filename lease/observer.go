@@ -261,10 +261,11 @@ type observedLease struct {
 
 func (l *observedLease) Renew(ctx context.Context) error {
 	began := time.Now()
-	ctx = l.obs.RenewStart(ctx, RenewStartEvent{Key: l.Key(), Token: l.Token()})
-	err := l.Lease.Renew(ctx)
-	l.obs.RenewEnd(ctx, RenewEvent{Key: l.Key(), Token: l.Token(), Duration: time.Since(began), Err: err})
+	rctx := l.obs.RenewStart(ctx, RenewStartEvent{Key: l.Key(), Token: l.Token()})
+	err := l.Lease.Renew(rctx)
+	l.obs.RenewEnd(rctx, RenewEvent{Key: l.Key(), Token: l.Token(), Duration: time.Since(began), Err: err})
 	if errors.Is(err, ErrLost) {
+		// The caller's context: the renewal's span has ended by now.
 		l.end(ctx, EndLost, err)
 	}
 	return err

@@ -225,3 +225,31 @@ type lockerFunc func(ctx context.Context, key string, ttl time.Duration) (lease.
 func (f lockerFunc) Acquire(ctx context.Context, key string, ttl time.Duration) (lease.Lease, error) {
 	return f(ctx, key, ttl)
 }
+
+// A Renew that finds the lease lost reports LeaseEnded under the caller's
+// context: the renewal's span has ended by then (a tracer would drop an
+// event added to it).
+func TestObserveLostRenewalEndsUnderCallersContext(t *testing.T) {
+	var got any = "no LeaseEnded"
+	obs := lease.ObserverFuncs{
+		OnRenewStart: func(ctx context.Context, _ lease.RenewStartEvent) context.Context {
+			return context.WithValue(ctx, spanKey{}, "renew span")
+		},
+		OnLeaseEnded: func(ctx context.Context, _ lease.EndEvent) { got = ctx.Value(spanKey{}) },
+	}
+	locker := leasetest.NewLocker(leasetest.Options{})
+	l, err := lease.Observe(locker, obs).Acquire(t.Context(), "k", time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := locker.Break(t.Context(), "k"); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.WithValue(t.Context(), spanKey{}, "caller")
+	if err := l.Renew(ctx); !errors.Is(err, lease.ErrLost) {
+		t.Fatalf("Renew after Break: %v, want ErrLost", err)
+	}
+	if got != "caller" {
+		t.Fatalf("LeaseEnded saw span %v, want the caller's", got)
+	}
+}
