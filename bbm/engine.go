@@ -51,7 +51,7 @@ func newEngine(db storage.Handle, o Options, component string) *engine {
 			e.store = NewPostgresStore(db, PostgresStoreOptions{})
 		}
 	}
-	if n := storage.MaxConns(db); n > 0 && o.Store == nil && o.Parallelism >= n {
+	if n := storage.MaxConns(db); n > 0 && renewsOn(e.store, db) && o.Parallelism >= n {
 		e.err = fmt.Errorf("%w: Parallelism %d needs a pool of at least %d connections (each running job holds one "+
 			"for its transaction, lease renewals need one more) and the pool opens at most %d: raise its MaxConns "+
 			"or lower Parallelism", ErrPoolTooSmall, o.Parallelism, o.Parallelism+1, n)
@@ -70,6 +70,14 @@ func newEngine(db storage.Handle, o Options, component string) *engine {
 		e.throttle = NewHealthThrottler(db, o.Health, e.log)
 	}
 	return e
+}
+
+// renewsOn reports whether store renews job leases through db, the handle
+// the jobs' transactions hold connections of: Ferry's PostgresStore on
+// that same handle (the default store is).
+func renewsOn(store Store, db storage.Handle) bool {
+	ps, ok := store.(*PostgresStore)
+	return ok && db != nil && ps.db == db
 }
 
 // detached is a context for recording an outcome: it outlives the

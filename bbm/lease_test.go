@@ -158,3 +158,31 @@ func TestPoolTooSmallForParallelism(t *testing.T) {
 	require.NoError(t, w.Register(fillWork("x")))
 	require.NoError(t, w.Run(t.Context()))
 }
+
+// The check also holds when the host passes Ferry's PostgresStore on the
+// jobs' own pool (to set store options, say), and not when the store
+// renews through another pool.
+func TestPoolTooSmallWithHostStore(t *testing.T) {
+	_, url := pgSetupURL(t)
+	small := func() storage.Handle {
+		cfg, err := pgxpool.ParseConfig(url)
+		require.NoError(t, err)
+		cfg.MaxConns = 2
+		pool, err := pgxpool.NewWithConfig(t.Context(), cfg)
+		require.NoError(t, err)
+		t.Cleanup(pool.Close)
+		return storage.FromPool(pool)
+	}
+	db := small()
+	opts := fastOptions()
+	opts.Parallelism = 2
+	opts.Store = bbm.NewPostgresStore(db, bbm.PostgresStoreOptions{})
+	w := bbm.NewSyncWorker(db, opts)
+	require.NoError(t, w.Register(fillWork("x")))
+	require.ErrorIs(t, w.Run(t.Context()), bbm.ErrPoolTooSmall)
+
+	opts.Store = bbm.NewPostgresStore(storage.FromPool(newPool(t, url)), bbm.PostgresStoreOptions{})
+	w = bbm.NewSyncWorker(db, opts)
+	require.NoError(t, w.Register(fillWork("x")))
+	require.NoError(t, w.Run(t.Context()))
+}

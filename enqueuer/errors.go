@@ -23,6 +23,10 @@ var (
 	// repository name (empty segments, "..", upper case, too long, …).
 	ErrInvalidPath = errors.New("enqueuer: invalid repository path")
 
+	// ErrInvalidPriority refuses a Repository.Priority outside
+	// [MinPriority, MaxPriority] (the Postgres column is an integer).
+	ErrInvalidPriority = errors.New("enqueuer: invalid priority")
+
 	// ErrConfig reports a Config or options struct that cannot be used.
 	ErrConfig = errors.New("enqueuer: invalid config")
 

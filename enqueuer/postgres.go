@@ -104,11 +104,8 @@ func nullTime(t time.Time) *time.Time {
 
 // Add implements Store.
 func (s *PostgresStore) Add(ctx context.Context, nr NewRepository) (Repository, error) {
-	if err := ValidatePath(nr.Path); err != nil {
+	if err := nr.Validate(); err != nil {
 		return Repository{}, err
-	}
-	if nr.TagCount < 0 {
-		return Repository{}, fmt.Errorf("enqueuer: adding %s: negative tag count %d", nr.Path, nr.TagCount)
 	}
 	created := nr.CreatedAt
 	if created.IsZero() {

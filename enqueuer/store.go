@@ -3,6 +3,7 @@ package enqueuer
 import (
 	"context"
 	"fmt"
+	"math"
 	"strings"
 	"time"
 )
@@ -179,6 +180,36 @@ func (d Deferral) Validate() error {
 	return nil
 }
 
+// The range of Repository.Priority: what the Postgres store's integer
+// column holds, so that every Store accepts the same values.
+const (
+	MinPriority = math.MinInt32
+	MaxPriority = math.MaxInt32
+)
+
+// checkPriority refuses a priority outside [MinPriority, MaxPriority].
+func checkPriority(p int) error {
+	if p < MinPriority || p > MaxPriority {
+		return fmt.Errorf("%w: %d is outside [%d, %d]", ErrInvalidPriority, p, MinPriority, MaxPriority)
+	}
+	return nil
+}
+
+// Validate checks nr as every Store does before adding it: a valid path,
+// a tag count of at least 0 and a priority in range.
+func (nr NewRepository) Validate() error {
+	if err := ValidatePath(nr.Path); err != nil {
+		return err
+	}
+	if nr.TagCount < 0 {
+		return fmt.Errorf("enqueuer: adding %s: negative tag count %d", nr.Path, nr.TagCount)
+	}
+	if err := checkPriority(nr.Priority); err != nil {
+		return fmt.Errorf("enqueuer: adding %s: %w", nr.Path, err)
+	}
+	return nil
+}
+
 // PriorityChange sets Repository.Priority: of one repository (Path) or of
 // every repository whose path starts with PathPrefix ("group/" for a
 // namespace whose plan changed). Exactly one of Path and PathPrefix is set.
@@ -192,6 +223,8 @@ func (p PriorityChange) Validate() error {
 	switch {
 	case (p.Path == "") == (p.PathPrefix == ""):
 		return fmt.Errorf("enqueuer: setting a priority: exactly one of Path and PathPrefix is required")
+	case checkPriority(p.Priority) != nil:
+		return fmt.Errorf("enqueuer: setting a priority: %w", checkPriority(p.Priority))
 	case p.Path != "":
 		return ValidatePath(p.Path)
 	case len(p.PathPrefix) > MaxPathLength:

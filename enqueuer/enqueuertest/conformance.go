@@ -97,6 +97,12 @@ func testAddBadInput(t *testing.T, s enqueuer.Store) {
 	if _, err := s.Add(ctx, enqueuer.NewRepository{Path: "a/b", TagCount: -1}); err == nil {
 		t.Fatal("negative tag count accepted")
 	}
+	for _, p := range []int{enqueuer.MaxPriority + 1, enqueuer.MinPriority - 1} {
+		_, err := s.Add(ctx, enqueuer.NewRepository{Path: "a/b", Priority: p})
+		wantErr(t, err, enqueuer.ErrInvalidPriority)
+		_, err = s.SetPriority(ctx, enqueuer.PriorityChange{PathPrefix: "a/", Priority: p})
+		wantErr(t, err, enqueuer.ErrInvalidPriority)
+	}
 	if _, err := s.Get(ctx, "a/b"); !errors.Is(err, enqueuer.ErrNotFound) {
 		t.Fatalf("a rejected repository was stored: %v", err)
 	}

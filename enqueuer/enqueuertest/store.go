@@ -55,11 +55,8 @@ func (s *Store) Add(ctx context.Context, nr enqueuer.NewRepository) (enqueuer.Re
 	if err := ctx.Err(); err != nil {
 		return enqueuer.Repository{}, err
 	}
-	if err := enqueuer.ValidatePath(nr.Path); err != nil {
+	if err := nr.Validate(); err != nil {
 		return enqueuer.Repository{}, err
-	}
-	if nr.TagCount < 0 {
-		return enqueuer.Repository{}, fmt.Errorf("enqueuer: adding %s: negative tag count %d", nr.Path, nr.TagCount)
 	}
 	created := s.now(nr.CreatedAt)
 	s.mu.Lock()
