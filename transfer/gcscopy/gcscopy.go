@@ -107,7 +107,7 @@ func (c *Copier) ReadSource(ctx context.Context, key string, v transfer.ObjectVe
 	if err != nil {
 		return nil, err
 	}
-	return reader{r}, nil
+	return reader{r: r}, nil
 }
 
 // Copy implements transfer.ServerSideCopier.
@@ -190,16 +190,20 @@ func (c *Copier) bucketMissing(ctx context.Context, b *storage.BucketHandle, nam
 // policy understands (see transfer.IsRetryable).
 func classify(err *error) { *err = cloudstatus.Wrap(*err) }
 
-// reader classifies the errors of a source read.
-type reader struct{ *storage.Reader }
+// reader classifies the errors of a source read. It holds the
+// *storage.Reader in a named field rather than embedding it, whose WriteTo
+// io.Copy would otherwise call, bypassing the classification.
+type reader struct{ r *storage.Reader }
 
 func (r reader) Read(p []byte) (int, error) {
-	n, err := r.Reader.Read(p)
+	n, err := r.r.Read(p)
 	if err != nil && !errors.Is(err, io.EOF) {
 		err = cloudstatus.Wrap(err)
 	}
 	return n, err
 }
+
+func (r reader) Close() error { return r.r.Close() }
 
 func isNotFound(err error) bool {
 	if errors.Is(err, storage.ErrObjectNotExist) || errors.Is(err, storage.ErrBucketNotExist) {

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 
 	"cloud.google.com/go/storage"
@@ -215,5 +216,72 @@ func TestGCSRewriteChecksumMismatchIsRemoved(t *testing.T) {
 	}
 	if ok, _ := transfertest.Exists(ctx, dst, l.BlobKey(d)); ok {
 		t.Fatal("a copy with the wrong checksum was left at the destination")
+	}
+}
+
+// failingBody yields its bytes, then fails with err.
+type failingBody struct {
+	data []byte
+	err  error
+}
+
+func (b *failingBody) Read(p []byte) (int, error) {
+	if len(b.data) == 0 {
+		return 0, b.err
+	}
+	n := copy(p, b.data)
+	b.data = b.data[n:]
+	return n, nil
+}
+
+func (b *failingBody) Close() error { return nil }
+
+// A source read that fails with a 503 keeps its status through io.Copy:
+// the reader does not expose storage.Reader's WriteTo, which would bypass
+// the classification.
+func TestReadSourceErrorKeepsStatusThroughCopy(t *testing.T) {
+	ctx := context.Background()
+	_, h, client := hookedGCS(t, "src", "dst")
+	src, dst := openBucket(t, client, "src"), openBucket(t, client, "dst")
+	if err := transfertest.WriteObject(ctx, src, "k", bytes.Repeat([]byte("x"), 1000)); err != nil {
+		t.Fatal(err)
+	}
+	c := mustCopier(t, src, dst)
+	v, err := c.Source(ctx, "k")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The download's body breaks after 4 bytes; the client's reopen of
+	// the rest gets a 503.
+	var downloads atomic.Int32
+	h.hook = func(req *http.Request, next http.RoundTripper) (*http.Response, error) {
+		if req.Method != http.MethodGet || (req.URL.Query().Get("alt") != "media" && strings.HasPrefix(req.URL.Path, "/storage/v1/")) {
+			return next.RoundTrip(req)
+		}
+		if downloads.Add(1) > 1 {
+			return jsonResponse(req, http.StatusServiceUnavailable, map[string]any{"error": map[string]any{"code": 503, "message": "backend error"}}), nil
+		}
+		resp, err := next.RoundTrip(req)
+		if err != nil {
+			return nil, err
+		}
+		_ = resp.Body.Close()
+		resp.Body = &failingBody{data: []byte("xxxx"), err: io.ErrUnexpectedEOF}
+		return resp, nil
+	}
+	r, err := c.ReadSource(ctx, "k", v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	if _, ok := r.(io.WriterTo); ok {
+		t.Error("ReadSource's reader implements io.WriterTo, which bypasses its error classification")
+	}
+	_, err = io.Copy(io.Discard, r)
+	if sc, ok := errors.AsType[interface {
+		error
+		HTTPStatusCode() int
+	}](err); !ok || sc.HTTPStatusCode() != http.StatusServiceUnavailable || !transfer.IsRetryable(err) {
+		t.Fatalf("io.Copy from a source read failing with a 503: %v, want an error with HTTPStatusCode 503", err)
 	}
 }

@@ -90,7 +90,7 @@ func (b *Bucket) NewReader(ctx context.Context, key string) (transfer.Reader, er
 	if err != nil {
 		return nil, wrapErr(err)
 	}
-	return &reader{Reader: r}, nil
+	return &reader{r: r}, nil
 }
 
 // NewWriter implements transfer.Bucket. fileblob's temporary-file
@@ -171,10 +171,13 @@ func wrapErr(err error) error {
 	return cloudstatus.Wrap(err)
 }
 
-// reader enforces Read after Close being an error: memblob's and
-// gcsblob's readers go on reading.
+// reader holds the *blob.Reader in a named field and forwards only
+// transfer.Reader's methods: embedding it would expose its WriteTo, and
+// io.Copy would then read past Read's error wrapping (NotFound would not
+// become transfer.ErrNotExist, a 503 would lose its status). It also makes
+// Read after Close an error: memblob's and gcsblob's readers go on reading.
 type reader struct {
-	*blob.Reader
+	r      *blob.Reader
 	closed bool
 }
 
@@ -182,16 +185,19 @@ func (r *reader) Read(p []byte) (int, error) {
 	if r.closed {
 		return 0, fmt.Errorf("gocloudblob: read after Close: %w", fs.ErrClosed)
 	}
-	n, err := r.Reader.Read(p)
+	n, err := r.r.Read(p)
 	if err != nil && !errors.Is(err, io.EOF) {
 		err = wrapErr(err)
 	}
 	return n, err
 }
 
+func (r *reader) Size() int64        { return r.r.Size() }
+func (r *reader) ModTime() time.Time { return r.r.ModTime() }
+
 func (r *reader) Close() error {
 	r.closed = true
-	return r.Reader.Close()
+	return wrapErr(r.r.Close())
 }
 
 type writer struct {

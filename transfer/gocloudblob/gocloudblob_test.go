@@ -1,10 +1,15 @@
 package gocloudblob_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
+	"strings"
+	"sync/atomic"
 	"testing"
 
 	"cloud.google.com/go/storage"
@@ -119,5 +124,80 @@ func TestUnwrap(t *testing.T) {
 	}
 	if a.Blob() != mem {
 		t.Fatal("Blob() is not the adapted bucket")
+	}
+}
+
+// roundTripperFunc is an http.RoundTripper.
+type roundTripperFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripperFunc) RoundTrip(req *http.Request) (*http.Response, error) { return f(req) }
+
+// brokenBody yields a few bytes, then a broken connection.
+type brokenBody struct{ data []byte }
+
+func (b *brokenBody) Read(p []byte) (int, error) {
+	if len(b.data) == 0 {
+		return 0, io.ErrUnexpectedEOF
+	}
+	n := copy(p, b.data)
+	b.data = b.data[n:]
+	return n, nil
+}
+
+func (b *brokenBody) Close() error { return nil }
+
+// A read that fails with a 404 is transfer.ErrNotExist through io.Copy
+// too: the reader does not expose blob.Reader's WriteTo, which would
+// bypass the adapter's error translation.
+func TestReadErrorIsTranslatedThroughCopy(t *testing.T) {
+	ctx := context.Background()
+	gcs := gcstest.NewFakeGCS(t, "b")
+	next := gcs.Server.HTTPClient().Transport
+	var downloads atomic.Int32
+	var broken atomic.Bool
+	// Once broken, the download's body breaks after 4 bytes and the
+	// client's reopen of the rest gets a 404 (the object was deleted).
+	rt := roundTripperFunc(func(req *http.Request) (*http.Response, error) {
+		isDownload := req.Method == http.MethodGet && (req.URL.Query().Get("alt") == "media" || !strings.HasPrefix(req.URL.Path, "/storage/v1/"))
+		if !isDownload || !broken.Load() {
+			return next.RoundTrip(req)
+		}
+		if downloads.Add(1) > 1 {
+			return &http.Response{StatusCode: http.StatusNotFound, Status: "404 Not Found", Request: req,
+				Header: http.Header{"Content-Type": []string{"text/plain"}}, Body: io.NopCloser(strings.NewReader("no such object"))}, nil
+		}
+		resp, err := next.RoundTrip(req)
+		if err != nil {
+			return nil, err
+		}
+		_ = resp.Body.Close()
+		resp.Body = &brokenBody{data: []byte("xxxx")}
+		return resp, nil
+	})
+	client, err := storage.NewClient(ctx, option.WithHTTPClient(&http.Client{Transport: rt}), option.WithoutAuthentication())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = client.Close() })
+	bb, err := gcsblob.OpenBucket(ctx, nil, "b", &gcsblob.Options{Client: client})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = bb.Close() })
+	b := gocloudblob.New(bb)
+	if err := transfertest.WriteObject(ctx, b, "k", bytes.Repeat([]byte("x"), 1000)); err != nil {
+		t.Fatal(err)
+	}
+	broken.Store(true)
+	r, err := b.NewReader(ctx, "k")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	if _, ok := r.(io.WriterTo); ok {
+		t.Error("the adapter's reader implements io.WriterTo, which bypasses its error translation")
+	}
+	if _, err := io.Copy(io.Discard, r); !errors.Is(err, transfer.ErrNotExist) {
+		t.Fatalf("io.Copy from a read failing with a 404: %v, want transfer.ErrNotExist", err)
 	}
 }
