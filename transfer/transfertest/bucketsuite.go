@@ -15,13 +15,14 @@ import (
 )
 
 // BucketSuite checks an implementation of transfer.Bucket against the
-// interface's contract: reads (none after Close), what a write commits and when (nothing before
-// Close, nothing after a write whose context was cancelled, the old object
-// kept), metadata and sizes, ErrNotExist from every call about a missing
-// object, listings with prefixes, delimiters and pages (also while the
-// listed objects are deleted), deletes, empty objects, concurrent use and
-// cancelled contexts. newBucket is called once
-// per subtest and must return an empty bucket.
+// interface's contract: reads (none after Close), what a write commits and
+// when (nothing before Close, nothing after a write whose context was
+// cancelled, the old object kept), metadata and sizes, ErrNotExist from
+// every call about a missing object, listings with prefixes, delimiters
+// and pages (also while the listed objects are deleted), deletes, empty
+// objects, concurrent use and cancelled contexts (no call succeeds, no
+// write commits, no delete removes). newBucket is called once per subtest
+// and must return an empty bucket.
 //
 // It runs against transfertest.MemBucket and against transfer/gocloudblob
 // over memblob, fileblob and fake-gcs-server; a registry that implements
@@ -306,6 +307,25 @@ func BucketSuite(t *testing.T, newBucket func(t *testing.T) transfer.Bucket) {
 		}
 		if _, err := b.List(cctx, transfer.ListOptions{}); err == nil {
 			t.Error("List with a cancelled context succeeded")
+		}
+		// A writer opened with a cancelled context commits nothing: new
+		// keys stay absent, an existing object keeps its content.
+		for _, key := range []string{"k", "new"} {
+			if w, err := b.NewWriter(cctx, key, transfer.WriterOptions{}); err == nil {
+				_, _ = w.Write([]byte("written under a cancelled context"))
+				if err := w.Close(); err == nil {
+					t.Errorf("NewWriter(%q) with a cancelled context: Close returned nil, want an error", key)
+				}
+			}
+		}
+		if _, err := b.Attributes(ctx, "new"); !errors.Is(err, transfer.ErrNotExist) {
+			t.Errorf("a write with a cancelled context created the object: %v", err)
+		}
+		if err := b.Delete(cctx, "k"); err == nil {
+			t.Error("Delete with a cancelled context succeeded")
+		}
+		if got := read(t, b, "k"); string(got) != "v" {
+			t.Errorf("after a write and a delete with a cancelled context the object holds %q, want \"v\"", got)
 		}
 	})
 }
