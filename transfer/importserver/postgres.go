@@ -249,7 +249,7 @@ func (s *PostgresStore) Get(ctx context.Context, path string) (Import, error) {
 // imports in progress cannot be overtaken by a concurrent start; each
 // statement after the lock has its own snapshot and sees every start
 // committed before the lock was granted. The state is read in the same
-// batch, for the reason of a refusal.
+// batch, before the start, for the reason of a refusal.
 func (s *PostgresStore) Begin(ctx context.Context, req BeginRequest) (Import, error) {
 	if err := req.Validate(); err != nil {
 		return Import{}, err
@@ -274,13 +274,26 @@ func (s *PostgresStore) begin(ctx context.Context, req BeginRequest) (Import, er
 	from, fresh := startable(req)
 	b := &pgx.Batch{}
 	b.Queue(`SELECT pg_advisory_xact_lock($1)`, s.q.lockKey)
-	b.Queue(s.q.begin, req.Path, string(req.Type), string(req.Type.InProgress()), req.Owner, req.MaxRunning, from, fresh)
+	// The reads that explain a refusal go before the begin statement:
+	// only a Begin moves an import into progress, and Begins wait for the
+	// lock, so they see a state at least as restrictive as the begin
+	// statement's. Read after it, an import finishing in between turned a
+	// refusal (429, 425) into ErrStateChanged.
 	b.Queue(s.q.count)
 	b.Queue(s.q.get, req.Path)
+	b.Queue(s.q.begin, req.Path, string(req.Type), string(req.Type.InProgress()), req.Owner, req.MaxRunning, from, fresh)
 	res := conn.SendBatch(ctx, b)
 	defer res.Close()
 	if _, err := res.Exec(); err != nil {
 		return Import{}, err
+	}
+	var running int
+	if err := res.QueryRow().Scan(&running); err != nil {
+		return Import{}, err
+	}
+	cur, curErr := scanImport(res.QueryRow())
+	if curErr != nil && !errors.Is(curErr, pgx.ErrNoRows) {
+		return Import{}, curErr
 	}
 	started, err := scanImport(res.QueryRow())
 	if err == nil {
@@ -289,19 +302,11 @@ func (s *PostgresStore) begin(ctx context.Context, req BeginRequest) (Import, er
 	if !errors.Is(err, pgx.ErrNoRows) {
 		return Import{}, err
 	}
-	var running int
-	if err := res.QueryRow().Scan(&running); err != nil {
-		return Import{}, err
-	}
-	cur, err := scanImport(res.QueryRow())
-	switch {
-	case errors.Is(err, pgx.ErrNoRows):
+	if curErr != nil {
 		if req.RequireRecord {
 			return Import{}, fmt.Errorf("%w: %s has no import record", ErrNotFound, req.Path)
 		}
 		return Import{}, beginRefused(nil, req, running)
-	case err != nil:
-		return Import{}, err
 	}
 	return Import{}, beginRefused(&cur, req, running)
 }
