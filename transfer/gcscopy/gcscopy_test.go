@@ -11,6 +11,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/iotest"
 
 	"cloud.google.com/go/storage"
 	"gocloud.dev/blob/gcsblob"
@@ -219,23 +220,6 @@ func TestGCSRewriteChecksumMismatchIsRemoved(t *testing.T) {
 	}
 }
 
-// failingBody yields its bytes, then fails with err.
-type failingBody struct {
-	data []byte
-	err  error
-}
-
-func (b *failingBody) Read(p []byte) (int, error) {
-	if len(b.data) == 0 {
-		return 0, b.err
-	}
-	n := copy(p, b.data)
-	b.data = b.data[n:]
-	return n, nil
-}
-
-func (b *failingBody) Close() error { return nil }
-
 // A source read that fails with a 503 keeps its status through io.Copy:
 // the reader does not expose storage.Reader's WriteTo, which would bypass
 // the classification.
@@ -266,7 +250,7 @@ func TestReadSourceErrorKeepsStatusThroughCopy(t *testing.T) {
 			return nil, err
 		}
 		_ = resp.Body.Close()
-		resp.Body = &failingBody{data: []byte("xxxx"), err: io.ErrUnexpectedEOF}
+		resp.Body = io.NopCloser(io.MultiReader(strings.NewReader("xxxx"), iotest.ErrReader(io.ErrUnexpectedEOF)))
 		return resp, nil
 	}
 	r, err := c.ReadSource(ctx, "k", v)

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"testing/iotest"
 
 	"cloud.google.com/go/storage"
 	"github.com/fsouza/fake-gcs-server/fakestorage"
@@ -132,20 +133,6 @@ type roundTripperFunc func(*http.Request) (*http.Response, error)
 
 func (f roundTripperFunc) RoundTrip(req *http.Request) (*http.Response, error) { return f(req) }
 
-// brokenBody yields a few bytes, then a broken connection.
-type brokenBody struct{ data []byte }
-
-func (b *brokenBody) Read(p []byte) (int, error) {
-	if len(b.data) == 0 {
-		return 0, io.ErrUnexpectedEOF
-	}
-	n := copy(p, b.data)
-	b.data = b.data[n:]
-	return n, nil
-}
-
-func (b *brokenBody) Close() error { return nil }
-
 // A read that fails with a 404 is transfer.ErrNotExist through io.Copy
 // too: the reader does not expose blob.Reader's WriteTo, which would
 // bypass the adapter's error translation.
@@ -171,7 +158,7 @@ func TestReadErrorIsTranslatedThroughCopy(t *testing.T) {
 			return nil, err
 		}
 		_ = resp.Body.Close()
-		resp.Body = &brokenBody{data: []byte("xxxx")}
+		resp.Body = io.NopCloser(io.MultiReader(strings.NewReader("xxxx"), iotest.ErrReader(io.ErrUnexpectedEOF)))
 		return resp, nil
 	})
 	client, err := storage.NewClient(ctx, option.WithHTTPClient(&http.Client{Transport: rt}), option.WithoutAuthentication())
