@@ -12,7 +12,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/ferryhq/ferry/internal/childproc"
@@ -144,13 +143,7 @@ pidfile = %s
 	b.proc = proc
 	// Ready when a client gets through to the server: "postgres" exists
 	// on every server.
-	err = childproc.WaitReady(ctx, proc, 30*time.Second, 20*time.Millisecond, func(ctx context.Context) error {
-		conn, err := pgx.Connect(ctx, b.URL("postgres"))
-		if err == nil {
-			_ = conn.Close(ctx)
-		}
-		return err
-	})
+	err = childproc.WaitReady(ctx, proc, 30*time.Second, 20*time.Millisecond, connects(b.URL("postgres")))
 	if err != nil {
 		b.Stop()
 		return fmt.Errorf("%w: pgbouncer: %v\n%s", ErrNoBouncer, err, childproc.Tail(b.log(), 15))

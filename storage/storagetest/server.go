@@ -122,18 +122,24 @@ func (s *Server) launch(ctx context.Context, opts ServerOptions) error {
 	if timeout <= 0 {
 		timeout = 30 * time.Second
 	}
-	err = childproc.WaitReady(ctx, proc, timeout, 20*time.Millisecond, func(ctx context.Context) error {
-		conn, err := pgx.Connect(ctx, s.URL("postgres"))
-		if err == nil {
-			_ = conn.Close(ctx)
-		}
-		return err
-	})
+	err = childproc.WaitReady(ctx, proc, timeout, 20*time.Millisecond, connects(s.URL("postgres")))
 	if err != nil {
 		_ = s.Stop()
 		return fmt.Errorf("%w: postgres: %v\n%s", ErrUnavailable, err, childproc.Tail(s.log(), 15))
 	}
 	return nil
+}
+
+// connects is a readiness check (childproc.WaitReady) that passes once a
+// client can connect to url.
+func connects(url string) func(context.Context) error {
+	return func(ctx context.Context) error {
+		conn, err := pgx.Connect(ctx, url)
+		if err == nil {
+			_ = conn.Close(ctx)
+		}
+		return err
+	}
 }
 
 // URL is a connection string for database db on this server.
