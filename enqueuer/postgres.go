@@ -315,17 +315,11 @@ func listQuery(table string, opts ListOptions) (q string, args []any, ok bool) {
 		where = append(where, "skip_reason = "+arg(opts.SkipReason))
 	}
 	if p := opts.PathPrefix; p != "" {
-		// Valid paths are ASCII: another prefix matches nothing. The
-		// range is in byte order, served by the (state, path "C") index.
-		for i := range len(p) {
-			if p[i] >= 0x80 {
-				return "", nil, false
-			}
+		cond, ok := pathPrefixCond(p, arg)
+		if !ok {
+			return "", nil, false
 		}
-		where = append(where, `path COLLATE "C" >= `+arg(p))
-		if upper := prefixUpperBound(p); upper != "" {
-			where = append(where, `path COLLATE "C" < `+arg(upper))
-		}
+		where = append(where, cond)
 	}
 	keys, err := opts.Order.Keys()
 	if err != nil { // Validate has checked it
@@ -339,6 +333,23 @@ func listQuery(table string, opts ListOptions) (q string, args []any, ok bool) {
 		WHERE ` + strings.Join(where, " AND ") + `
 		ORDER BY ` + order + ` LIMIT ` + arg(opts.Limit)
 	return q, args, true
+}
+
+// pathPrefixCond is the condition on path that keeps the paths starting
+// with p, whose values arg binds: a range in byte order, served by the
+// (state, path "C") index. ok is false when p is not ASCII: valid paths
+// are, so it matches nothing.
+func pathPrefixCond(p string, arg func(any) string) (cond string, ok bool) {
+	for i := range len(p) {
+		if p[i] >= 0x80 {
+			return "", false
+		}
+	}
+	cond = `path COLLATE "C" >= ` + arg(p)
+	if upper := prefixUpperBound(p); upper != "" {
+		cond += ` AND path COLLATE "C" < ` + arg(upper)
+	}
+	return cond, true
 }
 
 // prefixUpperBound is the smallest ASCII string greater than every string
@@ -435,23 +446,21 @@ func (s *PostgresStore) SetPriority(ctx context.Context, p PriorityChange) (int,
 		}
 		return 0, nil
 	}
-	for i := range len(p.PathPrefix) {
-		if p.PathPrefix[i] >= 0x80 {
-			return 0, nil // valid paths are ASCII
-		}
+	args := []any{p.Priority, reconsiderBatch}
+	inPrefix, ok := pathPrefixCond(p.PathPrefix, func(v any) string {
+		args = append(args, v)
+		return fmt.Sprintf("$%d", len(args))
+	})
+	if !ok {
+		return 0, nil
 	}
-	args := []any{p.PathPrefix, p.Priority, reconsiderBatch}
-	upper := ""
-	if u := prefixUpperBound(p.PathPrefix); u != "" {
-		args = append(args, u)
-		upper = ` AND path COLLATE "C" < $4`
-	}
+	q := `
+		UPDATE ` + s.table + ` SET priority = $1
+		WHERE id = ANY(ARRAY(SELECT id FROM ` + s.table + `
+			WHERE state IN (` + allStates() + `) AND ` + inPrefix + ` AND priority <> $1 LIMIT $2))`
 	total := 0
 	for {
-		tag, err := s.db.Exec(ctx, `
-			UPDATE `+s.table+` SET priority = $2
-			WHERE id = ANY(ARRAY(SELECT id FROM `+s.table+`
-				WHERE state IN (`+allStates()+`) AND path COLLATE "C" >= $1`+upper+` AND priority <> $2 LIMIT $3))`, args...)
+		tag, err := s.db.Exec(ctx, q, args...)
 		if err != nil {
 			return total, fmt.Errorf("enqueuer: setting the priority of %s*: %w", p.PathPrefix, err)
 		}
