@@ -52,22 +52,12 @@ func (im *Importer) staleContent(ctx context.Context, p *repoPlan, rr *Repositor
 	if err != nil {
 		return fmt.Errorf("sink: listing manifests: %w", err)
 	}
-	for _, d := range have {
-		if !p.reach[d] {
-			rr.StaleManifests = append(rr.StaleManifests, d)
-		}
-	}
+	rr.StaleManifests = unreached(have, p.reach)
 	linked, err := im.sink.Blobs(ctx, p.name)
 	if err != nil {
 		return fmt.Errorf("sink: listing blobs: %w", err)
 	}
-	for _, d := range linked {
-		if !p.reachBlobs[d] {
-			rr.StaleBlobs = append(rr.StaleBlobs, d)
-		}
-	}
-	slices.Sort(rr.StaleManifests)
-	slices.Sort(rr.StaleBlobs)
+	rr.StaleBlobs = unreached(linked, p.reachBlobs)
 	if im.opts.Stale == ReportStale {
 		return nil
 	}
@@ -82,6 +72,19 @@ func (im *Importer) staleContent(ctx context.Context, p *repoPlan, rr *Repositor
 		}
 	}
 	return nil
+}
+
+// unreached returns the digests in have that reach does not hold, sorted
+// (nil when there are none).
+func unreached(have []digest.Digest, reach map[digest.Digest]bool) []digest.Digest {
+	var out []digest.Digest
+	for _, d := range have {
+		if !reach[d] {
+			out = append(out, d)
+		}
+	}
+	slices.Sort(out)
+	return out
 }
 
 // parentsFirst orders stale manifests so that an index comes before the
