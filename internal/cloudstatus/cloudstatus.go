@@ -52,11 +52,11 @@ func Code(err error) (code int, ok bool) {
 // Wrap returns err with an HTTPStatusCode() method when Code finds a
 // status, and err itself otherwise (nil for nil). The result unwraps to err.
 func Wrap(err error) error {
-	code, ok := Code(err)
-	if !ok {
+	if _, has := withStatus(err); has {
 		return err
 	}
-	if _, has := withStatus(err); has {
+	code, ok := Code(err)
+	if !ok {
 		return err
 	}
 	return &Error{Status: code, Err: err}
