@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/ferryhq/ferry/internal/backoff"
 	"github.com/ferryhq/ferry/internal/wait"
 	"github.com/ferryhq/ferry/transfer"
 )
@@ -426,18 +427,18 @@ func (s *Server) record(o Outcome) (Import, error) {
 // finish calls Store.Finish, retrying failures other than ErrStateChanged
 // until ctx ends.
 func (s *Server) finish(ctx context.Context, o Outcome) (Import, *Notification, error) {
-	backoff := 100 * time.Millisecond
-	for {
+	retry := backoff.Policy{Base: 100 * time.Millisecond, Max: 5 * time.Second}
+	for failed := 0; ; failed++ {
 		imp, n, err := s.cfg.Store.Finish(ctx, o)
 		if err == nil || errors.Is(err, ErrStateChanged) {
 			return imp, n, err
 		}
+		pause := retry.Delay(failed)
 		s.log.WarnContext(ctx, "importserver: recording an outcome failed; retrying", "repository", o.Path,
-			"status", o.Status, "error", err, "retry_in", backoff)
-		if werr := wait.Sleep(ctx, backoff); werr != nil {
+			"status", o.Status, "error", err, "retry_in", pause)
+		if werr := wait.Sleep(ctx, pause); werr != nil {
 			return Import{}, nil, fmt.Errorf("%w (then %w)", err, werr)
 		}
-		backoff = min(2*backoff, 5*time.Second)
 	}
 }
 
