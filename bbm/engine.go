@@ -80,6 +80,12 @@ func renewsOn(store Store, db storage.Handle) bool {
 	return ok && db != nil && ps.db == db
 }
 
+// backoff is the pause after n steps in a row that failed or found nothing
+// to do: Interval doubling up to MaxBackoff.
+func (e *engine) backoff(n int) time.Duration {
+	return backoff.Policy{Base: e.o.Interval, Max: e.o.MaxBackoff}.Delay(n)
+}
+
 // detached is a context for recording an outcome: it outlives the
 // cancellation of ctx (the work is done, its result must be kept) but not
 // forever.
@@ -226,7 +232,7 @@ func (e *engine) awaitThrottle(ctx context.Context) error {
 		}
 		pause := d.RetryAfter
 		if pause <= 0 {
-			pause = backoff.Policy{Base: e.o.Interval, Max: e.o.MaxBackoff}.Delay(n)
+			pause = e.backoff(n)
 		}
 		e.log.InfoContext(ctx, "throttled: holding jobs", "reason", d.Reason, "wait", pause)
 		e.obs.Throttled(ctx, ThrottleEvent{Reason: d.Reason, Wait: pause})

@@ -159,7 +159,7 @@ func (w *SyncWorker) slot(ctx context.Context) error {
 				return fmt.Errorf("bbm: sync worker: the database has failed for %s (MaxOutage): %w",
 					time.Since(outageSince).Round(time.Second), err)
 			}
-			d := backoff.Spread(backoff.Policy{Base: w.e.o.Interval, Max: w.e.o.MaxBackoff}.Delay(idle), w.e.o.Jitter)
+			d := backoff.Spread(w.e.backoff(idle), w.e.o.Jitter)
 			idle++
 			w.e.log.WarnContext(ctx, "database error; retrying", "error", err, "wait", d,
 				"outage", time.Since(outageSince).Round(time.Millisecond), "max_outage", w.e.o.MaxOutage)
@@ -179,7 +179,7 @@ func (w *SyncWorker) slot(ctx context.Context) error {
 				return err
 			}
 		case stepWait:
-			d := backoff.Spread(backoff.Policy{Base: w.e.o.Interval, Max: w.e.o.MaxBackoff}.Delay(idle), w.e.o.Jitter)
+			d := backoff.Spread(w.e.backoff(idle), w.e.o.Jitter)
 			idle++
 			w.e.log.DebugContext(ctx, "nothing to run now (jobs run elsewhere, retries back off, or the parallelism budget is full); waiting", "wait", d)
 			if err := wait.Sleep(ctx, d); err != nil {

@@ -164,13 +164,13 @@ func (w *Worker) slot(r run) {
 		var pause time.Duration
 		switch {
 		case err != nil:
-			pause = backoff.Policy{Base: w.e.o.Interval, Max: w.e.o.MaxBackoff}.Delay(failures)
+			pause = w.e.backoff(failures)
 			failures, idle = failures+1, 0
 			w.e.log.WarnContext(r.waitCtx, "step failed; backing off", "error", err, "wait", pause)
 		case res == stepBusy:
 			pause = w.e.o.Interval // a place frees up when any job ends
 		case res == stepDone || res == stepWait:
-			pause = backoff.Policy{Base: w.e.o.Interval, Max: w.e.o.MaxBackoff}.Delay(idle)
+			pause = w.e.backoff(idle)
 			idle, failures = idle+1, 0
 		default:
 			idle, failures = 0, 0
