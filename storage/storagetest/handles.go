@@ -61,12 +61,6 @@ func openSQL(t testing.TB, url string) *sql.DB {
 func OpenHandle(t testing.TB, kind HandleKind, url string) storage.Handle {
 	t.Helper()
 	switch kind {
-	case KindBouncer:
-		h, err := storage.FromSQL(openSQL(t, ThroughBouncer(t, url)))
-		if err != nil {
-			t.Fatalf("storagetest: %v", err)
-		}
-		return h
 	case KindPool, KindSchema:
 		pool, err := pgxpool.New(context.Background(), url)
 		if err != nil {
@@ -81,7 +75,10 @@ func OpenHandle(t testing.TB, kind HandleKind, url string) storage.Handle {
 			t.Fatalf("storagetest: %v", err)
 		}
 		return h
-	case KindSQL:
+	case KindSQL, KindBouncer:
+		if kind == KindBouncer {
+			url = ThroughBouncer(t, url)
+		}
 		h, err := storage.FromSQL(openSQL(t, url))
 		if err != nil {
 			t.Fatalf("storagetest: %v", err)
