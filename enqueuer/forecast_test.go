@@ -23,23 +23,9 @@ func TestForecastByTagBuckets(t *testing.T) {
 		now := epoch.Add(48 * time.Hour)
 		e := newEnv(t, store, enqueuertest.RegistryOptions{})
 		add := func(path string, tags int, created time.Time) enqueuer.Repository {
-			r, err := e.store.Add(ctx, enqueuer.NewRepository{Path: path, TagCount: tags, CreatedAt: created})
-			require.NoError(t, err)
-			return r
+			return addAt(t, e.store, path, tags, created)
 		}
-		step := func(r enqueuer.Repository, ev enqueuer.Event, at time.Time) enqueuer.Repository {
-			r, err := e.store.Transition(ctx, enqueuer.Change{ID: r.ID, From: r.State, Event: ev, At: at})
-			require.NoError(t, err)
-			return r
-		}
-		finish := func(path string, tags int, took time.Duration) {
-			r := add(path, tags, epoch)
-			start := now.Add(-time.Hour)
-			r = step(r, enqueuer.EventStartPreImport, start)
-			r = step(r, enqueuer.EventFinishPreImport, start.Add(took/2))
-			r = step(r, enqueuer.EventStartImport, start.Add(took/2))
-			step(r, enqueuer.EventFinishImport, start.Add(took))
-		}
+		finish := func(path string, tags int, took time.Duration) { finishOne(t, e.store, now, path, tags, took) }
 		enq := e.enqueuer(t, enqueuer.Config{Capacity: capacity(2), Locker: locker, Clock: func() time.Time { return now }})
 
 		f, err := enq.Forecast(ctx, enqueuer.ForecastOptions{})
@@ -49,7 +35,7 @@ func TestForecastByTagBuckets(t *testing.T) {
 
 		finish("done/a", 10, 10*time.Second)
 		finish("done/b", 100, 100*time.Second)
-		step(add("run/a", 100, epoch), enqueuer.EventStartPreImport, now.Add(-40*time.Second))
+		stepAt(t, e.store, add("run/a", 100, epoch), enqueuer.EventStartPreImport, now.Add(-40*time.Second))
 		for i, tags := range []int{10, 55, 1000} {
 			add(fmt.Sprintf("wait/r%d", i), tags, epoch.Add(time.Duration(i)*time.Minute))
 		}
@@ -101,15 +87,9 @@ func TestForecastRunningImportsByPhase(t *testing.T) {
 		ctx := context.Background()
 		now := epoch.Add(48 * time.Hour)
 		e := newEnv(t, store, enqueuertest.RegistryOptions{})
-		add := func(path string) enqueuer.Repository {
-			r, err := e.store.Add(ctx, enqueuer.NewRepository{Path: path, TagCount: 10, CreatedAt: epoch})
-			require.NoError(t, err)
-			return r
-		}
+		add := func(path string) enqueuer.Repository { return addAt(t, e.store, path, 10, epoch) }
 		step := func(r enqueuer.Repository, ev enqueuer.Event, ago time.Duration) enqueuer.Repository {
-			r, err := e.store.Transition(ctx, enqueuer.Change{ID: r.ID, From: r.State, Event: ev, At: now.Add(-ago)})
-			require.NoError(t, err)
-			return r
+			return stepAt(t, e.store, r, ev, now.Add(-ago))
 		}
 		// Measured: a 40s pre-import and a 10s final phase.
 		r := step(add("done/a"), enqueuer.EventStartPreImport, time.Hour)
@@ -197,20 +177,37 @@ type finishedImport struct {
 // now, half of it pre-import.
 func finishAll(t *testing.T, e *env, now time.Time, done []finishedImport) {
 	t.Helper()
-	ctx := context.Background()
 	for _, d := range done {
-		r, err := e.store.Add(ctx, enqueuer.NewRepository{Path: fmt.Sprintf("done/%d", d.tags), TagCount: d.tags, CreatedAt: epoch})
-		require.NoError(t, err)
-		start := now.Add(-time.Hour)
-		for _, s := range []struct {
-			ev enqueuer.Event
-			at time.Time
-		}{{enqueuer.EventStartPreImport, start}, {enqueuer.EventFinishPreImport, start.Add(d.took / 2)},
-			{enqueuer.EventStartImport, start.Add(d.took / 2)}, {enqueuer.EventFinishImport, start.Add(d.took)}} {
-			r, err = e.store.Transition(ctx, enqueuer.Change{ID: r.ID, From: r.State, Event: s.ev, At: s.at})
-			require.NoError(t, err)
-		}
+		finishOne(t, e.store, now, fmt.Sprintf("done/%d", d.tags), d.tags, d.took)
 	}
+}
+
+// finishOne adds one finished import of path, started an hour before now,
+// half of it pre-import.
+func finishOne(t testing.TB, s enqueuer.Store, now time.Time, path string, tags int, took time.Duration) {
+	t.Helper()
+	r := addAt(t, s, path, tags, epoch)
+	start := now.Add(-time.Hour)
+	r = stepAt(t, s, r, enqueuer.EventStartPreImport, start)
+	r = stepAt(t, s, r, enqueuer.EventFinishPreImport, start.Add(took/2))
+	r = stepAt(t, s, r, enqueuer.EventStartImport, start.Add(took/2))
+	stepAt(t, s, r, enqueuer.EventFinishImport, start.Add(took))
+}
+
+// addAt adds a waiting repository of tags tags, created at created.
+func addAt(t testing.TB, s enqueuer.Store, path string, tags int, created time.Time) enqueuer.Repository {
+	t.Helper()
+	r, err := s.Add(context.Background(), enqueuer.NewRepository{Path: path, TagCount: tags, CreatedAt: created})
+	require.NoError(t, err)
+	return r
+}
+
+// stepAt applies ev to r at at.
+func stepAt(t testing.TB, s enqueuer.Store, r enqueuer.Repository, ev enqueuer.Event, at time.Time) enqueuer.Repository {
+	t.Helper()
+	out, err := s.Transition(context.Background(), enqueuer.Change{ID: r.ID, From: r.State, Event: ev, At: at})
+	require.NoError(t, err)
+	return out
 }
 
 // A bucket's first finished imports are its quickest: the ones still
@@ -223,15 +220,9 @@ func TestForecastCountsRunningImports(t *testing.T) {
 		now := epoch.Add(48 * time.Hour)
 		e := newEnv(t, store, enqueuertest.RegistryOptions{})
 		step := func(r enqueuer.Repository, ev enqueuer.Event, ago time.Duration) enqueuer.Repository {
-			r, err := e.store.Transition(ctx, enqueuer.Change{ID: r.ID, From: r.State, Event: ev, At: now.Add(-ago)})
-			require.NoError(t, err)
-			return r
+			return stepAt(t, e.store, r, ev, now.Add(-ago))
 		}
-		add := func(path string) enqueuer.Repository {
-			r, err := e.store.Add(ctx, enqueuer.NewRepository{Path: path, TagCount: 10, CreatedAt: epoch})
-			require.NoError(t, err)
-			return r
-		}
+		add := func(path string) enqueuer.Repository { return addAt(t, e.store, path, 10, epoch) }
 		enq := e.enqueuer(t, enqueuer.Config{Capacity: capacity(10), Locker: locker, Clock: func() time.Time { return now }})
 		// Pre-imports running for 12s, 15s and 50s; one finished in 10s
 		// and its final import is 1s in.
