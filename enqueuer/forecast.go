@@ -218,6 +218,14 @@ type bucketSum struct {
 	tags, secs float64
 }
 
+// mean is the bucket's mean tag count and duration; b.n must be above 0.
+func (b bucketSum) mean() point {
+	return point{tags: b.tags / float64(b.n), secs: b.secs / float64(b.n)}
+}
+
+// seconds is secs seconds as a Duration.
+func seconds(secs float64) time.Duration { return time.Duration(secs * float64(time.Second)) }
+
 type point struct{ tags, secs float64 }
 
 // running is a phase still going on: it has run for ran so far.
@@ -294,12 +302,12 @@ func (p *phaseModel) addRunning(running []runningPhase) {
 	means := make([]float64, len(p.sum))
 	for i, b := range p.sum {
 		if b.n > 0 {
-			means[i] = b.secs / float64(b.n)
+			means[i] = b.mean().secs
 		}
 	}
 	for _, r := range running {
 		if means[r.bucket] > 0 {
-			mean := time.Duration(means[r.bucket] * float64(time.Second))
+			mean := seconds(means[r.bucket])
 			p.add(r.bucket, r.tags, min(max(r.ran, mean), runningWeight*mean))
 		}
 	}
@@ -308,7 +316,7 @@ func (p *phaseModel) addRunning(running []runningPhase) {
 func (p *phaseModel) fit() {
 	for _, b := range p.sum {
 		if b.n > 0 {
-			p.curve = append(p.curve, point{tags: b.tags / float64(b.n), secs: b.secs / float64(b.n)})
+			p.curve = append(p.curve, b.mean())
 		}
 	}
 }
@@ -353,7 +361,7 @@ func (p *phaseModel) expected(tags int) time.Duration {
 		// Larger than any finished one.
 		secs = extrapolate(c, len(c)-1, t)
 	}
-	return time.Duration(max(secs, 0) * float64(time.Second))
+	return seconds(max(secs, 0))
 }
 
 // extrapolate extrapolates the curve c beyond its end near (its first or
@@ -486,9 +494,9 @@ func (m *durationModel) buckets(running, waiting []Repository) []BucketForecast 
 		out[i].MinTags, out[i].MaxTags = bucketBounds(i)
 		out[i].Finished = m.finished[i]
 		if pre, final := m.pre.sum[i], m.final.sum[i]; pre.n > 0 && final.n > 0 {
-			out[i].MeanTags = pre.tags / float64(pre.n)
-			out[i].MeanPreImport = time.Duration(pre.secs / float64(pre.n) * float64(time.Second))
-			out[i].MeanDuration = out[i].MeanPreImport + time.Duration(final.secs/float64(final.n)*float64(time.Second))
+			out[i].MeanTags = pre.mean().tags
+			out[i].MeanPreImport = seconds(pre.mean().secs)
+			out[i].MeanDuration = out[i].MeanPreImport + seconds(final.mean().secs)
 		}
 	}
 	for _, r := range running {
