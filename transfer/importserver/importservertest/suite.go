@@ -80,6 +80,17 @@ func claimAll(t *testing.T, s importserver.Store, token string) []importserver.N
 	return ns
 }
 
+// requireLeased checks that what this process claimed with token is
+// leased: neither a claim with token again nor one of another instance
+// gets anything.
+func requireLeased(t *testing.T, s importserver.Store, token string) {
+	t.Helper()
+	require.Empty(t, claimAll(t, s, token))
+	other, err := s.ClaimNotifications(context.Background(), importserver.ClaimRequest{Owner: "registry-1", Token: "x", Limit: 10, LeaseFor: time.Minute})
+	require.NoError(t, err)
+	require.Empty(t, other)
+}
+
 // completeAndClaim completes a pre-import of each path in turn and claims
 // their notifications for token.
 func completeAndClaim(t *testing.T, s importserver.Store, token string, paths ...string) []importserver.Notification {
@@ -479,10 +490,7 @@ func testFinishClaims(t *testing.T, s importserver.Store) {
 
 	// Leased like a claim: not to this process again nor to another
 	// instance, but to a new process of the same instance.
-	require.Empty(t, claimAll(t, s, "t1"))
-	other, err := s.ClaimNotifications(ctx, importserver.ClaimRequest{Owner: "registry-1", Token: "x", Limit: 10, LeaseFor: time.Minute})
-	require.NoError(t, err)
-	require.Empty(t, other)
+	requireLeased(t, s, "t1")
 	again := claimAll(t, s, "t2")
 	require.Len(t, again, 1)
 	require.Equal(t, n.ID, again[0].ID)
@@ -563,10 +571,7 @@ func testOutboxOrderAndLeases(t *testing.T, s importserver.Store) {
 	require.Equal(t, []string{"b", "a", "c"}, []string{ns[0].Path, ns[1].Path, ns[2].Path}, "oldest first")
 
 	// Leased: neither this process again nor another instance gets them...
-	require.Empty(t, claimAll(t, s, "t1"))
-	other, err := s.ClaimNotifications(ctx, importserver.ClaimRequest{Owner: "registry-1", Token: "x", Limit: 10, LeaseFor: time.Minute})
-	require.NoError(t, err)
-	require.Empty(t, other)
+	requireLeased(t, s, "t1")
 	// ...but a new process of the same instance takes them over.
 	again := claimAll(t, s, "t2")
 	require.Len(t, again, 3)
