@@ -53,6 +53,18 @@ func newPool(t testing.TB, url string) *pgxpool.Pool {
 	return pool
 }
 
+// poolOf is a pool on url that opens at most maxConns connections.
+func poolOf(t testing.TB, url string, maxConns int32) *pgxpool.Pool {
+	t.Helper()
+	cfg, err := pgxpool.ParseConfig(url)
+	require.NoError(t, err)
+	cfg.MaxConns = maxConns
+	pool, err := pgxpool.NewWithConfig(t.Context(), cfg)
+	require.NoError(t, err)
+	t.Cleanup(pool.Close)
+	return pool
+}
+
 // itemsTable creates a table of n rows with keys 1..n and a NULL column
 // "filled" to backfill with id*2.
 func itemsTable(t testing.TB, db storage.Querier, name string, n int) {

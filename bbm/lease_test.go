@@ -7,7 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
 
 	"github.com/ferryhq/ferry/bbm"
@@ -139,17 +138,12 @@ func TestRunMigrationsRunsOnlyThoseNamed(t *testing.T) {
 // started the jobs.
 func TestPoolTooSmallForParallelism(t *testing.T) {
 	_, url := pgSetupURL(t)
-	cfg, err := pgxpool.ParseConfig(url)
-	require.NoError(t, err)
-	cfg.MaxConns = 4
-	pool, err := pgxpool.NewWithConfig(t.Context(), cfg)
-	require.NoError(t, err)
-	t.Cleanup(pool.Close)
+	pool := poolOf(t, url, 4)
 	opts := fastOptions()
 	opts.Parallelism = 4
 	w := bbm.NewSyncWorker(storage.FromPool(pool), opts)
 	require.NoError(t, w.Register(fillWork("x")))
-	err = w.Run(t.Context())
+	err := w.Run(t.Context())
 	require.ErrorIs(t, err, bbm.ErrPoolTooSmall)
 	require.ErrorContains(t, err, "at least 5 connections")
 
@@ -164,16 +158,7 @@ func TestPoolTooSmallForParallelism(t *testing.T) {
 // renews through another pool.
 func TestPoolTooSmallWithHostStore(t *testing.T) {
 	_, url := pgSetupURL(t)
-	small := func() storage.Handle {
-		cfg, err := pgxpool.ParseConfig(url)
-		require.NoError(t, err)
-		cfg.MaxConns = 2
-		pool, err := pgxpool.NewWithConfig(t.Context(), cfg)
-		require.NoError(t, err)
-		t.Cleanup(pool.Close)
-		return storage.FromPool(pool)
-	}
-	db := small()
+	db := storage.FromPool(poolOf(t, url, 2))
 	opts := fastOptions()
 	opts.Parallelism = 2
 	opts.Store = bbm.NewPostgresStore(db, bbm.PostgresStoreOptions{})
