@@ -2,6 +2,7 @@ package transfer_test
 
 import (
 	"context"
+	"fmt"
 	"maps"
 	"slices"
 	"testing"
@@ -279,5 +280,66 @@ func TestFinalPassStalePolicies(t *testing.T) {
 				t.Fatalf("manifests %d -> %d: %s must not remove any", m0, m1, policy)
 			}
 		})
+	}
+}
+
+// deleteCounter is a MemSink that counts DeleteManifest calls and refuses
+// a second delete of the same manifest, as a registry's own Sink may.
+type deleteCounter struct {
+	*transfertest.MemSink
+	deleted map[digest.Digest]int
+}
+
+func (s *deleteCounter) DeleteManifest(ctx context.Context, repo string, d digest.Digest) error {
+	s.deleted[d]++
+	if s.deleted[d] > 1 {
+		return fmt.Errorf("manifest %s deleted twice", d)
+	}
+	return s.MemSink.DeleteManifest(ctx, repo, d)
+}
+
+// A stale index whose stale child the source can no longer read: the
+// child is deleted once (it came both from the index's walk and from the
+// unreadable list before; a Sink that refuses a second delete failed the
+// repository).
+func TestStaleChildThatCannotBeReadIsDeletedOnce(t *testing.T) {
+	ctx := context.Background()
+	l := mustLayout(t, "")
+	src := memBucket(t)
+	sc := buildSupplyChain(t, src)
+	sink := &deleteCounter{MemSink: transfertest.NewMemSink(), deleted: map[digest.Digest]int{}}
+	run := func(pass transfer.Pass) *transfer.Report {
+		t.Helper()
+		im := newImporter(t, src, mustNew(t, src, memBucket(t), transfer.Options{}), sink, transfer.ImportOptions{})
+		do := im.Import
+		if pass == transfer.PreImport {
+			do = im.PreImport
+		}
+		rep, err := do(ctx, scRepo)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return rep
+	}
+	run(transfer.PreImport)
+	deleteTag(t, src, l, scRepo, "v0.9.0")
+	// The child's revision is deleted and its payload is gone (a
+	// registry's garbage collector ran for it).
+	for _, key := range []string{l.RevisionLinkKey(scRepo, sc.child.Digest), l.BlobKey(sc.child.Digest)} {
+		if err := src.Delete(ctx, key); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rep := run(transfer.FinalImport)
+	stale := rep.Repositories[0].StaleManifests
+	for _, d := range []digest.Digest{sc.index.Digest, sc.child.Digest} {
+		if !slices.Contains(stale, d) {
+			t.Fatalf("StaleManifests %v: %s missing", stale, d)
+		}
+	}
+	for _, d := range stale {
+		if sink.deleted[d] != 1 {
+			t.Errorf("stale manifest %s deleted %d times, want once", d, sink.deleted[d])
+		}
 	}
 }

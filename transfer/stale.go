@@ -111,11 +111,16 @@ func (im *Importer) parentsFirst(ctx context.Context, stale []digest.Digest) []d
 		}
 	}
 	// Depth-first post-order, reversed: every index before its children.
+	// Unreadable manifests are done already: they go last, once, even
+	// when a readable index lists them.
 	var (
 		order []digest.Digest
 		done  = map[digest.Digest]bool{}
 		visit func(d digest.Digest)
 	)
+	for _, d := range unread {
+		done[d] = true
+	}
 	visit = func(d digest.Digest) {
 		if done[d] {
 			return
@@ -127,9 +132,7 @@ func (im *Importer) parentsFirst(ctx context.Context, stale []digest.Digest) []d
 		order = append(order, d)
 	}
 	for _, d := range stale {
-		if !slices.Contains(unread, d) {
-			visit(d)
-		}
+		visit(d)
 	}
 	slices.Reverse(order)
 	return append(order, unread...)
