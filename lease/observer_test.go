@@ -3,6 +3,7 @@ package lease_test
 import (
 	"context"
 	"errors"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -90,13 +91,8 @@ func TestObserve(t *testing.T) {
 		results = append(results, e.Result)
 	}
 	want := []lease.AcquireResult{lease.Acquired, lease.AcquireHeld, lease.AcquireFailed, lease.Acquired}
-	if len(results) != len(want) {
+	if !slices.Equal(results, want) {
 		t.Fatalf("acquire results %v, want %v", results, want)
-	}
-	for i := range want {
-		if results[i] != want[i] {
-			t.Fatalf("acquire results %v, want %v", results, want)
-		}
 	}
 	if g.acquires[0].Token != l.Token() || g.acquires[3].Token != l2.Token() || g.acquires[1].Err == nil {
 		t.Fatalf("acquire events %+v", g.acquires)
@@ -210,13 +206,8 @@ func TestObserveNests(t *testing.T) {
 	want := []string{"acquire under b:acquire k", "end b:acquire k", "end a:acquire k", "end b:renew k", "end a:renew k"}
 	mu.Lock()
 	defer mu.Unlock()
-	if len(log) != len(want) {
+	if !slices.Equal(log, want) {
 		t.Fatalf("got %q, want %q", log, want)
-	}
-	for i := range want {
-		if log[i] != want[i] {
-			t.Fatalf("got %q, want %q", log, want)
-		}
 	}
 }
 
