@@ -63,11 +63,12 @@ func Main(m *testing.M) {
 }
 
 // unavailable fails the test under CI=true and skips it elsewhere, with the
-// reason either way: a missing server is never silently ignored.
-func unavailable(t testing.TB, err error) {
+// reason either way: a missing server (PostgreSQL, PgBouncer) is never
+// silently ignored.
+func unavailable(t testing.TB, server string, err error) {
 	t.Helper()
 	if os.Getenv("CI") == "true" {
-		t.Fatalf("PostgreSQL is required under CI=true: %v", err)
+		t.Fatalf("%s is required under CI=true: %v", server, err)
 	}
 	t.Skipf("skipping: %v", err)
 }
@@ -233,7 +234,7 @@ func newDatabase(t testing.TB, migrated bool) string {
 	t.Helper()
 	ctx := context.Background()
 	if err := shared.ensure(ctx); err != nil {
-		unavailable(t, err)
+		unavailable(t, "PostgreSQL", err)
 	}
 	var name string
 	var err error
@@ -296,7 +297,7 @@ func NewReplicated(t testing.TB, applyDelay time.Duration) Replicated {
 	ctx := context.Background()
 	local, err := shared.localServer(ctx)
 	if err != nil {
-		unavailable(t, err)
+		unavailable(t, "PostgreSQL", err)
 	}
 	primaryURL := URL(t)
 	if !strings.Contains(primaryURL, local.Dir()) {
