@@ -90,7 +90,7 @@ type ImportOptions struct {
 	// (Blob transfers retry under the Transferer's own policy.)
 	Retry RetryPolicy
 	// Progress, if set, is called after every event, one call at a time;
-	// it should return quickly.
+	// it should return quickly. WithProgress follows one pass instead.
 	Progress func(Progress)
 	// Logger receives per-repository messages. Default: discard.
 	Logger *slog.Logger
@@ -213,7 +213,7 @@ func (im *Importer) run(ctx context.Context, pass Pass, names []string) (rep *Re
 		ctx:      runCtx,
 		pass:     pass,
 		sem:      semaphore.NewWeighted(int64(im.opts.Concurrency)),
-		progress: newTracker(pass, len(names), im.opts.Progress),
+		progress: newTracker(pass, len(names), joinProgress(im.opts.Progress, progressFrom(ctx))),
 		copied:   newBoundedCache[digest.Digest, Result](im.opts.DedupeCacheSize),
 		statSize: newBoundedCache[digest.Digest, int64](im.opts.DedupeCacheSize),
 	}
@@ -352,6 +352,7 @@ func (im *Importer) importRepository(ctx context.Context, st *runState, pass Pas
 	if im.opts.DryRun {
 		return rr
 	}
+	st.progress.repoPlanned(name, len(p.blobs))
 	if err := im.apply(ctx, st, pass, p, &rr); err != nil {
 		rr.Err = &RepositoryError{Repository: name, Err: err}
 	}

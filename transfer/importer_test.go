@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sync/errgroup"
+
 	"github.com/ferryhq/ferry/transfer"
 	"github.com/ferryhq/ferry/transfer/faultblob"
 	"github.com/ferryhq/ferry/transfer/transfertest"
@@ -466,5 +468,79 @@ func TestReportFailuresOnly(t *testing.T) {
 	}
 	if d := transfertest.Diff(transfertest.State{}, sink.State()); !strings.Contains(d, "unexpected") {
 		t.Fatal("nothing was imported")
+	}
+}
+
+// TestWithProgressFollowsOnePass: two passes of one shared Importer, each
+// under its own WithProgress, see only their own events, and a
+// repository's planned blob count is the number of its blob events.
+func TestWithProgressFollowsOnePass(t *testing.T) {
+	ctx := context.Background()
+	src, dst := memBucket(t), memBucket(t)
+	reg := generate(t, src, transfertest.SmallSpec(4))
+	var shared atomic.Int64
+	im := newImporter(t, src, mustNew(t, src, dst, transfer.Options{}), transfertest.NewMemSink(), transfer.ImportOptions{
+		Progress: func(p transfer.Progress) { shared.Add(1) },
+	})
+	var names []string
+	for _, r := range reg.Repositories {
+		if len(r.Tags) > 0 {
+			names = append(names, r.Name)
+		}
+	}
+	if len(names) < 2 {
+		t.Fatalf("need two tagged repositories, have %d", len(names))
+	}
+	names = names[:2]
+	type seen struct {
+		order           []string
+		planned, blobs  int
+		repos           map[string]bool
+		kindsBeforePlan int
+	}
+	got := make([]seen, len(names))
+	var g errgroup.Group
+	for i, name := range names {
+		g.Go(func() error {
+			s := &got[i]
+			s.repos = map[string]bool{}
+			pctx := transfer.WithProgress(ctx, func(p transfer.Progress) { s.order = append(s.order, "outer") })
+			pctx = transfer.WithProgress(pctx, func(p transfer.Progress) {
+				s.order = append(s.order, "inner")
+				s.repos[p.Repository] = true
+				switch p.Kind {
+				case transfer.EventRepositoryPlanned:
+					s.planned = p.RepositoryBlobs
+				case transfer.EventBlobDone:
+					if s.planned == 0 {
+						s.kindsBeforePlan++
+					}
+					s.blobs++
+				}
+			})
+			_, err := im.PreImport(pctx, name)
+			return err
+		})
+	}
+	if err := g.Wait(); err != nil {
+		t.Fatal(err)
+	}
+	var events int64
+	for i, s := range got {
+		if len(s.repos) != 1 || !s.repos[names[i]] {
+			t.Errorf("pass of %s saw events of %v", names[i], s.repos)
+		}
+		if s.planned == 0 || s.planned != s.blobs || s.kindsBeforePlan != 0 {
+			t.Errorf("pass of %s: planned %d blobs, saw %d blob events (%d before the plan)", names[i], s.planned, s.blobs, s.kindsBeforePlan)
+		}
+		for j := 0; j+1 < len(s.order); j += 2 {
+			if s.order[j] != "outer" || s.order[j+1] != "inner" {
+				t.Fatalf("pass of %s: callbacks called in order %v, want outer then inner", names[i], s.order[j:j+2])
+			}
+		}
+		events += int64(len(s.order) / 2)
+	}
+	if shared.Load() != events {
+		t.Errorf("ImportOptions.Progress saw %d events, the passes %d", shared.Load(), events)
 	}
 }

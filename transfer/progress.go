@@ -1,6 +1,7 @@
 package transfer
 
 import (
+	"context"
 	"fmt"
 	"sync"
 	"time"
@@ -17,6 +18,11 @@ const (
 	EventRepositoryDone
 	// EventBlobDone: a blob was transferred (or found already present).
 	EventBlobDone
+	// EventRepositoryPlanned: the importer has read a repository's tags
+	// and manifests and knows its blobs (Progress.RepositoryBlobs); the
+	// blob transfers follow. A repository that fails or is too large
+	// before that point has none.
+	EventRepositoryPlanned
 )
 
 // String returns the event's name.
@@ -28,6 +34,8 @@ func (k EventKind) String() string {
 		return "repository-done"
 	case EventBlobDone:
 		return "blob-done"
+	case EventRepositoryPlanned:
+		return "repository-planned"
 	}
 	return fmt.Sprintf("event(%d)", int(k))
 }
@@ -42,6 +50,11 @@ type Progress struct {
 	Blob *Result
 	// Err is the repository's failure for EventRepositoryDone, if any.
 	Err error
+	// RepositoryBlobs is set for EventRepositoryPlanned: the distinct
+	// blobs the repository's plan transfers in this pass (each then has
+	// its EventBlobDone), so Repository's progress is its EventBlobDone
+	// count over RepositoryBlobs.
+	RepositoryBlobs int
 
 	RepositoriesDone   int // finished, including failed and too-large ones
 	RepositoriesFailed int
@@ -79,6 +92,43 @@ type Stats struct {
 	BlobAvg       time.Duration
 }
 
+// progressKey is the context key of WithProgress.
+type progressKey struct{}
+
+// WithProgress returns a context under which an Importer's passes also
+// report their progress to f, as to ImportOptions.Progress (after it, one
+// call at a time; f should return quickly). It is how one caller follows
+// its own pass of an Importer it shares, as httptrace.WithClientTrace
+// follows one request: the import server gives each import's context its
+// own f. Under a context that already carries one, both are called, the
+// outer first.
+func WithProgress(ctx context.Context, f func(Progress)) context.Context {
+	if f == nil {
+		return ctx
+	}
+	return context.WithValue(ctx, progressKey{}, joinProgress(progressFrom(ctx), f))
+}
+
+// progressFrom returns the context's progress callback, or nil.
+func progressFrom(ctx context.Context) func(Progress) {
+	f, _ := ctx.Value(progressKey{}).(func(Progress))
+	return f
+}
+
+// joinProgress calls a, then b; either may be nil.
+func joinProgress(a, b func(Progress)) func(Progress) {
+	switch {
+	case a == nil:
+		return b
+	case b == nil:
+		return a
+	}
+	return func(p Progress) {
+		a(p)
+		b(p)
+	}
+}
+
 // tracker accumulates progress and calls the callback, one call at a time.
 type tracker struct {
 	mu       sync.Mutex
@@ -105,6 +155,14 @@ func (t *tracker) repoStarted(name string) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.emit(EventRepositoryStarted, name, nil, nil)
+}
+
+func (t *tracker) repoPlanned(name string, blobs int) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.p.RepositoryBlobs = blobs
+	t.emit(EventRepositoryPlanned, name, nil, nil)
+	t.p.RepositoryBlobs = 0
 }
 
 func (t *tracker) repoDone(name string, took time.Duration, err error) {
