@@ -3,6 +3,7 @@ package enqueuer
 import (
 	"context"
 	"fmt"
+	"time"
 )
 
 // RegistryClient drives imports on the registry. Starting is asynchronous:
@@ -48,6 +49,30 @@ type ImportStatus struct {
 	Status RegistryStatus `json:"status"`
 	// Detail is the registry's explanation, if any.
 	Detail string `json:"detail,omitempty"`
+	// Progress is how far an import in progress has got, if the registry
+	// says (Ferry's importserver does; GitLab's registry does not).
+	Progress *ImportProgress `json:"progress,omitempty"`
+}
+
+// ImportProgress is how far a running pre-import or import has got: Done
+// of Total units (blobs, for Ferry's importserver) since counting began,
+// after the registry planned the import. Forecast reads the rate Done
+// over the time since Since to tell how long the rest will take.
+type ImportProgress struct {
+	Done  int64     `json:"done"`
+	Total int64     `json:"total"`
+	Since time.Time `json:"since"`
+}
+
+// Left estimates how long the rest of the import takes at now, at the
+// rate so far; ok is false when p cannot tell (nothing done yet, no
+// start, or counts out of range).
+func (p ImportProgress) Left(now time.Time) (left time.Duration, ok bool) {
+	ran := now.Sub(p.Since)
+	if p.Since.IsZero() || ran <= 0 || p.Done <= 0 || p.Total < p.Done {
+		return 0, false
+	}
+	return time.Duration(float64(ran) * float64(p.Total-p.Done) / float64(p.Done)), true
 }
 
 // InProgress reports whether the registry is still working on the import.
