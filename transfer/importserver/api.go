@@ -38,6 +38,13 @@ type StatusResponse struct {
 	Counts
 	// LastError is the error of a failed run.
 	LastError string `json:"last_error,omitempty"`
+	// Progress is how far the import has got (blobs done of the total its
+	// plan transfers), set while it is in progress, runs in the process
+	// that answers and its plan is known. A run of another instance
+	// sharing the Store, one whose Importer does not report progress (see
+	// Config.Importer) and one still planning have none. It lives in
+	// memory only.
+	Progress *Progress `json:"progress,omitempty"`
 	// Errors is set when the answer is a refusal (4xx).
 	Errors []APIError `json:"errors,omitempty"`
 }
@@ -50,7 +57,9 @@ type APIError struct {
 	Detail  any    `json:"detail,omitempty"`
 }
 
-func statusResponse(imp Import) StatusResponse {
+// statusResponse is the answer describing imp, with its progress if this
+// process runs it.
+func (s *Server) statusResponse(imp Import) StatusResponse {
 	at := func(t time.Time) *time.Time {
 		if t.IsZero() {
 			return nil
@@ -66,6 +75,7 @@ func statusResponse(imp Import) StatusResponse {
 	if r.Detail == "" && imp.Status.InProgress() {
 		r.Detail = noun(imp.Type) + " in progress"
 	}
+	r.Progress = s.progressOf(imp)
 	return r
 }
 
@@ -255,7 +265,7 @@ func (s *Server) start(ctx context.Context, w http.ResponseWriter, path string, 
 		return s.unavailable(ctx, w, path, err)
 	}
 	s.launch(imp)
-	return respond(w, http.StatusAccepted, statusResponse(imp), nil)
+	return respond(w, http.StatusAccepted, s.statusResponse(imp), nil)
 }
 
 // unrecorded answers a start or status of a repository without an import
@@ -283,7 +293,7 @@ func (s *Server) unrecorded(ctx context.Context, w http.ResponseWriter, path str
 
 // refused answers a start the store refused.
 func (s *Server) refused(ctx context.Context, w http.ResponseWriter, typ Type, ref *RefusedError) answer {
-	body := statusResponse(ref.Current)
+	body := s.statusResponse(ref.Current)
 	if ref.Current.Status == "" {
 		body = StatusResponse{Name: name(ref.Current.Path), Path: ref.Current.Path}
 	}
@@ -327,7 +337,7 @@ func (s *Server) status(ctx context.Context, w http.ResponseWriter, path string)
 	case err != nil:
 		return s.unavailable(ctx, w, path, err)
 	}
-	return respond(w, http.StatusOK, statusResponse(imp), nil)
+	return respond(w, http.StatusOK, s.statusResponse(imp), nil)
 }
 
 // cancel handles DELETE.
@@ -351,7 +361,7 @@ func (s *Server) cancel(ctx context.Context, w http.ResponseWriter, path string,
 		}
 		return refuse(w, http.StatusBadRequest, "IMPORT_NOT_IN_PROGRESS", "no import recorded for the repository", err)
 	case errors.As(err, &ref):
-		body := statusResponse(ref.Current)
+		body := s.statusResponse(ref.Current)
 		body.Errors = []APIError{{Code: "IMPORT_NOT_IN_PROGRESS", Message: "no import of the repository is in progress",
 			Detail: map[string]string{"repository": path, "status": string(ref.Current.Status)}}}
 		return respond(w, http.StatusBadRequest, body, err)
@@ -366,7 +376,7 @@ func (s *Server) cancel(ctx context.Context, w http.ResponseWriter, path string,
 		s.stopRun(imp.Ref(), stopRequested)
 	}
 	s.log.InfoContext(ctx, "importserver: cancellation", "repository", path, "run", imp.Run, "forced", force, "status", imp.Status)
-	return respond(w, http.StatusAccepted, statusResponse(imp), nil)
+	return respond(w, http.StatusAccepted, s.statusResponse(imp), nil)
 }
 
 // unavailable answers 503 when the store (or a host hook) failed.

@@ -63,7 +63,11 @@ type Authorizer func(r *http.Request) error
 type Config struct {
 	// Importer runs pre-imports and final imports, e.g. a
 	// *transfer.Importer reading the source layout and writing into the
-	// host's transfer.Sink.
+	// host's transfer.Sink. Each run's context carries a
+	// transfer.WithProgress callback: a *transfer.Importer (or a wrapper
+	// that runs one under the context it is given) reports through it how
+	// far the run has got (StatusResponse.Progress); any other Importer
+	// simply reports no progress.
 	Importer Importer
 	// Repositories says which repositories exist (404 otherwise).
 	Repositories Repositories

@@ -19,7 +19,12 @@
 // (enqueuer maps it to ErrTooManyImports), 400 bad path or import type.
 // GET answers a StatusResponse: "status" and "detail" with exactly the
 // strings of enqueuer.RegistryStatus, plus the run's type, owner, times,
-// counts and last error. Every request is authorized (Config.Authorize,
+// counts and last error, and, while this process runs the import and its
+// plan is known, its "progress": blobs done of the plan's total since the
+// plan (what enqueuer.ImportStatus.Progress decodes; the coordinator's
+// forecast reads it). Progress is kept in memory by the process running
+// the import: another instance's run, or one whose Importer is not a
+// *transfer.Importer, has none. Every request is authorized (Config.Authorize,
 // e.g. BearerSecret with a constant-time comparison) before its path or
 // body is read.
 //

@@ -82,6 +82,8 @@ type Server struct {
 type activeRun struct {
 	ref    RunRef
 	cancel context.CancelCauseFunc
+	// progress counts what the run's transfer.Importer pass reports.
+	progress *progressRecorder
 }
 
 // New checks cfg, applies its defaults and returns a Server that is not
@@ -258,11 +260,12 @@ func (s *Server) timeout(t Type) time.Duration {
 // launch runs a recorded start in the background.
 func (s *Server) launch(imp Import) {
 	ctx, cancel := context.WithCancelCause(context.Background())
+	progress := newProgressRecorder(imp.Path)
 	s.mu.Lock()
-	s.runs[imp.Path] = &activeRun{ref: imp.Ref(), cancel: cancel}
+	s.runs[imp.Path] = &activeRun{ref: imp.Ref(), cancel: cancel, progress: progress}
 	s.imports.Add(1)
 	s.mu.Unlock()
-	go s.execute(ctx, cancel, imp)
+	go s.execute(ctx, cancel, imp, progress)
 }
 
 // stopRun cancels the run ref if this process runs it.
@@ -277,8 +280,9 @@ func (s *Server) stopRun(ref RunRef, cause *stopCause) bool {
 	return true
 }
 
-// execute runs one import and records its outcome.
-func (s *Server) execute(ctx context.Context, cancel context.CancelCauseFunc, imp Import) {
+// execute runs one import and records its outcome. The importer runs
+// under transfer.WithProgress, reporting to progress (what GET shows).
+func (s *Server) execute(ctx context.Context, cancel context.CancelCauseFunc, imp Import, progress *progressRecorder) {
 	defer s.imports.Done()
 	defer cancel(nil)
 	timeout := s.timeout(imp.Type)
@@ -290,7 +294,7 @@ func (s *Server) execute(ctx context.Context, cancel context.CancelCauseFunc, im
 	runCtx = s.obs.ImportStart(runCtx, ImportStartEvent{Import: imp})
 	log.InfoContext(runCtx, "importserver: import started")
 
-	rep, err := s.run(runCtx, imp)
+	rep, err := s.run(transfer.WithProgress(runCtx, progress.observe), imp)
 	result, detail, record := classify(runCtx, imp, rep, err)
 	ev := ImportEvent{Import: imp, Result: result, Duration: time.Since(began), Report: rep, Err: err}
 	if record {

@@ -106,6 +106,7 @@ func TestEnqueuerSpeaksTheProtocol(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, enqueuer.StatusPreImportInProgress, st.Status)
 	require.True(t, st.InProgress())
+	require.Nil(t, st.Progress, "an Importer that is not a *transfer.Importer reports no progress")
 
 	im.Hold("a")
 	moveRepo("a", enqueuer.EventStartPreImport)

@@ -1,0 +1,81 @@
+package importserver
+
+import (
+	"sync"
+	"time"
+
+	"github.com/ferryhq/ferry/transfer"
+)
+
+// Progress is how far a running import has got: Done of Total blobs its
+// plan transfers, counted since its plan was known. It is the JSON object
+// "progress" of a StatusResponse, which enqueuer.HTTPRegistry decodes into
+// an enqueuer.ImportProgress (the coordinator's forecast reads the rate
+// Done over the time since Since).
+type Progress struct {
+	// Done is how many of the planned blobs were transferred (or found
+	// already present) so far.
+	Done int64 `json:"done"`
+	// Total is how many distinct blobs the run's plan transfers.
+	Total int64 `json:"total"`
+	// Since is when the plan was known and counting began.
+	Since time.Time `json:"since"`
+}
+
+// progressRecorder counts the progress of one run from the events of the
+// transfer.Importer pass it runs (see transfer.WithProgress). The Importer
+// calls observe one call at a time; GET reads snapshot concurrently.
+type progressRecorder struct {
+	path string
+
+	mu      sync.Mutex
+	p       Progress
+	planned bool
+}
+
+func newProgressRecorder(path string) *progressRecorder { return &progressRecorder{path: path} }
+
+// observe takes the pass's events about the run's repository: its plan
+// sets the total (and restarts the count), each blob done counts one.
+func (r *progressRecorder) observe(p transfer.Progress) {
+	if p.Repository != r.path {
+		return
+	}
+	switch p.Kind {
+	case transfer.EventRepositoryPlanned:
+		r.mu.Lock()
+		r.p = Progress{Total: int64(p.RepositoryBlobs), Since: time.Now().UTC()}
+		r.planned = true
+		r.mu.Unlock()
+	case transfer.EventBlobDone:
+		r.mu.Lock()
+		r.p.Done++
+		r.mu.Unlock()
+	}
+}
+
+// snapshot returns the progress so far, or nil before the plan is known.
+func (r *progressRecorder) snapshot() *Progress {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if !r.planned {
+		return nil
+	}
+	p := r.p
+	return &p
+}
+
+// progressOf returns the progress of imp when it is in progress, this
+// process runs it (the same run) and its plan is known; nil otherwise.
+func (s *Server) progressOf(imp Import) *Progress {
+	if !imp.Status.InProgress() {
+		return nil
+	}
+	s.mu.Lock()
+	r := s.runs[imp.Path]
+	s.mu.Unlock()
+	if r == nil || r.ref != imp.Ref() {
+		return nil
+	}
+	return r.progress.snapshot()
+}
