@@ -6,7 +6,10 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"sync"
 	"time"
+
+	"golang.org/x/sync/errgroup"
 
 	"github.com/ferryhq/ferry/storage"
 )
@@ -19,6 +22,9 @@ const (
 	// DefaultForecastWindow is how many waiting repositories the forecast
 	// schedules one by one; the rest are spread over the capacity.
 	DefaultForecastWindow = 10_000
+	// ForecastProgressConcurrency bounds the registry's ImportStatus calls
+	// of one Forecast with ForecastOptions.RegistryProgress.
+	ForecastProgressConcurrency = 8
 )
 
 // TagBuckets are the upper bounds of the forecast's tag-count buckets: a
@@ -38,6 +44,16 @@ type ForecastOptions struct {
 	// Window is how many waiting repositories are scheduled one by one.
 	// Default DefaultForecastWindow.
 	Window int
+	// RegistryProgress asks the registry (Config.Registry's ImportStatus,
+	// at most ForecastProgressConcurrency at a time) how far each running
+	// pre-import or import has got. Where it answers with
+	// ImportStatus.Progress, the rest of that phase is estimated at its
+	// own rate so far instead of from the bucket's measured mean: a large
+	// repository, alone in its bucket, is no longer extrapolated from
+	// smaller ones. A failed call or an answer without progress falls
+	// back on the measured durations. Default false: a forecast reads
+	// only the store.
+	RegistryProgress bool
 }
 
 // BucketForecast is one tag-count bucket of a Forecast.
@@ -83,6 +99,9 @@ type Forecast struct {
 	// Buckets are the tag-count buckets with finished, running or waiting
 	// repositories, smallest first.
 	Buckets []BucketForecast
+	// Progressed counts the imports in progress whose current phase was
+	// estimated from the registry's progress (ForecastOptions.RegistryProgress).
+	Progressed int
 }
 
 // Forecast estimates how long the repositories that are left will take,
@@ -100,8 +119,11 @@ type Forecast struct {
 // run, once it overruns) and the phase after it; waiting repositories take
 // the first free unit of capacity in the enqueuer's order (aborted first,
 // then new ones in Config.Order), one by one for the first opts.Window of
-// them, spread over the capacity for the rest. It reads on the primary:
-// Count, three short lists and the latest finished imports.
+// them, spread over the capacity for the rest. With opts.RegistryProgress
+// the registry's progress of a running phase replaces its bucket's mean
+// for what is left of it. It reads on the primary: Count, three short
+// lists and the latest finished imports (and asks the registry once per
+// running import with RegistryProgress).
 func (e *Enqueuer) Forecast(ctx context.Context, opts ForecastOptions) (Forecast, error) {
 	ctx = storage.UsePrimary(ctx)
 	if opts.Now.IsZero() {
@@ -145,7 +167,14 @@ func (e *Enqueuer) Forecast(ctx context.Context, opts ForecastOptions) (Forecast
 		waiting = append(waiting, rs...)
 	}
 	beyond := max(f.Counts.Waiting()-len(waiting), 0)
-	m := newDurationModel(finished, running, opts.Now)
+	var progress map[int64]ImportProgress
+	if opts.RegistryProgress {
+		if progress, err = e.registryProgress(ctx, running); err != nil {
+			return f, fmt.Errorf("enqueuer: forecast: %w", err)
+		}
+		f.Progressed = len(progress)
+	}
+	m := newDurationModel(finished, running, progress, opts.Now)
 	f.Buckets = m.buckets(running, waiting)
 	if !m.known() {
 		f.Unknown = m.unknownReason(running, opts.Now)
@@ -155,6 +184,42 @@ func (e *Enqueuer) Forecast(ctx context.Context, opts ForecastOptions) (Forecast
 	f.Remaining = m.schedule(opts.Now, opts.Capacity, running, waiting, beyond)
 	f.ETA = opts.Now.Add(f.Remaining)
 	return f, nil
+}
+
+// registryProgress asks the registry how far each running phase has got,
+// by repository ID. Only an ended ctx fails it: a repository whose status
+// cannot be read, or whose answer has no progress or is about another
+// phase, is left out.
+func (e *Enqueuer) registryProgress(ctx context.Context, running []Repository) (map[int64]ImportProgress, error) {
+	var mu sync.Mutex
+	out := map[int64]ImportProgress{}
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(ForecastProgressConcurrency)
+	for _, r := range running {
+		want := StatusPreImportInProgress
+		switch r.State {
+		case StatePreImporting:
+		case StateImporting:
+			want = StatusImportInProgress
+		default:
+			continue // between the phases: nothing runs
+		}
+		g.Go(func() error {
+			st, err := e.cfg.Registry.ImportStatus(gctx, r.Path)
+			if err != nil || st.Status != want || st.Progress == nil {
+				return nil
+			}
+			mu.Lock()
+			out[r.ID] = *st.Progress
+			mu.Unlock()
+			return nil
+		})
+	}
+	_ = g.Wait()
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	return out, nil
 }
 
 // unknownReason says why m cannot forecast.
@@ -205,6 +270,10 @@ type durationModel struct {
 	// the pre-imports of the imports in progress that finished.
 	finished    []int
 	preFinished int
+	// progress is the registry's progress of running phases, by
+	// repository ID, at now.
+	progress map[int64]ImportProgress
+	now      time.Time
 }
 
 // phaseModel is one phase's measured mean duration of each bucket.
@@ -228,10 +297,11 @@ func seconds(secs float64) time.Duration { return time.Duration(secs * float64(t
 
 type point struct{ tags, secs float64 }
 
-// running is a phase still going on: it has run for ran so far.
+// running is a phase still going on: it has run for ran so far, and
+// left is what its progress says is left (negative: unknown).
 type runningPhase struct {
 	bucket, tags int
-	ran          time.Duration
+	ran, left    time.Duration
 }
 
 // newDurationModel measures the phases of the finished imports, and of
@@ -241,12 +311,14 @@ type runningPhase struct {
 // finished ones). Without them the first finished imports of a bucket,
 // which are its quickest, would stand for the whole bucket while its
 // slower ones still run.
-func newDurationModel(finished, inProgress []Repository, now time.Time) *durationModel {
+func newDurationModel(finished, inProgress []Repository, progress map[int64]ImportProgress, now time.Time) *durationModel {
 	nb := len(TagBuckets) + 1
 	m := &durationModel{
 		pre:      phaseModel{sum: make([]bucketSum, nb)},
 		final:    phaseModel{sum: make([]bucketSum, nb)},
 		finished: make([]int, nb),
+		progress: progress,
+		now:      now,
 	}
 	for _, r := range finished {
 		// A repository reconciled after an abort may carry the end of an
@@ -264,14 +336,15 @@ func newDurationModel(finished, inProgress []Repository, now time.Time) *duratio
 	var pre, final []runningPhase
 	for _, r := range inProgress {
 		b := bucketOf(r.TagCount)
+		left := m.progressLeft(r)
 		switch {
 		case r.PreImportingAt.IsZero():
 		case r.State == StatePreImporting:
-			pre = append(pre, runningPhase{b, r.TagCount, now.Sub(r.PreImportingAt)})
+			pre = append(pre, runningPhase{b, r.TagCount, now.Sub(r.PreImportingAt), left})
 		case !r.PreImportDoneAt.Before(r.PreImportingAt):
 			m.pre.add(b, r.TagCount, r.PreImportDoneAt.Sub(r.PreImportingAt))
 			m.preFinished++
-			final = append(final, runningPhase{b, r.TagCount, now.Sub(r.PreImportDoneAt)})
+			final = append(final, runningPhase{b, r.TagCount, now.Sub(r.PreImportDoneAt), left})
 		}
 	}
 	m.pre.addRunning(pre)
@@ -294,10 +367,11 @@ func (p *phaseModel) add(bucket, tags int, d time.Duration) {
 const runningWeight = 2
 
 // addRunning counts phases still running in the buckets that have
-// measured ones, each as the longer of the time it has run and the
-// bucket's measured mean (at most runningWeight times that mean). A bucket
+// measured ones, each as the time it has run plus what its progress says
+// is left, or else as the longer of the time it has run and the bucket's
+// measured mean (at most runningWeight times that mean). A bucket
 // measured only by running phases stays unmeasured: a lower bound alone is
-// no estimate.
+// no estimate, and one projection is not a measurement.
 func (p *phaseModel) addRunning(running []runningPhase) {
 	means := make([]float64, len(p.sum))
 	for i, b := range p.sum {
@@ -306,10 +380,15 @@ func (p *phaseModel) addRunning(running []runningPhase) {
 		}
 	}
 	for _, r := range running {
-		if means[r.bucket] > 0 {
-			mean := seconds(means[r.bucket])
-			p.add(r.bucket, r.tags, min(max(r.ran, mean), runningWeight*mean))
+		if means[r.bucket] <= 0 {
+			continue
 		}
+		if r.left >= 0 {
+			p.add(r.bucket, r.tags, r.ran+r.left)
+			continue
+		}
+		mean := seconds(means[r.bucket])
+		p.add(r.bucket, r.tags, min(max(r.ran, mean), runningWeight*mean))
 	}
 }
 
@@ -410,9 +489,30 @@ func fitExponent(c []point) float64 {
 	return min(max((n*sxy-sx*sy)/d, 0), 1)
 }
 
+// progressLeft is what the registry's progress says is left of r's
+// current phase at m.now, or -1 if it does not say.
+func (m *durationModel) progressLeft(r Repository) time.Duration {
+	p, ok := m.progress[r.ID]
+	if !ok {
+		return -1
+	}
+	left, ok := p.Left(m.now)
+	if !ok {
+		return -1
+	}
+	return left
+}
+
 // left returns how long r, in progress, still needs at now: what is left
-// of its current phase, and the final phase after a pre-import.
+// of its current phase (by the registry's progress if it said, else from
+// the measured means), and the final phase after a pre-import.
 func (m *durationModel) left(r Repository, now time.Time) time.Duration {
+	if l := m.progressLeft(r); l >= 0 {
+		if r.State == StatePreImporting {
+			return l + m.final.expected(r.TagCount)
+		}
+		return l
+	}
 	if r.State == StatePreImporting {
 		start := r.PreImportingAt
 		if start.IsZero() {

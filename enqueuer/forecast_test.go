@@ -254,3 +254,92 @@ func TestForecastCountsRunningImports(t *testing.T) {
 		require.Equal(t, 4, f.Buckets[0].InProgress)
 	})
 }
+
+// With RegistryProgress a running phase's rest comes from the registry's
+// progress at its own rate; a failed status call, an answer about another
+// phase or one without progress falls back on the measured means.
+func TestForecastRegistryProgress(t *testing.T) {
+	eachStore(t, func(t *testing.T, store enqueuer.Store, locker lease.Locker) {
+		ctx := context.Background()
+		now := epoch.Add(48 * time.Hour)
+		e := newEnv(t, store, enqueuertest.RegistryOptions{})
+		// Measured: a 25s pre-import and a 25s final phase.
+		finishOne(t, e.store, now, "done/a", 10, 50*time.Second)
+		r := addAt(t, e.store, "run/pre", 10, epoch)
+		stepAt(t, e.store, r, enqueuer.EventStartPreImport, now.Add(-30*time.Second))
+		e.reg.SetStatus("run/pre", enqueuer.StatusPreImportInProgress)
+		enq := e.enqueuer(t, enqueuer.Config{Capacity: capacity(5), Locker: locker, Clock: func() time.Time { return now }})
+		opts := enqueuer.ForecastOptions{RegistryProgress: true}
+
+		// No progress reported: overrunning the 27.5s pre-import mean
+		// (25s and its own 30s), a tenth of the 30s it ran, then the 25s
+		// final phase.
+		base, err := enq.Forecast(ctx, enqueuer.ForecastOptions{})
+		require.NoError(t, err)
+		require.Equal(t, 28*time.Second, base.Remaining)
+		f, err := enq.Forecast(ctx, opts)
+		require.NoError(t, err)
+		require.Equal(t, base.Remaining, f.Remaining)
+		require.Zero(t, f.Progressed)
+
+		// A quarter done in the 20s since its plan: 60s more, then the
+		// final phase (25s); in its bucket it counts as 30s + 60s.
+		e.reg.SetProgress("run/pre", &enqueuer.ImportProgress{Done: 1, Total: 4, Since: now.Add(-20 * time.Second)})
+		f, err = enq.Forecast(ctx, opts)
+		require.NoError(t, err)
+		require.Equal(t, 1, f.Progressed)
+		require.Equal(t, 85*time.Second, f.Remaining)
+		require.Equal(t, (25+90)*time.Second/2, f.Buckets[0].MeanPreImport)
+		// Without the option the registry is not asked.
+		calls := e.reg.Calls(enqueuertest.OpStatus, "run/pre")
+		f, err = enq.Forecast(ctx, enqueuer.ForecastOptions{})
+		require.NoError(t, err)
+		require.Equal(t, base.Remaining, f.Remaining)
+		require.Equal(t, calls, e.reg.Calls(enqueuertest.OpStatus, "run/pre"))
+
+		// A failed call falls back.
+		e.reg.Fail(enqueuertest.OpStatus, "run/pre", enqueuer.ErrRegistryUnavailable)
+		f, err = enq.Forecast(ctx, opts)
+		require.NoError(t, err)
+		require.Equal(t, base.Remaining, f.Remaining)
+		require.Zero(t, f.Progressed)
+
+		// Progress of another phase than the store's is not this one's.
+		e.reg.SetStatus("run/pre", enqueuer.StatusImportInProgress)
+		f, err = enq.Forecast(ctx, opts)
+		require.NoError(t, err)
+		require.Equal(t, base.Remaining, f.Remaining)
+
+		// Nothing done yet says nothing.
+		e.reg.SetStatus("run/pre", enqueuer.StatusPreImportInProgress)
+		e.reg.SetProgress("run/pre", &enqueuer.ImportProgress{Done: 0, Total: 4, Since: now.Add(-20 * time.Second)})
+		f, err = enq.Forecast(ctx, opts)
+		require.NoError(t, err)
+		require.Equal(t, base.Remaining, f.Remaining)
+
+		cctx, cancel := context.WithCancel(ctx)
+		cancel()
+		_, err = enq.Forecast(cctx, opts)
+		require.ErrorIs(t, err, context.Canceled)
+	})
+}
+
+func TestImportProgressLeft(t *testing.T) {
+	now := epoch
+	for _, c := range []struct {
+		p    enqueuer.ImportProgress
+		left time.Duration
+		ok   bool
+	}{
+		{enqueuer.ImportProgress{Done: 1, Total: 4, Since: now.Add(-20 * time.Second)}, 60 * time.Second, true},
+		{enqueuer.ImportProgress{Done: 4, Total: 4, Since: now.Add(-20 * time.Second)}, 0, true},
+		{enqueuer.ImportProgress{Done: 0, Total: 4, Since: now.Add(-20 * time.Second)}, 0, false},
+		{enqueuer.ImportProgress{Done: 5, Total: 4, Since: now.Add(-20 * time.Second)}, 0, false},
+		{enqueuer.ImportProgress{Done: 1, Total: 4}, 0, false},
+		{enqueuer.ImportProgress{Done: 1, Total: 4, Since: now.Add(time.Second)}, 0, false},
+	} {
+		left, ok := c.p.Left(now)
+		require.Equal(t, c.ok, ok, "%+v", c.p)
+		require.Equal(t, c.left, left, "%+v", c.p)
+	}
+}

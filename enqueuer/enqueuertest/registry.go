@@ -47,6 +47,7 @@ type Registry struct {
 
 	mu       sync.Mutex
 	status   map[string]enqueuer.RegistryStatus
+	progress map[string]enqueuer.ImportProgress
 	calls    map[Op]map[string]int
 	starts   []Start
 	script   []scripted
@@ -76,9 +77,10 @@ func NewRegistry(opts RegistryOptions) *Registry {
 		opts.MaxLatency = opts.MinLatency
 	}
 	return &Registry{
-		opts:   opts,
-		status: map[string]enqueuer.RegistryStatus{},
-		calls:  map[Op]map[string]int{},
+		opts:     opts,
+		status:   map[string]enqueuer.RegistryStatus{},
+		progress: map[string]enqueuer.ImportProgress{},
+		calls:    map[Op]map[string]int{},
 	}
 }
 
@@ -207,11 +209,26 @@ func (r *Registry) StartImport(ctx context.Context, path string) error {
 	})
 }
 
+// SetProgress sets the progress ImportStatus reports for path while its
+// pre-import or import is in progress; nil removes it.
+func (r *Registry) SetProgress(path string, p *enqueuer.ImportProgress) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if p == nil {
+		delete(r.progress, path)
+		return
+	}
+	r.progress[path] = *p
+}
+
 // ImportStatus implements enqueuer.RegistryClient.
 func (r *Registry) ImportStatus(ctx context.Context, path string) (enqueuer.ImportStatus, error) {
 	var st enqueuer.ImportStatus
 	err := r.call(ctx, OpStatus, path, func() error {
 		st = enqueuer.ImportStatus{Status: r.status[path]}
+		if p, ok := r.progress[path]; ok && st.InProgress() {
+			st.Progress = &p
+		}
 		return nil
 	})
 	return st, err
