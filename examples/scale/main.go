@@ -243,11 +243,29 @@ func replay(ctx context.Context, out io.Writer, path string, capacity int) error
 	if tl.Capacity <= 0 { // a timeline from before the field
 		tl.Capacity = capacity
 	}
-	r, err := harness.ReplayForecast(ctx, tl, []float64{0.10, 0.50, 0.90})
+	fmt.Fprintf(out, "replay of %s: %d repositories, wall %s, capacity %d\n", path, len(tl.Records), tl.Wall.Round(time.Second), tl.Capacity)
+	if err := replayOnce(ctx, out, tl, false); err != nil {
+		return err
+	}
+	if !tl.HasProgress() {
+		fmt.Fprintln(out, "  (the timeline has no registry progress)")
+		return nil
+	}
+	return replayOnce(ctx, out, tl, true)
+}
+
+// replayOnce replays tl's forecast, with or without the registry's
+// progress, and prints its error.
+func replayOnce(ctx context.Context, out io.Writer, tl harness.Timeline, registryProgress bool) error {
+	r, err := harness.ReplayForecast(ctx, tl, []float64{0.10, 0.50, 0.90}, registryProgress)
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(out, "replay of %s: %d repositories, wall %s, capacity %d\n", path, len(tl.Records), tl.Wall.Round(time.Second), tl.Capacity)
+	if registryProgress {
+		fmt.Fprintln(out, " with the registry's progress of running imports:")
+	} else {
+		fmt.Fprintln(out, " from measured durations only:")
+	}
 	for _, set := range []struct {
 		name   string
 		points []harness.ETAPoint

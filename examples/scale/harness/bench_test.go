@@ -61,55 +61,96 @@ func BenchmarkSeedScaleImport(b *testing.B) {
 // seed-scale runs in testdata/timelines (see its README) and prints its
 // error at 10/50/90% of repositories and of blob transfers against the
 // issue's ±15%, and the mean |error| over every sample with at least
-// ReplayMinLeft left. A replay is pure computation on recorded data, so
-// the figures change only with the forecast.
+// ReplayMinLeft left: from measured durations only over every run, and,
+// over the runs that recorded it, with the registry's progress of the
+// running imports (ForecastOptions.RegistryProgress) beside the same runs
+// without it. A replay is pure computation on recorded data, so the
+// figures change only with the forecast.
 func BenchmarkForecastReplay(b *testing.B) {
 	files, err := filepath.Glob("testdata/timelines/*.json.gz")
 	if err != nil || len(files) == 0 {
 		b.Fatalf("no recorded timelines: %v", err)
 	}
-	var timelines []Timeline
+	var (
+		timelines []Timeline
+		names     []string
+	)
 	for _, f := range files {
 		tl, err := readTimeline(f)
 		if err != nil {
 			b.Fatal(err)
 		}
 		timelines = append(timelines, tl)
+		names = append(names, strings.TrimSuffix(filepath.Base(f), ".json.gz"))
 	}
-	replays := make([]Replay, len(timelines))
+	model := make([]Replay, len(timelines))
+	progress := map[int]Replay{}
 	b.ResetTimer()
 	for range b.N {
 		for i, tl := range timelines {
-			if replays[i], err = ReplayForecast(context.Background(), tl, []float64{0.10, 0.50, 0.90}); err != nil {
+			if model[i], err = ReplayForecast(context.Background(), tl, []float64{0.10, 0.50, 0.90}, false); err != nil {
 				b.Fatal(err)
+			}
+			if tl.HasProgress() {
+				if progress[i], err = ReplayForecast(context.Background(), tl, []float64{0.10, 0.50, 0.90}, true); err != nil {
+					b.Fatal(err)
+				}
 			}
 		}
 	}
 	b.StopTimer()
-	worst, mean, unknown := 0.0, 0.0, 0
-	for i, r := range replays {
-		runWorst, points := 0.0, ""
-		for _, set := range []struct {
-			name   string
-			points []ETAPoint
-		}{{"repos", r.ByRepositories}, {"blobs", r.ByBlobs}} {
-			for _, p := range set.points {
-				if p.Predicted < 0 {
-					unknown++
-					points += fmt.Sprintf(" %s%.0f=unknown", set.name, p.Progress*100)
-					continue
-				}
-				runWorst = max(runWorst, math.Abs(p.Error))
-				points += fmt.Sprintf(" %s%.0f=%+.1f%%", set.name, p.Progress*100, p.Error*100)
-			}
-		}
-		fmt.Printf("ferry-bench: scale-forecast-replay-%s ferry=%.1f%% baseline=%.1f%% ratio=%.2f target<=1 mean=%.1f%%%s\n",
-			strings.TrimSuffix(filepath.Base(files[i]), ".json.gz"), runWorst*100, TargetETAError*100, runWorst/TargetETAError, r.MeanError*100, points)
-		worst = max(worst, runWorst)
-		mean += r.MeanError / float64(len(replays))
+	all := replaySummary{}
+	for i, r := range model {
+		all.add(fmt.Sprintf("scale-forecast-replay-%s", names[i]), r)
 	}
-	fmt.Printf("ferry-bench: scale-forecast-replay ferry=%.1f%% baseline=%.1f%% ratio=%.2f target<=1 runs=%d mean=%.1f%% unknown_points=%d (enqueuer.Forecast replayed over recorded seed-scale runs: max |error| at 10/50/90%% of repositories and blob transfers against ±15%%; unknown: no import had finished)\n",
-		worst*100, TargetETAError*100, worst/TargetETAError, len(replays), mean*100, unknown)
+	fmt.Printf("ferry-bench: scale-forecast-replay ferry=%.1f%% baseline=%.1f%% ratio=%.2f target<=1 runs=%d mean=%.1f%% unknown_points=%d (enqueuer.Forecast from measured durations, replayed over recorded seed-scale runs: max |error| at 10/50/90%% of repositories and blob transfers against ±15%%; unknown: no import had finished)\n",
+		all.worst*100, TargetETAError*100, all.worst/TargetETAError, all.runs, all.mean()*100, all.unknown)
+	if len(progress) == 0 {
+		return
+	}
+	with, without := replaySummary{}, replaySummary{quiet: true}
+	for i := range timelines {
+		if r, ok := progress[i]; ok {
+			with.add(fmt.Sprintf("scale-forecast-replay-progress-%s", names[i]), r)
+			without.add("", model[i])
+		}
+	}
+	fmt.Printf("ferry-bench: scale-forecast-replay-progress ferry=%.1f%% baseline=%.1f%% ratio=%.2f target<=1 runs=%d mean=%.1f%% unknown_points=%d without_progress=%.1f%%/mean=%.1f%% (enqueuer.Forecast with the registry's progress of running imports, over the runs that recorded it, against ±15%%; the same runs from measured durations only after the slash)\n",
+		with.worst*100, TargetETAError*100, with.worst/TargetETAError, with.runs, with.mean()*100, with.unknown, without.worst*100, without.mean()*100)
+}
+
+// replaySummary accumulates replays' errors and prints each run's line.
+type replaySummary struct {
+	quiet         bool
+	worst, sum    float64
+	runs, unknown int
+}
+
+func (s *replaySummary) mean() float64 { return s.sum / float64(max(s.runs, 1)) }
+
+func (s *replaySummary) add(name string, r Replay) {
+	runWorst, points := 0.0, ""
+	for _, set := range []struct {
+		name   string
+		points []ETAPoint
+	}{{"repos", r.ByRepositories}, {"blobs", r.ByBlobs}} {
+		for _, p := range set.points {
+			if p.Predicted < 0 {
+				s.unknown++
+				points += fmt.Sprintf(" %s%.0f=unknown", set.name, p.Progress*100)
+				continue
+			}
+			runWorst = max(runWorst, math.Abs(p.Error))
+			points += fmt.Sprintf(" %s%.0f=%+.1f%%", set.name, p.Progress*100, p.Error*100)
+		}
+	}
+	if !s.quiet {
+		fmt.Printf("ferry-bench: %s ferry=%.1f%% baseline=%.1f%% ratio=%.2f target<=1 mean=%.1f%%%s\n",
+			name, runWorst*100, TargetETAError*100, runWorst/TargetETAError, r.MeanError*100, points)
+	}
+	s.worst = max(s.worst, runWorst)
+	s.sum += r.MeanError
+	s.runs++
 }
 
 // readTimeline reads a gzipped Timeline.

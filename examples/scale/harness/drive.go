@@ -202,8 +202,11 @@ func (e *env) pass(ctx context.Context, pass transfer.Pass, repo string) (*trans
 
 // onProgress is the importer's progress callback.
 func (e *env) onProgress(p transfer.Progress) {
-	if p.Kind == transfer.EventBlobDone && p.Blob != nil {
+	switch {
+	case p.Kind == transfer.EventBlobDone && p.Blob != nil:
 		e.trk.blobDone(p.Repository, *p.Blob, time.Now())
+	case p.Kind == transfer.EventRepositoryPlanned:
+		e.trk.planned(p.Repository, p.RepositoryBlobs, time.Now())
 	}
 }
 
@@ -219,7 +222,7 @@ func (e *env) progressLoop(ctx context.Context, peakGoroutines *atomic.Int64) {
 			return
 		case now := <-t.C:
 			s := e.trk.snapshot(now)
-			if f, err := e.enq.Forecast(ctx, enqueuer.ForecastOptions{Now: now}); err == nil {
+			if f, err := e.enq.Forecast(ctx, enqueuer.ForecastOptions{Now: now, RegistryProgress: true}); err == nil {
 				e.trk.setForecast(f.Remaining, f.Known)
 			}
 			if g := int64(runtime.NumGoroutine()); g > peakGoroutines.Load() {

@@ -31,6 +31,9 @@ type RegistryOptions struct {
 	// refused with enqueuer.ErrTooManyImports, like the registry's 429.
 	// Give it the enqueuer's capacity. 0: no limit.
 	Capacity int
+	// Progress, if set, reports how far a running pass has got, for
+	// ImportStatus (nil: it does not say).
+	Progress func(path string) *enqueuer.ImportProgress
 	// NotifyAttempts bounds deliveries of one notification when Notify
 	// fails. Default 5.
 	NotifyAttempts int
@@ -205,7 +208,11 @@ func (r *Registry) ImportStatus(ctx context.Context, path string) (enqueuer.Impo
 		return enqueuer.ImportStatus{Status: enqueuer.StatusNative},
 			&enqueuer.RegistryError{Op: "status", Path: path, StatusCode: 404, Err: enqueuer.ErrRegistryNotFound}
 	}
-	return enqueuer.ImportStatus{Status: st}, nil
+	out := enqueuer.ImportStatus{Status: st}
+	if out.InProgress() && r.opts.Progress != nil {
+		out.Progress = r.opts.Progress(path)
+	}
+	return out, nil
 }
 
 // CancelImport implements enqueuer.RegistryClient. The pass stops soon

@@ -38,6 +38,19 @@ type Sample struct {
 	// Forecast is enqueuer.Forecast's Remaining then, if ForecastKnown.
 	Forecast      time.Duration
 	ForecastKnown bool
+	// Progress is the registry's progress of each running pass, by
+	// repository (absent from timelines recorded before it was).
+	Progress map[string]enqueuer.ImportProgress `json:",omitempty"`
+}
+
+// HasProgress reports whether tl recorded the registry's progress.
+func (tl Timeline) HasProgress() bool {
+	for _, s := range tl.Samples {
+		if len(s.Progress) > 0 {
+			return true
+		}
+	}
+	return false
 }
 
 // Replay is the forecast made again at every sample of a Timeline.
@@ -58,10 +71,12 @@ const ReplayMinLeft = 5 * time.Second
 // ReplayForecast makes enqueuer.Forecast again at every sample of tl with
 // the enqueuer's default options and tl.Capacity, from the repositories as
 // they stood then (rebuilt from their final records in an in-memory
-// store), and evaluates it against the run's real end. Only the final
-// attempt of a retried repository is in its record, so a run with
-// repository retries replays approximately.
-func ReplayForecast(ctx context.Context, tl Timeline, shares []float64) (Replay, error) {
+// store), and evaluates it against the run's real end. With
+// registryProgress the registry answers with the progress the sample
+// recorded (ForecastOptions.RegistryProgress); a timeline without it
+// replays as without. Only the final attempt of a retried repository is
+// in its record, so a run with repository retries replays approximately.
+func ReplayForecast(ctx context.Context, tl Timeline, shares []float64, registryProgress bool) (Replay, error) {
 	var out Replay
 	if len(tl.Samples) == 0 || len(tl.Records) == 0 || tl.Capacity <= 0 {
 		return out, errors.New("scale: replay: the timeline has no samples, records or capacity")
@@ -76,7 +91,11 @@ func ReplayForecast(ctx context.Context, tl Timeline, shares []float64) (Replay,
 			break
 		}
 		now := tl.Started.Add(s.Elapsed)
-		f, err := forecastAt(ctx, records, now, tl.Capacity)
+		var progress map[string]enqueuer.ImportProgress
+		if registryProgress {
+			progress = s.Progress
+		}
+		f, err := forecastAt(ctx, records, now, tl.Capacity, progress)
 		if err != nil {
 			return out, err
 		}
@@ -109,9 +128,11 @@ func ReplayForecast(ctx context.Context, tl Timeline, shares []float64) (Replay,
 }
 
 // forecastAt is the forecast at now of the repositories as they stood
-// then.
-func forecastAt(ctx context.Context, records []enqueuer.Repository, now time.Time, capacity int) (enqueuer.Forecast, error) {
+// then; with progress (non-nil), the registry reports it for the running
+// passes.
+func forecastAt(ctx context.Context, records []enqueuer.Repository, now time.Time, capacity int, progress map[string]enqueuer.ImportProgress) (enqueuer.Forecast, error) {
 	store := enqueuertest.NewStore(enqueuertest.StoreOptions{Clock: func() time.Time { return now }})
+	registry := enqueuertest.NewRegistry(enqueuertest.RegistryOptions{})
 	for _, r := range records {
 		cur, err := store.Add(ctx, enqueuer.NewRepository{Path: r.Path, TagCount: r.TagCount, Priority: r.Priority, CreatedAt: r.CreatedAt})
 		if err != nil {
@@ -131,10 +152,19 @@ func forecastAt(ctx context.Context, records []enqueuer.Repository, now time.Tim
 				return enqueuer.Forecast{}, fmt.Errorf("scale: replay of %s: %w", r.Path, err)
 			}
 		}
+		if p, ok := progress[r.Path]; ok {
+			switch cur.State {
+			case enqueuer.StatePreImporting:
+				registry.SetStatus(r.Path, enqueuer.StatusPreImportInProgress)
+			case enqueuer.StateImporting:
+				registry.SetStatus(r.Path, enqueuer.StatusImportInProgress)
+			}
+			registry.SetProgress(r.Path, &p)
+		}
 	}
 	enq, err := enqueuer.New(enqueuer.Config{
 		Store:    store,
-		Registry: enqueuertest.NewRegistry(enqueuertest.RegistryOptions{}),
+		Registry: registry,
 		Locker:   leasetest.NewLocker(leasetest.Options{}),
 		Capacity: func(context.Context) int { return capacity },
 		Clock:    func() time.Time { return now },
@@ -142,5 +172,5 @@ func forecastAt(ctx context.Context, records []enqueuer.Repository, now time.Tim
 	if err != nil {
 		return enqueuer.Forecast{}, err
 	}
-	return enq.Forecast(ctx, enqueuer.ForecastOptions{Now: now})
+	return enq.Forecast(ctx, enqueuer.ForecastOptions{Now: now, RegistryProgress: progress != nil})
 }

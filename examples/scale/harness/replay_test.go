@@ -27,11 +27,14 @@ func TestReplayForecast(t *testing.T) {
 		Samples: []Sample{
 			{Elapsed: 5 * time.Second, BlobsDone: 10},
 			{Elapsed: 12 * time.Second, BlobsDone: 60, Settled: 1},
-			{Elapsed: 15 * time.Second, BlobsDone: 90, Settled: 1},
+			{Elapsed: 15 * time.Second, BlobsDone: 90, Settled: 1, Progress: map[string]enqueuer.ImportProgress{
+				"g/b": {Done: 1, Total: 3, Since: at(13)},
+			}},
 			{Elapsed: 20 * time.Second, BlobsDone: 100, Settled: 2},
 		},
 	}
-	r, err := ReplayForecast(context.Background(), tl, []float64{0.1, 0.5, 0.9})
+	require.True(t, tl.HasProgress())
+	r, err := ReplayForecast(context.Background(), tl, []float64{0.1, 0.5, 0.9}, false)
 	require.NoError(t, err)
 	require.Equal(t, []ETAPoint{
 		{Progress: 0.1, At: 5 * time.Second, Actual: 15 * time.Second, Predicted: -1},
@@ -45,6 +48,13 @@ func TestReplayForecast(t *testing.T) {
 	require.Equal(t, 2, r.Samples)
 	require.Zero(t, r.MeanError)
 
-	_, err = ReplayForecast(context.Background(), Timeline{}, nil)
+	// With the registry's progress: at 15s g/b has done a third of its
+	// blobs in the 2s since its plan, so 4s more, then its 2s final
+	// phase: 6s, where the measured 8s pre-import said 5s.
+	r, err = ReplayForecast(context.Background(), tl, []float64{0.1, 0.5, 0.9}, true)
+	require.NoError(t, err)
+	require.Equal(t, ETAPoint{Progress: 0.9, At: 15 * time.Second, Actual: 5 * time.Second, Predicted: 6 * time.Second, Error: 0.2}, r.ByBlobs[2])
+
+	_, err = ReplayForecast(context.Background(), Timeline{}, nil, false)
 	require.Error(t, err)
 }

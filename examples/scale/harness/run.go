@@ -250,6 +250,7 @@ func newEnv(w *Workload, opts Options) (_ *env, err error) {
 		Pass:     e.pass,
 		Notify:   handlerNotifier(handler, secret),
 		Capacity: opts.Capacity,
+		Progress: func(path string) *enqueuer.ImportProgress { return e.trk.progress(path) },
 		Logger:   opts.Logger,
 	})
 	if err != nil {

@@ -6,6 +6,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/ferryhq/ferry/enqueuer"
 	"github.com/ferryhq/ferry/transfer"
 )
 
@@ -75,6 +76,13 @@ type repoTrack struct {
 	end                   time.Time
 	blobs                 int // distinct blobs of the repository (pre-import report)
 	skipped               bool
+	// The current pass's progress as the registry reports it: running
+	// from its start to its end; planned blobs, when the plan ended, and
+	// blob transfers since.
+	passRunning   bool
+	passPlanned   int
+	passPlannedAt time.Time
+	passBlobs     int
 	// marks are the current stage's progress at recent snapshots, for its
 	// recent rate.
 	marks []mark
@@ -125,6 +133,8 @@ type etaSample struct {
 	// forecast is the enqueuer's own forecast (enqueuer.Forecast).
 	forecast      time.Duration
 	forecastKnown bool
+	// progress is the registry's progress of each running pass.
+	progress map[string]enqueuer.ImportProgress
 }
 
 func newTracker(start time.Time, capacity, concurrency int, layout transfer.Layout) *tracker {
@@ -154,6 +164,7 @@ func (t *tracker) passStarted(name string, pass transfer.Pass, at time.Time) {
 		return
 	}
 	r.passStart, r.since, r.marks = at, at, nil
+	r.passRunning, r.passPlanned, r.passPlannedAt, r.passBlobs = true, 0, time.Time{}, 0
 	r.tagsRead, r.firstTag, r.lastTag = 0, time.Time{}, time.Time{}
 	if pass == transfer.PreImport {
 		if r.firstStart.IsZero() {
@@ -239,7 +250,36 @@ func (t *tracker) blobDone(name string, res transfer.Result, at time.Time) {
 		}
 	}
 	r.blobsDone++
+	r.passBlobs++
 	r.lastBlob = at
+}
+
+// planned records the end of a pass's plan: blobs transfers follow.
+func (t *tracker) planned(name string, blobs int, at time.Time) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if r := t.repos[name]; r != nil && r.passRunning {
+		r.passPlanned, r.passPlannedAt, r.passBlobs = blobs, at, 0
+	}
+}
+
+// progress is the running pass's progress of name as the registry reports
+// it (enqueuer.ImportStatus.Progress), or nil before its plan ended.
+func (t *tracker) progress(name string) *enqueuer.ImportProgress {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	r := t.repos[name]
+	if r == nil {
+		return nil
+	}
+	return r.progressLocked()
+}
+
+func (r *repoTrack) progressLocked() *enqueuer.ImportProgress {
+	if !r.passRunning || r.passPlannedAt.IsZero() {
+		return nil
+	}
+	return &enqueuer.ImportProgress{Done: int64(r.passBlobs), Total: int64(r.passPlanned), Since: r.passPlannedAt}
 }
 
 func (t *tracker) passFinished(name string, pass transfer.Pass, rep *transfer.Report, err error, took time.Duration, at time.Time) {
@@ -249,6 +289,7 @@ func (t *tracker) passFinished(name string, pass transfer.Pass, rep *transfer.Re
 	if r == nil {
 		return
 	}
+	r.passRunning = false
 	if err != nil {
 		// The enqueuer aborts it and retries it before any new one.
 		t.passFailures++
@@ -324,7 +365,11 @@ func (t *tracker) snapshot(now time.Time) Snapshot {
 	// running ones' rates stand in.
 	var tagRates, blobRates []float64
 	var unfinished []etaRepo
-	for _, r := range t.repos {
+	progress := map[string]enqueuer.ImportProgress{}
+	for name, r := range t.repos {
+		if p := r.progressLocked(); p != nil {
+			progress[name] = *p
+		}
 		switch {
 		case r.skipped:
 			s.Skipped++
@@ -372,7 +417,7 @@ func (t *tracker) snapshot(now time.Time) Snapshot {
 	case rt.known():
 		s.ETA, s.ETAKnown = estimateRemaining(now, rt, t.capacity, unfinished), true
 	}
-	sample := etaSample{elapsed: s.Elapsed, blobsDone: s.BlobsDone, eta: s.ETA, known: s.ETAKnown, settled: s.Done + s.Skipped}
+	sample := etaSample{elapsed: s.Elapsed, blobsDone: s.BlobsDone, eta: s.ETA, known: s.ETAKnown, settled: s.Done + s.Skipped, progress: progress}
 	if s.BlobsDone > 0 && s.BlobsEstimated > s.BlobsDone {
 		sample.naive = time.Duration(float64(s.Elapsed) * float64(s.BlobsEstimated-s.BlobsDone) / float64(s.BlobsDone))
 	}
@@ -509,7 +554,8 @@ func (t *tracker) exportSamples() []Sample {
 	defer t.mu.Unlock()
 	out := make([]Sample, len(t.samples))
 	for i, s := range t.samples {
-		out[i] = Sample{Elapsed: s.elapsed, BlobsDone: s.blobsDone, Settled: s.settled, Forecast: s.forecast, ForecastKnown: s.forecastKnown}
+		out[i] = Sample{Elapsed: s.elapsed, BlobsDone: s.blobsDone, Settled: s.settled, Forecast: s.forecast, ForecastKnown: s.forecastKnown,
+			Progress: s.progress}
 	}
 	return out
 }
