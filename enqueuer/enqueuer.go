@@ -96,6 +96,13 @@ type Config struct {
 	// millisecond) and other keys with a top-N sort in the database
 	// (about 50 ms at 100,000; see BenchmarkPickOrder100k).
 	Order Order
+	// ForecastProgress makes every Forecast ask the registry how far the
+	// running imports have got (as ForecastOptions.RegistryProgress), so
+	// that the dashboard, prommetrics and status output built on Forecast
+	// use it too. Set it for a registry that reports progress (Ferry's
+	// importserver does; GitLab's does not, and each forecast would cost
+	// a status call per running import for nothing). Default false.
+	ForecastProgress bool
 	// MinStartInterval is a minimum wait between two starts of a
 	// pre-import (new or retried), across all instances: a run starts
 	// nothing new until that long after the latest start, and then one.

@@ -51,8 +51,8 @@ type ForecastOptions struct {
 	// own rate so far instead of from the bucket's measured mean: a large
 	// repository, alone in its bucket, is no longer extrapolated from
 	// smaller ones. A failed call or an answer without progress falls
-	// back on the measured durations. Default false: a forecast reads
-	// only the store.
+	// back on the measured durations. Default Config.ForecastProgress
+	// (false: a forecast reads only the store).
 	RegistryProgress bool
 }
 
@@ -168,7 +168,7 @@ func (e *Enqueuer) Forecast(ctx context.Context, opts ForecastOptions) (Forecast
 	}
 	beyond := max(f.Counts.Waiting()-len(waiting), 0)
 	var progress map[int64]ImportProgress
-	if opts.RegistryProgress {
+	if opts.RegistryProgress || e.cfg.ForecastProgress {
 		if progress, err = e.registryProgress(ctx, running); err != nil {
 			return f, fmt.Errorf("enqueuer: forecast: %w", err)
 		}

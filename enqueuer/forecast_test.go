@@ -297,6 +297,12 @@ func TestForecastRegistryProgress(t *testing.T) {
 		require.Equal(t, base.Remaining, f.Remaining)
 		require.Equal(t, calls, e.reg.Calls(enqueuertest.OpStatus, "run/pre"))
 
+		// Config.ForecastProgress asks by default.
+		always := e.enqueuer(t, enqueuer.Config{Capacity: capacity(5), Locker: locker, Clock: func() time.Time { return now }, ForecastProgress: true})
+		f, err = always.Forecast(ctx, enqueuer.ForecastOptions{})
+		require.NoError(t, err)
+		require.Equal(t, 85*time.Second, f.Remaining)
+
 		// A failed call falls back.
 		e.reg.Fail(enqueuertest.OpStatus, "run/pre", enqueuer.ErrRegistryUnavailable)
 		f, err = enq.Forecast(ctx, opts)
