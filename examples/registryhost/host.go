@@ -253,7 +253,10 @@ func (h *host) start(stop, hard context.Context, teardown *[]func()) error {
 		Capacity: func(context.Context) int { return cfg.Capacity },
 		Enabled:  func(context.Context) bool { return stop.Err() == nil },
 		Strategy: enqueuer.ParallelLoop{},
-		Logger:   h.logger.With("job", kindEnqueue, "queue", h.queues.queue(kindEnqueue)),
+		// The import server reports running imports' progress: forecasts
+		// (status, dashboard, metrics) use it.
+		ForecastProgress: true,
+		Logger:           h.logger.With("job", kindEnqueue, "queue", h.queues.queue(kindEnqueue)),
 	})
 	if err != nil {
 		return err
