@@ -349,3 +349,37 @@ func TestImportProgressLeft(t *testing.T) {
 		require.Equal(t, c.left, left, "%+v", c.p)
 	}
 }
+
+// Below the smallest finished bucket, once three are measured, a
+// repository costs what the line through the three smallest says: a fixed
+// part and a part per tag. 100, 200 and 400 tags in 12s, 22s and 42s
+// (2s + 0.1s a tag) make 10 tags 3s, where the power law through them
+// says 1.5s. The slope is at most the smallest bucket's mean over its tags
+// (no negative fixed cost) and at least 0 (no repository costs more for
+// having fewer tags).
+func TestForecastExtrapolatesDownAlongLine(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		done []finishedImport
+		want float64
+	}{
+		{"fixed cost and cost per tag", []finishedImport{{100, 12 * time.Second}, {200, 22 * time.Second}, {400, 42 * time.Second}}, 3},
+		{"steeper than proportional", []finishedImport{{100, 10 * time.Second}, {200, 40 * time.Second}, {400, 100 * time.Second}}, 1},
+		{"falling", []finishedImport{{100, 20 * time.Second}, {200, 10 * time.Second}, {400, 10 * time.Second}}, 20},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			eachStore(t, func(t *testing.T, store enqueuer.Store, locker lease.Locker) {
+				ctx := context.Background()
+				now := epoch.Add(48 * time.Hour)
+				e := newEnv(t, store, enqueuertest.RegistryOptions{})
+				finishAll(t, e, now, c.done)
+				_, err := e.store.Add(ctx, enqueuer.NewRepository{Path: "wait/small", TagCount: 10, CreatedAt: epoch})
+				require.NoError(t, err)
+				enq := e.enqueuer(t, enqueuer.Config{Capacity: capacity(1), Locker: locker, Clock: func() time.Time { return now }})
+				f, err := enq.Forecast(ctx, enqueuer.ForecastOptions{})
+				require.NoError(t, err)
+				require.InDelta(t, c.want, f.Remaining.Seconds(), 0.001)
+			})
+		})
+	}
+}
