@@ -112,11 +112,10 @@ type Forecast struct {
 // the three smallest buckets, a fixed cost plus a cost per tag, and for
 // larger ones along a power law fitted to the three largest), for each of
 // its two phases: the pre-import, and the final import with the wait for
-// its start. The
-// means also count the imports in progress: a finished pre-import as
-// measured, a phase still running as at least as long as it has run (see
-// newDurationModel), so that a bucket's first and quickest finished
-// imports do not stand for it alone. Imports in progress need what
+// its start. The means also count the imports in progress: a finished
+// pre-import as measured, a phase still running as at least as long as it
+// has run (see newDurationModel), so that a bucket's first and quickest
+// finished imports do not stand for it alone. Imports in progress need what
 // is left of their current phase (at least a tenth of the time it has
 // run, once it overruns) and the phase after it; waiting repositories take
 // the first free unit of capacity in the enqueuer's order (aborted first,
@@ -171,7 +170,7 @@ func (e *Enqueuer) Forecast(ctx context.Context, opts ForecastOptions) (Forecast
 	beyond := max(f.Counts.Waiting()-len(waiting), 0)
 	var progress map[int64]ImportProgress
 	if opts.RegistryProgress || e.cfg.ForecastProgress {
-		if progress, err = e.registryProgress(ctx, running); err != nil {
+		if progress, err = e.registryProgress(ctx, running, opts.Now); err != nil {
 			return f, fmt.Errorf("enqueuer: forecast: %w", err)
 		}
 		f.Progressed = len(progress)
@@ -190,9 +189,9 @@ func (e *Enqueuer) Forecast(ctx context.Context, opts ForecastOptions) (Forecast
 
 // registryProgress asks the registry how far each running phase has got,
 // by repository ID. Only an ended ctx fails it: a repository whose status
-// cannot be read, or whose answer has no progress or is about another
-// phase, is left out.
-func (e *Enqueuer) registryProgress(ctx context.Context, running []Repository) (map[int64]ImportProgress, error) {
+// cannot be read, or whose answer has no progress that tells what is left
+// at now or is about another phase, is left out.
+func (e *Enqueuer) registryProgress(ctx context.Context, running []Repository, now time.Time) (map[int64]ImportProgress, error) {
 	var mu sync.Mutex
 	out := map[int64]ImportProgress{}
 	g, gctx := errgroup.WithContext(ctx)
@@ -209,6 +208,9 @@ func (e *Enqueuer) registryProgress(ctx context.Context, running []Repository) (
 		g.Go(func() error {
 			st, err := e.cfg.Registry.ImportStatus(gctx, r.Path)
 			if err != nil || st.Status != want || st.Progress == nil {
+				return nil
+			}
+			if _, ok := st.Progress.Left(now); !ok {
 				return nil
 			}
 			mu.Lock()

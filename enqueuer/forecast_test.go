@@ -322,6 +322,7 @@ func TestForecastRegistryProgress(t *testing.T) {
 		f, err = enq.Forecast(ctx, opts)
 		require.NoError(t, err)
 		require.Equal(t, base.Remaining, f.Remaining)
+		require.Zero(t, f.Progressed)
 
 		cctx, cancel := context.WithCancel(ctx)
 		cancel()
