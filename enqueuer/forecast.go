@@ -284,6 +284,10 @@ type durationModel struct {
 type phaseModel struct {
 	sum   []bucketSum
 	curve []point // the buckets' means, by tag count
+	// ended and endedCurve are the same over the phases that ended
+	// (finished imports, finished pre-imports) only.
+	ended      []bucketSum
+	endedCurve []point
 }
 
 type bucketSum struct {
@@ -334,8 +338,8 @@ func newDurationModel(finished, inProgress []Repository, progress map[int64]Impo
 		}
 		b := bucketOf(r.TagCount)
 		m.finished[b]++
-		m.pre.add(b, r.TagCount, r.PreImportDoneAt.Sub(r.PreImportingAt))
-		m.final.add(b, r.TagCount, r.ImportDoneAt.Sub(r.PreImportDoneAt))
+		m.pre.addEnded(b, r.TagCount, r.PreImportDoneAt.Sub(r.PreImportingAt))
+		m.final.addEnded(b, r.TagCount, r.ImportDoneAt.Sub(r.PreImportDoneAt))
 	}
 	var pre, final []runningPhase
 	for _, r := range inProgress {
@@ -346,7 +350,7 @@ func newDurationModel(finished, inProgress []Repository, progress map[int64]Impo
 		case r.State == StatePreImporting:
 			pre = append(pre, runningPhase{b, r.TagCount, now.Sub(r.PreImportingAt), left})
 		case !r.PreImportDoneAt.Before(r.PreImportingAt):
-			m.pre.add(b, r.TagCount, r.PreImportDoneAt.Sub(r.PreImportingAt))
+			m.pre.addEnded(b, r.TagCount, r.PreImportDoneAt.Sub(r.PreImportingAt))
 			m.preFinished++
 			final = append(final, runningPhase{b, r.TagCount, now.Sub(r.PreImportDoneAt), left})
 		}
@@ -356,6 +360,18 @@ func newDurationModel(finished, inProgress []Repository, progress map[int64]Impo
 	m.pre.fit()
 	m.final.fit()
 	return m
+}
+
+// addEnded counts a phase that ended.
+func (p *phaseModel) addEnded(bucket, tags int, d time.Duration) {
+	p.add(bucket, tags, d)
+	if p.ended == nil {
+		p.ended = make([]bucketSum, len(p.sum))
+	}
+	b := &p.ended[bucket]
+	b.n++
+	b.tags += float64(tags)
+	b.secs += d.Seconds()
 }
 
 func (p *phaseModel) add(bucket, tags int, d time.Duration) {
@@ -397,6 +413,11 @@ func (p *phaseModel) addRunning(running []runningPhase) {
 }
 
 func (p *phaseModel) fit() {
+	for _, b := range p.ended {
+		if b.n > 0 {
+			p.endedCurve = append(p.endedCurve, b.mean())
+		}
+	}
 	for _, b := range p.sum {
 		if b.n > 0 {
 			p.curve = append(p.curve, b.mean())
@@ -415,8 +436,8 @@ func (m *durationModel) expected(tags int) time.Duration {
 
 // expected returns the phase's expected duration for a repository with
 // tags tags: linear between the buckets' means; below the smallest, along
-// a line fitted to the smallest buckets (extrapolateDown) once there are
-// three; else, and above the largest, along a power law fitted to the
+// a line fitted to the smallest buckets (extrapolateDown) once three have
+// ended phases; else, and above the largest, along a power law fitted to the
 // nearest buckets (extrapolate); in proportion to the tags when only one
 // bucket is known.
 func (p *phaseModel) expected(tags int) time.Duration {
@@ -436,10 +457,10 @@ func (p *phaseModel) expected(tags int) time.Duration {
 	}); {
 	case len(c) == 1:
 		secs = c[0].secs * t / max(c[0].tags, 1)
-	case i == 0 && len(c) >= extrapolationBuckets:
+	case i == 0 && len(p.endedCurve) >= extrapolationBuckets:
 		// Smaller than any finished one, with enough buckets to tell
 		// the fixed cost.
-		secs = extrapolateDown(c, t)
+		secs = extrapolateDown(c[0], p.endedCurve, t)
 	case i == 0:
 		secs = extrapolate(c, 0, t)
 	case i < len(c):
@@ -472,23 +493,25 @@ func extrapolate(c []point, near int, t float64) float64 {
 	return c[near].secs * math.Pow(t/c[near].tags, k)
 }
 
-// extrapolateDown extrapolates the curve c below its first point to t
-// tags along the least-squares line through its extrapolationBuckets
-// smallest buckets (c has at least that many), from the first bucket's
-// mean, with a slope between 0 and that mean over its tags. An import
-// costs a fixed part (its starts, notifications and first reads) plus a
-// part per tag: the measured buckets of a seed-scale run lie on such a
-// line from 19 to 5,856 tags. A power law through the nearest buckets
-// leaves the fixed part out and makes the many small repositories behind
-// the measured ones nearly free (-40% at 34 tags, from buckets of 300 to
-// 1,500 tags). With fewer buckets the line's fixed part is one bucket's
-// noise, and extrapolate's power law stands in.
-func extrapolateDown(c []point, t float64) float64 {
-	first := c[0]
+// extrapolateDown extrapolates below the curve's first point (first) to t
+// tags along a line from first, with the least-squares slope through the
+// extrapolationBuckets smallest buckets of the phases that ended (ended
+// has at least that many), between 0 and first's mean over its tags. An
+// import costs a fixed part (its starts, notifications and first reads)
+// plus a part per tag: the measured buckets of a seed-scale run lie on
+// such a line from 19 to 5,856 tags. A power law through the nearest
+// buckets leaves the fixed part out and makes the many small repositories
+// behind the measured ones nearly free (-40% at 34 tags, from buckets of
+// 300 to 1,500 tags). Running phases stay out of the slope: they count
+// in the means as lower bounds or projections, and a line's fixed part,
+// read ten times below its buckets, magnifies their bias. With fewer
+// buckets the fixed part is one bucket's noise, and extrapolate's power
+// law stands in.
+func extrapolateDown(first point, ended []point, t float64) float64 {
 	if first.tags <= 0 {
 		return first.secs
 	}
-	slope := min(max(fitSlope(c[:extrapolationBuckets]), 0), first.secs/first.tags)
+	slope := min(max(fitSlope(ended[:extrapolationBuckets]), 0), first.secs/first.tags)
 	return first.secs - slope*(first.tags-t)
 }
 
