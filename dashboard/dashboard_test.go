@@ -449,7 +449,7 @@ func TestForecastShown(t *testing.T) {
 		if fail {
 			return enqueuer.Forecast{}, errConnRefused
 		}
-		return enqueuer.Forecast{At: opts.Now, Capacity: opts.Capacity, Known: true, Remaining: 90 * time.Minute, ETA: opts.Now.Add(90 * time.Minute),
+		return enqueuer.Forecast{At: opts.Now, Capacity: opts.Capacity, Known: true, Remaining: 90 * time.Minute, ETA: opts.Now.Add(90 * time.Minute), Progressed: 2,
 			Counts: enqueuer.Counts{States: map[enqueuer.State]int{enqueuer.StateDefault: 40, enqueuer.StateImporting: 2}, Deferred: 5},
 			Buckets: []enqueuer.BucketForecast{
 				{MinTags: 3, MaxTags: 5, Finished: 7, MeanTags: 4.25, MeanDuration: 90 * time.Second, InProgress: 2, Waiting: 30},
@@ -489,6 +489,8 @@ func TestForecastShown(t *testing.T) {
 	body = rec.Body.String()
 	require.Contains(t, body, `<td class="n">3–5</td><td class="n">7</td><td class="n">4</td><td class="n">1m30s</td><td class="n">2</td><td class="n">30</td>`)
 	require.Contains(t, body, `<td class="n">100001&#43;</td><td class="n">0</td><td class="n">—</td><td class="n">—</td>`)
+	require.Contains(t, body, "by tag count, and the registry's progress of 2 running imports.")
+	require.NotContains(t, body, `id="forecast-unknown"`)
 	fc := overview()
 	require.Equal(t, 1, calls(), "one forecast serves the pages for ForecastMaxAge")
 	require.Equal(t, at, fc.At)
@@ -527,4 +529,27 @@ func TestForecastShown(t *testing.T) {
 		require.Contains(t, rec.Body.String(), `<span class="big" id="total">42</span>`)
 		require.Equal(t, n+i+1, calls())
 	}
+}
+
+// A forecast that is not known yet says why on the imports page and in
+// the API.
+func TestForecastUnknownShown(t *testing.T) {
+	why := "no import has finished both phases yet (8 in progress, the longest for 40s; 0 pre-imports finished)"
+	forecaster := forecastFunc(func(_ context.Context, opts enqueuer.ForecastOptions) (enqueuer.Forecast, error) {
+		return enqueuer.Forecast{At: opts.Now, Capacity: opts.Capacity, Unknown: why,
+			Counts:  enqueuer.Counts{States: map[enqueuer.State]int{enqueuer.StatePreImporting: 8}},
+			Buckets: []enqueuer.BucketForecast{{MinTags: 501, MaxTags: 1000, InProgress: 8}}}, nil
+	})
+	h, err := dashboard.New(dashboard.Config{Repositories: enqueuertest.NewStore(enqueuertest.StoreOptions{}),
+		Capacity: func(context.Context) int { return 8 }, Logger: slog.New(slog.DiscardHandler), Forecast: forecaster, ForecastMaxAge: -1})
+	require.NoError(t, err)
+	var ov dashboard.Overview
+	rec := httptestGet(h, "/api/overview")
+	require.Equal(t, http.StatusOK, rec.Code)
+	require.NoError(t, json.Unmarshal(rec.Body.Bytes(), &ov))
+	require.False(t, ov.Imports.Forecast.Known)
+	require.Equal(t, why, ov.Imports.Forecast.Unknown)
+	rec = httptestGet(h, "/imports")
+	require.Equal(t, http.StatusOK, rec.Code)
+	require.Contains(t, rec.Body.String(), `<p class="sub" id="forecast-unknown">`+why+`</p>`)
 }

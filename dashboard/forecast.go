@@ -110,7 +110,8 @@ func (h *handler) forecast(ctx context.Context, capacity int) (Forecast, *enqueu
 }
 
 func forecastView(f enqueuer.Forecast) Forecast {
-	v := Forecast{At: f.At.UTC(), Known: f.Known, Remaining: f.Counts.InProgress() + f.Counts.Waiting(), Capacity: f.Capacity,
+	v := Forecast{At: f.At.UTC(), Known: f.Known, Unknown: f.Unknown, Progressed: f.Progressed,
+		Remaining: f.Counts.InProgress() + f.Counts.Waiting(), Capacity: f.Capacity,
 		Left: -1, Buckets: make([]ForecastBucket, 0, len(f.Buckets))}
 	if f.Known {
 		v.Left = Seconds(f.Remaining)

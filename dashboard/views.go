@@ -156,8 +156,13 @@ type Forecast struct {
 	// background: no page waits for one); the next page shows it.
 	Pending bool `json:"pending,omitempty"`
 	// Known is false until an import has finished: without a measured
-	// duration there is nothing to forecast from.
-	Known bool `json:"known"`
+	// duration there is nothing to forecast from. Unknown then says why
+	// (enqueuer.Forecast.Unknown).
+	Known   bool   `json:"known"`
+	Unknown string `json:"unknown,omitempty"`
+	// Progressed counts the imports in progress whose rest came from the
+	// registry's progress (enqueuer.Config.ForecastProgress).
+	Progressed int `json:"progressed,omitempty"`
 	// Remaining counts the repositories it covers: those in progress and
 	// those waiting that can start (deferred ones wait for their filter).
 	Remaining int `json:"remaining"`
