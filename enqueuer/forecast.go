@@ -25,6 +25,9 @@ const (
 	// ForecastProgressConcurrency bounds the registry's ImportStatus calls
 	// of one Forecast with ForecastOptions.RegistryProgress.
 	ForecastProgressConcurrency = 8
+	// DefaultForecastProgressTimeout bounds the time one Forecast waits
+	// for the registry's progress.
+	DefaultForecastProgressTimeout = 2 * time.Second
 )
 
 // TagBuckets are the upper bounds of the forecast's tag-count buckets: a
@@ -50,10 +53,17 @@ type ForecastOptions struct {
 	// ImportStatus.Progress, the rest of that phase is estimated at its
 	// own rate so far instead of from the bucket's measured mean: a large
 	// repository, alone in its bucket, is no longer extrapolated from
-	// smaller ones. A failed call or an answer without progress falls
-	// back on the measured durations. Default Config.ForecastProgress
-	// (false: a forecast reads only the store).
+	// smaller ones. A failed call, one that does not answer within
+	// ProgressTimeout, or an answer without progress falls back on the
+	// measured durations. The registry is asked when this or
+	// Config.ForecastProgress is set (by default neither: a forecast
+	// reads only the store).
 	RegistryProgress bool
+	// ProgressTimeout bounds the wait for the registry's answers: a
+	// registry that is down or slow costs a forecast at most this, and
+	// the imports it did not answer for fall back. Default
+	// DefaultForecastProgressTimeout.
+	ProgressTimeout time.Duration
 }
 
 // BucketForecast is one tag-count bucket of a Forecast.
@@ -139,6 +149,9 @@ func (e *Enqueuer) Forecast(ctx context.Context, opts ForecastOptions) (Forecast
 	if opts.Window <= 0 {
 		opts.Window = DefaultForecastWindow
 	}
+	if opts.ProgressTimeout <= 0 {
+		opts.ProgressTimeout = DefaultForecastProgressTimeout
+	}
 	f := Forecast{At: opts.Now, Capacity: opts.Capacity}
 	var err error
 	if f.Counts, err = e.cfg.Store.Count(ctx); err != nil {
@@ -170,7 +183,7 @@ func (e *Enqueuer) Forecast(ctx context.Context, opts ForecastOptions) (Forecast
 	beyond := max(f.Counts.Waiting()-len(waiting), 0)
 	var progress map[int64]ImportProgress
 	if opts.RegistryProgress || e.cfg.ForecastProgress {
-		if progress, err = e.registryProgress(ctx, running, opts.Now); err != nil {
+		if progress, err = e.registryProgress(ctx, running, opts.Now, opts.ProgressTimeout); err != nil {
 			return f, fmt.Errorf("enqueuer: forecast: %w", err)
 		}
 		f.Progressed = len(progress)
@@ -188,13 +201,16 @@ func (e *Enqueuer) Forecast(ctx context.Context, opts ForecastOptions) (Forecast
 }
 
 // registryProgress asks the registry how far each running phase has got,
-// by repository ID. Only an ended ctx fails it: a repository whose status
-// cannot be read, or whose answer has no progress that tells what is left
-// at now or is about another phase, is left out.
-func (e *Enqueuer) registryProgress(ctx context.Context, running []Repository, now time.Time) (map[int64]ImportProgress, error) {
+// by repository ID, waiting at most timeout. Only an ended ctx fails it:
+// a repository whose status cannot be read in time, or whose answer has
+// no progress that tells what is left at now or is about another phase,
+// is left out.
+func (e *Enqueuer) registryProgress(ctx context.Context, running []Repository, now time.Time, timeout time.Duration) (map[int64]ImportProgress, error) {
 	var mu sync.Mutex
 	out := map[int64]ImportProgress{}
-	g, gctx := errgroup.WithContext(ctx)
+	wctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	g, gctx := errgroup.WithContext(wctx)
 	g.SetLimit(ForecastProgressConcurrency)
 	for _, r := range running {
 		want := StatusPreImportInProgress
@@ -389,7 +405,7 @@ const runningWeight = 2
 // addRunning counts phases still running in the buckets that have
 // measured ones, each as the time it has run plus what its progress says
 // is left, or else as the longer of the time it has run and the bucket's
-// measured mean (at most runningWeight times that mean). A bucket
+// measured mean; either at most runningWeight times that mean. A bucket
 // measured only by running phases stays unmeasured: a lower bound alone is
 // no estimate, and one projection is not a measurement.
 func (p *phaseModel) addRunning(running []runningPhase) {
@@ -403,11 +419,11 @@ func (p *phaseModel) addRunning(running []runningPhase) {
 		if means[r.bucket] <= 0 {
 			continue
 		}
+		mean := seconds(means[r.bucket])
 		if r.left >= 0 {
-			p.add(r.bucket, r.tags, r.ran+r.left)
+			p.add(r.bucket, r.tags, min(r.ran+r.left, runningWeight*mean))
 			continue
 		}
-		mean := seconds(means[r.bucket])
 		p.add(r.bucket, r.tags, min(max(r.ran, mean), runningWeight*mean))
 	}
 }

@@ -283,13 +283,14 @@ func TestForecastRegistryProgress(t *testing.T) {
 		require.Zero(t, f.Progressed)
 
 		// A quarter done in the 20s since its plan: 60s more, then the
-		// final phase (25s); in its bucket it counts as 30s + 60s.
+		// final phase (25s); in its bucket it counts as 30s + 60s, at most
+		// twice the measured mean (50s).
 		e.reg.SetProgress("run/pre", &enqueuer.ImportProgress{Done: 1, Total: 4, Since: now.Add(-20 * time.Second)})
 		f, err = enq.Forecast(ctx, opts)
 		require.NoError(t, err)
 		require.Equal(t, 1, f.Progressed)
 		require.Equal(t, 85*time.Second, f.Remaining)
-		require.Equal(t, (25+90)*time.Second/2, f.Buckets[0].MeanPreImport)
+		require.Equal(t, (25+50)*time.Second/2, f.Buckets[0].MeanPreImport)
 		// Without the option the registry is not asked.
 		calls := e.reg.Calls(enqueuertest.OpStatus, "run/pre")
 		f, err = enq.Forecast(ctx, enqueuer.ForecastOptions{})
@@ -328,6 +329,19 @@ func TestForecastRegistryProgress(t *testing.T) {
 		cancel()
 		_, err = enq.Forecast(cctx, opts)
 		require.ErrorIs(t, err, context.Canceled)
+
+		// A registry that does not answer in time costs the forecast
+		// ProgressTimeout, not the caller's deadline: it falls back.
+		slow := enqueuertest.NewRegistry(enqueuertest.RegistryOptions{MinLatency: time.Hour})
+		slow.SetStatus("run/pre", enqueuer.StatusPreImportInProgress)
+		slow.SetProgress("run/pre", &enqueuer.ImportProgress{Done: 1, Total: 4, Since: now.Add(-20 * time.Second)})
+		stuck := e.enqueuer(t, enqueuer.Config{Capacity: capacity(5), Locker: locker, Clock: func() time.Time { return now }, Registry: slow})
+		dctx, cancelDeadline := context.WithTimeout(ctx, time.Minute)
+		defer cancelDeadline()
+		f, err = stuck.Forecast(dctx, enqueuer.ForecastOptions{RegistryProgress: true, ProgressTimeout: 20 * time.Millisecond})
+		require.NoError(t, err)
+		require.Equal(t, base.Remaining, f.Remaining)
+		require.Zero(t, f.Progressed)
 	})
 }
 
@@ -340,6 +354,12 @@ func TestImportProgressLeft(t *testing.T) {
 	}{
 		{enqueuer.ImportProgress{Done: 1, Total: 4, Since: now.Add(-20 * time.Second)}, 60 * time.Second, true},
 		{enqueuer.ImportProgress{Done: 4, Total: 4, Since: now.Add(-20 * time.Second)}, 0, true},
+		// The registry's own clock: 20s since its plan as of its answer,
+		// whatever the coordinator's clock says.
+		{enqueuer.ImportProgress{Done: 1, Total: 4, Since: now.Add(-time.Hour), At: now.Add(-time.Hour + 20*time.Second)}, 60 * time.Second, true},
+		{enqueuer.ImportProgress{Done: 1, Total: 4, Since: now.Add(time.Hour), At: now.Add(time.Hour + 20*time.Second)}, 60 * time.Second, true},
+		{enqueuer.ImportProgress{Done: 1, Total: 4, Since: now, At: now.Add(-time.Second)}, 0, false},
+		{enqueuer.ImportProgress{Done: 1, Total: math.MaxInt64, Since: now.Add(-time.Hour)}, 100 * 365 * 24 * time.Hour, true},
 		{enqueuer.ImportProgress{Done: 0, Total: 4, Since: now.Add(-20 * time.Second)}, 0, false},
 		{enqueuer.ImportProgress{Done: 5, Total: 4, Since: now.Add(-20 * time.Second)}, 0, false},
 		{enqueuer.ImportProgress{Done: 1, Total: 4}, 0, false},
@@ -383,4 +403,27 @@ func TestForecastExtrapolatesDownAlongLine(t *testing.T) {
 			})
 		})
 	}
+}
+
+// The line's slope comes from phases that ended: a running pre-import
+// moves its bucket's mean (where the line starts), not the slope. 100,
+// 200 and 400 tags in 12s, 22s and 42s (pre-imports 6s, 11s, 21s), and a
+// 100-tag pre-import 11s in: its bucket's pre-import mean is 8.5s, it
+// needs a tenth of its 11s and the 6s final phase (7.1s), then the
+// 10-tag one takes 8.5s - 0.05s x 90 = 4s and the 1.5s final phase. With
+// the slope through the running one's bucket (0.043s a tag) it would be
+// 13.24s.
+func TestForecastLineSlopeFromEndedPhases(t *testing.T) {
+	eachStore(t, func(t *testing.T, store enqueuer.Store, locker lease.Locker) {
+		ctx := context.Background()
+		now := epoch.Add(48 * time.Hour)
+		e := newEnv(t, store, enqueuertest.RegistryOptions{})
+		finishAll(t, e, now, []finishedImport{{100, 12 * time.Second}, {200, 22 * time.Second}, {400, 42 * time.Second}})
+		stepAt(t, e.store, addAt(t, e.store, "run/a", 100, epoch), enqueuer.EventStartPreImport, now.Add(-11*time.Second))
+		addAt(t, e.store, "wait/small", 10, epoch)
+		enq := e.enqueuer(t, enqueuer.Config{Capacity: capacity(1), Locker: locker, Clock: func() time.Time { return now }})
+		f, err := enq.Forecast(ctx, enqueuer.ForecastOptions{})
+		require.NoError(t, err)
+		require.InDelta(t, 12.6, f.Remaining.Seconds(), 0.001)
+	})
 }

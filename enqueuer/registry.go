@@ -55,24 +55,44 @@ type ImportStatus struct {
 }
 
 // ImportProgress is how far a running pre-import or import has got: Done
-// of Total units (blobs, for Ferry's importserver) since counting began,
-// after the registry planned the import. Forecast reads the rate Done
-// over the time since Since to tell how long the rest will take.
+// of Total units of work (for Ferry's importserver: the blobs, manifests
+// and, in a final import, tags its plan writes) counted since Since,
+// when the registry had planned the import, as of At. Since and At are
+// both the registry's clock, so the rate Done over At-Since does not
+// depend on how far the two hosts' clocks differ. Forecast reads it to
+// tell how long the rest will take.
 type ImportProgress struct {
 	Done  int64     `json:"done"`
 	Total int64     `json:"total"`
 	Since time.Time `json:"since"`
+	// At is when the registry answered; a registry that leaves it out is
+	// taken to answer at the coordinator's now.
+	At time.Time `json:"at,omitempty"`
 }
 
-// Left estimates how long the rest of the import takes at now, at the
-// rate so far; ok is false when p cannot tell (nothing done yet, no
-// start, or counts out of range).
+// maxProgressLeft bounds ImportProgress.Left: a far-fetched answer stays
+// a finite, positive duration.
+const maxProgressLeft = 100 * 365 * 24 * time.Hour
+
+// Left estimates how long the rest of the counted units takes, at the
+// rate so far, as of p.At (or now when p.At is zero), at most a century;
+// 0 once everything counted is done (so a registry should count all of a
+// phase's work, not only its blobs). ok is false when p cannot tell:
+// nothing done yet, no start, a start after At, or counts out of range.
 func (p ImportProgress) Left(now time.Time) (left time.Duration, ok bool) {
-	ran := now.Sub(p.Since)
-	if p.Since.IsZero() || ran <= 0 || p.Done <= 0 || p.Total < p.Done {
+	at := p.At
+	if at.IsZero() {
+		at = now
+	}
+	ran := at.Sub(p.Since)
+	if p.Since.IsZero() || ran <= 0 || p.Done <= 0 || p.Done > p.Total {
 		return 0, false
 	}
-	return time.Duration(float64(ran) * float64(p.Total-p.Done) / float64(p.Done)), true
+	ns := float64(ran) * float64(p.Total-p.Done) / float64(p.Done)
+	if ns >= float64(maxProgressLeft) {
+		return maxProgressLeft, true
+	}
+	return time.Duration(ns), true
 }
 
 // InProgress reports whether the registry is still working on the import.

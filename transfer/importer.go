@@ -352,7 +352,11 @@ func (im *Importer) importRepository(ctx context.Context, st *runState, pass Pas
 	if im.opts.DryRun {
 		return rr
 	}
-	st.progress.repoPlanned(name, len(p.blobs))
+	planned := Planned{Blobs: len(p.blobs), Manifests: len(p.manifests)}
+	if pass == FinalImport {
+		planned.Tags = len(p.tags)
+	}
+	st.progress.repoPlanned(name, planned)
 	if err := im.apply(ctx, st, pass, p, &rr); err != nil {
 		rr.Err = &RepositoryError{Repository: name, Err: err}
 	}
@@ -399,6 +403,7 @@ func (im *Importer) apply(ctx context.Context, st *runState, pass Pass, p *repoP
 		if err := im.sink.PutManifest(ctx, p.name, m); err != nil {
 			return fmt.Errorf("sink: putting manifest %s: %w", m.Digest, err)
 		}
+		st.progress.written(EventManifestDone, p.name)
 	}
 	if pass != FinalImport {
 		return nil
@@ -409,6 +414,7 @@ func (im *Importer) apply(ctx context.Context, st *runState, pass Pass, p *repoP
 		if err := im.sink.Tag(ctx, p.name, t.Name, t.Digest); err != nil {
 			return fmt.Errorf("sink: tagging %q: %w", t.Name, err)
 		}
+		st.progress.written(EventTagDone, p.name)
 	}
 	have, err := im.sink.Tags(ctx, p.name)
 	if err != nil {

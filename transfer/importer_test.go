@@ -510,8 +510,11 @@ func TestWithProgressFollowsOnePass(t *testing.T) {
 				s.repos[p.Repository] = true
 				switch p.Kind {
 				case transfer.EventRepositoryPlanned:
-					s.planned = p.RepositoryBlobs
-				case transfer.EventBlobDone:
+					s.planned = p.Planned.Units()
+					if p.Planned.Blobs == 0 || p.Planned.Manifests == 0 || p.Planned.Tags != 0 {
+						t.Errorf("pre-import of %s planned %+v, want blobs and manifests, no tags", p.Repository, *p.Planned)
+					}
+				case transfer.EventBlobDone, transfer.EventManifestDone, transfer.EventTagDone:
 					if s.planned == 0 {
 						s.kindsBeforePlan++
 					}
@@ -531,7 +534,7 @@ func TestWithProgressFollowsOnePass(t *testing.T) {
 			t.Errorf("pass of %s saw events of %v", names[i], s.repos)
 		}
 		if s.planned == 0 || s.planned != s.blobs || s.kindsBeforePlan != 0 {
-			t.Errorf("pass of %s: planned %d blobs, saw %d blob events (%d before the plan)", names[i], s.planned, s.blobs, s.kindsBeforePlan)
+			t.Errorf("pass of %s: planned %d units, saw %d blob, manifest and tag events (%d before the plan)", names[i], s.planned, s.blobs, s.kindsBeforePlan)
 		}
 		for j := 0; j+1 < len(s.order); j += 2 {
 			if s.order[j] != "outer" || s.order[j+1] != "inner" {
@@ -542,5 +545,27 @@ func TestWithProgressFollowsOnePass(t *testing.T) {
 	}
 	if shared.Load() != events {
 		t.Errorf("ImportOptions.Progress saw %d events, the passes %d", shared.Load(), events)
+	}
+
+	// The final pass plans again, tags included: its planned units are
+	// its blob, manifest and tag events too.
+	var plan transfer.Planned
+	units, plans, tags := 0, 0, 0
+	fctx := transfer.WithProgress(ctx, func(p transfer.Progress) {
+		switch p.Kind {
+		case transfer.EventRepositoryPlanned:
+			plan, plans = *p.Planned, plans+1
+		case transfer.EventTagDone:
+			tags++
+			units++
+		case transfer.EventBlobDone, transfer.EventManifestDone:
+			units++
+		}
+	})
+	if _, err := im.Import(fctx, names[0]); err != nil {
+		t.Fatal(err)
+	}
+	if plans != 1 || plan.Units() != units || plan.Tags == 0 || plan.Tags != tags {
+		t.Errorf("final pass: %d plans, planned %+v, saw %d events (%d tags)", plans, plan, units, tags)
 	}
 }

@@ -19,10 +19,14 @@ const (
 	// EventBlobDone: a blob was transferred (or found already present).
 	EventBlobDone
 	// EventRepositoryPlanned: the importer has read a repository's tags
-	// and manifests and knows its blobs (Progress.RepositoryBlobs); the
-	// blob transfers follow. A repository that fails or is too large
-	// before that point has none.
+	// and manifests and knows what the pass writes (Progress.Planned);
+	// the blob transfers, manifests and tags follow. A repository that
+	// fails or is too large before that point has none.
 	EventRepositoryPlanned
+	// EventManifestDone: a manifest was written to the sink.
+	EventManifestDone
+	// EventTagDone: a tag was written to the sink (final pass).
+	EventTagDone
 )
 
 // String returns the event's name.
@@ -36,6 +40,10 @@ func (k EventKind) String() string {
 		return "blob-done"
 	case EventRepositoryPlanned:
 		return "repository-planned"
+	case EventManifestDone:
+		return "manifest-done"
+	case EventTagDone:
+		return "tag-done"
 	}
 	return fmt.Sprintf("event(%d)", int(k))
 }
@@ -50,11 +58,12 @@ type Progress struct {
 	Blob *Result
 	// Err is the repository's failure for EventRepositoryDone, if any.
 	Err error
-	// RepositoryBlobs is set for EventRepositoryPlanned: the distinct
-	// blobs the repository's plan transfers in this pass (each then has
-	// its EventBlobDone), so Repository's progress is its EventBlobDone
-	// count over RepositoryBlobs.
-	RepositoryBlobs int
+	// Planned is set for EventRepositoryPlanned: what the repository's
+	// plan writes in this pass. Each of its blobs then has one
+	// EventBlobDone, each manifest one EventManifestDone and each tag one
+	// EventTagDone, so Repository's progress is the count of those events
+	// over Planned.Units().
+	Planned *Planned
 
 	RepositoriesDone   int // finished, including failed and too-large ones
 	RepositoriesFailed int
@@ -91,6 +100,18 @@ type Stats struct {
 	BlobMax       time.Duration
 	BlobAvg       time.Duration
 }
+
+// Planned is what a repository's plan writes in one pass.
+type Planned struct {
+	// Blobs are the distinct blobs transferred (or found present),
+	// Manifests the manifests written, Tags the tags written (final
+	// pass only).
+	Blobs, Manifests, Tags int
+}
+
+// Units is the events that follow the plan: one per blob, manifest and
+// tag.
+func (p Planned) Units() int { return p.Blobs + p.Manifests + p.Tags }
 
 // progressKey is the context key of WithProgress.
 type progressKey struct{}
@@ -157,12 +178,19 @@ func (t *tracker) repoStarted(name string) {
 	t.emit(EventRepositoryStarted, name, nil, nil)
 }
 
-func (t *tracker) repoPlanned(name string, blobs int) {
+func (t *tracker) repoPlanned(name string, planned Planned) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	t.p.RepositoryBlobs = blobs
+	t.p.Planned = &planned
 	t.emit(EventRepositoryPlanned, name, nil, nil)
-	t.p.RepositoryBlobs = 0
+	t.p.Planned = nil
+}
+
+// written reports a manifest or tag written to the sink.
+func (t *tracker) written(kind EventKind, name string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.emit(kind, name, nil, nil)
 }
 
 func (t *tracker) repoDone(name string, took time.Duration, err error) {

@@ -23,8 +23,9 @@
 // plan is known, its "progress": blobs done of the plan's total since the
 // plan (what enqueuer.ImportStatus.Progress decodes; the coordinator's
 // forecast reads it). Progress is kept in memory by the process running
-// the import: another instance's run, or one whose Importer is not a
-// *transfer.Importer, has none. Every request is authorized (Config.Authorize,
+// the import: another instance's run has none, nor has a run whose
+// Importer does not pass its context on to a *transfer.Importer (see
+// Config.Importer). Every request is authorized (Config.Authorize,
 // e.g. BearerSecret with a constant-time comparison) before its path or
 // body is read.
 //

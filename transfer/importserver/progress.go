@@ -7,19 +7,25 @@ import (
 	"github.com/ferryhq/ferry/transfer"
 )
 
-// Progress is how far a running import has got: Done of Total blobs its
-// plan transfers, counted since its plan was known. It is the JSON object
+// Progress is how far a running import has got: Done of Total units its
+// plan writes (blobs, manifests and, in a final import, tags), counted
+// since its plan was known. It is the JSON object
 // "progress" of a StatusResponse, which enqueuer.HTTPRegistry decodes into
 // an enqueuer.ImportProgress (the coordinator's forecast reads the rate
 // Done over the time since Since).
 type Progress struct {
-	// Done is how many of the planned blobs were transferred (or found
-	// already present) so far.
+	// Done is how many of the planned units are done so far: blobs
+	// transferred (or found already present), manifests and tags
+	// written.
 	Done int64 `json:"done"`
-	// Total is how many distinct blobs the run's plan transfers.
+	// Total is how many units the run's plan writes
+	// (transfer.Planned.Units).
 	Total int64 `json:"total"`
 	// Since is when the plan was known and counting began.
 	Since time.Time `json:"since"`
+	// At is when this answer was made, by the same clock as Since: the
+	// rate is Done over At-Since whatever the reader's clock says.
+	At time.Time `json:"at"`
 }
 
 // progressRecorder counts the progress of one run from the events of the
@@ -36,7 +42,8 @@ type progressRecorder struct {
 func newProgressRecorder(path string) *progressRecorder { return &progressRecorder{path: path} }
 
 // observe takes the pass's events about the run's repository: its plan
-// sets the total (and restarts the count), each blob done counts one.
+// sets the total (and restarts the count), each blob, manifest and tag
+// done counts one.
 func (r *progressRecorder) observe(p transfer.Progress) {
 	if p.Repository != r.path {
 		return
@@ -44,10 +51,10 @@ func (r *progressRecorder) observe(p transfer.Progress) {
 	switch p.Kind {
 	case transfer.EventRepositoryPlanned:
 		r.mu.Lock()
-		r.p = Progress{Total: int64(p.RepositoryBlobs), Since: time.Now().UTC()}
+		r.p = Progress{Total: int64(p.Planned.Units()), Since: time.Now().UTC()}
 		r.planned = true
 		r.mu.Unlock()
-	case transfer.EventBlobDone:
+	case transfer.EventBlobDone, transfer.EventManifestDone, transfer.EventTagDone:
 		r.mu.Lock()
 		r.p.Done++
 		r.mu.Unlock()
@@ -62,6 +69,7 @@ func (r *progressRecorder) snapshot() *Progress {
 		return nil
 	}
 	p := r.p
+	p.At = time.Now().UTC()
 	return &p
 }
 

@@ -139,7 +139,8 @@ func TestStatusReportsProgress(t *testing.T) {
 			require.Greater(t, p.Total, p.Done, "blobs are held: the import is part-way")
 			require.EqualValues(t, free, p.Done)
 			require.WithinRange(t, p.Since, began, time.Now(), "since: when the plan was known")
-			t.Logf("held at %d of %d blobs", p.Done, p.Total)
+			require.WithinRange(t, p.At, p.Since, time.Now(), "at: when the answer was made, same clock")
+			t.Logf("held at %d of %d units", p.Done, p.Total)
 
 			// The same run seen from another instance: no progress.
 			other := h.cfg
@@ -154,8 +155,8 @@ func TestStatusReportsProgress(t *testing.T) {
 			st = h.status(t, h.api)
 			require.Equal(t, importserver.StatusPreImportComplete, st.Status)
 			require.Nil(t, st.Progress, "a finished import has no progress")
-			require.Equal(t, p.Total, st.BlobsCopied+st.BlobsSkipped, "the total is the repository's blobs")
-			require.Equal(t, p.Total, h.gate.calls.Load(), "one transfer per planned blob")
+			require.Equal(t, p.Total, st.BlobsCopied+st.BlobsSkipped+int64(st.Manifests), "the total is the repository's blobs and manifests")
+			require.Equal(t, st.BlobsCopied+st.BlobsSkipped, h.gate.calls.Load(), "one transfer per planned blob")
 		})
 	}
 }
@@ -178,6 +179,8 @@ func TestProgressDecodedByEnqueuer(t *testing.T) {
 	require.Equal(t, want.Total, st.Progress.Total)
 	require.True(t, want.Since.Equal(st.Progress.Since), "since: %s, enqueuer decoded %s", want.Since, st.Progress.Since)
 	require.False(t, st.Progress.Since.IsZero())
+	require.False(t, st.Progress.At.IsZero(), "the answer's own time")
+	require.False(t, st.Progress.At.Before(st.Progress.Since))
 
 	close(h.gate.open)
 	h.coord.waitFor(t, h.repo, importserver.StatusPreImportComplete)

@@ -206,7 +206,9 @@ func (e *env) onProgress(p transfer.Progress) {
 	case p.Kind == transfer.EventBlobDone && p.Blob != nil:
 		e.trk.blobDone(p.Repository, *p.Blob, time.Now())
 	case p.Kind == transfer.EventRepositoryPlanned:
-		e.trk.planned(p.Repository, p.RepositoryBlobs, time.Now())
+		e.trk.planned(p.Repository, p.Planned.Units(), time.Now())
+	case p.Kind == transfer.EventManifestDone || p.Kind == transfer.EventTagDone:
+		e.trk.written(p.Repository)
 	}
 }
 

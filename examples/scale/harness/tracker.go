@@ -77,12 +77,12 @@ type repoTrack struct {
 	blobs                 int // distinct blobs of the repository (pre-import report)
 	skipped               bool
 	// The current pass's progress as the registry reports it: running
-	// from its start to its end; planned blobs, when the plan ended, and
-	// blob transfers since.
+	// from its start to its end; planned units (blobs, manifests, tags),
+	// when the plan ended, and units done since.
 	passRunning   bool
 	passPlanned   int
 	passPlannedAt time.Time
-	passBlobs     int
+	passDone      int
 	// marks are the current stage's progress at recent snapshots, for its
 	// recent rate.
 	marks []mark
@@ -164,7 +164,7 @@ func (t *tracker) passStarted(name string, pass transfer.Pass, at time.Time) {
 		return
 	}
 	r.passStart, r.since, r.marks = at, at, nil
-	r.passRunning, r.passPlanned, r.passPlannedAt, r.passBlobs = true, 0, time.Time{}, 0
+	r.passRunning, r.passPlanned, r.passPlannedAt, r.passDone = true, 0, time.Time{}, 0
 	r.tagsRead, r.firstTag, r.lastTag = 0, time.Time{}, time.Time{}
 	if pass == transfer.PreImport {
 		if r.firstStart.IsZero() {
@@ -250,16 +250,26 @@ func (t *tracker) blobDone(name string, res transfer.Result, at time.Time) {
 		}
 	}
 	r.blobsDone++
-	r.passBlobs++
+	r.passDone++
 	r.lastBlob = at
 }
 
-// planned records the end of a pass's plan: blobs transfers follow.
-func (t *tracker) planned(name string, blobs int, at time.Time) {
+// planned records the end of a pass's plan: units blob transfers,
+// manifests and tags follow.
+func (t *tracker) planned(name string, units int, at time.Time) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if r := t.repos[name]; r != nil && r.passRunning {
-		r.passPlanned, r.passPlannedAt, r.passBlobs = blobs, at, 0
+		r.passPlanned, r.passPlannedAt, r.passDone = units, at, 0
+	}
+}
+
+// written counts a manifest or tag of name's pass written.
+func (t *tracker) written(name string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if r := t.repos[name]; r != nil && r.passRunning {
+		r.passDone++
 	}
 }
 
@@ -272,14 +282,15 @@ func (t *tracker) progress(name string) *enqueuer.ImportProgress {
 	if r == nil {
 		return nil
 	}
-	return r.progressLocked()
+	return r.progressLocked(time.Now())
 }
 
-func (r *repoTrack) progressLocked() *enqueuer.ImportProgress {
+// progressLocked is r's progress as of at; t.mu is held.
+func (r *repoTrack) progressLocked(at time.Time) *enqueuer.ImportProgress {
 	if !r.passRunning || r.passPlannedAt.IsZero() {
 		return nil
 	}
-	return &enqueuer.ImportProgress{Done: int64(r.passBlobs), Total: int64(r.passPlanned), Since: r.passPlannedAt}
+	return &enqueuer.ImportProgress{Done: int64(r.passDone), Total: int64(r.passPlanned), Since: r.passPlannedAt, At: at}
 }
 
 func (t *tracker) passFinished(name string, pass transfer.Pass, rep *transfer.Report, err error, took time.Duration, at time.Time) {
@@ -367,7 +378,7 @@ func (t *tracker) snapshot(now time.Time) Snapshot {
 	var unfinished []etaRepo
 	progress := map[string]enqueuer.ImportProgress{}
 	for name, r := range t.repos {
-		if p := r.progressLocked(); p != nil {
+		if p := r.progressLocked(now); p != nil {
 			progress[name] = *p
 		}
 		switch {
