@@ -20,9 +20,10 @@
 // GET answers a StatusResponse: "status" and "detail" with exactly the
 // strings of enqueuer.RegistryStatus, plus the run's type, owner, times,
 // counts and last error, and, while this process runs the import and its
-// plan is known, its "progress": blobs done of the plan's total since the
-// plan (what enqueuer.ImportStatus.Progress decodes; the coordinator's
-// forecast reads it). Progress is kept in memory by the process running
+// plan is known, its "progress": the units of the plan done (blobs,
+// manifests, tags) of its total, since the plan, as of the answer (what
+// enqueuer.ImportStatus.Progress decodes; the coordinator's forecast
+// reads it). Progress is kept in memory by the process running
 // the import: another instance's run has none, nor has a run whose
 // Importer does not pass its context on to a *transfer.Importer (see
 // Config.Importer). Every request is authorized (Config.Authorize,
