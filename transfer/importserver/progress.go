@@ -7,19 +7,22 @@ import (
 	"github.com/ferryhq/ferry/transfer"
 )
 
-// Progress is how far a running import has got: Done of Total units its
-// plan writes (blobs, manifests and, in a final import, tags), counted
-// since its plan was known. It is the JSON object
+// Progress is how far a running import has got: Done of Total units of
+// its plan, counted since the plan was known. The units are its blob
+// transfers and, in a final import, its tag writes: the bulk of each
+// phase after its plan. Manifests, written between the two, are not
+// counted (their writes cost far less than a blob's transfer, and
+// counting them at the blobs' rate overestimated a large pre-import's
+// rest by a quarter). It is the JSON object
 // "progress" of a StatusResponse, which enqueuer.HTTPRegistry decodes into
 // an enqueuer.ImportProgress (the coordinator's forecast reads the rate
 // Done over the time since Since).
 type Progress struct {
 	// Done is how many of the planned units are done so far: blobs
-	// transferred (or found already present), manifests and tags
-	// written.
+	// transferred (or found already present) and tags written.
 	Done int64 `json:"done"`
-	// Total is how many units the run's plan writes
-	// (transfer.Planned.Units).
+	// Total is how many the run's plan has (transfer.Planned Blobs +
+	// Tags).
 	Total int64 `json:"total"`
 	// Since is when the plan was known and counting began.
 	Since time.Time `json:"since"`
@@ -42,8 +45,8 @@ type progressRecorder struct {
 func newProgressRecorder(path string) *progressRecorder { return &progressRecorder{path: path} }
 
 // observe takes the pass's events about the run's repository: its plan
-// sets the total (and restarts the count), each blob, manifest and tag
-// done counts one.
+// sets the total (and restarts the count), each blob and tag done counts
+// one.
 func (r *progressRecorder) observe(p transfer.Progress) {
 	if p.Repository != r.path {
 		return
@@ -51,10 +54,10 @@ func (r *progressRecorder) observe(p transfer.Progress) {
 	switch p.Kind {
 	case transfer.EventRepositoryPlanned:
 		r.mu.Lock()
-		r.p = Progress{Total: int64(p.Planned.Units()), Since: time.Now().UTC()}
+		r.p = Progress{Total: int64(p.Planned.Blobs + p.Planned.Tags), Since: time.Now().UTC()}
 		r.planned = true
 		r.mu.Unlock()
-	case transfer.EventBlobDone, transfer.EventManifestDone, transfer.EventTagDone:
+	case transfer.EventBlobDone, transfer.EventTagDone:
 		r.mu.Lock()
 		r.p.Done++
 		r.mu.Unlock()

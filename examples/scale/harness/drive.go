@@ -206,8 +206,9 @@ func (e *env) onProgress(p transfer.Progress) {
 	case p.Kind == transfer.EventBlobDone && p.Blob != nil:
 		e.trk.blobDone(p.Repository, *p.Blob, time.Now())
 	case p.Kind == transfer.EventRepositoryPlanned:
-		e.trk.planned(p.Repository, p.Planned.Units(), time.Now())
-	case p.Kind == transfer.EventManifestDone || p.Kind == transfer.EventTagDone:
+		// What the import server counts: blob transfers and tag writes.
+		e.trk.planned(p.Repository, p.Planned.Blobs+p.Planned.Tags, time.Now())
+	case p.Kind == transfer.EventTagDone:
 		e.trk.written(p.Repository)
 	}
 }

@@ -77,8 +77,9 @@ type repoTrack struct {
 	blobs                 int // distinct blobs of the repository (pre-import report)
 	skipped               bool
 	// The current pass's progress as the registry reports it: running
-	// from its start to its end; planned units (blobs, manifests, tags),
-	// when the plan ended, and units done since.
+	// from its start to its end; planned units (blob transfers and tag
+	// writes, as the import server counts), when the plan ended, and
+	// units done since.
 	passRunning   bool
 	passPlanned   int
 	passPlannedAt time.Time
@@ -254,8 +255,8 @@ func (t *tracker) blobDone(name string, res transfer.Result, at time.Time) {
 	r.lastBlob = at
 }
 
-// planned records the end of a pass's plan: units blob transfers,
-// manifests and tags follow.
+// planned records the end of a pass's plan: units blob transfers and
+// tag writes follow.
 func (t *tracker) planned(name string, units int, at time.Time) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -264,7 +265,7 @@ func (t *tracker) planned(name string, units int, at time.Time) {
 	}
 }
 
-// written counts a manifest or tag of name's pass written.
+// written counts a tag of name's pass written.
 func (t *tracker) written(name string) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
