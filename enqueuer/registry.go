@@ -55,8 +55,8 @@ type ImportStatus struct {
 }
 
 // ImportProgress is how far a running pre-import or import has got: Done
-// of Total units of work (for Ferry's importserver: the blobs, manifests
-// and, in a final import, tags its plan writes) counted since Since,
+// of Total units of work (for Ferry's importserver: the blob transfers
+// and, in a final import, tag writes of its plan) counted since Since,
 // when the registry had planned the import, as of At. Since and At are
 // both the registry's clock, so the rate Done over At-Since does not
 // depend on how far the two hosts' clocks differ. Forecast reads it to

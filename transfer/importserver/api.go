@@ -39,7 +39,7 @@ type StatusResponse struct {
 	// LastError is the error of a failed run.
 	LastError string `json:"last_error,omitempty"`
 	// Progress is how far the import has got (the units of its plan done:
-	// blobs, manifests, tags), set while it is in progress, runs in the process
+	// blob transfers and tag writes), set while it is in progress, runs in the process
 	// that answers and its plan is known. A run of another instance
 	// sharing the Store, one whose Importer does not report progress (see
 	// Config.Importer) and one still planning have none. It lives in

@@ -20,8 +20,8 @@
 // GET answers a StatusResponse: "status" and "detail" with exactly the
 // strings of enqueuer.RegistryStatus, plus the run's type, owner, times,
 // counts and last error, and, while this process runs the import and its
-// plan is known, its "progress": the units of the plan done (blobs,
-// manifests, tags) of its total, since the plan, as of the answer (what
+// plan is known, its "progress": the units of the plan done (blob
+// transfers, tag writes) of its total, since the plan, as of the answer (what
 // enqueuer.ImportStatus.Progress decodes; the coordinator's forecast
 // reads it). Progress is kept in memory by the process running
 // the import: another instance's run has none, nor has a run whose
