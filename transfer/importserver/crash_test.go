@@ -342,11 +342,14 @@ func runCrashTest(t *testing.T, repos, kills int) {
 
 	t.Logf("coordinator ready at %s", time.Since(t0).Round(time.Millisecond))
 	// Kill at random moments while the migration runs, then let it finish.
+	// The gaps are short enough that every kill lands before the last
+	// repository is imported on an idle machine too (200 repositories take
+	// 6-8 s there; 200-1,500 ms gaps could use them up before the fifth).
 	t1 := time.Now()
 	proc := startRegistry(t, childEnvFor(0))
 	killed := 0
 	for killed < kills {
-		time.Sleep(time.Duration(200+rng.IntN(1300)) * time.Millisecond)
+		time.Sleep(time.Duration(100+rng.IntN(600)) * time.Millisecond)
 		done := doneCount()
 		if done == repos {
 			t.Logf("everything was imported before kill %d; restarting the migration is not possible", killed+1)
