@@ -94,3 +94,39 @@ func ExampleImporter() {
 	// 7 repositories imported, 31 tags, 0 blobs copied by the final pass
 	// matches layout: true
 }
+
+// WithProgress follows one pass of a shared Importer: here how far one
+// repository's pre-import has got, as an import server reports it.
+func ExampleWithProgress() {
+	ctx := context.Background()
+	src, dst := transfertest.NewMemBucket(), transfertest.NewMemBucket()
+	reg, err := transfertest.Generate(ctx, src, transfertest.SmallSpec(1))
+	if err != nil {
+		panic(err)
+	}
+	tr, err := transfer.New(src, dst, transfer.Options{})
+	if err != nil {
+		panic(err)
+	}
+	im, err := transfer.NewImporter(src, tr, transfertest.NewMemSink(), transfer.ImportOptions{})
+	if err != nil {
+		panic(err)
+	}
+	repo := reg.Repositories[0].Name
+	var planned transfer.Planned
+	done := 0
+	pctx := transfer.WithProgress(ctx, func(p transfer.Progress) {
+		switch p.Kind {
+		case transfer.EventRepositoryPlanned:
+			planned = *p.Planned
+		case transfer.EventBlobDone, transfer.EventManifestDone, transfer.EventTagDone:
+			done++ // one call at a time: no lock needed here
+		}
+	})
+	if _, err := im.PreImport(pctx, repo); err != nil {
+		panic(err)
+	}
+	fmt.Println("every planned unit reported:", done == planned.Units() && planned.Blobs > 0, "tags in a pre-import:", planned.Tags)
+	// Output:
+	// every planned unit reported: true tags in a pre-import: 0
+}
