@@ -168,7 +168,9 @@ func (s *Server) StartReplica(ctx context.Context, applyDelay time.Duration) (*S
 		r.removeDir()
 		return nil, fmt.Errorf("storagetest: pg_basebackup: %v\n%s", err, childproc.Tail(out, 15))
 	}
-	settings := map[string]string{"hot_standby": "on"}
+	// The WAL receiver names itself after cluster_name: the primary's
+	// pg_stat_replication tells this replica from others by it.
+	settings := map[string]string{"hot_standby": "on", "cluster_name": filepath.Base(dir)}
 	if applyDelay > 0 {
 		settings["recovery_min_apply_delay"] = fmt.Sprintf("%dms", applyDelay.Milliseconds())
 	}
@@ -176,7 +178,43 @@ func (s *Server) StartReplica(ctx context.Context, applyDelay time.Duration) (*S
 		r.removeDir()
 		return nil, err
 	}
+	if err := s.awaitStreaming(ctx, r, 30*time.Second); err != nil {
+		_ = r.Stop()
+		return nil, err
+	}
 	return r, nil
+}
+
+// awaitStreaming waits until s, the primary, lists replica r as streaming
+// with a replay position. A replica that accepts connections may still be
+// connecting: until then pg_stat_replication does not show it, so a test
+// that starts work at once could finish before any lag shows (bbm's
+// TestDefaultPacingBacksOffWhenReplicaLags did, once, on an idle machine:
+// 20 jobs, no hold).
+func (s *Server) awaitStreaming(ctx context.Context, r *Server, timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, s.URL("postgres"))
+	if err != nil {
+		return fmt.Errorf("storagetest: connecting to the primary: %w", err)
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	for {
+		var streaming bool
+		err := conn.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_stat_replication
+			WHERE application_name = $1 AND state = 'streaming' AND replay_lsn IS NOT NULL)`, filepath.Base(r.dir)).Scan(&streaming)
+		switch {
+		case err != nil:
+			return fmt.Errorf("storagetest: waiting for the replica to stream: %w", err)
+		case streaming:
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("storagetest: the replica did not stream within %s\n%s", timeout, childproc.Tail(r.log(), 15))
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
 }
 
 // Stop shuts the server down (fast mode, then immediate after 10s) and
