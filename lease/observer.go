@@ -227,8 +227,8 @@ type observedLocker struct {
 }
 
 func (o *observedLocker) Acquire(ctx context.Context, key string, ttl time.Duration) (Lease, error) {
-	began := time.Now()
 	ctx = o.obs.AcquireStart(ctx, AcquireStartEvent{Key: key, TTL: ttl})
+	began := time.Now() // the Acquire's own time, not the observer's
 	l, err := o.l.Acquire(ctx, key, ttl)
 	ev := AcquireEvent{Key: key, Result: Acquired, Duration: time.Since(began), Err: err}
 	switch {
@@ -260,8 +260,8 @@ type observedLease struct {
 }
 
 func (l *observedLease) Renew(ctx context.Context) error {
-	began := time.Now()
 	rctx := l.obs.RenewStart(ctx, RenewStartEvent{Key: l.Key(), Token: l.Token()})
+	began := time.Now()
 	err := l.Lease.Renew(rctx)
 	l.obs.RenewEnd(rctx, RenewEvent{Key: l.Key(), Token: l.Token(), Duration: time.Since(began), Err: err})
 	if errors.Is(err, ErrLost) {

@@ -123,9 +123,9 @@ func (db *DB) refreshReplica(ctx context.Context, r *replica) error {
 }
 
 func (db *DB) readReplicaPosition(ctx context.Context, r *replica) (err error) {
-	began := time.Now()
 	var lag int64
 	ctx = db.cfg.Observer.ReplicaCheckStart(ctx, ReplicaCheckStartEvent{Replica: r.name})
+	began := time.Now() // the check's own time, not the observer's
 	defer func() {
 		db.cfg.Observer.ReplicaCheckEnd(ctx, ReplicaEvent{Replica: r.name, LagBytes: lag, Duration: time.Since(began), Err: err,
 			Abandoned: err != nil && ctx.Err() != nil}) // the caller giving up says nothing about the replica

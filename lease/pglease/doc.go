@@ -2,8 +2,8 @@
 // ferry_leases table (created by storage.Migrate), one row per key, and
 // expire by the database's clock only, so clients' clocks never decide who
 // holds a key. Acquire of a free key, Renew and Release are one statement,
-// and one round trip, each (a key's very first Acquire also inserts its
-// row); an Acquire that finds the key held reads who holds it with a second
+// and one round trip, each (a key's very first Acquire takes three: it
+// finds no row, finds no holder, then inserts the row); an Acquire that finds the key held reads who holds it with a second
 // statement and takes no lock, so contenders cost the holder nothing.
 //
 // Fence makes a write in a caller's transaction conditional on a lease

@@ -111,9 +111,10 @@ const lockNotAvailable = "55P03"
 // held was freed before it could read the holder.
 const takeAttempts = 3
 
-// Acquire implements lease.Locker. A free key costs one statement (two for
-// a key's first lease); a held key costs two, the second reading who holds
-// it for the HeldError.
+// Acquire implements lease.Locker. A free key costs one statement; a held
+// key costs two, the second reading who holds it for the HeldError; a
+// key's first lease costs three (the take finds no row, the holder read
+// finds none either, then the row is inserted).
 func (lk *Locker) Acquire(ctx context.Context, key string, ttl time.Duration) (lease.Lease, error) {
 	if err := lease.Check(key, ttl); err != nil {
 		return nil, err

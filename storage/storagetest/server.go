@@ -192,29 +192,26 @@ func (s *Server) StartReplica(ctx context.Context, applyDelay time.Duration) (*S
 // TestDefaultPacingBacksOffWhenReplicaLags did, once, on an idle machine:
 // 20 jobs, no hold).
 func (s *Server) awaitStreaming(ctx context.Context, r *Server, timeout time.Duration) error {
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
 	conn, err := pgx.Connect(ctx, s.URL("postgres"))
 	if err != nil {
 		return fmt.Errorf("storagetest: connecting to the primary: %w", err)
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
-	for {
-		var streaming bool
-		err := conn.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_stat_replication
-			WHERE application_name = $1 AND state = 'streaming' AND replay_lsn IS NOT NULL)`, filepath.Base(r.dir)).Scan(&streaming)
-		switch {
-		case err != nil:
-			return fmt.Errorf("storagetest: waiting for the replica to stream: %w", err)
-		case streaming:
-			return nil
+	streaming := func(ctx context.Context) error {
+		var ok bool
+		if err := conn.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_stat_replication
+			WHERE application_name = $1 AND state = 'streaming' AND replay_lsn IS NOT NULL)`, filepath.Base(r.dir)).Scan(&ok); err != nil {
+			return err
 		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("storagetest: the replica did not stream within %s\n%s", timeout, childproc.Tail(r.log(), 15))
-		case <-time.After(20 * time.Millisecond):
+		if !ok {
+			return errors.New("not streaming yet")
 		}
+		return nil
 	}
+	if err := childproc.WaitReady(ctx, r.proc, timeout, 20*time.Millisecond, streaming); err != nil {
+		return fmt.Errorf("storagetest: waiting for the replica to stream: %w\n%s", err, childproc.Tail(r.log(), 15))
+	}
+	return nil
 }
 
 // Stop shuts the server down (fast mode, then immediate after 10s) and
