@@ -181,7 +181,7 @@ func (e *Enqueuer) Forecast(ctx context.Context, opts ForecastOptions) (Forecast
 		waiting = append(waiting, rs...)
 	}
 	beyond := max(f.Counts.Waiting()-len(waiting), 0)
-	var progress map[int64]ImportProgress
+	var progress map[int64]time.Duration
 	if opts.RegistryProgress || e.cfg.ForecastProgress {
 		if progress, err = e.registryProgress(ctx, running, opts.Now, opts.ProgressTimeout); err != nil {
 			return f, fmt.Errorf("enqueuer: forecast: %w", err)
@@ -200,37 +200,33 @@ func (e *Enqueuer) Forecast(ctx context.Context, opts ForecastOptions) (Forecast
 	return f, nil
 }
 
-// registryProgress asks the registry how far each running phase has got,
-// by repository ID, waiting at most timeout. Only an ended ctx fails it:
-// a repository whose status cannot be read in time, or whose answer has
-// no progress that tells what is left at now or is about another phase,
-// is left out.
-func (e *Enqueuer) registryProgress(ctx context.Context, running []Repository, now time.Time, timeout time.Duration) (map[int64]ImportProgress, error) {
+// registryProgress asks the registry how far each running phase has got
+// and returns what that says is left of it at now, by repository ID,
+// waiting at most timeout. Only an ended ctx fails it: a repository whose
+// status cannot be read in time, or whose answer has no progress that
+// tells what is left or is about another phase, is left out.
+func (e *Enqueuer) registryProgress(ctx context.Context, running []Repository, now time.Time, timeout time.Duration) (map[int64]time.Duration, error) {
 	var mu sync.Mutex
-	out := map[int64]ImportProgress{}
+	out := map[int64]time.Duration{}
 	wctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	g, gctx := errgroup.WithContext(wctx)
 	g.SetLimit(ForecastProgressConcurrency)
 	for _, r := range running {
-		want := StatusPreImportInProgress
-		switch r.State {
-		case StatePreImporting:
-		case StateImporting:
-			want = StatusImportInProgress
-		default:
+		if r.State != StatePreImporting && r.State != StateImporting {
 			continue // between the phases: nothing runs
 		}
 		g.Go(func() error {
 			st, err := e.cfg.Registry.ImportStatus(gctx, r.Path)
-			if err != nil || st.Status != want || st.Progress == nil {
+			if err != nil || !registryRuns(r.State, st.Status) || st.Progress == nil {
 				return nil
 			}
-			if _, ok := st.Progress.Left(now); !ok {
+			left, ok := st.Progress.Left(now)
+			if !ok {
 				return nil
 			}
 			mu.Lock()
-			out[r.ID] = *st.Progress
+			out[r.ID] = left
 			mu.Unlock()
 			return nil
 		})
@@ -253,9 +249,9 @@ func (m *durationModel) unknownReason(running []Repository, now time.Time) strin
 			longest = max(longest, now.Sub(r.PreImportingAt))
 		}
 	}
-	pre := m.preFinished
-	for _, n := range m.finished {
-		pre += n
+	pre := 0
+	for _, b := range m.pre.ended {
+		pre += b.n
 	}
 	return fmt.Sprintf("no import has finished both phases yet (%d in progress, the longest for %s; %d pre-imports finished): the time they have run is only a lower bound",
 		len(running), longest.Round(time.Second), pre)
@@ -285,15 +281,12 @@ func bucketBounds(i int) (lo, hi int) {
 // Phases matter for the imports in progress: a final import that has run
 // for a minute is nearly done, however long its pre-import took.
 type durationModel struct {
+	// pre.ended counts the pre-imports that ended (of finished imports
+	// and of imports in progress), final.ended the finished imports.
 	pre, final phaseModel
-	// finished counts the imports that finished, by bucket; preFinished
-	// the pre-imports of the imports in progress that finished.
-	finished    []int
-	preFinished int
-	// progress is the registry's progress of running phases, by
-	// repository ID, at now.
-	progress map[int64]ImportProgress
-	now      time.Time
+	// progress is what the registry's progress says is left of running
+	// phases, by repository ID.
+	progress map[int64]time.Duration
 }
 
 // phaseModel is one phase's measured mean duration of each bucket.
@@ -309,6 +302,23 @@ type phaseModel struct {
 type bucketSum struct {
 	n          int
 	tags, secs float64
+}
+
+func (b *bucketSum) add(tags int, d time.Duration) {
+	b.n++
+	b.tags += float64(tags)
+	b.secs += d.Seconds()
+}
+
+// means are the means of the buckets with a measurement, by tag count.
+func means(sums []bucketSum) []point {
+	var c []point
+	for _, b := range sums {
+		if b.n > 0 {
+			c = append(c, b.mean())
+		}
+	}
+	return c
 }
 
 // mean is the bucket's mean tag count and duration; b.n must be above 0.
@@ -335,14 +345,12 @@ type runningPhase struct {
 // finished ones). Without them the first finished imports of a bucket,
 // which are its quickest, would stand for the whole bucket while its
 // slower ones still run.
-func newDurationModel(finished, inProgress []Repository, progress map[int64]ImportProgress, now time.Time) *durationModel {
+func newDurationModel(finished, inProgress []Repository, progress map[int64]time.Duration, now time.Time) *durationModel {
 	nb := len(TagBuckets) + 1
 	m := &durationModel{
-		pre:      phaseModel{sum: make([]bucketSum, nb)},
-		final:    phaseModel{sum: make([]bucketSum, nb)},
-		finished: make([]int, nb),
+		pre:      phaseModel{sum: make([]bucketSum, nb), ended: make([]bucketSum, nb)},
+		final:    phaseModel{sum: make([]bucketSum, nb), ended: make([]bucketSum, nb)},
 		progress: progress,
-		now:      now,
 	}
 	for _, r := range finished {
 		// A repository reconciled after an abort may carry the end of an
@@ -353,7 +361,6 @@ func newDurationModel(finished, inProgress []Repository, progress map[int64]Impo
 			continue
 		}
 		b := bucketOf(r.TagCount)
-		m.finished[b]++
 		m.pre.addEnded(b, r.TagCount, r.PreImportDoneAt.Sub(r.PreImportingAt))
 		m.final.addEnded(b, r.TagCount, r.ImportDoneAt.Sub(r.PreImportDoneAt))
 	}
@@ -367,7 +374,6 @@ func newDurationModel(finished, inProgress []Repository, progress map[int64]Impo
 			pre = append(pre, runningPhase{b, r.TagCount, now.Sub(r.PreImportingAt), left})
 		case !r.PreImportDoneAt.Before(r.PreImportingAt):
 			m.pre.addEnded(b, r.TagCount, r.PreImportDoneAt.Sub(r.PreImportingAt))
-			m.preFinished++
 			final = append(final, runningPhase{b, r.TagCount, now.Sub(r.PreImportDoneAt), left})
 		}
 	}
@@ -380,21 +386,8 @@ func newDurationModel(finished, inProgress []Repository, progress map[int64]Impo
 
 // addEnded counts a phase that ended.
 func (p *phaseModel) addEnded(bucket, tags int, d time.Duration) {
-	p.add(bucket, tags, d)
-	if p.ended == nil {
-		p.ended = make([]bucketSum, len(p.sum))
-	}
-	b := &p.ended[bucket]
-	b.n++
-	b.tags += float64(tags)
-	b.secs += d.Seconds()
-}
-
-func (p *phaseModel) add(bucket, tags int, d time.Duration) {
-	b := &p.sum[bucket]
-	b.n++
-	b.tags += float64(tags)
-	b.secs += d.Seconds()
+	p.sum[bucket].add(tags, d)
+	p.ended[bucket].add(tags, d)
 }
 
 // runningWeight bounds what one running phase adds to its bucket: at most
@@ -421,24 +414,15 @@ func (p *phaseModel) addRunning(running []runningPhase) {
 		}
 		mean := seconds(means[r.bucket])
 		if r.left >= 0 {
-			p.add(r.bucket, r.tags, min(r.ran+r.left, runningWeight*mean))
+			p.sum[r.bucket].add(r.tags, min(r.ran+r.left, runningWeight*mean))
 			continue
 		}
-		p.add(r.bucket, r.tags, min(max(r.ran, mean), runningWeight*mean))
+		p.sum[r.bucket].add(r.tags, min(max(r.ran, mean), runningWeight*mean))
 	}
 }
 
 func (p *phaseModel) fit() {
-	for _, b := range p.ended {
-		if b.n > 0 {
-			p.endedCurve = append(p.endedCurve, b.mean())
-		}
-	}
-	for _, b := range p.sum {
-		if b.n > 0 {
-			p.curve = append(p.curve, b.mean())
-		}
-	}
+	p.curve, p.endedCurve = means(p.sum), means(p.ended)
 }
 
 // known reports whether both phases have been measured.
@@ -534,6 +518,13 @@ func extrapolateDown(first point, ended []point, t float64) float64 {
 // fitSlope is the least-squares slope of secs on tags over c (at least
 // two points with different tags; else 0).
 func fitSlope(c []point) float64 {
+	slope, _ := leastSquares(c)
+	return slope
+}
+
+// leastSquares is the least-squares slope of secs on tags over c; ok is
+// false when c cannot tell (fewer than two distinct tag counts).
+func leastSquares(c []point) (slope float64, ok bool) {
 	var sx, sy, sxx, sxy, n float64
 	for _, p := range c {
 		sx += p.tags
@@ -544,9 +535,9 @@ func fitSlope(c []point) float64 {
 	}
 	d := n*sxx - sx*sx
 	if d <= 0 {
-		return 0
+		return 0, false
 	}
-	return (n*sxy - sx*sy) / d
+	return (n*sxy - sx*sy) / d, true
 }
 
 // extrapolationBuckets is how many buckets at an end of the curve fit the
@@ -556,37 +547,26 @@ const extrapolationBuckets = 3
 // fitExponent is the least-squares slope of log(secs) on log(tags) over
 // c, between 0 and 1; 1 when c cannot tell.
 func fitExponent(c []point) float64 {
-	var sx, sy, sxx, sxy, n float64
+	var logs []point
 	for _, p := range c {
-		if p.tags <= 0 || p.secs <= 0 {
-			continue
+		if p.tags > 0 && p.secs > 0 {
+			logs = append(logs, point{tags: math.Log(p.tags), secs: math.Log(p.secs)})
 		}
-		x, y := math.Log(p.tags), math.Log(p.secs)
-		sx += x
-		sy += y
-		sxx += x * x
-		sxy += x * y
-		n++
 	}
-	d := n*sxx - sx*sx
-	if n < 2 || d <= 0 {
+	k, ok := leastSquares(logs)
+	if !ok {
 		return 1
 	}
-	return min(max((n*sxy-sx*sy)/d, 0), 1)
+	return min(max(k, 0), 1)
 }
 
 // progressLeft is what the registry's progress says is left of r's
-// current phase at m.now, or -1 if it does not say.
+// current phase, or -1 if it does not say.
 func (m *durationModel) progressLeft(r Repository) time.Duration {
-	p, ok := m.progress[r.ID]
-	if !ok {
-		return -1
+	if left, ok := m.progress[r.ID]; ok {
+		return left
 	}
-	left, ok := p.Left(m.now)
-	if !ok {
-		return -1
-	}
-	return left
+	return -1
 }
 
 // left returns how long r, in progress, still needs at now: what is left
@@ -678,7 +658,7 @@ func (m *durationModel) buckets(running, waiting []Repository) []BucketForecast 
 	out := make([]BucketForecast, len(m.pre.sum))
 	for i := range out {
 		out[i].MinTags, out[i].MaxTags = bucketBounds(i)
-		out[i].Finished = m.finished[i]
+		out[i].Finished = m.final.ended[i].n
 		if pre, final := m.pre.sum[i], m.final.sum[i]; pre.n > 0 && final.n > 0 {
 			out[i].MeanTags = pre.mean().tags
 			out[i].MeanPreImport = seconds(pre.mean().secs)

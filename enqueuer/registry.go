@@ -95,6 +95,13 @@ func (p ImportProgress) Left(now time.Time) (left time.Duration, ok bool) {
 	return time.Duration(ns), true
 }
 
+// registryRuns reports whether the registry's status says it runs the
+// phase the enqueuer's state is in.
+func registryRuns(s State, st RegistryStatus) bool {
+	return (s == StatePreImporting && st == StatusPreImportInProgress) ||
+		(s == StateImporting && st == StatusImportInProgress)
+}
+
 // InProgress reports whether the registry is still working on the import.
 func (s ImportStatus) InProgress() bool {
 	return s.Status == StatusPreImportInProgress || s.Status == StatusImportInProgress

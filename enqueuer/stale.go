@@ -108,9 +108,7 @@ func (r *Runner) settleStale(ctx context.Context, repo Repository, now time.Time
 		return
 	}
 	timeout := r.e.timeout(repo.State)
-	running := (repo.State == StatePreImporting && status.Status == StatusPreImportInProgress) ||
-		(repo.State == StateImporting && status.Status == StatusImportInProgress)
-	if !running {
+	if !registryRuns(repo.State, status.Status) {
 		r.abort(ctx, repo, "", fmt.Sprintf("stale: %s for more than %s, registry status %q", repo.State, cfg.StaleAfter, status.Status), abortStale)
 		return
 	}
