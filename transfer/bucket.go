@@ -162,8 +162,9 @@ func ListAll(ctx context.Context, b Bucket, opts ListOptions) iter.Seq2[ListObje
 	}
 }
 
-// writeAll writes data to key in one call.
-func writeAll(ctx context.Context, b Bucket, key string, data []byte, opts WriterOptions) error {
+// WriteAll writes data to key in b in one call: it lands whole or, when
+// the write fails, not at all (the writer is abandoned).
+func WriteAll(ctx context.Context, b Bucket, key string, data []byte, opts WriterOptions) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	w, err := b.NewWriter(ctx, key, opts)
@@ -210,9 +211,11 @@ func bucketErr(ctx context.Context, err error, b Bucket, name string) error {
 // missingBlob reports blob d that is not in bucket b (named name), or the
 // bucket that is not there.
 func missingBlob(ctx context.Context, err error, b Bucket, name, d string) error {
-	err = bucketErr(ctx, err, b, name)
-	if isNotExist(err) && !errors.Is(err, ErrBucketNotFound) {
-		return fmt.Errorf("%w in %s: %s", ErrMissingBlob, name, d)
+	if !isNotExist(err) || errors.Is(err, ErrBucketNotFound) {
+		return err
 	}
-	return err
+	if !accessible(ctx, b) {
+		return &BucketError{Bucket: name, Err: err}
+	}
+	return fmt.Errorf("%w in %s: %s", ErrMissingBlob, name, d)
 }

@@ -121,7 +121,7 @@ func (s *LayoutSink) writeIfDifferent(ctx context.Context, key string, content [
 		return err
 	}
 	_, err = s.retry.do(ctx, "write", func(ctx context.Context) error {
-		return writeAll(ctx, s.b, key, content, WriterOptions{ContentType: "application/octet-stream"})
+		return WriteAll(ctx, s.b, key, content, WriterOptions{ContentType: "application/octet-stream"})
 	})
 	if err != nil {
 		return fmt.Errorf("writing %q: %w", key, err)

@@ -7,26 +7,22 @@ import (
 	"gocloud.dev/gcerrors"
 	"google.golang.org/api/googleapi"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
+	grpcstatus "google.golang.org/grpc/status"
 )
 
-// Code returns the HTTP status err carries or stands for: a
-// *googleapi.Error's code, an HTTPStatusCode() method's, a gRPC status
-// (Unavailable and Aborted 503, ResourceExhausted 429, DeadlineExceeded
-// 408, Internal 500) or a gocloud error code (ResourceExhausted 429,
-// DeadlineExceeded 408, Internal 500). ok is false when it carries none of
-// them.
-func Code(err error) (code int, ok bool) {
+// code returns the HTTP status err stands for: a *googleapi.Error's code,
+// a gRPC status code (Unavailable and Aborted 503, ResourceExhausted 429,
+// DeadlineExceeded 408, Internal 500) or a gocloud error code
+// (ResourceExhausted 429, DeadlineExceeded 408, Internal 500). ok is false
+// when it carries none of them.
+func code(err error) (status int, ok bool) {
 	if err == nil {
 		return 0, false
 	}
 	if gerr, isG := errors.AsType[*googleapi.Error](err); isG {
 		return gerr.Code, true
 	}
-	if ws, has := withStatus(err); has {
-		return ws.HTTPStatusCode(), true
-	}
-	if s, isStatus := status.FromError(err); isStatus && s.Code() != codes.OK && s.Code() != codes.Unknown {
+	if s, isStatus := grpcstatus.FromError(err); isStatus {
 		switch s.Code() {
 		case codes.Unavailable, codes.Aborted:
 			return http.StatusServiceUnavailable, true
@@ -49,20 +45,21 @@ func Code(err error) (code int, ok bool) {
 	return 0, false
 }
 
-// Wrap returns err with an HTTPStatusCode() method when Code finds a
-// status, and err itself otherwise (nil for nil). The result unwraps to err.
+// Wrap returns err with an HTTPStatusCode() method when it has none and
+// code finds a status, and err itself otherwise (nil for nil). The result
+// unwraps to err.
 func Wrap(err error) error {
 	if _, has := withStatus(err); has {
 		return err
 	}
-	code, ok := Code(err)
+	status, ok := code(err)
 	if !ok {
 		return err
 	}
-	return &Error{Status: code, Err: err}
+	return &Error{Status: status, Err: err}
 }
 
-// Error is an error with the HTTP status Code found for it.
+// Error is an error with the HTTP status Wrap found for it.
 type Error struct {
 	Status int
 	Err    error

@@ -37,9 +37,8 @@ type Progress struct {
 type progressRecorder struct {
 	path string
 
-	mu      sync.Mutex
-	p       Progress
-	planned bool
+	mu sync.Mutex
+	p  Progress // p.Since is set once the plan is known
 }
 
 func newProgressRecorder(path string) *progressRecorder { return &progressRecorder{path: path} }
@@ -55,7 +54,6 @@ func (r *progressRecorder) observe(p transfer.Progress) {
 	case transfer.EventRepositoryPlanned:
 		r.mu.Lock()
 		r.p = Progress{Total: int64(p.Planned.Blobs + p.Planned.Tags), Since: time.Now().UTC()}
-		r.planned = true
 		r.mu.Unlock()
 	case transfer.EventBlobDone, transfer.EventTagDone:
 		r.mu.Lock()
@@ -68,7 +66,7 @@ func (r *progressRecorder) observe(p transfer.Progress) {
 func (r *progressRecorder) snapshot() *Progress {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if !r.planned {
+	if r.p.Since.IsZero() {
 		return nil
 	}
 	p := r.p
@@ -83,9 +81,9 @@ func (s *Server) progressOf(imp Import) *Progress {
 		return nil
 	}
 	s.mu.Lock()
-	r := s.runs[imp.Path]
+	r := s.runLocked(imp.Ref())
 	s.mu.Unlock()
-	if r == nil || r.ref != imp.Ref() {
+	if r == nil {
 		return nil
 	}
 	return r.progress.snapshot()

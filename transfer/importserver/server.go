@@ -272,12 +272,20 @@ func (s *Server) launch(imp Import) {
 func (s *Server) stopRun(ref RunRef, cause *stopCause) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	r := s.runs[ref.Path]
-	if r == nil || r.ref.Run != ref.Run {
+	r := s.runLocked(ref)
+	if r == nil {
 		return false
 	}
 	r.cancel(cause)
 	return true
+}
+
+// runLocked returns this process's run ref, or nil; s.mu is held.
+func (s *Server) runLocked(ref RunRef) *activeRun {
+	if r := s.runs[ref.Path]; r != nil && r.ref == ref {
+		return r
+	}
+	return nil
 }
 
 // execute runs one import and records its outcome. The importer runs
@@ -320,7 +328,7 @@ func (s *Server) execute(ctx context.Context, cancel context.CancelCauseFunc, im
 		}
 	}
 	s.mu.Lock()
-	if r := s.runs[imp.Path]; r != nil && r.ref == imp.Ref() {
+	if s.runLocked(imp.Ref()) != nil {
 		delete(s.runs, imp.Path)
 	}
 	s.mu.Unlock()

@@ -102,12 +102,16 @@ func (b *MemBucket) List(ctx context.Context, opts transfer.ListOptions) (transf
 		size = 1000
 	}
 	b.mu.Lock()
-	var all []transfer.ListObject
-	for _, k := range slices.Sorted(maps.Keys(b.objects)) {
-		rest, ok := strings.CutPrefix(k, opts.Prefix)
-		if !ok {
-			continue
+	var keys []string
+	for k := range b.objects {
+		if strings.HasPrefix(k, opts.Prefix) {
+			keys = append(keys, k)
 		}
+	}
+	slices.Sort(keys)
+	var all []transfer.ListObject
+	for _, k := range keys {
+		rest := k[len(opts.Prefix):]
 		if opts.Delimiter != "" {
 			if i := strings.Index(rest, opts.Delimiter); i >= 0 {
 				dir := opts.Prefix + rest[:i+len(opts.Delimiter)]
@@ -202,18 +206,7 @@ func (w *memWriter) Close() error {
 // WriteObject writes data to key in b in one call, as
 // "application/octet-stream" with no metadata.
 func WriteObject(ctx context.Context, b transfer.Bucket, key string, data []byte) error {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	w, err := b.NewWriter(ctx, key, transfer.WriterOptions{ContentType: "application/octet-stream"})
-	if err != nil {
-		return err
-	}
-	if _, err := w.Write(data); err != nil {
-		cancel()
-		_ = w.Close()
-		return err
-	}
-	return w.Close()
+	return transfer.WriteAll(ctx, b, key, data, transfer.WriterOptions{ContentType: "application/octet-stream"})
 }
 
 // ReadObject reads the whole object at key in b.
