@@ -178,18 +178,21 @@ func (s *Store) List(ctx context.Context, opts enqueuer.ListOptions) ([]enqueuer
 	if err := opts.Validate(); err != nil {
 		return nil, err
 	}
-	s.mu.Lock()
-	var out []enqueuer.Repository
-	for _, r := range s.byID {
-		if opts.Match(r) {
-			out = append(out, r)
-		}
-	}
-	s.mu.Unlock()
 	compare, err := opts.Order.Comparator()
 	if err != nil {
 		return nil, err
 	}
+	// opts.Match would build the comparator again for every row.
+	after, filter := opts.After, opts
+	filter.After = nil
+	s.mu.Lock()
+	var out []enqueuer.Repository
+	for _, r := range s.byID {
+		if filter.Match(r) && (after == nil || compare(*after, r) < 0) {
+			out = append(out, r)
+		}
+	}
+	s.mu.Unlock()
 	slices.SortFunc(out, compare)
 	if len(out) > opts.Limit {
 		out = out[:opts.Limit]
