@@ -90,6 +90,7 @@ type DB struct {
 	owned    []*pgxpool.Pool // pools Open made, closed by Close
 
 	refreshes singleflight.Group
+	wal       walState
 
 	mu   sync.Mutex
 	next int // round-robin start among replicas

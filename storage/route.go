@@ -160,12 +160,12 @@ func (db *DB) currentLSN(ctx context.Context) (uint64, error) {
 		`SELECT (pg_current_wal_insert_lsn() - '0/0'::pg_lsn)::bigint`).Scan(&lsn); err != nil {
 		return 0, fmt.Errorf("storage: reading the primary's WAL position: %w", err)
 	}
-	return uint64(lsn), nil
+	return db.recordEnd(ctx, uint64(lsn)), nil
 }
 
-// RecordWrite remembers the primary's current WAL insert position for key,
-// so that later reads for key go to a replica only once it has replayed
-// that far. Call it after the write has committed. Without replicas it does
+// RecordWrite remembers the primary's current WAL position (the end of its
+// last record) for key, so that later reads for key go to a replica only
+// once it has replayed that far. Call it after the write has committed. Without replicas it does
 // nothing.
 func (db *DB) RecordWrite(ctx context.Context, key string) error {
 	if len(db.replicas) == 0 {

@@ -130,6 +130,54 @@ func TestWithoutReplicasEverythingIsPrimary(t *testing.T) {
 	require.Equal(t, storage.TargetPrimary, target)
 }
 
+// After a WAL segment switch an idle primary's insert position is past
+// the new segment's page header, while a replica that replayed everything
+// reports the segment's start. A write recorded there must still be
+// readable from that replica, not wait for the primary's next record
+// (which on an idle primary comes with the next standby snapshot, 15 s
+// or more later).
+func TestReadsReachReplicaWhenPrimaryIdlesAtSegmentStart(t *testing.T) {
+	ctx := context.Background()
+	db, rep := openReplicated(t, 0)
+	primary, err := pgx.Connect(ctx, rep.PrimaryURL)
+	require.NoError(t, err)
+	defer primary.Close(ctx)
+	replica, err := pgx.Connect(ctx, rep.ReplicaURL)
+	require.NoError(t, err)
+	defer replica.Close(ctx)
+	const segment = 16 << 20 // initdb's default, which storagetest keeps
+	deadline := time.Now().Add(20 * time.Second)
+	for tries := 1; ; tries++ {
+		require.True(t, time.Now().Before(deadline), "no quiet moment at a segment start in 20s (%d tries)", tries)
+		_, err := db.Exec(ctx, `INSERT INTO repos VALUES ($1, 'default')`, fmt.Sprintf("group/switch-%d", tries))
+		require.NoError(t, err)
+		_, err = primary.Exec(ctx, `SELECT pg_switch_wal()`)
+		require.NoError(t, err)
+		insert := func() uint64 {
+			var lsn int64
+			require.NoError(t, primary.QueryRow(ctx, `SELECT (pg_current_wal_insert_lsn() - '0/0')::bigint`).Scan(&lsn))
+			return uint64(lsn)
+		}
+		at := insert()
+		if at%segment != 40 {
+			continue // a background record came after the switch
+		}
+		require.Eventually(t, func() bool {
+			var replay int64
+			require.NoError(t, replica.QueryRow(ctx, `SELECT (pg_last_wal_replay_lsn() - '0/0')::bigint`).Scan(&replay))
+			return uint64(replay) >= at-40
+		}, 10*time.Second, 5*time.Millisecond, "the replica replays the switch")
+		require.NoError(t, db.RecordWrite(ctx, "k"))
+		time.Sleep(60 * time.Millisecond) // past the replica check's interval: the next Choose reads the replica again
+		_, target := db.Choose(ctx, "k")
+		if insert() != at {
+			continue // the primary wrote meanwhile: inconclusive
+		}
+		require.Equal(t, storage.TargetReplica, target, "a replica that replayed everything takes the reads (try %d)", tries)
+		return
+	}
+}
+
 func TestOpenBadInput(t *testing.T) {
 	ctx := context.Background()
 	_, err := storage.Open(ctx, storage.Config{})

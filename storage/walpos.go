@@ -1,0 +1,80 @@
+package storage
+
+import (
+	"context"
+	"sync/atomic"
+)
+
+// WAL page header sizes of a server whose maximum alignment is 8 bytes
+// (every 64-bit build): a segment's first page has the long header.
+const (
+	shortPageHeader = 24
+	longPageHeader  = 40
+)
+
+// walGeometry is the primary's WAL page and segment size, for recordEnd.
+// The zero value makes no correction.
+type walGeometry struct {
+	blockSize, segmentSize uint64
+}
+
+// recordEnd turns a WAL insert position into the end of the last record
+// inserted before it, the position a replica reports once it has replayed
+// that record. They differ only when the last record ended exactly at a
+// page boundary: the insert position is then past the next page's header
+// (which no record can end inside), while the replica reports the
+// boundary. An idle primary sits there after every WAL segment switch
+// (pg_switch_wal, archive_timeout, a base backup), and until its next
+// record a read waiting for that position would never go to a replica.
+func (g walGeometry) recordEnd(insert uint64) uint64 {
+	if g.blockSize == 0 || g.segmentSize == 0 {
+		return insert
+	}
+	header := uint64(shortPageHeader)
+	if insert%g.segmentSize < g.blockSize {
+		header = longPageHeader
+	}
+	if insert%g.blockSize == header {
+		return insert - header
+	}
+	return insert
+}
+
+// walGeometryOf reads the server's WAL geometry. ok is false when the
+// caller's ctx ended first: ask again later. A server that could not
+// answer, or aligns other than 8 bytes, gets the zero walGeometry: no
+// correction, so a read after a write at a page boundary waits for the
+// primary's next record (safe, and how it was before).
+func walGeometryOf(ctx context.Context, q Querier) (g walGeometry, ok bool) {
+	var align int32
+	var block, segment int64
+	err := q.QueryRow(ctx, `SELECT max_data_alignment, wal_block_size, bytes_per_wal_segment FROM pg_control_init()`).
+		Scan(&align, &block, &segment)
+	switch {
+	case err != nil && ctx.Err() != nil:
+		return walGeometry{}, false
+	case err != nil, align != 8, block <= 0, segment <= 0:
+		return walGeometry{}, true
+	}
+	return walGeometry{blockSize: uint64(block), segmentSize: uint64(segment)}, true
+}
+
+// walState caches a DB's walGeometry once it is known.
+type walState struct {
+	geometry atomic.Pointer[walGeometry]
+}
+
+// recordEnd is walGeometry.recordEnd with the primary's geometry, read on
+// first use (concurrent first uses may each read it; they agree).
+func (db *DB) recordEnd(ctx context.Context, insert uint64) uint64 {
+	g := db.wal.geometry.Load()
+	if g == nil {
+		got, ok := walGeometryOf(ctx, db.primary)
+		if !ok {
+			return insert
+		}
+		db.wal.geometry.Store(&got)
+		g = &got
+	}
+	return g.recordEnd(insert)
+}
