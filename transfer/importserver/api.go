@@ -244,11 +244,17 @@ func (s *Server) start(ctx context.Context, w http.ResponseWriter, path string, 
 	defer s.starting.Done()
 
 	// A repository imported before starts in one store call; only the
-	// first start of a repository checks that it exists and is not native.
+	// first start of a repository checks that it exists and is not native
+	// (a first pre-import while it starts: startFirst).
 	req := BeginRequest{Path: path, Type: typ, Owner: s.cfg.Instance, MaxRunning: s.cfg.MaxConcurrentImports,
 		AllowWithoutPreImport: s.cfg.AllowFinalWithoutPreImport, RequireRecord: true}
 	imp, err := s.cfg.Store.Begin(ctx, req)
 	if errors.Is(err, ErrNotFound) {
+		if typ == PreImport && !s.cfg.CheckBeforeFirstStart {
+			if a, started := s.startFirst(ctx, w, req); started {
+				return a
+			}
+		}
 		if a, done := s.unrecorded(ctx, w, path); done {
 			return a
 		}
@@ -264,23 +270,77 @@ func (s *Server) start(ctx context.Context, w http.ResponseWriter, path string, 
 	case err != nil:
 		return s.unavailable(ctx, w, path, err)
 	}
-	s.launch(imp)
+	s.launch(imp, nil)
 	return respond(w, http.StatusAccepted, s.statusResponse(imp), nil)
+}
+
+// startFirst starts a repository's first pre-import before it knows that
+// the repository exists, and checks that while the import runs: the check
+// lists the source (LayoutRepositories) and would otherwise hold up every
+// repository's first start by one storage round trip. (Config.Native is
+// asked first, as before: a native repository's pre-import must not write
+// into it.) A repository not found, or whose check failed, gets the answer
+// it would have got (404, 503) and its run is abandoned: stopped, its
+// record deleted (Store.Abandon), nothing notified; the run's outcome
+// waits for the check. The Importer reads a repository's tags and checks
+// that it exists before it writes anything, so a run for a repository that
+// is not there wrote nothing. started (true when it answered) is false
+// when the store refused the start (capacity, a racing start): the caller
+// then checks first and answers as before.
+func (s *Server) startFirst(ctx context.Context, w http.ResponseWriter, req BeginRequest) (a answer, started bool) {
+	if a, done := s.native(ctx, w, req.Path); done {
+		return a, true
+	}
+	req.RequireRecord = false
+	imp, err := s.cfg.Store.Begin(ctx, req)
+	if err != nil {
+		return answer{}, false
+	}
+	verdict := make(chan bool, 1)
+	found := false
+	defer func() { // also when the host's check panics: the run must not wait for ever
+		if !found {
+			s.stopRun(imp.Ref(), stopAbandoned)
+		}
+		verdict <- found
+	}()
+	s.launch(imp, verdict)
+	if a, done := s.missing(ctx, w, req.Path); done {
+		return a, true
+	}
+	found = true
+	return respond(w, http.StatusAccepted, s.statusResponse(imp), nil), true
 }
 
 // unrecorded answers a start or status of a repository without an import
 // record when it is native (200) or unknown (404); done is false when it
 // exists and is not native.
 func (s *Server) unrecorded(ctx context.Context, w http.ResponseWriter, path string) (answer, bool) {
-	if s.cfg.Native != nil {
-		native, err := s.cfg.Native(ctx, path)
-		if err != nil {
-			return s.unavailable(ctx, w, path, err), true
-		}
-		if native {
-			return respond(w, http.StatusOK, nativeResponse(path), nil), true
-		}
+	if a, done := s.native(ctx, w, path); done {
+		return a, true
 	}
+	return s.missing(ctx, w, path)
+}
+
+// native answers a repository that Config.Native says is native (200);
+// done is false when it is not (or there is no such check).
+func (s *Server) native(ctx context.Context, w http.ResponseWriter, path string) (answer, bool) {
+	if s.cfg.Native == nil {
+		return answer{}, false
+	}
+	native, err := s.cfg.Native(ctx, path)
+	if err != nil {
+		return s.unavailable(ctx, w, path, err), true
+	}
+	if native {
+		return respond(w, http.StatusOK, nativeResponse(path), nil), true
+	}
+	return answer{}, false
+}
+
+// missing answers a repository that does not exist (404); done is false
+// when it exists.
+func (s *Server) missing(ctx context.Context, w http.ResponseWriter, path string) (answer, bool) {
 	exists, err := s.cfg.Repositories.Exists(ctx, path)
 	if err != nil {
 		return s.unavailable(ctx, w, path, err), true

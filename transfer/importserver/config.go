@@ -33,7 +33,11 @@ const (
 )
 
 // Importer runs the passes of an import. *transfer.Importer implements it;
-// each call names exactly one repository.
+// each call names exactly one repository. A repository's first PreImport
+// may begin before the server knows that the repository exists (see
+// Config.CheckBeforeFirstStart): it must write nothing for a repository
+// its source does not hold (*transfer.Importer reads the repository's tags
+// and checks that it exists before any write).
 type Importer interface {
 	PreImport(ctx context.Context, repos ...string) (*transfer.Report, error)
 	Import(ctx context.Context, repos ...string) (*transfer.Report, error)
@@ -97,6 +101,15 @@ type Config struct {
 	// answers 424, like a failed pre-import: the final import holds the
 	// repository read-only and is meant to be short.
 	AllowFinalWithoutPreImport bool
+	// CheckBeforeFirstStart starts a repository's first pre-import only
+	// once Repositories.Exists has answered. By default the pre-import
+	// starts while Exists is asked (Exists lists the source, a storage
+	// round trip on every repository's first start), and is abandoned,
+	// unrecorded and unnotified, when the repository is not found or the
+	// check fails (Store.Abandon). Set it for an Importer that may write
+	// before it finds a repository missing. Config.Native is always asked
+	// first.
+	CheckBeforeFirstStart bool
 
 	// Instance names this server among those sharing the Store. Imports it
 	// runs are recorded as its own; a server that starts with the Instance

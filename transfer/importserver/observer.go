@@ -113,6 +113,12 @@ type ImportEvent struct {
 	// A run ended by someone else (forced cancellation, stale sweep) is
 	// not recorded by its owner.
 	Recorded bool
+	// Abandoned marks a repository's first pre-import, started while the
+	// repository's existence was being checked, that was dropped because
+	// it was not found, is native, or could not be checked: its start was
+	// answered with that and its record deleted (Store.Abandon); nothing
+	// is notified. Result is empty.
+	Abandoned bool
 }
 
 // GuardAction is what WriteGuard did with a write.

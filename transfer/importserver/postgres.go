@@ -48,7 +48,7 @@ func NewPostgresStore(db storage.Handle, _ PostgresOptions) (*PostgresStore, err
 // postgresQueries are the store's statements with the table names filled in.
 type postgresQueries struct {
 	lockKey                                         int64
-	get, count, begin, finish, requestCancel, force string
+	get, count, begin, finish, abandon, requestCancel, force string
 	heartbeat, stale, claim, record, stats, prune   string
 }
 
@@ -120,6 +120,7 @@ func newPostgresQueries(imports, notifications string) postgresQueries {
 			)
 			SELECT ` + prefixed("done.", importColumns) + `, queued.id, queued.created_at, queued.next_attempt_at, queued.claimed
 			FROM done, queued`),
+		abandon: r.Replace(`DELETE FROM {imports} WHERE path = $1 AND run = $2 AND run = 1 AND status IN ` + inProgress),
 		requestCancel: r.Replace(`UPDATE {imports} SET cancel_requested = true, updated_at = now()
 			WHERE path = $1 AND status IN ` + inProgress + `
 			RETURNING ` + importColumns),
@@ -369,6 +370,21 @@ func (s *PostgresStore) Finish(ctx context.Context, o Outcome) (Import, *Notific
 	n.Path, n.Run, n.Status, n.Detail, n.State = i.Path, i.Run, i.Status, i.Detail, NotificationPending
 	n.CreatedAt, n.NextAttemptAt = n.CreatedAt.UTC(), n.NextAttemptAt.UTC()
 	return i, &n, nil
+}
+
+// Abandon implements Store.
+func (s *PostgresStore) Abandon(ctx context.Context, ref RunRef) error {
+	if err := ValidatePath(ref.Path); err != nil {
+		return err
+	}
+	tag, err := s.db.Exec(ctx, s.q.abandon, ref.Path, ref.Run)
+	if err != nil {
+		return fmt.Errorf("importserver: abandoning run %d of %s: %w", ref.Run, ref.Path, err)
+	}
+	if tag.RowsAffected() == 0 {
+		return fmt.Errorf("%w: run %d of %s is not a first run in progress", ErrStateChanged, ref.Run, ref.Path)
+	}
+	return nil
 }
 
 // RequestCancel implements Store.

@@ -248,6 +248,7 @@ var (
 	stopRequested = &stopCause{Canceled, "canceled by request"}
 	stopWrite     = &stopCause{Canceled, "canceled: the repository was written to during its pre-import"}
 	stopLost      = &stopCause{"", "ended elsewhere (forced cancellation or stale)"}
+	stopAbandoned = &stopCause{"", "abandoned: the repository was not found, is native, or could not be checked"}
 )
 
 func (s *Server) timeout(t Type) time.Duration {
@@ -257,15 +258,19 @@ func (s *Server) timeout(t Type) time.Duration {
 	return s.cfg.ImportTimeout
 }
 
-// launch runs a recorded start in the background.
-func (s *Server) launch(imp Import) {
+// launch runs a recorded start in the background. A start whose
+// repository is still being checked (startFirst) passes verdict, which
+// gets exactly one value: whether the repository was found; the run's
+// outcome waits for it, and a run whose repository was not found is
+// abandoned instead of recorded.
+func (s *Server) launch(imp Import, verdict <-chan bool) {
 	ctx, cancel := context.WithCancelCause(context.Background())
 	progress := newProgressRecorder(imp.Path)
 	s.mu.Lock()
 	s.runs[imp.Path] = &activeRun{ref: imp.Ref(), cancel: cancel, progress: progress}
 	s.imports.Add(1)
 	s.mu.Unlock()
-	go s.execute(ctx, cancel, imp, progress)
+	go s.execute(ctx, cancel, imp, progress, verdict)
 }
 
 // stopRun cancels the run ref if this process runs it.
@@ -290,7 +295,7 @@ func (s *Server) runLocked(ref RunRef) *activeRun {
 
 // execute runs one import and records its outcome. The importer runs
 // under transfer.WithProgress, reporting to progress (what GET shows).
-func (s *Server) execute(ctx context.Context, cancel context.CancelCauseFunc, imp Import, progress *progressRecorder) {
+func (s *Server) execute(ctx context.Context, cancel context.CancelCauseFunc, imp Import, progress *progressRecorder, verdict <-chan bool) {
 	defer s.imports.Done()
 	defer cancel(nil)
 	timeout := s.timeout(imp.Type)
@@ -305,6 +310,14 @@ func (s *Server) execute(ctx context.Context, cancel context.CancelCauseFunc, im
 	rep, err := s.run(transfer.WithProgress(runCtx, progress.observe), imp)
 	result, detail, record := classify(runCtx, imp, rep, err)
 	ev := ImportEvent{Import: imp, Result: result, Duration: time.Since(began), Report: rep, Err: err}
+	if verdict != nil && !<-verdict {
+		record, ev.Result, ev.Abandoned = false, "", true
+		if aerr := s.abandon(imp.Ref()); aerr != nil {
+			ev.Err = aerr
+			log.ErrorContext(runCtx, "importserver: could not abandon the start of a repository that was not found; it will be found stale",
+				"error", aerr)
+		}
+	}
 	if record {
 		o := Outcome{Path: imp.Path, Run: imp.Run, Status: imp.Type.Outcome(result), Detail: detail, Counts: countsOf(rep)}
 		recorded, rerr := s.record(o)
@@ -438,18 +451,41 @@ func (s *Server) record(o Outcome) (Import, error) {
 
 // finish calls Store.Finish, retrying failures other than ErrStateChanged
 // until ctx ends.
-func (s *Server) finish(ctx context.Context, o Outcome) (Import, *Notification, error) {
+func (s *Server) finish(ctx context.Context, o Outcome) (imp Import, n *Notification, err error) {
+	err = s.retryStore(ctx, func() error {
+		imp, n, err = s.cfg.Store.Finish(ctx, o)
+		return err
+	}, "recording an outcome failed; retrying", "repository", o.Path, "status", o.Status)
+	return imp, n, err
+}
+
+// abandon calls Store.Abandon like finish calls Finish, for up to
+// recordTimeout. A run ended elsewhere meanwhile (ErrStateChanged) was
+// recorded and notified there: nothing more to do.
+func (s *Server) abandon(ref RunRef) error {
+	ctx, cancel := context.WithTimeout(s.recordCtx, recordTimeout)
+	defer cancel()
+	err := s.retryStore(ctx, func() error { return s.cfg.Store.Abandon(ctx, ref) },
+		"abandoning a start failed; retrying", "repository", ref.Path, "run", ref.Run)
+	if errors.Is(err, ErrStateChanged) {
+		return nil
+	}
+	return err
+}
+
+// retryStore calls f until it succeeds, fails with ErrStateChanged, or
+// ctx ends, with capped backoff between failures (logged as msg).
+func (s *Server) retryStore(ctx context.Context, f func() error, msg string, attrs ...any) error {
 	retry := backoff.Policy{Base: 100 * time.Millisecond, Max: 5 * time.Second}
 	for failed := 0; ; failed++ {
-		imp, n, err := s.cfg.Store.Finish(ctx, o)
+		err := f()
 		if err == nil || errors.Is(err, ErrStateChanged) {
-			return imp, n, err
+			return err
 		}
 		pause := retry.Delay(failed)
-		s.log.WarnContext(ctx, "importserver: recording an outcome failed; retrying", "repository", o.Path,
-			"status", o.Status, "error", err, "retry_in", pause)
+		s.log.WarnContext(ctx, "importserver: "+msg, append(attrs, "error", err, "retry_in", pause)...)
 		if werr := wait.Sleep(ctx, pause); werr != nil {
-			return Import{}, nil, fmt.Errorf("%w (then %w)", err, werr)
+			return fmt.Errorf("%w (then %w)", err, werr)
 		}
 	}
 }

@@ -41,6 +41,15 @@ type Store interface {
 	// the repository is pending; otherwise the notification is nil.
 	Finish(ctx context.Context, o Outcome) (Import, *Notification, error)
 
+	// Abandon deletes the record of a repository's first run (Run 1)
+	// while it is in progress, as if it had never started: no outcome, no
+	// notification. The Handler starts a repository's first pre-import
+	// before the repository's existence is known, and abandons it when it
+	// does not exist. It fails with ErrStateChanged when ref is not the
+	// record's run, not a first run, or no longer in progress, and then
+	// changes nothing.
+	Abandon(ctx context.Context, ref RunRef) error
+
 	// RequestCancel asks a running import to stop (its owner sees it at
 	// its next Heartbeat and records the cancellation). It fails with a
 	// *RefusedError wrapping ErrNotInProgress when nothing runs.

@@ -179,6 +179,21 @@ func (s *Store) inProgress(path string) (importserver.Import, error) {
 	return i, nil
 }
 
+// Abandon implements importserver.Store.
+func (s *Store) Abandon(_ context.Context, ref importserver.RunRef) error {
+	if err := importserver.ValidatePath(ref.Path); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	i, ok := s.imports[ref.Path]
+	if !ok || i.Run != ref.Run || i.Run != 1 || !i.Status.InProgress() {
+		return fmt.Errorf("%w: run %d of %s is not a first run in progress", importserver.ErrStateChanged, ref.Run, ref.Path)
+	}
+	delete(s.imports, ref.Path)
+	return nil
+}
+
 // RequestCancel implements importserver.Store.
 func (s *Store) RequestCancel(_ context.Context, path string) (importserver.Import, error) {
 	s.mu.Lock()

@@ -30,6 +30,7 @@ func TestStore(t *testing.T, newStore func(t *testing.T) importserver.Store) {
 		{"FinishCompareAndSet", testFinishCompareAndSet},
 		{"FinishClaims", testFinishClaims},
 		{"RequireRecord", testRequireRecord},
+		{"Abandon", testAbandon},
 		{"RecordDeliveriesBatch", testRecordDeliveriesBatch},
 		{"RequestCancel", testRequestCancel},
 		{"ForceCancel", testForceCancel},
@@ -533,6 +534,43 @@ func testRequireRecord(t *testing.T, s importserver.Store) {
 	final := importserver.BeginRequest{Path: "b", Type: importserver.FinalImport, Owner: owner, RequireRecord: true, AllowWithoutPreImport: true}
 	_, err = s.Begin(ctx, final)
 	require.ErrorIs(t, err, importserver.ErrNotFound, "even where a start without a record is allowed")
+}
+
+// Abandon deletes a first run in progress, and nothing else: not another
+// run, not a later run, not an ended one; it frees its capacity and leaves
+// no notification.
+func testAbandon(t *testing.T, s importserver.Store) {
+	ctx := context.Background()
+	first, err := s.Begin(ctx, importserver.BeginRequest{Path: "gone", Type: importserver.PreImport, Owner: owner, MaxRunning: 1})
+	require.NoError(t, err)
+	require.Equal(t, int64(1), first.Run)
+	_, err = s.Begin(ctx, importserver.BeginRequest{Path: "other", Type: importserver.PreImport, Owner: owner, MaxRunning: 1})
+	wantRefused(t, err, importserver.ErrTooManyImports)
+
+	require.ErrorIs(t, s.Abandon(ctx, importserver.RunRef{Path: "gone", Run: 2}), importserver.ErrStateChanged, "another run")
+	require.ErrorIs(t, s.Abandon(ctx, importserver.RunRef{Path: "never", Run: 1}), importserver.ErrStateChanged, "no record")
+	require.NoError(t, s.Abandon(ctx, first.Ref()))
+	_, err = s.Get(ctx, "gone")
+	require.ErrorIs(t, err, importserver.ErrNotFound, "the record is gone")
+	require.ErrorIs(t, s.Abandon(ctx, first.Ref()), importserver.ErrStateChanged, "twice")
+	other, err := s.Begin(ctx, importserver.BeginRequest{Path: "other", Type: importserver.PreImport, Owner: owner, MaxRunning: 1})
+	require.NoError(t, err, "its capacity is free")
+
+	// An ended first run, and a second run in progress, stay.
+	finish(t, s, other, importserver.Complete, "")
+	require.ErrorIs(t, s.Abandon(ctx, other.Ref()), importserver.ErrStateChanged, "ended")
+	second, err := s.Begin(ctx, importserver.BeginRequest{Path: "other", Type: importserver.PreImport, Owner: owner})
+	require.NoError(t, err)
+	require.ErrorIs(t, s.Abandon(ctx, second.Ref()), importserver.ErrStateChanged, "a second run")
+	got, err := s.Get(ctx, "other")
+	require.NoError(t, err)
+	require.Equal(t, second.Run, got.Run)
+	require.ErrorIs(t, s.Abandon(ctx, importserver.RunRef{Path: "../x", Run: 1}), importserver.ErrInvalidPath)
+
+	settle(t, s)
+	for _, n := range claimAll(t, s, "t") {
+		require.NotEqual(t, "gone", n.Path, "an abandoned run is never notified")
+	}
 }
 
 // RecordDeliveries records a batch at once, the last attempt of a
