@@ -47,9 +47,9 @@ func NewPostgresStore(db storage.Handle, _ PostgresOptions) (*PostgresStore, err
 
 // postgresQueries are the store's statements with the table names filled in.
 type postgresQueries struct {
-	lockKey                                         int64
+	lockKey                                                  int64
 	get, count, begin, finish, abandon, requestCancel, force string
-	heartbeat, stale, claim, record, stats, prune   string
+	heartbeat, stale, claim, record, stats, prune            string
 }
 
 const importColumns = `path, type, status, detail, run, owner, cancel_requested,
