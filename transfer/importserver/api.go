@@ -284,7 +284,9 @@ func (s *Server) start(ctx context.Context, w http.ResponseWriter, path string, 
 // record deleted (Store.Abandon), nothing notified; the run's outcome
 // waits for the check. The Importer reads a repository's tags and checks
 // that it exists before it writes anything, so a run for a repository that
-// is not there wrote nothing. started (true when it answered) is false
+// is not there wrote nothing. A process killed during the check leaves
+// the run to the stale sweep, like any run it was running (failed, and
+// notified). started (true when it answered) is false
 // when the store refused the start (capacity, a racing start): the caller
 // then checks first and answers as before.
 func (s *Server) startFirst(ctx context.Context, w http.ResponseWriter, req BeginRequest) (a answer, started bool) {

@@ -312,6 +312,7 @@ func (s *Server) execute(ctx context.Context, cancel context.CancelCauseFunc, im
 	ev := ImportEvent{Import: imp, Result: result, Duration: time.Since(began), Report: rep, Err: err}
 	if verdict != nil && !<-verdict {
 		record, ev.Result, ev.Abandoned = false, "", true
+		log.InfoContext(runCtx, "importserver: first pre-import abandoned: the repository was not found or could not be checked")
 		if aerr := s.abandon(imp.Ref()); aerr != nil {
 			ev.Err = aerr
 			log.ErrorContext(runCtx, "importserver: could not abandon the start of a repository that was not found; it will be found stale",
