@@ -2,7 +2,10 @@ package storage
 
 import (
 	"context"
+	"errors"
 	"sync/atomic"
+
+	"github.com/jackc/pgx/v5/pgconn"
 )
 
 // WAL page header sizes of a server whose maximum alignment is 8 bytes
@@ -40,20 +43,25 @@ func (g walGeometry) recordEnd(insert uint64) uint64 {
 	return insert
 }
 
-// walGeometryOf reads the server's WAL geometry. ok is false when the
-// caller's ctx ended first: ask again later. A server that could not
-// answer, or aligns other than 8 bytes, gets the zero walGeometry: no
-// correction, so a read after a write at a page boundary waits for the
-// primary's next record (safe, and how it was before).
+// walGeometryOf reads the server's WAL geometry. ok is false when it
+// could not be read for now (a connection error, or ctx ended): ask again
+// later. A server that refuses the question (an SQL error: no such
+// function, no permission) or aligns other than 8 bytes gets the zero
+// walGeometry for good: no correction, so a read after a write at a page
+// boundary waits for the primary's next record (safe, and how it was
+// before).
 func walGeometryOf(ctx context.Context, q Querier) (g walGeometry, ok bool) {
 	var align int32
 	var block, segment int64
 	err := q.QueryRow(ctx, `SELECT max_data_alignment, wal_block_size, bytes_per_wal_segment FROM pg_control_init()`).
 		Scan(&align, &block, &segment)
+	var pgErr *pgconn.PgError
 	switch {
-	case err != nil && ctx.Err() != nil:
+	case errors.As(err, &pgErr):
+		return walGeometry{}, true
+	case err != nil:
 		return walGeometry{}, false
-	case err != nil, align != 8, block <= 0, segment <= 0:
+	case align != 8 || block <= 0 || segment <= 0:
 		return walGeometry{}, true
 	}
 	return walGeometry{blockSize: uint64(block), segmentSize: uint64(segment)}, true

@@ -370,6 +370,11 @@ func (im *Importer) importRepository(ctx context.Context, st *runState, pass Pas
 // manifests and blob links only they needed. It records what it removed
 // in rr.
 func (im *Importer) apply(ctx context.Context, st *runState, pass Pass, p *repoPlan, rr *RepositoryReport) error {
+	// A pass cancelled while planning (or while its progress callback
+	// held the plan) writes nothing.
+	if err := ctx.Err(); err != nil {
+		return err
+	}
 	if err := im.sink.CreateRepository(ctx, p.name); err != nil {
 		return fmt.Errorf("sink: creating repository: %w", err)
 	}

@@ -250,16 +250,22 @@ func (s *Server) start(ctx context.Context, w http.ResponseWriter, path string, 
 		AllowWithoutPreImport: s.cfg.AllowFinalWithoutPreImport, RequireRecord: true}
 	imp, err := s.cfg.Store.Begin(ctx, req)
 	if errors.Is(err, ErrNotFound) {
-		if typ == PreImport && !s.cfg.CheckBeforeFirstStart {
-			if a, started := s.startFirst(ctx, w, req); started {
-				return a
-			}
-		}
-		if a, done := s.unrecorded(ctx, w, path); done {
+		if a, done := s.native(ctx, w, path); done {
 			return a
 		}
 		req.RequireRecord = false
-		imp, err = s.cfg.Store.Begin(ctx, req)
+		if typ == PreImport && !s.cfg.CheckBeforeFirstStart {
+			imp, err = s.cfg.Store.Begin(ctx, req)
+			if err == nil {
+				return s.startFirst(ctx, w, imp)
+			}
+		}
+		if a, done := s.missing(ctx, w, path); done {
+			return a
+		}
+		if typ != PreImport || s.cfg.CheckBeforeFirstStart || !errors.As(err, new(*RefusedError)) {
+			imp, err = s.cfg.Store.Begin(ctx, req) // else the refusal stands: answer it
+		}
 	}
 	var ref *RefusedError
 	switch {
@@ -274,44 +280,40 @@ func (s *Server) start(ctx context.Context, w http.ResponseWriter, path string, 
 	return respond(w, http.StatusAccepted, s.statusResponse(imp), nil)
 }
 
-// startFirst starts a repository's first pre-import before it knows that
-// the repository exists, and checks that while the import runs: the check
-// lists the source (LayoutRepositories) and would otherwise hold up every
-// repository's first start by one storage round trip. (Config.Native is
-// asked first, as before: a native repository's pre-import must not write
-// into it.) A repository not found, or whose check failed, gets the answer
-// it would have got (404, 503) and its run is abandoned: stopped, its
-// record deleted (Store.Abandon), nothing notified; the run's outcome
-// waits for the check. The Importer reads a repository's tags and checks
-// that it exists before it writes anything, so a run for a repository that
-// is not there wrote nothing. A process killed during the check leaves
-// the run to the stale sweep, like any run it was running (failed, and
-// notified). started (true when it answered) is false
-// when the store refused the start (capacity, a racing start): the caller
-// then checks first and answers as before.
-func (s *Server) startFirst(ctx context.Context, w http.ResponseWriter, req BeginRequest) (a answer, started bool) {
-	if a, done := s.native(ctx, w, req.Path); done {
-		return a, true
-	}
-	req.RequireRecord = false
-	imp, err := s.cfg.Store.Begin(ctx, req)
-	if err != nil {
-		return answer{}, false
-	}
-	verdict := make(chan bool, 1)
-	found := false
-	defer func() { // also when the host's check panics: the run must not wait for ever
-		if !found {
+// startFirst runs a repository's first pre-import, just recorded, while
+// it checks that the repository exists: the check lists the source
+// (LayoutRepositories), and would otherwise hold up every repository's
+// first start by one storage round trip. The run plans meanwhile (reads
+// only) and waits for the check before its first write (see
+// activeRun.gate). A repository not found, or whose check fails or
+// panics, gets the answer it would have got (404, 503) once its run is
+// abandoned: stopped, its record deleted (Store.Abandon), nothing written,
+// nothing notified. A process killed during the check leaves the run to
+// the stale sweep, like any run it was running (failed, and notified).
+func (s *Server) startFirst(ctx context.Context, w http.ResponseWriter, imp Import) answer {
+	check := newFirstCheck()
+	s.launch(imp, check)
+	settled := false
+	defer func() { // when the host's check panics: the run must not wait for ever
+		if !settled {
 			s.stopRun(imp.Ref(), stopAbandoned)
+			check.settle(false)
 		}
-		verdict <- found
 	}()
-	s.launch(imp, verdict)
-	if a, done := s.missing(ctx, w, req.Path); done {
-		return a, true
+	exists, err := s.cfg.Repositories.Exists(ctx, imp.Path)
+	settled = true
+	if err != nil || !exists {
+		s.stopRun(imp.Ref(), stopAbandoned)
+		check.settle(false)
+		select { // answer once the record is gone: a retry must not find it
+		case <-check.done:
+		case <-ctx.Done():
+		}
+		a, _ := s.answerExists(ctx, w, imp.Path, exists, err)
+		return a
 	}
-	found = true
-	return respond(w, http.StatusAccepted, s.statusResponse(imp), nil), true
+	check.settle(true)
+	return respond(w, http.StatusAccepted, s.statusResponse(imp), nil)
 }
 
 // unrecorded answers a start or status of a repository without an import
@@ -344,6 +346,11 @@ func (s *Server) native(ctx context.Context, w http.ResponseWriter, path string)
 // when it exists.
 func (s *Server) missing(ctx context.Context, w http.ResponseWriter, path string) (answer, bool) {
 	exists, err := s.cfg.Repositories.Exists(ctx, path)
+	return s.answerExists(ctx, w, path, exists, err)
+}
+
+// answerExists is missing's answer to Repositories.Exists's.
+func (s *Server) answerExists(ctx context.Context, w http.ResponseWriter, path string, exists bool, err error) (answer, bool) {
 	if err != nil {
 		return s.unavailable(ctx, w, path, err), true
 	}

@@ -35,9 +35,11 @@ const (
 // Importer runs the passes of an import. *transfer.Importer implements it;
 // each call names exactly one repository. A repository's first PreImport
 // may begin before the server knows that the repository exists (see
-// Config.CheckBeforeFirstStart): it must write nothing for a repository
-// its source does not hold (*transfer.Importer reads the repository's tags
-// and checks that it exists before any write).
+// Config.CheckBeforeFirstStart); the server then holds the pass at its
+// transfer.EventRepositoryPlanned, reported through the context's
+// transfer.WithProgress, until it knows, and cancels the context when the
+// repository is not there. *transfer.Importer plans (reads only) before
+// that event and writes nothing once its context is cancelled.
 type Importer interface {
 	PreImport(ctx context.Context, repos ...string) (*transfer.Report, error)
 	Import(ctx context.Context, repos ...string) (*transfer.Report, error)
@@ -103,12 +105,14 @@ type Config struct {
 	AllowFinalWithoutPreImport bool
 	// CheckBeforeFirstStart starts a repository's first pre-import only
 	// once Repositories.Exists has answered. By default the pre-import
-	// starts while Exists is asked (Exists lists the source, a storage
-	// round trip on every repository's first start), and is abandoned,
-	// unrecorded and unnotified, when the repository is not found or the
-	// check fails (Store.Abandon). Set it for an Importer that may write
-	// before it finds a repository missing. Config.Native is always asked
-	// first.
+	// starts (and plans) while Exists is asked (Exists lists the source,
+	// a storage round trip on every repository's first start), holds at
+	// its plan until Exists answered, and is abandoned, unrecorded and
+	// unnotified, when the repository is not found or the check fails
+	// (Store.Abandon); the start is answered once it is. Meanwhile it
+	// holds a unit of MaxConcurrentImports. Set it for an Importer that
+	// may write before it reports its plan (see Importer). Config.Native
+	// is always asked first.
 	CheckBeforeFirstStart bool
 
 	// Instance names this server among those sharing the Store. Imports it

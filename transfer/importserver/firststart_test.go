@@ -6,14 +6,19 @@ import (
 	"io"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/stretchr/testify/require"
+	"gocloud.dev/blob/memblob"
 
 	"github.com/ferryhq/ferry/transfer"
+	"github.com/ferryhq/ferry/transfer/gocloudblob"
 	"github.com/ferryhq/ferry/transfer/importserver"
 	"github.com/ferryhq/ferry/transfer/importserver/importservertest"
+	"github.com/ferryhq/ferry/transfer/transfertest"
 )
 
 // gatedRepositories answers Exists only once the test lets it, so that a
@@ -146,6 +151,10 @@ func TestFirstPreImportOfMissingRepositoryIsAbandoned(t *testing.T) {
 			f.repos.answer <- c.answer
 			if got := <-code; c.code != 0 {
 				require.Equal(t, c.code, got)
+				// Answered only once the run is gone: a retry must not find it.
+				_, err := f.store.Get(context.Background(), "no/such")
+				require.ErrorIs(t, err, importserver.ErrNotFound, "no record when the answer arrives")
+				require.Len(t, f.endsOf("no/such"), 1)
 			}
 			require.Eventually(t, func() bool { return len(f.endsOf("no/such")) == 1 }, 5*time.Second, time.Millisecond,
 				"the held run is stopped, not left waiting")
@@ -188,4 +197,54 @@ func TestFirstPreImportWaitsWhenItMust(t *testing.T) {
 		require.Equal(t, http.StatusAccepted, <-code)
 		f.coord.waitFor(t, "group/image", importserver.StatusPreImportComplete)
 	})
+}
+
+// writeCounter is a transfer.Sink that counts writes.
+type writeCounter struct {
+	transfer.Sink
+	writes atomic.Int64
+}
+
+func (c *writeCounter) CreateRepository(ctx context.Context, repo string) error {
+	c.writes.Add(1)
+	return c.Sink.CreateRepository(ctx, repo)
+}
+
+func (c *writeCounter) LinkBlob(ctx context.Context, repo string, blob ocispec.Descriptor) error {
+	c.writes.Add(1)
+	return c.Sink.LinkBlob(ctx, repo, blob)
+}
+
+func (c *writeCounter) PutManifest(ctx context.Context, repo string, m *transfer.Manifest) error {
+	c.writes.Add(1)
+	return c.Sink.PutManifest(ctx, repo, m)
+}
+
+// A real Importer that plans while the check runs waits at its plan for
+// the check: when the repository is then not found (here: the host's
+// check disagrees with the source), nothing reaches the sink.
+func TestAbandonedFirstPreImportWritesNothing(t *testing.T) {
+	ctx := context.Background()
+	src := gocloudblob.New(memblob.OpenBucket(nil))
+	gen, err := transfertest.Generate(ctx, src, transfertest.SmallSpec(1))
+	require.NoError(t, err)
+	repo := smallRepository(gen)
+	dst := gocloudblob.New(memblob.OpenBucket(nil))
+	tr, err := transfer.New(src, dst, transfer.Options{})
+	require.NoError(t, err)
+	sink := &writeCounter{Sink: transfer.NewLayoutSink(dst, gen.Layout, transfer.RetryPolicy{})}
+	im, err := transfer.NewImporter(src, tr, sink, transfer.ImportOptions{})
+	require.NoError(t, err)
+	f := newFixture(t, func(c *importserver.Config) {
+		c.Importer = im
+		c.Repositories = importserver.RepositoriesFunc(func(ctx context.Context, p string) (bool, error) {
+			time.Sleep(300 * time.Millisecond) // ample time to plan a small repository in memory
+			return p != repo, nil
+		})
+	})
+	code, _, _ := f.call(t, http.MethodPut, repo, "import_type=pre")
+	require.Equal(t, http.StatusNotFound, code)
+	require.Zero(t, sink.writes.Load(), "the run wrote nothing")
+	_, err = f.store.Get(ctx, repo)
+	require.ErrorIs(t, err, importserver.ErrNotFound)
 }

@@ -115,9 +115,9 @@ type ImportEvent struct {
 	Recorded bool
 	// Abandoned marks a repository's first pre-import, started while the
 	// repository's existence was being checked, that was dropped because
-	// it was not found, is native, or could not be checked: its start was
-	// answered with that and its record deleted (Store.Abandon); nothing
-	// is notified. Result is empty.
+	// it was not found or could not be checked: its record was deleted
+	// (Store.Abandon), its start answered 404 or 503, nothing notified.
+	// Result is empty.
 	Abandoned bool
 }
 

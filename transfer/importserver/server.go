@@ -84,6 +84,9 @@ type activeRun struct {
 	cancel context.CancelCauseFunc
 	// progress counts what the run's transfer.Importer pass reports.
 	progress *progressRecorder
+	// check is set for a first pre-import started during its existence
+	// check.
+	check *firstCheck
 }
 
 // New checks cfg, applies its defaults and returns a Server that is not
@@ -248,7 +251,7 @@ var (
 	stopRequested = &stopCause{Canceled, "canceled by request"}
 	stopWrite     = &stopCause{Canceled, "canceled: the repository was written to during its pre-import"}
 	stopLost      = &stopCause{"", "ended elsewhere (forced cancellation or stale)"}
-	stopAbandoned = &stopCause{"", "abandoned: the repository was not found, is native, or could not be checked"}
+	stopAbandoned = &stopCause{"", "abandoned: the repository was not found or could not be checked"}
 )
 
 func (s *Server) timeout(t Type) time.Duration {
@@ -258,19 +261,56 @@ func (s *Server) timeout(t Type) time.Duration {
 	return s.cfg.ImportTimeout
 }
 
-// launch runs a recorded start in the background. A start whose
-// repository is still being checked (startFirst) passes verdict, which
-// gets exactly one value: whether the repository was found; the run's
-// outcome waits for it, and a run whose repository was not found is
-// abandoned instead of recorded.
-func (s *Server) launch(imp Import, verdict <-chan bool) {
+// launch runs a recorded start in the background. A first pre-import
+// started while its repository is checked (startFirst) passes that check.
+func (s *Server) launch(imp Import, check *firstCheck) *activeRun {
 	ctx, cancel := context.WithCancelCause(context.Background())
-	progress := newProgressRecorder(imp.Path)
+	r := &activeRun{ref: imp.Ref(), cancel: cancel, progress: newProgressRecorder(imp.Path), check: check}
 	s.mu.Lock()
-	s.runs[imp.Path] = &activeRun{ref: imp.Ref(), cancel: cancel, progress: progress}
+	s.runs[imp.Path] = r
 	s.imports.Add(1)
 	s.mu.Unlock()
-	go s.execute(ctx, cancel, imp, progress, verdict)
+	go s.execute(ctx, r, imp)
+	return r
+}
+
+// firstCheck is the existence check a repository's first pre-import runs
+// alongside (startFirst). The handler settles it once; the run waits for
+// it before its first write (when its plan is known) and before its
+// outcome, and is abandoned when the repository was not found or could
+// not be checked. done is closed when the run has ended.
+type firstCheck struct {
+	settled chan struct{} // closed once found is set
+	found   bool
+	done    chan struct{}
+}
+
+func newFirstCheck() *firstCheck {
+	return &firstCheck{settled: make(chan struct{}), done: make(chan struct{})}
+}
+
+func (c *firstCheck) settle(found bool) {
+	c.found = found
+	close(c.settled)
+}
+
+// gate is the run's progress callback: with a check, the plan's event
+// (the last one before the importer's first write) waits until the check
+// is settled, so that a run abandoned for a repository that is not there
+// wrote nothing.
+func (r *activeRun) gate(ctx context.Context) func(transfer.Progress) {
+	if r.check == nil {
+		return r.progress.observe
+	}
+	return func(p transfer.Progress) {
+		if p.Kind == transfer.EventRepositoryPlanned {
+			select {
+			case <-r.check.settled:
+			case <-ctx.Done():
+			}
+		}
+		r.progress.observe(p)
+	}
 }
 
 // stopRun cancels the run ref if this process runs it.
@@ -295,9 +335,12 @@ func (s *Server) runLocked(ref RunRef) *activeRun {
 
 // execute runs one import and records its outcome. The importer runs
 // under transfer.WithProgress, reporting to progress (what GET shows).
-func (s *Server) execute(ctx context.Context, cancel context.CancelCauseFunc, imp Import, progress *progressRecorder, verdict <-chan bool) {
+func (s *Server) execute(ctx context.Context, run *activeRun, imp Import) {
 	defer s.imports.Done()
-	defer cancel(nil)
+	if run.check != nil {
+		defer close(run.check.done)
+	}
+	defer run.cancel(nil)
 	timeout := s.timeout(imp.Type)
 	runCtx, stop := context.WithTimeoutCause(ctx, timeout,
 		&stopCause{Failed, fmt.Sprintf("%s timed out after %s", noun(imp.Type), timeout)})
@@ -307,16 +350,23 @@ func (s *Server) execute(ctx context.Context, cancel context.CancelCauseFunc, im
 	runCtx = s.obs.ImportStart(runCtx, ImportStartEvent{Import: imp})
 	log.InfoContext(runCtx, "importserver: import started")
 
-	rep, err := s.run(transfer.WithProgress(runCtx, progress.observe), imp)
+	rep, err := s.run(transfer.WithProgress(runCtx, run.gate(runCtx)), imp)
 	result, detail, record := classify(runCtx, imp, rep, err)
 	ev := ImportEvent{Import: imp, Result: result, Duration: time.Since(began), Report: rep, Err: err}
-	if verdict != nil && !<-verdict {
-		record, ev.Result, ev.Abandoned = false, "", true
-		log.InfoContext(runCtx, "importserver: first pre-import abandoned: the repository was not found or could not be checked")
-		if aerr := s.abandon(imp.Ref()); aerr != nil {
-			ev.Err = aerr
-			log.ErrorContext(runCtx, "importserver: could not abandon the start of a repository that was not found; it will be found stale",
-				"error", aerr)
+	if run.check != nil {
+		if <-run.check.settled; !run.check.found {
+			record, ev.Result = false, ""
+			switch aerr := s.abandon(imp.Ref()); {
+			case aerr == nil:
+				ev.Abandoned = true
+				log.InfoContext(runCtx, "importserver: first pre-import abandoned: the repository was not found or could not be checked")
+			case errors.Is(aerr, ErrStateChanged):
+				log.InfoContext(runCtx, "importserver: import was ended elsewhere meanwhile", "error", aerr)
+			default:
+				ev.Err = aerr
+				log.ErrorContext(runCtx, "importserver: could not abandon the start of a repository that was not found; it will be found stale",
+					"error", aerr)
+			}
 		}
 	}
 	if record {
@@ -342,7 +392,7 @@ func (s *Server) execute(ctx context.Context, cancel context.CancelCauseFunc, im
 		}
 	}
 	s.mu.Lock()
-	if s.runLocked(imp.Ref()) != nil {
+	if s.runs[imp.Path] == run { // not by ref: an abandoned run's number is used again
 		delete(s.runs, imp.Path)
 	}
 	s.mu.Unlock()
@@ -461,17 +511,13 @@ func (s *Server) finish(ctx context.Context, o Outcome) (imp Import, n *Notifica
 }
 
 // abandon calls Store.Abandon like finish calls Finish, for up to
-// recordTimeout. A run ended elsewhere meanwhile (ErrStateChanged) was
-// recorded and notified there: nothing more to do.
+// recordTimeout. ErrStateChanged (the run was ended elsewhere meanwhile,
+// and notified there) is final.
 func (s *Server) abandon(ref RunRef) error {
 	ctx, cancel := context.WithTimeout(s.recordCtx, recordTimeout)
 	defer cancel()
-	err := s.retryStore(ctx, func() error { return s.cfg.Store.Abandon(ctx, ref) },
+	return s.retryStore(ctx, func() error { return s.cfg.Store.Abandon(ctx, ref) },
 		"abandoning a start failed; retrying", "repository", ref.Path, "run", ref.Run)
-	if errors.Is(err, ErrStateChanged) {
-		return nil
-	}
-	return err
 }
 
 // retryStore calls f until it succeeds, fails with ErrStateChanged, or
