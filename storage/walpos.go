@@ -3,6 +3,7 @@ package storage
 import (
 	"context"
 	"errors"
+	"strings"
 	"sync/atomic"
 
 	"github.com/jackc/pgx/v5/pgconn"
@@ -57,7 +58,7 @@ func walGeometryOf(ctx context.Context, q Querier) (g walGeometry, ok bool) {
 		Scan(&align, &block, &segment)
 	var pgErr *pgconn.PgError
 	switch {
-	case errors.As(err, &pgErr):
+	case err != nil && ctx.Err() == nil && errors.As(err, &pgErr) && refusal(pgErr.Code):
 		return walGeometry{}, true
 	case err != nil:
 		return walGeometry{}, false
@@ -85,4 +86,12 @@ func (db *DB) recordEnd(ctx context.Context, insert uint64) uint64 {
 		g = &got
 	}
 	return g.recordEnd(insert)
+}
+
+// refusal reports whether SQLSTATE code says the server will never answer
+// the question (no such function, no permission, not supported), as
+// opposed to a condition that passes (too many connections, starting up,
+// a timeout).
+func refusal(code string) bool {
+	return strings.HasPrefix(code, "42") || code == "0A000"
 }

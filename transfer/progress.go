@@ -118,7 +118,11 @@ type progressKey struct{}
 
 // WithProgress returns a context under which an Importer's passes also
 // report their progress to f, as to ImportOptions.Progress (after it, one
-// call at a time; f should return quickly). It is how one caller follows
+// call at a time; f should return quickly). The pass waits for f: an f
+// that blocks at a repository's EventRepositoryPlanned holds the pass
+// before its first write for that repository (the import server does,
+// while it checks that the repository exists), and a pass whose context
+// is cancelled meanwhile writes nothing for it. It is how one caller follows
 // its own pass of an Importer it shares, as httptrace.WithClientTrace
 // follows one request: the import server gives each import's context its
 // own f. Under a context that already carries one, both are called, the

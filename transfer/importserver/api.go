@@ -292,22 +292,29 @@ func (s *Server) start(ctx context.Context, w http.ResponseWriter, path string, 
 // the stale sweep, like any run it was running (failed, and notified).
 func (s *Server) startFirst(ctx context.Context, w http.ResponseWriter, imp Import) answer {
 	check := newFirstCheck()
-	s.launch(imp, check)
+	run := s.launch(imp, check)
+	abandon := func() {
+		s.stopActive(run, stopAbandoned)
+		check.settle(false)
+		select { // answer once the record is gone: a retry must not find it
+		case <-check.done:
+		case <-ctx.Done():
+		}
+	}
 	settled := false
 	defer func() { // when the host's check panics: the run must not wait for ever
 		if !settled {
-			s.stopRun(imp.Ref(), stopAbandoned)
-			check.settle(false)
+			abandon()
 		}
 	}()
 	exists, err := s.cfg.Repositories.Exists(ctx, imp.Path)
 	settled = true
 	if err != nil || !exists {
-		s.stopRun(imp.Ref(), stopAbandoned)
-		check.settle(false)
-		select { // answer once the record is gone: a retry must not find it
-		case <-check.done:
-		case <-ctx.Done():
+		abandon()
+		if check.abandonErr != nil && ctx.Err() == nil {
+			// The record stays (the stale sweep ends it, notified): say so
+			// rather than 404.
+			return s.unavailable(ctx, w, imp.Path, fmt.Errorf("abandoning the start of %s: %w", imp.Path, check.abandonErr))
 		}
 		a, _ := s.answerExists(ctx, w, imp.Path, exists, err)
 		return a

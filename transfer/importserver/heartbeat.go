@@ -54,8 +54,10 @@ func (s *Server) heartbeatLoop(ctx context.Context) {
 // what the store says about them.
 func (s *Server) beat(ctx context.Context) {
 	s.mu.Lock()
+	runs := make(map[RunRef]*activeRun, len(s.runs))
 	refs := make([]RunRef, 0, len(s.runs))
 	for _, r := range s.runs {
+		runs[r.ref] = r
 		refs = append(refs, r.ref)
 	}
 	s.mu.Unlock()
@@ -69,15 +71,17 @@ func (s *Server) beat(ctx context.Context) {
 		}
 		return
 	}
+	// Runs are stopped by identity, not by number: an abandoned first run
+	// frees its number for the next start of the repository.
 	still := make(map[RunRef]bool, len(alive))
 	for _, imp := range alive {
 		still[imp.Ref()] = true
-		if imp.CancelRequested && s.stopRun(imp.Ref(), stopRequested) {
+		if r := runs[imp.Ref()]; imp.CancelRequested && r != nil && s.stopActive(r, stopRequested) {
 			s.log.InfoContext(ctx, "importserver: cancellation requested", "repository", imp.Path, "run", imp.Run)
 		}
 	}
-	for _, ref := range refs {
-		if !still[ref] && s.stopRun(ref, stopLost) {
+	for ref, r := range runs {
+		if !still[ref] && s.stopActive(r, stopLost) {
 			s.log.WarnContext(ctx, "importserver: import was ended elsewhere; stopping it", "repository", ref.Path, "run", ref.Run)
 		}
 	}

@@ -282,7 +282,10 @@ func (s *Server) launch(imp Import, check *firstCheck) *activeRun {
 type firstCheck struct {
 	settled chan struct{} // closed once found is set
 	found   bool
-	done    chan struct{}
+	done    chan struct{} // closed once abandonErr is set
+	// abandonErr is why a run that was to be abandoned could not be
+	// (its record stays, for the stale sweep).
+	abandonErr error
 }
 
 func newFirstCheck() *firstCheck {
@@ -319,6 +322,18 @@ func (s *Server) stopRun(ref RunRef, cause *stopCause) bool {
 	defer s.mu.Unlock()
 	r := s.runLocked(ref)
 	if r == nil {
+		return false
+	}
+	r.cancel(cause)
+	return true
+}
+
+// stopActive cancels run r if it is still this process's run of its
+// repository.
+func (s *Server) stopActive(r *activeRun, cause *stopCause) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.runs[r.ref.Path] != r {
 		return false
 	}
 	r.cancel(cause)
@@ -363,7 +378,7 @@ func (s *Server) execute(ctx context.Context, run *activeRun, imp Import) {
 			case errors.Is(aerr, ErrStateChanged):
 				log.InfoContext(runCtx, "importserver: import was ended elsewhere meanwhile", "error", aerr)
 			default:
-				ev.Err = aerr
+				ev.Err, run.check.abandonErr = aerr, aerr
 				log.ErrorContext(runCtx, "importserver: could not abandon the start of a repository that was not found; it will be found stale",
 					"error", aerr)
 			}
