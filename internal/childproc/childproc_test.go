@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"syscall"
 	"testing"
 	"time"
@@ -52,6 +53,30 @@ func TestSweepStaleRemovesDeadOwnersDirs(t *testing.T) {
 	require.True(t, os.IsNotExist(err))
 	_, err = os.Stat(ours)
 	require.NoError(t, err)
+}
+
+// A stale dir's pid file may name a pid the system has since given to
+// another process: that one is left alone, the dir still removed.
+func TestSweepStaleKillsOnlyItsOwnServer(t *testing.T) {
+	if _, err := os.Stat("/proc/self/cmdline"); err != nil {
+		t.Skip("no /proc: the sweep cannot tell a reused pid")
+	}
+	other := exec.Command("sleep", "30")
+	require.NoError(t, other.Start())
+	exited := make(chan struct{})
+	go func() { _ = other.Wait(); close(exited) }()
+	defer func() { _ = other.Process.Kill(); <-exited }()
+	dead := filepath.Join(os.TempDir(), "ferry-childproc-test-2147483645-y")
+	require.NoError(t, os.MkdirAll(dead, 0o755))
+	require.NoError(t, os.WriteFile(filepath.Join(dead, "server.pid"), []byte(strconv.Itoa(other.Process.Pid)+"\n"), 0o644))
+	childproc.SweepStale("ferry-childproc-test-", "server.pid")
+	_, err := os.Stat(dead)
+	require.True(t, os.IsNotExist(err), "the stale dir is removed")
+	select {
+	case <-exited:
+		t.Fatal("a process that merely has the pid was killed")
+	case <-time.After(200 * time.Millisecond):
+	}
 }
 
 func ExampleTail() {

@@ -18,7 +18,8 @@ func TempDir(prefix string) (string, error) {
 // SweepStale removes the temp dirs made by TempDir(prefix) in processes
 // that are no longer alive. Before removing one it kills (SIGKILL) the
 // server whose pid is on the first line of pidFile inside it, if that is
-// still running (pidFile may be "").
+// still running and is that server (its command line names the dir: the
+// pid may have been reused); pidFile may be "".
 func SweepStale(prefix, pidFile string) {
 	dirs, _ := filepath.Glob(filepath.Join(os.TempDir(), prefix+"*"))
 	for _, d := range dirs {
@@ -30,7 +31,7 @@ func SweepStale(prefix, pidFile string) {
 		if pidFile != "" {
 			if b, err := os.ReadFile(filepath.Join(d, pidFile)); err == nil {
 				first, _, _ := strings.Cut(string(b), "\n")
-				if srv, err := strconv.Atoi(strings.TrimSpace(first)); err == nil && Alive(srv) {
+				if srv, err := strconv.Atoi(strings.TrimSpace(first)); err == nil && Alive(srv) && runsIn(srv, d) {
 					kill(srv)
 				}
 			}
