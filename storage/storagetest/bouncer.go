@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -38,6 +39,8 @@ const bouncerPort = 6432
 type Bouncer struct {
 	dir  string
 	proc *childproc.Process
+	// stopping is set by Stop: an exit before it is reported (watch).
+	stopping atomic.Bool
 }
 
 // StartBouncer starts a PgBouncer in front of the server that serverURL
@@ -148,7 +151,18 @@ pidfile = %s
 		b.Stop()
 		return fmt.Errorf("%w: pgbouncer: %v\n%s", ErrNoBouncer, err, childproc.Tail(b.log(), 15))
 	}
+	go b.watch()
 	return nil
+}
+
+// watch reports on stderr a bouncer that exits before Stop, with its log:
+// its clients then fail with a missing socket, and the log says why.
+func (b *Bouncer) watch() {
+	<-b.proc.Exited()
+	if !b.stopping.Load() {
+		fmt.Fprintf(os.Stderr, "storagetest: pgbouncer in %s exited before Stop (%v); its log:\n%s\n",
+			b.dir, b.proc.Err(), childproc.Tail(b.log(), 20))
+	}
 }
 
 // URL is a connection string for database db through the bouncer. Its
@@ -163,6 +177,7 @@ func (b *Bouncer) URL(db string) string {
 // Stop stops the bouncer (its clients' connections drop) and removes its
 // temp dir.
 func (b *Bouncer) Stop() {
+	b.stopping.Store(true)
 	if b.proc != nil {
 		// SIGTERM: immediate shutdown; SIGINT would wait for clients.
 		b.proc.Stop(syscall.SIGTERM, 5*time.Second, syscall.SIGKILL)
