@@ -60,7 +60,12 @@ func (tl *timeline) firstHold(reason string) (time.Duration, bool) {
 
 // With default options the worker backs off, within seconds, when a
 // streaming replica (replaying WAL two seconds late) lags beyond the
-// configured bound, and finishes once it keeps up.
+// configured bound, and finishes once it keeps up. The replica reports a
+// replay lag only once it has replayed something, two seconds after the
+// write, so jobs take 200 ms until the first hold (20 of them outlast
+// that) and 30 ms after it: at 30 ms throughout a fast machine finished
+// all 20 in 1.3 s, before any lag was visible, and the test failed
+// (fresh-clone CI); at 200 ms throughout the held run took a minute.
 func TestDefaultPacingBacksOffWhenReplicaLags(t *testing.T) {
 	ctx := context.Background()
 	rep := storagetest.NewReplicated(t, 2*time.Second)
@@ -73,7 +78,11 @@ func TestDefaultPacingBacksOffWhenReplicaLags(t *testing.T) {
 		RetryAfter: 100 * time.Millisecond}
 	w := bbm.NewSyncWorker(storage.FromPool(primary), opts)
 	require.NoError(t, w.Register(bbm.WorkFunc("slow_fill", func(ctx context.Context, db storage.Querier, b bbm.Batch) error {
-		if _, err := db.Exec(ctx, `SELECT pg_sleep(0.03)`); err != nil {
+		pause := 0.2
+		if _, held := tl.firstHold("replica lag"); held {
+			pause = 0.03
+		}
+		if _, err := db.Exec(ctx, `SELECT pg_sleep($1)`, pause); err != nil {
 			return err
 		}
 		return fillWork("x").Do(ctx, db, b)
