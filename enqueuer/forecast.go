@@ -210,14 +210,14 @@ func (e *Enqueuer) registryProgress(ctx context.Context, running []Repository, n
 	out := map[int64]time.Duration{}
 	wctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	g, gctx := errgroup.WithContext(wctx)
+	var g errgroup.Group
 	g.SetLimit(ForecastProgressConcurrency)
 	for _, r := range running {
 		if r.State != StatePreImporting && r.State != StateImporting {
 			continue // between the phases: nothing runs
 		}
 		g.Go(func() error {
-			st, err := e.cfg.Registry.ImportStatus(gctx, r.Path)
+			st, err := e.cfg.Registry.ImportStatus(wctx, r.Path)
 			if err != nil || !registryRuns(r.State, st.Status) || st.Progress == nil {
 				return nil
 			}
@@ -511,15 +511,9 @@ func extrapolateDown(first point, ended []point, t float64) float64 {
 	if first.tags <= 0 {
 		return first.secs
 	}
-	slope := min(max(fitSlope(ended[:extrapolationBuckets]), 0), first.secs/first.tags)
+	slope, _ := leastSquares(ended[:extrapolationBuckets]) // 0 if they cannot tell
+	slope = min(max(slope, 0), first.secs/first.tags)
 	return first.secs - slope*(first.tags-t)
-}
-
-// fitSlope is the least-squares slope of secs on tags over c (at least
-// two points with different tags; else 0).
-func fitSlope(c []point) float64 {
-	slope, _ := leastSquares(c)
-	return slope
 }
 
 // leastSquares is the least-squares slope of secs on tags over c; ok is
@@ -573,24 +567,26 @@ func (m *durationModel) progressLeft(r Repository) time.Duration {
 // of its current phase (by the registry's progress if it said, else from
 // the measured means), and the final phase after a pre-import.
 func (m *durationModel) left(r Repository, now time.Time) time.Duration {
-	if l := m.progressLeft(r); l >= 0 {
-		if r.State == StatePreImporting {
-			return l + m.final.expected(r.TagCount)
-		}
-		return l
-	}
-	if r.State == StatePreImporting {
+	rest := m.progressLeft(r) // of the current phase
+	switch {
+	case rest >= 0:
+	case r.State == StatePreImporting:
 		start := r.PreImportingAt
 		if start.IsZero() {
 			start = r.StateChangedAt
 		}
-		return remainder(m.pre.expected(r.TagCount), now.Sub(start)) + m.final.expected(r.TagCount)
+		rest = remainder(m.pre.expected(r.TagCount), now.Sub(start))
+	default:
+		start := r.PreImportDoneAt
+		if start.IsZero() || start.Before(r.PreImportingAt) {
+			start = r.StateChangedAt
+		}
+		rest = remainder(m.final.expected(r.TagCount), now.Sub(start))
 	}
-	start := r.PreImportDoneAt
-	if start.IsZero() || start.Before(r.PreImportingAt) {
-		start = r.StateChangedAt
+	if r.State == StatePreImporting {
+		rest += m.final.expected(r.TagCount)
 	}
-	return remainder(m.final.expected(r.TagCount), now.Sub(start))
+	return rest
 }
 
 // remainder is what is left of a phase expected to take expected that has
@@ -660,8 +656,9 @@ func (m *durationModel) buckets(running, waiting []Repository) []BucketForecast 
 		out[i].MinTags, out[i].MaxTags = bucketBounds(i)
 		out[i].Finished = m.final.ended[i].n
 		if pre, final := m.pre.sum[i], m.final.sum[i]; pre.n > 0 && final.n > 0 {
-			out[i].MeanTags = pre.mean().tags
-			out[i].MeanPreImport = seconds(pre.mean().secs)
+			preMean := pre.mean()
+			out[i].MeanTags = preMean.tags
+			out[i].MeanPreImport = seconds(preMean.secs)
 			out[i].MeanDuration = out[i].MeanPreImport + seconds(final.mean().secs)
 		}
 	}

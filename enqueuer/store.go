@@ -134,18 +134,25 @@ func (opts ListOptions) Validate() error {
 
 // Match reports whether r belongs in the listing (ignoring Limit), as every
 // Store must decide it. Store implementations that keep repositories in
-// memory use it directly, with Compare.
-func (opts ListOptions) Match(r Repository) bool {
-	switch {
-	case r.State != opts.State,
-		!opts.ChangedBefore.IsZero() && !r.StateChangedAt.Before(opts.ChangedBefore),
-		opts.Ready && r.DeferReason != "",
-		opts.Deferred && r.DeferReason == "",
-		!strings.HasPrefix(r.Path, opts.PathPrefix),
-		opts.SkipReason != "" && r.SkipReason != opts.SkipReason:
-		return false
+// memory use Matcher, which decides many the same way, with Compare.
+func (opts ListOptions) Match(r Repository) bool { return opts.Matcher()(r) }
+
+// Matcher returns Match as a function that builds opts.Order's comparator
+// once, for a Store that tests every repository it holds.
+func (opts ListOptions) Matcher() func(Repository) bool {
+	compare := opts.Order.comparator()
+	return func(r Repository) bool {
+		switch {
+		case r.State != opts.State,
+			!opts.ChangedBefore.IsZero() && !r.StateChangedAt.Before(opts.ChangedBefore),
+			opts.Ready && r.DeferReason != "",
+			opts.Deferred && r.DeferReason == "",
+			!strings.HasPrefix(r.Path, opts.PathPrefix),
+			opts.SkipReason != "" && r.SkipReason != opts.SkipReason:
+			return false
+		}
+		return opts.After == nil || compare(*opts.After, r) < 0
 	}
-	return opts.After == nil || opts.Compare(*opts.After, r) < 0
 }
 
 // Compare orders a before b (negative), after b (positive) or as b (zero,

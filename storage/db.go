@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -90,7 +91,8 @@ type DB struct {
 	owned    []*pgxpool.Pool // pools Open made, closed by Close
 
 	refreshes singleflight.Group
-	wal       walState
+	// walGeometry is the primary's, once known (see recordEnd).
+	walGeometry atomic.Pointer[walGeometry]
 
 	mu   sync.Mutex
 	next int // round-robin start among replicas

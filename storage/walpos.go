@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"strings"
-	"sync/atomic"
 
 	"github.com/jackc/pgx/v5/pgconn"
 )
@@ -68,21 +67,16 @@ func walGeometryOf(ctx context.Context, q Querier) (g walGeometry, ok bool) {
 	return walGeometry{blockSize: uint64(block), segmentSize: uint64(segment)}, true
 }
 
-// walState caches a DB's walGeometry once it is known.
-type walState struct {
-	geometry atomic.Pointer[walGeometry]
-}
-
 // recordEnd is walGeometry.recordEnd with the primary's geometry, read on
 // first use (concurrent first uses may each read it; they agree).
 func (db *DB) recordEnd(ctx context.Context, insert uint64) uint64 {
-	g := db.wal.geometry.Load()
+	g := db.walGeometry.Load()
 	if g == nil {
 		got, ok := walGeometryOf(ctx, db.primary)
 		if !ok {
 			return insert
 		}
-		db.wal.geometry.Store(&got)
+		db.walGeometry.Store(&got)
 		g = &got
 	}
 	return g.recordEnd(insert)

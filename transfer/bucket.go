@@ -211,11 +211,9 @@ func bucketErr(ctx context.Context, err error, b Bucket, name string) error {
 // missingBlob reports blob d that is not in bucket b (named name), or the
 // bucket that is not there.
 func missingBlob(ctx context.Context, err error, b Bucket, name, d string) error {
-	if !isNotExist(err) || errors.Is(err, ErrBucketNotFound) {
-		return err
+	err = bucketErr(ctx, err, b, name)
+	if isNotExist(err) && !errors.Is(err, ErrBucketNotFound) {
+		return fmt.Errorf("%w in %s: %s", ErrMissingBlob, name, d)
 	}
-	if !accessible(ctx, b) {
-		return &BucketError{Bucket: name, Err: err}
-	}
-	return fmt.Errorf("%w in %s: %s", ErrMissingBlob, name, d)
+	return err
 }

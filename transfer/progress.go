@@ -113,6 +113,11 @@ type Planned struct {
 // tag.
 func (p Planned) Units() int { return p.Blobs + p.Manifests + p.Tags }
 
+// BlobsAndTags is the progress total an import server reports for the
+// pass: one per blob transfer (EventBlobDone) and tag write
+// (EventTagDone); manifests are not counted.
+func (p Planned) BlobsAndTags() int { return p.Blobs + p.Tags }
+
 // progressKey is the context key of WithProgress.
 type progressKey struct{}
 

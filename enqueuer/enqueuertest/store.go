@@ -182,13 +182,11 @@ func (s *Store) List(ctx context.Context, opts enqueuer.ListOptions) ([]enqueuer
 	if err != nil {
 		return nil, err
 	}
-	// opts.Match would build the comparator again for every row.
-	after, filter := opts.After, opts
-	filter.After = nil
+	match := opts.Matcher()
 	s.mu.Lock()
 	var out []enqueuer.Repository
 	for _, r := range s.byID {
-		if filter.Match(r) && (after == nil || compare(*after, r) < 0) {
+		if match(r) {
 			out = append(out, r)
 		}
 	}

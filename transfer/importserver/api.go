@@ -254,7 +254,8 @@ func (s *Server) start(ctx context.Context, w http.ResponseWriter, path string, 
 			return a
 		}
 		req.RequireRecord = false
-		if typ == PreImport && !s.cfg.CheckBeforeFirstStart {
+		early := typ == PreImport && !s.cfg.CheckBeforeFirstStart // start while checking
+		if early {
 			imp, err = s.cfg.Store.Begin(ctx, req)
 			if err == nil {
 				return s.startFirst(ctx, w, imp)
@@ -263,8 +264,10 @@ func (s *Server) start(ctx context.Context, w http.ResponseWriter, path string, 
 		if a, done := s.missing(ctx, w, path); done {
 			return a
 		}
-		if typ != PreImport || s.cfg.CheckBeforeFirstStart || !errors.As(err, new(*RefusedError)) {
-			imp, err = s.cfg.Store.Begin(ctx, req) // else the refusal stands: answer it
+		// An early start refused (429, 409) stands: answer it. Any other
+		// failure of it is begun again now that the repository is known.
+		if !early || !errors.As(err, new(*RefusedError)) {
+			imp, err = s.cfg.Store.Begin(ctx, req)
 		}
 	}
 	var ref *RefusedError

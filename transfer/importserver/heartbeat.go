@@ -3,6 +3,8 @@ package importserver
 import (
 	"context"
 	"fmt"
+	"maps"
+	"slices"
 	"time"
 )
 
@@ -55,15 +57,14 @@ func (s *Server) heartbeatLoop(ctx context.Context) {
 func (s *Server) beat(ctx context.Context) {
 	s.mu.Lock()
 	runs := make(map[RunRef]*activeRun, len(s.runs))
-	refs := make([]RunRef, 0, len(s.runs))
 	for _, r := range s.runs {
 		runs[r.ref] = r
-		refs = append(refs, r.ref)
 	}
 	s.mu.Unlock()
-	if len(refs) == 0 {
+	if len(runs) == 0 {
 		return
 	}
+	refs := slices.Collect(maps.Keys(runs))
 	alive, err := s.cfg.Store.Heartbeat(ctx, s.cfg.Instance, refs)
 	if err != nil {
 		if ctx.Err() == nil {
@@ -72,16 +73,17 @@ func (s *Server) beat(ctx context.Context) {
 		return
 	}
 	// Runs are stopped by identity, not by number: an abandoned first run
-	// frees its number for the next start of the repository.
-	still := make(map[RunRef]bool, len(alive))
+	// frees its number for the next start of the repository. What is
+	// left in runs the store no longer holds.
 	for _, imp := range alive {
-		still[imp.Ref()] = true
-		if r := runs[imp.Ref()]; imp.CancelRequested && r != nil && s.stopActive(r, stopRequested) {
+		r := runs[imp.Ref()]
+		delete(runs, imp.Ref())
+		if imp.CancelRequested && r != nil && s.stopActive(r, stopRequested) {
 			s.log.InfoContext(ctx, "importserver: cancellation requested", "repository", imp.Path, "run", imp.Run)
 		}
 	}
 	for ref, r := range runs {
-		if !still[ref] && s.stopActive(r, stopLost) {
+		if s.stopActive(r, stopLost) {
 			s.log.WarnContext(ctx, "importserver: import was ended elsewhere; stopping it", "repository", ref.Path, "run", ref.Run)
 		}
 	}

@@ -53,7 +53,7 @@ func (r *progressRecorder) observe(p transfer.Progress) {
 	switch p.Kind {
 	case transfer.EventRepositoryPlanned:
 		r.mu.Lock()
-		r.p = Progress{Total: int64(p.Planned.Blobs + p.Planned.Tags), Since: time.Now().UTC()}
+		r.p = Progress{Total: int64(p.Planned.BlobsAndTags()), Since: time.Now().UTC()}
 		r.mu.Unlock()
 	case transfer.EventBlobDone, transfer.EventTagDone:
 		r.mu.Lock()

@@ -206,8 +206,7 @@ func (e *env) onProgress(p transfer.Progress) {
 	case p.Kind == transfer.EventBlobDone && p.Blob != nil:
 		e.trk.blobDone(p.Repository, *p.Blob, time.Now())
 	case p.Kind == transfer.EventRepositoryPlanned:
-		// What the import server counts: blob transfers and tag writes.
-		e.trk.planned(p.Repository, p.Planned.Blobs+p.Planned.Tags, time.Now())
+		e.trk.planned(p.Repository, p.Planned.BlobsAndTags(), time.Now())
 	case p.Kind == transfer.EventTagDone:
 		e.trk.written(p.Repository)
 	}

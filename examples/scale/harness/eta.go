@@ -46,6 +46,12 @@ const (
 	stageDone
 )
 
+// passRunning reports whether a repository in stage s has a pass running:
+// from the pass's start to its end.
+func (s stage) passRunning() bool {
+	return s != stageWaiting && s != stageHandoff && s != stageDone
+}
+
 // rates are the stage costs measured so far. A zero field is not known
 // yet.
 type rates struct {

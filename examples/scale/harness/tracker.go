@@ -76,11 +76,9 @@ type repoTrack struct {
 	end                   time.Time
 	blobs                 int // distinct blobs of the repository (pre-import report)
 	skipped               bool
-	// The current pass's progress as the registry reports it: running
-	// from its start to its end; planned units (blob transfers and tag
-	// writes, as the import server counts), when the plan ended, and
-	// units done since.
-	passRunning   bool
+	// The current pass's progress as the registry reports it: planned
+	// units (blob transfers and tag writes, as the import server counts),
+	// when the plan ended, and units done since.
 	passPlanned   int
 	passPlannedAt time.Time
 	passDone      int
@@ -165,7 +163,7 @@ func (t *tracker) passStarted(name string, pass transfer.Pass, at time.Time) {
 		return
 	}
 	r.passStart, r.since, r.marks = at, at, nil
-	r.passRunning, r.passPlanned, r.passPlannedAt, r.passDone = true, 0, time.Time{}, 0
+	r.passPlanned, r.passPlannedAt, r.passDone = 0, time.Time{}, 0
 	r.tagsRead, r.firstTag, r.lastTag = 0, time.Time{}, time.Time{}
 	if pass == transfer.PreImport {
 		if r.firstStart.IsZero() {
@@ -260,7 +258,7 @@ func (t *tracker) blobDone(name string, res transfer.Result, at time.Time) {
 func (t *tracker) planned(name string, units int, at time.Time) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if r := t.repos[name]; r != nil && r.passRunning {
+	if r := t.repos[name]; r != nil && r.stage.passRunning() {
 		r.passPlanned, r.passPlannedAt, r.passDone = units, at, 0
 	}
 }
@@ -269,7 +267,7 @@ func (t *tracker) planned(name string, units int, at time.Time) {
 func (t *tracker) written(name string) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if r := t.repos[name]; r != nil && r.passRunning {
+	if r := t.repos[name]; r != nil && r.stage.passRunning() {
 		r.passDone++
 	}
 }
@@ -288,7 +286,7 @@ func (t *tracker) progress(name string) *enqueuer.ImportProgress {
 
 // progressLocked is r's progress as of at; t.mu is held.
 func (r *repoTrack) progressLocked(at time.Time) *enqueuer.ImportProgress {
-	if !r.passRunning || r.passPlannedAt.IsZero() {
+	if !r.stage.passRunning() || r.passPlannedAt.IsZero() {
 		return nil
 	}
 	return &enqueuer.ImportProgress{Done: int64(r.passDone), Total: int64(r.passPlanned), Since: r.passPlannedAt, At: at}
@@ -301,7 +299,6 @@ func (t *tracker) passFinished(name string, pass transfer.Pass, rep *transfer.Re
 	if r == nil {
 		return
 	}
-	r.passRunning = false
 	if err != nil {
 		// The enqueuer aborts it and retries it before any new one.
 		t.passFailures++
