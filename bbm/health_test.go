@@ -120,7 +120,12 @@ func TestHealthHoldsWhileSessionsWaitOnLocks(t *testing.T) {
 	opts.Health = bbm.HealthOptions{LockWait: 100 * time.Millisecond, SampleInterval: 50 * time.Millisecond, RetryAfter: 50 * time.Millisecond}
 	w := fillWorker(t, pool, opts)
 	register(t, w.Admin(), "m", "items", "fill", 100)
-	time.Sleep(200 * time.Millisecond)
+	// The worker starts once the session has waited longer than LockWait,
+	// as the health check counts it: a sleep assumed it had by then.
+	require.Eventually(t, func() bool {
+		return countWhere(t, pool, `SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()
+			AND wait_event_type = 'Lock' AND state = 'active' AND clock_timestamp() - query_start > interval '150 milliseconds'`) > 0
+	}, 10*time.Second, 10*time.Millisecond, "the session never waited on the lock")
 	done := make(chan error, 1)
 	go func() { done <- w.Run(ctx) }()
 	if !assert.Eventually(t, func() bool { _, ok := tl.firstHold("waiting on locks"); return ok }, 10*time.Second, 10*time.Millisecond) {

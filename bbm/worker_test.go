@@ -168,9 +168,14 @@ type spy struct {
 	execs   []time.Time
 	results []error
 	findErr error
+	// gate is held by a test that must change the database while no
+	// FindJob runs; each FindJob holds it shared.
+	gate sync.RWMutex
 }
 
 func (s *spy) FindJob(ctx context.Context, st bbm.Store) (*bbm.Job, error) {
+	s.gate.RLock()
+	defer s.gate.RUnlock()
 	s.mu.Lock()
 	s.finds = append(s.finds, time.Now())
 	s.mu.Unlock()
@@ -220,9 +225,13 @@ func TestWorkerIdleBackoffAndFullBudget(t *testing.T) {
 		require.GreaterOrEqual(t, finds[i].Sub(finds[i-1]), want, "idle wait %d", i)
 	}
 
+	// Another process's job, alive (its lease is renewed), claimed before
+	// the worker looks again: it polls every 80 ms by now, and a worker
+	// finding the migration first would claim that range itself.
+	sp.gate.Lock()
 	register(t, w.Admin(), "m", "items", "fill", 100)
-	// Another process's job, alive (its lease is renewed).
 	held := claimRange(t, pgStore(pool), migrationOf(t, pool, "m"), 1, 100, time.Minute)
+	sp.gate.Unlock()
 	require.Eventually(t, func() bool { _, e, _ := sp.snapshot(); return len(e) >= 6 }, 10*time.Second, time.Millisecond)
 	_, execs, results := sp.snapshot()
 	for i, err := range results {

@@ -171,17 +171,20 @@ func slowFirst(code int) (http.Handler, *atomic.Int64) {
 	}), &n
 }
 
+// The attempts' timeouts leave a loaded machine room: with 50 ms an answer
+// that took longer would be a third attempt, and with 20 ms an attempt
+// could end before its request reached the handler.
 func TestHTTPRegistryAttemptTimeout(t *testing.T) {
 	ctx := context.Background()
 	h, n := slowFirst(http.StatusAccepted)
-	c := newHTTPRegistry(t, h, enqueuer.HTTPRegistryOptions{Timeout: 50 * time.Millisecond})
+	c := newHTTPRegistry(t, h, enqueuer.HTTPRegistryOptions{Timeout: 500 * time.Millisecond})
 	require.NoError(t, c.StartPreImport(ctx, "a/b"))
 	require.EqualValues(t, 2, n.Load())
 
 	// The timed-out attempt may have started the import: a 409 to the
 	// retry is then our own start, not someone else's.
 	h, n = slowFirst(http.StatusConflict)
-	c = newHTTPRegistry(t, h, enqueuer.HTTPRegistryOptions{Timeout: 50 * time.Millisecond})
+	c = newHTTPRegistry(t, h, enqueuer.HTTPRegistryOptions{Timeout: 500 * time.Millisecond})
 	require.NoError(t, c.StartPreImport(ctx, "a/b"))
 	require.EqualValues(t, 2, n.Load())
 
@@ -195,7 +198,7 @@ func TestHTTPRegistryAttemptTimeout(t *testing.T) {
 	c = newHTTPRegistry(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		hung.Add(1)
 		<-r.Context().Done()
-	}), enqueuer.HTTPRegistryOptions{Timeout: 20 * time.Millisecond, MaxAttempts: 2})
+	}), enqueuer.HTTPRegistryOptions{Timeout: 300 * time.Millisecond, MaxAttempts: 2})
 	err := c.StartPreImport(ctx, "a/b")
 	require.ErrorIs(t, err, enqueuer.ErrRegistryUnavailable)
 	require.ErrorIs(t, err, context.DeadlineExceeded)
@@ -205,7 +208,8 @@ func TestHTTPRegistryAttemptTimeout(t *testing.T) {
 func TestHTTPRegistryCallerContextEndsRetries(t *testing.T) {
 	h, n := statusSequence(503)
 	c := newHTTPRegistry(t, h, enqueuer.HTTPRegistryOptions{Backoff: time.Hour, MaxAttempts: 10})
-	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	// Long enough for the first attempt's answer on a loaded machine.
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
 	err := c.StartPreImport(ctx, "a/b")
 	require.ErrorIs(t, err, context.DeadlineExceeded)

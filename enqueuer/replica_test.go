@@ -16,7 +16,9 @@ import (
 	"github.com/ferryhq/ferry/storage/storagetest"
 )
 
-const replicaDelay = 500 * time.Millisecond
+// replicaDelay is long enough that a check right after the work still finds
+// the replica behind on a loaded machine (500 ms left little room).
+const replicaDelay = time.Second
 
 // lagging is a database with a replica that applies WAL replicaDelay late,
 // seen from two processes: the worker, which writes on the primary, and the
@@ -105,7 +107,7 @@ func notifyAfterEachChange(t *testing.T, l *lagging, n *notifier, repos []enqueu
 	return ok, wrongState
 }
 
-// Seed 002: with a replica 500 ms behind, 200 notifications that arrive
+// Seed 002: with a replica a second behind, 200 notifications that arrive
 // right after the state changed never see "wrong migration state".
 func TestHandlerUnderReplicaLagReadsPrimary(t *testing.T) {
 	const repos = 100

@@ -150,7 +150,11 @@ func baseConfig(t *testing.T, store importserver.Store, im importserver.Importer
 		MaxConcurrentImports: 3,
 		Instance:             "registry-0",
 		HeartbeatInterval:    20 * time.Millisecond,
-		StaleAfter:           200 * time.Millisecond,
+		// Ten times what it was: a run whose heartbeats all fail for a
+		// moment (each is bounded by HeartbeatInterval, on a pool of four
+		// connections shared with deliveries and stats) must not be
+		// swept by a test that is not about staleness.
+		StaleAfter: 2 * time.Second,
 		Notify: importserver.NotifyConfig{URL: coordURL, Secret: "notify-secret", Backoff: 5 * time.Millisecond,
 			MaxBackoff: 20 * time.Millisecond, PollInterval: 10 * time.Millisecond, StatsInterval: 10 * time.Millisecond},
 		Logger: quietLogger(t),

@@ -403,7 +403,7 @@ func TestStaleImportsOnPostgres(t *testing.T) {
 	i, err := store.Get(ctx, "c")
 	require.NoError(t, err)
 	require.Equal(t, importserver.StatusPreImportInProgress, i.Status, "another instance's import is not ended at once")
-	waitStatus(t, store, "c", importserver.StatusPreImportFailed) // after StaleAfter without heartbeat
+	waitStatus(t, store, "c", importserver.StatusPreImportFailed) // after StaleAfter (2 s) without heartbeat
 	require.Contains(t, mustGet(t, store, "c").Detail, "no heartbeat")
 
 	mu.Lock()
@@ -441,6 +441,7 @@ func TestTwoInstancesOnPostgres(t *testing.T) {
 		require.NoError(t, err)
 		cfg := baseConfig(t, store, im, coord.url())
 		cfg.Instance = inst
+		cfg.HeartbeatInterval, cfg.StaleAfter = 50*time.Millisecond, 500*time.Millisecond
 		srv, err := importserver.New(cfg)
 		require.NoError(t, err)
 		require.NoError(t, srv.Start(ctx))
@@ -454,7 +455,7 @@ func TestTwoInstancesOnPostgres(t *testing.T) {
 	require.Equal(t, "registry-0", st.Owner)
 	code, _, _ = callAPI(t, urls[1], http.MethodPut, "a", "import_type=pre", "Bearer "+secret, nil)
 	require.Equal(t, http.StatusConflict, code, "one store, one import")
-	time.Sleep(400 * time.Millisecond) // two StaleAfter: the heartbeats keep it alive
+	time.Sleep(time.Second) // two StaleAfter: the heartbeats keep it alive
 	code, st, _ = callAPI(t, urls[1], http.MethodGet, "a", "", "Bearer "+secret, nil)
 	require.Equal(t, http.StatusOK, code)
 	require.Equal(t, importserver.StatusPreImportInProgress, st.Status)

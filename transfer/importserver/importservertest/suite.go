@@ -456,10 +456,12 @@ func testFailStaleByAge(t *testing.T, s importserver.Store) {
 	ctx := context.Background()
 	old := begin(t, s, "old", importserver.PreImport)
 	kept := begin(t, s, "kept", importserver.PreImport)
-	time.Sleep(300 * time.Millisecond)
+	// kept's heartbeat must be younger than StaleAfter when FailStale
+	// runs: half a second leaves room for a stalled machine.
+	time.Sleep(600 * time.Millisecond)
 	_, err := s.Heartbeat(ctx, owner, []importserver.RunRef{kept.Ref()})
 	require.NoError(t, err)
-	ended, err := s.FailStale(ctx, importserver.StaleRequest{StaleAfter: 200 * time.Millisecond, Detail: "no heartbeat"})
+	ended, err := s.FailStale(ctx, importserver.StaleRequest{StaleAfter: 500 * time.Millisecond, Detail: "no heartbeat"})
 	require.NoError(t, err)
 	require.Len(t, ended, 1)
 	require.Equal(t, old.Ref(), ended[0].Ref())
