@@ -162,7 +162,8 @@ func TestHealthHoldsOnWALRate(t *testing.T) {
 
 // outage makes the database refuse connections and drops the ones it has,
 // for d, as a restart or a network partition would.
-func outage(t *testing.T, url string, d time.Duration) {
+// began, if not nil, is closed once the sessions are terminated.
+func outage(t *testing.T, url string, d time.Duration, began chan<- struct{}) {
 	t.Helper()
 	ctx := context.Background()
 	cfg, err := pgx.ParseConfig(url)
@@ -177,6 +178,9 @@ func outage(t *testing.T, url string, d time.Duration) {
 	require.NoError(t, err)
 	_, err = admin.Exec(ctx, `SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1`, db)
 	require.NoError(t, err)
+	if began != nil {
+		close(began)
+	}
 	time.Sleep(d)
 	_, err = admin.Exec(ctx, `ALTER DATABASE `+ident+` WITH ALLOW_CONNECTIONS true`)
 	require.NoError(t, err)
@@ -197,7 +201,7 @@ func TestSyncWorkerRidesOutOutage(t *testing.T) {
 			once.Do(func() {
 				go func() {
 					defer close(outageDone)
-					outage(t, url, 2*time.Second)
+					outage(t, url, 2*time.Second, nil)
 				}()
 			})
 		}
@@ -214,13 +218,17 @@ func TestSyncWorkerRidesOutOutage(t *testing.T) {
 	opts := fastOptions()
 	opts.MaxOutage = 300 * time.Millisecond
 	w2 := bbm.NewSyncWorker(pool, opts)
-	longDone := make(chan struct{})
+	longDone, began := make(chan struct{}), make(chan struct{})
 	require.NoError(t, w2.Register(bbm.WorkFunc("fill", func(ctx context.Context, db storage.Querier, b bbm.Batch) error {
 		go func() {
 			defer close(longDone)
-			outage(t, url, 3*time.Second)
+			outage(t, url, 3*time.Second, began)
 		}()
-		time.Sleep(500 * time.Millisecond) // the outage has begun: this job's commit fails
+		select { // once the outage has begun this job's commit fails
+		case <-began:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
 		return fillWork("x").Do(ctx, db, b)
 	})))
 	register(t, w2.Admin(), "m", "items", "fill", 300)

@@ -99,7 +99,7 @@ func TestWorkerStopFinishesCurrentJob(t *testing.T) {
 	<-bl.started
 	stopped := make(chan error, 1)
 	go func() { stopped <- w.Stop(ctx) }()
-	time.Sleep(20 * time.Millisecond)
+	time.Sleep(200 * time.Millisecond) // Stop has been called (20 ms left a loaded machine little room)
 	close(bl.release)
 	require.NoError(t, <-stopped)
 	jobs := jobsOf(t, pool, "m")

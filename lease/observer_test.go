@@ -133,7 +133,16 @@ func TestObserveUnderGuard(t *testing.T) {
 	locker := lease.Observe(leasetest.NewLocker(leasetest.Options{}), g.observer())
 	err := lease.GuardWith(t.Context(), locker, "k", 5*time.Second, lease.GuardOptions{RenewEvery: 20 * time.Millisecond, RenewTimeout: 4 * time.Second},
 		func(ctx context.Context, l lease.Lease) error {
-			time.Sleep(100 * time.Millisecond)
+			// Held until a renewal was observed (every 20 ms), not for a
+			// fixed time a loaded machine may not renew within.
+			for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+				g.mu.Lock()
+				n := len(g.renews)
+				g.mu.Unlock()
+				if n > 0 {
+					break
+				}
+			}
 			return nil
 		})
 	if err != nil {

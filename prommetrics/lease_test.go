@@ -34,7 +34,12 @@ func TestLeaseMetricsMove(t *testing.T) {
 			require.Equal(t, 1.0, must(t, reg, "ferry_lease_held", "key", key))
 			_, err := other.Acquire(ctx, key, time.Second)
 			require.ErrorIs(t, err, lease.ErrHeld)
-			time.Sleep(150 * time.Millisecond)
+			// Held until a renewal has been counted (every 50 ms), not
+			// for a fixed time a loaded machine may not renew within.
+			require.Eventually(t, func() bool {
+				v, _ := value(t, reg, "ferry_lease_renewals_total", "key", key, "result", "ok")
+				return v > 0
+			}, 10*time.Second, 5*time.Millisecond, "no renewal while held")
 			return fence(l)
 		})
 	require.NoError(t, err)

@@ -40,9 +40,11 @@ const screenshotEnv = "FERRY_DASHBOARD_SCREENSHOT"
 func TestDashboardInABrowser(t *testing.T) {
 	url := storagetest.URL(t)
 	db := openDB(t, url)
-	// Imports are slow enough to watch (1s per pass, capacity 3 of 16
-	// repositories), and the backfill has hundreds of short jobs.
-	cfg := config{DatabaseURL: url, Dir: t.TempDir(), Repositories: 16, Capacity: 3, BackfillRows: 100_000, BatchSize: 200,
+	// Imports are slow enough to watch (1s per pass, capacity 3 of 48
+	// repositories: about half a minute of imports, so that some still run
+	// when the test cancels one after a dozen page loads on a slow
+	// machine), and the backfill has hundreds of short jobs.
+	cfg := config{DatabaseURL: url, Dir: t.TempDir(), Repositories: 48, Capacity: 3, BackfillRows: 100_000, BatchSize: 200,
 		ImportDelay: time.Second, BatchDelay: 600 * time.Millisecond, BackfillInterval: 50 * time.Millisecond,
 		EnqueueEvery: 200 * time.Millisecond, StatusEvery: -1, ShutdownTimeout: 5 * time.Second,
 		AdminToken: "test-admin-token", DashboardRefresh: time.Second, DashboardForecastMaxAge: time.Second}

@@ -74,7 +74,7 @@ func TestPausedHolderIsFencedOff(t *testing.T) {
 	repoTable(t, pool)
 	old := pglease.New(storage.FromPool(pool), pglease.Options{Holder: "paused"})
 	fresh := pglease.New(storage.FromPool(pool), pglease.Options{Holder: "fresh"})
-	const ttl = 300 * time.Millisecond
+	const ttl = time.Second // the first write must come within it, on a loaded machine too
 
 	a, err := old.Acquire(ctx, "repo:1", ttl)
 	if err != nil {
@@ -128,7 +128,7 @@ func TestFenceHoldsOffTakeoverWithoutWaiting(t *testing.T) {
 	pool := storagetest.Pool(t)
 	repoTable(t, pool)
 	lk := pglease.New(storage.FromPool(pool), pglease.Options{})
-	const ttl = 200 * time.Millisecond
+	const ttl = time.Second // acquireFenced's fence must come within it, on a loaded machine too
 	a, tx := acquireFenced(t, pool, lk, "repo:1", ttl)
 	time.Sleep(ttl + 100*time.Millisecond) // the lease expires inside the transaction
 
