@@ -233,12 +233,25 @@ func TestAbandonedFirstPreImportWritesNothing(t *testing.T) {
 	tr, err := transfer.New(src, dst, transfer.Options{})
 	require.NoError(t, err)
 	sink := &writeCounter{Sink: transfer.NewLayoutSink(dst, gen.Layout, transfer.RetryPolicy{})}
-	im, err := transfer.NewImporter(src, tr, sink, transfer.ImportOptions{})
+	// The check answers once the importer has planned (it is then held at
+	// its plan): a fixed pause could end before the plan on a slow machine,
+	// and the test would pass without the hold being exercised.
+	planned := make(chan struct{})
+	var once sync.Once
+	im, err := transfer.NewImporter(src, tr, sink, transfer.ImportOptions{Progress: func(p transfer.Progress) {
+		if p.Kind == transfer.EventRepositoryPlanned {
+			once.Do(func() { close(planned) })
+		}
+	}})
 	require.NoError(t, err)
 	f := newFixture(t, func(c *importserver.Config) {
 		c.Importer = im
 		c.Repositories = importserver.RepositoriesFunc(func(ctx context.Context, p string) (bool, error) {
-			time.Sleep(300 * time.Millisecond) // ample time to plan a small repository in memory
+			select {
+			case <-planned:
+			case <-time.After(10 * time.Second):
+				t.Error("the importer never planned while the check ran")
+			}
 			return p != repo, nil
 		})
 	})
