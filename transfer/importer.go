@@ -1,6 +1,7 @@
 package transfer
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -211,6 +212,7 @@ func (im *Importer) run(ctx context.Context, pass Pass, names []string) (rep *Re
 	defer cancel(nil)
 	st := &runState{
 		ctx:      runCtx,
+		caller:   ctx,
 		pass:     pass,
 		sem:      semaphore.NewWeighted(int64(im.opts.Concurrency)),
 		progress: newTracker(pass, len(names), joinProgress(im.opts.Progress, progressFrom(ctx))),
@@ -371,8 +373,11 @@ func (im *Importer) importRepository(ctx context.Context, st *runState, pass Pas
 // in rr.
 func (im *Importer) apply(ctx context.Context, st *runState, pass Pass, p *repoPlan, rr *RepositoryReport) error {
 	// A pass cancelled while planning (or while its progress callback
-	// held the plan) writes nothing.
-	if err := ctx.Err(); err != nil {
+	// held the plan) writes nothing. The caller's context is asked too: a
+	// context tree is cancelled one context at a time, so a callback that
+	// returns on seeing it done can run before the pass's own contexts
+	// below it are cancelled.
+	if err := cmp.Or(st.caller.Err(), ctx.Err()); err != nil {
 		return err
 	}
 	if err := im.sink.CreateRepository(ctx, p.name); err != nil {

@@ -569,3 +569,36 @@ func TestWithProgressFollowsOnePass(t *testing.T) {
 		t.Errorf("final pass: %d plans, planned %+v, saw %d events (%d tags)", plans, plan, units, tags)
 	}
 }
+
+// A pass whose context ends while its progress callback holds it at a
+// repository's plan writes nothing for that repository, even when the
+// callback returns as soon as it sees the context done: a context tree
+// is cancelled one context at a time, so the pass's own contexts below
+// it may not be cancelled yet at that moment (the import server's hold
+// wrote that way). Many rounds, since the window is short.
+func TestPassCancelledAtPlanWritesNothing(t *testing.T) {
+	src := memBucket(t)
+	reg := generate(t, src, transfertest.SmallSpec(1))
+	name := reg.Repositories[0].Name
+	for round := range 300 {
+		sink := transfertest.NewMemSink()
+		im := newImporter(t, src, mustNew(t, src, memBucket(t), transfer.Options{}), sink, transfer.ImportOptions{})
+		ctx, cancel := context.WithCancel(context.Background())
+		pctx := transfer.WithProgress(ctx, func(p transfer.Progress) {
+			if p.Kind == transfer.EventRepositoryPlanned {
+				go cancel()
+				<-ctx.Done()
+			}
+		})
+		_, err := im.PreImport(pctx, name)
+		cancel()
+		if !errors.Is(err, context.Canceled) {
+			t.Fatalf("round %d: PreImport cancelled at its plan: %v, want context.Canceled", round, err)
+		}
+		for _, m := range []string{"CreateRepository", "LinkBlob", "PutManifest", "Tag"} {
+			if n := sink.Calls(m); n != 0 {
+				t.Fatalf("round %d: a pass cancelled at its plan called Sink.%s %d times", round, m, n)
+			}
+		}
+	}
+}

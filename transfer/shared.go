@@ -15,7 +15,10 @@ type runState struct {
 	// repositories wait for) runs under it rather than under the context
 	// of whichever repository asked first, so one repository failing does
 	// not cancel work another still needs.
-	ctx      context.Context
+	ctx context.Context
+	// caller is the context the pass was called with, ctx's parent: see
+	// apply.
+	caller   context.Context
 	pass     Pass
 	sem      *semaphore.Weighted // bounds storage operations in flight
 	progress *tracker
