@@ -185,6 +185,7 @@ func (im *Importer) Import(ctx context.Context, repos ...string) (*Report, error
 
 func (im *Importer) run(ctx context.Context, pass Pass, names []string) (rep *Report, err error) {
 	start := time.Now()
+	caller := ctx // before an Observer may derive a cancellable one from it (see apply)
 	ctx = im.opts.Observer.PassStart(ctx, PassStartEvent{Pass: pass, Repositories: names})
 	defer func() {
 		im.opts.Observer.PassEnd(ctx, PassEvent{Report: rep, Pass: pass, Duration: time.Since(start), Err: err})
@@ -212,7 +213,7 @@ func (im *Importer) run(ctx context.Context, pass Pass, names []string) (rep *Re
 	defer cancel(nil)
 	st := &runState{
 		ctx:      runCtx,
-		caller:   ctx,
+		caller:   caller,
 		pass:     pass,
 		sem:      semaphore.NewWeighted(int64(im.opts.Concurrency)),
 		progress: newTracker(pass, len(names), joinProgress(im.opts.Progress, progressFrom(ctx))),

@@ -575,14 +575,24 @@ func TestWithProgressFollowsOnePass(t *testing.T) {
 // callback returns as soon as it sees the context done: a context tree
 // is cancelled one context at a time, so the pass's own contexts below
 // it may not be cancelled yet at that moment (the import server's hold
-// wrote that way). Many rounds, since the window is short.
+// wrote that way); with an Observer whose PassStart derives a cancellable
+// context too. Many rounds, since the window is short.
 func TestPassCancelledAtPlanWritesNothing(t *testing.T) {
 	src := memBucket(t)
 	reg := generate(t, src, transfertest.SmallSpec(1))
 	name := reg.Repositories[0].Name
-	for round := range 300 {
+	deriving := transfer.ObserverFuncs{OnPassStart: func(ctx context.Context, _ transfer.PassStartEvent) context.Context {
+		ctx, cancel := context.WithCancel(ctx)
+		context.AfterFunc(ctx, cancel) // ends with its parent; uses cancel
+		return ctx
+	}}
+	for round := range 400 {
 		sink := transfertest.NewMemSink()
-		im := newImporter(t, src, mustNew(t, src, memBucket(t), transfer.Options{}), sink, transfer.ImportOptions{})
+		opts := transfer.ImportOptions{}
+		if round%2 == 1 {
+			opts.Observer = deriving
+		}
+		im := newImporter(t, src, mustNew(t, src, memBucket(t), transfer.Options{}), sink, opts)
 		ctx, cancel := context.WithCancel(context.Background())
 		pctx := transfer.WithProgress(ctx, func(p transfer.Progress) {
 			if p.Kind == transfer.EventRepositoryPlanned {

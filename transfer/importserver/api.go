@@ -314,7 +314,9 @@ func (s *Server) startFirst(ctx context.Context, w http.ResponseWriter, imp Impo
 	settled = true
 	if err != nil || !exists {
 		abandon()
-		if check.abandonErr != nil && ctx.Err() == nil {
+		// abandonErr is set once check.done is closed, which abandon
+		// waited for unless ctx ended first.
+		if ctx.Err() == nil && check.abandonErr != nil {
 			// The record stays (the stale sweep ends it, notified): say so
 			// rather than 404.
 			return s.unavailable(ctx, w, imp.Path, fmt.Errorf("abandoning the start of %s: %w", imp.Path, check.abandonErr))
