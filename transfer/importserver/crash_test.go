@@ -306,12 +306,15 @@ func runCrashTest(t *testing.T, repos, kills int) {
 	// Until every kill is done the coordinator starts nothing more once
 	// three quarters are imported: on a fast machine the migration could
 	// otherwise end before the last kill (it did once, after four).
+	imported := func(ctx context.Context) (int, error) {
+		c, err := estore.Count(storage.UsePrimary(ctx))
+		return c.States[enqueuer.StateImportDone], err
+	}
 	var killing atomic.Bool
 	killing.Store(true)
 	capacity := func(ctx context.Context) int {
 		if killing.Load() {
-			rs, err := estore.List(storage.UsePrimary(ctx), enqueuer.ListOptions{State: enqueuer.StateImportDone, Limit: 10_000})
-			if err != nil || len(rs) >= repos*3/4 {
+			if n, err := imported(ctx); err != nil || n >= repos*3/4 {
 				return 0
 			}
 		}
@@ -344,9 +347,9 @@ func runCrashTest(t *testing.T, repos, kills int) {
 	defer func() { stopRuns(); <-runsDone }()
 
 	doneCount := func() int {
-		rs, err := estore.List(storage.UsePrimary(ctx), enqueuer.ListOptions{State: enqueuer.StateImportDone, Limit: 10_000})
+		n, err := imported(ctx)
 		require.NoError(t, err)
-		return len(rs)
+		return n
 	}
 	childEnvFor := func(n int) []string {
 		return []string{"FERRY_CHILD_DATABASE_URL=" + url, "FERRY_CHILD_SRC=" + srcDir, "FERRY_CHILD_DST=" + dstDir,
